@@ -1,0 +1,1 @@
+"""Batch queues and batch-size policies."""

@@ -1,0 +1,48 @@
+"""Settings: the only module that reads the environment (prefix `CLIPPER_`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings", "default_state_dir"]
+
+
+def default_state_dir(cluster_name: str) -> Path:
+    """`~/.clipper/<cluster>`: where a cluster keeps its registry, artifacts and logs."""
+    return Path.home() / ".clipper" / cluster_name
+
+
+class Settings(BaseSettings):
+    """Server settings. Every field can be set as `CLIPPER_<FIELD>` or by a CLI flag."""
+
+    model_config = SettingsConfigDict(env_prefix="CLIPPER_", extra="ignore")
+
+    cluster_name: str = Field("default-cluster", description="Name of this cluster.")
+    host: str = Field("127.0.0.1", description="Address the query and admin APIs bind to.")
+    query_port: int = Field(1337, description="Port of the query API.")
+    admin_port: int = Field(1338, description="Port of the admin API.")
+    rpc_host: str = Field("127.0.0.1", description="Address the worker RPC listener binds to.")
+    rpc_port: int = Field(7000, description="Port of the worker RPC listener.")
+    state_dir: Path | None = Field(
+        None, description="Registry, artifacts and logs; default ~/.clipper/<cluster_name>."
+    )
+    max_body_bytes: int = Field(
+        16 * 1024 * 1024, description="Largest request body accepted (413 above)."
+    )
+    heartbeat_interval_s: float = Field(1.0, description="How often workers send heartbeats.")
+    heartbeat_timeout_s: float = Field(
+        10.0, description="A worker silent for this long is considered hung and replaced."
+    )
+    restart_backoff_initial_s: float = Field(0.5, description="First restart delay of a replica.")
+    restart_backoff_max_s: float = Field(30.0, description="Cap of the restart delay.")
+    worker_python: str | None = Field(
+        None, description="Interpreter for workers; default: the server's own."
+    )
+    log_level: str = Field("INFO", description="Server log level.")
+
+    def resolved_state_dir(self) -> Path:
+        """The state directory, defaulting to ~/.clipper/<cluster_name>."""
+        return self.state_dir if self.state_dir is not None else default_state_dir(self.cluster_name)

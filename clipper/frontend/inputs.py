@@ -1,0 +1,106 @@
+"""Decoding and validating query bodies: JSON in, one encoded buffer per input out."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from clipper.exceptions import InvalidInput
+from clipper.rpc.protocol import NUMERIC_DTYPES
+from clipper.types import InputType
+
+__all__ = ["PredictRequest", "decode_predict_request", "encode_input"]
+
+# numpy dtype kinds accepted for each numeric input type (JSON ints are fine for floats).
+_ACCEPTED_KINDS = {
+    InputType.INTEGERS: "iu",
+    InputType.FLOATS: "iuf",
+    InputType.DOUBLES: "iuf",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class PredictRequest:
+    """A decoded `/<app>/predict` body."""
+
+    buffers: list[bytes]
+    is_batch: bool
+    version: str | None
+    latency_slo_us: int | None
+
+
+def encode_input(value: Any, input_type: InputType) -> bytes:
+    """Validate one JSON input against the app's type and encode it for the RPC."""
+    dtype = NUMERIC_DTYPES.get(input_type)
+    if dtype is not None:
+        return _encode_numeric(value, input_type, dtype)
+    if input_type is InputType.STRINGS:
+        if not isinstance(value, str):
+            raise InvalidInput(f"expected a string input, got {type(value).__name__}")
+        return value.encode("utf-8")
+    if not isinstance(value, str):
+        raise InvalidInput(f"expected a base64 string for a bytes input, got {type(value).__name__}")
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidInput(f"invalid base64 in bytes input: {exc}") from exc
+
+
+def _encode_numeric(value: Any, input_type: InputType, dtype: np.dtype[Any]) -> bytes:
+    if not isinstance(value, list):
+        raise InvalidInput(f"expected a list of numbers for {input_type.value}, got {value!r:.80}")
+    if not value:
+        return b""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(f"input is not a flat list of numbers: {exc}") from exc
+    if array.ndim != 1 or array.dtype.kind not in _ACCEPTED_KINDS[input_type]:
+        raise InvalidInput(
+            f"input for {input_type.value} must be a flat list of "
+            f"{'integers' if input_type is InputType.INTEGERS else 'numbers'}, got {value!r:.80}"
+        )
+    if input_type is InputType.INTEGERS and array.size and (
+        array.max() > np.iinfo(np.int32).max or array.min() < np.iinfo(np.int32).min
+    ):
+        raise InvalidInput("integer input out of the 32-bit range")
+    return array.astype(dtype, copy=False).tobytes()
+
+
+def _optional_int(body: dict[str, Any], key: str) -> int | None:
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise InvalidInput(f"{key} must be a positive integer")
+    return value
+
+
+def decode_predict_request(raw: bytes, input_type: InputType) -> PredictRequest:
+    """Parse a predict body: `{"input": x}` or `{"input_batch": [...]}`, optional version."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"malformed JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise InvalidInput("the request body must be a JSON object")
+    version = body.get("version")
+    if version is not None:
+        if isinstance(version, bool) or not isinstance(version, (str, int)):
+            raise InvalidInput("version must be a string")
+        version = str(version)
+    slo_us = _optional_int(body, "latency_slo_micros")
+    if "input" in body:
+        return PredictRequest([encode_input(body["input"], input_type)], False, version, slo_us)
+    if "input_batch" in body:
+        batch = body["input_batch"]
+        if not isinstance(batch, list) or not batch:
+            raise InvalidInput("input_batch must be a non-empty list of inputs")
+        buffers = [encode_input(item, input_type) for item in batch]
+        return PredictRequest(buffers, True, version, slo_us)
+    raise InvalidInput("the request must have an 'input' or an 'input_batch' key")

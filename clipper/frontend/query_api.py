@@ -1,0 +1,146 @@
+"""The query API (port 1337) as a lean ASGI app: no framework on the hot path."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from clipper.dataplane.dataplane import DataPlane, Prediction
+from clipper.exceptions import ClipperError, InvalidInput, PayloadTooLarge, UnknownApplication
+from clipper.frontend.errors import error_body, error_response
+from clipper.frontend.inputs import decode_predict_request
+from clipper.metrics import CONTENT_TYPE_LATEST, ServerMetrics
+
+__all__ = ["QueryApi"]
+
+Scope = dict[str, Any]
+Send = Any
+Receive = Any
+
+_JSON = [(b"content-type", b"application/json")]
+_TIMEOUT_HEADER = b"clipper-timeout-us"
+
+
+def _reply_dict(prediction: Prediction) -> dict[str, Any]:
+    reply: dict[str, Any] = {
+        "query_id": prediction.query_id,
+        "output": prediction.output,
+        "default": prediction.is_default,
+    }
+    if prediction.is_default:
+        reply["default_explanation"] = prediction.explanation
+    return reply
+
+
+class QueryApi:
+    """`POST /<app>/predict`, `/healthz`, `/readyz`, `/metrics`."""
+
+    def __init__(self, dataplane: DataPlane, metrics: ServerMetrics, max_body_bytes: int) -> None:
+        self._dataplane = dataplane
+        self._metrics = metrics
+        self._max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """ASGI entry point."""
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        status, body, headers = await self._handle(scope, receive)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _handle(self, scope: Scope, receive: Receive) -> tuple[int, bytes, list[Any]]:
+        path: str = scope["path"]
+        method: str = scope["method"]
+        try:
+            if method == "POST":
+                parts = path.strip("/").split("/")
+                if len(parts) == 2 and parts[1] == "predict":
+                    body = await self._read_body(scope, receive)
+                    return 200, await self._predict(parts[0], body, scope), _JSON
+            elif method == "GET":
+                return self._get(path)
+        except ClipperError as exc:
+            status, kind, cause = error_response(exc)
+            return status, error_body(kind, cause), _JSON
+        return 404, error_body("Not found", f"no route for {method} {path}"), _JSON
+
+    def _get(self, path: str) -> tuple[int, bytes, list[Any]]:
+        if path == "/healthz":
+            return 200, b'{"status":"live"}', _JSON
+        if path == "/readyz":
+            if self._dataplane.ready:
+                return 200, b'{"status":"ready"}', _JSON
+            return 503, b'{"status":"starting"}', _JSON
+        if path == "/metrics":
+            content_type = CONTENT_TYPE_LATEST.encode()
+            return 200, self._metrics.render(), [(b"content-type", content_type)]
+        return 404, error_body("Not found", f"no route for GET {path}"), _JSON
+
+    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+        limit = self._max_body_bytes
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > limit:
+                raise PayloadTooLarge(f"request body over the limit of {limit} bytes")
+        chunks = []
+        size = 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"request body over the limit of {limit} bytes")
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return b"".join(chunks)
+
+    async def _predict(self, app_name: str, body: bytes, scope: Scope) -> bytes:
+        started = time.monotonic()
+        app = self._dataplane.app(app_name)
+        if app is None:
+            raise UnknownApplication(f"No application named {app_name!r}")
+        request = decode_predict_request(body, app.input_type)
+        budget_us = _budget_us(app.latency_slo_us, request.latency_slo_us, scope)
+        predictions = await self._dataplane.predict(
+            app_name, request.buffers, request.version, started + budget_us / 1e6
+        )
+        self._observe(app_name, predictions, time.monotonic() - started)
+        if request.is_batch:
+            return orjson.dumps({"batch_predictions": [_reply_dict(p) for p in predictions]})
+        return orjson.dumps(_reply_dict(predictions[0]))
+
+    def _observe(self, app_name: str, predictions: list[Prediction], latency_s: float) -> None:
+        metrics = self._metrics
+        metrics.requests.labels(app_name).inc()
+        metrics.latency.labels(app_name).observe(latency_s)
+        for prediction in predictions:
+            if prediction.is_default:
+                reason = (prediction.explanation or "").split(":")[0]
+                metrics.defaults.labels(app_name, reason).inc()
+
+
+def _budget_us(app_slo_us: int, body_slo_us: int | None, scope: Scope) -> int:
+    """The query's budget: the app's SLO, or a shorter one from the body or header."""
+    budget = app_slo_us
+    if body_slo_us is not None:
+        budget = min(budget, body_slo_us)
+    for name, value in scope["headers"]:
+        if name == _TIMEOUT_HEADER:
+            if not value.isdigit() or int(value) <= 0:
+                raise InvalidInput("Clipper-Timeout-Us must be a positive integer")
+            budget = min(budget, int(value))
+    return budget
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,53 @@
+"""Running ASGI apps on uvicorn inside our own event loop, on sockets we bind."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import uvicorn
+
+__all__ = ["EmbeddedServer", "bind_socket"]
+
+
+def bind_socket(host: str, port: int) -> socket.socket:
+    """Bind a listening TCP socket; raises OSError with the address when taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot bind {host}:{port}: {exc.strerror}") from exc
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+class EmbeddedServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to its owner."""
+
+    def __init__(self, app: Any, sock: socket.socket) -> None:
+        config = uvicorn.Config(
+            app,
+            lifespan="off",
+            log_level="warning",
+            access_log=False,
+            http="httptools",
+            loop="none",
+            timeout_graceful_shutdown=5,
+        )
+        super().__init__(config)
+        self._sock = sock
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """The server process handles signals itself."""
+        yield
+
+    async def run_on_socket(self) -> None:
+        """Serve until `should_exit` is set."""
+        await self.serve(sockets=[self._sock])

@@ -1,0 +1,262 @@
+"""The admin API (port 1338): Clipper's `/admin/...` endpoints, answered in JSON."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+import orjson
+
+from clipper.exceptions import ClipperError, ModelNotFound, PayloadTooLarge
+from clipper.frontend.errors import error_body, error_response
+from clipper.management.admin_requests import optional, parse_body, required, string_list
+from clipper.management.records import ModelVersionRecord
+from clipper.management.service import ClusterService
+from clipper.metrics import ServerMetrics
+from clipper.types import ModelId, ReplicaId, parse_input_type, validate_version
+
+__all__ = ["build_admin_app"]
+
+log = logging.getLogger("clipper.admin")
+Body = dict[str, Any]
+Handler = Callable[[ClusterService, Body], Awaitable[Any]]
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(value), status, media_type="application/json")
+
+
+def _error(exc: ClipperError) -> Response:
+    status, kind, cause = error_response(exc)
+    return Response(error_body(kind, cause), status, media_type="application/json")
+
+
+def _model_id(body: Body) -> ModelId:
+    name = required(body, "model_name", str)
+    return ModelId(name, validate_version(required(body, "model_version", (str, int))))
+
+
+# -- handlers: each takes the service and the parsed body, returns a JSON value ------
+
+
+async def add_app(service: ClusterService, body: Body) -> Any:
+    name = required(body, "name", str)
+    await service.add_app(
+        name,
+        parse_input_type(required(body, "input_type", str)),
+        str(required(body, "default_output", (str, int, float))),
+        required(body, "latency_slo_micros", int),
+    )
+    return {"name": name}
+
+
+async def delete_app(service: ClusterService, body: Body) -> Any:
+    name = required(body, "name", str)
+    await service.delete_app(name)
+    return {"name": name}
+
+
+async def add_model_links(service: ClusterService, body: Body) -> Any:
+    app_name = required(body, "app_name", str)
+    models = string_list(body, "model_names")
+    await service.add_links(app_name, models)
+    return {"app_name": app_name, "model_names": models}
+
+
+async def delete_model_links(service: ClusterService, body: Body) -> Any:
+    app_name = required(body, "app_name", str)
+    models = string_list(body, "model_names")
+    await service.delete_links(app_name, models)
+    return {"app_name": app_name, "model_names": models}
+
+
+async def add_model(service: ClusterService, body: Body) -> Any:
+    model_id = _model_id(body)
+    containerless = optional(body, "containerless", bool, False)
+    record = ModelVersionRecord(
+        name=model_id.name,
+        version=model_id.version,
+        input_type=parse_input_type(required(body, "input_type", str)),
+        labels=tuple(string_list(body, "labels", default=[])),
+        container_name=optional(body, "container_name", str, ""),
+        model_data_path=optional(body, "model_data_path", str, ""),
+        batch_size=optional(body, "batch_size", int, -1),
+        num_replicas=0 if containerless else optional(body, "num_replicas", int, 1),
+        containerless=containerless,
+    )
+    await service.add_model(record)
+    return _model_info(service, model_id)
+
+
+def _model_info(service: ClusterService, model_id: ModelId) -> Any:
+    record = service.registry.get_model_version(model_id.name, model_id.version)
+    return service.model_info(record) if record is not None else None
+
+
+async def set_model_version(service: ClusterService, body: Body) -> Any:
+    model_id = _model_id(body)
+    await service.set_current_version(model_id.name, model_id.version)
+    return _model_info(service, model_id)
+
+
+async def delete_versioned_model(service: ClusterService, body: Body) -> Any:
+    model_id = _model_id(body)
+    await service.delete_version(model_id.name, model_id.version)
+    return {"model_name": model_id.name, "model_version": model_id.version}
+
+
+async def get_all_applications(service: ClusterService, body: Body) -> Any:
+    return service.all_apps(optional(body, "verbose", bool, False))
+
+
+async def get_application(service: ClusterService, body: Body) -> Any:
+    return service.app_info(required(body, "name", str))
+
+
+async def get_linked_models(service: ClusterService, body: Body) -> Any:
+    app_name = required(body, "app_name", str)
+    if service.registry.get_app(app_name) is None:
+        return []
+    return service.registry.linked_models(app_name)
+
+
+async def get_all_models(service: ClusterService, body: Body) -> Any:
+    records = service.registry.list_model_versions()
+    if optional(body, "verbose", bool, False):
+        return [service.model_info(record) for record in records]
+    return [f"{record.name}:{record.version}" for record in records]
+
+
+async def get_model(service: ClusterService, body: Body) -> Any:
+    return _model_info(service, _model_id(body))
+
+
+async def get_all_containers(service: ClusterService, body: Body) -> Any:
+    replicas = service.all_replicas()
+    if optional(body, "verbose", bool, False):
+        return [service.replica_info(replica) for replica in replicas]
+    return [str(replica) for replica in replicas]
+
+
+async def get_container(service: ClusterService, body: Body) -> Any:
+    replica = ReplicaId(_model_id(body), required(body, "replica_id", int))
+    return service.replica_info(replica)
+
+
+async def set_num_replicas(service: ClusterService, body: Body) -> Any:
+    name = required(body, "model_name", str)
+    version = optional(body, "model_version", (str, int), None)
+    resolved = service.resolve_version(name, None if version is None else str(version))
+    await service.set_num_replicas(name, required(body, "num_replicas", int), resolved)
+    return _model_info(service, ModelId(name, resolved))
+
+
+async def get_num_replicas(service: ClusterService, body: Body) -> Any:
+    name = required(body, "model_name", str)
+    version = optional(body, "model_version", (str, int), None)
+    resolved = service.resolve_version(name, None if version is None else str(version))
+    record = service.registry.get_model_version(name, resolved)
+    if record is None:
+        raise ModelNotFound(f"No model with name '{name}' and version '{resolved}'")
+    return record.num_replicas
+
+
+async def get_current_model_version(service: ClusterService, body: Body) -> Any:
+    return service.resolve_version(required(body, "model_name", str), None)
+
+
+async def wait_model_ready(service: ClusterService, body: Body) -> Any:
+    timeout_s = float(optional(body, "timeout_s", (int, float), 60.0))
+    ready = await service.wait_ready(_model_id(body), timeout_s)
+    return {"ready_replicas": ready}
+
+
+async def get_logs(service: ClusterService, body: Body) -> Any:
+    logs_dir = service.state_dir / "logs"
+    files = sorted(logs_dir.glob("*.log")) if logs_dir.is_dir() else []
+    return {"logs": [{"name": path.name, "content": _read_text(path)} for path in files]}
+
+
+def _read_text(path: Path) -> str:
+    return path.read_bytes().decode("utf-8", "replace")
+
+
+_HANDLERS: dict[str, Handler] = {
+    handler.__name__: handler
+    for handler in (
+        add_app, delete_app, add_model_links, delete_model_links, add_model,
+        set_model_version, delete_versioned_model, get_all_applications, get_application,
+        get_linked_models, get_all_models, get_model, get_all_containers, get_container,
+        set_num_replicas, get_num_replicas, get_current_model_version, wait_model_ready,
+        get_logs,
+    )
+}  # fmt: skip
+
+
+def build_admin_app(
+    service: ClusterService,
+    metrics: ServerMetrics,
+    status: Callable[[], dict[str, Any]],
+    request_shutdown: Callable[[], None],
+    max_body_bytes: int,
+) -> Starlette:
+    """The admin ASGI app over a ClusterService."""
+
+    async def read_body(request: Request) -> bytes:
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > max_body_bytes:
+            raise PayloadTooLarge(f"request body over the limit of {max_body_bytes} bytes")
+        return await request.body()
+
+    async def dispatch(request: Request) -> Response:
+        handler = _HANDLERS.get(request.path_params["operation"])
+        if handler is None:
+            return Response(error_body("Not found", f"no admin operation {request.url.path}"),
+                            404, media_type="application/json")  # fmt: skip
+        try:
+            return _json(await handler(service, parse_body(await read_body(request))))
+        except ClipperError as exc:
+            return _error(exc)
+
+    async def upload_artifact(request: Request) -> Response:
+        try:
+            path = service.store_artifact(
+                request.path_params["model_name"],
+                request.path_params["model_version"],
+                await read_body(request),
+            )
+        except ClipperError as exc:
+            return _error(exc)
+        return _json({"model_data_path": str(path)})
+
+    async def ping(request: Request) -> Response:
+        return PlainTextResponse("PONG")
+
+    async def metrics_json(request: Request) -> Response:
+        return _json(metrics.snapshot())
+
+    async def status_json(request: Request) -> Response:
+        return _json(status())
+
+    async def shutdown(request: Request) -> Response:
+        request_shutdown()
+        return _json({"stopping": True})
+
+    routes = [
+        Route("/admin/ping", ping, methods=["GET"]),
+        Route("/admin/metrics", metrics_json, methods=["GET", "POST"]),
+        Route("/admin/status", status_json, methods=["GET", "POST"]),
+        Route("/admin/shutdown", shutdown, methods=["POST"]),
+        Route(
+            "/admin/artifacts/{model_name}/{model_version}", upload_artifact, methods=["PUT"]
+        ),
+        Route("/admin/{operation}", dispatch, methods=["POST"]),
+    ]
+    return Starlette(routes=routes)

@@ -1,0 +1,197 @@
+"""The SQL behind `clipper.management.store.Registry`.
+
+Each function runs inside a transaction its caller holds and never commits. Functions
+named `require_*` raise the domain's NotFound errors; the rest only read or write rows.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from clipper.exceptions import ApplicationNotFound, ModelNotFound
+from clipper.management.records import AppRecord, ModelVersionRecord, RegistrySnapshot
+from clipper.types import parse_input_type
+
+__all__ = [
+    "current_version",
+    "insert_app",
+    "insert_version",
+    "linked_models",
+    "model_input_type",
+    "read_app",
+    "read_apps",
+    "read_snapshot",
+    "read_version",
+    "read_versions",
+    "require_app",
+    "require_version",
+    "switch_current",
+    "version_exists",
+]
+
+_APP_COLUMNS = "name, input_type, default_output, latency_slo_us, policy"
+_VERSION_COLUMNS = (
+    "name, version, input_type, labels, container_name, model_data_path, "
+    "batch_size, num_replicas, containerless, created_at"
+)
+
+
+def insert_app(conn: sqlite3.Connection, record: AppRecord) -> None:
+    """Insert an app row; the caller has validated the record."""
+    values = (
+        record.name,
+        parse_input_type(record.input_type).value,
+        record.default_output,
+        record.latency_slo_us,
+        record.policy,
+    )
+    conn.execute(f"INSERT INTO apps ({_APP_COLUMNS}) VALUES (?, ?, ?, ?, ?)", values)
+
+
+def read_app(conn: sqlite3.Connection, name: str) -> AppRecord | None:
+    """The app named `name`, or None."""
+    row = conn.execute(f"SELECT {_APP_COLUMNS} FROM apps WHERE name = ?", (name,)).fetchone()
+    return None if row is None else _app_from_row(row)
+
+
+def read_apps(conn: sqlite3.Connection) -> list[AppRecord]:
+    """Every app, sorted by name."""
+    rows = conn.execute(f"SELECT {_APP_COLUMNS} FROM apps ORDER BY name")
+    return [_app_from_row(row) for row in rows]
+
+
+def require_app(conn: sqlite3.Connection, name: str) -> str:
+    """Return the app's input type, or raise ApplicationNotFound."""
+    row = conn.execute("SELECT input_type FROM apps WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        raise ApplicationNotFound(f"No application with name '{name}'")
+    return str(row[0])
+
+
+def insert_version(conn: sqlite3.Connection, record: ModelVersionRecord) -> None:
+    """Insert a model-version row exactly as given (`created_at` included)."""
+    values = (
+        record.name,
+        record.version,
+        parse_input_type(record.input_type).value,
+        json.dumps(list(record.labels)),
+        record.container_name,
+        record.model_data_path,
+        record.batch_size,
+        record.num_replicas,
+        int(record.containerless),
+        record.created_at,
+    )
+    placeholders = ", ".join("?" * len(values))
+    conn.execute(f"INSERT INTO model_versions ({_VERSION_COLUMNS}) VALUES ({placeholders})", values)
+
+
+def read_version(conn: sqlite3.Connection, name: str, version: str) -> ModelVersionRecord | None:
+    """The version `name:version`, or None."""
+    row = conn.execute(
+        f"SELECT {_VERSION_COLUMNS} FROM model_versions WHERE name = ? AND version = ?",
+        (name, version),
+    ).fetchone()
+    return None if row is None else _version_from_row(row)
+
+
+def read_versions(conn: sqlite3.Connection, name: str | None = None) -> list[ModelVersionRecord]:
+    """Versions of one model (or of all), ordered by name, then creation time."""
+    where, args = ("", ()) if name is None else (" WHERE name = ?", (name,))
+    rows = conn.execute(
+        f"SELECT {_VERSION_COLUMNS} FROM model_versions{where} ORDER BY name, created_at, version",
+        args,
+    )
+    return [_version_from_row(row) for row in rows]
+
+
+def version_exists(conn: sqlite3.Connection, name: str, version: str) -> bool:
+    """Whether `name:version` is registered."""
+    row = conn.execute(
+        "SELECT 1 FROM model_versions WHERE name = ? AND version = ?", (name, version)
+    ).fetchone()
+    return row is not None
+
+
+def require_version(conn: sqlite3.Connection, name: str, version: str) -> ModelVersionRecord:
+    """Return the version, or raise ModelNotFound naming the unknown model or version."""
+    record = read_version(conn, name, version)
+    if record is not None:
+        return record
+    if model_input_type(conn, name) is None:
+        raise ModelNotFound(f"No model with name '{name}'")
+    raise ModelNotFound(f"Model '{name}' has no version '{version}'")
+
+
+def model_input_type(conn: sqlite3.Connection, name: str) -> str | None:
+    """The input type shared by the model's versions, or None if it has no versions."""
+    row = conn.execute(
+        "SELECT input_type FROM model_versions WHERE name = ? LIMIT 1", (name,)
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def current_version(conn: sqlite3.Connection, name: str) -> str | None:
+    """The model's current version, or None."""
+    row = conn.execute(
+        "SELECT version FROM current_versions WHERE model_name = ?", (name,)
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def switch_current(conn: sqlite3.Connection, name: str, version: str, switched_at: float) -> None:
+    """Point the model at `version` and log the switch; no-op if it is already current."""
+    if current_version(conn, name) == version:
+        return
+    conn.execute(
+        "INSERT INTO current_versions (model_name, version) VALUES (?, ?) "
+        "ON CONFLICT (model_name) DO UPDATE SET version = excluded.version",
+        (name, version),
+    )
+    conn.execute(
+        "INSERT INTO current_version_history (model_name, version, switched_at) VALUES (?, ?, ?)",
+        (name, version, switched_at),
+    )
+
+
+def linked_models(conn: sqlite3.Connection, app: str) -> list[str]:
+    """Names of the models linked to `app`, sorted."""
+    rows = conn.execute(
+        "SELECT model_name FROM links WHERE app_name = ? ORDER BY model_name", (app,)
+    )
+    return [str(row[0]) for row in rows]
+
+
+def read_snapshot(conn: sqlite3.Connection) -> RegistrySnapshot:
+    """Apps, versions, current versions and links; `links` has an entry for every app."""
+    apps = read_apps(conn)
+    current = conn.execute("SELECT model_name, version FROM current_versions")
+    return RegistrySnapshot(
+        apps={app.name: app for app in apps},
+        versions={record.model_id: record for record in read_versions(conn)},
+        current_versions={str(name): str(version) for name, version in current},
+        links={app.name: tuple(linked_models(conn, app.name)) for app in apps},
+    )
+
+
+def _app_from_row(row: tuple[Any, ...]) -> AppRecord:
+    name, input_type, default_output, latency_slo_us, policy = row
+    return AppRecord(name, parse_input_type(input_type), default_output, latency_slo_us, policy)
+
+
+def _version_from_row(row: tuple[Any, ...]) -> ModelVersionRecord:
+    name, version, input_type, labels, container, data_path, batch, replicas, bare, created = row
+    return ModelVersionRecord(
+        name=name,
+        version=version,
+        input_type=parse_input_type(input_type),
+        labels=tuple(json.loads(labels)),
+        container_name=container,
+        model_data_path=data_path,
+        batch_size=batch,
+        num_replicas=replicas,
+        containerless=bool(bare),
+        created_at=created,
+    )

@@ -1,0 +1,55 @@
+"""Records held by the registry: plain frozen values, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from clipper.types import InputType, ModelId
+
+__all__ = ["AppRecord", "ModelVersionRecord", "RegistrySnapshot"]
+
+
+@dataclass(frozen=True, slots=True)
+class AppRecord:
+    """A registered application."""
+
+    name: str
+    input_type: InputType
+    default_output: str
+    latency_slo_us: int
+    policy: str = "single"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersionRecord:
+    """A registered version of a model.
+
+    `num_replicas` is the target the reconciler keeps running; containerless versions are
+    served by external workers and never get replicas.
+    """
+
+    name: str
+    version: str
+    input_type: InputType
+    labels: tuple[str, ...] = ()
+    container_name: str = ""
+    model_data_path: str = ""
+    batch_size: int = -1
+    num_replicas: int = 0
+    containerless: bool = False
+    created_at: float = 0.0
+
+    @property
+    def model_id(self) -> ModelId:
+        """This version's id."""
+        return ModelId(self.name, self.version)
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrySnapshot:
+    """Everything the dataplane and reconciler need, read in one transaction."""
+
+    apps: dict[str, AppRecord] = field(default_factory=dict)
+    versions: dict[ModelId, ModelVersionRecord] = field(default_factory=dict)
+    current_versions: dict[str, str] = field(default_factory=dict)
+    links: dict[str, tuple[str, ...]] = field(default_factory=dict)

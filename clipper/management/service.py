@@ -1,0 +1,301 @@
+"""Cluster operations behind the admin API: registry changes, then the world follows.
+
+Every change is one registry transaction followed by `refresh()`, which hands the new
+snapshot to the dataplane (routing) and the reconciler (replicas).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import io
+import shutil
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from clipper.config import Settings
+from clipper.dataplane.dataplane import DataPlane
+from clipper.exceptions import (
+    Conflict,
+    DeployFailed,
+    InvalidRequest,
+    ModelNotFound,
+)
+from clipper.management.reconciler import Reconciler, ReplicaState, ReplicaStatus
+from clipper.management.records import AppRecord, ModelVersionRecord, RegistrySnapshot
+from clipper.management.store import Registry
+from clipper.placement.base import ReplicaLaunch
+from clipper.types import InputType, ModelId, ReplicaId, validate_name, validate_version
+
+__all__ = ["ClusterService"]
+
+
+class ClusterService:
+    """Applies admin operations to the registry, dataplane and reconciler."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        dataplane: DataPlane,
+        reconciler: Reconciler,
+        rpc_address: str,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.dataplane = dataplane
+        self.reconciler = reconciler
+        self.rpc_address = rpc_address
+        self.state_dir = settings.resolved_state_dir()
+        self.snapshot = RegistrySnapshot()
+
+    # -- the one path from registry to the running world ---------------------------
+
+    async def refresh(self) -> None:
+        """Adopt the registry's current state in the dataplane and the reconciler."""
+        self.snapshot = self.registry.snapshot()
+        removed = self.dataplane.apply(self.snapshot)
+        self.reconciler.set_desired(self._desired_launches())
+        await asyncio.gather(*(serving.close() for serving in removed))
+
+    def _desired_launches(self) -> list[ReplicaLaunch]:
+        launches = []
+        for model_id, record in self.snapshot.versions.items():
+            if record.containerless:
+                continue
+            for replica in range(record.num_replicas):
+                launches.append(self._launch(ReplicaId(model_id, replica), record))
+        return launches
+
+    def _launch(self, replica_id: ReplicaId, record: ModelVersionRecord) -> ReplicaLaunch:
+        model = replica_id.model
+        log_name = f"{model.name}-{model.version}-{replica_id.replica}.log"
+        return ReplicaLaunch(
+            replica_id=replica_id,
+            input_type=record.input_type,
+            artifact=Path(record.model_data_path),
+            rpc_address=self.rpc_address,
+            log_path=self.state_dir / "logs" / log_name,
+            heartbeat_interval_s=self.settings.heartbeat_interval_s,
+        )
+
+    # -- applications -------------------------------------------------------------------
+
+    async def add_app(
+        self, name: str, input_type: InputType, default_output: str, latency_slo_us: int
+    ) -> None:
+        """Register an application."""
+        validate_name(name, "application name")
+        if latency_slo_us <= 0:
+            raise InvalidRequest("latency_slo_micros must be a positive integer")
+        self.registry.add_app(AppRecord(name, input_type, default_output, latency_slo_us))
+        self.registry.record_event("add_app", {"name": name})
+        await self.refresh()
+
+    async def delete_app(self, name: str) -> None:
+        """Remove an application; its models stay."""
+        self.registry.delete_app(name)
+        self.registry.record_event("delete_app", {"name": name})
+        await self.refresh()
+
+    async def add_links(self, app_name: str, model_names: list[str]) -> None:
+        """Link models to an app."""
+        self.registry.add_links(app_name, model_names)
+        await self.refresh()
+
+    async def delete_links(self, app_name: str, model_names: list[str]) -> None:
+        """Unlink models from an app."""
+        self.registry.delete_links(app_name, model_names)
+        await self.refresh()
+
+    def app_info(self, name: str) -> dict[str, Any] | None:
+        """Clipper's app info dict, or None."""
+        app = self.registry.get_app(name)
+        if app is None:
+            return None
+        return {
+            "name": app.name,
+            "input_type": app.input_type.value,
+            "default_output": app.default_output,
+            "latency_slo_micros": app.latency_slo_us,
+            "linked_models": self.registry.linked_models(name),
+            "policy": app.policy,
+        }
+
+    def all_apps(self, verbose: bool) -> list[Any]:
+        """App names, or info dicts."""
+        apps = self.registry.list_apps()
+        if not verbose:
+            return [app.name for app in apps]
+        return [self.app_info(app.name) for app in apps]
+
+    # -- models -------------------------------------------------------------------------
+
+    def artifact_dir(self, name: str, version: str) -> Path:
+        """Where a version's artifact lives."""
+        return self.state_dir / "models" / name / version
+
+    def store_artifact(self, name: str, version: str, archive: bytes) -> Path:
+        """Unpack an uploaded tar archive as the version's artifact (atomically)."""
+        validate_name(name, "model name")
+        version = validate_version(version)
+        if self.registry.get_model_version(name, version) is not None:
+            raise Conflict(f"model version {name}:{version} is registered; its artifact is fixed")
+        target = self.artifact_dir(name, version)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
+        try:
+            with tarfile.open(fileobj=io.BytesIO(archive), mode="r:*") as tar:
+                tar.extractall(staging, filter="data")
+        except (tarfile.TarError, OSError) as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise InvalidRequest(f"artifact is not a valid tar archive: {exc}") from exc
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        return target
+
+    async def add_model(self, record: ModelVersionRecord) -> None:
+        """Register a version (roll forward) and start its replicas."""
+        if not record.containerless:
+            path = Path(record.model_data_path or self.artifact_dir(record.name, record.version))
+            if not (path / "clipper_model.json").is_file():
+                raise InvalidRequest(
+                    f"no artifact for {record.name}:{record.version} at {path}; upload it first "
+                    "(PUT /admin/artifacts/<name>/<version>)"
+                )
+            record = _replace_path(record, str(path))
+        self.registry.add_model_version(record, make_current=True)
+        self.registry.record_event("add_model", {"model": f"{record.name}:{record.version}"})
+        await self.refresh()
+
+    async def set_current_version(self, name: str, version: str) -> None:
+        """Roll forward or back to a registered version."""
+        self.registry.set_current_version(name, validate_version(version))
+        self.registry.record_event("set_model_version", {"model": name, "version": version})
+        await self.refresh()
+
+    async def delete_version(self, name: str, version: str) -> None:
+        """Stop a version's replicas and unregister it."""
+        version = validate_version(version)
+        self.registry.delete_model_version(name, version)
+        self.registry.record_event("delete_model_version", {"model": f"{name}:{version}"})
+        await self.refresh()
+        shutil.rmtree(self.artifact_dir(name, version), ignore_errors=True)
+
+    def resolve_version(self, name: str, version: str | None) -> str:
+        """`version`, or the model's current version."""
+        if version is not None:
+            return validate_version(version)
+        current = self.registry.get_current_version(name)
+        if current is None:
+            raise ModelNotFound(f"No model with name '{name}' (or it has no current version)")
+        return current
+
+    async def set_num_replicas(self, name: str, num_replicas: int, version: str | None) -> None:
+        """Scale a version (default: current) to `num_replicas`."""
+        resolved = self.resolve_version(name, version)
+        self.registry.set_num_replicas(name, resolved, num_replicas)
+        await self.refresh()
+
+    def model_info(self, record: ModelVersionRecord) -> dict[str, Any]:
+        """Clipper's model info dict."""
+        current = self.snapshot.current_versions.get(record.name)
+        return {
+            "model_name": record.name,
+            "model_version": record.version,
+            "input_type": record.input_type.value,
+            "labels": list(record.labels),
+            "container_name": record.container_name,
+            "model_data_path": record.model_data_path,
+            "is_current_version": current == record.version,
+            "batch_size": record.batch_size,
+            "num_replicas": record.num_replicas,
+            "containerless": record.containerless,
+        }
+
+    # -- replicas -----------------------------------------------------------------------
+
+    def replica_info(self, replica_id: ReplicaId) -> dict[str, Any] | None:
+        """Clipper's replica info dict, plus state, pid and connection."""
+        status = self.reconciler.replicas.get(replica_id)
+        serving = self.dataplane.serving(replica_id.model)
+        connected = serving is not None and replica_id.replica in serving.replicas
+        if status is None and not connected:
+            return None
+        record = self.snapshot.versions.get(replica_id.model)
+        return {
+            "model_id": str(replica_id.model),
+            "model_name": replica_id.model.name,
+            "model_version": replica_id.model.version,
+            "model_replica_id": replica_id.replica,
+            "input_type": record.input_type.value if record else None,
+            "state": _state_name(status, connected),
+            "pid": status.pid if status else None,
+            "connected": connected,
+            "restarts": status.crashes if status else 0,
+            "last_error": status.last_error[-1000:] if status else "",
+        }
+
+    def all_replicas(self) -> list[ReplicaId]:
+        """Every replica known to the reconciler or connected (external workers)."""
+        found = set(self.reconciler.replicas)
+        for model_id in self.snapshot.versions:
+            serving = self.dataplane.serving(model_id)
+            if serving is not None:
+                found.update(ReplicaId(model_id, replica) for replica in serving.replicas)
+        return sorted(found, key=lambda r: (r.model.name, r.model.version, r.replica))
+
+    async def wait_ready(self, model_id: ModelId, timeout_s: float) -> int:
+        """Wait until every target replica of a version is connected.
+
+        DeployFailed with the worker's output if a replica exits before it ever became
+        ready, or on timeout.
+        """
+        record = self.snapshot.versions.get(model_id)
+        if record is None:
+            raise ModelNotFound(f"No model with name '{model_id.name}' and version "
+                                f"'{model_id.version}'")
+        deadline = time.monotonic() + timeout_s
+        async with self.reconciler.changed:
+            while True:
+                ready = self._ready_count(model_id)
+                if ready >= record.num_replicas:
+                    return ready
+                self._raise_if_failed(model_id)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise DeployFailed(
+                        f"{model_id}: {ready} of {record.num_replicas} replicas ready after "
+                        f"{timeout_s:g} s"
+                    )
+                try:
+                    await asyncio.wait_for(self.reconciler.changed.wait(), remaining)
+                except TimeoutError:
+                    continue
+
+    def _ready_count(self, model_id: ModelId) -> int:
+        serving = self.dataplane.serving(model_id)
+        return serving.ready_replicas if serving is not None else 0
+
+    def _raise_if_failed(self, model_id: ModelId) -> None:
+        for status in self.reconciler.replicas_of(model_id):
+            if not status.ever_ready and status.last_exit_code is not None:
+                raise DeployFailed(
+                    f"replica {status.launch.replica_id} exited with code "
+                    f"{status.last_exit_code} before it was ready:\n{status.last_error}"
+                )
+
+
+def _state_name(status: ReplicaStatus | None, connected: bool) -> str:
+    if status is None:
+        return ReplicaState.READY.value if connected else "unknown"
+    if status.state is ReplicaState.STARTING and connected:
+        return ReplicaState.READY.value
+    return status.state.value
+
+
+def _replace_path(record: ModelVersionRecord, path: str) -> ModelVersionRecord:
+    return dataclasses.replace(record, model_data_path=path)

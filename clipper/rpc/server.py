@@ -1,0 +1,155 @@
+"""The server's side of the worker RPC: one `WorkerChannel` per connected worker."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import socket
+import time
+from collections.abc import Callable
+from typing import cast
+
+from clipper.exceptions import ReplicaCrashed, RpcError
+from clipper.rpc.protocol import (
+    PROTOCOL_VERSION,
+    BatchError,
+    BatchReply,
+    FrameDecoder,
+    Heartbeat,
+    Message,
+    Refused,
+    Register,
+    Shutdown,
+    Welcome,
+    encode_message,
+)
+
+__all__ = ["BatchOutcome", "RegisterHandler", "WorkerChannel", "start_rpc_listener"]
+
+log = logging.getLogger("clipper.rpc")
+
+BatchOutcome = BatchReply | BatchError
+# Called with a registration; returns None to accept it or a reason to refuse it.
+RegisterHandler = Callable[["WorkerChannel", Register], str | None]
+LostHandler = Callable[["WorkerChannel"], None]
+
+
+class WorkerChannel(asyncio.Protocol):
+    """One worker connection. Invariant: every batch sent is answered exactly once, by the
+    worker's reply or error, or by ReplicaCrashed when the connection is lost."""
+
+    def __init__(self, on_register: RegisterHandler, on_lost: LostHandler) -> None:
+        self._on_register = on_register
+        self._on_lost = on_lost
+        self._decoder = FrameDecoder()
+        self._transport: asyncio.Transport | None = None
+        self._pending: dict[int, asyncio.Future[BatchOutcome]] = {}
+        self._batch_ids = itertools.count(1)
+        self.registration: Register | None = None
+        self.last_seen = time.monotonic()
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Keep the transport; small frames must not wait for Nagle."""
+        self._transport = cast(asyncio.Transport, transport)
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def data_received(self, data: bytes) -> None:
+        """Decode frames and route each message."""
+        self.last_seen = time.monotonic()
+        try:
+            for message in self._decoder.feed(data):
+                self._route(message)
+        except RpcError as exc:
+            log.error("closing worker connection: %s", exc)
+            self.close()
+
+    def _route(self, message: Message) -> None:
+        if isinstance(message, (BatchReply, BatchError)):
+            future = self._pending.pop(message.id, None)
+            if future is not None and not future.done():
+                future.set_result(message)
+        elif isinstance(message, Register):
+            self._register(message)
+        elif not isinstance(message, Heartbeat):
+            raise RpcError(f"unexpected {type(message).__name__} from a worker")
+
+    def _register(self, message: Register) -> None:
+        if self.registration is not None:
+            raise RpcError("worker registered twice")
+        if message.protocol != PROTOCOL_VERSION:
+            reason: str | None = (
+                f"protocol {message.protocol} unsupported; server speaks {PROTOCOL_VERSION}"
+            )
+        else:
+            self.registration = message
+            reason = self._on_register(self, message)
+        if reason is not None:
+            self.registration = None
+            self._write(encode_message(Refused(reason)))
+            self.close()
+            return
+        self._write(encode_message(Welcome()))
+
+    def _write(self, data: bytes) -> None:
+        if self._transport is not None and not self.closed:
+            self._transport.write(data)
+
+    def next_batch_id(self) -> int:
+        """A fresh batch id on this channel."""
+        return next(self._batch_ids)
+
+    def send_batch(self, batch_id: int, frame: bytes) -> asyncio.Future[BatchOutcome]:
+        """Send an encoded batch; the future resolves with the worker's answer."""
+        future: asyncio.Future[BatchOutcome] = asyncio.get_running_loop().create_future()
+        if self.closed:
+            future.set_exception(ReplicaCrashed(f"replica {self.name} is disconnected"))
+            return future
+        self._pending[batch_id] = future
+        self._write(frame)
+        return future
+
+    @property
+    def name(self) -> str:
+        """`model:version:replica`, or `unregistered`."""
+        reg = self.registration
+        return f"{reg.model}:{reg.version}:{reg.replica}" if reg else "unregistered"
+
+    @property
+    def in_flight(self) -> int:
+        """Batches sent and not yet answered."""
+        return len(self._pending)
+
+    def shutdown(self) -> None:
+        """Ask the worker to exit."""
+        self._write(encode_message(Shutdown()))
+
+    def close(self) -> None:
+        """Close the connection; pending batches fail in `connection_lost`."""
+        if self._transport is not None:
+            self._transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Fail every pending batch with ReplicaCrashed, then report the loss."""
+        self.closed = True
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(
+                    ReplicaCrashed(f"replica {self.name} crashed with the batch in flight")
+                )
+        if self.registration is not None:
+            self._on_lost(self)
+
+
+async def start_rpc_listener(
+    host: str, port: int, on_register: RegisterHandler, on_lost: LostHandler
+) -> asyncio.Server:
+    """Listen for workers on TCP `host:port`."""
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(
+        lambda: WorkerChannel(on_register, on_lost), host, port, reuse_address=True
+    )

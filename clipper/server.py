@@ -1,0 +1,207 @@
+"""The server process: query API, admin API, worker RPC listener and reconciler."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from clipper.config import Settings
+from clipper.dataplane.dataplane import DataPlane
+from clipper.exceptions import ClipperError
+from clipper.frontend.query_api import QueryApi
+from clipper.http_server import EmbeddedServer, bind_socket
+from clipper.management.admin_api import build_admin_app
+from clipper.management.reconciler import Reconciler
+from clipper.management.service import ClusterService
+from clipper.management.store import Registry
+from clipper.metrics import ServerMetrics
+from clipper.placement.local import LocalPlacement
+from clipper.rpc.protocol import Register
+from clipper.rpc.server import WorkerChannel, start_rpc_listener
+from clipper.types import ModelId, ReplicaId
+
+__all__ = ["ClipperServer", "serve"]
+
+log = logging.getLogger("clipper.server")
+PID_FILE = "server.pid"
+
+
+class ClipperServer:
+    """Everything one cluster's server process runs, wired together."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.state_dir = settings.resolved_state_dir()
+        self.metrics = ServerMetrics()
+        self.dataplane = DataPlane()
+        self.reconciler = Reconciler(
+            LocalPlacement(settings.worker_python),
+            settings.restart_backoff_initial_s,
+            settings.restart_backoff_max_s,
+        )
+        self.stopping = asyncio.Event()
+        self.started_at = time.time()
+        self._channels: set[WorkerChannel] = set()
+
+    # -- worker connections ---------------------------------------------------------
+
+    def _on_register(self, channel: WorkerChannel, message: Register) -> str | None:
+        reason = self.dataplane.attach(channel, message)
+        if reason is None:
+            self._channels.add(channel)
+            model_id = ModelId(message.model, message.version)
+            self.reconciler.mark_ready(ReplicaId(model_id, message.replica))
+        return reason
+
+    def _on_lost(self, channel: WorkerChannel) -> None:
+        self._channels.discard(channel)
+        self.dataplane.detach(channel)
+
+    async def _watch_heartbeats(self) -> None:
+        """Kill workers that stay silent past the heartbeat timeout (hung)."""
+        timeout_s = self.settings.heartbeat_timeout_s
+        while True:
+            await asyncio.sleep(min(1.0, timeout_s / 4))
+            now = time.monotonic()
+            for channel in list(self._channels):
+                registration = channel.registration
+                if registration is not None and now - channel.last_seen > timeout_s:
+                    log.error("replica %s missed heartbeats for %.1f s; replacing it",
+                              channel.name, now - channel.last_seen)  # fmt: skip
+                    replica = ReplicaId(
+                        ModelId(registration.model, registration.version), registration.replica
+                    )
+                    self.reconciler.kill(replica)
+                    channel.close()
+
+    # -- status ---------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """What `clipper status` shows."""
+        settings = self.settings
+        snapshot = self.service.snapshot
+        return {
+            "cluster_name": settings.cluster_name,
+            "pid": os.getpid(),
+            "query_addr": f"{settings.host}:{settings.query_port}",
+            "admin_addr": f"{settings.host}:{settings.admin_port}",
+            "rpc_addr": self.service.rpc_address,
+            "state_dir": str(self.state_dir),
+            "uptime_s": round(time.time() - self.started_at, 3),
+            "apps": len(snapshot.apps),
+            "models": len(snapshot.versions),
+            "replicas": len(self.service.all_replicas()),
+        }
+
+    # -- life cycle -----------------------------------------------------------------
+
+    async def run(self, demo: bool = False) -> None:
+        """Serve until `stopping` is set (signal or admin shutdown), then clean up."""
+        settings = self.settings
+        query_sock = bind_socket(settings.host, settings.query_port)
+        admin_sock = bind_socket(settings.host, settings.admin_port)
+        rpc = await start_rpc_listener(
+            settings.rpc_host, settings.rpc_port, self._on_register, self._on_lost
+        )
+        rpc_port = rpc.sockets[0].getsockname()[1]
+        registry = Registry.open(self.state_dir)
+        self.service = ClusterService(
+            settings, registry, self.dataplane, self.reconciler,
+            f"tcp://{settings.rpc_host}:{rpc_port}",
+        )  # fmt: skip
+        query_server = EmbeddedServer(
+            QueryApi(self.dataplane, self.metrics, settings.max_body_bytes), query_sock
+        )
+        admin_app = build_admin_app(
+            self.service, self.metrics, self.status, self.stopping.set, settings.max_body_bytes
+        )
+        admin_server = EmbeddedServer(admin_app, admin_sock)
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                await self.service.refresh()
+                tasks.create_task(self.reconciler.run())
+                tasks.create_task(self._watch_heartbeats())
+                tasks.create_task(query_server.run_on_socket())
+                tasks.create_task(admin_server.run_on_socket())
+                self.dataplane.ready = True
+                log.info("serving: query %s:%d, admin %s:%d, rpc %s",
+                         settings.host, settings.query_port, settings.host,
+                         settings.admin_port, self.service.rpc_address)  # fmt: skip
+                if demo:
+                    tasks.create_task(self._deploy_demo())
+                await self.stopping.wait()
+                log.info("stopping")
+                query_server.should_exit = admin_server.should_exit = True
+                await self.reconciler.close()
+                rpc.close()
+                raise _Stopped
+        except* _Stopped:
+            pass
+        finally:
+            registry.close()
+
+    async def _deploy_demo(self) -> None:
+        from clipper.demo import curl_command, deploy_demo
+
+        try:
+            await deploy_demo(self.service)
+        except ClipperError as exc:
+            log.error("the demo could not be deployed: %s", exc)
+            return
+        curl = curl_command(self.settings.host, self.settings.query_port)
+        print(f"\nClipper is serving the demo. Try:\n\n  {curl}\n", flush=True)
+
+
+class _Stopped(Exception):
+    """Ends the server's task group."""
+
+
+def _configure_logging(settings: Settings, state_dir: Path) -> None:
+    logs_dir = state_dir / "logs"
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    log_path = logs_dir / "server.log"
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    with contextlib.suppress(OSError):
+        if not (log_path.exists() and os.path.samefile(f"/proc/self/fd/{sys.stderr.fileno()}",
+                                                       log_path)):  # fmt: skip
+            handlers.append(logging.FileHandler(log_path))
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        handlers=handlers,
+        force=True,
+    )
+
+
+async def _main(settings: Settings, demo: bool) -> None:
+    server = ClipperServer(settings)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, server.stopping.set)
+    await server.run(demo)
+
+
+def serve(settings: Settings, demo: bool = False) -> None:
+    """Run a server in the foreground until SIGTERM, SIGINT or an admin shutdown."""
+    state_dir = settings.resolved_state_dir()
+    _configure_logging(settings, state_dir)
+    pid_path = state_dir / PID_FILE
+    pid_path.write_text(str(os.getpid()))
+    try:
+        try:
+            import uvloop
+        except ImportError:
+            asyncio.run(_main(settings, demo))
+        else:
+            uvloop.run(_main(settings, demo))
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            if pid_path.read_text().strip() == str(os.getpid()):
+                pid_path.unlink()

@@ -1,0 +1,1 @@
+"""The model-container process: load a model, dial the server, serve batches."""

@@ -1,0 +1,69 @@
+"""`python -m clipper.worker`: one model replica."""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from clipper.types import parse_input_type
+from clipper.worker.connection import WorkerConnection
+from clipper.worker.loader import load_model
+from clipper.worker.serve import ReplicaSpec, serve
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask Linux to SIGTERM us when our parent dies; exit now if it already has."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if parent_pid and os.getppid() != parent_pid:
+        sys.exit(0)
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m clipper.worker", description=__doc__)
+    parser.add_argument("--connect", required=True, help="tcp://host:port or unix:///path")
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--version", required=True)
+    parser.add_argument("--replica", type=int, required=True)
+    parser.add_argument("--input-type", required=True)
+    parser.add_argument("--artifact", required=True, type=Path)
+    parser.add_argument("--heartbeat-interval-s", type=float, default=1.0)
+    parser.add_argument("--connect-timeout-s", type=float, default=30.0)
+    parser.add_argument("--parent-pid", type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Load the model, dial the server, serve batches."""
+    args = _parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s {args.model}:{args.version}:{args.replica} %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    _die_with_parent(args.parent_pid)
+    log = logging.getLogger("clipper.worker")
+    spec = ReplicaSpec(args.model, args.version, args.replica, parse_input_type(args.input_type))
+    try:
+        predict = load_model(args.artifact)
+    except Exception:
+        log.exception("failed to load the model from %s", args.artifact)
+        return 2
+    connection = WorkerConnection.dial(args.connect, args.connect_timeout_s)
+    log.info("loaded; serving as pid %d", os.getpid())
+    try:
+        return serve(connection, spec, predict, args.heartbeat_interval_s)
+    finally:
+        connection.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

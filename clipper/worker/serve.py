@@ -1,0 +1,100 @@
+"""The worker's serve loop: register, then answer batches until told to stop."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import traceback
+from typing import Any
+
+from clipper.outputs import to_json_value
+from clipper.rpc.protocol import (
+    Batch,
+    BatchError,
+    BatchReply,
+    Heartbeat,
+    Refused,
+    Register,
+    Shutdown,
+    Welcome,
+    decode_inputs,
+)
+from clipper.types import InputType
+from clipper.worker.connection import WorkerConnection
+from clipper.worker.loader import PredictFunction
+
+__all__ = ["ReplicaSpec", "serve"]
+
+log = logging.getLogger("clipper.worker")
+
+
+class ReplicaSpec:
+    """Who this worker is."""
+
+    def __init__(self, model: str, version: str, replica: int, input_type: InputType) -> None:
+        self.model = model
+        self.version = version
+        self.replica = replica
+        self.input_type = input_type
+
+
+def _run_batch(predict: PredictFunction, input_type: InputType, batch: Batch) -> bytes | Any:
+    """Run the model on a batch's live inputs; return the reply or error message."""
+    local_deadline = time.monotonic() + batch.budget_us / 1e6
+    inputs = decode_inputs(input_type, batch.lens, memoryview(batch.body))
+    # Inputs whose deadline passed before compute are skipped, not computed.
+    if time.monotonic() > local_deadline:
+        return BatchReply(batch.id, [], expired=list(range(len(inputs))))
+    try:
+        outputs = predict(inputs)
+        outputs = list(outputs) if outputs is not None else None
+    except Exception as exc:
+        log.error("batch %d: model raised\n%s", batch.id, traceback.format_exc())
+        return BatchError(batch.id, type(exc).__name__, str(exc), traceback.format_exc())
+    if outputs is None or len(outputs) != len(inputs):
+        got = "None" if outputs is None else f"{len(outputs)} outputs"
+        message = f"model returned {got} for a batch of {len(inputs)} inputs"
+        log.error("batch %d: %s", batch.id, message)
+        return BatchError(batch.id, "WrongNumberOfOutputs", message)
+    return BatchReply(batch.id, [to_json_value(output) for output in outputs])
+
+
+def _beat(connection: WorkerConnection, interval_s: float, stop: threading.Event) -> None:
+    while not stop.wait(interval_s):
+        try:
+            connection.send(Heartbeat())
+        except OSError:
+            return
+
+
+def serve(
+    connection: WorkerConnection,
+    spec: ReplicaSpec,
+    predict: PredictFunction,
+    heartbeat_interval_s: float,
+) -> int:
+    """Register and serve until the server says stop or goes away; return an exit code."""
+    connection.send(
+        Register(spec.model, spec.version, spec.replica, spec.input_type.value, os.getpid())
+    )
+    answer = connection.receive()
+    if not isinstance(answer, Welcome):
+        reason = answer.reason if isinstance(answer, Refused) else "connection closed"
+        log.error("registration refused: %s", reason)
+        return 3
+    stop = threading.Event()
+    beats = threading.Thread(
+        target=_beat, args=(connection, heartbeat_interval_s, stop), daemon=True
+    )
+    beats.start()
+    try:
+        while True:
+            message = connection.receive()
+            if message is None or isinstance(message, Shutdown):
+                return 0
+            if isinstance(message, Batch):
+                connection.send(_run_batch(predict, spec.input_type, message))
+    finally:
+        stop.set()
