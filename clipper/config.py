@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         16 * 1024 * 1024, description="Largest request body accepted (413 above)."
     )
+    cache_bytes: int = Field(
+        32 * 1024 * 1024, description="Bound of the prediction cache, in bytes."
+    )
     heartbeat_interval_s: float = Field(1.0, description="How often workers send heartbeats.")
     heartbeat_timeout_s: float = Field(
         10.0, description="A worker silent for this long is considered hung and replaced."
@@ -45,4 +48,6 @@ class Settings(BaseSettings):
 
     def resolved_state_dir(self) -> Path:
         """The state directory, defaulting to ~/.clipper/<cluster_name>."""
-        return self.state_dir if self.state_dir is not None else default_state_dir(self.cluster_name)
+        if self.state_dir is not None:
+            return self.state_dir
+        return default_state_dir(self.cluster_name)

@@ -6,6 +6,7 @@
     │   ├── UnknownApplication
     │   ├── UnknownVersion          the query named a version that does not exist
     │   └── PayloadTooLarge
+    ├── DeadlineExceeded            the query's deadline passed before a model answered
     ├── ReplicaError                what went wrong on the model side (become default answers)
     │   ├── ReplicaUnavailable      no replica connected
     │   ├── ReplicaCrashed          the worker died with the batch in flight
@@ -34,6 +35,7 @@ __all__ = [
     "ApplicationNotFound",
     "ClipperError",
     "Conflict",
+    "DeadlineExceeded",
     "DeployFailed",
     "InvalidInput",
     "InvalidInputType",
@@ -77,6 +79,10 @@ class UnknownVersion(QueryError):
 
 class PayloadTooLarge(QueryError):
     """The request body exceeds the configured limit."""
+
+
+class DeadlineExceeded(ClipperError):
+    """The deadline passed before a model answered (the query was dropped or is late)."""
 
 
 class ReplicaError(ClipperError):

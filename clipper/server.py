@@ -40,7 +40,7 @@ class ClipperServer:
         self.settings = settings
         self.state_dir = settings.resolved_state_dir()
         self.metrics = ServerMetrics()
-        self.dataplane = DataPlane()
+        self.dataplane = DataPlane(self.metrics, settings.cache_bytes)
         self.reconciler = Reconciler(
             LocalPlacement(settings.worker_python),
             settings.restart_backoff_initial_s,
@@ -126,8 +126,10 @@ class ClipperServer:
         try:
             async with asyncio.TaskGroup() as tasks:
                 await self.service.refresh()
-                tasks.create_task(self.reconciler.run())
-                tasks.create_task(self._watch_heartbeats())
+                background = [
+                    tasks.create_task(self.reconciler.run()),
+                    tasks.create_task(self._watch_heartbeats()),
+                ]
                 tasks.create_task(query_server.run_on_socket())
                 tasks.create_task(admin_server.run_on_socket())
                 self.dataplane.ready = True
@@ -141,9 +143,8 @@ class ClipperServer:
                 query_server.should_exit = admin_server.should_exit = True
                 await self.reconciler.close()
                 rpc.close()
-                raise _Stopped
-        except* _Stopped:
-            pass
+                for task in background:
+                    task.cancel()
         finally:
             registry.close()
 
@@ -157,10 +158,6 @@ class ClipperServer:
             return
         curl = curl_command(self.settings.host, self.settings.query_port)
         print(f"\nClipper is serving the demo. Try:\n\n  {curl}\n", flush=True)
-
-
-class _Stopped(Exception):
-    """Ends the server's task group."""
 
 
 def _configure_logging(settings: Settings, state_dir: Path) -> None:

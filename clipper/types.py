@@ -6,7 +6,7 @@ import enum
 import re
 from dataclasses import dataclass
 
-from clipper.exceptions import InvalidName, InvalidInputType
+from clipper.exceptions import InvalidInputType, InvalidName
 
 __all__ = [
     "InputType",

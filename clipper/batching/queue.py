@@ -5,15 +5,21 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import time
+from collections.abc import Sequence
 from typing import Any
 
 __all__ = ["BatchQueue", "PendingQuery"]
 
 
 class PendingQuery:
-    """One input waiting for a model: its encoded buffer, deadline and future output."""
+    """One input waiting for a model: its encoded buffer, deadline and future output.
 
-    __slots__ = ("buffer", "deadline", "future", "query_id")
+    `future` is the computation: only a dispatcher resolves it (with the output or a
+    ReplicaError), never a client's deadline timer, so late answers are still seen.
+    """
+
+    __slots__ = ("buffer", "deadline", "enqueued_at", "future", "query_id")
 
     def __init__(
         self, query_id: int, buffer: bytes, deadline: float, future: asyncio.Future[Any]
@@ -22,26 +28,42 @@ class PendingQuery:
         self.buffer = buffer
         self.deadline = deadline
         self.future = future
+        self.enqueued_at = 0.0
 
 
 class BatchQueue:
-    """Earliest-deadline-first queue; consumers wait on an event, never poll.
+    """Earliest-deadline-first queue of groups; consumers wait on an event, never poll.
 
-    Invariant: `_nonempty` is set whenever the heap holds an item (it may also be set
-    spuriously by `wake_all`, so consumers re-check after waking).
+    A group (a client's `input_batch`, or a single input) shares one deadline and is taken
+    whole when it fits in the room left in a batch; it is split only when it is larger
+    than a whole batch. Invariant: `_nonempty` is set whenever the heap holds a group (it
+    may also be set spuriously by `wake_all`, so consumers re-check after waking).
     """
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, PendingQuery]] = []
+        self._heap: list[tuple[float, int, list[PendingQuery]]] = []
         self._order = itertools.count()
         self._nonempty = asyncio.Event()
+        self._size = 0
 
     def __len__(self) -> int:
-        return len(self._heap)
+        """Queued inputs (not groups)."""
+        return self._size
 
     def put(self, query: PendingQuery) -> None:
         """Enqueue one query."""
-        heapq.heappush(self._heap, (query.deadline, next(self._order), query))
+        self.put_group([query])
+
+    def put_group(self, queries: Sequence[PendingQuery]) -> None:
+        """Enqueue queries that should travel in one batch where they fit."""
+        if not queries:
+            return
+        now = time.monotonic()
+        for query in queries:
+            query.enqueued_at = now
+        deadline = min(query.deadline for query in queries)
+        heapq.heappush(self._heap, (deadline, next(self._order), list(queries)))
+        self._size += len(queries)
         self._nonempty.set()
 
     async def wait(self) -> None:
@@ -50,22 +72,53 @@ class BatchQueue:
             self._nonempty.clear()
             await self._nonempty.wait()
 
-    def take(self, max_items: int, now: float) -> tuple[list[PendingQuery], int]:
+    async def wait_for_more(self, target_items: int, timeout_s: float) -> None:
+        """Wait up to `timeout_s` for the queue to hold `target_items` inputs."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self._size < target_items:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            self._nonempty.clear()
+            try:
+                await asyncio.wait_for(self._nonempty.wait(), remaining)
+            except TimeoutError:
+                return
+
+    def take(self, max_items: int, now: float) -> tuple[list[PendingQuery], list[PendingQuery]]:
         """Pop up to `max_items` live queries, earliest deadline first.
 
-        Queries already answered (by their deadline timer) or past their deadline are
-        dropped, never dispatched; returns (batch, number dropped).
+        Returns (batch, expired): queries whose deadline passed (or whose computation is
+        already resolved) are removed and returned separately, never dispatched.
         """
         batch: list[PendingQuery] = []
-        dropped = 0
+        expired: list[PendingQuery] = []
         heap = self._heap
         while heap and len(batch) < max_items:
-            query = heapq.heappop(heap)[2]
-            if query.future.done() or query.deadline <= now:
-                dropped += 1
-                continue
-            batch.append(query)
-        return batch, dropped
+            deadline, order, group = heapq.heappop(heap)
+            self._size -= len(group)
+            live = [q for q in group if not q.future.done() and q.deadline > now]
+            if len(live) != len(group):
+                expired.extend(q for q in group if q.future.done() or q.deadline <= now)
+            room = max_items - len(batch)
+            if len(live) <= room:
+                batch.extend(live)
+            elif not batch:
+                batch.extend(live[:room])
+                self._push_back(deadline, order, live[room:])
+            else:
+                self._push_back(deadline, order, live)
+                break
+        return batch, expired
+
+    def _push_back(self, deadline: float, order: int, group: list[PendingQuery]) -> None:
+        heapq.heappush(self._heap, (deadline, order, group))
+        self._size += len(group)
+
+    def earliest_deadline(self) -> float | None:
+        """The deadline of the most urgent queued group, if any."""
+        return self._heap[0][0] if self._heap else None
 
     def wake_all(self) -> None:
         """Wake every waiting consumer, e.g. when a replica goes away."""
@@ -73,6 +126,7 @@ class BatchQueue:
 
     def drain(self) -> list[PendingQuery]:
         """Remove and return everything queued."""
-        items = [entry[2] for entry in self._heap]
+        items = [query for entry in self._heap for query in entry[2]]
         self._heap.clear()
+        self._size = 0
         return items

@@ -1,4 +1,4 @@
-"""The transport-agnostic query path: app -> model version -> batch queue -> replica."""
+"""The transport-agnostic query path: app -> model version -> cache -> batch queue -> replica."""
 
 from __future__ import annotations
 
@@ -7,30 +7,34 @@ import itertools
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from clipper.batching.queue import PendingQuery
-from clipper.dataplane.model_serving import Clock, ModelServing
+from clipper.cache import PredictionCache
+from clipper.dataplane.model_serving import BatchPolicy, Clock, ModelServing
 from clipper.exceptions import (
+    DeadlineExceeded,
     ModelError,
     ReplicaCrashed,
-    ReplicaError,
     UnknownApplication,
     UnknownVersion,
 )
-from clipper.management.records import AppRecord, RegistrySnapshot
+from clipper.management.records import AppRecord, ModelVersionRecord, RegistrySnapshot
+from clipper.metrics import ServerMetrics
 from clipper.outputs import parse_output_string
 from clipper.rpc.protocol import Register
 from clipper.rpc.server import WorkerChannel
 from clipper.types import ModelId
 
-__all__ = ["DataPlane", "Prediction"]
+__all__ = ["NO_MODELS", "SLO_MISSED", "DataPlane", "Prediction"]
 
 log = logging.getLogger("clipper.dataplane")
 
 NO_MODELS = "No connected models found for query"
 SLO_MISSED = "Failed to retrieve a prediction response within the specified latency SLO"
 DEFAULT_SLO_S = 0.1
+DEFAULT_CACHE_BYTES = 32 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,19 +47,28 @@ class Prediction:
     explanation: str | None = None
 
 
-class _DeadlinePassed(ReplicaError):
-    """Raised into a query's future by its deadline timer."""
-
-
 class DataPlane:
-    """Routes queries to model versions; owns one ModelServing per registered version."""
+    """Routes queries to model versions; owns one ModelServing per registered version.
 
-    def __init__(self, clock: Clock = time.monotonic) -> None:
+    Per input: a cache hit answers at once; an identical computation already in flight is
+    shared; otherwise a new computation is queued. Computations are resolved only by the
+    model side, so answers that arrive after a client's deadline still fill the cache.
+    """
+
+    def __init__(
+        self,
+        metrics: ServerMetrics | None = None,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        clock: Clock = time.monotonic,
+    ) -> None:
         self._clock = clock
+        self._metrics = metrics
         self._snapshot = RegistrySnapshot()
         self._serving: dict[ModelId, ModelServing] = {}
         self._defaults: dict[str, Any] = {}
         self._query_ids = itertools.count(1)
+        self.cache = PredictionCache(cache_bytes)
+        self._in_flight: dict[tuple[ModelId, bytes], asyncio.Future[Any]] = {}
         self.ready = False
 
     # -- registry view ---------------------------------------------------------------
@@ -69,16 +82,26 @@ class DataPlane:
         removed = [s for mid, s in self._serving.items() if mid not in snapshot.versions]
         for serving in removed:
             del self._serving[serving.model_id]
+            self.cache.drop_model(serving.model_id)
         for model_id, record in snapshot.versions.items():
-            slo_s = self._slo_for_model(model_id.name)
-            serving = self._serving.get(model_id)
-            if serving is None:
+            policy = self._batch_policy(record)
+            existing = self._serving.get(model_id)
+            if existing is None:
+                metrics = self._metrics.for_model(*_labels(model_id)) if self._metrics else None
                 self._serving[model_id] = ModelServing(
-                    model_id, record.input_type, record.batch_size, slo_s, self._clock
+                    model_id, record.input_type, policy, metrics, self._clock
                 )
-            else:
-                serving.slo_s = slo_s
+            elif existing.policy != policy:
+                existing.set_policy(policy)
         return removed
+
+    def _batch_policy(self, record: ModelVersionRecord) -> BatchPolicy:
+        return BatchPolicy(
+            batch_size=record.batch_size,
+            wait_timeout_s=record.batch_wait_timeout_us / 1e6,
+            max_in_flight=record.max_in_flight,
+            slo_s=self._slo_for_model(record.name),
+        )
 
     def _slo_for_model(self, model_name: str) -> float:
         slos = [
@@ -153,32 +176,111 @@ class DataPlane:
         serving = self.resolve_model(app, version)
         if serving is None:
             return [self._default(app_name, NO_MODELS) for _ in buffers]
+        query_ids = [next(self._query_ids) for _ in buffers]
+        computations = self._computations(app, serving, buffers, query_ids, deadline)
+        pending = [future for future in computations if not future.done()]
+        if pending:
+            await self._wait_all(pending, deadline)
+        return [
+            self._answer(app_name, serving, query_id, future)
+            for query_id, future in zip(query_ids, computations, strict=True)
+        ]
+
+    def _computations(
+        self,
+        app: AppRecord,
+        serving: ModelServing,
+        buffers: list[bytes],
+        query_ids: list[int],
+        deadline: float,
+    ) -> list[asyncio.Future[Any]]:
+        """One future per input: a cached answer, a shared in-flight one, or a new one."""
         loop = asyncio.get_running_loop()
-        queries = []
-        for buffer in buffers:
-            future: asyncio.Future[Any] = loop.create_future()
-            query = PendingQuery(next(self._query_ids), buffer, deadline, future)
-            serving.submit(query)
-            queries.append(query)
-        timer = loop.call_later(max(0.0, deadline - self._clock()), _expire, queries)
+        record = self._snapshot.versions.get(serving.model_id)
+        use_cache = app.cache_enabled and (record is None or record.cache_enabled)
+        metrics = serving.metrics
+        futures: list[asyncio.Future[Any]] = []
+        fresh: list[PendingQuery] = []
+        for query_id, buffer in zip(query_ids, buffers, strict=True):
+            key = (serving.model_id, buffer)
+            if use_cache:
+                cached = self.cache.get(serving.model_id, buffer)
+                if cached is not PredictionCache.MISSING:
+                    done: asyncio.Future[Any] = loop.create_future()
+                    done.set_result(cached)
+                    futures.append(done)
+                    if metrics:
+                        metrics.cache_hits.inc()
+                    continue
+                shared = self._in_flight.get(key)
+                if shared is not None:
+                    futures.append(shared)
+                    continue
+                if metrics:
+                    metrics.cache_misses.inc()
+            future = loop.create_future()
+            future.add_done_callback(partial(self._computed, key, use_cache))
+            if use_cache:
+                self._in_flight[key] = future
+            fresh.append(PendingQuery(query_id, buffer, deadline, future))
+            futures.append(future)
+        if fresh:
+            serving.submit(fresh)
+        return futures
+
+    def _computed(self, key: tuple[ModelId, bytes], use_cache: bool, future: Any) -> None:
+        """A computation finished: retire it from in-flight, cache a real output."""
+        if use_cache and self._in_flight.get(key) is future:
+            del self._in_flight[key]
+        if future.cancelled() or future.exception() is not None:
+            return
+        if use_cache and key[0] in self._serving:
+            self.cache.put(key[0], key[1], future.result())
+
+    async def _wait_all(self, futures: list[asyncio.Future[Any]], deadline: float) -> None:
+        """Wait until every future is done or the deadline passes: one waiter, one timer."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        remaining = len(futures)
+
+        def on_done(_: object) -> None:
+            nonlocal remaining
+            remaining -= 1
+            if remaining == 0 and not waiter.done():
+                waiter.set_result(None)
+
+        def on_deadline() -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        for future in futures:
+            future.add_done_callback(on_done)
+        timer = loop.call_later(max(0.0, deadline - self._clock()), on_deadline)
         try:
-            return [await self._answer(app_name, serving, query) for query in queries]
+            await waiter
         finally:
             timer.cancel()
+            for future in futures:
+                future.remove_done_callback(on_done)
 
-    async def _answer(
-        self, app_name: str, serving: ModelServing, query: PendingQuery
+    def _answer(
+        self, app_name: str, serving: ModelServing, query_id: int, future: asyncio.Future[Any]
     ) -> Prediction:
-        try:
-            output = await query.future
-        except _DeadlinePassed:
+        if not future.done():
             reason = SLO_MISSED if serving.ready_replicas else NO_MODELS
-            return self._default(app_name, reason, query.query_id)
-        except ModelError as exc:
-            return self._default(app_name, f"Model error: {exc}", query.query_id)
-        except ReplicaCrashed as exc:
-            return self._default(app_name, f"Replica crashed: {exc}", query.query_id)
-        return Prediction(query.query_id, output)
+            return self._default(app_name, reason, query_id)
+        error = future.exception()
+        if error is None:
+            return Prediction(query_id, future.result())
+        if isinstance(error, DeadlineExceeded):
+            reason = SLO_MISSED if serving.ready_replicas else NO_MODELS
+        elif isinstance(error, ModelError):
+            reason = f"Model error: {error}"
+        elif isinstance(error, ReplicaCrashed):
+            reason = f"Replica crashed: {error}"
+        else:
+            reason = f"{type(error).__name__}: {error}"
+        return self._default(app_name, reason, query_id)
 
     def _default(self, app_name: str, explanation: str, query_id: int | None = None) -> Prediction:
         if query_id is None:
@@ -186,7 +288,5 @@ class DataPlane:
         return Prediction(query_id, self._defaults.get(app_name), True, explanation)
 
 
-def _expire(queries: list[PendingQuery]) -> None:
-    for query in queries:
-        if not query.future.done():
-            query.future.set_exception(_DeadlinePassed())
+def _labels(model_id: ModelId) -> tuple[str, str]:
+    return model_id.name, model_id.version

@@ -44,7 +44,8 @@ def encode_input(value: Any, input_type: InputType) -> bytes:
             raise InvalidInput(f"expected a string input, got {type(value).__name__}")
         return value.encode("utf-8")
     if not isinstance(value, str):
-        raise InvalidInput(f"expected a base64 string for a bytes input, got {type(value).__name__}")
+        kind = type(value).__name__
+        raise InvalidInput(f"expected a base64 string for a bytes input, got {kind}")
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
@@ -65,8 +66,10 @@ def _encode_numeric(value: Any, input_type: InputType, dtype: np.dtype[Any]) -> 
             f"input for {input_type.value} must be a flat list of "
             f"{'integers' if input_type is InputType.INTEGERS else 'numbers'}, got {value!r:.80}"
         )
-    if input_type is InputType.INTEGERS and array.size and (
-        array.max() > np.iinfo(np.int32).max or array.min() < np.iinfo(np.int32).min
+    if (
+        input_type is InputType.INTEGERS
+        and array.size
+        and (array.max() > np.iinfo(np.int32).max or array.min() < np.iinfo(np.int32).min)
     ):
         raise InvalidInput("integer input out of the 32-bit range")
     return array.astype(dtype, copy=False).tobytes()

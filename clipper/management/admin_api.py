@@ -7,12 +7,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
-
-import orjson
 
 from clipper.exceptions import ClipperError, ModelNotFound, PayloadTooLarge
 from clipper.frontend.errors import error_body, error_response
@@ -88,6 +87,8 @@ async def add_model(service: ClusterService, body: Body) -> Any:
         container_name=optional(body, "container_name", str, ""),
         model_data_path=optional(body, "model_data_path", str, ""),
         batch_size=optional(body, "batch_size", int, -1),
+        batch_wait_timeout_us=optional(body, "batch_wait_timeout_micros", int, 0),
+        max_in_flight=optional(body, "max_in_flight", int, 1),
         num_replicas=0 if containerless else optional(body, "num_replicas", int, 1),
         containerless=containerless,
     )
@@ -178,6 +179,27 @@ async def wait_model_ready(service: ClusterService, body: Body) -> Any:
     return {"ready_replicas": ready}
 
 
+async def set_batch_policy(service: ClusterService, body: Body) -> Any:
+    name = required(body, "model_name", str)
+    version = optional(body, "model_version", (str, int), None)
+    record = await service.set_batch_policy(
+        name,
+        None if version is None else str(version),
+        optional(body, "batch_size", int, None),
+        optional(body, "batch_wait_timeout_micros", int, None),
+        optional(body, "max_in_flight", int, None),
+    )
+    return service.model_info(record)
+
+
+async def set_cache(service: ClusterService, body: Body) -> Any:
+    app_name = optional(body, "app_name", str, None)
+    model_name = optional(body, "model_name", str, None)
+    enabled = required(body, "enabled", bool)
+    await service.set_cache(app_name, model_name, enabled)
+    return {"app_name": app_name, "model_name": model_name, "enabled": enabled}
+
+
 async def get_logs(service: ClusterService, body: Body) -> Any:
     logs_dir = service.state_dir / "logs"
     files = sorted(logs_dir.glob("*.log")) if logs_dir.is_dir() else []
@@ -195,7 +217,7 @@ _HANDLERS: dict[str, Handler] = {
         set_model_version, delete_versioned_model, get_all_applications, get_application,
         get_linked_models, get_all_models, get_model, get_all_containers, get_container,
         set_num_replicas, get_num_replicas, get_current_model_version, wait_model_ready,
-        get_logs,
+        set_batch_policy, set_cache, get_logs,
     )
 }  # fmt: skip
 
@@ -254,9 +276,7 @@ def build_admin_app(
         Route("/admin/metrics", metrics_json, methods=["GET", "POST"]),
         Route("/admin/status", status_json, methods=["GET", "POST"]),
         Route("/admin/shutdown", shutdown, methods=["POST"]),
-        Route(
-            "/admin/artifacts/{model_name}/{model_version}", upload_artifact, methods=["PUT"]
-        ),
+        Route("/admin/artifacts/{model_name}/{model_version}", upload_artifact, methods=["PUT"]),
         Route("/admin/{operation}", dispatch, methods=["POST"]),
     ]
     return Starlette(routes=routes)

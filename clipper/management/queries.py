@@ -31,10 +31,11 @@ __all__ = [
     "version_exists",
 ]
 
-_APP_COLUMNS = "name, input_type, default_output, latency_slo_us, policy"
+_APP_COLUMNS = "name, input_type, default_output, latency_slo_us, policy, cache_enabled"
 _VERSION_COLUMNS = (
     "name, version, input_type, labels, container_name, model_data_path, "
-    "batch_size, num_replicas, containerless, created_at"
+    "batch_size, num_replicas, containerless, created_at, batch_wait_timeout_us, "
+    "max_in_flight, cache_enabled"
 )
 
 
@@ -46,8 +47,9 @@ def insert_app(conn: sqlite3.Connection, record: AppRecord) -> None:
         record.default_output,
         record.latency_slo_us,
         record.policy,
+        int(record.cache_enabled),
     )
-    conn.execute(f"INSERT INTO apps ({_APP_COLUMNS}) VALUES (?, ?, ?, ?, ?)", values)
+    conn.execute(f"INSERT INTO apps ({_APP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", values)
 
 
 def read_app(conn: sqlite3.Connection, name: str) -> AppRecord | None:
@@ -83,6 +85,9 @@ def insert_version(conn: sqlite3.Connection, record: ModelVersionRecord) -> None
         record.num_replicas,
         int(record.containerless),
         record.created_at,
+        record.batch_wait_timeout_us,
+        record.max_in_flight,
+        int(record.cache_enabled),
     )
     placeholders = ", ".join("?" * len(values))
     conn.execute(f"INSERT INTO model_versions ({_VERSION_COLUMNS}) VALUES ({placeholders})", values)
@@ -177,12 +182,20 @@ def read_snapshot(conn: sqlite3.Connection) -> RegistrySnapshot:
 
 
 def _app_from_row(row: tuple[Any, ...]) -> AppRecord:
-    name, input_type, default_output, latency_slo_us, policy = row
-    return AppRecord(name, parse_input_type(input_type), default_output, latency_slo_us, policy)
+    name, input_type, default_output, latency_slo_us, policy, cache_enabled = row
+    return AppRecord(
+        name,
+        parse_input_type(input_type),
+        default_output,
+        latency_slo_us,
+        policy,
+        bool(cache_enabled),
+    )
 
 
 def _version_from_row(row: tuple[Any, ...]) -> ModelVersionRecord:
-    name, version, input_type, labels, container, data_path, batch, replicas, bare, created = row
+    (name, version, input_type, labels, container, data_path, batch, replicas, bare, created,
+     wait_us, in_flight, cache_enabled) = row  # fmt: skip
     return ModelVersionRecord(
         name=name,
         version=version,
@@ -194,4 +207,7 @@ def _version_from_row(row: tuple[Any, ...]) -> ModelVersionRecord:
         num_replicas=replicas,
         containerless=bool(bare),
         created_at=created,
+        batch_wait_timeout_us=wait_us,
+        max_in_flight=in_flight,
+        cache_enabled=bool(cache_enabled),
     )

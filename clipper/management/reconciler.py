@@ -12,8 +12,9 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any
 
 from clipper.placement.base import Placement, ReplicaLaunch, RunningReplica
 from clipper.types import ModelId, ReplicaId
@@ -124,13 +125,13 @@ class Reconciler:
                 self._stop(status)
         now = self._clock()
         for replica_id, launch in self._desired.items():
-            status = self.replicas.get(replica_id)
-            if status is None:
-                status = self.replicas[replica_id] = ReplicaStatus(launch)
-                await self._start(status)
-            elif status.process is None and status.restart_at <= now:
-                status.launch = launch
-                await self._start(status)
+            known = self.replicas.get(replica_id)
+            if known is None:
+                fresh = self.replicas[replica_id] = ReplicaStatus(launch)
+                await self._start(fresh)
+            elif known.process is None and known.restart_at <= now:
+                known.launch = launch
+                await self._start(known)
 
     async def _start(self, status: ReplicaStatus) -> None:
         status.state = ReplicaState.STARTING
@@ -189,8 +190,8 @@ class Reconciler:
         if status is not None and status.process is not None:
             status.process.kill()
 
-    def _spawn(self, coroutine: object) -> None:
-        task = asyncio.get_running_loop().create_task(coroutine)  # type: ignore[arg-type]
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

@@ -18,6 +18,7 @@ class AppRecord:
     default_output: str
     latency_slo_us: int
     policy: str = "single"
+    cache_enabled: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +26,9 @@ class ModelVersionRecord:
     """A registered version of a model.
 
     `num_replicas` is the target the reconciler keeps running; containerless versions are
-    served by external workers and never get replicas.
+    served by external workers and never get replicas. `batch_size` -1 is adaptive (AIMD),
+    a positive value a fixed maximum; `batch_wait_timeout_us` lets a batch fill under light
+    load; `max_in_flight` is how many batches one replica may hold at once.
     """
 
     name: str
@@ -38,6 +41,9 @@ class ModelVersionRecord:
     num_replicas: int = 0
     containerless: bool = False
     created_at: float = 0.0
+    batch_wait_timeout_us: int = 0
+    max_in_flight: int = 1
+    cache_enabled: bool = True
 
     @property
     def model_id(self) -> ModelId:

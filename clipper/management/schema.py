@@ -25,7 +25,8 @@ _V1: tuple[str, ...] = (
         latency_slo_us INTEGER NOT NULL,
         policy TEXT NOT NULL,
         policy_params TEXT NOT NULL DEFAULT '{}',
-        policy_state BLOB
+        policy_state BLOB,
+        cache_enabled INTEGER NOT NULL DEFAULT 1
     )""",
     """CREATE TABLE model_versions (
         name TEXT NOT NULL,
@@ -38,6 +39,9 @@ _V1: tuple[str, ...] = (
         num_replicas INTEGER NOT NULL DEFAULT 0,
         containerless INTEGER NOT NULL DEFAULT 0,
         created_at REAL NOT NULL,
+        batch_wait_timeout_us INTEGER NOT NULL DEFAULT 0,
+        max_in_flight INTEGER NOT NULL DEFAULT 1,
+        cache_enabled INTEGER NOT NULL DEFAULT 1,
         PRIMARY KEY (name, version)
     )""",
     # At most one current version per model; the row goes when its version is deleted.

@@ -123,6 +123,7 @@ class ClusterService:
             "latency_slo_micros": app.latency_slo_us,
             "linked_models": self.registry.linked_models(name),
             "policy": app.policy,
+            "cache_enabled": app.cache_enabled,
         }
 
     def all_apps(self, verbose: bool) -> list[Any]:
@@ -200,6 +201,39 @@ class ClusterService:
         self.registry.set_num_replicas(name, resolved, num_replicas)
         await self.refresh()
 
+    async def set_batch_policy(
+        self,
+        name: str,
+        version: str | None,
+        batch_size: int | None,
+        wait_timeout_us: int | None,
+        max_in_flight: int | None,
+    ) -> ModelVersionRecord:
+        """Change a version's batching; unspecified settings keep their values."""
+        resolved = self.resolve_version(name, version)
+        record = self.registry.get_model_version(name, resolved)
+        if record is None:
+            raise ModelNotFound(f"No model with name '{name}' and version '{resolved}'")
+        self.registry.set_batch_policy(
+            name,
+            resolved,
+            record.batch_size if batch_size is None else batch_size,
+            record.batch_wait_timeout_us if wait_timeout_us is None else wait_timeout_us,
+            record.max_in_flight if max_in_flight is None else max_in_flight,
+        )
+        await self.refresh()
+        return self.snapshot.versions[ModelId(name, resolved)]
+
+    async def set_cache(self, app_name: str | None, model_name: str | None, on: bool) -> None:
+        """Turn the prediction cache on or off for an app or a model."""
+        if (app_name is None) == (model_name is None):
+            raise InvalidRequest("give exactly one of app_name and model_name")
+        if app_name is not None:
+            self.registry.set_app_cache(app_name, on)
+        elif model_name is not None:
+            self.registry.set_model_cache(model_name, on)
+        await self.refresh()
+
     def model_info(self, record: ModelVersionRecord) -> dict[str, Any]:
         """Clipper's model info dict."""
         current = self.snapshot.current_versions.get(record.name)
@@ -212,6 +246,9 @@ class ClusterService:
             "model_data_path": record.model_data_path,
             "is_current_version": current == record.version,
             "batch_size": record.batch_size,
+            "batch_wait_timeout_micros": record.batch_wait_timeout_us,
+            "max_in_flight": record.max_in_flight,
+            "cache_enabled": record.cache_enabled,
             "num_replicas": record.num_replicas,
             "containerless": record.containerless,
         }
@@ -256,8 +293,9 @@ class ClusterService:
         """
         record = self.snapshot.versions.get(model_id)
         if record is None:
-            raise ModelNotFound(f"No model with name '{model_id.name}' and version "
-                                f"'{model_id.version}'")
+            raise ModelNotFound(
+                f"No model with name '{model_id.name}' and version '{model_id.version}'"
+            )
         deadline = time.monotonic() + timeout_s
         async with self.reconciler.changed:
             while True:

@@ -137,6 +137,7 @@ class Registry:
         version = validate_version(record.version)
         input_type = parse_input_type(record.input_type).value
         _check_replicas(record.num_replicas, record.containerless, name, version)
+        _check_batch_policy(record.batch_size, record.batch_wait_timeout_us, record.max_in_flight)
         created_at = record.created_at or self._clock()
         record = dataclasses.replace(record, version=version, created_at=created_at)
         with self._write() as conn:
@@ -213,6 +214,39 @@ class Registry:
                 "UPDATE model_versions SET num_replicas = ? WHERE name = ? AND version = ?",
                 (n, name, version),
             )
+
+    def set_batch_policy(
+        self,
+        name: str,
+        version: str,
+        batch_size: int,
+        batch_wait_timeout_us: int,
+        max_in_flight: int,
+    ) -> None:
+        """Change how a version's queries are batched (takes effect on the next batch)."""
+        _check_batch_policy(batch_size, batch_wait_timeout_us, max_in_flight)
+        with self._write() as conn:
+            q.require_version(conn, name, version)
+            conn.execute(
+                "UPDATE model_versions SET batch_size = ?, batch_wait_timeout_us = ?, "
+                "max_in_flight = ? WHERE name = ? AND version = ?",
+                (batch_size, batch_wait_timeout_us, max_in_flight, name, version),
+            )
+
+    def set_model_cache(self, name: str, enabled: bool) -> None:
+        """Turn the prediction cache on or off for every version of a model."""
+        with self._write() as conn:
+            if q.model_input_type(conn, name) is None:
+                raise ModelNotFound(f"No model with name '{name}'")
+            conn.execute(
+                "UPDATE model_versions SET cache_enabled = ? WHERE name = ?", (int(enabled), name)
+            )
+
+    def set_app_cache(self, name: str, enabled: bool) -> None:
+        """Turn the prediction cache on or off for an application."""
+        with self._write() as conn:
+            q.require_app(conn, name)
+            conn.execute("UPDATE apps SET cache_enabled = ? WHERE name = ?", (int(enabled), name))
 
     # -- links --------------------------------------------------------------------------
 
@@ -314,6 +348,15 @@ class Registry:
         with self._read() as conn:
             q.require_app(conn, app)
             return conn.execute(f"SELECT {column} FROM apps WHERE name = ?", (app,)).fetchone()[0]
+
+
+def _check_batch_policy(batch_size: int, wait_timeout_us: int, max_in_flight: int) -> None:
+    if batch_size == 0 or batch_size < -1:
+        raise InvalidRequest("batch_size must be -1 (adaptive) or a positive integer")
+    if wait_timeout_us < 0:
+        raise InvalidRequest("batch_wait_timeout_micros must not be negative")
+    if max_in_flight < 1:
+        raise InvalidRequest("max_in_flight must be at least 1")
 
 
 def _check_replicas(n: int, containerless: bool, name: str, version: str) -> None:

@@ -61,7 +61,8 @@ class LocalPlacement:
         ]  # fmt: skip
         launch.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        with open(launch.log_path, "ab") as log_file:
+        # Opening a local log file for append does not block the loop in any way that matters.
+        with open(launch.log_path, "ab") as log_file:  # noqa: ASYNC230
             process = await asyncio.create_subprocess_exec(
                 self._python,
                 *args,

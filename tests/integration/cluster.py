@@ -1,0 +1,151 @@
+"""Starting and stopping real Clipper servers for integration tests."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+STARTUP_TIMEOUT_S = 30.0
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(condition: Any, timeout_s: float, what: str, interval_s: float = 0.05) -> Any:
+    """Poll `condition()` until it returns something truthy, bounded by `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s} s waiting for {what}")
+        time.sleep(interval_s)
+
+
+def pid_alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as file:
+            return file.read().split(") ")[-1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@dataclass
+class ServerHandle:
+    """A server process started by a test, with its addresses."""
+
+    state_dir: Path
+    cluster_name: str
+    query_port: int
+    admin_port: int
+    rpc_port: int
+    process: subprocess.Popen[bytes] | None = None
+    worker_pids: set[int] = field(default_factory=set)
+
+    @property
+    def query_url(self) -> str:
+        return f"http://127.0.0.1:{self.query_port}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
+
+    def cli_flags(self) -> list[str]:
+        return [
+            "--cluster-name", self.cluster_name,
+            "--state-dir", str(self.state_dir),
+            "--query-port", str(self.query_port),
+            "--admin-port", str(self.admin_port),
+            "--rpc-port", str(self.rpc_port),
+        ]  # fmt: skip
+
+    def start(self) -> None:
+        """Start `clipper start` in the foreground of a child process; wait until ready."""
+        log = open(self.state_dir.parent / f"{self.cluster_name}-server.out", "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "clipper.cli", "start", *self.cli_flags()],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        wait_until(self._ready, STARTUP_TIMEOUT_S, "the server to be ready")
+
+    def _ready(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"server exited with {self.process.returncode}")
+        try:
+            return httpx.get(f"{self.query_url}/readyz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def admin(self, operation: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        return httpx.post(f"{self.admin_url}/admin/{operation}", json=body or {}, timeout=60)
+
+    def predict(self, app: str, body: dict[str, Any], **kwargs: Any) -> httpx.Response:
+        return httpx.post(f"{self.query_url}/{app}/predict", json=body, timeout=30, **kwargs)
+
+    def replica_pids(self) -> list[int]:
+        """Pids of this server's workers, remembered for cleanup."""
+        replicas = self.admin("get_all_containers", {"verbose": True}).json()
+        pids = [replica["pid"] for replica in replicas if replica["pid"]]
+        self.worker_pids.update(pids)
+        return pids
+
+    def kill(self) -> None:
+        """SIGKILL the server (workers notice and exit by themselves)."""
+        assert self.process is not None
+        with contextlib.suppress(httpx.HTTPError):
+            self.replica_pids()
+        self.process.kill()
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        """SIGTERM the server, then make sure every worker it started is gone."""
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(httpx.HTTPError):
+                self.replica_pids()
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        for pid in self.worker_pids:
+            with contextlib.suppress(TimeoutError):
+                wait_until(lambda pid=pid: not pid_alive(pid), 10, f"worker {pid} to exit")
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def running_server(tmp_path: Path, name: str = "test") -> Iterator[ServerHandle]:
+    """A started server on free ports with its own state directory; stopped afterwards."""
+    handle = ServerHandle(
+        state_dir=tmp_path / name,
+        cluster_name=name,
+        query_port=free_port(),
+        admin_port=free_port(),
+        rpc_port=free_port(),
+    )
+    handle.start()
+    try:
+        yield handle
+    finally:
+        handle.stop()
