@@ -50,6 +50,7 @@ class QueryApi:
         if scope["type"] != "http":
             return
         status, body, headers = await self._handle(scope, receive)
+        headers = [*headers, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

@@ -149,3 +149,51 @@ def running_server(tmp_path: Path, name: str = "test") -> Iterator[ServerHandle]
         yield handle
     finally:
         handle.stop()
+
+
+def deploy(
+    server: ServerHandle,
+    app: str,
+    func: Any,
+    *,
+    input_type: str = "doubles",
+    slo_us: int = 1_000_000,
+    replicas: int = 1,
+    link: bool = True,
+    version: str = "1",
+    **model_settings: Any,
+) -> None:
+    """Register `app` (if new), deploy `func` as model `app` at `version`, link, wait ready."""
+    from clipper.artifacts import closure_artifact
+
+    if server.admin("get_application", {"name": app}).json() is None:
+        response = server.admin("add_app", {
+            "name": app, "input_type": input_type, "default_output": "-1",
+            "latency_slo_micros": slo_us,
+        })  # fmt: skip
+        response.raise_for_status()
+    url = f"{server.admin_url}/admin/artifacts/{app}/{version}"
+    httpx.put(url, content=closure_artifact(func), timeout=60).raise_for_status()
+    server.admin("add_model", {
+        "model_name": app, "model_version": version, "input_type": input_type,
+        "num_replicas": replicas, **model_settings,
+    }).raise_for_status()  # fmt: skip
+    if link:
+        server.admin("add_model_links", {"app_name": app, "model_names": [app]}).raise_for_status()
+    ready = server.admin("wait_model_ready", {"model_name": app, "model_version": version})
+    ready.raise_for_status()
+
+
+def metric(server: ServerHandle, name: str, **labels: str) -> float:
+    """The value of one sample on the server's /metrics page (0 when absent)."""
+    text = httpx.get(f"{server.query_url}/metrics", timeout=10).text
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        head, _, value = line.rpartition(" ")
+        sample_name = head.split("{")[0]
+        if sample_name != name:
+            continue
+        if all(f'{key}="{val}"' in head for key, val in labels.items()):
+            return float(value)
+    return 0.0
