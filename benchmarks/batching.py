@@ -20,6 +20,7 @@ import orjson
 
 from benchmarks.harness import BenchServer, bench_server
 from benchmarks.loadgen import LoadResult, run_load
+from benchmarks.table import print_table
 
 SLO_US = 50_000
 CONCURRENCIES = (1, 64)
@@ -55,31 +56,27 @@ def slow_model(inputs: list[Any]) -> list[float]:
     return [float(np.sum(x)) for x in inputs]
 
 
-def _drive(server: BenchServer, app: str, body: bytes, concurrency: int, duration_s: float) -> LoadResult:
-    return run_load("127.0.0.1", server.query_port, f"/{app}/predict", body, concurrency, duration_s)
+def _drive(
+    server: BenchServer, app: str, body: bytes, concurrency: int, duration_s: float
+) -> LoadResult:
+    return run_load(
+        "127.0.0.1", server.query_port, f"/{app}/predict", body, concurrency, duration_s
+    )
 
 
 def _row(workload: str, mode: str, result: LoadResult) -> list[str]:
     return [
         workload, mode, str(result.concurrency), f"{result.throughput:,.0f}",
+        f"{result.goodput:,.0f}",
         f"{result.median_ms:.2f}", f"{result.percentile_ms(0.99):.2f}",
         f"{result.defaults}", f"{result.errors}",
     ]  # fmt: skip
 
 
-def _print_table(header: list[str], rows: list[list[str]]) -> None:
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    line = lambda row: "| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |"  # noqa: E731
-    print(line(header))
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for row in rows:
-        print(line(row))
-
-
 def run_batching(server: BenchServer, duration_s: float) -> None:
     rows: list[list[str]] = []
     ratios: list[list[str]] = []
-    row20 = orjson.dumps({"input": list(np.random.default_rng(0).normal(size=20))})
+    row20 = orjson.dumps({"input": np.random.default_rng(0).normal(size=20).tolist()})
     workloads = {"fixed-cost": fixed_cost_model, "sklearn": make_sklearn_model()}
     for workload, func in workloads.items():
         for mode, batch_size in (("off", 1), ("adaptive", -1)):
@@ -91,14 +88,19 @@ def run_batching(server: BenchServer, duration_s: float) -> None:
                 server.admin("set_cache", {"app_name": f"{workload}-{mode}", "enabled": False})
                 results[mode] = _drive(server, f"{workload}-{mode}", row20, concurrency, duration_s)
                 rows.append(_row(workload, mode, results[mode]))
-            ratio = results["adaptive"].throughput / max(results["off"].throughput, 1e-9)
-            ratios.append([workload, str(concurrency), f"{ratio:.1f}x",
-                           f"{results['adaptive'].percentile_ms(0.99):.2f}"])  # fmt: skip
-    print(f"\n## Batching: throughput and latency (SLO {SLO_US / 1000:.0f} ms, {duration_s:g} s runs)\n")
-    _print_table(["workload", "batching", "concurrency", "req/s", "p50 ms", "p99 ms",
+            adaptive, off = results["adaptive"], results["off"]
+            ratio = adaptive.throughput / max(off.throughput, 1e-9)
+            good_ratio = adaptive.goodput / max(off.goodput, 1e-9)
+            ratios.append([workload, str(concurrency), f"{ratio:.1f}x", f"{good_ratio:.1f}x",
+                           f"{adaptive.percentile_ms(0.99):.2f}"])  # fmt: skip
+    print(f"\n## Batching (SLO {SLO_US / 1000:.0f} ms, {duration_s:g} s runs)\n")
+    print_table(["workload", "batching", "concurrency", "req/s", "model answers/s",
+                  "p50 ms", "p99 ms",
                   "defaults", "errors"], rows)  # fmt: skip
     print("\n## Adaptive / off\n")
-    _print_table(["workload", "concurrency", "throughput ratio", "adaptive p99 ms"], ratios)
+    print_table(["workload", "concurrency", "req/s ratio", "model answers/s ratio",
+                  "adaptive p99 ms"], ratios)  # fmt: skip
+    print("\n(req/s counts default answers too; model answers/s counts only answers a model gave.)")
 
 
 def run_cache(server: BenchServer, duration_s: float) -> None:
@@ -109,11 +111,12 @@ def run_cache(server: BenchServer, duration_s: float) -> None:
     miss = _drive(server, "cache-miss", body, 1, duration_s)
     hit = _drive(server, "cache-hit", body, 1, duration_s)
     print(f"\n## Prediction cache (model of ~5 ms, concurrency 1, {duration_s:g} s runs)\n")
-    _print_table(
-        ["path", "req/s", "p50 ms", "p99 ms"],
-        [["miss (cache off)", f"{miss.throughput:,.0f}", f"{miss.median_ms:.3f}", f"{miss.percentile_ms(0.99):.3f}"],
-         ["hit", f"{hit.throughput:,.0f}", f"{hit.median_ms:.3f}", f"{hit.percentile_ms(0.99):.3f}"]],
-    )  # fmt: skip
+    rows = [
+        [name, f"{result.throughput:,.0f}", f"{result.median_ms:.3f}",
+         f"{result.percentile_ms(0.99):.3f}"]
+        for name, result in (("miss (cache off)", miss), ("hit", hit))
+    ]  # fmt: skip
+    print_table(["path", "req/s", "p50 ms", "p99 ms"], rows)
     print(f"\nhit/miss median latency: {hit.median_ms / miss.median_ms:.3f}")
 
 

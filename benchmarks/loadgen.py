@@ -24,8 +24,14 @@ class LoadResult:
 
     @property
     def throughput(self) -> float:
-        """Answered requests per second."""
+        """Answered requests per second (model answers and default answers)."""
         return len(self.latencies_s) / self.duration_s if self.duration_s else 0.0
+
+    @property
+    def goodput(self) -> float:
+        """Requests per second answered by a model (not by the default output)."""
+        answered = len(self.latencies_s) - self.defaults
+        return answered / self.duration_s if self.duration_s else 0.0
 
     def percentile_ms(self, fraction: float) -> float:
         """A latency percentile, in milliseconds."""

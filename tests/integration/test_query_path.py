@@ -57,7 +57,7 @@ def test_each_answer_belongs_to_its_own_input(server: ServerHandle) -> None:
 
 def count_calls(inputs: list[Any]) -> list[float]:
     """Returns how many inputs this worker has computed so far, after a short pause."""
-    global _computed  # noqa: PLW0603
+    global _computed
     time.sleep(0.2)
     _computed = globals().get("_computed", 0) + len(inputs)
     return [float(_computed)] * len(inputs)
@@ -87,8 +87,9 @@ def test_slow_model_answers_default_at_deadline_and_late_answer_is_cached(
     assert first["output"] == -1
     assert first["default_explanation"] == SLO_MISSED
     cached = wait_until(
-        lambda: (r := server.predict("slow", {"input": [1.0, 2.0]}).json())["default"] is False
-        and r,
+        lambda: (
+            (r := server.predict("slow", {"input": [1.0, 2.0]}).json())["default"] is False and r
+        ),
         5,
         "the late answer to fill the cache",
     )
