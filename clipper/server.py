@@ -31,6 +31,7 @@ __all__ = ["ClipperServer", "serve"]
 
 log = logging.getLogger("clipper.server")
 PID_FILE = "server.pid"
+DRAIN_TIMEOUT_S = 30.0
 
 
 class ClipperServer:
@@ -45,6 +46,7 @@ class ClipperServer:
             LocalPlacement(settings.worker_python),
             settings.restart_backoff_initial_s,
             settings.restart_backoff_max_s,
+            drain=self._drain_replica,
         )
         self.stopping = asyncio.Event()
         self.started_at = time.time()
@@ -80,6 +82,9 @@ class ClipperServer:
                     )
                     self.reconciler.kill(replica)
                     channel.close()
+
+    async def _drain_replica(self, replica_id: ReplicaId) -> None:
+        await self.dataplane.drain_replica(replica_id.model, replica_id.replica, DRAIN_TIMEOUT_S)
 
     # -- status ---------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ class PendingQuery:
     ReplicaError), never a client's deadline timer, so late answers are still seen.
     """
 
-    __slots__ = ("buffer", "deadline", "enqueued_at", "future", "query_id")
+    __slots__ = ("attempts", "buffer", "deadline", "enqueued_at", "future", "query_id")
 
     def __init__(
         self, query_id: int, buffer: bytes, deadline: float, future: asyncio.Future[Any]
@@ -29,6 +29,7 @@ class PendingQuery:
         self.deadline = deadline
         self.future = future
         self.enqueued_at = 0.0
+        self.attempts = 0
 
 
 class BatchQueue:

@@ -148,6 +148,22 @@ class DataPlane:
             serving.detach(channel)
         log.warning("replica %s disconnected", channel.name)
 
+    async def drain_replica(self, model_id: ModelId, replica: int, timeout_s: float) -> None:
+        """Let a replica finish its in-flight batches, then tell its worker to exit."""
+        serving = self._serving.get(model_id)
+        handle = serving.replicas.get(replica) if serving is not None else None
+        if serving is None or handle is None:
+            return
+        await serving.drain(replica, timeout_s)
+        handle.channel.shutdown()
+
+    async def drain_model(self, model_id: ModelId, timeout_s: float) -> None:
+        """Drain every replica of a model version."""
+        serving = self._serving.get(model_id)
+        if serving is not None:
+            replicas = list(serving.replicas)
+            await asyncio.gather(*(self.drain_replica(model_id, r, timeout_s) for r in replicas))
+
     # -- queries ----------------------------------------------------------------------
 
     def resolve_model(self, app: AppRecord, version: str | None) -> ModelServing | None:

@@ -36,13 +36,19 @@ class BatchPolicy:
 class ReplicaHandle:
     """A connected replica: its channel, batch sizer and dispatcher tasks."""
 
-    __slots__ = ("channel", "replica_id", "sizer", "tasks")
+    __slots__ = ("channel", "draining", "replica_id", "sizer", "tasks")
 
     def __init__(self, replica_id: int, channel: WorkerChannel, sizer: BatchSizer) -> None:
         self.replica_id = replica_id
         self.channel = channel
         self.sizer = sizer
         self.tasks: list[asyncio.Task[None]] = []
+        self.draining = False
+
+    @property
+    def accepting(self) -> bool:
+        """True while the replica takes new batches."""
+        return not self.channel.closed and not self.draining
 
 
 class ModelServing:
@@ -126,11 +132,21 @@ class ModelServing:
         """Connected replicas."""
         return len(self.replicas)
 
+    async def drain(self, replica_id: int, timeout_s: float) -> None:
+        """Stop giving a replica new batches and wait (bounded) for its in-flight ones."""
+        handle = self.replicas.get(replica_id)
+        if handle is None:
+            return
+        handle.draining = True
+        self.queue.wake_all()
+        await asyncio.wait(handle.tasks, timeout=timeout_s)
+        self.replicas.pop(replica_id, None)
+        self._report_replicas()
+
     async def _dispatch(self, handle: ReplicaHandle, slot: int) -> None:
-        channel = handle.channel
-        while not channel.closed and slot < self.policy.max_in_flight:
+        while handle.accepting and slot < self.policy.max_in_flight:
             await self.queue.wait()
-            if channel.closed:
+            if not handle.accepting:
                 break
             size = handle.sizer.size
             await self._maybe_wait_for_fill(size)
@@ -172,6 +188,10 @@ class ModelServing:
         self._observe_dispatch(batch, started)
         try:
             outcome = await channel.send_batch(batch_id, frame)
+        except ReplicaCrashed as exc:
+            self._count_error(handle)
+            self._retry_or_fail(batch, exc)
+            return
         except ReplicaError as exc:
             self._count_error(handle)
             for query in batch:
@@ -198,6 +218,21 @@ class ModelServing:
                 _fail(query, DeadlineExceeded("the worker skipped it: deadline passed"))
             else:
                 _succeed(query, next(outputs))
+
+    def _retry_or_fail(self, batch: list[PendingQuery], error: ReplicaCrashed) -> None:
+        """A replica died holding the batch: retry each query once on another replica if
+        its deadline still allows, else fail it with the crash."""
+        now = self._clock()
+        retry = []
+        for query in batch:
+            query.attempts += 1
+            if query.attempts < 2 and query.deadline > now + self.latency_estimate_s:
+                retry.append(query)
+            else:
+                _fail(query, error)
+        if retry:
+            log.warning("retrying %d queries of %s after: %s", len(retry), self.model_id, error)
+            self.queue.put_group(retry)
 
     def _observe_dispatch(self, batch: list[PendingQuery], now: float) -> None:
         metrics = self._metrics

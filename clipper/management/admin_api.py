@@ -92,8 +92,12 @@ async def add_model(service: ClusterService, body: Body) -> Any:
         num_replicas=0 if containerless else optional(body, "num_replicas", int, 1),
         containerless=containerless,
     )
-    await service.add_model(record)
+    await service.add_model(record, _ready_timeout_s(body))
     return _model_info(service, model_id)
+
+
+def _ready_timeout_s(body: Body) -> float:
+    return float(optional(body, "ready_timeout_s", (int, float), 120.0))
 
 
 def _model_info(service: ClusterService, model_id: ModelId) -> Any:
@@ -103,7 +107,7 @@ def _model_info(service: ClusterService, model_id: ModelId) -> Any:
 
 async def set_model_version(service: ClusterService, body: Body) -> Any:
     model_id = _model_id(body)
-    await service.set_current_version(model_id.name, model_id.version)
+    await service.set_current_version(model_id.name, model_id.version, _ready_timeout_s(body))
     return _model_info(service, model_id)
 
 

@@ -12,7 +12,7 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,8 +67,10 @@ class Reconciler:
         backoff_initial_s: float,
         backoff_max_s: float,
         clock: Callable[[], float] = time.monotonic,
+        drain: Callable[[ReplicaId], Awaitable[None]] | None = None,
     ) -> None:
         self._placement = placement
+        self._drain = drain
         self._backoff_initial_s = backoff_initial_s
         self._backoff_max_s = backoff_max_s
         self._clock = clock
@@ -181,8 +183,19 @@ class Reconciler:
         if process is None:
             self.replicas.pop(status.launch.replica_id, None)
             return
+        self._spawn(self._stop_gracefully(status.launch.replica_id, process))
+
+    async def _stop_gracefully(self, replica_id: ReplicaId, process: RunningReplica) -> None:
+        """Drain in-flight batches (the worker then exits by itself), else SIGTERM, then
+        SIGKILL after the grace period."""
+        if self._drain is not None and not self._closing:
+            with contextlib.suppress(Exception):
+                await self._drain(replica_id)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), STOP_GRACE_S)
+                return
         process.terminate()
-        self._spawn(_kill_after(process, STOP_GRACE_S))
+        await _kill_after(process, STOP_GRACE_S)
 
     def kill(self, replica_id: ReplicaId) -> None:
         """Kill a replica's worker (hung); it is restarted like any crash."""

@@ -7,6 +7,7 @@ snapshot to the dataplane (routing) and the reconciler (replicas).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import io
 import shutil
@@ -31,6 +32,9 @@ from clipper.placement.base import ReplicaLaunch
 from clipper.types import InputType, ModelId, ReplicaId, validate_name, validate_version
 
 __all__ = ["ClusterService"]
+
+DRAIN_TIMEOUT_S = 30.0
+READY_TIMEOUT_S = 120.0
 
 
 class ClusterService:
@@ -158,8 +162,12 @@ class ClusterService:
         staging.rename(target)
         return target
 
-    async def add_model(self, record: ModelVersionRecord) -> None:
-        """Register a version (roll forward) and start its replicas."""
+    async def add_model(
+        self, record: ModelVersionRecord, ready_timeout_s: float = READY_TIMEOUT_S
+    ) -> None:
+        """Register a version, start its replicas and, once they are all ready, make it
+        current (roll forward): traffic never moves to a version that cannot answer. If
+        the replicas fail to start, the version is removed again and DeployFailed raised."""
         if not record.containerless:
             path = Path(record.model_data_path or self.artifact_dir(record.name, record.version))
             if not (path / "clipper_model.json").is_file():
@@ -168,23 +176,63 @@ class ClusterService:
                     "(PUT /admin/artifacts/<name>/<version>)"
                 )
             record = _replace_path(record, str(path))
-        self.registry.add_model_version(record, make_current=True)
+        waits = record.num_replicas > 0
+        self.registry.add_model_version(record, make_current=not waits)
         self.registry.record_event("add_model", {"model": f"{record.name}:{record.version}"})
         await self.refresh()
+        if not waits:
+            return
+        try:
+            await self.wait_ready(record.model_id, ready_timeout_s)
+        except DeployFailed:
+            await self.delete_version(record.name, record.version)
+            raise
+        self.registry.set_current_version(record.name, record.version)
+        await self.refresh()
 
-    async def set_current_version(self, name: str, version: str) -> None:
-        """Roll forward or back to a registered version."""
-        self.registry.set_current_version(name, validate_version(version))
+    async def set_current_version(
+        self, name: str, version: str, ready_timeout_s: float = READY_TIMEOUT_S
+    ) -> None:
+        """Roll forward or back to a registered version, once its replicas are ready.
+
+        A version scaled to zero gets as many replicas as the current version has (at
+        least one) first.
+        """
+        version = validate_version(version)
+        record = self.registry.get_model_version(name, version)
+        if record is None:
+            self.registry.set_current_version(name, version)  # raises the right NotFound
+            return
+        if not record.containerless:
+            if record.num_replicas == 0:
+                self.registry.set_num_replicas(name, version, max(1, self._current_replicas(name)))
+                await self.refresh()
+            await self.wait_ready(record.model_id, ready_timeout_s)
+        self.registry.set_current_version(name, version)
         self.registry.record_event("set_model_version", {"model": name, "version": version})
         await self.refresh()
 
     async def delete_version(self, name: str, version: str) -> None:
         """Stop a version's replicas and unregister it."""
         version = validate_version(version)
+        record = self.registry.get_model_version(name, version)
+        if record is None:
+            self.registry.delete_model_version(name, version)  # raises the right NotFound
+        elif record.num_replicas:
+            # Scale to zero first: the reconciler drains each replica before it stops.
+            self.registry.set_num_replicas(name, version, 0)
+            await self.refresh()
+            await self._wait_replicas_gone(record.model_id, DRAIN_TIMEOUT_S + 10)
+        await self.dataplane.drain_model(ModelId(name, version), DRAIN_TIMEOUT_S)
         self.registry.delete_model_version(name, version)
         self.registry.record_event("delete_model_version", {"model": f"{name}:{version}"})
         await self.refresh()
         shutil.rmtree(self.artifact_dir(name, version), ignore_errors=True)
+
+    def _current_replicas(self, name: str) -> int:
+        current = self.registry.get_current_version(name)
+        record = self.registry.get_model_version(name, current) if current else None
+        return record.num_replicas if record is not None else 0
 
     def resolve_version(self, name: str, version: str | None) -> str:
         """`version`, or the model's current version."""
@@ -313,6 +361,16 @@ class ClusterService:
                     await asyncio.wait_for(self.reconciler.changed.wait(), remaining)
                 except TimeoutError:
                     continue
+
+    async def _wait_replicas_gone(self, model_id: ModelId, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        async with self.reconciler.changed:
+            while self.reconciler.replicas_of(model_id):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.reconciler.changed.wait(), remaining)
 
     def _ready_count(self, model_id: ModelId) -> int:
         serving = self.dataplane.serving(model_id)

@@ -1,0 +1,292 @@
+"""The `clipper` command's implementations and its small helpers (tables, function loading).
+
+Each command takes the parsed arguments and the `Settings` built from flags over the
+environment, prints its result to stdout and raises ClipperError on failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import json
+import sys
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+
+from clipper import launcher
+from clipper.artifacts import closure_artifact
+from clipper.client import AdminClient, QueryClient
+from clipper.config import Settings
+from clipper.exceptions import InvalidRequest, ModelNotFound
+
+__all__ = [
+    "COMMANDS",
+    "Command",
+    "format_table",
+    "load_function",
+    "previous_version",
+]
+
+Command = Callable[[argparse.Namespace, Settings], None]
+"""A command: parsed arguments and settings in, output on stdout, ClipperError on failure."""
+
+
+def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """Align `rows` under `headers` and a dashed rule.
+
+    Columns holding only numbers are right-aligned; None prints as `-`, booleans as
+    `yes`/`no`, lists comma-joined. Trailing spaces are stripped.
+    """
+    values = [list(row) for row in rows]
+    cells = [[_cell(value) for value in row] for row in values]
+    numeric = [
+        bool(values) and all(_is_number(row[i]) for row in values) for i in range(len(headers))
+    ]
+    widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(headers)]
+    left = [False] * len(headers)
+    lines = [_line(headers, widths, left), _line(["-" * w for w in widths], widths, left)]
+    lines.extend(_line(row, widths, numeric) for row in cells)
+    return "\n".join(lines)
+
+
+def load_function(path: Path, name: str) -> Callable[..., Any]:
+    """Import `name` from the Python file `path`, registered to be pickled by value."""
+    if not path.is_file():
+        raise InvalidRequest(f"No such file: {path}")
+    module_name = f"clipper_user_{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise InvalidRequest(f"Cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    cloudpickle.register_pickle_by_value(module)
+    function: object = getattr(module, name, None)
+    if not callable(function):
+        raise InvalidRequest(f"{path} defines no function {name!r}")
+    return function
+
+
+def previous_version(versions: Sequence[Mapping[str, Any]], current: str) -> str:
+    """The most recent version created before `current`.
+
+    Creation order is `created_at` when the server reports it, else the server's list order.
+    """
+    ordered = list(versions)
+    if all("created_at" in info for info in ordered):
+        ordered.sort(key=lambda info: float(info["created_at"]))
+    names = [str(info["model_version"]) for info in ordered]
+    if current not in names:
+        raise ModelNotFound(f"Current version {current!r} is not among the registered versions")
+    position = names.index(current)
+    if position == 0:
+        raise InvalidRequest(f"No version older than the current one ({current!r})")
+    return names[position - 1]
+
+
+def start(args: argparse.Namespace, settings: Settings) -> None:
+    """Run a server in the foreground, or in the background with --detach."""
+    if not args.detach:
+        server = importlib.import_module("clipper.server")
+        server.serve(settings, demo=args.demo)
+        return
+    extra_args = ["--demo"] if args.demo else []
+    pid = launcher.start_server_process(settings, extra_args, timeout_s=args.timeout)
+    launcher.wait_query_ready(settings, timeout_s=args.timeout)
+    print(f"Clipper cluster {settings.cluster_name!r} started (pid {pid})")
+    print(f"  query API: http://{settings.host}:{settings.query_port}")
+    print(f"  admin API: http://{settings.host}:{settings.admin_port}")
+    print(f"  logs:      {launcher.log_path(settings)}")
+
+
+def stop(args: argparse.Namespace, settings: Settings) -> None:
+    """Shut the server down and wait for it to exit."""
+    stopped = launcher.stop_server(settings, timeout_s=args.timeout)
+    print("Clipper server stopped" if stopped else "No Clipper server is running")
+
+
+def status(args: argparse.Namespace, settings: Settings) -> None:
+    """Print the server's status."""
+    with AdminClient.from_settings(settings) as admin:
+        report = admin.status()
+    width = max(map(len, report), default=0)
+    for key, value in report.items():
+        print(f"{key:<{width}}  {_cell(value)}")
+
+
+def apps(args: argparse.Namespace, settings: Settings) -> None:
+    """List applications."""
+    with AdminClient.from_settings(settings) as admin:
+        infos = admin.get_all_applications(verbose=True)
+    keys = ["name", "input_type", "default_output", "latency_slo_micros", "policy"]
+    rows = [[*(info.get(key) for key in keys), info.get("linked_models")] for info in infos]
+    print(format_table(["NAME", "INPUT", "DEFAULT", "SLO_US", "POLICY", "MODELS"], rows))
+
+
+def models(args: argparse.Namespace, settings: Settings) -> None:
+    """List model versions."""
+    with AdminClient.from_settings(settings) as admin:
+        infos = admin.get_all_models(verbose=True)
+    keys = ["model_name", "model_version", "input_type", "is_current_version"]
+    keys += ["num_replicas", "batch_size", "containerless"]
+    headers = ["MODEL", "VERSION", "INPUT", "CURRENT", "REPLICAS", "BATCH", "CONTAINERLESS"]
+    print(format_table(headers, [[info.get(key) for key in keys] for info in infos]))
+
+
+def replicas(args: argparse.Namespace, settings: Settings) -> None:
+    """List replicas."""
+    with AdminClient.from_settings(settings) as admin:
+        infos = admin.get_all_containers(verbose=True)
+    keys = ["model_name", "model_version", "model_replica_id", "state", "pid", "connected"]
+    headers = ["MODEL", "VERSION", "REPLICA", "STATE", "PID", "CONNECTED"]
+    print(format_table(headers, [[info.get(key) for key in keys] for info in infos]))
+
+
+def register_app(args: argparse.Namespace, settings: Settings) -> None:
+    """Register an application."""
+    with AdminClient.from_settings(settings) as admin:
+        admin.add_app(args.name, args.input_type, args.default_output, args.slo_micros)
+    print(f"Registered app {args.name!r}: POST /{args.name}/predict")
+
+
+def unregister_app(args: argparse.Namespace, settings: Settings) -> None:
+    """Remove an application."""
+    with AdminClient.from_settings(settings) as admin:
+        admin.delete_app(args.name)
+    print(f"Unregistered app {args.name!r}")
+
+
+def deploy(args: argparse.Namespace, settings: Settings) -> None:
+    """Deploy a function from a Python file as a new model version."""
+    function = load_function(Path(args.file), args.function)
+    artifact = closure_artifact(function)
+    with AdminClient.from_settings(settings) as admin:
+        admin.deploy_artifact(
+            args.name,
+            args.version,
+            args.input_type,
+            artifact,
+            container_name="python-closure",
+            batch_size=args.batch_size,
+            num_replicas=args.replicas,
+            ready_timeout_s=args.timeout,
+        )
+    print(f"Deployed {args.name}:{args.version} with {args.replicas} replica(s)")
+
+
+def link(args: argparse.Namespace, settings: Settings) -> None:
+    """Link a model to an application."""
+    with AdminClient.from_settings(settings) as admin:
+        admin.add_model_links(args.app, [args.model])
+    print(f"Linked model {args.model!r} to app {args.app!r}")
+
+
+def unlink(args: argparse.Namespace, settings: Settings) -> None:
+    """Unlink a model from an application."""
+    with AdminClient.from_settings(settings) as admin:
+        admin.delete_model_links(args.app, [args.model])
+    print(f"Unlinked model {args.model!r} from app {args.app!r}")
+
+
+def set_version(args: argparse.Namespace, settings: Settings) -> None:
+    """Make a registered version current."""
+    with AdminClient.from_settings(settings) as admin:
+        admin.set_model_version(args.model, args.version)
+    print(f"{args.model}: current version is now {args.version}")
+
+
+def rollback(args: argparse.Namespace, settings: Settings) -> None:
+    """Make the version registered before the current one current again."""
+    with AdminClient.from_settings(settings) as admin:
+        current = admin.get_current_model_version(args.model)
+        infos = admin.get_all_models(verbose=True)
+        versions = [info for info in infos if info.get("model_name") == args.model]
+        target = previous_version(versions, current)
+        admin.set_model_version(args.model, target)
+    print(f"{args.model}: rolled back from version {current} to {target}")
+
+
+def scale(args: argparse.Namespace, settings: Settings) -> None:
+    """Set the number of replicas of a version (default: the current one)."""
+    with AdminClient.from_settings(settings) as admin:
+        info = admin.set_num_replicas(args.model, args.num_replicas, args.version)
+        version = str(info.get("model_version", args.version))
+        if args.num_replicas > 0:
+            admin.wait_model_ready(args.model, version, args.timeout)
+    print(f"{args.model}:{version} runs {args.num_replicas} replica(s)")
+
+
+def predict(args: argparse.Namespace, settings: Settings) -> None:
+    """Send one query (or a batch with --batch) and print the JSON reply."""
+    try:
+        value = json.loads(args.json_input)
+    except ValueError as exc:
+        raise InvalidRequest(f"JSON_INPUT is not valid JSON: {exc}") from exc
+    if args.batch and not isinstance(value, list):
+        raise InvalidRequest("With --batch, JSON_INPUT must be a JSON list")
+    with QueryClient.from_settings(settings) as client:
+        if args.batch:
+            reply = client.predict(args.app, input_batch=value, version=args.version)
+        else:
+            reply = client.predict(args.app, input=value, version=args.version)
+    print(json.dumps(reply))
+
+
+def logs(args: argparse.Namespace, settings: Settings) -> None:
+    """Print the server's and replicas' logs, or write them to files with --out."""
+    with AdminClient.from_settings(settings) as admin:
+        if args.out is not None:
+            for path in admin.save_logs(Path(args.out)):
+                print(path)
+            return
+        entries = admin.get_logs()
+    for entry in entries:
+        print(f"==> {entry['name']} <==")
+        print(entry["content"].rstrip("\n"))
+
+
+COMMANDS: dict[str, Command] = {
+    "start": start,
+    "stop": stop,
+    "status": status,
+    "apps": apps,
+    "models": models,
+    "replicas": replicas,
+    "register-app": register_app,
+    "unregister-app": unregister_app,
+    "deploy": deploy,
+    "link": link,
+    "unlink": unlink,
+    "set-version": set_version,
+    "rollback": rollback,
+    "scale": scale,
+    "predict": predict,
+    "logs": logs,
+}
+"""Every command by its name on the command line."""
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(_cell, value)) or "-"
+    return str(value)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _line(cells: Sequence[str], widths: Sequence[int], right: Sequence[bool]) -> str:
+    padded = [
+        cell.rjust(width) if align_right else cell.ljust(width)
+        for cell, width, align_right in zip(cells, widths, right, strict=True)
+    ]
+    return "  ".join(padded).rstrip()

@@ -1,0 +1,494 @@
+"""Synchronous clients of the admin API (docs/admin-api.md) and the query API.
+
+This module is the seam between HTTP and Clipper's exception tree: every error response and
+every transport failure is translated here, once, into a `ClipperError` subclass.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import httpx
+
+from clipper.config import Settings
+from clipper.exceptions import (
+    AlreadyExists,
+    ApplicationNotFound,
+    ClipperError,
+    Conflict,
+    DeployFailed,
+    InvalidInput,
+    InvalidInputType,
+    InvalidName,
+    InvalidRequest,
+    ModelNotFound,
+    NotFound,
+    PayloadTooLarge,
+    QueryError,
+    ReplicaNotFound,
+    UnknownApplication,
+    UnknownVersion,
+)
+
+__all__ = ["AdminClient", "QueryClient", "ServerUnreachable", "encode_json_input"]
+
+Version = str | int
+"""Clipper accepted integer versions; they are sent as strings."""
+
+_ADMIN_ERRORS: dict[tuple[int, str], type[ClipperError]] = {
+    (400, "Json error"): InvalidRequest,
+    (400, "Invalid name"): InvalidName,
+    (400, "Invalid input type"): InvalidInputType,
+    (409, "Already exists"): AlreadyExists,
+    (409, "Conflict"): Conflict,
+    (500, "Deploy failed"): DeployFailed,
+}
+_ADMIN_STATUS_ERRORS: dict[int, type[ClipperError]] = {
+    400: InvalidRequest,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+}
+_QUERY_STATUS_ERRORS: dict[int, type[ClipperError]] = {
+    400: InvalidInput,
+    404: UnknownApplication,
+    413: PayloadTooLarge,
+}
+# The subject of a 404's cause ("No model with name 'x'") names what was not found.
+_NOT_FOUND_SUBJECT = re.compile(r"\b(replica|container|application|app|model)s?\b", re.IGNORECASE)
+_NOT_FOUND_KINDS: dict[str, type[NotFound]] = {
+    "replica": ReplicaNotFound,
+    "container": ReplicaNotFound,
+    "application": ApplicationNotFound,
+    "app": ApplicationNotFound,
+    "model": ModelNotFound,
+}
+
+
+_ClientT = TypeVar("_ClientT", bound="_HttpClient")
+
+
+class ServerUnreachable(ClipperError):
+    """The server could not be reached (refused, reset or timed-out connection)."""
+
+
+class _HttpClient:
+    """An httpx client whose failures are translated into Clipper's exceptions.
+
+    With `keep_alive=False` no connection outlives its request, so a client that is never
+    closed leaks no socket (what long-lived, never-closed `ClipperConnection`s need).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        timeout_s: float,
+        transport: httpx.BaseTransport | None,
+        keep_alive: bool,
+    ) -> None:
+        self.base_url = base_url
+        limits = httpx.Limits(
+            max_connections=100, max_keepalive_connections=20 if keep_alive else 0
+        )
+        self._http = httpx.Client(
+            base_url=base_url, timeout=timeout_s, transport=transport, limits=limits
+        )
+
+    def close(self) -> None:
+        """Close the underlying connection pool."""
+        self._http.close()
+
+    def __enter__(self: _ClientT) -> _ClientT:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise ServerUnreachable(
+                f"Cannot reach Clipper at {self.base_url}{path}: {exc or type(exc).__name__}"
+            ) from exc
+        if response.is_error:
+            raise self._error(response)
+        return response
+
+    def _send_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self._send(method, path, **kwargs)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ClipperError(f"{path} answered invalid JSON: {response.text[:200]!r}") from exc
+
+    def _error(self, response: httpx.Response) -> ClipperError:
+        """The exception that an error response stands for."""
+        _, cause = _error_parts(response)
+        return ClipperError(cause)
+
+
+class AdminClient(_HttpClient):
+    """Typed client of the admin API: one method per endpoint of docs/admin-api.md."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 1338,
+        *,
+        timeout_s: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+        keep_alive: bool = True,
+    ) -> None:
+        super().__init__(f"http://{host}:{port}", timeout_s, transport, keep_alive)
+        self._timeout_s = timeout_s
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, timeout_s: float = 30.0, keep_alive: bool = True
+    ) -> AdminClient:
+        """A client of the admin API that `settings` describe."""
+        return cls(settings.host, settings.admin_port, timeout_s=timeout_s, keep_alive=keep_alive)
+
+    def ping(self) -> str:
+        """`GET /admin/ping`: the text `PONG` when the server is up."""
+        return self._send("GET", "/admin/ping").text.strip()
+
+    def add_app(
+        self, name: str, input_type: str, default_output: str, latency_slo_micros: int
+    ) -> dict[str, Any]:
+        """Register an application."""
+        body = {
+            "name": name,
+            "input_type": input_type,
+            "default_output": default_output,
+            "latency_slo_micros": latency_slo_micros,
+        }
+        return _as_dict(self._post("add_app", body))
+
+    def delete_app(self, name: str) -> dict[str, Any]:
+        """Remove an application; its models stay."""
+        return _as_dict(self._post("delete_app", {"name": name}))
+
+    def add_model_links(self, app_name: str, model_names: Sequence[str]) -> dict[str, Any]:
+        """Link models to an application."""
+        body = {"app_name": app_name, "model_names": list(model_names)}
+        return _as_dict(self._post("add_model_links", body))
+
+    def delete_model_links(self, app_name: str, model_names: Sequence[str]) -> dict[str, Any]:
+        """Unlink models from an application."""
+        body = {"app_name": app_name, "model_names": list(model_names)}
+        return _as_dict(self._post("delete_model_links", body))
+
+    def add_model(
+        self,
+        model_name: str,
+        model_version: Version,
+        input_type: str,
+        *,
+        labels: Sequence[str] = (),
+        container_name: str = "",
+        model_data_path: str = "",
+        batch_size: int = -1,
+        num_replicas: int = 1,
+        containerless: bool = False,
+        batch_wait_timeout_micros: int = 0,
+        max_in_flight: int = 1,
+        ready_timeout_s: float = 120.0,
+    ) -> dict[str, Any]:
+        """Register a model version; the server starts its replicas and makes it current
+        once they are all ready (DeployFailed, with the worker's error, if they are not
+        within `ready_timeout_s`). Returns its info dict."""
+        body = {
+            **_model_key(model_name, model_version),
+            "input_type": input_type,
+            "labels": list(labels),
+            "container_name": container_name,
+            "model_data_path": model_data_path,
+            "batch_size": batch_size,
+            "num_replicas": num_replicas,
+            "containerless": containerless,
+            "batch_wait_timeout_micros": batch_wait_timeout_micros,
+            "max_in_flight": max_in_flight,
+            "ready_timeout_s": ready_timeout_s,
+        }
+        return _as_dict(self._post("add_model", body, timeout_s=ready_timeout_s + self._timeout_s))
+
+    def set_model_version(
+        self, model_name: str, model_version: Version, ready_timeout_s: float = 120.0
+    ) -> dict[str, Any]:
+        """Make a registered version the current one, once its replicas are ready."""
+        body = {**_model_key(model_name, model_version), "ready_timeout_s": ready_timeout_s}
+        timeout_s = ready_timeout_s + self._timeout_s
+        return _as_dict(self._post("set_model_version", body, timeout_s=timeout_s))
+
+    def delete_versioned_model(self, model_name: str, model_version: Version) -> dict[str, Any]:
+        """Stop a version's replicas and unregister it."""
+        body = _model_key(model_name, model_version)
+        return _as_dict(self._post("delete_versioned_model", body, timeout_s=120.0))
+
+    def get_all_applications(self, verbose: bool = False) -> list[Any]:
+        """App names, or app info dicts when `verbose`."""
+        return _as_list(self._post("get_all_applications", {"verbose": verbose}))
+
+    def get_application(self, name: str) -> dict[str, Any] | None:
+        """An app info dict, or None for an unknown app."""
+        return _as_optional_dict(self._post("get_application", {"name": name}))
+
+    def get_linked_models(self, app_name: str) -> list[str]:
+        """Names of the models linked to an app."""
+        return [
+            str(name) for name in _as_list(self._post("get_linked_models", {"app_name": app_name}))
+        ]
+
+    def get_all_models(self, verbose: bool = False) -> list[Any]:
+        """`"name:version"` strings, or model info dicts when `verbose`."""
+        return _as_list(self._post("get_all_models", {"verbose": verbose}))
+
+    def get_model(self, model_name: str, model_version: Version) -> dict[str, Any] | None:
+        """A model info dict, or None for an unknown version."""
+        return _as_optional_dict(self._post("get_model", _model_key(model_name, model_version)))
+
+    def get_all_containers(self, verbose: bool = False) -> list[Any]:
+        """`"name:version:replica_id"` strings, or replica info dicts when `verbose`."""
+        return _as_list(self._post("get_all_containers", {"verbose": verbose}))
+
+    def get_container(
+        self, model_name: str, model_version: Version, replica_id: int
+    ) -> dict[str, Any] | None:
+        """A replica info dict, or None for an unknown replica."""
+        body = {**_model_key(model_name, model_version), "replica_id": replica_id}
+        return _as_optional_dict(self._post("get_container", body))
+
+    def upload_artifact(self, model_name: str, model_version: Version, tar_bytes: bytes) -> str:
+        """Upload an artifact archive; returns its `model_data_path` on the server."""
+        path = f"/admin/artifacts/{model_name}/{model_version}"
+        gzipped = tar_bytes[:2] == b"\x1f\x8b"
+        headers = {"content-type": "application/gzip" if gzipped else "application/x-tar"}
+        answer = _as_dict(self._send_json("PUT", path, content=tar_bytes, headers=headers))
+        return str(answer["model_data_path"])
+
+    def deploy_artifact(
+        self,
+        model_name: str,
+        model_version: Version,
+        input_type: str,
+        artifact: bytes,
+        *,
+        labels: Sequence[str] = (),
+        container_name: str = "",
+        batch_size: int = -1,
+        num_replicas: int = 1,
+        ready_timeout_s: float = 60.0,
+    ) -> dict[str, Any]:
+        """Upload `artifact`, register the version and wait until its replicas are ready.
+
+        Returns the version's model info dict; raises DeployFailed if replicas do not start.
+        """
+        model_data_path = self.upload_artifact(model_name, model_version, artifact)
+        info = self.add_model(
+            model_name,
+            model_version,
+            input_type,
+            labels=labels,
+            container_name=container_name,
+            model_data_path=model_data_path,
+            batch_size=batch_size,
+            num_replicas=num_replicas,
+            ready_timeout_s=ready_timeout_s,
+        )
+        return info
+
+    def wait_model_ready(
+        self, model_name: str, model_version: Version, timeout_s: float = 60.0
+    ) -> int:
+        """Block until every target replica is connected; returns how many are ready."""
+        body = {**_model_key(model_name, model_version), "timeout_s": timeout_s}
+        answer = self._post("wait_model_ready", body, timeout_s=timeout_s + self._timeout_s)
+        return int(_as_dict(answer)["ready_replicas"])
+
+    def set_num_replicas(
+        self, model_name: str, num_replicas: int, model_version: Version | None = None
+    ) -> dict[str, Any]:
+        """Set a version's replica target (default: the current version)."""
+        body: dict[str, Any] = {"model_name": model_name, "num_replicas": num_replicas}
+        if model_version is not None:
+            body["model_version"] = str(model_version)
+        return _as_dict(self._post("set_num_replicas", body))
+
+    def get_num_replicas(self, model_name: str, model_version: Version | None = None) -> int:
+        """A version's replica target (default: the current version)."""
+        body: dict[str, Any] = {"model_name": model_name}
+        if model_version is not None:
+            body["model_version"] = str(model_version)
+        return int(self._post("get_num_replicas", body))
+
+    def get_current_model_version(self, model_name: str) -> str:
+        """The current version of a model."""
+        return str(self._post("get_current_model_version", {"model_name": model_name}))
+
+    def get_logs(self) -> list[dict[str, str]]:
+        """The server's and every replica's log: `[{"name": ..., "content": ...}]`."""
+        logs = _as_list(_as_dict(self._post("get_logs", {}))["logs"])
+        return [{"name": str(log["name"]), "content": str(log["content"])} for log in logs]
+
+    def save_logs(self, directory: Path) -> list[Path]:
+        """Write every log from `get_logs` into `directory`; returns the files written."""
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for log in self.get_logs():
+            path = directory / Path(log["name"]).name  # never outside `directory`
+            path.write_text(log["content"], encoding="utf-8")
+            paths.append(path)
+        return paths
+
+    def metrics(self) -> dict[str, Any]:
+        """The server's metrics as JSON."""
+        return _as_dict(self._post("metrics", {}))
+
+    def status(self) -> dict[str, Any]:
+        """Cluster name, pid, addresses, state dir and object counts of the server."""
+        return _as_dict(self._post("status", {}))
+
+    def shutdown(self) -> dict[str, Any]:
+        """Ask the server to stop its workers and exit."""
+        return _as_dict(self._post("shutdown", {}))
+
+    def _post(self, endpoint: str, body: Mapping[str, Any], timeout_s: float | None = None) -> Any:
+        timeout = self._timeout_s if timeout_s is None else timeout_s
+        return self._send_json("POST", f"/admin/{endpoint}", json=dict(body), timeout=timeout)
+
+    def _error(self, response: httpx.Response) -> ClipperError:
+        kind, cause = _error_parts(response)
+        error_class = _ADMIN_ERRORS.get((response.status_code, kind))
+        if error_class is None and response.status_code == 404:
+            error_class = _not_found_class(cause)
+        if error_class is None:
+            error_class = _ADMIN_STATUS_ERRORS.get(response.status_code, ClipperError)
+        return error_class(cause)
+
+
+class QueryClient(_HttpClient):
+    """Client of the query API: `POST /<app>/predict`."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 1337,
+        *,
+        timeout_s: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+        keep_alive: bool = True,
+    ) -> None:
+        super().__init__(f"http://{host}:{port}", timeout_s, transport, keep_alive)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, timeout_s: float = 30.0, keep_alive: bool = True
+    ) -> QueryClient:
+        """A client of the query API that `settings` describe."""
+        return cls(settings.host, settings.query_port, timeout_s=timeout_s, keep_alive=keep_alive)
+
+    def predict(
+        self,
+        app: str,
+        input: Any = None,
+        input_batch: Sequence[Any] | None = None,
+        version: Version | None = None,
+    ) -> dict[str, Any]:
+        """Ask `app` for a prediction of one `input`, or of every item of `input_batch`.
+
+        Numpy arrays are sent as lists and bytes as base64. Returns the JSON reply:
+        `{"query_id", "output", "default"}`, or `{"batch_predictions": [...]}` for a batch.
+        """
+        if (input is None) == (input_batch is None):
+            raise InvalidInput("Give exactly one of input and input_batch")
+        body: dict[str, Any]
+        if input_batch is None:
+            body = {"input": encode_json_input(input)}
+        else:
+            body = {"input_batch": [encode_json_input(item) for item in input_batch]}
+        if version is not None:
+            body["version"] = str(version)
+        return _as_dict(self._send_json("POST", f"/{app}/predict", json=body))
+
+    def update(self, app: str, uid: int, input: Any, label: float) -> Any:
+        """Send feedback (`{"uid", "input", "label"}`) to `app`'s selection policy."""
+        body = {"uid": uid, "input": encode_json_input(input), "label": label}
+        return self._send_json("POST", f"/{app}/update", json=body)
+
+    def healthz(self) -> None:
+        """Return when `GET /healthz` answers with a success status; raise otherwise."""
+        self._send("GET", "/healthz")
+
+    def metrics_text(self) -> str:
+        """The Prometheus text of `GET /metrics`."""
+        return self._send("GET", "/metrics").text
+
+    def _error(self, response: httpx.Response) -> ClipperError:
+        kind, cause = _error_parts(response)
+        if kind == "Query processing error" and "does not exist" in cause:
+            return UnknownVersion(cause)
+        error_class = _QUERY_STATUS_ERRORS.get(response.status_code)
+        if error_class is None:
+            error_class = QueryError if response.status_code < 500 else ClipperError
+        return error_class(cause)
+
+
+def encode_json_input(value: Any) -> Any:
+    """Make an input JSON-ready: arrays and numpy scalars as lists/numbers, bytes as base64."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, (list, tuple)):
+        return [encode_json_input(item) for item in value]
+    if hasattr(value, "tolist"):  # numpy arrays and scalars, without importing numpy
+        return value.tolist()
+    return value
+
+
+def _model_key(model_name: str, model_version: Version) -> dict[str, Any]:
+    return {"model_name": model_name, "model_version": str(model_version)}
+
+
+def _error_parts(response: httpx.Response) -> tuple[str, str]:
+    """The `error` kind and the `cause` of an error response (plain text tolerated)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and "error" in body:
+        kind = str(body["error"])
+        return kind, str(body.get("cause") or kind)
+    text = response.text.strip() or response.reason_phrase
+    return "", f"HTTP {response.status_code}: {text}"
+
+
+def _not_found_class(cause: str) -> type[NotFound]:
+    match = _NOT_FOUND_SUBJECT.search(cause)
+    return NotFound if match is None else _NOT_FOUND_KINDS[match.group(1).lower()]
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ClipperError(f"Expected a JSON object from the server, got {value!r:.200}")
+    return value
+
+
+def _as_optional_dict(value: Any) -> dict[str, Any] | None:
+    return None if value is None else _as_dict(value)
+
+
+def _as_list(value: Any) -> list[Any]:
+    if not isinstance(value, list):
+        raise ClipperError(f"Expected a JSON list from the server, got {value!r:.200}")
+    return value
