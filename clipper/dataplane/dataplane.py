@@ -16,6 +16,7 @@ from clipper.dataplane.model_serving import BatchPolicy, Clock, ModelServing
 from clipper.exceptions import (
     DeadlineExceeded,
     ModelError,
+    ModelNotFound,
     ReplicaCrashed,
     UnknownApplication,
     UnknownVersion,
@@ -192,8 +193,40 @@ class DataPlane:
         serving = self.resolve_model(app, version)
         if serving is None:
             return [self._default(app_name, NO_MODELS) for _ in buffers]
+        return await self._predict_on(serving, app.cache_enabled, app_name, buffers, deadline)
+
+    async def predict_model(
+        self, model_name: str, version: str | None, buffers: list[bytes], deadline: float
+    ) -> list[Prediction]:
+        """Query a model version directly (no app): for the Open Inference Protocol.
+
+        Failed inputs come back as default predictions with output None and the reason.
+        """
+        if version is None:
+            version = self._snapshot.current_versions.get(model_name)
+            if version is None:
+                raise ModelNotFound(f"No model with name '{model_name}'")
+        serving = self._serving.get(ModelId(model_name, version))
+        if serving is None:
+            if model_name not in self._snapshot.current_versions:
+                raise ModelNotFound(f"No model with name '{model_name}'")
+            raise UnknownVersion(
+                f"Requested version: {version} does not exist for model: {model_name}"
+            )
+        return await self._predict_on(serving, True, None, buffers, deadline)
+
+    async def _predict_on(
+        self,
+        serving: ModelServing,
+        app_cache_enabled: bool,
+        app_name: str | None,
+        buffers: list[bytes],
+        deadline: float,
+    ) -> list[Prediction]:
         query_ids = [next(self._query_ids) for _ in buffers]
-        computations = self._computations(app, serving, buffers, query_ids, deadline)
+        record = self._snapshot.versions.get(serving.model_id)
+        use_cache = app_cache_enabled and (record is None or record.cache_enabled)
+        computations = self._computations(serving, use_cache, buffers, query_ids, deadline)
         pending = [future for future in computations if not future.done()]
         if pending:
             await self._wait_all(pending, deadline)
@@ -204,16 +237,14 @@ class DataPlane:
 
     def _computations(
         self,
-        app: AppRecord,
         serving: ModelServing,
+        use_cache: bool,
         buffers: list[bytes],
         query_ids: list[int],
         deadline: float,
     ) -> list[asyncio.Future[Any]]:
         """One future per input: a cached answer, a shared in-flight one, or a new one."""
         loop = asyncio.get_running_loop()
-        record = self._snapshot.versions.get(serving.model_id)
-        use_cache = app.cache_enabled and (record is None or record.cache_enabled)
         metrics = serving.metrics
         futures: list[asyncio.Future[Any]] = []
         fresh: list[PendingQuery] = []
@@ -280,7 +311,11 @@ class DataPlane:
                 future.remove_done_callback(on_done)
 
     def _answer(
-        self, app_name: str, serving: ModelServing, query_id: int, future: asyncio.Future[Any]
+        self,
+        app_name: str | None,
+        serving: ModelServing,
+        query_id: int,
+        future: asyncio.Future[Any],
     ) -> Prediction:
         if not future.done():
             reason = SLO_MISSED if serving.ready_replicas else NO_MODELS
@@ -298,10 +333,13 @@ class DataPlane:
             reason = f"{type(error).__name__}: {error}"
         return self._default(app_name, reason, query_id)
 
-    def _default(self, app_name: str, explanation: str, query_id: int | None = None) -> Prediction:
+    def _default(
+        self, app_name: str | None, explanation: str, query_id: int | None = None
+    ) -> Prediction:
         if query_id is None:
             query_id = next(self._query_ids)
-        return Prediction(query_id, self._defaults.get(app_name), True, explanation)
+        output = self._defaults.get(app_name) if app_name is not None else None
+        return Prediction(query_id, output, True, explanation)
 
 
 def _labels(model_id: ModelId) -> tuple[str, str]:
