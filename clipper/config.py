@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     worker_python: str | None = Field(
         None, description="Interpreter for workers; default: the server's own."
     )
+    log_max_bytes: int = Field(
+        10 * 1024 * 1024, description="Log files (server and workers) rotate past this size."
+    )
+    log_backups: int = Field(3, description="Rotated copies kept of each log file.")
     log_level: str = Field("INFO", description="Server log level.")
 
     def resolved_state_dir(self) -> Path:

@@ -18,6 +18,7 @@ from clipper.exceptions import ClipperError
 from clipper.frontend.query_api import QueryApi
 from clipper.http_server import EmbeddedServer, bind_socket
 from clipper.management.admin_api import build_admin_app
+from clipper.management.log_rotation import rotate_logs
 from clipper.management.reconciler import Reconciler
 from clipper.management.service import ClusterService
 from clipper.management.store import Registry
@@ -32,6 +33,8 @@ __all__ = ["ClipperServer", "serve"]
 log = logging.getLogger("clipper.server")
 PID_FILE = "server.pid"
 DRAIN_TIMEOUT_S = 30.0
+SHUTDOWN_GRACE_S = 10.0
+LOG_ROTATION_INTERVAL_S = 5.0
 
 
 class ClipperServer:
@@ -86,6 +89,13 @@ class ClipperServer:
     async def _drain_replica(self, replica_id: ReplicaId) -> None:
         await self.dataplane.drain_replica(replica_id.model, replica_id.replica, DRAIN_TIMEOUT_S)
 
+    async def _rotate_logs(self) -> None:
+        """Keep log files bounded in size."""
+        logs_dir = self.state_dir / "logs"
+        while True:
+            await asyncio.sleep(LOG_ROTATION_INTERVAL_S)
+            rotate_logs(logs_dir, self.settings.log_max_bytes, self.settings.log_backups)
+
     # -- status ---------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
@@ -134,9 +144,12 @@ class ClipperServer:
                 background = [
                     tasks.create_task(self.reconciler.run()),
                     tasks.create_task(self._watch_heartbeats()),
+                    tasks.create_task(self._rotate_logs()),
                 ]
-                tasks.create_task(query_server.run_on_socket())
-                tasks.create_task(admin_server.run_on_socket())
+                http_tasks = [
+                    tasks.create_task(query_server.run_on_socket()),
+                    tasks.create_task(admin_server.run_on_socket()),
+                ]
                 self.dataplane.ready = True
                 log.info("serving: query %s:%d, admin %s:%d, rpc %s",
                          settings.host, settings.query_port, settings.host,
@@ -144,8 +157,11 @@ class ClipperServer:
                 if demo:
                     tasks.create_task(self._deploy_demo())
                 await self.stopping.wait()
-                log.info("stopping")
+                log.info("stopping: finishing in-flight requests")
+                # Stop accepting requests, let in-flight ones finish (uvicorn's graceful
+                # timeout bounds it), and only then stop the workers that answer them.
                 query_server.should_exit = admin_server.should_exit = True
+                await asyncio.wait(http_tasks, timeout=SHUTDOWN_GRACE_S)
                 await self.reconciler.close()
                 rpc.close()
                 for task in background:

@@ -120,6 +120,19 @@ class DataPlane:
         """The ModelServing of a version, or None."""
         return self._serving.get(model_id)
 
+    def app_ready(self, app_name: str) -> bool:
+        """Every model linked to the app has a ready replica of its current version."""
+        for model_name in self._snapshot.links.get(app_name, ()):
+            current = self._snapshot.current_versions.get(model_name)
+            serving = self._serving.get(ModelId(model_name, current)) if current else None
+            if serving is None or not serving.ready_replicas:
+                return False
+        return True
+
+    def all_ready(self) -> bool:
+        """The server is started and every app is ready."""
+        return self.ready and all(self.app_ready(app) for app in self._snapshot.apps)
+
     # -- replicas ---------------------------------------------------------------------
 
     def attach(self, channel: WorkerChannel, message: Register) -> str | None:

@@ -74,9 +74,16 @@ class QueryApi:
         if path == "/healthz":
             return 200, b'{"status":"live"}', _JSON
         if path == "/readyz":
-            if self._dataplane.ready:
+            if self._dataplane.all_ready():
                 return 200, b'{"status":"ready"}', _JSON
-            return 503, b'{"status":"starting"}', _JSON
+            return 503, b'{"status":"not ready"}', _JSON
+        parts = path.strip("/").split("/")
+        if len(parts) == 2 and parts[1] == "ready":
+            if self._dataplane.app(parts[0]) is None:
+                raise UnknownApplication(f"No application named {parts[0]!r}")
+            if self._dataplane.app_ready(parts[0]):
+                return 200, b'{"status":"ready"}', _JSON
+            return 503, b'{"status":"not ready"}', _JSON
         if path == "/metrics":
             content_type = CONTENT_TYPE_LATEST.encode()
             return 200, self._metrics.render(), [(b"content-type", content_type)]

@@ -35,7 +35,7 @@ class ReplicaState(str, enum.Enum):
     READY = "ready"
     BACKING_OFF = "backing_off"
     CRASH_LOOPING = "crash_looping"
-    STOPPING = "stopping"
+    DRAINING = "draining"
 
 
 @dataclass(slots=True)
@@ -123,7 +123,7 @@ class Reconciler:
 
     async def _reconcile(self) -> None:
         for replica_id, status in list(self.replicas.items()):
-            if replica_id not in self._desired and status.state is not ReplicaState.STOPPING:
+            if replica_id not in self._desired and status.state is not ReplicaState.DRAINING:
                 self._stop(status)
         now = self._clock()
         for replica_id, launch in self._desired.items():
@@ -156,7 +156,7 @@ class Reconciler:
         status.process = None
         status.last_exit_code = exit_code
         replica_id = status.launch.replica_id
-        if status.state is ReplicaState.STOPPING or replica_id not in self._desired:
+        if status.state is ReplicaState.DRAINING or replica_id not in self._desired:
             self.replicas.pop(replica_id, None)
             log.info("replica %s stopped", replica_id)
         else:
@@ -178,7 +178,7 @@ class Reconciler:
         status.ready_since = None
 
     def _stop(self, status: ReplicaStatus) -> None:
-        status.state = ReplicaState.STOPPING
+        status.state = ReplicaState.DRAINING
         process = status.process
         if process is None:
             self.replicas.pop(status.launch.replica_id, None)

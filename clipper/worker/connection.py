@@ -7,7 +7,7 @@ import threading
 import time
 
 from clipper.exceptions import RpcError
-from clipper.rpc.protocol import FrameDecoder, Message, encode_message
+from clipper.rpc.protocol import FrameDecoder, Heartbeat, Message, encode_message
 
 __all__ = ["WorkerConnection", "parse_address"]
 
@@ -54,13 +54,20 @@ class WorkerConnection:
         """Send one encoded frame (or a message to encode)."""
         data = payload if isinstance(payload, bytes) else encode_message(payload)
         with self._send_lock:
+            self._sock.settimeout(None)
             self._sock.sendall(data)
 
-    def receive(self) -> Message | None:
-        """Block for the next message; None when the server closed the connection."""
+    def receive(self, timeout_s: float | None = None) -> Message | Heartbeat | None:
+        """Block for the next message; None when the server closed the connection.
+
+        With `timeout_s`, returns `Heartbeat()` as a tick when nothing arrived in time.
+        """
         while not self._ready:
+            self._sock.settimeout(timeout_s)
             try:
                 data = self._sock.recv(1 << 20)
+            except TimeoutError:
+                return Heartbeat()
             except ConnectionError:
                 return None
             if not data:

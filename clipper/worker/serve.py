@@ -1,10 +1,14 @@
-"""The worker's serve loop: register, then answer batches until told to stop."""
+"""The worker's serve loop: register, then answer batches until told to stop.
+
+One thread does everything: it waits for the next message at most one heartbeat interval
+and sends a heartbeat whenever an interval passed without one. A model stuck in a batch
+therefore stops the heartbeats, and the server replaces the worker once they are overdue.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-import threading
 import time
 import traceback
 from typing import Any
@@ -40,12 +44,12 @@ class ReplicaSpec:
         self.input_type = input_type
 
 
-def _run_batch(predict: PredictFunction, input_type: InputType, batch: Batch) -> bytes | Any:
+def _run_batch(predict: PredictFunction, input_type: InputType, batch: Batch) -> Any:
     """Run the model on a batch's live inputs; return the reply or error message."""
     local_deadline = time.monotonic() + batch.budget_us / 1e6
     inputs = decode_inputs(input_type, batch.lens, memoryview(batch.body))
     # Inputs whose deadline passed before compute are skipped, not computed.
-    if time.monotonic() > local_deadline:
+    if time.monotonic() >= local_deadline:
         return BatchReply(batch.id, [], expired=list(range(len(inputs))))
     try:
         outputs = predict(inputs)
@@ -58,15 +62,11 @@ def _run_batch(predict: PredictFunction, input_type: InputType, batch: Batch) ->
         message = f"model returned {got} for a batch of {len(inputs)} inputs"
         log.error("batch %d: %s", batch.id, message)
         return BatchError(batch.id, "WrongNumberOfOutputs", message)
-    return BatchReply(batch.id, [to_json_value(output) for output in outputs])
-
-
-def _beat(connection: WorkerConnection, interval_s: float, stop: threading.Event) -> None:
-    while not stop.wait(interval_s):
-        try:
-            connection.send(Heartbeat())
-        except OSError:
-            return
+    try:
+        return BatchReply(batch.id, [to_json_value(output) for output in outputs])
+    except Exception as exc:
+        log.error("batch %d: outputs are not serialisable\n%s", batch.id, traceback.format_exc())
+        return BatchError(batch.id, type(exc).__name__, f"unserialisable output: {exc}")
 
 
 def serve(
@@ -84,17 +84,14 @@ def serve(
         reason = answer.reason if isinstance(answer, Refused) else "connection closed"
         log.error("registration refused: %s", reason)
         return 3
-    stop = threading.Event()
-    beats = threading.Thread(
-        target=_beat, args=(connection, heartbeat_interval_s, stop), daemon=True
-    )
-    beats.start()
-    try:
-        while True:
-            message = connection.receive()
-            if message is None or isinstance(message, Shutdown):
-                return 0
-            if isinstance(message, Batch):
-                connection.send(_run_batch(predict, spec.input_type, message))
-    finally:
-        stop.set()
+    last_beat = time.monotonic()
+    while True:
+        message = connection.receive(timeout_s=heartbeat_interval_s)
+        if isinstance(message, Batch):
+            connection.send(_run_batch(predict, spec.input_type, message))
+        elif message is None or isinstance(message, Shutdown):
+            return 0
+        now = time.monotonic()
+        if now - last_beat >= heartbeat_interval_s:
+            connection.send(Heartbeat())
+            last_beat = now
