@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -77,7 +78,8 @@ def bench_server(extra_env: dict[str, str] | None = None) -> Iterator[BenchServe
             "--admin-port", str(admin_port), "--rpc-port", str(_free_port()),
         ]  # fmt: skip
         log = open(Path(state_dir) / "bench-server.out", "wb")  # noqa: SIM115
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        env = {**os.environ, **(extra_env or {})}
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
         server = BenchServer(process, query_port, admin_port)
         try:
             _wait_ready(server)

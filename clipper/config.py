@@ -29,6 +29,11 @@ class Settings(BaseSettings):
     state_dir: Path | None = Field(
         None, description="Registry, artifacts and logs; default ~/.clipper/<cluster_name>."
     )
+    query_http: str = Field(
+        "uvicorn",
+        description="HTTP server of the query API: 'clipper' (lean HTTP/1.1 on httptools) "
+        "or 'uvicorn'.",
+    )
     max_body_bytes: int = Field(
         16 * 1024 * 1024, description="Largest request body accepted (413 above)."
     )

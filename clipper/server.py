@@ -15,6 +15,7 @@ from typing import Any
 from clipper.config import Settings
 from clipper.dataplane.dataplane import DataPlane
 from clipper.exceptions import ClipperError
+from clipper.frontend.http11 import serve_http11
 from clipper.frontend.query_api import QueryApi
 from clipper.http_server import EmbeddedServer, bind_socket
 from clipper.management.admin_api import build_admin_app
@@ -131,9 +132,8 @@ class ClipperServer:
             settings, registry, self.dataplane, self.reconciler,
             f"tcp://{settings.rpc_host}:{rpc_port}",
         )  # fmt: skip
-        query_server = EmbeddedServer(
-            QueryApi(self.dataplane, self.metrics, settings.max_body_bytes), query_sock
-        )
+        query_api = QueryApi(self.dataplane, self.metrics, settings.max_body_bytes)
+        query_stop = asyncio.Event()
         admin_app = build_admin_app(
             self.service, self.metrics, self.status, self.stopping.set, settings.max_body_bytes
         )
@@ -147,7 +147,7 @@ class ClipperServer:
                     tasks.create_task(self._rotate_logs()),
                 ]
                 http_tasks = [
-                    tasks.create_task(query_server.run_on_socket()),
+                    tasks.create_task(self._serve_queries(query_api, query_sock, query_stop)),
                     tasks.create_task(admin_server.run_on_socket()),
                 ]
                 self.dataplane.ready = True
@@ -160,7 +160,8 @@ class ClipperServer:
                 log.info("stopping: finishing in-flight requests")
                 # Stop accepting requests, let in-flight ones finish (uvicorn's graceful
                 # timeout bounds it), and only then stop the workers that answer them.
-                query_server.should_exit = admin_server.should_exit = True
+                query_stop.set()
+                admin_server.should_exit = True
                 await asyncio.wait(http_tasks, timeout=SHUTDOWN_GRACE_S)
                 await self.reconciler.close()
                 rpc.close()
@@ -168,6 +169,17 @@ class ClipperServer:
                     task.cancel()
         finally:
             registry.close()
+
+    async def _serve_queries(self, app: QueryApi, sock: Any, stop: asyncio.Event) -> None:
+        """The query API on the configured HTTP server."""
+        if self.settings.query_http == "uvicorn":
+            server = EmbeddedServer(app, sock)
+            serving = asyncio.ensure_future(server.run_on_socket())
+            await stop.wait()
+            server.should_exit = True
+            await serving
+        else:
+            await serve_http11(app, sock, self.settings.max_body_bytes, stop)
 
     async def _deploy_demo(self) -> None:
         from clipper.demo import curl_command, deploy_demo

@@ -1,0 +1,283 @@
+"""A lean HTTP/1.1 server for the query API: httptools parsing, one handler call per request.
+
+The query API is the product's hot path. Running it through a general ASGI server costs
+more than the rest of a query (measured in benchmarks/frontend.py), so the query port
+speaks HTTP/1.1 here directly: parse with httptools, call the handler with the full body,
+write one response. The handler has the ASGI signature `(scope, receive, send)` so the same
+app also runs on uvicorn (and in tests); only `http.response.start` and one
+`http.response.body` message are expected from it.
+
+Invariants: requests on one connection are answered in order, one at a time (reading
+pauses while a request is handled, so a pipelining client cannot queue unbounded work);
+a request body over `max_body_bytes` is refused with 413 before it is read; a malformed
+request gets 400 and the connection is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httptools
+
+__all__ = ["Http11Protocol", "serve_http11"]
+
+log = logging.getLogger("clipper.http")
+
+AsgiApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+_STATUS_LINES = {
+    code: f"HTTP/1.1 {code} {reason}\r\n".encode()
+    for code, reason in (
+        (200, "OK"), (204, "No Content"), (400, "Bad Request"), (401, "Unauthorized"),
+        (403, "Forbidden"), (404, "Not Found"), (405, "Method Not Allowed"),
+        (409, "Conflict"), (413, "Payload Too Large"), (415, "Unsupported Media Type"),
+        (422, "Unprocessable Entity"), (500, "Internal Server Error"),
+        (503, "Service Unavailable"),
+    )
+}  # fmt: skip
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+SHUTDOWN_GRACE_S = 5.0
+_ERROR_BODY_413 = b'{"error":"Payload too large","cause":"request body over the limit"}'
+_ERROR_BODY_400 = b'{"error":"Bad request","cause":"malformed HTTP request"}'
+
+
+def _status_line(status: int) -> bytes:
+    line = _STATUS_LINES.get(status)
+    return line if line is not None else f"HTTP/1.1 {status} Status\r\n".encode()
+
+
+class _Request:
+    """What the parser collected for one request."""
+
+    __slots__ = ("body", "headers", "too_large", "url")
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.too_large = False
+
+
+class Http11Protocol(asyncio.Protocol):
+    """One client connection."""
+
+    def __init__(self, app: AsgiApp, max_body_bytes: int, server_state: _Connections) -> None:
+        self._app = app
+        self._max_body_bytes = max_body_bytes
+        self._connections = server_state
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._request = _Request()
+        self._body_size = 0
+        self._ready: list[_Request] = []
+        self._busy = False
+        self._closing = False
+        self._client: tuple[str, int] | None = None
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Remember the transport."""
+        self._transport = transport  # type: ignore[assignment]
+        self._client = transport.get_extra_info("peername")
+        self._connections.add(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Forget the connection; a handler still running finishes and writes nowhere."""
+        self._closing = True
+        self._connections.discard(self)
+
+    def data_received(self, data: bytes) -> None:
+        """Feed the parser; complete requests are queued and handled in order."""
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError:
+            self._reply_and_close(400, _ERROR_BODY_400)
+            return
+        except httptools.HttpParserUpgrade:
+            self._reply_and_close(400, _ERROR_BODY_400)
+            return
+        self._next()
+
+    # -- httptools callbacks ------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._request = _Request()
+        self._body_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._request.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._request.headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        expects_continue = False
+        for name, value in self._request.headers:
+            if name == b"content-length" and value.isdigit():
+                self._request.too_large = int(value) > self._max_body_bytes
+            expects_continue |= name == b"expect" and value.lower() == b"100-continue"
+        if expects_continue and not self._request.too_large and self._transport is not None:
+            self._transport.write(_CONTINUE)
+
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > self._max_body_bytes:
+            self._request.too_large = True
+        if not self._request.too_large:
+            self._request.body.append(body)
+
+    def on_message_complete(self) -> None:
+        self._ready.append(self._request)
+        if self._transport is not None and len(self._ready) > 1:
+            self._transport.pause_reading()
+
+    # -- handling -----------------------------------------------------------------------
+
+    def _next(self) -> None:
+        if self._busy or not self._ready or self._closing:
+            return
+        request = self._ready.pop(0)
+        if request.too_large:
+            self._reply_and_close(413, _ERROR_BODY_413)
+            return
+        self._busy = True
+        keep_alive = self._parser.should_keep_alive()
+        task = asyncio.get_running_loop().create_task(self._handle(request, keep_alive))
+        task.add_done_callback(_log_failure)
+
+    async def _handle(self, request: _Request, keep_alive: bool) -> None:
+        url = httptools.parse_url(request.url)
+        path = url.path.decode("utf-8", "replace")
+        body = b"".join(request.body)
+        scope = {
+            "type": "http",
+            "method": self._parser.get_method().decode(),
+            "path": path,
+            "query_string": url.query or b"",
+            "headers": request.headers,
+            "client": self._client,
+        }
+        response = _Response()
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        try:
+            await self._app(scope, receive, response.send)
+        except Exception:
+            log.exception("unhandled error answering %s %s", scope["method"], path)
+            response = _Response.internal_error()
+        self._write(response, keep_alive)
+        self._busy = False
+        if not keep_alive:
+            self._close()
+            return
+        if self._transport is not None and not self._closing:
+            self._transport.resume_reading()
+        self._next()
+
+    def _write(self, response: _Response, keep_alive: bool) -> None:
+        if self._transport is None or self._closing:
+            return
+        head = [_status_line(response.status)]
+        has_length = False
+        for name, value in response.headers:
+            head.append(name + b": " + value + b"\r\n")
+            has_length = has_length or name == b"content-length"
+        if not has_length:
+            head.append(b"content-length: %d\r\n" % len(response.body))
+        if not keep_alive:
+            head.append(b"connection: close\r\n")
+        head.append(b"\r\n")
+        self._transport.write(b"".join(head) + response.body)
+
+    def _reply_and_close(self, status: int, body: bytes) -> None:
+        response = _Response(status, [(b"content-type", b"application/json")], body)
+        response.headers.append((b"content-length", str(len(body)).encode()))
+        self._write(response, keep_alive=False)
+        self._close()
+
+    def _close(self) -> None:
+        self._closing = True
+        if self._transport is not None:
+            self._transport.close()
+
+    def shutdown(self) -> None:
+        """Close the connection once the current request (if any) is answered."""
+        if not self._busy:
+            self._close()
+        else:
+            self._ready.clear()
+
+
+class _Response:
+    """The ASGI response messages of one request, collected."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(
+        self, status: int = 500, headers: list[tuple[bytes, bytes]] | None = None, body: bytes = b""
+    ) -> None:
+        self.status = status
+        self.headers = headers if headers is not None else []
+        self.body = body
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.headers = list(message.get("headers", ()))
+        elif message["type"] == "http.response.body":
+            self.body += message.get("body", b"")
+
+    @classmethod
+    def internal_error(cls) -> _Response:
+        body = b'{"error":"Internal error","cause":"unexpected server error"}'
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        return cls(500, headers, body)
+
+
+class _Connections(set[Any]):
+    """The open connections; `all_closed` is set whenever there are none."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.all_closed = asyncio.Event()
+        self.all_closed.set()
+
+    def add(self, connection: Any) -> None:
+        super().add(connection)
+        self.all_closed.clear()
+
+    def discard(self, connection: Any) -> None:
+        super().discard(connection)
+        if not self:
+            self.all_closed.set()
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("HTTP handler task failed", exc_info=task.exception())
+
+
+async def serve_http11(app: AsgiApp, sock: Any, max_body_bytes: int, stop: asyncio.Event) -> None:
+    """Serve `app` on a bound listening socket until `stop` is set, then close connections
+    once their current request is answered."""
+    connections = _Connections()
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: Http11Protocol(app, max_body_bytes, connections), sock=sock
+    )
+    try:
+        await stop.wait()
+    finally:
+        server.close()
+        for connection in list(connections):
+            connection.shutdown()
+        # Requests still being answered finish before the workers go (bounded).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(connections.all_closed.wait(), SHUTDOWN_GRACE_S)

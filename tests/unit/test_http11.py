@@ -1,0 +1,99 @@
+"""The lean HTTP/1.1 server, over real loopback sockets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from clipper.frontend.http11 import serve_http11
+from clipper.http_server import bind_socket
+
+
+async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Answers with the method, path and body it received."""
+    body = (await receive())["body"]
+    if scope["path"] == "/boom":
+        raise RuntimeError("handler failure")
+    reply = f"{scope['method']} {scope['path']} ".encode() + body
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": reply})
+
+
+@pytest.fixture
+async def port() -> AsyncIterator[int]:
+    sock = bind_socket("127.0.0.1", 0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve_http11(echo_app, sock, 64, stop))
+    yield sock.getsockname()[1]
+    stop.set()
+    await task
+
+
+async def exchange(port: int, request: bytes, replies: int = 1) -> list[bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(request)
+    answers = []
+    for _ in range(replies):
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        answers.append(head + await reader.readexactly(length))
+    writer.close()
+    return answers
+
+
+def post(path: str, body: bytes, extra: bytes = b"") -> bytes:
+    return b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n%s\r\n%s" % (
+        path.encode(), len(body), extra, body,
+    )  # fmt: skip
+
+
+async def test_answers_a_request(port: int) -> None:
+    [answer] = await exchange(port, post("/a/predict", b"hello"))
+    assert answer.startswith(b"HTTP/1.1 200 OK")
+    assert answer.endswith(b"POST /a/predict hello")
+
+
+async def test_pipelined_requests_are_answered_in_order(port: int) -> None:
+    answers = await exchange(port, post("/one", b"1") + post("/two", b"2"), replies=2)
+    assert [a.rsplit(b"\r\n\r\n", 1)[1] for a in answers] == [b"POST /one 1", b"POST /two 2"]
+
+
+async def test_a_body_over_the_limit_gets_413(port: int) -> None:
+    [answer] = await exchange(port, post("/big", b"x" * 100))
+    assert answer.startswith(b"HTTP/1.1 413")
+
+
+async def test_malformed_requests_get_400(port: int) -> None:
+    [answer] = await exchange(port, b"NOT HTTP AT ALL\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400")
+
+
+async def test_expect_continue_is_honoured(port: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        b"POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n"
+    )
+    assert await reader.readuntil(b"\r\n\r\n") == b"HTTP/1.1 100 Continue\r\n\r\n"
+    writer.write(b"ok")
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    writer.close()
+
+
+async def test_a_failing_handler_gets_500_and_the_server_keeps_serving(port: int) -> None:
+    [failed] = await exchange(port, post("/boom", b""))
+    assert failed.startswith(b"HTTP/1.1 500")
+    [answer] = await exchange(port, post("/fine", b""))
+    assert answer.startswith(b"HTTP/1.1 200")
+
+
+async def test_http10_closes_the_connection(port: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /old HTTP/1.0\r\nContent-Length: 0\r\n\r\n")
+    response = await asyncio.wait_for(reader.read(), 5)
+    assert response.startswith(b"HTTP/1.1 200")
+    assert b"connection: close" in response
+    writer.close()
