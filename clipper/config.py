@@ -30,7 +30,7 @@ class Settings(BaseSettings):
         None, description="Registry, artifacts and logs; default ~/.clipper/<cluster_name>."
     )
     query_http: str = Field(
-        "uvicorn",
+        "clipper",
         description="HTTP server of the query API: 'clipper' (lean HTTP/1.1 on httptools) "
         "or 'uvicorn'.",
     )
