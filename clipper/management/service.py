@@ -298,6 +298,7 @@ class ClusterService:
             "max_in_flight": record.max_in_flight,
             "cache_enabled": record.cache_enabled,
             "num_replicas": record.num_replicas,
+            "ready_replicas": self._ready_count(record.model_id),
             "containerless": record.containerless,
         }
 
