@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-__all__ = ["parse_output_string", "to_json_value"]
+__all__ = ["json_default", "parse_output_string", "to_json_value", "to_wire_value"]
 
 
 def parse_output_string(text: str) -> Any:
@@ -23,10 +23,10 @@ def to_json_value(value: Any) -> Any:
     """Make one model output JSON-compatible: numpy to Python, bytes to base64, str parsed."""
     if isinstance(value, str):
         return parse_output_string(value)
+    if isinstance(value, np.generic):  # before float: np.float64 subclasses float
+        return value.item()
     if value is None or isinstance(value, (bool, int, float)):
         return value
-    if isinstance(value, np.generic):
-        return value.item()
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, (bytes, bytearray, memoryview)):
@@ -36,3 +36,29 @@ def to_json_value(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [to_json_value(item) for item in value]
     return parse_output_string(str(value))
+
+
+def to_wire_value(value: Any) -> Any:
+    """Like `to_json_value`, but numeric numpy arrays and byte strings stay as they are: the
+    worker RPC carries them as raw buffers (`json_default` renders them as JSON later)."""
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value)
+    if isinstance(value, dict):
+        return {str(key): to_wire_value(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_wire_value(item) for item in value]
+    return to_json_value(value)
+
+
+def json_default(value: Any) -> Any:
+    """orjson's `default` for wire values: arrays it cannot write natively become lists,
+    byte strings base64 (as `to_json_value` would have made them)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")

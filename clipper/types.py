@@ -21,13 +21,16 @@ _NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 class InputType(str, enum.Enum):
-    """The five input types of Clipper, by their stored (canonical) names."""
+    """The five input types of Clipper, by their stored (canonical) names, and `tensors`:
+    named tensors (a dict of numpy arrays per input) for models with a declared Open
+    Inference Protocol signature; such models are queried through `/v2` and gRPC only."""
 
     BYTES = "bytes"
     INTEGERS = "integers"
     FLOATS = "floats"
     DOUBLES = "doubles"
     STRINGS = "strings"
+    TENSORS = "tensors"
 
     @property
     def is_numeric(self) -> bool:
@@ -41,6 +44,7 @@ _INPUT_TYPE_ALIASES: dict[str, InputType] = {
     **dict.fromkeys(("floats", "float", "f"), InputType.FLOATS),
     **dict.fromkeys(("doubles", "double", "d"), InputType.DOUBLES),
     **dict.fromkeys(("strings", "string", "str", "strs", "s"), InputType.STRINGS),
+    **dict.fromkeys(("tensors", "tensor"), InputType.TENSORS),
 }
 
 
@@ -58,7 +62,7 @@ def parse_input_type(value: object) -> InputType:
 
 def validate_name(name: object, what: str = "name") -> str:
     """Return `name` if it matches Clipper's name pattern, else raise InvalidName."""
-    if not isinstance(name, str) or not _NAME_PATTERN.match(name):
+    if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name):
         raise InvalidName(
             f"Invalid {what} {name!r}: must match {_NAME_PATTERN.pattern} "
             "(lowercase letters, digits and dashes, starting and ending with a letter or digit)"

@@ -39,6 +39,8 @@ def encode_input(value: Any, input_type: InputType) -> bytes:
     dtype = NUMERIC_DTYPES.get(input_type)
     if dtype is not None:
         return _encode_numeric(value, input_type, dtype)
+    if input_type is InputType.TENSORS:
+        raise InvalidInput("a tensors model takes named tensors: query it with /v2 or gRPC")
     if input_type is InputType.STRINGS:
         if not isinstance(value, str):
             raise InvalidInput(f"expected a string input, got {type(value).__name__}")
@@ -61,6 +63,9 @@ def _encode_numeric(value: Any, input_type: InputType, dtype: np.dtype[Any]) -> 
         array = np.asarray(value)
     except (ValueError, TypeError) as exc:
         raise InvalidInput(f"input is not a flat list of numbers: {exc}") from exc
+    # numpy turns [1, true] into [1, 1]: a JSON bool is never a number here.
+    if array.dtype.kind != "b" and bool in set(map(type, value)):
+        raise InvalidInput(f"input for {input_type.value} must not contain booleans")
     if array.ndim != 1 or array.dtype.kind not in _ACCEPTED_KINDS[input_type]:
         raise InvalidInput(
             f"input for {input_type.value} must be a flat list of "

@@ -13,7 +13,7 @@ import time
 import traceback
 from typing import Any
 
-from clipper.outputs import to_json_value
+from clipper.outputs import to_wire_value
 from clipper.rpc.protocol import (
     Batch,
     BatchError,
@@ -24,6 +24,7 @@ from clipper.rpc.protocol import (
     Shutdown,
     Welcome,
     decode_inputs,
+    encode_message,
 )
 from clipper.types import InputType
 from clipper.worker.connection import WorkerConnection
@@ -63,10 +64,21 @@ def _run_batch(predict: PredictFunction, input_type: InputType, batch: Batch) ->
         log.error("batch %d: %s", batch.id, message)
         return BatchError(batch.id, "WrongNumberOfOutputs", message)
     try:
-        return BatchReply(batch.id, [to_json_value(output) for output in outputs])
+        return BatchReply(batch.id, [to_wire_value(output) for output in outputs])
     except Exception as exc:
         log.error("batch %d: outputs are not serialisable\n%s", batch.id, traceback.format_exc())
         return BatchError(batch.id, type(exc).__name__, f"unserialisable output: {exc}")
+
+
+def _encode_reply(reply: BatchReply | BatchError) -> bytes:
+    """Encode a reply; outputs the protocol cannot carry become a BatchError, so a model
+    returning, say, a complex number fails its batch instead of killing the worker."""
+    try:
+        return encode_message(reply)
+    except (TypeError, ValueError, OverflowError) as exc:
+        log.error("batch %d: outputs cannot be sent: %s", reply.id, exc)
+        error = BatchError(reply.id, type(exc).__name__, f"unserialisable output: {exc}")
+        return encode_message(error)
 
 
 def serve(
@@ -88,7 +100,7 @@ def serve(
     while True:
         message = connection.receive(timeout_s=heartbeat_interval_s)
         if isinstance(message, Batch):
-            connection.send(_run_batch(predict, spec.input_type, message))
+            connection.send(_encode_reply(_run_batch(predict, spec.input_type, message)))
         elif message is None or isinstance(message, Shutdown):
             return 0
         now = time.monotonic()
