@@ -22,6 +22,8 @@ _ERROR_MAP: tuple[tuple[type[errors.ClipperError], int, str], ...] = (
     (errors.Conflict, 409, "Conflict"),
     (errors.DeployFailed, 500, "Deploy failed"),
     (errors.ReplicaError, 503, "Model unavailable"),
+    (errors.DeadlineExceeded, 504, "Deadline exceeded"),
+    (errors.RpcError, 502, "Worker protocol error"),
 )
 
 

@@ -33,8 +33,8 @@ EXPECTED: dict[type[errors.ClipperError], tuple[int, str]] = {
     errors.ClipperError: (500, "Internal error"),
     errors.QueryError: (500, "Internal error"),
     errors.ManagementError: (500, "Internal error"),
-    errors.DeadlineExceeded: (500, "Internal error"),
-    errors.RpcError: (500, "Internal error"),
+    errors.DeadlineExceeded: (504, "Deadline exceeded"),
+    errors.RpcError: (502, "Worker protocol error"),
 }
 
 
