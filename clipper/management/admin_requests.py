@@ -12,6 +12,8 @@ __all__ = ["optional", "parse_body", "required", "string_list"]
 
 T = TypeVar("T")
 _MISSING = object()
+# SQLite stores signed 64-bit integers; no setting of ours needs anything near that.
+_INT_LIMIT = 2**53
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
@@ -32,6 +34,8 @@ def _check(body: dict[str, Any], key: str, value: Any, kind: type[T] | tuple[typ
     if bad_bool or not isinstance(value, kind):
         names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
         raise InvalidRequest(f"field {key!r} must be of type {names}, got {value!r:.60}")
+    if isinstance(value, int) and not -_INT_LIMIT < value < _INT_LIMIT:
+        raise InvalidRequest(f"field {key!r} is out of range: {value!r:.60}")
     return value  # type: ignore[return-value]
 
 

@@ -58,6 +58,7 @@ class ServerHandle:
     rpc_port: int
     process: subprocess.Popen[bytes] | None = None
     worker_pids: set[int] = field(default_factory=set)
+    grpc_port: int = field(default_factory=free_port)
 
     @property
     def query_url(self) -> str:
@@ -74,6 +75,7 @@ class ServerHandle:
             "--query-port", str(self.query_port),
             "--admin-port", str(self.admin_port),
             "--rpc-port", str(self.rpc_port),
+            "--grpc-port", str(self.grpc_port),
         ]  # fmt: skip
 
     def start(self) -> None:
@@ -197,3 +199,93 @@ def metric(server: ServerHandle, name: str, **labels: str) -> float:
         if all(f'{key}="{val}"' in head for key, val in labels.items()):
             return float(value)
     return 0.0
+
+
+# -- helpers for the clipper_admin, restart, bad-input and CLI tests ----------------------
+
+
+@dataclass
+class ConfiguredServerHandle(ServerHandle):
+    """A ServerHandle whose server also gets `env` (e.g. `CLIPPER_MAX_BODY_BYTES`)."""
+
+    env: dict[str, str] = field(default_factory=dict)
+
+    def start(self) -> None:
+        """Like `ServerHandle.start`, with `env` added to the server's environment."""
+        log = open(self.state_dir.parent / f"{self.cluster_name}-server.out", "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "clipper.cli", "start", *self.cli_flags()],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env},
+        )
+        log.close()
+        wait_until(self._ready, STARTUP_TIMEOUT_S, "the server to be ready")
+
+
+def new_server_handle(state_dir: Path, name: str, **env: str) -> ConfiguredServerHandle:
+    """An unstarted handle on free ports for `state_dir`; `env` goes to the server."""
+    state_dir.parent.mkdir(parents=True, exist_ok=True)
+    return ConfiguredServerHandle(
+        state_dir=state_dir,
+        cluster_name=name,
+        query_port=free_port(),
+        admin_port=free_port(),
+        rpc_port=free_port(),
+        env=dict(env),
+    )
+
+
+def wait_pids_exit(pids: Any, timeout_s: float, what: str) -> None:
+    """Wait (bounded) until every pid in `pids` has exited."""
+    for pid in pids:
+        wait_until(lambda pid=pid: not pid_alive(pid), timeout_s, f"{what} (pid {pid}) to exit")
+
+
+def kill_leftovers(pids: Any) -> None:
+    """SIGKILL whichever of `pids` (processes a test started) still run."""
+    for pid in pids:
+        if pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def admin_replica_pids(conn: Any) -> set[int]:
+    """Pids of every replica a `ClipperConnection`'s cluster reports (empty if unreachable)."""
+    from clipper_admin import ClipperException
+
+    try:
+        replicas = conn.get_all_model_replicas(verbose=True)
+    except ClipperException:
+        return set()
+    return {replica["pid"] for replica in replicas if replica.get("pid")}
+
+
+@contextlib.contextmanager
+def admin_cluster(state_dir: Path, name: str) -> Iterator[Any]:
+    """A cluster started through `clipper_admin` on free ports; stopped (workers too) after."""
+    from clipper_admin import ClipperConnection, LocalContainerManager
+
+    manager = LocalContainerManager(
+        cluster_name=name,
+        clipper_query_port=free_port(),
+        clipper_management_port=free_port(),
+        clipper_rpc_port=free_port(),
+        state_dir=state_dir,
+    )
+    conn = ClipperConnection(manager)
+    conn.start_clipper()
+    try:
+        yield conn
+    finally:
+        stop_admin_cluster(conn)
+
+
+def stop_admin_cluster(conn: Any) -> None:
+    """Stop a `clipper_admin` cluster and make sure its server and workers are gone."""
+    server_pid = conn.cm.pid
+    pids = [*(admin_replica_pids(conn) if conn.connected else ()), *filter(None, [server_pid])]
+    conn.stop_all()
+    with contextlib.suppress(TimeoutError):
+        wait_pids_exit(pids, 10, "a process of the cluster")
+    kill_leftovers(pids)

@@ -1,0 +1,216 @@
+"""The `clipper` command line end to end, run as subprocesses against a detached server."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.integration.cluster import (
+    free_port,
+    kill_leftovers,
+    pid_alive,
+    wait_pids_exit,
+)
+
+pytestmark = pytest.mark.integration
+
+MODEL_FILE = """\
+def feature_sum(xs):
+    return [float(sum(x)) for x in xs]
+
+
+def doubled_sum(xs):
+    return [2.0 * float(sum(x)) for x in xs]
+
+
+def shout(xs):
+    print("shouting", len(xs), "inputs", flush=True)
+    return [x.upper() for x in xs]
+"""
+
+
+@dataclass
+class Cli:
+    """Runs `python -m clipper.cli COMMAND ... <cluster flags>` for one cluster."""
+
+    flags: list[str]
+    server_pid: int | None = None
+
+    @classmethod
+    def on_free_ports(cls, state_dir: Path, name: str) -> Cli:
+        return cls([
+            "--cluster-name", name, "--state-dir", str(state_dir),
+            "--query-port", str(free_port()), "--admin-port", str(free_port()),
+            "--rpc-port", str(free_port()),
+        ])  # fmt: skip
+
+    def run(self, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "clipper.cli", *args, *self.flags]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+        if ok:
+            assert result.returncode == 0, f"{args}: {result.stdout}\n{result.stderr}"
+        return result
+
+    def start(self) -> None:
+        out = self.run("start", "--detach").stdout
+        match = re.search(r"started \(pid (\d+)\)", out)
+        assert match is not None, out
+        self.server_pid = int(match.group(1))
+
+    def predict(self, *args: str) -> dict[str, object]:
+        return dict(json.loads(self.run("predict", *args).stdout))
+
+    def table(self, command: str) -> list[dict[str, str]]:
+        """A listing (`apps`, `models`, `replicas`) as dicts by column header."""
+        header, _rule, *rows = self.run(command).stdout.splitlines()
+        names = header.split()
+        return [dict(zip(names, re.split(r"\s{2,}", row.strip()), strict=True)) for row in rows]
+
+    def worker_pids(self) -> set[int]:
+        return {int(row["PID"]) for row in self.table("replicas") if row["PID"].isdigit()}
+
+    def close(self) -> None:
+        """Stop the server if it still runs; kill what is left of it."""
+        workers = self.worker_pids() if self._answers() else set()
+        self.run("stop", ok=False)
+        pids = [*workers, *([self.server_pid] if self.server_pid else [])]
+        with contextlib.suppress(TimeoutError):
+            wait_pids_exit(pids, 10, "a process of the cluster")
+        kill_leftovers(pids)
+
+    def _answers(self) -> bool:
+        return self.server_pid is not None and self.run("status", ok=False).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
+    """A detached cluster, started and stopped by the CLI, shared by the module."""
+    cluster = Cli.on_free_ports(tmp_path_factory.mktemp("cli") / "state", "cli-tests")
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path = tmp_path_factory.mktemp("cli-model") / "model.py"
+    path.write_text(MODEL_FILE)
+    return str(path)
+
+
+def deploy(cli: Cli, model_file: str, name: str, version: str, function: str, *extra: str) -> None:
+    out = cli.run(
+        "deploy", name, version, "--file", model_file, "--function", function, *extra
+    ).stdout
+    assert f"{name}:{version}" in out
+
+
+def test_tutorial_register_deploy_link_predict(cli: Cli, model_file: str) -> None:
+    cli.run(
+        "register-app", "hello-world", "--input-type", "doubles",
+        "--default-output", "-1.0", "--slo-micros", "100000",
+    )  # fmt: skip
+    deploy(cli, model_file, "sum-model", "1", "feature_sum", "--input-type", "doubles")
+    cli.run("link", "hello-world", "sum-model")
+
+    reply = cli.predict("hello-world", "[1.1, 2.2, 3.3]")
+    assert reply["output"] == pytest.approx(6.6)
+    assert reply["default"] is False
+    batch = cli.predict("hello-world", "[[1.1, 2.2, 3.3], [4.4, 5.5, 6.6]]", "--batch")
+    outputs = [item["output"] for item in batch["batch_predictions"]]  # type: ignore[attr-defined]
+    assert outputs == pytest.approx([6.6, 16.5])
+
+    apps = {row["NAME"]: row for row in cli.table("apps")}
+    assert apps["hello-world"]["MODELS"] == "sum-model"
+    assert apps["hello-world"]["SLO_US"] == "100000"
+    models = [row for row in cli.table("models") if row["MODEL"] == "sum-model"]
+    assert [(row["VERSION"], row["CURRENT"]) for row in models] == [("1", "yes")]
+    replicas = [row for row in cli.table("replicas") if row["MODEL"] == "sum-model"]
+    assert [(row["VERSION"], row["REPLICA"], row["STATE"]) for row in replicas] == [
+        ("1", "0", "ready")
+    ]
+
+
+def test_versions_rollback_and_set_version(cli: Cli, model_file: str) -> None:
+    cli.run("register-app", "versioned", "--input-type", "doubles", "--slo-micros", "1000000")
+    deploy(cli, model_file, "vmodel", "1", "feature_sum", "--input-type", "doubles")
+    cli.run("link", "versioned", "vmodel")
+    deploy(cli, model_file, "vmodel", "2", "doubled_sum", "--input-type", "doubles")
+    assert cli.predict("versioned", "[1.0, 2.0]")["output"] == 6.0
+
+    out = cli.run("rollback", "vmodel").stdout
+    assert "from version 2 to 1" in out
+    assert cli.predict("versioned", "[1.0, 2.0]")["output"] == 3.0
+    current = {
+        row["VERSION"]: row["CURRENT"] for row in cli.table("models") if row["MODEL"] == "vmodel"
+    }
+    assert current == {"1": "yes", "2": "no"}
+
+    cli.run("set-version", "vmodel", "2")
+    assert cli.predict("versioned", "[1.0, 2.0]")["output"] == 6.0
+    assert cli.predict("versioned", "[1.0, 2.0]", "--version", "1")["output"] == 3.0
+
+
+def test_scale(cli: Cli, model_file: str) -> None:
+    deploy(cli, model_file, "scaled", "1", "feature_sum", "--input-type", "doubles")
+    assert "runs 2 replica(s)" in cli.run("scale", "scaled", "2").stdout
+    rows = [row for row in cli.table("replicas") if row["MODEL"] == "scaled"]
+    assert sorted(row["REPLICA"] for row in rows) == ["0", "1"]
+    assert {row["STATE"] for row in rows} == {"ready"}
+    assert [row["REPLICAS"] for row in cli.table("models") if row["MODEL"] == "scaled"] == ["2"]
+
+
+def test_logs_out_and_status(cli: Cli, model_file: str, tmp_path: Path) -> None:
+    cli.run("register-app", "loud", "--input-type", "strings")
+    deploy(cli, model_file, "loud", "1", "shout", "--input-type", "strings")
+    cli.run("link", "loud", "loud")
+    cli.predict("loud", '"abc"')
+    out_dir = tmp_path / "clipper_logs"
+    paths = [Path(line) for line in cli.run("logs", "--out", str(out_dir)).stdout.splitlines()]
+    assert {path.name for path in paths} >= {"server.log", "loud-1-0.log"}
+    assert all(path.parent == out_dir and path.is_file() for path in paths)
+    assert "shouting 1 inputs" in (out_dir / "loud-1-0.log").read_text()
+    assert "==> server.log <==" in cli.run("logs").stdout
+
+    status = dict(
+        line.split(None, 1) for line in cli.run("status").stdout.splitlines() if " " in line
+    )
+    assert status["cluster_name"] == "cli-tests"
+    assert int(status["pid"]) == cli.server_pid
+
+
+def test_errors_exit_1_with_a_message(cli: Cli) -> None:
+    unknown = cli.run("predict", "no-such-app", "[1.0]", ok=False)
+    assert unknown.returncode == 1
+    assert unknown.stderr.startswith("error: ")
+    bad_type = cli.run("register-app", "typo", "--input-type", "matrix", ok=False)
+    assert (bad_type.returncode, bad_type.stderr.startswith("error: ")) == (1, True)
+    missing = cli.run("link", "no-such-app", "no-such-model", ok=False)
+    assert missing.returncode == 1
+
+
+def test_start_detach_then_stop_leaves_nothing_running(tmp_path: Path, model_file: str) -> None:
+    cluster = Cli.on_free_ports(tmp_path / "state", "cli-lifecycle")
+    cluster.start()
+    try:
+        assert cluster.server_pid is not None
+        assert pid_alive(cluster.server_pid)
+        deploy(cluster, model_file, "brief", "1", "feature_sum", "--input-type", "doubles")
+        workers = cluster.worker_pids()
+        assert len(workers) == 1
+        assert cluster.run("stop").stdout.strip() == "Clipper server stopped"
+        wait_pids_exit([cluster.server_pid, *workers], 15, "the stopped cluster's processes")
+        assert cluster.run("status", ok=False).returncode == 1
+        assert cluster.run("stop").stdout.strip() == "No Clipper server is running"
+    finally:
+        cluster.close()
