@@ -19,7 +19,9 @@ from clipper.exceptions import ClipperError
 __all__ = ["build_parser", "main", "settings_from_args"]
 
 _Adder = Callable[[str, str], argparse.ArgumentParser]
-_SETTINGS_FLAGS = ("cluster_name", "host", "query_port", "admin_port", "rpc_port", "state_dir")
+_SETTINGS_FLAGS = (
+    "cluster_name", "host", "query_port", "admin_port", "rpc_port", "grpc_port", "state_dir",
+)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -71,6 +73,7 @@ def _cluster_flags() -> argparse.ArgumentParser:
     group.add_argument("--query-port", type=int, help="port of the query API")
     group.add_argument("--admin-port", type=int, help="port of the admin API")
     group.add_argument("--rpc-port", type=int, help="port of the worker RPC listener")
+    group.add_argument("--grpc-port", type=int, help="port of the V2 (KServe) gRPC API")
     group.add_argument("--state-dir", help="registry, artifacts and logs of the cluster")
     return flags
 
@@ -84,6 +87,8 @@ def _add_server_commands(add: _Adder) -> None:
     add("status", "show the server's status")
     logs = add("logs", "show the server's and replicas' logs")
     logs.add_argument("--out", metavar="DIR", help="write one file per log into DIR")
+    logs.add_argument("--model", help="only the logs of this model's replicas")
+    logs.add_argument("--follow", action="store_true", help="keep printing new lines")
 
 
 def _add_listing_commands(add: _Adder) -> None:
@@ -98,6 +103,16 @@ def _add_app_commands(add: _Adder) -> None:
     register.add_argument("--input-type", required=True, help="bytes|ints|floats|doubles|strings")
     register.add_argument("--default-output", default="None", help="answer when no prediction")
     register.add_argument("--slo-micros", type=int, default=100_000, help="latency objective")
+    register.add_argument("--policy", default="single", help="selection policy (default single)")
+    _policy_param_flag(register)
+    set_policy = add("set-policy", "set an app's selection policy: single, ab, epsilon_greedy, "
+                     "thompson, exp3, exp4 or shadow")  # fmt: skip
+    set_policy.add_argument("app")
+    set_policy.add_argument("policy")
+    _policy_param_flag(set_policy)
+    set_pipeline = add("set-pipeline", "make an app a pipeline of models (none: a plain app)")
+    set_pipeline.add_argument("app")
+    set_pipeline.add_argument("models", nargs="*", metavar="MODEL")
     add("unregister-app", "remove an application (its models stay)").add_argument("name")
     for name, help_text in (("link", "link a model to an app"), ("unlink", "unlink a model")):
         command = add(name, help_text)
@@ -106,14 +121,26 @@ def _add_app_commands(add: _Adder) -> None:
 
 
 def _add_model_commands(add: _Adder) -> None:
-    deploy = add("deploy", "deploy a Python function as a new model version")
-    deploy.add_argument("name")
-    deploy.add_argument("version")
-    deploy.add_argument("--file", required=True, help="Python file defining the function")
-    deploy.add_argument("--function", default="predict", help="function taking a list of inputs")
-    deploy.add_argument("--input-type", required=True, help="bytes|ints|floats|doubles|strings")
+    deploy = add(
+        "deploy",
+        "deploy a new model version: NAME VERSION --file FILE (a function in a Python "
+        "file), or DIR [VERSION] (a model directory with predict.py and requirements.txt)",
+    )
+    deploy.add_argument("target", metavar="NAME|DIR", help="model name, or model directory")
+    deploy.add_argument("version", nargs="?", help="version (directory default: next integer)")
+    deploy.add_argument("--file", help="Python file defining the function")
+    deploy.add_argument("--function", help="function (or class) to serve; default: predict")
+    deploy.add_argument("--name", help="model name of a directory (default: its name)")
+    deploy.add_argument("--input-type", help="bytes|ints|floats|doubles|strings (default for "
+                        "a directory: the model's registered type)")  # fmt: skip
+    deploy.add_argument("--environment", help="'capture', or a requirements file "
+                        "(directory default: its requirements.txt, else capture)")  # fmt: skip
+    deploy.add_argument("--pkg", action="append", default=[], metavar="REQUIREMENT",
+                        help="add a package to the environment (repeatable)")  # fmt: skip
     deploy.add_argument("--replicas", type=int, default=1, help="number of replicas")
     deploy.add_argument("--batch-size", type=int, default=-1, help="-1: adaptive batching")
+    deploy.add_argument("--output-type", help="type of the outputs, as the next pipeline step's "
+                        "input (bytes|ints|floats|doubles|strings)")  # fmt: skip
     _timeout(deploy, 60.0, "how long to wait for the replicas to be ready")
     set_version = add("set-version", "make a registered version current")
     set_version.add_argument("model")
@@ -132,6 +159,13 @@ def _add_query_commands(add: _Adder) -> None:
     predict.add_argument("json_input", metavar="JSON_INPUT", help='e.g. "[1.0, 2.0]"')
     predict.add_argument("--batch", action="store_true", help="JSON_INPUT is a list of inputs")
     predict.add_argument("--version", help="ask for this model version")
+
+
+def _policy_param_flag(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--param", action="append", default=[], metavar="KEY=VALUE",
+        help="a policy parameter, VALUE as JSON when it parses (repeatable)",
+    )  # fmt: skip
 
 
 def _timeout(command: argparse.ArgumentParser, default_s: float, help_text: str) -> None:

@@ -10,7 +10,9 @@ import argparse
 import importlib
 import importlib.util
 import json
+import re
 import sys
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 import cloudpickle
 
 from clipper import launcher
-from clipper.artifacts import closure_artifact
+from clipper.artifacts import closure_artifact, directory_artifact, pack_directory
 from clipper.client import AdminClient, QueryClient
 from clipper.config import Settings
 from clipper.exceptions import InvalidRequest, ModelNotFound
@@ -28,6 +30,7 @@ __all__ = [
     "Command",
     "format_table",
     "load_function",
+    "policy_params",
     "previous_version",
 ]
 
@@ -116,6 +119,8 @@ def status(args: argparse.Namespace, settings: Settings) -> None:
     width = max(map(len, report), default=0)
     for key, value in report.items():
         print(f"{key:<{width}}  {_cell(value)}")
+    print()
+    replicas(args, settings)
 
 
 def apps(args: argparse.Namespace, settings: Settings) -> None:
@@ -123,8 +128,10 @@ def apps(args: argparse.Namespace, settings: Settings) -> None:
     with AdminClient.from_settings(settings) as admin:
         infos = admin.get_all_applications(verbose=True)
     keys = ["name", "input_type", "default_output", "latency_slo_micros", "policy"]
-    rows = [[*(info.get(key) for key in keys), info.get("linked_models")] for info in infos]
-    print(format_table(["NAME", "INPUT", "DEFAULT", "SLO_US", "POLICY", "MODELS"], rows))
+    keys += ["linked_models", "pipeline"]
+    rows = [[info.get(key) for key in keys] for info in infos]
+    headers = ["NAME", "INPUT", "DEFAULT", "SLO_US", "POLICY", "MODELS", "PIPELINE"]
+    print(format_table(headers, rows))
 
 
 def models(args: argparse.Namespace, settings: Settings) -> None:
@@ -149,8 +156,40 @@ def replicas(args: argparse.Namespace, settings: Settings) -> None:
 def register_app(args: argparse.Namespace, settings: Settings) -> None:
     """Register an application."""
     with AdminClient.from_settings(settings) as admin:
-        admin.add_app(args.name, args.input_type, args.default_output, args.slo_micros)
+        admin.add_app(args.name, args.input_type, args.default_output, args.slo_micros,
+                      args.policy, policy_params(args.param))  # fmt: skip
     print(f"Registered app {args.name!r}: POST /{args.name}/predict")
+
+
+def set_policy(args: argparse.Namespace, settings: Settings) -> None:
+    """Set an app's selection policy and its parameters."""
+    with AdminClient.from_settings(settings) as admin:
+        info = admin.set_app_policy(args.app, args.policy, policy_params(args.param))
+    params = json.dumps(info.get("policy_params") or {})
+    print(f"App {args.app!r}: policy {info.get('policy')} {params}")
+
+
+def set_pipeline(args: argparse.Namespace, settings: Settings) -> None:
+    """Make an app a pipeline of models, or a plain app again with no models."""
+    with AdminClient.from_settings(settings) as admin:
+        admin.set_app_pipeline(args.app, args.models)
+    steps = " -> ".join(args.models) or "none (plain app)"
+    print(f"App {args.app!r}: pipeline {steps}")
+
+
+def policy_params(pairs: Sequence[str]) -> dict[str, Any]:
+    """`KEY=VALUE` pairs as policy parameters; a VALUE that parses as JSON is that value
+    (`epsilon=0.2`, `weights={"a": 9, "b": 1}`), else the string."""
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidRequest(f"policy parameter {pair!r} is not KEY=VALUE")
+        try:
+            params[key] = json.loads(value)
+        except ValueError:
+            params[key] = value
+    return params
 
 
 def unregister_app(args: argparse.Namespace, settings: Settings) -> None:
@@ -161,21 +200,63 @@ def unregister_app(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def deploy(args: argparse.Namespace, settings: Settings) -> None:
-    """Deploy a function from a Python file as a new model version."""
-    function = load_function(Path(args.file), args.function)
-    artifact = closure_artifact(function)
+    """Deploy a new model version: a function from a Python file, or a model directory."""
     with AdminClient.from_settings(settings) as admin:
+        if args.file is not None:
+            name, version, input_type, artifact = _function_deploy(args)
+        else:
+            name, version, input_type, artifact = _directory_deploy(args, admin)
         admin.deploy_artifact(
-            args.name,
-            args.version,
-            args.input_type,
+            name,
+            version,
+            input_type,
             artifact,
-            container_name="python-closure",
+            container_name="python-closure" if args.file is not None else "python-directory",
             batch_size=args.batch_size,
             num_replicas=args.replicas,
             ready_timeout_s=args.timeout,
+            progress=_print_progress,
+            output_type=args.output_type,
         )
-    print(f"Deployed {args.name}:{args.version} with {args.replicas} replica(s)")
+    print(f"Deployed {name}:{version} with {args.replicas} replica(s)")
+
+
+def _function_deploy(args: argparse.Namespace) -> tuple[str, str, str, bytes]:
+    if args.version is None or args.input_type is None:
+        raise InvalidRequest("deploy NAME VERSION --file FILE needs VERSION and --input-type")
+    function = load_function(Path(args.file), args.function or "predict")
+    artifact = closure_artifact(
+        function, environment=args.environment or "capture", pkgs_to_install=args.pkg
+    )
+    return args.target, args.version, args.input_type, artifact
+
+
+def _directory_deploy(args: argparse.Namespace, admin: AdminClient) -> tuple[str, str, str, bytes]:
+    directory = Path(args.target)
+    if not directory.is_dir():
+        raise InvalidRequest(
+            f"{args.target} is not a directory; deploy a function with NAME VERSION --file FILE"
+        )
+    name = args.name or re.sub(r"[^a-z0-9]+", "-", directory.resolve().name.lower()).strip("-")
+    versions = [info for info in admin.get_all_models(verbose=True) if info["model_name"] == name]
+    input_type = args.input_type or next((v["input_type"] for v in versions), None)
+    if input_type is None:
+        raise InvalidRequest(f"model {name!r} is new: give its --input-type")
+    version = args.version or _next_version(str(v["model_version"]) for v in versions)
+    metadata = directory_artifact(
+        directory, function=args.function, environment=args.environment,
+        pkgs_to_install=args.pkg,
+    )  # fmt: skip
+    return name, version, input_type, pack_directory(directory, metadata)
+
+
+def _next_version(versions: Iterable[str]) -> str:
+    """One more than the highest integer version (1 for none)."""
+    return str(max((int(v) for v in versions if v.isdigit()), default=0) + 1)
+
+
+def _print_progress(line: str) -> None:
+    print(f"  {line}", file=sys.stderr, flush=True)
 
 
 def link(args: argparse.Namespace, settings: Settings) -> None:
@@ -237,16 +318,34 @@ def predict(args: argparse.Namespace, settings: Settings) -> None:
 
 
 def logs(args: argparse.Namespace, settings: Settings) -> None:
-    """Print the server's and replicas' logs, or write them to files with --out."""
+    """Print the server's and replicas' logs (--model: one model's; --follow: keep
+    printing new lines until Ctrl-C), or write them to files with --out."""
     with AdminClient.from_settings(settings) as admin:
         if args.out is not None:
             for path in admin.save_logs(Path(args.out)):
                 print(path)
             return
-        entries = admin.get_logs()
-    for entry in entries:
-        print(f"==> {entry['name']} <==")
-        print(entry["content"].rstrip("\n"))
+        printed: dict[str, int] = {}
+        while True:
+            for entry in admin.get_logs():
+                _print_new_lines(entry, printed, getattr(args, "model", None))
+            if not getattr(args, "follow", False):
+                return
+            time.sleep(LOG_FOLLOW_INTERVAL_S)
+
+
+def _print_new_lines(entry: dict[str, Any], printed: dict[str, int], model: str | None) -> None:
+    name, content = str(entry["name"]), str(entry["content"])
+    if model is not None and not name.startswith(f"{model}-"):
+        return
+    seen = printed.get(name, 0)
+    if len(content) < seen:  # rotated: start over
+        seen = 0
+    new = content[seen:]
+    printed[name] = len(content)
+    if new.strip():
+        print(f"==> {name} <==")
+        print(new.rstrip("\n"), flush=True)
 
 
 COMMANDS: dict[str, Command] = {
@@ -257,6 +356,8 @@ COMMANDS: dict[str, Command] = {
     "models": models,
     "replicas": replicas,
     "register-app": register_app,
+    "set-policy": set_policy,
+    "set-pipeline": set_pipeline,
     "unregister-app": unregister_app,
     "deploy": deploy,
     "link": link,
@@ -268,6 +369,9 @@ COMMANDS: dict[str, Command] = {
     "logs": logs,
 }
 """Every command by its name on the command line."""
+
+
+LOG_FOLLOW_INTERVAL_S = 1.0
 
 
 def _cell(value: object) -> str:
