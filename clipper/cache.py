@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
+import numpy as np
+
 from clipper.types import ModelId
 
 __all__ = ["PredictionCache", "estimate_size_bytes"]
@@ -17,6 +19,8 @@ def estimate_size_bytes(value: Any) -> int:
     """A cheap estimate of an output's memory, good enough to bound the cache."""
     if isinstance(value, (str, bytes)):
         return 49 + len(value)
+    if isinstance(value, np.ndarray):
+        return 112 + value.nbytes
     if isinstance(value, (list, tuple)):
         sample = value[:16]
         per_item = sum(estimate_size_bytes(item) for item in sample) / max(1, len(sample))

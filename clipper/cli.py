@@ -22,6 +22,7 @@ _Adder = Callable[[str, str], argparse.ArgumentParser]
 _SETTINGS_FLAGS = (
     "cluster_name", "host", "query_port", "admin_port", "rpc_port", "grpc_port", "state_dir",
 )  # fmt: skip
+_START_FLAGS = ("placement", "ray_address", "rpc_host", "rpc_advertise_host")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -45,6 +46,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {
         field: getattr(args, field) for field in _SETTINGS_FLAGS if getattr(args, field) is not None
     }
+    for field in _START_FLAGS:  # only `start` has these
+        if getattr(args, field, None) is not None:
+            overrides[field] = getattr(args, field)
     return Settings(**overrides)
 
 
@@ -83,6 +87,15 @@ def _add_server_commands(add: _Adder) -> None:
     start.add_argument("--detach", action="store_true", help="run in the background")
     start.add_argument("--demo", action="store_true", help="register a demo app and model")
     _timeout(start, 30.0, "how long --detach waits for the server to answer")
+    placement = start.add_argument_group("placement (default: CLIPPER_<FIELD> or local)")
+    placement.add_argument("--placement", choices=["local", "ray"], help="where replicas run")
+    placement.add_argument(
+        "--ray-address", help="Ray cluster for --placement ray: auto, host:port, ray://..., local"
+    )
+    placement.add_argument("--rpc-host", help="address the worker RPC listener binds to")
+    placement.add_argument(
+        "--rpc-advertise-host", help="address workers dial (one workers on other machines reach)"
+    )
     _timeout(add("stop", "shut the server down"), 30.0, "grace period before SIGKILL")
     add("status", "show the server's status")
     logs = add("logs", "show the server's and replicas' logs")
@@ -141,6 +154,8 @@ def _add_model_commands(add: _Adder) -> None:
     deploy.add_argument("--batch-size", type=int, default=-1, help="-1: adaptive batching")
     deploy.add_argument("--output-type", help="type of the outputs, as the next pipeline step's "
                         "input (bytes|ints|floats|doubles|strings)")  # fmt: skip
+    deploy.add_argument("--resources", metavar="JSON", help='what each replica asks of its Ray '
+                        'node, e.g. \'{"num_cpus": 1, "num_gpus": 0.5}\'')  # fmt: skip
     _timeout(deploy, 60.0, "how long to wait for the replicas to be ready")
     set_version = add("set-version", "make a registered version current")
     set_version.add_argument("model")

@@ -149,8 +149,15 @@ def replicas(args: argparse.Namespace, settings: Settings) -> None:
     with AdminClient.from_settings(settings) as admin:
         infos = admin.get_all_containers(verbose=True)
     keys = ["model_name", "model_version", "model_replica_id", "state", "pid", "connected"]
-    headers = ["MODEL", "VERSION", "REPLICA", "STATE", "PID", "CONNECTED"]
-    print(format_table(headers, [[info.get(key) for key in keys] for info in infos]))
+    headers = ["MODEL", "VERSION", "REPLICA", "STATE", "PID", "CONNECTED", "NODE"]
+    rows = [[*(info.get(key) for key in keys), info.get("node")] for info in infos]
+    print(format_table(headers, rows))
+    reasons = [info for info in infos if info.get("reason")]
+    if reasons:
+        print()
+    for info in reasons:
+        replica = f"{info['model_name']}:{info['model_version']}:{info['model_replica_id']}"
+        print(f"{replica} is {info.get('state')}: {info['reason']}")
 
 
 def register_app(args: argparse.Namespace, settings: Settings) -> None:
@@ -217,8 +224,21 @@ def deploy(args: argparse.Namespace, settings: Settings) -> None:
             ready_timeout_s=args.timeout,
             progress=_print_progress,
             output_type=args.output_type,
+            resources=_json_object(args.resources, "--resources"),
         )
     print(f"Deployed {name}:{version} with {args.replicas} replica(s)")
+
+
+def _json_object(text: str | None, flag: str) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise InvalidRequest(f"{flag} is not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise InvalidRequest(f"{flag} must be a JSON object")
+    return value
 
 
 def _function_deploy(args: argparse.Namespace) -> tuple[str, str, str, bytes]:

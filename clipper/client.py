@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import httpx
 
 from clipper.config import Settings
+from clipper.environments.progress import BuildProgressWatcher
 from clipper.exceptions import (
     AlreadyExists,
     ApplicationNotFound,
@@ -165,16 +166,38 @@ class AdminClient(_HttpClient):
         return self._send("GET", "/admin/ping").text.strip()
 
     def add_app(
-        self, name: str, input_type: str, default_output: str, latency_slo_micros: int
+        self,
+        name: str,
+        input_type: str,
+        default_output: str,
+        latency_slo_micros: int,
+        policy: str | None = None,
+        policy_params: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Register an application."""
-        body = {
+        """Register an application, optionally under a selection policy (clipper.selection)."""
+        body: dict[str, Any] = {
             "name": name,
             "input_type": input_type,
             "default_output": default_output,
             "latency_slo_micros": latency_slo_micros,
         }
+        if policy is not None:
+            body["policy"] = policy
+        if policy_params:
+            body["policy_params"] = dict(policy_params)
         return _as_dict(self._post("add_app", body))
+
+    def set_app_policy(
+        self, app_name: str, policy: str, policy_params: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Set an app's selection policy and its parameters; returns the app's info."""
+        body = {"app_name": app_name, "policy": policy, "policy_params": dict(policy_params or {})}
+        return _as_dict(self._post("set_app_policy", body))
+
+    def set_app_pipeline(self, app_name: str, model_names: Sequence[str]) -> dict[str, Any]:
+        """Make an app a pipeline of models (types checked); `[]` makes it plain again."""
+        body = {"app_name": app_name, "model_names": list(model_names)}
+        return _as_dict(self._post("set_app_pipeline", body))
 
     def delete_app(self, name: str) -> dict[str, Any]:
         """Remove an application; its models stay."""
@@ -205,10 +228,16 @@ class AdminClient(_HttpClient):
         batch_wait_timeout_micros: int = 0,
         max_in_flight: int = 1,
         ready_timeout_s: float = 120.0,
+        signature: dict[str, Any] | str | None = None,
+        output_type: str | None = None,
+        resources: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Register a model version; the server starts its replicas and makes it current
         once they are all ready (DeployFailed, with the worker's error, if they are not
-        within `ready_timeout_s`). Returns its info dict."""
+        within `ready_timeout_s`). `signature` declares its Open Inference Protocol
+        inputs and outputs (see clipper.frontend.v2.signature); `output_type` the type of
+        its outputs as the input of a next pipeline step; `resources` what each replica
+        asks of its node (see clipper.placement.resources). Returns its info dict."""
         body = {
             **_model_key(model_name, model_version),
             "input_type": input_type,
@@ -222,6 +251,12 @@ class AdminClient(_HttpClient):
             "max_in_flight": max_in_flight,
             "ready_timeout_s": ready_timeout_s,
         }
+        if signature is not None:
+            body["signature"] = signature
+        if output_type is not None:
+            body["output_type"] = output_type
+        if resources:
+            body["resources"] = dict(resources)
         return _as_dict(self._post("add_model", body, timeout_s=ready_timeout_s + self._timeout_s))
 
     def set_model_version(
@@ -290,12 +325,27 @@ class AdminClient(_HttpClient):
         batch_size: int = -1,
         num_replicas: int = 1,
         ready_timeout_s: float = 60.0,
+        signature: dict[str, Any] | str | None = None,
+        progress: Callable[[str], None] | None = None,
+        build_timeout_s: float = 900.0,
+        output_type: str | None = None,
+        resources: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Upload `artifact`, register the version and wait until its replicas are ready.
+        """Upload `artifact`, prepare its environment (building a venv if the server's
+        interpreter does not satisfy it, reporting each step to `progress`), register the
+        version and wait until its replicas are ready.
 
-        Returns the version's model info dict; raises DeployFailed if replicas do not start.
+        Returns the version's model info dict; raises DeployFailed if the environment cannot
+        be built or the replicas do not start.
         """
         model_data_path = self.upload_artifact(model_name, model_version, artifact)
+        if progress is None:
+            self.prepare_environment(model_name, model_version, build_timeout_s)
+        else:
+            since = max([event["seq"] for event in self.get_events(limit=1)], default=0)
+            model = f"{model_name}:{model_version}"
+            with BuildProgressWatcher(self._events_after, model, since, progress):
+                self.prepare_environment(model_name, model_version, build_timeout_s)
         info = self.add_model(
             model_name,
             model_version,
@@ -306,8 +356,34 @@ class AdminClient(_HttpClient):
             batch_size=batch_size,
             num_replicas=num_replicas,
             ready_timeout_s=ready_timeout_s,
+            signature=signature,
+            output_type=output_type,
+            resources=resources,
         )
         return info
+
+    def prepare_environment(
+        self, model_name: str, model_version: Version, timeout_s: float = 900.0
+    ) -> dict[str, Any]:
+        """Make an uploaded artifact's environment ready on the server (built and cached
+        unless the server's interpreter satisfies it); returns its status."""
+        body = _model_key(model_name, model_version)
+        return _as_dict(self._post("prepare_environment", body, timeout_s=timeout_s))
+
+    def get_environments(self) -> list[dict[str, Any]]:
+        """Every model environment the server has built, is building or failed to build."""
+        return _as_list(self._post("get_environments", {}))
+
+    def get_events(self, since: int | None = None, limit: int = 100) -> list[dict[str, Any]]:
+        """Events after sequence number `since` (default: the newest `limit`), oldest
+        first: `[{"seq", "ts", "kind", "detail"}]`."""
+        body: dict[str, Any] = {"limit": limit}
+        if since is not None:
+            body["since"] = since
+        return _as_list(self._post("get_events", body))
+
+    def _events_after(self, since: int) -> list[dict[str, Any]]:
+        return self.get_events(since)
 
     def wait_model_ready(
         self, model_name: str, model_version: Version, timeout_s: float = 60.0
@@ -405,11 +481,14 @@ class QueryClient(_HttpClient):
         input: Any = None,
         input_batch: Sequence[Any] | None = None,
         version: Version | None = None,
+        uid: int | None = None,
     ) -> dict[str, Any]:
         """Ask `app` for a prediction of one `input`, or of every item of `input_batch`.
 
-        Numpy arrays are sent as lists and bytes as base64. Returns the JSON reply:
-        `{"query_id", "output", "default"}`, or `{"batch_predictions": [...]}` for a batch.
+        Numpy arrays are sent as lists and bytes as base64. `uid` identifies the user for
+        selection policies (sticky A/B arms, per-user state). Returns the JSON reply:
+        `{"query_id", "output", "default", "models"}`, or `{"batch_predictions": [...]}`
+        for a batch.
         """
         if (input is None) == (input_batch is None):
             raise InvalidInput("Give exactly one of input and input_batch")
@@ -420,12 +499,37 @@ class QueryClient(_HttpClient):
             body = {"input_batch": [encode_json_input(item) for item in input_batch]}
         if version is not None:
             body["version"] = str(version)
+        if uid is not None:
+            body["uid"] = uid
         return _as_dict(self._send_json("POST", f"/{app}/predict", json=body))
 
-    def update(self, app: str, uid: int, input: Any, label: float) -> Any:
-        """Send feedback (`{"uid", "input", "label"}`) to `app`'s selection policy."""
-        body = {"uid": uid, "input": encode_json_input(input), "label": label}
-        return self._send_json("POST", f"/{app}/update", json=body)
+    def update(
+        self,
+        app: str,
+        uid: int | None = None,
+        input: Any = None,
+        label: Any = None,
+        *,
+        query_id: int | None = None,
+        reward: float | None = None,
+    ) -> dict[str, Any]:
+        """Send feedback to `app`'s selection policy: Clipper's `uid`, `input` and `label`,
+        or the `query_id` of an earlier answer with its true `label` or a `reward`.
+
+        Returns `{"query_id", "policy", "rewards": {"name:version": reward}}`.
+        """
+        body: dict[str, Any] = {}
+        if query_id is not None:
+            body["query_id"] = query_id
+        elif input is not None:
+            body["input"] = encode_json_input(input)
+        if uid is not None:
+            body["uid"] = uid
+        if label is not None:
+            body["label"] = encode_json_input(label)
+        if reward is not None:
+            body["reward"] = reward
+        return _as_dict(self._send_json("POST", f"/{app}/update", json=body))
 
     def healthz(self) -> None:
         """Return when `GET /healthz` answers with a success status; raise otherwise."""

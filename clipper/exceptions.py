@@ -22,6 +22,7 @@
     │   ├── AlreadyExists
     │   ├── Conflict                valid but not allowed in the current state
     │   └── DeployFailed            replicas did not become ready
+    │       └── EnvironmentBuildFailed  the model's virtual environment could not be built
     └── RpcError                    malformed frames or protocol mismatch on the worker RPC
 
 Domain errors carry no HTTP status: `clipper.frontend.errors` holds the one map from
@@ -37,6 +38,7 @@ __all__ = [
     "Conflict",
     "DeadlineExceeded",
     "DeployFailed",
+    "EnvironmentBuildFailed",
     "InvalidInput",
     "InvalidInputType",
     "InvalidName",
@@ -143,6 +145,10 @@ class Conflict(ManagementError):
 
 class DeployFailed(ManagementError):
     """A model version's replicas did not become ready."""
+
+
+class EnvironmentBuildFailed(DeployFailed):
+    """Building a model's virtual environment failed (the message has the installer's output)."""
 
 
 class RpcError(ClipperError):

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["CONTENT_TYPE_LATEST", "ModelMetrics", "ServerMetrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "ModelMetrics", "PolicySample", "ServerMetrics"]
+
+PolicySample = tuple[str, str, str, float]
+"""One number a selection policy holds: (app, model, statistic, value)."""
 
 _LATENCY_BUCKETS_S = (
     0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
@@ -91,6 +97,43 @@ class ServerMetrics:
             [*model, "replica"], registry=registry,
         )  # fmt: skip
 
+        self._add_selection_metrics(registry)
+
+    def _add_selection_metrics(self, registry: CollectorRegistry) -> None:
+        """Metrics of apps under a selection policy or a pipeline (issue 5)."""
+        self.app_model_queries = Counter(
+            "clipper_app_model_queries", "Queries sent to each model version of an app.",
+            ["app", "model", "version"], registry=registry,
+        )  # fmt: skip
+        self.partial_answers = Counter(
+            "clipper_app_partial_answers",
+            "Ensemble answers built from only the models that finished by the deadline.",
+            ["app"], registry=registry,
+        )  # fmt: skip
+        self.feedback = Counter(
+            "clipper_policy_feedback", "Rewards given to each model of an app by feedback.",
+            ["app", "model"], registry=registry,
+        )  # fmt: skip
+        self.rewards = Counter(
+            "clipper_policy_rewards",
+            "Sum of the rewards given to each model (divide by clipper_policy_feedback_total).",
+            ["app", "model"], registry=registry,
+        )  # fmt: skip
+        self.shadow_answers = Counter(
+            "clipper_shadow_answers",
+            "Shadow answers by outcome: agree or disagree with the primary, or failed.",
+            ["app", "model", "outcome"], registry=registry,
+        )  # fmt: skip
+        self.shadow_latency = Histogram(
+            "clipper_shadow_latency_seconds", "Time from a query's arrival to a shadow's answer.",
+            ["app", "model"], buckets=_LATENCY_BUCKETS_S, registry=registry,
+        )  # fmt: skip
+
+    def watch_policies(self, samples: Callable[[], Iterable[PolicySample]]) -> None:
+        """Export what selection policies hold (weights, posteriors) as the gauge
+        `clipper_policy_state{app, model, stat}`, read from `samples` at each scrape."""
+        self.registry.register(_PolicyCollector(samples))
+
     def for_model(self, model: str, version: str) -> ModelMetrics:
         """The bound metrics of one model version."""
         return ModelMetrics(self, model, version)
@@ -108,3 +151,27 @@ class ServerMetrics:
                 key = f"{sample.name}{{{labels}}}" if labels else sample.name
                 samples[key] = sample.value
         return samples
+
+
+class _PolicyCollector:
+    """Reads policy statistics at scrape time: nothing is updated on the query path."""
+
+    def __init__(self, samples: Callable[[], Iterable[PolicySample]]) -> None:
+        self._samples = samples
+
+    def describe(self) -> list[Metric]:
+        return [self._family()]
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        for app, model, stat, value in self._samples():
+            family.add_metric([app, model, stat], value)
+        yield family
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "clipper_policy_state",
+            "What each app's selection policy holds per model (weights, posteriors).",
+            labels=["app", "model", "stat"],
+        )

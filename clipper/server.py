@@ -10,24 +10,35 @@ import signal
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import grpc
 
 from clipper.config import Settings
 from clipper.dataplane.dataplane import DataPlane
+from clipper.environments.manager import EnvironmentManager
 from clipper.exceptions import ClipperError
 from clipper.frontend.http11 import serve_http11
 from clipper.frontend.query_api import QueryApi
+from clipper.frontend.v2.grpc_server import start_grpc
+from clipper.frontend.v2.rest import V2RestApi
+from clipper.frontend.v2.service import InferenceService
 from clipper.http_server import EmbeddedServer, bind_socket
 from clipper.management.admin_api import build_admin_app
 from clipper.management.log_rotation import rotate_logs
+from clipper.management.policies import run_policy_flusher
 from clipper.management.reconciler import Reconciler
 from clipper.management.service import ClusterService
 from clipper.management.store import Registry
+from clipper.memory import keep_freed_memory
 from clipper.metrics import ServerMetrics
 from clipper.placement.local import LocalPlacement
 from clipper.rpc.protocol import Register
 from clipper.rpc.server import WorkerChannel, start_rpc_listener
 from clipper.types import ModelId, ReplicaId
+
+if TYPE_CHECKING:
+    from clipper.placement.ray import RayPlacement
 
 __all__ = ["ClipperServer", "serve"]
 
@@ -46,8 +57,15 @@ class ClipperServer:
         self.state_dir = settings.resolved_state_dir()
         self.metrics = ServerMetrics()
         self.dataplane = DataPlane(self.metrics, settings.cache_bytes)
+        self.environments = EnvironmentManager(
+            settings.resolved_env_cache_dir(),
+            worker_python=settings.worker_python,
+            installer=settings.env_installer,
+            build_timeout_s=settings.env_build_timeout_s,
+        )
+        self.ray_placement = _ray_placement(settings)
         self.reconciler = Reconciler(
-            LocalPlacement(settings.worker_python),
+            self.ray_placement or LocalPlacement(settings.worker_python, self.environments),
             settings.restart_backoff_initial_s,
             settings.restart_backoff_max_s,
             drain=self._drain_replica,
@@ -55,6 +73,7 @@ class ClipperServer:
         self.stopping = asyncio.Event()
         self.started_at = time.time()
         self._channels: set[WorkerChannel] = set()
+        self.grpc_server: grpc.aio.Server | None = None
 
     # -- worker connections ---------------------------------------------------------
 
@@ -109,6 +128,8 @@ class ClipperServer:
             "query_addr": f"{settings.host}:{settings.query_port}",
             "admin_addr": f"{settings.host}:{settings.admin_port}",
             "rpc_addr": self.service.rpc_address,
+            "placement": settings.placement,
+            "grpc_addr": f"{settings.host}:{settings.grpc_port}" if self.grpc_server else None,
             "state_dir": str(self.state_dir),
             "uptime_s": round(time.time() - self.started_at, 3),
             "apps": len(snapshot.apps),
@@ -127,12 +148,16 @@ class ClipperServer:
             settings.rpc_host, settings.rpc_port, self._on_register, self._on_lost
         )
         rpc_port = rpc.sockets[0].getsockname()[1]
+        rpc_address = await self._open_placement(rpc_port)
         registry = Registry.open(self.state_dir)
+        self.environments.events = registry.record_event
         self.service = ClusterService(
             settings, registry, self.dataplane, self.reconciler,
-            f"tcp://{settings.rpc_host}:{rpc_port}",
+            rpc_address, environments=self.environments,
         )  # fmt: skip
-        query_api = QueryApi(self.dataplane, self.metrics, settings.max_body_bytes)
+        inference = InferenceService(self.dataplane, lambda: self.service.snapshot, self.metrics)
+        v2_rest = V2RestApi(inference, settings.max_body_bytes)
+        query_api = QueryApi(self.dataplane, self.metrics, settings.max_body_bytes, v2_rest)
         query_stop = asyncio.Event()
         admin_app = build_admin_app(
             self.service, self.metrics, self.status, self.stopping.set, settings.max_body_bytes
@@ -141,10 +166,15 @@ class ClipperServer:
         try:
             async with asyncio.TaskGroup() as tasks:
                 await self.service.refresh()
+                self.grpc_server = await start_grpc(
+                    inference, settings.host, settings.grpc_port, settings.max_body_bytes
+                )
                 background = [
                     tasks.create_task(self.reconciler.run()),
                     tasks.create_task(self._watch_heartbeats()),
                     tasks.create_task(self._rotate_logs()),
+                    # policy state is written behind; a last flush runs when cancelled
+                    tasks.create_task(run_policy_flusher(registry, self.dataplane)),
                 ]
                 http_tasks = [
                     tasks.create_task(self._serve_queries(query_api, query_sock, query_stop)),
@@ -163,12 +193,33 @@ class ClipperServer:
                 query_stop.set()
                 admin_server.should_exit = True
                 await asyncio.wait(http_tasks, timeout=SHUTDOWN_GRACE_S)
+                if self.grpc_server is not None:
+                    await self.grpc_server.stop(SHUTDOWN_GRACE_S)
                 await self.reconciler.close()
+                if self.ray_placement is not None:
+                    await self.ray_placement.aclose()
+                await self.environments.aclose()
                 rpc.close()
                 for task in background:
                     task.cancel()
         finally:
             registry.close()
+
+    async def _open_placement(self, rpc_port: int) -> str:
+        """Connect the Ray placement, if configured; the RPC address workers dial."""
+        host = self.settings.rpc_advertise_host or self.settings.rpc_host
+        if self.ray_placement is None:
+            return f"tcp://{host}:{rpc_port}"
+        try:
+            await self.ray_placement.open()
+        except Exception as exc:
+            address = self.settings.ray_address or "(Ray's default)"
+            raise ClipperError(f"could not connect to the Ray cluster {address}: {exc}") from exc
+        if self.settings.rpc_advertise_host is None and host in ("0.0.0.0", "::", ""):
+            host = self.ray_placement.node_ip()
+        for warning in self.ray_placement.reachability_warnings(host):
+            log.warning("%s", warning)
+        return f"tcp://{host}:{rpc_port}"
 
     async def _serve_queries(self, app: QueryApi, sock: Any, stop: asyncio.Event) -> None:
         """The query API on the configured HTTP server."""
@@ -222,6 +273,7 @@ def serve(settings: Settings, demo: bool = False) -> None:
     """Run a server in the foreground until SIGTERM, SIGINT or an admin shutdown."""
     state_dir = settings.resolved_state_dir()
     _configure_logging(settings, state_dir)
+    keep_freed_memory(settings.malloc_keep_bytes)
     pid_path = state_dir / PID_FILE
     pid_path.write_text(str(os.getpid()))
     try:
@@ -235,3 +287,16 @@ def serve(settings: Settings, demo: bool = False) -> None:
         with contextlib.suppress(FileNotFoundError):
             if pid_path.read_text().strip() == str(os.getpid()):
                 pid_path.unlink()
+
+
+def _ray_placement(settings: Settings) -> RayPlacement | None:
+    """The Ray placement when configured; Ray is an optional dependency, imported only then."""
+    if settings.placement != "ray":
+        return None
+    try:
+        from clipper.placement.ray import RayPlacement
+    except ImportError as exc:
+        raise ClipperError(
+            f"the 'ray' placement needs Ray ({exc}); pip install 'clipper-serving[ray]'"
+        ) from exc
+    return RayPlacement(settings.ray_address, namespace=f"clipper-{settings.cluster_name}")

@@ -12,11 +12,13 @@ from __future__ import annotations
 from clipper_admin.clipper_admin import ClipperConnection
 from clipper_admin.container_manager import ContainerManager, LocalContainerManager
 from clipper_admin.exceptions import ClipperException, UnconnectedException
+from clipper_admin.ray_container_manager import RayContainerManager
 
 __all__ = [
     "ClipperConnection",
     "ClipperException",
     "ContainerManager",
     "LocalContainerManager",
+    "RayContainerManager",
     "UnconnectedException",
 ]

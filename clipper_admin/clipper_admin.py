@@ -6,33 +6,29 @@ are the `ClipperException`s the clients raise, translated once in `clipper.clien
 
 from __future__ import annotations
 
-import base64
-import binascii
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from clipper.artifacts import directory_artifact, load_artifact_metadata, pack_directory
 from clipper.client import AdminClient, ServerUnreachable
-from clipper.exceptions import InvalidInput, ModelError, NotFound
-from clipper.types import InputType, parse_input_type, validate_name, validate_version
+from clipper.environments.declare import EnvironmentArg
+from clipper.exceptions import NotFound
+from clipper.types import parse_input_type, validate_name, validate_version
+from clipper.worker.local import run_query_locally
 from clipper_admin.container_manager import ContainerManager
 from clipper_admin.exceptions import UnconnectedException
 
-__all__ = ["ClipperConnection"]
+__all__ = ["ClipperConnection", "print_progress"]
 
 Version = str | int
 
-_NUMERIC_DTYPES: dict[InputType, np.dtype[Any]] = {
-    InputType.INTEGERS: np.dtype(np.int32),
-    InputType.FLOATS: np.dtype(np.float32),
-    InputType.DOUBLES: np.dtype(np.float64),
-}
-# numpy dtype kinds accepted for each numeric type, as the server does (ints are fine floats).
-_ACCEPTED_KINDS = {InputType.INTEGERS: "iu", InputType.FLOATS: "iuf", InputType.DOUBLES: "iuf"}
+
+def print_progress(line: str) -> None:
+    """Print one line of deploy progress (an environment build's steps) to stderr."""
+    print(f"[clipper] {line}", file=sys.stderr, flush=True)
 
 
 class ClipperConnection:
@@ -105,12 +101,37 @@ class ClipperConnection:
     # -- applications -------------------------------------------------------------------
 
     def register_application(
-        self, name: str, input_type: str, default_output: str, slo_micros: int
+        self,
+        name: str,
+        input_type: str,
+        default_output: str,
+        slo_micros: int,
+        policy: str = "single",
+        policy_params: Mapping[str, Any] | None = None,
     ) -> None:
-        """Register an app, served at `/<name>/predict`; error if it exists."""
+        """Register an app, served at `/<name>/predict`; error if it exists.
+
+        Ours: `policy` selects among the app's linked models (`single`, `ab`,
+        `epsilon_greedy`, `thompson`, `exp3`, `exp4`, `shadow`; see clipper.selection).
+        """
         admin = self._admin_api()
         input_type = parse_input_type(input_type).value
-        admin.add_app(validate_name(name), input_type, default_output, slo_micros)
+        admin.add_app(
+            validate_name(name), input_type, default_output, slo_micros, policy, policy_params
+        )
+
+    def set_app_policy(self, app_name: str, policy: str, **params: Any) -> None:
+        """Change an app's selection policy (ours); `params` are the policy's parameters,
+        e.g. `set_app_policy("app", "ab", weights={"a": 9, "b": 1})`. Switching to another
+        policy forgets what the old one learned."""
+        self._admin_api().set_app_policy(validate_name(app_name), policy, params)
+
+    def set_app_pipeline(self, app_name: str, model_names: Sequence[str]) -> None:
+        """Make an app a pipeline (ours): each model's output is the next one's input. The
+        types must chain (deploy every step but the last with `output_type`); an empty
+        list makes the app plain again."""
+        names = [validate_name(model) for model in model_names]
+        self._admin_api().set_app_pipeline(validate_name(app_name), names)
 
     def unregister_application(self, name: str) -> None:
         """Remove an app; its models stay."""
@@ -162,18 +183,22 @@ class ClipperConnection:
         labels: Sequence[str] | None = None,
         num_replicas: int = 1,
         batch_size: int = -1,
+        resources: Mapping[str, Any] | None = None,
     ) -> None:
         """Deploy the artifact at `image` (a directory or archive holding `clipper_model.json`).
 
         Returns once the version's replicas are ready; it becomes the current version.
+        `resources` (ours) is what each replica asks of its node on Ray, e.g.
+        `{"num_cpus": 1, "num_gpus": 0.5, "resources": {"my_resource": 1}}`.
         """
         self._admin_api()
         validate_name(name)
         version = validate_version(version)
         artifact = _read_artifact(Path(image))
         self.deploy_artifact(
-            name, version, input_type, artifact, str(image), labels, num_replicas, batch_size
-        )
+            name, version, input_type, artifact, str(image), labels, num_replicas, batch_size,
+            resources=resources,
+        )  # fmt: skip
 
     def deploy_artifact(
         self,
@@ -186,8 +211,18 @@ class ClipperConnection:
         num_replicas: int = 1,
         batch_size: int = -1,
         ready_timeout_s: float = 60.0,
+        signature: dict[str, Any] | str | None = None,
+        progress: Callable[[str], None] | None = print_progress,
+        output_type: str | None = None,
+        resources: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Upload an artifact archive, register the version, wait for its replicas (ours)."""
+        """Upload an artifact archive, prepare its environment, register the version, wait
+        for its replicas (ours). Environment builds are reported line by line to `progress`
+        (default: printed to stderr; None: silent).
+
+        `signature` declares the model's Open Inference Protocol inputs and outputs;
+        `output_type` the type of its outputs as the next step's input in a pipeline;
+        `resources` what each replica asks of its node (Ray placement)."""
         admin = self._admin_api()
         return admin.deploy_artifact(
             validate_name(name),
@@ -199,6 +234,10 @@ class ClipperConnection:
             batch_size=batch_size,
             num_replicas=num_replicas,
             ready_timeout_s=ready_timeout_s,
+            signature=signature,
+            output_type=None if output_type is None else parse_input_type(output_type).value,
+            progress=progress,
+            resources=resources,
         )
 
     def build_model(
@@ -210,16 +249,22 @@ class ClipperConnection:
         container_registry: str | None = None,
         pkgs_to_install: Sequence[str] | None = None,
         build_quiet: bool = False,
+        environment: EnvironmentArg = None,
     ) -> str:
-        """Package a model directory (with `predict.py` defining `predict(inputs)`).
+        """Package a model directory: `predict.py` defining `predict(inputs)` or a class with
+        `load(self, path)` (given the directory) and `predict(self, inputs)`.
 
-        Returns the path of the built artifact archive, to pass to `deploy_model` as `image`;
-        nothing is pushed anywhere.
+        The environment is `requirements.txt` when the directory has one, else the installed
+        versions of what its `.py` files import (or `environment`: "capture", a requirements
+        file or a list), plus `pkgs_to_install`. Returns the path of the built artifact
+        archive, to pass to `deploy_model` as `image`; nothing is pushed anywhere.
         """
         validate_name(name)
         version = validate_version(version)
         model_dir = Path(model_data_path)
-        metadata = directory_artifact(model_dir, pkgs_to_install=pkgs_to_install or ())
+        metadata = directory_artifact(
+            model_dir, environment=environment, pkgs_to_install=pkgs_to_install or ()
+        )
         archive = self.cm.settings.resolved_state_dir() / "builds" / f"{name}-{version}.tar.gz"
         archive.parent.mkdir(parents=True, exist_ok=True)
         archive.write_bytes(pack_directory(model_dir, metadata))
@@ -237,14 +282,19 @@ class ClipperConnection:
         num_replicas: int = 1,
         batch_size: int = -1,
         pkgs_to_install: Sequence[str] | None = None,
+        environment: EnvironmentArg = None,
+        resources: Mapping[str, Any] | None = None,
     ) -> None:
         """`build_model`, then `deploy_model` of the result."""
         self._admin_api()
         parse_input_type(input_type)
         image = self.build_model(
-            name, version, model_data_path, base_image, container_registry, pkgs_to_install
+            name, version, model_data_path, base_image, container_registry, pkgs_to_install,
+            environment=environment,
+        )  # fmt: skip
+        self.deploy_model(
+            name, version, input_type, image, labels, num_replicas, batch_size, resources
         )
-        self.deploy_model(name, version, input_type, image, labels, num_replicas, batch_size)
 
     def register_model(
         self,
@@ -354,25 +404,22 @@ class ClipperConnection:
     # -- local testing ------------------------------------------------------------------
 
     def test_predict_function(
-        self, query: Mapping[str, Any], func: Callable[[list[Any]], Any], input_type: str
-    ) -> Any:
-        """Run `func` locally on a query dict (`{"input": x}` or `{"input_batch": [...]}`).
+        self,
+        query: Mapping[str, Any],
+        func: Callable[[list[Any]], Any] | type | object,
+        input_type: str,
+        model_data_path: str | None = None,
+    ) -> list[Any]:
+        """Run a model locally on a query dict (`{"input": x}` or `{"input_batch": [...]}`)
+        exactly as a worker would: inputs validated and decoded as the server and worker do
+        (numpy arrays for numeric types, str for strings, base64-decoded bytes for bytes), a
+        class instantiated and `load(model_data_path)`-ed, an async predict awaited, and the
+        outputs checked (one per input) and converted as the worker sends them.
 
-        Inputs are decoded as the server decodes them (numpy arrays for numeric types, str
-        for strings, base64-decoded bytes for bytes); returns `func`'s outputs.
+        InvalidInput for inputs the server would refuse; ModelError for a wrong number of
+        outputs; whatever the model raises propagates. Needs no connection.
         """
-        kind = parse_input_type(input_type)
-        inputs = [_decode_input(value, kind) for value in _query_inputs(query)]
-        outputs = func(inputs)
-        try:
-            count = len(outputs)
-        except TypeError as exc:
-            raise ModelError(
-                f"The function returned a {type(outputs).__name__}, not a list"
-            ) from exc
-        if count != len(inputs):
-            raise ModelError(f"The function returned {count} outputs for {len(inputs)} inputs")
-        return outputs
+        return run_query_locally(query, func, parse_input_type(input_type), model_data_path)
 
     # -- helpers ------------------------------------------------------------------------
 
@@ -392,46 +439,3 @@ def _read_artifact(image: Path) -> bytes:
     """The archive to upload for `image`: a packed directory, or an archive file as is."""
     load_artifact_metadata(image)
     return pack_directory(image) if image.is_dir() else image.read_bytes()
-
-
-def _query_inputs(query: Mapping[str, Any]) -> list[Any]:
-    keys = set(query) & {"input", "input_batch"}
-    if len(keys) != 1:
-        raise InvalidInput("The query needs exactly one of the keys 'input' and 'input_batch'")
-    if "input" in query:
-        return [query["input"]]
-    batch = query["input_batch"]
-    if not isinstance(batch, list):
-        raise InvalidInput("'input_batch' must be a list of inputs")
-    return batch
-
-
-def _decode_input(value: Any, input_type: InputType) -> Any:
-    """One JSON input as a model function receives it."""
-    dtype = _NUMERIC_DTYPES.get(input_type)
-    if dtype is not None:
-        return _decode_numeric(value, input_type, dtype)
-    if not isinstance(value, str):
-        raise InvalidInput(f"Expected a string for {input_type.value}, got {value!r:.80}")
-    if input_type is InputType.STRINGS:
-        return value
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidInput(f"Invalid base64 in a bytes input: {exc}") from exc
-
-
-def _decode_numeric(value: Any, input_type: InputType, dtype: np.dtype[Any]) -> Any:
-    if not isinstance(value, list):
-        raise InvalidInput(f"Expected a list of numbers for {input_type.value}, got {value!r:.80}")
-    try:
-        array = np.asarray(value)
-    except (ValueError, TypeError) as exc:
-        raise InvalidInput(f"Input is not a flat list of numbers: {exc}") from exc
-    if value and (array.ndim != 1 or array.dtype.kind not in _ACCEPTED_KINDS[input_type]):
-        raise InvalidInput(f"Input is not a flat list of {input_type.value}: {value!r:.80}")
-    if input_type is InputType.INTEGERS and value:
-        limits = np.iinfo(np.int32)
-        if array.max() > limits.max or array.min() < limits.min:
-            raise InvalidInput("Integer input out of the 32-bit range")
-    return array.astype(dtype)

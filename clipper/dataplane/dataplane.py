@@ -1,4 +1,10 @@
-"""The transport-agnostic query path: app -> model version -> cache -> batch queue -> replica."""
+"""The transport-agnostic query path: app -> model version -> cache -> batch queue -> replica.
+
+An app with the `single` policy and no pipeline (Clipper's one linked model) takes the
+direct path below. An app under another selection policy, or a pipeline, has a route
+(`routes.py`) and is answered by `policy_path.py` or `pipeline.py`, which ask each model
+version through the same computation table (cache, coalescing, batching, deadlines).
+"""
 
 from __future__ import annotations
 
@@ -6,46 +12,37 @@ import asyncio
 import itertools
 import logging
 import time
-from dataclasses import dataclass
-from functools import partial
+from collections.abc import Iterator
 from typing import Any
 
-from clipper.batching.queue import PendingQuery
 from clipper.cache import PredictionCache
-from clipper.dataplane.model_serving import BatchPolicy, Clock, ModelServing
-from clipper.exceptions import (
-    DeadlineExceeded,
-    ModelError,
-    ModelNotFound,
-    ReplicaCrashed,
-    UnknownApplication,
-    UnknownVersion,
+from clipper.dataplane.computations import (
+    NO_MODELS,
+    SLO_MISSED,
+    ComputationTable,
+    failure_reason,
 )
+from clipper.dataplane.feedback import FeedbackPath, FeedbackRequest
+from clipper.dataplane.model_serving import BatchPolicy, Clock, ModelServing
+from clipper.dataplane.pipeline import PipelinePath
+from clipper.dataplane.policy_path import PolicyPath
+from clipper.dataplane.prediction import Prediction
+from clipper.dataplane.query_log import QueryLog
+from clipper.dataplane.routes import AppRoute, build_routes, transient_route
+from clipper.exceptions import ModelNotFound, UnknownApplication, UnknownVersion
 from clipper.management.records import AppRecord, ModelVersionRecord, RegistrySnapshot
-from clipper.metrics import ServerMetrics
+from clipper.metrics import PolicySample, ServerMetrics
 from clipper.outputs import parse_output_string
 from clipper.rpc.protocol import Register
 from clipper.rpc.server import WorkerChannel
 from clipper.types import ModelId
 
-__all__ = ["NO_MODELS", "SLO_MISSED", "DataPlane", "Prediction"]
+__all__ = ["NO_MODELS", "SLO_MISSED", "DataPlane", "FeedbackRequest", "Prediction"]
 
 log = logging.getLogger("clipper.dataplane")
 
-NO_MODELS = "No connected models found for query"
-SLO_MISSED = "Failed to retrieve a prediction response within the specified latency SLO"
 DEFAULT_SLO_S = 0.1
 DEFAULT_CACHE_BYTES = 32 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class Prediction:
-    """One answer: a model's output, or the app's default output and why."""
-
-    query_id: int
-    output: Any
-    is_default: bool = False
-    explanation: str | None = None
 
 
 class DataPlane:
@@ -61,6 +58,7 @@ class DataPlane:
         metrics: ServerMetrics | None = None,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         clock: Clock = time.monotonic,
+        query_log: QueryLog | None = None,
     ) -> None:
         self._clock = clock
         self._metrics = metrics
@@ -69,8 +67,15 @@ class DataPlane:
         self._defaults: dict[str, Any] = {}
         self._query_ids = itertools.count(1)
         self.cache = PredictionCache(cache_bytes)
-        self._in_flight: dict[tuple[ModelId, bytes], asyncio.Future[Any]] = {}
+        self._table = ComputationTable(self.cache, self._serving, clock)
+        self._routes: dict[str, AppRoute] = {}
+        self.query_log = query_log or QueryLog()
+        self._policies = PolicyPath(self._table, self.query_log, self._default, metrics, clock)
+        self._pipelines = PipelinePath(self._table, self.query_log, self._default)
+        self._feedback = FeedbackPath(self._table, self.query_log, self._pipelines, metrics, clock)
         self.ready = False
+        if metrics is not None:
+            metrics.watch_policies(self.policy_samples)
 
     # -- registry view ---------------------------------------------------------------
 
@@ -94,6 +99,7 @@ class DataPlane:
                 )
             elif existing.policy != policy:
                 existing.set_policy(policy)
+        self._routes = build_routes(snapshot, self._serving, self._routes, self._metrics)
         return removed
 
     def _batch_policy(self, record: ModelVersionRecord) -> BatchPolicy:
@@ -106,11 +112,18 @@ class DataPlane:
 
     def _slo_for_model(self, model_name: str) -> float:
         slos = [
-            self._snapshot.apps[app].latency_slo_us / 1e6
-            for app, models in self._snapshot.links.items()
-            if model_name in models and app in self._snapshot.apps
+            app.latency_slo_us / 1e6
+            for app in self._snapshot.apps.values()
+            if model_name in self._models_of(app.name)
         ]
         return min(slos) if slos else DEFAULT_SLO_S
+
+    def _models_of(self, app_name: str) -> tuple[str, ...]:
+        """The models an app's queries may go to: its pipeline's steps, or its links."""
+        app = self._snapshot.apps.get(app_name)
+        if app is not None and app.pipeline:
+            return app.pipeline
+        return self._snapshot.links.get(app_name, ())
 
     def app(self, name: str) -> AppRecord | None:
         """The registered app, or None."""
@@ -121,8 +134,9 @@ class DataPlane:
         return self._serving.get(model_id)
 
     def app_ready(self, app_name: str) -> bool:
-        """Every model linked to the app has a ready replica of its current version."""
-        for model_name in self._snapshot.links.get(app_name, ()):
+        """Every model linked to the app (or step of its pipeline) has a ready replica of
+        its current version."""
+        for model_name in self._models_of(app_name):
             current = self._snapshot.current_versions.get(model_name)
             serving = self._serving.get(ModelId(model_name, current)) if current else None
             if serving is None or not serving.ready_replicas:
@@ -181,11 +195,21 @@ class DataPlane:
     # -- queries ----------------------------------------------------------------------
 
     def resolve_model(self, app: AppRecord, version: str | None) -> ModelServing | None:
-        """The model version an app's query goes to; None when the app has no model."""
+        """The model version an app's query goes to; None when the app has no model.
+
+        `version` names a version of the first linked model, or `"model:version"` one of
+        any model linked to the app.
+        """
         linked = self._snapshot.links.get(app.name, ())
         if not linked:
             return None
         model_name = linked[0]
+        if version is not None and ":" in version:
+            model_name, version = version.split(":", 1)
+            if model_name not in linked and model_name not in app.pipeline:
+                raise UnknownVersion(
+                    f"Requested model: {model_name} is not linked to application: {app.name}"
+                )
         if version is None:
             current = self._snapshot.current_versions.get(model_name)
             return self._serving.get(ModelId(model_name, current)) if current else None
@@ -197,12 +221,24 @@ class DataPlane:
         return serving
 
     async def predict(
-        self, app_name: str, buffers: list[bytes], version: str | None, deadline: float
+        self,
+        app_name: str,
+        buffers: list[bytes],
+        version: str | None,
+        deadline: float,
+        uid: int | None = None,
     ) -> list[Prediction]:
-        """Answer each input by its deadline, with a model output or the default."""
+        """Answer each input by its deadline, with a model output or the default.
+
+        An app under a selection policy or a pipeline goes through its route; a query
+        that names a `version` bypasses the policy and asks that version directly.
+        """
         app = self._snapshot.apps.get(app_name)
         if app is None:
             raise UnknownApplication(f"No application named {app_name!r}")
+        route = self._routes.get(app_name)
+        if route is not None and version is None:
+            return await self._predict_routed(route, buffers, uid, deadline)
         serving = self.resolve_model(app, version)
         if serving is None:
             return [self._default(app_name, NO_MODELS) for _ in buffers]
@@ -228,6 +264,13 @@ class DataPlane:
             )
         return await self._predict_on(serving, True, None, buffers, deadline)
 
+    async def _predict_routed(
+        self, route: AppRoute, buffers: list[bytes], uid: int | None, deadline: float
+    ) -> list[Prediction]:
+        query_ids = [next(self._query_ids) for _ in buffers]
+        path = self._pipelines if route.is_pipeline else self._policies
+        return await path.predict(route, buffers, query_ids, uid, deadline)
+
     async def _predict_on(
         self,
         serving: ModelServing,
@@ -239,89 +282,14 @@ class DataPlane:
         query_ids = [next(self._query_ids) for _ in buffers]
         record = self._snapshot.versions.get(serving.model_id)
         use_cache = app_cache_enabled and (record is None or record.cache_enabled)
-        computations = self._computations(serving, use_cache, buffers, query_ids, deadline)
+        computations = self._table.start(serving, use_cache, buffers, query_ids, deadline)
         pending = [future for future in computations if not future.done()]
         if pending:
-            await self._wait_all(pending, deadline)
+            await self._table.wait_all(pending, deadline)
         return [
             self._answer(app_name, serving, query_id, future)
             for query_id, future in zip(query_ids, computations, strict=True)
         ]
-
-    def _computations(
-        self,
-        serving: ModelServing,
-        use_cache: bool,
-        buffers: list[bytes],
-        query_ids: list[int],
-        deadline: float,
-    ) -> list[asyncio.Future[Any]]:
-        """One future per input: a cached answer, a shared in-flight one, or a new one."""
-        loop = asyncio.get_running_loop()
-        metrics = serving.metrics
-        futures: list[asyncio.Future[Any]] = []
-        fresh: list[PendingQuery] = []
-        for query_id, buffer in zip(query_ids, buffers, strict=True):
-            key = (serving.model_id, buffer)
-            if use_cache:
-                cached = self.cache.get(serving.model_id, buffer)
-                if cached is not PredictionCache.MISSING:
-                    done: asyncio.Future[Any] = loop.create_future()
-                    done.set_result(cached)
-                    futures.append(done)
-                    if metrics:
-                        metrics.cache_hits.inc()
-                    continue
-                shared = self._in_flight.get(key)
-                if shared is not None:
-                    futures.append(shared)
-                    continue
-                if metrics:
-                    metrics.cache_misses.inc()
-            future = loop.create_future()
-            future.add_done_callback(partial(self._computed, key, use_cache))
-            if use_cache:
-                self._in_flight[key] = future
-            fresh.append(PendingQuery(query_id, buffer, deadline, future))
-            futures.append(future)
-        if fresh:
-            serving.submit(fresh)
-        return futures
-
-    def _computed(self, key: tuple[ModelId, bytes], use_cache: bool, future: Any) -> None:
-        """A computation finished: retire it from in-flight, cache a real output."""
-        if use_cache and self._in_flight.get(key) is future:
-            del self._in_flight[key]
-        if future.cancelled() or future.exception() is not None:
-            return
-        if use_cache and key[0] in self._serving:
-            self.cache.put(key[0], key[1], future.result())
-
-    async def _wait_all(self, futures: list[asyncio.Future[Any]], deadline: float) -> None:
-        """Wait until every future is done or the deadline passes: one waiter, one timer."""
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
-        remaining = len(futures)
-
-        def on_done(_: object) -> None:
-            nonlocal remaining
-            remaining -= 1
-            if remaining == 0 and not waiter.done():
-                waiter.set_result(None)
-
-        def on_deadline() -> None:
-            if not waiter.done():
-                waiter.set_result(None)
-
-        for future in futures:
-            future.add_done_callback(on_done)
-        timer = loop.call_later(max(0.0, deadline - self._clock()), on_deadline)
-        try:
-            await waiter
-        finally:
-            timer.cancel()
-            for future in futures:
-                future.remove_done_callback(on_done)
 
     def _answer(
         self,
@@ -330,20 +298,9 @@ class DataPlane:
         query_id: int,
         future: asyncio.Future[Any],
     ) -> Prediction:
-        if not future.done():
-            reason = SLO_MISSED if serving.ready_replicas else NO_MODELS
-            return self._default(app_name, reason, query_id)
-        error = future.exception()
-        if error is None:
-            return Prediction(query_id, future.result())
-        if isinstance(error, DeadlineExceeded):
-            reason = SLO_MISSED if serving.ready_replicas else NO_MODELS
-        elif isinstance(error, ModelError):
-            reason = f"Model error: {error}"
-        elif isinstance(error, ReplicaCrashed):
-            reason = f"Replica crashed: {error}"
-        else:
-            reason = f"{type(error).__name__}: {error}"
+        reason = failure_reason(serving, future)
+        if reason is None:
+            return Prediction(query_id, future.result(), models=serving.models)
         return self._default(app_name, reason, query_id)
 
     def _default(
@@ -353,6 +310,49 @@ class DataPlane:
             query_id = next(self._query_ids)
         output = self._defaults.get(app_name) if app_name is not None else None
         return Prediction(query_id, output, True, explanation)
+
+    # -- feedback and policy state ---------------------------------------------------------
+
+    async def update(self, app_name: str, request: FeedbackRequest) -> dict[str, Any]:
+        """Apply feedback to the app's selection policy; the JSON reply."""
+        app = self._snapshot.apps.get(app_name)
+        if app is None:
+            raise UnknownApplication(f"No application named {app_name!r}")
+        route = self._routes.get(app_name)
+        if route is None:
+            route = transient_route(app, self._snapshot, self._serving)
+        return await self._feedback.update(route, request)
+
+    def take_dirty_states(self) -> dict[str, bytes]:
+        """The policy states changed since the last call, serialised for the registry
+        (write-behind: the caller persists them); they count as clean afterwards."""
+        dirty = {}
+        for name, route in self._routes.items():
+            if route.dirty:
+                dirty[name] = route.book.to_bytes(route.config.name)
+                route.dirty = False
+        return dirty
+
+    def mark_dirty(self, app_name: str) -> None:
+        """Have the app's policy state returned by the next `take_dirty_states` again."""
+        route = self._routes.get(app_name)
+        if route is not None:
+            route.dirty = True
+
+    def policy_view(self, app_name: str) -> dict[str, dict[str, float]] | None:
+        """What the app's policy believes per linked model (weights, posteriors), from
+        its in-memory state; None for an app without a policy route."""
+        route = self._routes.get(app_name)
+        if route is None:
+            return None
+        return route.config.policy.describe(route.book.global_state, route.arms)
+
+    def policy_samples(self) -> Iterator[PolicySample]:
+        """Every number of `policy_view`, for the metrics page."""
+        for name in list(self._routes):
+            for model, stats in (self.policy_view(name) or {}).items():
+                for stat, value in stats.items():
+                    yield name, model, stat, value
 
 
 def _labels(model_id: ModelId) -> tuple[str, str]:

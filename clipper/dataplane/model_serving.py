@@ -69,6 +69,8 @@ class ModelServing:
         clock: Clock = time.monotonic,
     ) -> None:
         self.model_id = model_id
+        self.models = (str(model_id),)
+        """The `models` of every answer of this version (one tuple, shared)."""
         self.input_type = input_type
         self.policy = policy
         self.queue = BatchQueue()

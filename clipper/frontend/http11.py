@@ -190,11 +190,14 @@ class Http11Protocol(asyncio.Protocol):
             head.append(name + b": " + value + b"\r\n")
             has_length = has_length or name == b"content-length"
         if not has_length:
-            head.append(b"content-length: %d\r\n" % len(response.body))
+            size = len(response.body) + sum(len(chunk) for chunk in response.rest)
+            head.append(b"content-length: %d\r\n" % size)
         if not keep_alive:
             head.append(b"connection: close\r\n")
         head.append(b"\r\n")
         self._transport.write(b"".join(head) + response.body)
+        for chunk in response.rest:  # large bodies sent in parts go uncopied
+            self._transport.write(chunk)
 
     def _reply_and_close(self, status: int, body: bytes) -> None:
         response = _Response(status, [(b"content-type", b"application/json")], body)
@@ -218,7 +221,7 @@ class Http11Protocol(asyncio.Protocol):
 class _Response:
     """The ASGI response messages of one request, collected."""
 
-    __slots__ = ("body", "headers", "status")
+    __slots__ = ("body", "headers", "rest", "status")
 
     def __init__(
         self, status: int = 500, headers: list[tuple[bytes, bytes]] | None = None, body: bytes = b""
@@ -226,13 +229,18 @@ class _Response:
         self.status = status
         self.headers = headers if headers is not None else []
         self.body = body
+        self.rest: list[bytes] = []  # body messages after the first, e.g. binary tensors
 
     async def send(self, message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
             self.status = message["status"]
             self.headers = list(message.get("headers", ()))
         elif message["type"] == "http.response.body":
-            self.body += message.get("body", b"")
+            chunk = message.get("body", b"")
+            if self.body and chunk:
+                self.rest.append(chunk)
+            else:
+                self.body = self.body or chunk
 
     @classmethod
     def internal_error(cls) -> _Response:

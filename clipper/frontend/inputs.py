@@ -14,7 +14,7 @@ from clipper.exceptions import InvalidInput
 from clipper.rpc.protocol import NUMERIC_DTYPES
 from clipper.types import InputType
 
-__all__ = ["PredictRequest", "decode_predict_request", "encode_input"]
+__all__ = ["PredictRequest", "decode_predict_request", "encode_input", "optional_uid"]
 
 # numpy dtype kinds accepted for each numeric input type (JSON ints are fine for floats).
 _ACCEPTED_KINDS = {
@@ -32,6 +32,7 @@ class PredictRequest:
     is_batch: bool
     version: str | None
     latency_slo_us: int | None
+    uid: int | None = None
 
 
 def encode_input(value: Any, input_type: InputType) -> bytes:
@@ -89,6 +90,15 @@ def _optional_int(body: dict[str, Any], key: str) -> int | None:
     return value
 
 
+def optional_uid(body: dict[str, Any]) -> int | None:
+    """The optional user id (`uid`) of a request: an integer (selection policies may keep
+    per-user state or route a user consistently)."""
+    uid = body.get("uid")
+    if uid is not None and (isinstance(uid, bool) or not isinstance(uid, int)):
+        raise InvalidInput("uid must be an integer")
+    return uid
+
+
 def decode_predict_request(raw: bytes, input_type: InputType) -> PredictRequest:
     """Parse a predict body: `{"input": x}` or `{"input_batch": [...]}`, optional version."""
     try:
@@ -103,12 +113,14 @@ def decode_predict_request(raw: bytes, input_type: InputType) -> PredictRequest:
             raise InvalidInput("version must be a string")
         version = str(version)
     slo_us = _optional_int(body, "latency_slo_micros")
+    uid = optional_uid(body)
     if "input" in body:
-        return PredictRequest([encode_input(body["input"], input_type)], False, version, slo_us)
+        buffers = [encode_input(body["input"], input_type)]
+        return PredictRequest(buffers, False, version, slo_us, uid)
     if "input_batch" in body:
         batch = body["input_batch"]
         if not isinstance(batch, list) or not batch:
             raise InvalidInput("input_batch must be a non-empty list of inputs")
         buffers = [encode_input(item, input_type) for item in batch]
-        return PredictRequest(buffers, True, version, slo_us)
+        return PredictRequest(buffers, True, version, slo_us, uid)
     raise InvalidInput("the request must have an 'input' or an 'input_batch' key")

@@ -10,8 +10,11 @@ import orjson
 from clipper.dataplane.dataplane import DataPlane, Prediction
 from clipper.exceptions import ClipperError, InvalidInput, PayloadTooLarge, UnknownApplication
 from clipper.frontend.errors import error_body, error_response
+from clipper.frontend.feedback import decode_update_request
 from clipper.frontend.inputs import decode_predict_request
+from clipper.frontend.v2.rest import V2RestApi
 from clipper.metrics import CONTENT_TYPE_LATEST, ServerMetrics
+from clipper.outputs import json_default
 
 __all__ = ["QueryApi"]
 
@@ -28,19 +31,29 @@ def _reply_dict(prediction: Prediction) -> dict[str, Any]:
         "query_id": prediction.query_id,
         "output": prediction.output,
         "default": prediction.is_default,
+        "models": prediction.models,
     }
     if prediction.is_default:
         reply["default_explanation"] = prediction.explanation
+    if prediction.partial:
+        reply["partial"] = True
     return reply
 
 
 class QueryApi:
-    """`POST /<app>/predict`, `/healthz`, `/readyz`, `/metrics`."""
+    """`POST /<app>/predict`, `POST /<app>/update`, `/healthz`, `/readyz`, `/metrics`."""
 
-    def __init__(self, dataplane: DataPlane, metrics: ServerMetrics, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        metrics: ServerMetrics,
+        max_body_bytes: int,
+        v2: V2RestApi | None = None,
+    ) -> None:
         self._dataplane = dataplane
         self._metrics = metrics
         self._max_body_bytes = max_body_bytes
+        self._v2 = v2
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point."""
@@ -48,6 +61,9 @@ class QueryApi:
             await _lifespan(receive, send)
             return
         if scope["type"] != "http":
+            return
+        if self._v2 is not None and self._v2.handles(scope["path"]):
+            await self._v2(scope, receive, send)  # the Open Inference Protocol, /openapi.json
             return
         status, body, headers = await self._handle(scope, receive)
         headers = [*headers, (b"content-length", str(len(body)).encode())]
@@ -63,6 +79,9 @@ class QueryApi:
                 if len(parts) == 2 and parts[1] == "predict":
                     body = await self._read_body(scope, receive)
                     return 200, await self._predict(parts[0], body, scope), _JSON
+                if len(parts) == 2 and parts[1] == "update":
+                    body = await self._read_body(scope, receive)
+                    return 200, await self._update(parts[0], body), _JSON
             elif method == "GET":
                 return self._get(path)
         except ClipperError as exc:
@@ -114,12 +133,20 @@ class QueryApi:
         request = decode_predict_request(body, app.input_type)
         budget_us = _budget_us(app.latency_slo_us, request.latency_slo_us, scope)
         predictions = await self._dataplane.predict(
-            app_name, request.buffers, request.version, started + budget_us / 1e6
+            app_name, request.buffers, request.version, started + budget_us / 1e6, request.uid
         )
         self._observe(app_name, predictions, time.monotonic() - started)
         if request.is_batch:
-            return orjson.dumps({"batch_predictions": [_reply_dict(p) for p in predictions]})
-        return orjson.dumps(_reply_dict(predictions[0]))
+            return _dumps({"batch_predictions": [_reply_dict(p) for p in predictions]})
+        return _dumps(_reply_dict(predictions[0]))
+
+    async def _update(self, app_name: str, body: bytes) -> bytes:
+        """Feedback for the app's selection policy (see clipper.frontend.feedback)."""
+        app = self._dataplane.app(app_name)
+        if app is None:
+            raise UnknownApplication(f"No application named {app_name!r}")
+        request = decode_update_request(body, app.input_type)
+        return _dumps(await self._dataplane.update(app_name, request))
 
     def _observe(self, app_name: str, predictions: list[Prediction], latency_s: float) -> None:
         metrics = self._metrics
@@ -129,6 +156,11 @@ class QueryApi:
             if prediction.is_default:
                 reason = (prediction.explanation or "").split(":")[0]
                 metrics.defaults.labels(app_name, reason).inc()
+
+
+def _dumps(reply: dict[str, Any]) -> bytes:
+    """Outputs may hold numpy arrays and bytes (see clipper.outputs.to_wire_value)."""
+    return orjson.dumps(reply, default=json_default, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
 def _budget_us(app_slo_us: int, body_slo_us: int | None, scope: Scope) -> int:

@@ -15,11 +15,14 @@ from starlette.routing import Route
 
 from clipper.exceptions import ClipperError, ModelNotFound, PayloadTooLarge
 from clipper.frontend.errors import error_body, error_response
+from clipper.frontend.v2.signature import validate_signature
+from clipper.management import policies
 from clipper.management.admin_requests import optional, parse_body, required, string_list
 from clipper.management.records import ModelVersionRecord
 from clipper.management.service import ClusterService
 from clipper.metrics import ServerMetrics
-from clipper.types import ModelId, ReplicaId, parse_input_type, validate_version
+from clipper.placement.resources import ResourceRequest
+from clipper.types import InputType, ModelId, ReplicaId, parse_input_type, validate_version
 
 __all__ = ["build_admin_app"]
 
@@ -52,8 +55,24 @@ async def add_app(service: ClusterService, body: Body) -> Any:
         parse_input_type(required(body, "input_type", str)),
         str(required(body, "default_output", (str, int, float))),
         required(body, "latency_slo_micros", int),
+        optional(body, "policy", str, "single"),
+        optional(body, "policy_params", dict, {}),
     )
     return {"name": name}
+
+
+async def set_app_policy(service: ClusterService, body: Body) -> Any:
+    return await policies.set_app_policy(
+        service,
+        required(body, "app_name", str),
+        required(body, "policy", str),
+        optional(body, "policy_params", dict, {}),
+    )
+
+
+async def set_app_pipeline(service: ClusterService, body: Body) -> Any:
+    models = string_list(body, "model_names", default=[])
+    return await policies.set_app_pipeline(service, required(body, "app_name", str), models)
 
 
 async def delete_app(service: ClusterService, body: Body) -> Any:
@@ -79,10 +98,11 @@ async def delete_model_links(service: ClusterService, body: Body) -> Any:
 async def add_model(service: ClusterService, body: Body) -> Any:
     model_id = _model_id(body)
     containerless = optional(body, "containerless", bool, False)
+    input_type = parse_input_type(required(body, "input_type", str))
     record = ModelVersionRecord(
         name=model_id.name,
         version=model_id.version,
-        input_type=parse_input_type(required(body, "input_type", str)),
+        input_type=input_type,
         labels=tuple(string_list(body, "labels", default=[])),
         container_name=optional(body, "container_name", str, ""),
         model_data_path=optional(body, "model_data_path", str, ""),
@@ -91,9 +111,17 @@ async def add_model(service: ClusterService, body: Body) -> Any:
         max_in_flight=optional(body, "max_in_flight", int, 1),
         num_replicas=0 if containerless else optional(body, "num_replicas", int, 1),
         containerless=containerless,
+        signature=validate_signature(body.get("signature"), input_type),
+        output_type=_output_type(body),
+        resources=ResourceRequest.parse(body.get("resources")),
     )
     await service.add_model(record, _ready_timeout_s(body))
     return _model_info(service, model_id)
+
+
+def _output_type(body: Body) -> InputType | None:
+    output_type = optional(body, "output_type", str, None)
+    return None if output_type is None else parse_input_type(output_type)
 
 
 def _ready_timeout_s(body: Body) -> float:
@@ -204,6 +232,23 @@ async def set_cache(service: ClusterService, body: Body) -> Any:
     return {"app_name": app_name, "model_name": model_name, "enabled": enabled}
 
 
+async def prepare_environment(service: ClusterService, body: Body) -> Any:
+    model_id = _model_id(body)
+    return await service.prepare_environment(model_id.name, model_id.version)
+
+
+async def get_environments(service: ClusterService, body: Body) -> Any:
+    return service.environments.statuses() if service.environments is not None else []
+
+
+async def get_events(service: ClusterService, body: Body) -> Any:
+    since = optional(body, "since", int, None)
+    limit = optional(body, "limit", int, 100)
+    if since is None:  # the newest `limit` events, oldest first
+        since = max(0, service.registry.last_event_seq() - limit)
+    return service.registry.events_since(since, limit)
+
+
 async def get_logs(service: ClusterService, body: Body) -> Any:
     logs_dir = service.state_dir / "logs"
     files = sorted(logs_dir.glob("*.log")) if logs_dir.is_dir() else []
@@ -221,7 +266,8 @@ _HANDLERS: dict[str, Handler] = {
         set_model_version, delete_versioned_model, get_all_applications, get_application,
         get_linked_models, get_all_models, get_model, get_all_containers, get_container,
         set_num_replicas, get_num_replicas, get_current_model_version, wait_model_ready,
-        set_batch_policy, set_cache, get_logs,
+        set_batch_policy, set_cache, get_logs, prepare_environment, get_environments,
+        get_events, set_app_policy, set_app_pipeline,
     )
 }  # fmt: skip
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from clipper.exceptions import ApplicationNotFound, ModelNotFound
 from clipper.management.records import AppRecord, ModelVersionRecord, RegistrySnapshot
+from clipper.placement.resources import ResourceRequest
 from clipper.types import parse_input_type
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "insert_version",
     "linked_models",
     "model_input_type",
+    "model_output_types",
     "read_app",
     "read_apps",
     "read_snapshot",
@@ -31,11 +33,14 @@ __all__ = [
     "version_exists",
 ]
 
-_APP_COLUMNS = "name, input_type, default_output, latency_slo_us, policy, cache_enabled"
+_APP_COLUMNS = (
+    "name, input_type, default_output, latency_slo_us, policy, cache_enabled, policy_params, "
+    "pipeline"
+)
 _VERSION_COLUMNS = (
     "name, version, input_type, labels, container_name, model_data_path, "
     "batch_size, num_replicas, containerless, created_at, batch_wait_timeout_us, "
-    "max_in_flight, cache_enabled"
+    "max_in_flight, cache_enabled, signature, output_type, resources"
 )
 
 
@@ -48,8 +53,11 @@ def insert_app(conn: sqlite3.Connection, record: AppRecord) -> None:
         record.latency_slo_us,
         record.policy,
         int(record.cache_enabled),
+        json.dumps(dict(record.policy_params), sort_keys=True),
+        json.dumps(list(record.pipeline)),
     )
-    conn.execute(f"INSERT INTO apps ({_APP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", values)
+    placeholders = ", ".join("?" * len(values))
+    conn.execute(f"INSERT INTO apps ({_APP_COLUMNS}) VALUES ({placeholders})", values)
 
 
 def read_app(conn: sqlite3.Connection, name: str) -> AppRecord | None:
@@ -88,6 +96,9 @@ def insert_version(conn: sqlite3.Connection, record: ModelVersionRecord) -> None
         record.batch_wait_timeout_us,
         record.max_in_flight,
         int(record.cache_enabled),
+        record.signature,
+        None if record.output_type is None else parse_input_type(record.output_type).value,
+        json.dumps(record.resources.to_dict()),
     )
     placeholders = ", ".join("?" * len(values))
     conn.execute(f"INSERT INTO model_versions ({_VERSION_COLUMNS}) VALUES ({placeholders})", values)
@@ -138,6 +149,12 @@ def model_input_type(conn: sqlite3.Connection, name: str) -> str | None:
     return None if row is None else str(row[0])
 
 
+def model_output_types(conn: sqlite3.Connection, name: str) -> set[str | None]:
+    """The output types declared by the model's versions (None: undeclared)."""
+    rows = conn.execute("SELECT DISTINCT output_type FROM model_versions WHERE name = ?", (name,))
+    return {None if row[0] is None else str(row[0]) for row in rows}
+
+
 def current_version(conn: sqlite3.Connection, name: str) -> str | None:
     """The model's current version, or None."""
     row = conn.execute(
@@ -178,11 +195,17 @@ def read_snapshot(conn: sqlite3.Connection) -> RegistrySnapshot:
         versions={record.model_id: record for record in read_versions(conn)},
         current_versions={str(name): str(version) for name, version in current},
         links={app.name: tuple(linked_models(conn, app.name)) for app in apps},
+        policy_states={
+            str(name): bytes(state)
+            for name, state in conn.execute(
+                "SELECT name, policy_state FROM apps WHERE policy_state IS NOT NULL"
+            )
+        },
     )
 
 
 def _app_from_row(row: tuple[Any, ...]) -> AppRecord:
-    name, input_type, default_output, latency_slo_us, policy, cache_enabled = row
+    name, input_type, default_output, latency_slo_us, policy, cache_enabled, params, pipeline = row
     return AppRecord(
         name,
         parse_input_type(input_type),
@@ -190,12 +213,14 @@ def _app_from_row(row: tuple[Any, ...]) -> AppRecord:
         latency_slo_us,
         policy,
         bool(cache_enabled),
+        json.loads(params),
+        tuple(json.loads(pipeline)),
     )
 
 
 def _version_from_row(row: tuple[Any, ...]) -> ModelVersionRecord:
     (name, version, input_type, labels, container, data_path, batch, replicas, bare, created,
-     wait_us, in_flight, cache_enabled) = row  # fmt: skip
+     wait_us, in_flight, cache_enabled, signature, output_type, resources) = row  # fmt: skip
     return ModelVersionRecord(
         name=name,
         version=version,
@@ -210,4 +235,7 @@ def _version_from_row(row: tuple[Any, ...]) -> ModelVersionRecord:
         batch_wait_timeout_us=wait_us,
         max_in_flight=in_flight,
         cache_enabled=bool(cache_enabled),
+        signature=signature,
+        output_type=None if output_type is None else parse_input_type(output_type),
+        resources=ResourceRequest.parse(json.loads(resources)),
     )

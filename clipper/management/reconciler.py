@@ -16,7 +16,13 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
-from clipper.placement.base import Placement, ReplicaLaunch, RunningReplica
+from clipper.placement.base import (
+    Placement,
+    ReplicaLaunch,
+    ReplicaPlacement,
+    RunningReplica,
+    placement_details,
+)
 from clipper.types import ModelId, ReplicaId
 
 __all__ = ["Reconciler", "ReplicaState", "ReplicaStatus"]
@@ -29,9 +35,15 @@ LOG_TAIL_BYTES = 4000
 
 
 class ReplicaState(str, enum.Enum):
-    """Life cycle of a replica, as shown to operators."""
+    """Life cycle of a replica, as shown to operators.
+
+    UNSCHEDULABLE is a STARTING replica that its placement cannot place yet (e.g. no Ray
+    node has the resources it asks for); it is shown, never stored, and the replica starts
+    as soon as the placement can place it.
+    """
 
     STARTING = "starting"
+    UNSCHEDULABLE = "unschedulable"
     READY = "ready"
     BACKING_OFF = "backing_off"
     CRASH_LOOPING = "crash_looping"
@@ -56,6 +68,11 @@ class ReplicaStatus:
     def pid(self) -> int | None:
         """The worker's pid while it runs."""
         return self.process.pid if self.process is not None else None
+
+    @property
+    def placement(self) -> ReplicaPlacement:
+        """Its node, or why it cannot be placed, where the placement tells."""
+        return placement_details(self.process)
 
 
 class Reconciler:
@@ -182,6 +199,7 @@ class Reconciler:
         process = status.process
         if process is None:
             self.replicas.pop(status.launch.replica_id, None)
+            self._notify()  # waiters for the replica to be gone
             return
         self._spawn(self._stop_gracefully(status.launch.replica_id, process))
 

@@ -26,7 +26,8 @@ _V1: tuple[str, ...] = (
         policy TEXT NOT NULL,
         policy_params TEXT NOT NULL DEFAULT '{}',
         policy_state BLOB,
-        cache_enabled INTEGER NOT NULL DEFAULT 1
+        cache_enabled INTEGER NOT NULL DEFAULT 1,
+        pipeline TEXT NOT NULL DEFAULT '[]'
     )""",
     """CREATE TABLE model_versions (
         name TEXT NOT NULL,
@@ -42,6 +43,9 @@ _V1: tuple[str, ...] = (
         batch_wait_timeout_us INTEGER NOT NULL DEFAULT 0,
         max_in_flight INTEGER NOT NULL DEFAULT 1,
         cache_enabled INTEGER NOT NULL DEFAULT 1,
+        signature TEXT,
+        output_type TEXT,
+        resources TEXT NOT NULL DEFAULT '{}',
         PRIMARY KEY (name, version)
     )""",
     # At most one current version per model; the row goes when its version is deleted.

@@ -14,11 +14,16 @@ import shutil
 import tarfile
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from clipper.config import Settings
 from clipper.dataplane.dataplane import DataPlane
+from clipper.environments.deploy import environment_info, prepare_environment
+from clipper.environments.manager import EnvironmentManager
 from clipper.exceptions import (
     Conflict,
     DeployFailed,
@@ -29,6 +34,7 @@ from clipper.management.reconciler import Reconciler, ReplicaState, ReplicaStatu
 from clipper.management.records import AppRecord, ModelVersionRecord, RegistrySnapshot
 from clipper.management.store import Registry
 from clipper.placement.base import ReplicaLaunch
+from clipper.selection import configure
 from clipper.types import InputType, ModelId, ReplicaId, validate_name, validate_version
 
 __all__ = ["ClusterService"]
@@ -47,8 +53,10 @@ class ClusterService:
         dataplane: DataPlane,
         reconciler: Reconciler,
         rpc_address: str,
+        environments: EnvironmentManager | None = None,
     ) -> None:
         self.settings = settings
+        self.environments = environments
         self.registry = registry
         self.dataplane = dataplane
         self.reconciler = reconciler
@@ -84,18 +92,29 @@ class ClusterService:
             rpc_address=self.rpc_address,
             log_path=self.state_dir / "logs" / log_name,
             heartbeat_interval_s=self.settings.heartbeat_interval_s,
+            resources=record.resources,
         )
 
     # -- applications -------------------------------------------------------------------
 
     async def add_app(
-        self, name: str, input_type: InputType, default_output: str, latency_slo_us: int
+        self,
+        name: str,
+        input_type: InputType,
+        default_output: str,
+        latency_slo_us: int,
+        policy: str = "single",
+        policy_params: Mapping[str, Any] | None = None,
     ) -> None:
-        """Register an application."""
+        """Register an application (with a selection policy, `single` by default)."""
         validate_name(name, "application name")
         if latency_slo_us <= 0:
             raise InvalidRequest("latency_slo_micros must be a positive integer")
-        self.registry.add_app(AppRecord(name, input_type, default_output, latency_slo_us))
+        params = dict(policy_params or {})
+        configure(policy, params)
+        self.registry.add_app(
+            AppRecord(name, input_type, default_output, latency_slo_us, policy, True, params)
+        )
         self.registry.record_event("add_app", {"name": name})
         await self.refresh()
 
@@ -128,6 +147,9 @@ class ClusterService:
             "linked_models": self.registry.linked_models(name),
             "policy": app.policy,
             "cache_enabled": app.cache_enabled,
+            "policy_params": dict(app.policy_params),
+            "pipeline": list(app.pipeline),
+            "policy_state": self.dataplane.policy_view(name),
         }
 
     def all_apps(self, verbose: bool) -> list[Any]:
@@ -176,6 +198,8 @@ class ClusterService:
                     "(PUT /admin/artifacts/<name>/<version>)"
                 )
             record = _replace_path(record, str(path))
+            if record.num_replicas > 0:
+                await self.prepare_environment(record.name, record.version, path)
         waits = record.num_replicas > 0
         self.registry.add_model_version(record, make_current=not waits)
         self.registry.record_event("add_model", {"model": f"{record.name}:{record.version}"})
@@ -189,6 +213,19 @@ class ClusterService:
             raise
         self.registry.set_current_version(record.name, record.version)
         await self.refresh()
+
+    async def prepare_environment(
+        self, name: str, version: str, path: Path | None = None
+    ) -> dict[str, Any]:
+        """Make the uploaded artifact's environment ready (see clipper.environments.deploy);
+        a failed build removes the artifact of a version not yet registered."""
+        version = validate_version(version)
+        artifact = path or self.artifact_dir(name, version)
+        registered = self.registry.get_model_version(name, version) is not None
+        return await prepare_environment(
+            self.environments, f"{name}:{version}", artifact, self.registry.record_event,
+            discard_on_failure=not registered,
+        )  # fmt: skip
 
     async def set_current_version(
         self, name: str, version: str, ready_timeout_s: float = READY_TIMEOUT_S
@@ -300,6 +337,10 @@ class ClusterService:
             "num_replicas": record.num_replicas,
             "ready_replicas": self._ready_count(record.model_id),
             "containerless": record.containerless,
+            "output_type": record.output_type.value if record.output_type else None,
+            "signature": orjson.loads(record.signature) if record.signature else None,
+            "resources": record.resources.to_dict(),
+            **environment_info(self.environments, Path(record.model_data_path)),
         }
 
     # -- replicas -----------------------------------------------------------------------
@@ -312,6 +353,7 @@ class ClusterService:
         if status is None and not connected:
             return None
         record = self.snapshot.versions.get(replica_id.model)
+        placement = status.placement if status else None
         return {
             "model_id": str(replica_id.model),
             "model_name": replica_id.model.name,
@@ -323,6 +365,9 @@ class ClusterService:
             "connected": connected,
             "restarts": status.crashes if status else 0,
             "last_error": status.last_error[-1000:] if status else "",
+            "node": placement.node if placement else None,
+            "node_id": placement.node_id if placement else None,
+            "reason": placement.unschedulable if placement and not connected else None,
         }
 
     def all_replicas(self) -> list[ReplicaId]:
@@ -356,7 +401,7 @@ class ClusterService:
                 if remaining <= 0:
                     raise DeployFailed(
                         f"{model_id}: {ready} of {record.num_replicas} replicas ready after "
-                        f"{timeout_s:g} s"
+                        f"{timeout_s:g} s{self._unschedulable_reasons(model_id)}"
                     )
                 try:
                     await asyncio.wait_for(self.reconciler.changed.wait(), remaining)
@@ -377,13 +422,31 @@ class ClusterService:
         serving = self.dataplane.serving(model_id)
         return serving.ready_replicas if serving is not None else 0
 
+    def _unschedulable_reasons(self, model_id: ModelId) -> str:
+        statuses = self.reconciler.replicas_of(model_id)
+        return "".join(
+            f"\nreplica {s.launch.replica_id} is unschedulable: {s.placement.unschedulable}"
+            for s in statuses
+            if s.placement.unschedulable
+        )
+
     def _raise_if_failed(self, model_id: ModelId) -> None:
         for status in self.reconciler.replicas_of(model_id):
             if not status.ever_ready and status.last_exit_code is not None:
                 raise DeployFailed(
                     f"replica {status.launch.replica_id} exited with code "
-                    f"{status.last_exit_code} before it was ready:\n{status.last_error}"
+                    f"{status.last_exit_code} before it was ready"
+                    f"{_failure_reason(status.last_error)}:\n{status.last_error}"
                 )
+
+
+def _failure_reason(log_tail: str) -> str:
+    """`": <why>"` from the last line of a worker's log that says why it could not start."""
+    for line in reversed(log_tail.splitlines()):
+        for marker in ("could not load the model: ", "environment build failed: "):
+            if marker in line:
+                return ": " + line.split(marker, 1)[1]
+    return ""
 
 
 def _state_name(status: ReplicaStatus | None, connected: bool) -> str:
@@ -391,6 +454,8 @@ def _state_name(status: ReplicaStatus | None, connected: bool) -> str:
         return ReplicaState.READY.value if connected else "unknown"
     if status.state is ReplicaState.STARTING and connected:
         return ReplicaState.READY.value
+    if status.state is ReplicaState.STARTING and status.placement.unschedulable:
+        return ReplicaState.UNSCHEDULABLE.value
     return status.state.value
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from clipper.exceptions import AlreadyExists, Conflict, InvalidRequest, ModelNotFound
 from clipper.management import queries as q
+from clipper.management.pipelines import check_pipeline, check_step_output
 from clipper.management.records import AppRecord, ModelVersionRecord, RegistrySnapshot
 from clipper.management.schema import connect
 from clipper.types import parse_input_type, validate_name, validate_version
@@ -100,6 +101,12 @@ class Registry:
         encoded = _encode_json(params, "Policy params")
         with self._write() as conn:
             q.require_app(conn, name)
+            app = q.read_app(conn, name)
+            if policy != "single" and app is not None and app.pipeline:
+                raise Conflict(
+                    f"Application '{name}' is a pipeline; its policy stays 'single' "
+                    "(clear the pipeline first)"
+                )
             conn.execute(
                 "UPDATE apps SET policy_state = NULL WHERE name = ? AND policy != ?",
                 (name, policy),
@@ -108,6 +115,24 @@ class Registry:
                 "UPDATE apps SET policy = ?, policy_params = ? WHERE name = ?",
                 (policy, encoded, name),
             )
+
+    def set_app_pipeline(self, name: str, models: list[str]) -> None:
+        """Make the app a pipeline of `models` (each one's output the next one's input), or
+        a plain app again when `models` is empty.
+
+        Conflict when the types do not chain (see clipper.management.pipelines) or when the
+        app has a selection policy other than `single`; ModelNotFound for unknown models.
+        """
+        with self._write() as conn:
+            app_type = q.require_app(conn, name)
+            app = q.read_app(conn, name)
+            if models and app is not None and app.policy != "single":
+                raise Conflict(
+                    f"Application '{name}' has selection policy '{app.policy}'; set it to "
+                    "'single' before making the app a pipeline"
+                )
+            check_pipeline(conn, name, app_type, models)
+            conn.execute("UPDATE apps SET pipeline = ? WHERE name = ?", (json.dumps(models), name))
 
     def get_policy_params(self, app: str) -> dict[str, Any]:
         """The params last given to `set_app_policy` (empty if never set)."""
@@ -149,6 +174,8 @@ class Registry:
                     f"Model '{name}' has input type '{existing}' but version '{version}' "
                     f"declares '{input_type}'; all versions of a model share one input type"
                 )
+            output_type = record.output_type
+            check_step_output(conn, name, None if output_type is None else output_type.value)
             q.insert_version(conn, record)
             if make_current:
                 q.switch_current(conn, name, version, self._clock())
@@ -310,6 +337,27 @@ class Registry:
             ).fetchall()
         return [{"ts": ts, "kind": kind, "detail": json.loads(detail)} for ts, kind, detail in rows]
 
+    def events_since(self, seq: int, limit: int = 100) -> list[dict[str, Any]]:
+        """Up to `limit` events after sequence number `seq`, oldest first, each as
+        `{"seq", "ts", "kind", "detail"}` (poll with the last `seq` seen)."""
+        if limit < 0:
+            raise InvalidRequest(f"Event limit must be at least 0, got {limit}")
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT seq, ts, kind, detail FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
+                (seq, limit),
+            ).fetchall()
+        return [
+            {"seq": seq, "ts": ts, "kind": kind, "detail": json.loads(detail)}
+            for seq, ts, kind, detail in rows
+        ]
+
+    def last_event_seq(self) -> int:
+        """The sequence number of the newest event (0 when there is none)."""
+        with self._read() as conn:
+            row = conn.execute("SELECT MAX(seq) FROM events").fetchone()
+        return int(row[0] or 0)
+
     def snapshot(self) -> RegistrySnapshot:
         """Apps, versions, current versions and links, all read in one transaction.
 
@@ -359,9 +407,14 @@ def _check_batch_policy(batch_size: int, wait_timeout_us: int, max_in_flight: in
         raise InvalidRequest("max_in_flight must be at least 1")
 
 
+MAX_REPLICAS = 1024
+
+
 def _check_replicas(n: int, containerless: bool, name: str, version: str) -> None:
     if n < 0:
         raise InvalidRequest(f"Number of replicas must be at least 0, got {n}")
+    if n > MAX_REPLICAS:
+        raise InvalidRequest(f"Number of replicas must be at most {MAX_REPLICAS}, got {n}")
     if containerless and n > 0:
         raise Conflict(
             f"'{name}:{version}' is a containerless model: external workers serve it, "

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from clipper.placement.resources import ResourceRequest
 from clipper.types import InputType, ReplicaId
 
-__all__ = ["Placement", "ReplicaLaunch", "RunningReplica"]
+__all__ = [
+    "DescribedReplica",
+    "Placement",
+    "ReplicaLaunch",
+    "ReplicaPlacement",
+    "RunningReplica",
+    "placement_details",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +29,7 @@ class ReplicaLaunch:
     rpc_address: str
     log_path: Path
     heartbeat_interval_s: float
+    resources: ResourceRequest = field(default_factory=ResourceRequest)
 
 
 class RunningReplica(Protocol):
@@ -50,3 +59,28 @@ class Placement(Protocol):
     async def start(self, launch: ReplicaLaunch) -> RunningReplica:
         """Start one replica's worker process."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReplicaPlacement:
+    """Where a replica runs, for operators: its node, or why it cannot be placed yet."""
+
+    node: str | None = None
+    node_id: str | None = None
+    unschedulable: str | None = None
+
+
+@runtime_checkable
+class DescribedReplica(Protocol):
+    """A RunningReplica that can tell where it runs (backends that place across machines)."""
+
+    def placement_details(self) -> ReplicaPlacement:
+        """Its node, or why it waits to be placed."""
+        ...
+
+
+def placement_details(replica: RunningReplica | None) -> ReplicaPlacement:
+    """What `replica` tells of its placement; nothing for local processes."""
+    if isinstance(replica, DescribedReplica):
+        return replica.placement_details()
+    return ReplicaPlacement()

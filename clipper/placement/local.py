@@ -1,4 +1,4 @@
-"""Local placement: one subprocess per replica on this machine."""
+"""Local placement: one subprocess per replica on this machine, in the model's environment."""
 
 from __future__ import annotations
 
@@ -7,9 +7,15 @@ import contextlib
 import os
 import sys
 
+from clipper.artifacts import artifact_environment
+from clipper.environments.manager import EnvironmentManager
+from clipper.environments.spec import Environment
+from clipper.exceptions import ClipperError
 from clipper.placement.base import ReplicaLaunch
 
-__all__ = ["LocalPlacement", "LocalReplica"]
+__all__ = ["LocalPlacement", "LocalReplica", "PendingReplica"]
+
+BUILD_FAILED_EXIT_CODE = 3
 
 
 class LocalReplica:
@@ -38,13 +44,93 @@ class LocalReplica:
             self._process.kill()
 
 
+class PendingReplica:
+    """A replica whose environment is still being built: its worker starts once the build
+    is done. A failed build ends it like a worker that exits with BUILD_FAILED_EXIT_CODE,
+    the build's error appended to its log (so the reconciler reports it); stopping it
+    before the worker started cancels only the wait, never the shared build."""
+
+    def __init__(
+        self,
+        environments: EnvironmentManager,
+        placement: LocalPlacement,
+        launch: ReplicaLaunch,
+        env: Environment,
+    ) -> None:
+        self._worker: LocalReplica | None = None
+        run = self._run(environments, placement, launch, env)
+        self._task = asyncio.get_running_loop().create_task(run)
+
+    async def _run(
+        self,
+        environments: EnvironmentManager,
+        placement: LocalPlacement,
+        launch: ReplicaLaunch,
+        env: Environment,
+    ) -> int:
+        try:
+            python = await environments.ensure(env, str(launch.replica_id.model))
+        except ClipperError as exc:
+            _append_log(launch, f"environment build failed: {exc}\n")
+            return BUILD_FAILED_EXIT_CODE
+        self._worker = await placement.spawn(launch, python)
+        return await self._worker.wait()
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's pid once it started."""
+        return self._worker.pid if self._worker is not None else None
+
+    async def wait(self) -> int:
+        """Wait for the build and the worker; return the exit code."""
+        try:
+            return await self._task
+        except asyncio.CancelledError:
+            if self._task.cancelled():
+                return -15
+            raise
+
+    def terminate(self) -> None:
+        """SIGTERM the worker, or stop waiting for the build."""
+        if self._worker is not None:
+            self._worker.terminate()
+        else:
+            self._task.cancel()
+
+    def kill(self) -> None:
+        """SIGKILL the worker, or stop waiting for the build."""
+        if self._worker is not None:
+            self._worker.kill()
+        else:
+            self._task.cancel()
+
+
 class LocalPlacement:
-    """Starts `python -m clipper.worker` subprocesses, output appended to a log file."""
+    """Starts `python -m clipper.worker` subprocesses, output appended to a log file.
 
-    def __init__(self, python: str | None = None) -> None:
+    The interpreter is the server's (or `python`) when it satisfies the environment the
+    artifact records, else the environment's cached virtual environment, built first when
+    missing (see `clipper.environments.manager`).
+    """
+
+    def __init__(
+        self, python: str | None = None, environments: EnvironmentManager | None = None
+    ) -> None:
         self._python = python or sys.executable
+        self.environments = environments
 
-    async def start(self, launch: ReplicaLaunch) -> LocalReplica:
+    async def start(self, launch: ReplicaLaunch) -> LocalReplica | PendingReplica:
+        """Spawn the worker now if its interpreter is ready, else once it is built."""
+        environments = self.environments
+        env = _environment_of(launch) if environments is not None else None
+        if env is None or environments is None:
+            return await self.spawn(launch, self._python)
+        python = environments.ready_interpreter(env)
+        if python is None:
+            return PendingReplica(environments, self, launch, env)
+        return await self.spawn(launch, python)
+
+    async def spawn(self, launch: ReplicaLaunch, python: str) -> LocalReplica:
         """Spawn the worker in its own session, so a Ctrl-C to the server's terminal
         does not reach it; it exits by itself when the server goes (PDEATHSIG, EOF)."""
         replica = launch.replica_id
@@ -64,7 +150,7 @@ class LocalPlacement:
         # Opening a local log file for append does not block the loop in any way that matters.
         with open(launch.log_path, "ab") as log_file:  # noqa: ASYNC230
             process = await asyncio.create_subprocess_exec(
-                self._python,
+                python,
                 *args,
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=log_file,
@@ -73,3 +159,16 @@ class LocalPlacement:
                 start_new_session=True,
             )
         return LocalReplica(process)
+
+
+def _environment_of(launch: ReplicaLaunch) -> Environment | None:
+    try:
+        return artifact_environment(launch.artifact)
+    except ClipperError:
+        return None  # no readable metadata: the worker itself reports what is wrong
+
+
+def _append_log(launch: ReplicaLaunch, text: str) -> None:
+    launch.log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(launch.log_path, "a", encoding="utf-8") as log_file:
+        log_file.write(text)

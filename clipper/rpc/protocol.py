@@ -1,10 +1,20 @@
-"""The worker RPC protocol, version 1: frames <-> messages, no I/O.
+"""The worker RPC protocol, version 2: frames <-> messages, no I/O.
 
 A frame is `>II` (header length, body length), a msgpack header (a map with key "t" naming
-the message type), then a body of raw bytes. Only batch requests carry a body: the inputs,
+the message type), then a body of raw bytes. Batch requests carry the inputs in the body,
 each one a buffer, concatenated; the header's "lens" gives each buffer's length. Numeric
 inputs are the raw little-endian bytes of their numpy array (int32 for `integers`, float32
-for `floats`, float64 for `doubles`), strings are UTF-8, bytes are themselves.
+for `floats`, float64 for `doubles`), strings are UTF-8, bytes are themselves. A `tensors`
+input (a model with several named input tensors, from the Open Inference Protocol) is one
+batch row: a msgpack map {name: [numpy dtype string or nil for BYTES, row shape, data]}
+where data is the row's raw bytes, or a list of byte strings for BYTES; the worker hands
+the model a dict {name: numpy array of that shape} per row (`encode_tensor_row`).
+
+Replies carry numeric numpy outputs out of band: the header holds, in place of each array,
+a msgpack ext value (type 1: [dtype string, shape, offset, length]) pointing into the
+reply's body, so arrays cross without a per-element loop. The server decodes them as
+read-only numpy arrays: views of the body when it holds one array, copies otherwise (so a
+cached output never pins a whole batch). Byte-string outputs travel as msgpack bin.
 
 Messages (direction, "t", fields):
     worker -> server  "register"  protocol, model, version, replica, input_type, pid
@@ -48,11 +58,13 @@ __all__ = [
     "Shutdown",
     "Welcome",
     "decode_inputs",
+    "decode_tensor_row",
     "encode_batch",
     "encode_message",
+    "encode_tensor_row",
 ]
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 FRAME_PREFIX = struct.Struct(">II")
 MAX_FRAME_BYTES = 1 << 31
 
@@ -143,6 +155,8 @@ _TYPE_NAMES: dict[type[Any], str] = {
 }
 _TYPES_BY_NAME = {name: cls for cls, name in _TYPE_NAMES.items()}
 _packer_options = {"use_bin_type": True}
+_ARRAY_EXT = 1
+_WIRE_KINDS = "biuf"  # numpy kinds whose arrays travel as raw bytes
 
 
 def _frame(header: dict[str, Any], body: bytes | memoryview = b"") -> bytes:
@@ -154,6 +168,8 @@ def encode_message(message: Message) -> bytes:
     """Encode any message except a Batch (use `encode_batch`) as one frame."""
     if isinstance(message, Batch):
         return encode_batch(message.id, message.input_type, message.budget_us, [message.body])
+    if isinstance(message, BatchReply):
+        return _encode_reply(message)
     header = {"t": _TYPE_NAMES[type(message)]}
     header.update({name: getattr(message, name) for name in message.__slots__})
     return _frame(header)
@@ -163,14 +179,62 @@ def encode_batch(
     batch_id: int, input_type: str, budget_us: int, buffers: Sequence[bytes | memoryview]
 ) -> bytes:
     """Encode a batch request whose inputs are `buffers`, in order."""
+    lens = [len(buffer) for buffer in buffers]
     header = {
         "t": "batch",
         "id": batch_id,
         "input_type": input_type,
         "budget_us": budget_us,
-        "lens": [len(buffer) for buffer in buffers],
+        "lens": lens,
     }
-    return _frame(header, b"".join(buffers))
+    packed = msgpack.packb(header, **_packer_options)
+    # One join: the inputs are copied once, straight into the frame.
+    return b"".join((FRAME_PREFIX.pack(len(packed), sum(lens)), packed, *buffers))
+
+
+def _c_contiguous(array: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """`array` in C order, 0-d arrays staying 0-d (unlike np.ascontiguousarray)."""
+    return array if array.flags.c_contiguous else array.copy(order="C")
+
+
+def _encode_reply(reply: BatchReply) -> bytes:
+    """A reply frame; numeric numpy arrays in the outputs go to the body (see above)."""
+    arrays: list[np.ndarray[Any, Any]] = []
+    offset = 0
+
+    def out_of_band(value: Any) -> Any:
+        nonlocal offset
+        if not isinstance(value, np.ndarray) or value.dtype.kind not in _WIRE_KINDS:
+            raise TypeError(f"cannot send a {type(value).__name__} in a reply")
+        array = _c_contiguous(value)
+        meta = [array.dtype.str, list(array.shape), offset, array.nbytes]
+        arrays.append(array)
+        offset += array.nbytes
+        return msgpack.ExtType(_ARRAY_EXT, msgpack.packb(meta))
+
+    header = {"t": "reply", "id": reply.id, "outputs": reply.outputs, "expired": reply.expired}
+    packed = msgpack.packb(header, default=out_of_band, **_packer_options)
+    views = [array.data for array in arrays]
+    return b"".join((FRAME_PREFIX.pack(len(packed), offset), packed, *views))
+
+
+def _array_hook(body: bytes | memoryview) -> Any:
+    """A msgpack ext hook that turns array references into arrays over `body`."""
+
+    def hook(code: int, data: bytes) -> Any:
+        if code != _ARRAY_EXT:
+            raise RpcError(f"unknown ext type {code} in a frame header")
+        dtype, shape, offset, length = msgpack.unpackb(data)
+        if offset < 0 or offset + length > len(body):
+            raise RpcError("an array reference points outside the frame body")
+        array = np.frombuffer(body, np.dtype(dtype), length // np.dtype(dtype).itemsize, offset)
+        array = array.reshape(shape)
+        if length != len(body):
+            array = array.copy()
+        array.flags.writeable = False
+        return array
+
+    return hook
 
 
 def _message_from(header: dict[str, Any], body: memoryview) -> Message:
@@ -187,36 +251,117 @@ def _message_from(header: dict[str, Any], body: memoryview) -> Message:
 
 
 class FrameDecoder:
-    """Incremental decoder: feed bytes as they arrive, get whole messages out."""
+    """Incremental decoder: feed bytes as they arrive, get whole messages out.
+
+    Small frames gather in one buffer. A large frame (over `LARGE_FRAME_BYTES`) is kept as
+    the list of received pieces and joined once complete, its body handed out as a view of
+    the joined bytes: its bytes are copied once, however many reads deliver them.
+    """
+
+    LARGE_FRAME_BYTES = 1 << 16
 
     def __init__(self) -> None:
         self._buffer = bytearray()
+        self._parts: list[bytes | memoryview] = []
+        self._missing = 0  # bytes still to come of the large frame in `_parts`
 
     def feed(self, data: bytes) -> list[Message]:
         """Add received bytes; return every message they complete, in order."""
-        self._buffer += data
         messages: list[Message] = []
+        view = memoryview(data)
+        while view:
+            if self._missing:
+                view = self._fill(view, messages)
+            else:
+                self._buffer += view
+                view = memoryview(b"")
+                self._drain(messages)
+        return messages
+
+    def _drain(self, messages: list[Message]) -> None:
+        """Decode the buffer's whole frames; set a large incomplete one aside."""
         offset = 0
         view = memoryview(self._buffer)
         try:
             while len(view) - offset >= FRAME_PREFIX.size:
                 header_len, body_len = FRAME_PREFIX.unpack_from(view, offset)
-                end = offset + FRAME_PREFIX.size + header_len + body_len
+                size = FRAME_PREFIX.size + header_len + body_len
                 if header_len + body_len > MAX_FRAME_BYTES:
                     raise RpcError(f"frame of {header_len + body_len} bytes is too large")
-                if len(view) < end:
+                if len(view) < offset + size:
+                    if size > self.LARGE_FRAME_BYTES:
+                        self._parts = [bytes(view[offset:])]
+                        self._missing = size - (len(view) - offset)
+                        offset = len(view)
                     break
                 start = offset + FRAME_PREFIX.size
-                header = msgpack.unpackb(view[start : start + header_len], raw=False)
-                if not isinstance(header, dict):
-                    raise RpcError("frame header is not a map")
-                body = bytes(view[start + header_len : end]) if body_len else b""
+                body = bytes(view[start + header_len : offset + size]) if body_len else b""
+                header = _unpack_header(view[start : start + header_len], body)
                 messages.append(_message_from(header, memoryview(body)))
-                offset = end
+                offset += size
         finally:
             view.release()
         del self._buffer[:offset]
-        return messages
+
+    def _fill(self, data: memoryview, messages: list[Message]) -> memoryview:
+        """Take the large frame's next bytes; decode it once complete; return the rest."""
+        taken = min(len(data), self._missing)
+        self._parts.append(data[:taken])
+        self._missing -= taken
+        if not self._missing:
+            frame = memoryview(b"".join(self._parts))
+            self._parts = []
+            header_len, _ = FRAME_PREFIX.unpack_from(frame)
+            start = FRAME_PREFIX.size
+            body = frame[start + header_len :]
+            header = _unpack_header(frame[start : start + header_len], body)
+            messages.append(_message_from(header, body))
+        return data[taken:]
+
+
+def _unpack_header(packed: memoryview, body: bytes | memoryview) -> dict[str, Any]:
+    try:
+        header = msgpack.unpackb(packed, raw=False, ext_hook=_array_hook(body))
+    except (ValueError, TypeError, msgpack.ExtraData) as exc:
+        raise RpcError(f"malformed frame header: {exc}") from exc
+    if not isinstance(header, dict):
+        raise RpcError("frame header is not a map")
+    return header
+
+
+def encode_tensor_row(row: dict[str, np.ndarray[Any, Any] | list[bytes]]) -> bytes:
+    """One `tensors` input: named numeric arrays (one batch row each) or BYTES elements.
+
+    A BYTES tensor is given as its flat list of elements with `None` for a shape of one
+    dimension; use a numpy object array to keep a richer shape.
+    """
+    packed: dict[str, list[Any]] = {}
+    for name, value in row.items():
+        if isinstance(value, (np.ndarray, np.generic)) and value.dtype.kind in _WIRE_KINDS:
+            array = _c_contiguous(np.asarray(value))
+            packed[name] = [array.dtype.str, list(array.shape), array.tobytes()]
+        else:
+            items = [bytes(item) for item in np.asarray(value, dtype=object).reshape(-1)]
+            shape = list(np.shape(value))
+            packed[name] = [None, shape, items]
+    return msgpack.packb(packed, **_packer_options)  # type: ignore[no-any-return]
+
+
+def decode_tensor_row(buffer: bytes | memoryview) -> dict[str, np.ndarray[Any, Any]]:
+    """The model's view of one `tensors` input: {name: numpy array} (object for BYTES)."""
+    try:
+        packed = msgpack.unpackb(buffer, raw=False)
+        row: dict[str, np.ndarray[Any, Any]] = {}
+        for name, (dtype, shape, data) in packed.items():
+            if dtype is None:
+                array = np.empty(len(data), dtype=object)
+                array[:] = data
+            else:
+                array = np.frombuffer(data, np.dtype(dtype))
+            row[name] = array.reshape(shape)
+    except (ValueError, TypeError, msgpack.ExtraData) as exc:
+        raise RpcError(f"malformed tensors input: {exc}") from exc
+    return row
 
 
 def decode_inputs(input_type: InputType, lens: Sequence[int], body: memoryview) -> list[Any]:
@@ -229,6 +374,8 @@ def decode_inputs(input_type: InputType, lens: Sequence[int], body: memoryview) 
         offset += length
         if dtype is not None:
             inputs.append(np.frombuffer(chunk, dtype=dtype))
+        elif input_type is InputType.TENSORS:
+            inputs.append(decode_tensor_row(chunk))
         elif input_type is InputType.STRINGS:
             inputs.append(bytes(chunk).decode("utf-8"))
         else:

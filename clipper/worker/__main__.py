@@ -16,6 +16,7 @@ from clipper.worker.loader import load_model
 from clipper.worker.serve import ReplicaSpec, serve
 
 _PR_SET_PDEATHSIG = 1
+LOAD_FAILED_PREFIX = "could not load the model: "
 
 
 def _die_with_parent(parent_pid: int) -> None:
@@ -54,8 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     spec = ReplicaSpec(args.model, args.version, args.replica, parse_input_type(args.input_type))
     try:
         predict = load_model(args.artifact)
-    except Exception:
+    except Exception as exc:
         log.exception("failed to load the model from %s", args.artifact)
+        # The last line of the log is what a failed deploy reports first.
+        log.error("%s%s: %s", LOAD_FAILED_PREFIX, type(exc).__name__, exc)
         return 2
     connection = WorkerConnection.dial(args.connect, args.connect_timeout_s)
     log.info("loaded; serving as pid %d", os.getpid())

@@ -13,7 +13,6 @@ import time
 import traceback
 from typing import Any
 
-from clipper.outputs import to_wire_value
 from clipper.rpc.protocol import (
     Batch,
     BatchError,
@@ -27,6 +26,7 @@ from clipper.rpc.protocol import (
     encode_message,
 )
 from clipper.types import InputType
+from clipper.worker.batch import WrongNumberOfOutputs, checked_outputs, wire_outputs
 from clipper.worker.connection import WorkerConnection
 from clipper.worker.loader import PredictFunction
 
@@ -58,13 +58,13 @@ def _run_batch(predict: PredictFunction, input_type: InputType, batch: Batch) ->
     except Exception as exc:
         log.error("batch %d: model raised\n%s", batch.id, traceback.format_exc())
         return BatchError(batch.id, type(exc).__name__, str(exc), traceback.format_exc())
-    if outputs is None or len(outputs) != len(inputs):
-        got = "None" if outputs is None else f"{len(outputs)} outputs"
-        message = f"model returned {got} for a batch of {len(inputs)} inputs"
-        log.error("batch %d: %s", batch.id, message)
-        return BatchError(batch.id, "WrongNumberOfOutputs", message)
     try:
-        return BatchReply(batch.id, [to_wire_value(output) for output in outputs])
+        outputs = checked_outputs(outputs, len(inputs))
+    except WrongNumberOfOutputs as exc:
+        log.error("batch %d: %s", batch.id, exc)
+        return BatchError(batch.id, "WrongNumberOfOutputs", str(exc))
+    try:
+        return BatchReply(batch.id, wire_outputs(outputs))
     except Exception as exc:
         log.error("batch %d: outputs are not serialisable\n%s", batch.id, traceback.format_exc())
         return BatchError(batch.id, type(exc).__name__, f"unserialisable output: {exc}")

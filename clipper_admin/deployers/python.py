@@ -1,19 +1,28 @@
-"""Deploy a Python function (a closure) as a model version: Clipper's python deployer.
+"""Deploy a Python function (a closure) or a model class: Clipper's python deployer.
 
-The function takes a list of inputs and returns a list of outputs of the same length. It is
+A function takes a list of inputs and returns a list of outputs of the same length. It is
 serialised with cloudpickle into a `python_closure` artifact, uploaded, registered, and the
-call returns once its replicas are ready.
+call returns once its replicas are ready. A model class has `load(self, path)` (called once
+per worker) and `predict(self, inputs)` (per batch; it may be `async def`).
+
+The model's environment is recorded with it: `environment="capture"` (the default) pins
+the installed versions of the packages the function refers to; a requirements file path
+or a list of requirement strings replaces that; `pkgs_to_install` adds to either. The
+server runs the model on its own interpreter when that satisfies the environment, else in
+a virtual environment it builds once and caches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from clipper.artifacts import closure_artifact
+from clipper.artifacts import class_artifact, closure_artifact
+from clipper.environments.declare import EnvironmentArg
 from clipper_admin.clipper_admin import ClipperConnection, Version
+from clipper_admin.deployers._common import deploy_built
 
-__all__ = ["create_endpoint", "deploy_python_closure"]
+__all__ = ["create_endpoint", "deploy_model_class", "deploy_python_closure"]
 
 
 def deploy_python_closure(
@@ -28,22 +37,47 @@ def deploy_python_closure(
     num_replicas: int = 1,
     batch_size: int = -1,
     pkgs_to_install: Sequence[str] | None = None,
+    environment: EnvironmentArg = "capture",
+    resources: Mapping[str, Any] | None = None,
 ) -> None:
     """Deploy `func` as version `version` of model `name`; it becomes the current version.
 
     `base_image` is recorded as the container name; `registry` is accepted and ignored.
+    `resources` is what each replica asks of its node with the Ray placement, e.g.
+    `{"num_cpus": 1, "num_gpus": 0.5}` (see clipper.placement.resources).
     """
-    artifact = closure_artifact(func, pkgs_to_install=pkgs_to_install or ())
-    clipper_conn.deploy_artifact(
-        name,
-        version,
-        input_type,
-        artifact,
-        container_name=base_image,
-        labels=labels,
-        num_replicas=num_replicas,
-        batch_size=batch_size,
+    artifact = closure_artifact(
+        func, environment=environment, pkgs_to_install=pkgs_to_install or ()
     )
+    deploy_built(clipper_conn, name, version, input_type, artifact, base_image, labels,
+                 num_replicas, batch_size, resources)  # fmt: skip
+
+
+def deploy_model_class(
+    clipper_conn: ClipperConnection,
+    name: str,
+    version: Version,
+    input_type: str,
+    model_class: type | object,
+    model_data_path: str | None = None,
+    labels: Sequence[str] | None = None,
+    num_replicas: int = 1,
+    batch_size: int = -1,
+    pkgs_to_install: Sequence[str] | None = None,
+    environment: EnvironmentArg = "capture",
+    resources: Mapping[str, Any] | None = None,
+) -> None:
+    """Deploy a model class (or an instance of one): each worker instantiates it (a class
+    with no arguments), calls `load(path)` once with a copy of `model_data_path` (a file or
+    directory, optional), then `predict(inputs)` per batch. `resources` as for closures."""
+    artifact = class_artifact(
+        model_class,
+        model_data_path=model_data_path,
+        environment=environment,
+        pkgs_to_install=pkgs_to_install or (),
+    )
+    deploy_built(clipper_conn, name, version, input_type, artifact, "python-class", labels,
+                 num_replicas, batch_size, resources)  # fmt: skip
 
 
 def create_endpoint(
@@ -60,6 +94,8 @@ def create_endpoint(
     num_replicas: int = 1,
     batch_size: int = -1,
     pkgs_to_install: Sequence[str] | None = None,
+    environment: EnvironmentArg = "capture",
+    resources: Mapping[str, Any] | None = None,
 ) -> None:
     """Register app `name`, deploy `func` as model `name`, and link the two."""
     clipper_conn.register_application(name, input_type, default_output, slo_micros)
@@ -75,5 +111,7 @@ def create_endpoint(
         num_replicas,
         batch_size,
         pkgs_to_install,
+        environment,
+        resources,
     )
     clipper_conn.link_model_to_app(name, name)

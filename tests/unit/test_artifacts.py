@@ -48,6 +48,11 @@ def test_closure_metadata_records_versions() -> None:
         "kind": "python_closure",
         "python_version": platform.python_version(),
         "cloudpickle_version": cloudpickle.__version__,
+        "environment": {
+            "python_version": platform.python_version(),
+            "requirements": [],
+            "source": "capture",
+        },
     }
 
 

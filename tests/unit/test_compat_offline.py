@@ -143,5 +143,5 @@ def test_invalid_queries_are_refused(
 
 
 def test_wrong_number_of_outputs_is_a_model_error(conn: ClipperConnection) -> None:
-    with pytest.raises(ModelError, match="1 outputs for 2 inputs"):
+    with pytest.raises(ModelError, match="1 outputs for a batch of 2 inputs"):
         conn.test_predict_function({"input_batch": [[1], [2]]}, lambda xs: [0], "ints")

@@ -26,6 +26,7 @@ EXPECTED: dict[type[errors.ClipperError], tuple[int, str]] = {
     errors.AlreadyExists: (409, "Already exists"),
     errors.Conflict: (409, "Conflict"),
     errors.DeployFailed: (500, "Deploy failed"),
+    errors.EnvironmentBuildFailed: (500, "Deploy failed"),
     errors.ReplicaError: (503, "Model unavailable"),
     errors.ReplicaUnavailable: (503, "Model unavailable"),
     errors.ReplicaCrashed: (503, "Model unavailable"),

@@ -136,7 +136,7 @@ def test_missing_metadata_is_refused(tmp_path: Path) -> None:
         load_model(tmp_path)
 
 
-@pytest.mark.parametrize("metadata", [{"kind": "onnx"}, {}], ids=["unknown", "missing"])
+@pytest.mark.parametrize("metadata", [{"kind": "tensorflow"}, {}], ids=["unknown", "missing"])
 def test_an_unknown_kind_is_refused(tmp_path: Path, metadata: dict[str, Any]) -> None:
     write_metadata(tmp_path, **metadata)
 

@@ -234,11 +234,6 @@ def test_a_single_numpy_output_decodes_read_only() -> None:
     assert not reply.outputs[0].flags.writeable
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: reply arrays decoded as copies (several arrays) are writeable, "
-    "though the protocol promises read-only outputs",
-)
 def test_several_numpy_outputs_decode_read_only() -> None:
     reply = decode_one(encode_message(BatchReply(1, [np.arange(3), np.arange(2)])))
 

@@ -1,0 +1,136 @@
+"""Per-input computations on one model version: cache, coalescing, batch queue, waiting.
+
+Shared by every route of the dataplane (one model, a selection policy, a pipeline), so
+each model version asked keeps its own cache, batching and deadlines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from functools import partial
+from typing import Any
+
+from clipper.batching.queue import PendingQuery
+from clipper.cache import PredictionCache
+from clipper.dataplane.model_serving import Clock, ModelServing
+from clipper.exceptions import DeadlineExceeded, ModelError, ReplicaCrashed
+from clipper.types import ModelId
+
+__all__ = ["NO_MODELS", "SLO_MISSED", "ComputationTable", "failure_reason"]
+
+NO_MODELS = "No connected models found for query"
+SLO_MISSED = "Failed to retrieve a prediction response within the specified latency SLO"
+
+
+class ComputationTable:
+    """The computations in flight, by model version and input, and the cache they fill.
+
+    Per input: a cache hit answers at once; an identical computation already in flight is
+    shared; otherwise a new computation is queued. Computations are resolved only by the
+    model side, so answers that arrive after a client's deadline still fill the cache.
+    """
+
+    def __init__(
+        self,
+        cache: PredictionCache,
+        live: Mapping[ModelId, object],
+        clock: Clock = time.monotonic,
+    ) -> None:
+        """`live` holds the versions still registered: only their answers are cached."""
+        self.cache = cache
+        self._live = live
+        self._clock = clock
+        self._in_flight: dict[tuple[ModelId, bytes], asyncio.Future[Any]] = {}
+
+    def start(
+        self,
+        serving: ModelServing,
+        use_cache: bool,
+        buffers: list[bytes],
+        query_ids: list[int],
+        deadline: float,
+    ) -> list[asyncio.Future[Any]]:
+        """One future per input: a cached answer, a shared in-flight one, or a new one."""
+        loop = asyncio.get_running_loop()
+        metrics = serving.metrics
+        futures: list[asyncio.Future[Any]] = []
+        fresh: list[PendingQuery] = []
+        for query_id, buffer in zip(query_ids, buffers, strict=True):
+            key = (serving.model_id, buffer)
+            if use_cache:
+                cached = self.cache.get(serving.model_id, buffer)
+                if cached is not PredictionCache.MISSING:
+                    done: asyncio.Future[Any] = loop.create_future()
+                    done.set_result(cached)
+                    futures.append(done)
+                    if metrics:
+                        metrics.cache_hits.inc()
+                    continue
+                shared = self._in_flight.get(key)
+                if shared is not None:
+                    futures.append(shared)
+                    continue
+                if metrics:
+                    metrics.cache_misses.inc()
+            future = loop.create_future()
+            future.add_done_callback(partial(self._computed, key, use_cache))
+            if use_cache:
+                self._in_flight[key] = future
+            fresh.append(PendingQuery(query_id, buffer, deadline, future))
+            futures.append(future)
+        if fresh:
+            serving.submit(fresh)
+        return futures
+
+    def _computed(self, key: tuple[ModelId, bytes], use_cache: bool, future: Any) -> None:
+        """A computation finished: retire it from in-flight, cache a real output."""
+        if use_cache and self._in_flight.get(key) is future:
+            del self._in_flight[key]
+        if future.cancelled() or future.exception() is not None:
+            return
+        if use_cache and key[0] in self._live:
+            self.cache.put(key[0], key[1], future.result())
+
+    async def wait_all(self, futures: list[asyncio.Future[Any]], deadline: float) -> None:
+        """Wait until every future is done or the deadline passes: one waiter, one timer."""
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        remaining = len(futures)
+
+        def on_done(_: object) -> None:
+            nonlocal remaining
+            remaining -= 1
+            if remaining == 0 and not waiter.done():
+                waiter.set_result(None)
+
+        def on_deadline() -> None:
+            if not waiter.done():
+                waiter.set_result(None)
+
+        for future in futures:
+            future.add_done_callback(on_done)
+        timer = loop.call_later(max(0.0, deadline - self._clock()), on_deadline)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            for future in futures:
+                future.remove_done_callback(on_done)
+
+
+def failure_reason(serving: ModelServing, future: asyncio.Future[Any]) -> str | None:
+    """Why a computation gave no output by now (`default_explanation`); None if it did."""
+    if not future.done():
+        return SLO_MISSED if serving.ready_replicas else NO_MODELS
+    error = future.exception()
+    if error is None:
+        return None
+    if isinstance(error, DeadlineExceeded):
+        return SLO_MISSED if serving.ready_replicas else NO_MODELS
+    if isinstance(error, ModelError):
+        return f"Model error: {error}"
+    if isinstance(error, ReplicaCrashed):
+        return f"Replica crashed: {error}"
+    return f"{type(error).__name__}: {error}"

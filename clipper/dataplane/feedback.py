@@ -1,0 +1,134 @@
+"""Feedback (`POST /<app>/update`): labels or rewards become policy-state updates.
+
+Two forms. With the `query_id` of an earlier answer (remembered in the query log), a
+`label` judges every model that answered that query (shadows included) through the app's
+loss, and a `reward` is given to the models whose answers made the reply. With Clipper's
+`{"uid", "input", "label"}`, every candidate model is asked for that input (usually a
+cache hit) and judged: full-information feedback, which the policy learns from without
+importance weighting. The policy updates its in-memory state; persistence is written
+behind (see DataPlane.take_dirty_states).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from clipper.dataplane.computations import ComputationTable, failure_reason
+from clipper.dataplane.model_serving import Clock
+from clipper.dataplane.pipeline import PipelinePath
+from clipper.dataplane.query_log import QueryLog
+from clipper.dataplane.routes import AppRoute
+from clipper.exceptions import InvalidInput
+from clipper.metrics import ServerMetrics
+from clipper.selection.base import Feedback
+
+__all__ = ["FeedbackPath", "FeedbackRequest"]
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackRequest:
+    """A decoded update: `query_id`, or `buffer` (the encoded input); a `label` (when
+    `has_label`) or a `reward`; optionally the user's `uid`."""
+
+    query_id: int | None = None
+    uid: int | None = None
+    buffer: bytes | None = None
+    label: Any = None
+    has_label: bool = False
+    reward: float | None = None
+
+
+class FeedbackPath:
+    """Turns feedback into rewards and policy updates."""
+
+    def __init__(
+        self,
+        table: ComputationTable,
+        query_log: QueryLog,
+        pipelines: PipelinePath,
+        metrics: ServerMetrics | None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._clock = clock
+        self._table = table
+        self._log = query_log
+        self._pipelines = pipelines
+        self._metrics = metrics
+
+    async def update(self, route: AppRoute, request: FeedbackRequest) -> dict[str, Any]:
+        """Apply one feedback; the JSON reply names each judged model and its reward."""
+        if request.query_id is not None:
+            rewards, labels, arms, selected, uid = self._judge_answer(route, request)
+        else:
+            rewards, labels = await self._judge_input(route, request)
+            arms, selected, uid = route.arms, (), request.uid
+        policy = route.config.policy
+        if rewards and route.config.name != "single":
+            feedback = Feedback(rewards, arms, selected, uid)
+            route.learn(uid, lambda state: policy.observe(state, feedback))
+        self._count(route.app.name, rewards)
+        return {
+            "query_id": request.query_id,
+            "policy": route.config.name,
+            "rewards": {labels[arm]: reward for arm, reward in rewards.items()},
+        }
+
+    def _judge_answer(
+        self, route: AppRoute, request: FeedbackRequest
+    ) -> tuple[dict[str, float], dict[str, str], tuple[str, ...], tuple[str, ...], int | None]:
+        record = self._log.get(request.query_id) if request.query_id is not None else None
+        if record is None or record.app != route.app.name:
+            raise InvalidInput(
+                f"query_id {request.query_id} is not a recent answer of application "
+                f"'{route.app.name}' under a selection policy or pipeline (the server "
+                f"remembers the last {self._log.capacity} of them)"
+            )
+        if request.has_label:
+            loss = route.config.loss
+            rewards = {arm: loss(output, request.label) for arm, output in record.answers.items()}
+        else:
+            reward = float(request.reward or 0.0)
+            rewards = {arm: reward for arm in record.returned}
+        uid = request.uid if request.uid is not None else record.uid
+        return rewards, record.labels, record.arms, record.selected, uid
+
+    async def _judge_input(
+        self, route: AppRoute, request: FeedbackRequest
+    ) -> tuple[dict[str, float], dict[str, str]]:
+        if request.buffer is None or not request.has_label:
+            raise InvalidInput("feedback needs a query_id, or an input and a label")
+        deadline = self._clock() + route.app.latency_slo_us / 1e6
+        answers = await self._answers(route, request.buffer, deadline)
+        loss = route.config.loss
+        rewards = {arm: loss(output, request.label) for arm, output in answers.items()}
+        return rewards, route.labels
+
+    async def _answers(self, route: AppRoute, buffer: bytes, deadline: float) -> dict[str, Any]:
+        """What each candidate model answers for `buffer` (those that answer in time)."""
+        if route.is_pipeline:
+            [prediction] = await self._pipelines.predict(
+                route, [buffer], [0], None, deadline, False
+            )
+            return {} if prediction.is_default else {route.arms[0]: prediction.output}
+        futures = {
+            arm: self._table.start(route.servings[arm], route.use_cache[arm], [buffer], [0],
+                                   deadline)[0]
+            for arm in route.arms
+        }  # fmt: skip
+        pending = [future for future in futures.values() if not future.done()]
+        if pending:
+            await self._table.wait_all(pending, deadline)
+        return {
+            arm: future.result()
+            for arm, future in futures.items()
+            if failure_reason(route.servings[arm], future) is None
+        }
+
+    def _count(self, app: str, rewards: dict[str, float]) -> None:
+        if self._metrics is None:
+            return
+        for arm, reward in rewards.items():
+            self._metrics.feedback.labels(app, arm).inc()
+            self._metrics.rewards.labels(app, arm).inc(max(0.0, reward))

@@ -1,0 +1,143 @@
+"""Answering a query of a pipeline app: each step's output is the next step's input.
+
+Every step is a normal model version asked through the computation table (its own
+replicas, batching and cache). The query's one deadline is shared by the whole path: a
+step that has not answered by then gives the app's default output. An input that fails
+at a step (error, deadline, or an output the next step cannot take) leaves the pipeline
+with the default output and the reason; the others go on.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from clipper.dataplane.computations import NO_MODELS, ComputationTable, failure_reason
+from clipper.dataplane.model_serving import ModelServing
+from clipper.dataplane.policy_path import DefaultAnswer
+from clipper.dataplane.prediction import Prediction
+from clipper.dataplane.query_log import QueryLog, QueryRecord
+from clipper.dataplane.routes import AppRoute
+from clipper.exceptions import InvalidInput
+from clipper.frontend.inputs import encode_input
+from clipper.outputs import to_json_value
+from clipper.rpc.protocol import NUMERIC_DTYPES
+from clipper.types import InputType
+
+__all__ = ["PipelinePath", "encode_step_output"]
+
+
+def encode_step_output(output: Any, input_type: InputType) -> bytes:
+    """A step's output as the next step's input buffer (InvalidInput if it cannot be)."""
+    dtype = NUMERIC_DTYPES.get(input_type)
+    kinds = "iu" if input_type is InputType.INTEGERS else "iuf"
+    if (
+        dtype is not None
+        and isinstance(output, np.ndarray)
+        and output.ndim == 1
+        and output.dtype.kind in kinds
+    ):
+        return output.astype(dtype, copy=False).tobytes()
+    return encode_input(to_json_value(output), input_type)
+
+
+class PipelinePath:
+    """Queries of pipeline apps."""
+
+    def __init__(
+        self, table: ComputationTable, query_log: QueryLog, default: DefaultAnswer
+    ) -> None:
+        self._table = table
+        self._log = query_log
+        self._default = default
+
+    async def predict(
+        self,
+        route: AppRoute,
+        buffers: list[bytes],
+        query_ids: list[int],
+        uid: int | None,
+        deadline: float,
+        remember: bool = True,
+    ) -> list[Prediction]:
+        """Run every input through the steps, by one shared deadline; `remember` the
+        answers in the query log (for feedback by query id)."""
+        app = route.app.name
+        if route.pipeline is None:
+            return [self._default(app, NO_MODELS, query_id) for query_id in query_ids]
+        reasons: dict[int, str] = {}
+        alive = list(range(len(buffers)))
+        current = list(buffers)
+        outputs: list[Any] = [None] * len(buffers)
+        for step, serving in enumerate(route.pipeline):
+            following = route.pipeline[step + 1] if step + 1 < len(route.pipeline) else None
+            alive = await self._step(route, serving, following, alive, current, query_ids,
+                                     deadline, outputs, reasons)  # fmt: skip
+            if not alive:
+                break
+        labels = tuple(str(serving.model_id) for serving in route.pipeline)
+        predictions = [
+            self._default(app, reasons[index], query_id)
+            if index in reasons
+            else Prediction(query_id, outputs[index], models=labels)
+            for index, query_id in enumerate(query_ids)
+        ]
+        if remember:
+            self._remember(route, labels, uid, predictions)
+        return predictions
+
+    async def _step(
+        self,
+        route: AppRoute,
+        serving: ModelServing,
+        following: ModelServing | None,
+        alive: list[int],
+        current: list[bytes],
+        query_ids: list[int],
+        deadline: float,
+        outputs: list[Any],
+        reasons: dict[int, str],
+    ) -> list[int]:
+        """Ask one step for the live inputs; return the inputs still live after it."""
+        name = serving.model_id.name
+        futures = self._table.start(serving, route.use_cache[name], [current[i] for i in alive],
+                                    [query_ids[i] for i in alive], deadline)  # fmt: skip
+        counter = route.counters.get(name)
+        if counter is not None:
+            counter.inc(len(alive))
+        pending = [future for future in futures if not future.done()]
+        if pending:
+            await self._table.wait_all(pending, deadline)
+        survivors = []
+        for index, future in zip(alive, futures, strict=True):
+            reason = failure_reason(serving, future)
+            if reason is None and following is not None:
+                reason = self._feed(future.result(), following, current, index)
+            if reason is not None:
+                reasons[index] = reason
+                continue
+            outputs[index] = future.result()
+            survivors.append(index)
+        return survivors
+
+    @staticmethod
+    def _feed(output: Any, following: ModelServing, current: list[bytes], index: int) -> str | None:
+        try:
+            current[index] = encode_step_output(output, following.input_type)
+        except InvalidInput as exc:
+            target = following.model_id
+            return f"Pipeline error: a step's output is not a valid input of {target}: {exc}"
+        return None
+
+    def _remember(
+        self, route: AppRoute, labels: tuple[str, ...], uid: int | None, replies: list[Prediction]
+    ) -> None:
+        last = route.app.pipeline[-1]
+        for prediction in replies:
+            if not prediction.is_default:
+                answers = {last: prediction.output}
+                record = QueryRecord(
+                    route.app.name, uid, route.arms, (last,), answers, (last,), {last: labels[-1]}
+                )
+                self._log.remember(prediction.query_id, record)

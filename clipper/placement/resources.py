@@ -1,0 +1,300 @@
+"""What a model version's replicas ask of the machines they run on, and why one cannot be placed.
+
+Pure values and functions, no Ray import: the admin API validates a request at deploy time,
+the registry stores it as JSON, the Ray placement turns it into actor options and, while a
+replica waits to be placed, explains why.
+
+A request mirrors Ray's actor options:
+
+    {"num_cpus": 1, "num_gpus": 0.5, "memory": 2_000_000_000,
+     "resources": {"accelerator_type:A10G": 1}, "label_selector": {"zone": "us-west-2a"},
+     "node_id": "<hex>", "node_affinity_soft": false}
+
+`memory` is in bytes. Ray gives each node a custom resource `node:<ip>`, so
+`{"resources": {"node:10.0.0.5": 0.01}}` pins replicas to one machine. An empty request is
+the placement's default (one CPU per replica on Ray; the local placement ignores requests).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from clipper.exceptions import InvalidRequest
+
+__all__ = [
+    "DEFAULT_NUM_CPUS",
+    "RESOURCE_KEYS",
+    "NodeView",
+    "ResourceRequest",
+    "label_matches",
+    "loopback_blind_nodes",
+    "unschedulable_reason",
+]
+
+DEFAULT_NUM_CPUS = 1.0
+"""CPUs a replica reserves on Ray when its request does not say (its worker is busy)."""
+
+RESOURCE_KEYS = (
+    "num_cpus",
+    "num_gpus",
+    "memory",
+    "resources",
+    "label_selector",
+    "node_id",
+    "node_affinity_soft",
+)
+_BUILT_IN = {"CPU": "num_cpus", "GPU": "num_gpus", "memory": "memory"}
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceRequest:
+    """Resources and placement constraints of each replica of one model version."""
+
+    num_cpus: float | None = None
+    num_gpus: float | None = None
+    memory_bytes: int | None = None
+    custom: tuple[tuple[str, float], ...] = ()
+    label_selector: tuple[tuple[str, str], ...] = ()
+    node_id: str | None = None
+    node_affinity_soft: bool = False
+
+    @classmethod
+    def parse(cls, value: object) -> ResourceRequest:
+        """Validate a request given as a JSON object (None or `{}`: the default).
+
+        InvalidRequest names the offending key.
+        """
+        if value is None:
+            return cls()
+        if not isinstance(value, Mapping):
+            raise InvalidRequest(f"'resources' must be a JSON object, got {value!r:.60}")
+        unknown = sorted(str(key) for key in value if key not in RESOURCE_KEYS)
+        if unknown:
+            raise InvalidRequest(
+                f"unknown resource key(s) {', '.join(unknown)}; known: {', '.join(RESOURCE_KEYS)}"
+            )
+        return cls(
+            num_cpus=_optional_amount(value, "num_cpus"),
+            num_gpus=_gpus(value),
+            memory_bytes=_memory(value),
+            custom=_custom(value.get("resources")),
+            label_selector=_labels(value.get("label_selector")),
+            node_id=_node_id(value.get("node_id")),
+            node_affinity_soft=_flag(value, "node_affinity_soft"),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form `parse` reads back; keys left at their default are omitted."""
+        fields: dict[str, Any] = {
+            "num_cpus": self.num_cpus,
+            "num_gpus": self.num_gpus,
+            "memory": self.memory_bytes,
+            "resources": dict(self.custom) or None,
+            "label_selector": dict(self.label_selector) or None,
+            "node_id": self.node_id,
+            "node_affinity_soft": self.node_affinity_soft or None,
+        }
+        return {key: value for key, value in fields.items() if value is not None}
+
+    def amounts(self, default_num_cpus: float = DEFAULT_NUM_CPUS) -> dict[str, float]:
+        """Ray resource names and the amounts one replica reserves (zeros left out)."""
+        cpus = default_num_cpus if self.num_cpus is None else self.num_cpus
+        wanted = {"CPU": cpus, "GPU": self.num_gpus or 0.0, "memory": self.memory_bytes or 0}
+        wanted.update(self.custom)
+        return {name: float(amount) for name, amount in wanted.items() if amount > 0}
+
+    def actor_options(self, default_num_cpus: float = DEFAULT_NUM_CPUS) -> dict[str, Any]:
+        """Ray `.options(...)` for the replica's actor, less the node-affinity strategy."""
+        options: dict[str, Any] = {
+            "num_cpus": default_num_cpus if self.num_cpus is None else self.num_cpus,
+            "num_gpus": self.num_gpus or 0,
+        }
+        if self.memory_bytes:
+            options["memory"] = self.memory_bytes
+        if self.custom:
+            options["resources"] = dict(self.custom)
+        if self.label_selector:
+            options["label_selector"] = dict(self.label_selector)
+        return options
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    """One node of a cluster as the scheduler sees it (`available` None when unknown)."""
+
+    node_id: str
+    address: str
+    alive: bool
+    total: Mapping[str, float]
+    available: Mapping[str, float] | None = None
+    labels: Mapping[str, str] | None = None
+
+
+def unschedulable_reason(
+    request: ResourceRequest,
+    nodes: Iterable[NodeView],
+    default_num_cpus: float = DEFAULT_NUM_CPUS,
+) -> str | None:
+    """Why no node can take a replica now, or None if some node could.
+
+    Tells apart a request no node could ever hold (infeasible: wrong labels, an absent node,
+    more than any node has) from one that waits for resources in use.
+    """
+    alive = [node for node in nodes if node.alive]
+    if not alive:
+        return "the Ray cluster has no alive node"
+    wanted = request.amounts(default_num_cpus)
+    candidates = [node for node in alive if _constraints_hold(request, node)]
+    if not candidates:
+        return _constraint_failure(request, alive)
+    big_enough = [node for node in candidates if _covers(node.total, wanted)]
+    if not big_enough:
+        return (
+            f"it asks for {_describe(wanted)} per replica, but no node of the Ray cluster "
+            f"has that much ({_inventory(candidates, wanted, 'total')})"
+        )
+    known = [node for node in big_enough if node.available is not None]
+    if len(known) < len(big_enough) or any(_covers(n.available or {}, wanted) for n in known):
+        return None
+    return (
+        f"waiting for free resources: it asks for {_describe(wanted)} per replica and every "
+        f"node that has that much is using it ({_inventory(known, wanted, 'available')} free)"
+    )
+
+
+def label_matches(selector: str, value: str | None) -> bool:
+    """Whether a node label `value` (None: absent) satisfies one Ray label selector value:
+    `v`, `!v`, `in(a,b)` or `!in(a,b)`."""
+    negated = selector.startswith("!")
+    body = selector[1:] if negated else selector
+    if body.startswith("in(") and body.endswith(")"):
+        matched = value in {choice.strip() for choice in body[3:-1].split(",")}
+    else:
+        matched = value == body
+    return matched != negated
+
+
+def loopback_blind_nodes(rpc_host: str, nodes: Iterable[NodeView]) -> list[str]:
+    """Addresses of alive nodes on other machines, when workers would dial a loopback
+    `rpc_host` (which only reaches a listener on their own machine)."""
+    if not _is_loopback(rpc_host):
+        return []
+    return [node.address for node in nodes if node.alive and not _is_loopback(node.address)]
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+# -- checks ---------------------------------------------------------------------------------
+
+
+def _constraints_hold(request: ResourceRequest, node: NodeView) -> bool:
+    if request.node_id and not request.node_affinity_soft and node.node_id != request.node_id:
+        return False
+    labels = node.labels or {}
+    return all(label_matches(want, labels.get(key)) for key, want in request.label_selector)
+
+
+def _constraint_failure(request: ResourceRequest, alive: list[NodeView]) -> str:
+    if request.node_id and not any(node.node_id == request.node_id for node in alive):
+        return f"node_id {request.node_id} is not an alive node of the Ray cluster"
+    selector = ", ".join(f"{key}={value}" for key, value in request.label_selector)
+    return f"no alive node of the Ray cluster has the labels {selector}"
+
+
+def _covers(have: Mapping[str, float], wanted: Mapping[str, float]) -> bool:
+    return all(have.get(name, 0.0) + 1e-9 >= amount for name, amount in wanted.items())
+
+
+def _describe(amounts: Mapping[str, float]) -> str:
+    return ", ".join(f"{name} {_amount(name, value)}" for name, value in amounts.items())
+
+
+def _inventory(nodes: list[NodeView], wanted: Mapping[str, float], which: str) -> str:
+    parts = []
+    for node in nodes:
+        have = node.total if which == "total" else (node.available or {})
+        parts.append(f"{node.address}: {_describe({n: have.get(n, 0.0) for n in wanted})}")
+    return "; ".join(parts)
+
+
+def _amount(name: str, value: float) -> str:
+    if name == "memory":
+        return f"{value / 2**30:.3g} GiB"
+    return f"{value:g}"
+
+
+# -- parsing --------------------------------------------------------------------------------
+
+
+def _number(value: object, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise InvalidRequest(f"resource {key!r} must be a number, got {value!r:.60}")
+    if value < 0:
+        raise InvalidRequest(f"resource {key!r} must not be negative, got {value!r}")
+    return float(value)
+
+
+def _optional_amount(body: Mapping[str, object], key: str) -> float | None:
+    value = body.get(key)
+    return None if value is None else _number(value, key)
+
+
+def _gpus(body: Mapping[str, object]) -> float | None:
+    gpus = _optional_amount(body, "num_gpus")
+    if gpus is not None and gpus > 1 and not gpus.is_integer():
+        raise InvalidRequest(f"'num_gpus' above 1 must be a whole number, got {gpus:g}")
+    return gpus
+
+
+def _memory(body: Mapping[str, object]) -> int | None:
+    memory = _optional_amount(body, "memory")
+    return None if memory is None else int(memory)
+
+
+def _custom(value: object) -> tuple[tuple[str, float], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping):
+        raise InvalidRequest("'resources' must map custom resource names to amounts")
+    amounts = []
+    for name, amount in sorted(value.items()):
+        if not isinstance(name, str) or not name:
+            raise InvalidRequest("custom resource names must be non-empty strings")
+        if name in _BUILT_IN:
+            raise InvalidRequest(f"ask for {name!r} with {_BUILT_IN[name]!r}, not in 'resources'")
+        amounts.append((name, _number(amount, name)))
+    return tuple(amounts)
+
+
+def _labels(value: object) -> tuple[tuple[str, str], ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, Mapping) or not all(
+        isinstance(key, str) and isinstance(item, str) for key, item in value.items()
+    ):
+        raise InvalidRequest("'label_selector' must map label names to strings")
+    return tuple(sorted(value.items()))
+
+
+def _node_id(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value or any(c not in "0123456789abcdef" for c in value):
+        raise InvalidRequest(f"'node_id' must be a Ray node id (hex), got {value!r:.60}")
+    return value
+
+
+def _flag(body: Mapping[str, object], key: str) -> bool:
+    value = body.get(key, False)
+    if not isinstance(value, bool):
+        raise InvalidRequest(f"{key!r} must be true or false, got {value!r:.60}")
+    return value
