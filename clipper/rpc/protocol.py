@@ -167,7 +167,11 @@ def _frame(header: dict[str, Any], body: bytes | memoryview = b"") -> bytes:
 def encode_message(message: Message) -> bytes:
     """Encode any message except a Batch (use `encode_batch`) as one frame."""
     if isinstance(message, Batch):
-        return encode_batch(message.id, message.input_type, message.budget_us, [message.body])
+        body, buffers, offset = memoryview(message.body), [], 0
+        for length in message.lens:
+            buffers.append(body[offset : offset + length])
+            offset += length
+        return encode_batch(message.id, message.input_type, message.budget_us, buffers)
     if isinstance(message, BatchReply):
         return _encode_reply(message)
     header = {"t": _TYPE_NAMES[type(message)]}
@@ -366,6 +370,13 @@ def decode_tensor_row(buffer: bytes | memoryview) -> dict[str, np.ndarray[Any, A
 
 def decode_inputs(input_type: InputType, lens: Sequence[int], body: memoryview) -> list[Any]:
     """Turn a batch body back into model inputs: numpy arrays (views), str or bytes."""
+    try:
+        return _decode_inputs(input_type, lens, body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise RpcError(f"malformed {input_type.value} batch: {exc}") from exc
+
+
+def _decode_inputs(input_type: InputType, lens: Sequence[int], body: memoryview) -> list[Any]:
     inputs: list[Any] = []
     offset = 0
     dtype = NUMERIC_DTYPES.get(input_type)

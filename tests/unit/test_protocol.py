@@ -69,10 +69,6 @@ def test_batch_round_trips_through_encode_batch() -> None:
     assert message == Batch(7, "bytes", 2500, [2, 0, 3], b"abcde")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: encode_message(Batch) re-encodes the body as one buffer and loses `lens`",
-)
 def test_batch_round_trips_through_encode_message() -> None:
     batch = Batch(7, "doubles", 2500, [8, 8], bytes(16))
 
@@ -174,18 +170,11 @@ def test_lens_not_adding_up_to_the_body_raise_rpc_error(lens: list[int]) -> None
         decode_inputs(InputType.BYTES, lens, memoryview(b"abcde"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: decode_inputs lets numpy's ValueError escape when lens do not fit the dtype",
-)
 def test_numeric_lens_not_matching_the_body_raise_rpc_error() -> None:
     with pytest.raises(RpcError):
         decode_inputs(InputType.DOUBLES, [8, 8], memoryview(bytes(12)))
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bug: decode_inputs lets UnicodeDecodeError escape for a non-UTF-8 string"
-)
 def test_a_string_input_that_is_not_utf8_raises_rpc_error() -> None:
     with pytest.raises(RpcError):
         decode_inputs(InputType.STRINGS, [2], memoryview(b"\xff\xfe"))
