@@ -95,6 +95,7 @@ class RayPlacement:
         self._namespace = namespace
         self._default_num_cpus = default_num_cpus
         self._artifacts: dict[Path, _Artifact] = {}
+        self._replicas: set[RayReplica] = set()
         self._actor_class: Any = None
 
     # -- life cycle -------------------------------------------------------------------
@@ -118,7 +119,8 @@ class RayPlacement:
         )
 
     async def aclose(self) -> None:
-        """Disconnect from Ray; the actors this server owns die with the connection."""
+        """Kill the replicas' actors still running and disconnect from Ray."""
+        await asyncio.gather(*(replica.aclose() for replica in list(self._replicas)))
         self._artifacts.clear()
         if ray.is_initialized():
             await asyncio.to_thread(ray.shutdown)
@@ -148,7 +150,17 @@ class RayPlacement:
         options = self._actor_options(launch.resources)
         name = str(launch.replica_id)
         actor = self._actor_class.options(**options).remote(name, worker_args(launch), artifact)
-        return RayReplica(actor, launch, self._explain)
+        replica = RayReplica(actor, launch, self._explain)
+        self._replicas.add(replica)
+        replica.supervisor.add_done_callback(lambda _: self._forget(replica))
+        return replica
+
+    def _forget(self, replica: RayReplica) -> None:
+        """Drop an ended replica, and its artifact from the object store once unused."""
+        self._replicas.discard(replica)
+        path = replica.launch.artifact
+        if all(other.launch.artifact != path for other in self._replicas):
+            self._artifacts.pop(path, None)
 
     def _actor_options(self, request: ResourceRequest) -> dict[str, Any]:
         options = request.actor_options(self._default_num_cpus)
@@ -160,7 +172,7 @@ class RayPlacement:
         return options
 
     async def _artifact(self, path: Path) -> ray.ObjectRef[bytes]:
-        """The artifact's tar in the object store, packed once per version directory."""
+        """The artifact's tar in the object store, packed once while replicas use it."""
         stat = await asyncio.to_thread(path.stat)
         identity = (stat.st_ino, stat.st_mtime_ns)
         cached = self._artifacts.get(path)
@@ -221,7 +233,7 @@ class RayReplica:
 
     def __init__(self, actor: Any, launch: ReplicaLaunch, explain: Explain) -> None:
         self._actor = actor
-        self._launch = launch
+        self.launch = launch
         self._explain = explain
         self._info: dict[str, Any] | None = None
         self._unschedulable: str | None = None
@@ -229,8 +241,8 @@ class RayReplica:
         self._force_kill: asyncio.TimerHandle | None = None
         self._stopping = False
         self._result: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        # Owned here; it ends by itself once the actor is gone, and sets `_result`.
-        self._supervisor = asyncio.get_running_loop().create_task(self._supervise())
+        # Owned here (and cancelled by `aclose`); it ends by itself once the actor is gone.
+        self.supervisor = asyncio.get_running_loop().create_task(self._supervise())
 
     # -- RunningReplica ---------------------------------------------------------------
 
@@ -262,8 +274,8 @@ class RayReplica:
 
     def kill(self) -> None:
         """SIGKILL the worker, and the actor if it does not answer in time."""
-        self._stopping = True
         if self._info is None:
+            self._stopping = True
             self._kill_actor()
         elif not self._result.done():
             self._actor.send_signal.remote(int(signal.SIGKILL))
@@ -273,31 +285,39 @@ class RayReplica:
 
     # -- supervision ------------------------------------------------------------------
 
+    async def aclose(self) -> None:
+        """Stop supervising (the server is closing): kill the actor, resolve `wait()`."""
+        self.supervisor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.supervisor
+
     async def _supervise(self) -> None:
+        """Run the replica to its end; `_result` is set whatever happens, even on cancel."""
+        code = LOST_EXIT_CODE
         try:
             code = await self._run()
         except _ReplicaLost as exc:
-            self._append_log(f"clipper: replica {self._launch.replica_id} lost: {exc}\n")
-            code = LOST_EXIT_CODE
+            self._append_log(f"clipper: replica {self.launch.replica_id} lost: {exc}\n")
         except RayError as exc:
             if not self._stopping:
                 what = "could not start" if self._info is None else "failed"
-                self._append_log(f"clipper: replica {self._launch.replica_id} {what}: {exc}\n")
-            code = START_FAILED_EXIT_CODE if self._info is None else LOST_EXIT_CODE
+                self._append_log(f"clipper: replica {self.launch.replica_id} {what}: {exc}\n")
+            if self._info is None:
+                code = START_FAILED_EXIT_CODE
         except Exception as exc:  # never leave wait() hanging
-            log.exception("supervising replica %s failed", self._launch.replica_id)
+            log.exception("supervising replica %s failed", self.launch.replica_id)
             self._append_log(f"clipper: supervising the replica failed: {exc!r}\n")
-            code = LOST_EXIT_CODE
         finally:
             if self._force_kill is not None:
                 self._force_kill.cancel()
             self._kill_actor()
-        self._unschedulable = None
-        self._result.set_result(code)
+            self._unschedulable = None
+            if not self._result.done():
+                self._result.set_result(code)
 
     async def _run(self) -> int:
         self._info = await self._placed(self._actor.start.remote())
-        log.info("replica %s runs on node %s (pid %s)", self._launch.replica_id,
+        log.info("replica %s runs on node %s (pid %s)", self.launch.replica_id,
                  self.placement_details().node, self.pid)  # fmt: skip
         forwarding = asyncio.get_running_loop().create_task(self._forward_logs())
         try:
@@ -318,7 +338,7 @@ class RayReplica:
                 self._unschedulable = None
                 info: dict[str, Any] = started.result()
                 return info
-            self._unschedulable = await self._explain(self._actor, self._launch.resources)
+            self._unschedulable = await self._explain(self._actor, self.launch.resources)
 
     async def _exited(self) -> int:
         """The worker's exit code; retries while Ray calls the actor unavailable."""
@@ -362,7 +382,7 @@ class RayReplica:
                 return
 
     def _append_log(self, data: bytes | str) -> None:
-        path = self._launch.log_path
+        path = self.launch.log_path
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "ab") as file:
             file.write(data.encode() if isinstance(data, str) else data)

@@ -35,9 +35,11 @@ class LocalRayCluster:
             "RAY_AUTH_MODE": "token",
             "RAY_AUTH_TOKEN_PATH": str(token),
             "RAY_TMPDIR": str(self.temp_dir),
-            "TMPDIR": str(self.temp_dir),  # replicas unpack their artifacts under it
             "RAY_USAGE_STATS_ENABLED": "0",
         }
+        """What a Ray client of this cluster (the Clipper server) needs in its environment."""
+        # The nodes' processes (and so the replicas' unpacked artifacts) use it for temp files.
+        node_env = {**os.environ, **self.env, "TMPDIR": str(self.temp_dir)}
         self.address = ""
         self._log = open(self.temp_dir / "nodes.log", "ab")  # noqa: SIM115
         self._process = subprocess.Popen(
@@ -45,7 +47,7 @@ class LocalRayCluster:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
-            env={**os.environ, **self.env},
+            env=node_env,
             start_new_session=True,
         )
 
