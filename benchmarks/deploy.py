@@ -23,6 +23,7 @@ from benchmarks.table import print_table
 from clipper.artifacts import closure_artifact
 from clipper.client import AdminClient, QueryClient
 from clipper.environments.interpreter import this_interpreter
+from clipper.security import read_admin_token
 
 PACKAGE = "inflection==0.5.1"
 TARGETS_S = {"a": 3.0, "b": 5.0}
@@ -44,7 +45,8 @@ def timed_deploy(
     server: BenchServer, app: str, version: int, func: Any, pkgs: list[str], value: Any
 ) -> float:
     """Seconds from the deploy call to the first answer of the new version."""
-    admin = AdminClient("127.0.0.1", server.admin_port, timeout_s=60)
+    token = read_admin_token(server.state_dir)
+    admin = AdminClient("127.0.0.1", server.admin_port, timeout_s=60, token=token)
     query = QueryClient("127.0.0.1", server.query_port, timeout_s=60)
     try:
         started = time.perf_counter()

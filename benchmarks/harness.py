@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from clipper.artifacts import closure_artifact
+from clipper.security import read_admin_token
 
 __all__ = ["BenchServer", "bench_server"]
 
@@ -35,11 +36,21 @@ class BenchServer:
     process: subprocess.Popen[bytes]
     query_port: int
     admin_port: int
+    state_dir: Path
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        """The bearer token of the admin API (written by the server at first start)."""
+        token = read_admin_token(self.state_dir)
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
     def admin(self, operation: str, body: dict[str, Any]) -> Any:
         """Call an admin operation; raise on error."""
         response = httpx.post(
-            f"http://127.0.0.1:{self.admin_port}/admin/{operation}", json=body, timeout=120
+            f"http://127.0.0.1:{self.admin_port}/admin/{operation}",
+            json=body,
+            headers=self.admin_headers,
+            timeout=120,
         )
         if response.status_code != 200:
             raise RuntimeError(f"{operation} failed: {response.text}")
@@ -59,7 +70,9 @@ class BenchServer:
         self.admin("add_app", {"name": app, "input_type": input_type,
                                "default_output": "-1", "latency_slo_micros": slo_us})  # fmt: skip
         url = f"http://127.0.0.1:{self.admin_port}/admin/artifacts/{app}/1"
-        httpx.put(url, content=closure_artifact(func), timeout=60).raise_for_status()
+        httpx.put(
+            url, content=closure_artifact(func), headers=self.admin_headers, timeout=60
+        ).raise_for_status()
         self.admin("add_model", {"model_name": app, "model_version": "1",
                                  "input_type": input_type, "batch_size": batch_size,
                                  "num_replicas": replicas, **model_settings})  # fmt: skip
@@ -80,7 +93,7 @@ def bench_server(extra_env: dict[str, str] | None = None) -> Iterator[BenchServe
         log = open(Path(state_dir) / "bench-server.out", "wb")  # noqa: SIM115
         env = {**os.environ, **(extra_env or {})}
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        server = BenchServer(process, query_port, admin_port)
+        server = BenchServer(process, query_port, admin_port, Path(state_dir))
         try:
             _wait_ready(server)
             yield server

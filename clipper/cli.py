@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_app_commands(add)
     _add_model_commands(add)
     _add_query_commands(add)
+    _add_token_commands(add)
     return parser
 
 
@@ -98,6 +99,8 @@ def _add_server_commands(add: _Adder) -> None:
     )
     _timeout(add("stop", "shut the server down"), 30.0, "grace period before SIGKILL")
     add("status", "show the server's status")
+    dashboard = add("dashboard", "print the web dashboard's address, with the admin token")
+    dashboard.add_argument("--open", action="store_true", help="also open it in a web browser")
     logs = add("logs", "show the server's and replicas' logs")
     logs.add_argument("--out", metavar="DIR", help="write one file per log into DIR")
     logs.add_argument("--model", help="only the logs of this model's replicas")
@@ -174,6 +177,16 @@ def _add_query_commands(add: _Adder) -> None:
     predict.add_argument("json_input", metavar="JSON_INPUT", help='e.g. "[1.0, 2.0]"')
     predict.add_argument("--batch", action="store_true", help="JSON_INPUT is a list of inputs")
     predict.add_argument("--version", help="ask for this model version")
+    predict.add_argument("--token", help="query token, for apps that require one")
+
+
+def _add_token_commands(add: _Adder) -> None:
+    token = add(
+        "token",
+        "the admin token: 'show' prints it, 'rotate' writes a new one to "
+        "<state_dir>/admin_token, which the running server reads at its next request",
+    )
+    token.add_argument("action", choices=["show", "rotate"])
 
 
 def _policy_param_flag(command: argparse.ArgumentParser) -> None:

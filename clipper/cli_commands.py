@@ -13,6 +13,7 @@ import json
 import re
 import sys
 import time
+import webbrowser
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,17 @@ import cloudpickle
 
 from clipper import launcher
 from clipper.artifacts import closure_artifact, directory_artifact, pack_directory
-from clipper.client import AdminClient, QueryClient
+from clipper.client import AdminClient, QueryClient, admin_token_source
 from clipper.config import Settings
+from clipper.dashboard import dashboard_url
 from clipper.exceptions import InvalidRequest, ModelNotFound
+from clipper.security import (
+    admin_token_path,
+    prepare_admin_token,
+    read_admin_token,
+    scheme,
+    write_admin_token,
+)
 
 __all__ = [
     "COMMANDS",
@@ -93,6 +102,7 @@ def previous_version(versions: Sequence[Mapping[str, Any]], current: str) -> str
 
 def start(args: argparse.Namespace, settings: Settings) -> None:
     """Run a server in the foreground, or in the background with --detach."""
+    prepare_admin_token(settings, sys.stdout)  # here: a detached server's output is its log
     if not args.detach:
         server = importlib.import_module("clipper.server")
         server.serve(settings, demo=args.demo)
@@ -101,8 +111,8 @@ def start(args: argparse.Namespace, settings: Settings) -> None:
     pid = launcher.start_server_process(settings, extra_args, timeout_s=args.timeout)
     launcher.wait_query_ready(settings, timeout_s=args.timeout)
     print(f"Clipper cluster {settings.cluster_name!r} started (pid {pid})")
-    print(f"  query API: http://{settings.host}:{settings.query_port}")
-    print(f"  admin API: http://{settings.host}:{settings.admin_port}")
+    print(f"  query API: {scheme(settings)}://{settings.host}:{settings.query_port}")
+    print(f"  admin API: {scheme(settings)}://{settings.host}:{settings.admin_port}")
     print(f"  logs:      {launcher.log_path(settings)}")
 
 
@@ -121,6 +131,16 @@ def status(args: argparse.Namespace, settings: Settings) -> None:
         print(f"{key:<{width}}  {_cell(value)}")
     print()
     replicas(args, settings)
+
+
+def dashboard(args: argparse.Namespace, settings: Settings) -> None:
+    """Print the dashboard's address with the admin token in its fragment; --open opens it."""
+    source = admin_token_source(settings)
+    token = source() if callable(source) else source
+    url = dashboard_url(settings.host, settings.admin_port, token, scheme(settings))
+    print(url)
+    if args.open:
+        webbrowser.open(url)
 
 
 def apps(args: argparse.Namespace, settings: Settings) -> None:
@@ -329,7 +349,7 @@ def predict(args: argparse.Namespace, settings: Settings) -> None:
         raise InvalidRequest(f"JSON_INPUT is not valid JSON: {exc}") from exc
     if args.batch and not isinstance(value, list):
         raise InvalidRequest("With --batch, JSON_INPUT must be a JSON list")
-    with QueryClient.from_settings(settings) as client:
+    with QueryClient.from_settings(settings, token=getattr(args, "token", None)) as client:
         if args.batch:
             reply = client.predict(args.app, input_batch=value, version=args.version)
         else:
@@ -368,6 +388,23 @@ def _print_new_lines(entry: dict[str, Any], printed: dict[str, int], model: str 
         print(new.rstrip("\n"), flush=True)
 
 
+def token(args: argparse.Namespace, settings: Settings) -> None:
+    """`show`: print the admin token clients use; `rotate`: replace the one in the state
+    directory (mode 0600). A running server checks the file at every request, so the old
+    token stops working at once."""
+    state_dir = settings.resolved_state_dir()
+    if args.action == "rotate":
+        new = write_admin_token(state_dir)
+        print(f"New admin token written to {admin_token_path(state_dir)}:", file=sys.stderr)
+        print(new)
+        return
+    current = settings.admin_token.get_secret_value() if settings.admin_token else None
+    current = current or read_admin_token(state_dir)
+    if current is None:
+        raise InvalidRequest(f"No admin token in {admin_token_path(state_dir)} (start the server)")
+    print(current)
+
+
 COMMANDS: dict[str, Command] = {
     "start": start,
     "stop": stop,
@@ -387,6 +424,8 @@ COMMANDS: dict[str, Command] = {
     "scale": scale,
     "predict": predict,
     "logs": logs,
+    "dashboard": dashboard,
+    "token": token,
 }
 """Every command by its name on the command line."""
 

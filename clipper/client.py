@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Callable, Mapping, Sequence
+import ssl
+from collections.abc import Callable, Generator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -23,6 +24,7 @@ from clipper.exceptions import (
     ClipperError,
     Conflict,
     DeployFailed,
+    Forbidden,
     InvalidInput,
     InvalidInputType,
     InvalidName,
@@ -32,14 +34,28 @@ from clipper.exceptions import (
     PayloadTooLarge,
     QueryError,
     ReplicaNotFound,
+    Unauthorized,
     UnknownApplication,
     UnknownVersion,
 )
+from clipper.security.tls import client_verify, scheme
+from clipper.security.tokens import read_admin_token
 
-__all__ = ["AdminClient", "QueryClient", "ServerUnreachable", "encode_json_input"]
+__all__ = [
+    "AdminClient",
+    "QueryClient",
+    "ServerUnreachable",
+    "admin_token_source",
+    "encode_json_input",
+]
 
 Version = str | int
 """Clipper accepted integer versions; they are sent as strings."""
+Verify = bool | ssl.SSLContext
+"""How a client checks an https server: an SSLContext (see clipper.security.tls.client_context
+for one that trusts a CA file), or True (the system's CAs)."""
+TokenSource = str | Callable[[], str | None] | None
+"""A bearer token, or a function read before each request (None: send none)."""
 
 _ADMIN_ERRORS: dict[tuple[int, str], type[ClipperError]] = {
     (400, "Json error"): InvalidRequest,
@@ -51,12 +67,16 @@ _ADMIN_ERRORS: dict[tuple[int, str], type[ClipperError]] = {
 }
 _ADMIN_STATUS_ERRORS: dict[int, type[ClipperError]] = {
     400: InvalidRequest,
+    401: Unauthorized,
+    403: Forbidden,
     404: NotFound,
     409: Conflict,
     413: PayloadTooLarge,
 }
 _QUERY_STATUS_ERRORS: dict[int, type[ClipperError]] = {
     400: InvalidInput,
+    401: Unauthorized,
+    403: Forbidden,
     404: UnknownApplication,
     413: PayloadTooLarge,
 }
@@ -78,6 +98,20 @@ class ServerUnreachable(ClipperError):
     """The server could not be reached (refused, reset or timed-out connection)."""
 
 
+class _BearerAuth(httpx.Auth):
+    """`Authorization: Bearer <token>`, the token (re-)read before every request, so a
+    rotated admin token is picked up without a new client."""
+
+    def __init__(self, token: TokenSource) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        token = self._token() if callable(self._token) else self._token
+        if token:
+            request.headers["Authorization"] = f"Bearer {token}"
+        yield request
+
+
 class _HttpClient:
     """An httpx client whose failures are translated into Clipper's exceptions.
 
@@ -91,14 +125,17 @@ class _HttpClient:
         timeout_s: float,
         transport: httpx.BaseTransport | None,
         keep_alive: bool,
+        token: TokenSource = None,
+        verify: Verify = True,
     ) -> None:
         self.base_url = base_url
         limits = httpx.Limits(
             max_connections=100, max_keepalive_connections=20 if keep_alive else 0
         )
         self._http = httpx.Client(
-            base_url=base_url, timeout=timeout_s, transport=transport, limits=limits
-        )
+            base_url=base_url, timeout=timeout_s, transport=transport, limits=limits,
+            auth=_BearerAuth(token), verify=verify,
+        )  # fmt: skip
 
     def close(self) -> None:
         """Close the underlying connection pool."""
@@ -140,7 +177,12 @@ class _HttpClient:
 
 
 class AdminClient(_HttpClient):
-    """Typed client of the admin API: one method per endpoint of docs/admin-api.md."""
+    """Typed client of the admin API: one method per endpoint of docs/admin-api.md.
+
+    `token` is the admin token (or a function giving it before each request); `https`
+    and `verify` (an SSLContext that trusts the server's CA) reach a server with TLS.
+    `from_settings` finds all three by itself.
+    """
 
     def __init__(
         self,
@@ -150,16 +192,25 @@ class AdminClient(_HttpClient):
         timeout_s: float = 30.0,
         transport: httpx.BaseTransport | None = None,
         keep_alive: bool = True,
+        token: TokenSource = None,
+        https: bool = False,
+        verify: Verify = True,
     ) -> None:
-        super().__init__(f"http://{host}:{port}", timeout_s, transport, keep_alive)
+        url = f"{'https' if https else 'http'}://{host}:{port}"
+        super().__init__(url, timeout_s, transport, keep_alive, token, verify)
         self._timeout_s = timeout_s
 
     @classmethod
     def from_settings(
         cls, settings: Settings, *, timeout_s: float = 30.0, keep_alive: bool = True
     ) -> AdminClient:
-        """A client of the admin API that `settings` describe."""
-        return cls(settings.host, settings.admin_port, timeout_s=timeout_s, keep_alive=keep_alive)
+        """A client of the admin API that `settings` describe, with the admin token from
+        `CLIPPER_ADMIN_TOKEN`, else from `<state_dir>/admin_token` (re-read per request)."""
+        return cls(
+            settings.host, settings.admin_port, timeout_s=timeout_s, keep_alive=keep_alive,
+            token=admin_token_source(settings), https=scheme(settings) == "https",
+            verify=client_verify(settings),
+        )  # fmt: skip
 
     def ping(self) -> str:
         """`GET /admin/ping`: the text `PONG` when the server is up."""
@@ -455,7 +506,11 @@ class AdminClient(_HttpClient):
 
 
 class QueryClient(_HttpClient):
-    """Client of the query API: `POST /<app>/predict`."""
+    """Client of the query API: `POST /<app>/predict`.
+
+    `token` is a query token, needed only by apps that require one; `https` and `verify`
+    as for AdminClient.
+    """
 
     def __init__(
         self,
@@ -465,15 +520,27 @@ class QueryClient(_HttpClient):
         timeout_s: float = 30.0,
         transport: httpx.BaseTransport | None = None,
         keep_alive: bool = True,
+        token: str | None = None,
+        https: bool = False,
+        verify: Verify = True,
     ) -> None:
-        super().__init__(f"http://{host}:{port}", timeout_s, transport, keep_alive)
+        url = f"{'https' if https else 'http'}://{host}:{port}"
+        super().__init__(url, timeout_s, transport, keep_alive, token, verify)
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, timeout_s: float = 30.0, keep_alive: bool = True
+        cls,
+        settings: Settings,
+        *,
+        timeout_s: float = 30.0,
+        keep_alive: bool = True,
+        token: str | None = None,
     ) -> QueryClient:
-        """A client of the query API that `settings` describe."""
-        return cls(settings.host, settings.query_port, timeout_s=timeout_s, keep_alive=keep_alive)
+        """A client of the query API that `settings` describe (with `token`, a query token)."""
+        return cls(
+            settings.host, settings.query_port, timeout_s=timeout_s, keep_alive=keep_alive,
+            token=token, https=scheme(settings) == "https", verify=client_verify(settings),
+        )  # fmt: skip
 
     def predict(
         self,
@@ -547,6 +614,14 @@ class QueryClient(_HttpClient):
         if error_class is None:
             error_class = QueryError if response.status_code < 500 else ClipperError
         return error_class(cause)
+
+
+def admin_token_source(settings: Settings) -> TokenSource:
+    """`CLIPPER_ADMIN_TOKEN` when set, else a reader of `<state_dir>/admin_token`."""
+    if settings.admin_token is not None:
+        return settings.admin_token.get_secret_value()
+    state_dir = settings.resolved_state_dir()
+    return lambda: read_admin_token(state_dir)
 
 
 def encode_json_input(value: Any) -> Any:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "default_state_dir"]
 
@@ -94,6 +94,89 @@ class Settings(BaseSettings):
     )
     env_build_timeout_s: float = Field(
         900.0, description="A model environment whose build takes longer fails the deploy."
+    )
+
+    # -- browsers (issue 10): CORS on the query API --------------------------------------
+    cors_allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins whose web pages may call the query API (CORS), comma-separated "
+        "in the environment, e.g. 'http://localhost:8000'; '*' allows any; empty: CORS off.",
+    )
+
+    @field_validator("cors_allowed_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    # -- security (issue 11): admin and query tokens, TLS ---------------------------------
+    admin_auth: bool = Field(
+        True,
+        description="Require the admin token (`Authorization: Bearer`, from "
+        "<state_dir>/admin_token, created at first start) on the admin API.",
+    )
+    allow_insecure_bind: bool = Field(
+        False,
+        description="Allow binding a non-loopback `host` with admin_auth off (refused "
+        "otherwise: anyone who reaches the port could manage the cluster).",
+    )
+    admin_token: SecretStr | None = Field(
+        None,
+        description="For clients (Python, CLI): the admin token to send; default: the one in "
+        "<state_dir>/admin_token. The server always checks the file.",
+    )
+    tls_cert_file: Path | None = Field(
+        None, description="PEM certificate (chain) of the query and admin APIs: HTTPS when set."
+    )
+    tls_key_file: Path | None = Field(
+        None, description="PEM private key of tls_cert_file (needed with it)."
+    )
+    tls_ca_file: Path | None = Field(
+        None,
+        description="For clients: CA bundle to verify the server with; default: "
+        "tls_cert_file when set (a self-signed certificate), else the system's CAs.",
+    )
+
+    # -- hardening (issue 11): input and connection limits of the query API -------------
+    max_batch_inputs: int = Field(
+        4096,
+        gt=0,
+        description="Most inputs in one request: `input_batch` items, or V2 tensors and batch "
+        "rows (413 above).",
+    )
+    max_string_bytes: int = Field(
+        4 * 1024 * 1024, gt=0, description="Largest string or bytes input, in bytes (413)."
+    )
+    max_tensor_elements: int = Field(
+        16 * 1024 * 1024,
+        gt=0,
+        description="Most elements in one numeric input or V2 tensor, checked against its "
+        "declared shape before any data is read (413).",
+    )
+    max_json_depth: int = Field(
+        32, gt=0, description="Deepest JSON nesting accepted in a request body (400)."
+    )
+    max_header_bytes: int = Field(
+        16 * 1024, gt=0, description="Largest request line plus headers, in bytes (431)."
+    )
+    max_headers: int = Field(100, gt=0, description="Most header fields in a request (431).")
+    max_connections: int = Field(
+        2048,
+        gt=0,
+        description="Most open connections to the query port; more are answered 503 and closed.",
+    )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="Time a client has to send a request's line and headers, from its first "
+        "byte or from connecting (408, then the connection closes).",
+    )
+    body_timeout_s: float = Field(
+        60.0, gt=0, description="Time a client has to send a request's body (408)."
+    )
+    keep_alive_timeout_s: float = Field(
+        30.0, gt=0, description="An idle keep-alive connection is closed after this long."
     )
 
     def resolved_state_dir(self) -> Path:

@@ -23,7 +23,10 @@
     │   ├── Conflict                valid but not allowed in the current state
     │   └── DeployFailed            replicas did not become ready
     │       └── EnvironmentBuildFailed  the model's virtual environment could not be built
-    └── RpcError                    malformed frames or protocol mismatch on the worker RPC
+    ├── RpcError                    malformed frames or protocol mismatch on the worker RPC
+    └── AuthError                   a request without the credentials it needs
+        ├── Unauthorized            no bearer token, or not a valid one
+        └── Forbidden               a valid token not scoped to what was asked
 
 Domain errors carry no HTTP status: `clipper.frontend.errors` holds the one map from
 exception to status and JSON body.
@@ -34,11 +37,13 @@ from __future__ import annotations
 __all__ = [
     "AlreadyExists",
     "ApplicationNotFound",
+    "AuthError",
     "ClipperError",
     "Conflict",
     "DeadlineExceeded",
     "DeployFailed",
     "EnvironmentBuildFailed",
+    "Forbidden",
     "InvalidInput",
     "InvalidInputType",
     "InvalidName",
@@ -54,6 +59,7 @@ __all__ = [
     "ReplicaNotFound",
     "ReplicaUnavailable",
     "RpcError",
+    "Unauthorized",
     "UnknownApplication",
     "UnknownVersion",
 ]
@@ -153,3 +159,15 @@ class EnvironmentBuildFailed(DeployFailed):
 
 class RpcError(ClipperError):
     """A malformed frame or a protocol mismatch on the worker RPC."""
+
+
+class AuthError(ClipperError):
+    """A request without the credentials it needs (the message never holds a token)."""
+
+
+class Unauthorized(AuthError):
+    """No bearer token, or one that is not valid here."""
+
+
+class Forbidden(AuthError):
+    """A valid token that is not scoped to what the request asked for."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,9 +29,11 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 
 class EmbeddedServer(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to its owner."""
+    """A uvicorn server that leaves signal handling to its owner; TLS with `ssl_context`."""
 
-    def __init__(self, app: Any, sock: socket.socket) -> None:
+    def __init__(
+        self, app: Any, sock: socket.socket, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
         config = uvicorn.Config(
             app,
             lifespan="off",
@@ -42,6 +45,7 @@ class EmbeddedServer(uvicorn.Server):
         )
         super().__init__(config)
         self._sock = sock
+        self._ssl_context = ssl_context
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -50,4 +54,7 @@ class EmbeddedServer(uvicorn.Server):
 
     async def run_on_socket(self) -> None:
         """Serve until `should_exit` is set."""
+        if not self.config.loaded:
+            self.config.load()
+        self.config.ssl = self._ssl_context  # serve() keeps a loaded config as it is
         await self.serve(sockets=[self._sock])

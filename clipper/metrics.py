@@ -8,7 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-__all__ = ["CONTENT_TYPE_LATEST", "ModelMetrics", "PolicySample", "ServerMetrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "AppMetrics", "ModelMetrics", "PolicySample", "ServerMetrics"]
 
 PolicySample = tuple[str, str, str, float]
 """One number a selection policy holds: (app, model, statistic, value)."""
@@ -17,6 +17,16 @@ _LATENCY_BUCKETS_S = (
     0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
 )  # fmt: skip
 _BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+class AppMetrics:
+    """The per-request metrics of one app, with labels bound once (cheap to update)."""
+
+    __slots__ = ("latency", "requests")
+
+    def __init__(self, server: ServerMetrics, app: str) -> None:
+        self.requests = server.requests.labels(app)
+        self.latency = server.latency.labels(app)
 
 
 class ModelMetrics:
@@ -33,10 +43,15 @@ class ModelMetrics:
         self.replicas_ready = server.replicas_ready.labels(*labels)
         self._server = server
         self._labels = labels
+        self._replica_batches: dict[int, Counter] = {}
 
     def replica_batches(self, replica: int) -> Counter:
         """Batches served by one replica."""
-        return self._server.replica_batches.labels(*self._labels, str(replica))
+        counter = self._replica_batches.get(replica)
+        if counter is None:
+            counter = self._server.replica_batches.labels(*self._labels, str(replica))
+            self._replica_batches[replica] = counter
+        return counter
 
     def replica_errors(self, replica: int) -> Counter:
         """Failed batches of one replica."""
@@ -98,6 +113,7 @@ class ServerMetrics:
         )  # fmt: skip
 
         self._add_selection_metrics(registry)
+        self._apps: dict[str, AppMetrics] = {}
 
     def _add_selection_metrics(self, registry: CollectorRegistry) -> None:
         """Metrics of apps under a selection policy or a pipeline (issue 5)."""
@@ -133,6 +149,13 @@ class ServerMetrics:
         """Export what selection policies hold (weights, posteriors) as the gauge
         `clipper_policy_state{app, model, stat}`, read from `samples` at each scrape."""
         self.registry.register(_PolicyCollector(samples))
+
+    def for_app(self, app: str) -> AppMetrics:
+        """The bound per-request metrics of an app (kept for the server's lifetime)."""
+        metrics = self._apps.get(app)
+        if metrics is None:
+            metrics = self._apps[app] = AppMetrics(self, app)
+        return metrics
 
     def for_model(self, model: str, version: str) -> ModelMetrics:
         """The bound metrics of one model version."""

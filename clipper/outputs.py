@@ -10,6 +10,9 @@ import orjson
 
 __all__ = ["json_default", "parse_output_string", "to_json_value", "to_wire_value"]
 
+# Values that are JSON as they are (exact types: numpy's float64 subclasses float).
+_PLAIN_SCALARS = frozenset({int, float, bool, type(None)})
+
 
 def parse_output_string(text: str) -> Any:
     """Clipper's rule: an output string that parses as JSON becomes that value ("1" -> 1)."""
@@ -41,6 +44,11 @@ def to_json_value(value: Any) -> Any:
 def to_wire_value(value: Any) -> Any:
     """Like `to_json_value`, but numeric numpy arrays and byte strings stay as they are: the
     worker RPC carries them as raw buffers (`json_default` renders them as JSON later)."""
+    kind = type(value)
+    if kind in _PLAIN_SCALARS:
+        return value
+    if kind is list and all(type(item) in _PLAIN_SCALARS for item in value):
+        return value  # the common list of numbers, taken as it is
     if isinstance(value, np.ndarray) and value.dtype.kind in "biuf":
         return value
     if isinstance(value, (bytes, bytearray, memoryview)):

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import signal
+import ssl
 import sys
 import time
 from pathlib import Path
@@ -18,12 +19,14 @@ from clipper.config import Settings
 from clipper.dataplane.dataplane import DataPlane
 from clipper.environments.manager import EnvironmentManager
 from clipper.exceptions import ClipperError
+from clipper.frontend.cors import CorsPolicy
 from clipper.frontend.http11 import serve_http11
 from clipper.frontend.query_api import QueryApi
 from clipper.frontend.v2.grpc_server import start_grpc
 from clipper.frontend.v2.rest import V2RestApi
 from clipper.frontend.v2.service import InferenceService
 from clipper.http_server import EmbeddedServer, bind_socket
+from clipper.limits import http_limits, input_limits
 from clipper.management.admin_api import build_admin_app
 from clipper.management.log_rotation import rotate_logs
 from clipper.management.policies import run_policy_flusher
@@ -34,7 +37,17 @@ from clipper.memory import keep_freed_memory
 from clipper.metrics import ServerMetrics
 from clipper.placement.local import LocalPlacement
 from clipper.rpc.protocol import Register
+from clipper.rpc.secret import load_or_create_secret
 from clipper.rpc.server import WorkerChannel, start_rpc_listener
+from clipper.security import (
+    AdminTokenFile,
+    QueryTokenGuard,
+    check_bind,
+    ensure_admin_token,
+    prepare_admin_token,
+    server_ssl_context,
+)
+from clipper.security.query_tokens import reload_guard
 from clipper.types import ModelId, ReplicaId
 
 if TYPE_CHECKING:
@@ -63,9 +76,12 @@ class ClipperServer:
             installer=settings.env_installer,
             build_timeout_s=settings.env_build_timeout_s,
         )
-        self.ray_placement = _ray_placement(settings)
+        # Workers must present it to register (clipper.rpc.secret); never logged.
+        self.worker_secret = load_or_create_secret(self.state_dir)
+        self.ray_placement = _ray_placement(settings, self.worker_secret)
+        local = LocalPlacement(settings.worker_python, self.environments, self.worker_secret)
         self.reconciler = Reconciler(
-            self.ray_placement or LocalPlacement(settings.worker_python, self.environments),
+            self.ray_placement or local,
             settings.restart_backoff_initial_s,
             settings.restart_backoff_max_s,
             drain=self._drain_replica,
@@ -74,6 +90,7 @@ class ClipperServer:
         self.started_at = time.time()
         self._channels: set[WorkerChannel] = set()
         self.grpc_server: grpc.aio.Server | None = None
+        self.query_guard = QueryTokenGuard()
 
     # -- worker connections ---------------------------------------------------------
 
@@ -142,11 +159,13 @@ class ClipperServer:
     async def run(self, demo: bool = False) -> None:
         """Serve until `stopping` is set (signal or admin shutdown), then clean up."""
         settings = self.settings
+        tls, token_file = self._prepare_security()
         query_sock = bind_socket(settings.host, settings.query_port)
         admin_sock = bind_socket(settings.host, settings.admin_port)
         rpc = await start_rpc_listener(
-            settings.rpc_host, settings.rpc_port, self._on_register, self._on_lost
-        )
+            settings.rpc_host, settings.rpc_port, self._on_register, self._on_lost,
+            self.worker_secret,
+        )  # fmt: skip
         rpc_port = rpc.sockets[0].getsockname()[1]
         rpc_address = await self._open_placement(rpc_port)
         registry = Registry.open(self.state_dir)
@@ -156,18 +175,23 @@ class ClipperServer:
             rpc_address, environments=self.environments,
         )  # fmt: skip
         inference = InferenceService(self.dataplane, lambda: self.service.snapshot, self.metrics)
-        v2_rest = V2RestApi(inference, settings.max_body_bytes)
-        query_api = QueryApi(self.dataplane, self.metrics, settings.max_body_bytes, v2_rest)
+        limits = input_limits(settings)
+        v2_rest = V2RestApi(inference, settings.max_body_bytes, limits)
+        cors = CorsPolicy(settings.cors_allowed_origins) if settings.cors_allowed_origins else None
+        query_api = QueryApi(self.dataplane, self.metrics, settings.max_body_bytes, v2_rest, cors,
+                             guard=self.query_guard, limits=limits)  # fmt: skip
         query_stop = asyncio.Event()
         admin_app = build_admin_app(
-            self.service, self.metrics, self.status, self.stopping.set, settings.max_body_bytes
-        )
-        admin_server = EmbeddedServer(admin_app, admin_sock)
+            self.service, self.metrics, self.status, self.stopping.set, settings.max_body_bytes,
+            token_file=token_file, query_guard=self.query_guard,
+        )  # fmt: skip
+        admin_server = EmbeddedServer(admin_app, admin_sock, tls)
         try:
             async with asyncio.TaskGroup() as tasks:
                 await self.service.refresh()
+                reload_guard(self.query_guard, self.service)
                 self.grpc_server = await start_grpc(
-                    inference, settings.host, settings.grpc_port, settings.max_body_bytes
+                    inference, settings.host, settings.grpc_port, settings.max_body_bytes, limits
                 )
                 background = [
                     tasks.create_task(self.reconciler.run()),
@@ -177,7 +201,7 @@ class ClipperServer:
                     tasks.create_task(run_policy_flusher(registry, self.dataplane)),
                 ]
                 http_tasks = [
-                    tasks.create_task(self._serve_queries(query_api, query_sock, query_stop)),
+                    tasks.create_task(self._serve_queries(query_api, query_sock, query_stop, tls)),
                     tasks.create_task(admin_server.run_on_socket()),
                 ]
                 self.dataplane.ready = True
@@ -221,16 +245,30 @@ class ClipperServer:
             log.warning("%s", warning)
         return f"tcp://{host}:{rpc_port}"
 
-    async def _serve_queries(self, app: QueryApi, sock: Any, stop: asyncio.Event) -> None:
+    def _prepare_security(self) -> tuple[ssl.SSLContext | None, AdminTokenFile | None]:
+        """Check the bind address, load TLS, make sure the admin token exists: before any
+        port is bound, so a bad setting fails the start with a clear error."""
+        check_bind(self.settings)
+        tls = server_ssl_context(self.settings)
+        if not self.settings.admin_auth:
+            log.warning("admin API authentication is off (admin_auth=false)")
+            return tls, None
+        ensure_admin_token(self.state_dir)
+        return tls, AdminTokenFile(self.state_dir)
+
+    async def _serve_queries(
+        self, app: QueryApi, sock: Any, stop: asyncio.Event, tls: ssl.SSLContext | None
+    ) -> None:
         """The query API on the configured HTTP server."""
         if self.settings.query_http == "uvicorn":
-            server = EmbeddedServer(app, sock)
+            server = EmbeddedServer(app, sock, tls)
             serving = asyncio.ensure_future(server.run_on_socket())
             await stop.wait()
             server.should_exit = True
             await serving
         else:
-            await serve_http11(app, sock, self.settings.max_body_bytes, stop)
+            await serve_http11(app, sock, self.settings.max_body_bytes, stop, tls,
+                               http_limits(self.settings))  # fmt: skip
 
     async def _deploy_demo(self) -> None:
         from clipper.demo import curl_command, deploy_demo
@@ -272,6 +310,7 @@ async def _main(settings: Settings, demo: bool) -> None:
 def serve(settings: Settings, demo: bool = False) -> None:
     """Run a server in the foreground until SIGTERM, SIGINT or an admin shutdown."""
     state_dir = settings.resolved_state_dir()
+    prepare_admin_token(settings, sys.stdout)  # shown on a terminal, never in the log
     _configure_logging(settings, state_dir)
     keep_freed_memory(settings.malloc_keep_bytes)
     pid_path = state_dir / PID_FILE
@@ -289,7 +328,7 @@ def serve(settings: Settings, demo: bool = False) -> None:
                 pid_path.unlink()
 
 
-def _ray_placement(settings: Settings) -> RayPlacement | None:
+def _ray_placement(settings: Settings, secret: str) -> RayPlacement | None:
     """The Ray placement when configured; Ray is an optional dependency, imported only then."""
     if settings.placement != "ray":
         return None
@@ -299,4 +338,5 @@ def _ray_placement(settings: Settings) -> RayPlacement | None:
         raise ClipperError(
             f"the 'ray' placement needs Ray ({exc}); pip install 'clipper-serving[ray]'"
         ) from exc
-    return RayPlacement(settings.ray_address, namespace=f"clipper-{settings.cluster_name}")
+    namespace = f"clipper-{settings.cluster_name}"
+    return RayPlacement(settings.ray_address, namespace=namespace, secret=secret)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from clipper.exceptions import InvalidInputType, InvalidName
 
@@ -77,9 +78,9 @@ def validate_version(version: object) -> str:
     return validate_name(str(version), "version")
 
 
-@dataclass(frozen=True, slots=True)
-class ModelId:
-    """One model version: the unit that has a batch queue and replicas."""
+class ModelId(NamedTuple):
+    """One model version: the unit that has a batch queue and replicas. A named tuple:
+    it keys the hot path's dictionaries, and tuples hash and compare in C."""
 
     name: str
     version: str

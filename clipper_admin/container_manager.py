@@ -12,6 +12,7 @@ from typing import Any, Protocol
 
 from clipper import launcher
 from clipper.config import Settings
+from clipper.security import ensure_admin_token
 
 __all__ = ["ContainerManager", "LocalContainerManager"]
 
@@ -76,8 +77,14 @@ class LocalContainerManager:
         return self._settings
 
     def start_clipper(self, timeout_s: float = 30.0) -> None:
-        """Start the server; return once `/admin/ping` and the query API's `/healthz` answer."""
+        """Start the server; return once `/admin/ping` and the query API's `/healthz` answer.
+
+        The admin token is created here, before the server starts, so that it never appears
+        in the server's log; ClipperConnection reads it from the state directory.
+        """
         deadline = time.monotonic() + timeout_s
+        if self._settings.admin_auth:
+            ensure_admin_token(self._settings.resolved_state_dir())
         self.pid = launcher.start_server_process(self._settings, timeout_s=timeout_s)
         launcher.wait_query_ready(self._settings, max(deadline - time.monotonic(), 1.0))
 

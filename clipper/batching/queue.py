@@ -33,18 +33,17 @@ class PendingQuery:
 
 
 class BatchQueue:
-    """Earliest-deadline-first queue of groups; consumers wait on an event, never poll.
+    """Earliest-deadline-first queue of groups (the dispatcher is told when to look, see
+    ModelServing; the queue itself never blocks).
 
     A group (a client's `input_batch`, or a single input) shares one deadline and is taken
     whole when it fits in the room left in a batch; it is split only when it is larger
-    than a whole batch. Invariant: `_nonempty` is set whenever the heap holds a group (it
-    may also be set spuriously by `wake_all`, so consumers re-check after waking).
+    than a whole batch.
     """
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, list[PendingQuery]]] = []
         self._order = itertools.count()
-        self._nonempty = asyncio.Event()
         self._size = 0
 
     def __len__(self) -> int:
@@ -65,27 +64,6 @@ class BatchQueue:
         deadline = min(query.deadline for query in queries)
         heapq.heappush(self._heap, (deadline, next(self._order), list(queries)))
         self._size += len(queries)
-        self._nonempty.set()
-
-    async def wait(self) -> None:
-        """Return once the queue may hold an item (or `wake_all` was called)."""
-        if not self._heap:
-            self._nonempty.clear()
-            await self._nonempty.wait()
-
-    async def wait_for_more(self, target_items: int, timeout_s: float) -> None:
-        """Wait up to `timeout_s` for the queue to hold `target_items` inputs."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while self._size < target_items:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return
-            self._nonempty.clear()
-            try:
-                await asyncio.wait_for(self._nonempty.wait(), remaining)
-            except TimeoutError:
-                return
 
     def take(self, max_items: int, now: float) -> tuple[list[PendingQuery], list[PendingQuery]]:
         """Pop up to `max_items` live queries, earliest deadline first.
@@ -120,10 +98,6 @@ class BatchQueue:
     def earliest_deadline(self) -> float | None:
         """The deadline of the most urgent queued group, if any."""
         return self._heap[0][0] if self._heap else None
-
-    def wake_all(self) -> None:
-        """Wake every waiting consumer, e.g. when a replica goes away."""
-        self._nonempty.set()
 
     def drain(self) -> list[PendingQuery]:
         """Remove and return everything queued."""

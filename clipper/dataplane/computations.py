@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -93,31 +93,45 @@ class ComputationTable:
         if use_cache and key[0] in self._live:
             self.cache.put(key[0], key[1], future.result())
 
-    async def wait_all(self, futures: list[asyncio.Future[Any]], deadline: float) -> None:
-        """Wait until every future is done or the deadline passes: one waiter, one timer."""
+    def when_all(
+        self, futures: list[asyncio.Future[Any]], deadline: float, callback: Callable[[], None]
+    ) -> None:
+        """Call `callback` once, when every future is done or the deadline passes,
+        whichever comes first: one counter, one timer, no task."""
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
         remaining = len(futures)
+        fired = False
+
+        def fire() -> None:
+            nonlocal fired
+            if fired:
+                return
+            fired = True
+            timer.cancel()
+            for future in futures:
+                future.remove_done_callback(on_done)
+            callback()
 
         def on_done(_: object) -> None:
             nonlocal remaining
             remaining -= 1
-            if remaining == 0 and not waiter.done():
-                waiter.set_result(None)
+            if remaining == 0:
+                fire()
 
-        def on_deadline() -> None:
-            if not waiter.done():
-                waiter.set_result(None)
-
+        timer = loop.call_later(max(0.0, deadline - self._clock()), fire)
         for future in futures:
             future.add_done_callback(on_done)
-        timer = loop.call_later(max(0.0, deadline - self._clock()), on_deadline)
-        try:
-            await waiter
-        finally:
-            timer.cancel()
-            for future in futures:
-                future.remove_done_callback(on_done)
+
+    async def wait_all(self, futures: list[asyncio.Future[Any]], deadline: float) -> None:
+        """Wait until every future is done or the deadline passes."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.when_all(futures, deadline, partial(_resolve, waiter))
+        await waiter
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def failure_reason(serving: ModelServing, future: asyncio.Future[Any]) -> str | None:

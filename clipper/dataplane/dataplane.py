@@ -233,16 +233,30 @@ class DataPlane:
         An app under a selection policy or a pipeline goes through its route; a query
         that names a `version` bypasses the policy and asks that version directly.
         """
+        answers = self.start_predict(app_name, buffers, version, deadline, uid)
+        return answers if isinstance(answers, list) else await answers
+
+    def start_predict(
+        self,
+        app_name: str,
+        buffers: list[bytes],
+        version: str | None,
+        deadline: float,
+        uid: int | None = None,
+    ) -> list[Prediction] | asyncio.Future[list[Prediction]]:
+        """`predict` without a coroutine, for the query API's hot path: the answers at
+        once when none has to wait (cache hits, defaults), else a future of them that
+        resolves by the deadline at the latest."""
         app = self._snapshot.apps.get(app_name)
         if app is None:
             raise UnknownApplication(f"No application named {app_name!r}")
         route = self._routes.get(app_name)
         if route is not None and version is None:
-            return await self._predict_routed(route, buffers, uid, deadline)
+            return asyncio.ensure_future(self._predict_routed(route, buffers, uid, deadline))
         serving = self.resolve_model(app, version)
         if serving is None:
             return [self._default(app_name, NO_MODELS) for _ in buffers]
-        return await self._predict_on(serving, app.cache_enabled, app_name, buffers, deadline)
+        return self._start_on(serving, app.cache_enabled, app_name, buffers, deadline)
 
     async def predict_model(
         self, model_name: str, version: str | None, buffers: list[bytes], deadline: float
@@ -279,13 +293,40 @@ class DataPlane:
         buffers: list[bytes],
         deadline: float,
     ) -> list[Prediction]:
+        answers = self._start_on(serving, app_cache_enabled, app_name, buffers, deadline)
+        return answers if isinstance(answers, list) else await answers
+
+    def _start_on(
+        self,
+        serving: ModelServing,
+        app_cache_enabled: bool,
+        app_name: str | None,
+        buffers: list[bytes],
+        deadline: float,
+    ) -> list[Prediction] | asyncio.Future[list[Prediction]]:
         query_ids = [next(self._query_ids) for _ in buffers]
         record = self._snapshot.versions.get(serving.model_id)
         use_cache = app_cache_enabled and (record is None or record.cache_enabled)
         computations = self._table.start(serving, use_cache, buffers, query_ids, deadline)
         pending = [future for future in computations if not future.done()]
-        if pending:
-            await self._table.wait_all(pending, deadline)
+        if not pending:
+            return self._answers(app_name, serving, query_ids, computations)
+        answers: asyncio.Future[list[Prediction]] = asyncio.get_running_loop().create_future()
+
+        def finish() -> None:
+            if not answers.done():
+                answers.set_result(self._answers(app_name, serving, query_ids, computations))
+
+        self._table.when_all(pending, deadline, finish)
+        return answers
+
+    def _answers(
+        self,
+        app_name: str | None,
+        serving: ModelServing,
+        query_ids: list[int],
+        computations: list[asyncio.Future[Any]],
+    ) -> list[Prediction]:
         return [
             self._answer(app_name, serving, query_id, future)
             for query_id, future in zip(query_ids, computations, strict=True)

@@ -7,6 +7,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from clipper.batching.queue import BatchQueue, PendingQuery
@@ -14,7 +15,7 @@ from clipper.batching.sizing import BatchSizer, make_sizer
 from clipper.exceptions import DeadlineExceeded, ModelError, ReplicaCrashed, ReplicaError
 from clipper.metrics import ModelMetrics
 from clipper.rpc.protocol import BatchError, encode_batch
-from clipper.rpc.server import WorkerChannel
+from clipper.rpc.server import BatchOutcome, WorkerChannel
 from clipper.types import InputType, ModelId
 
 __all__ = ["BatchPolicy", "ModelServing", "ReplicaHandle"]
@@ -34,16 +35,17 @@ class BatchPolicy:
 
 
 class ReplicaHandle:
-    """A connected replica: its channel, batch sizer and dispatcher tasks."""
+    """A connected replica: its channel, batch sizer and batches in flight."""
 
-    __slots__ = ("channel", "draining", "replica_id", "sizer", "tasks")
+    __slots__ = ("channel", "drained", "draining", "in_flight", "replica_id", "sizer")
 
     def __init__(self, replica_id: int, channel: WorkerChannel, sizer: BatchSizer) -> None:
         self.replica_id = replica_id
         self.channel = channel
         self.sizer = sizer
-        self.tasks: list[asyncio.Task[None]] = []
+        self.in_flight = 0
         self.draining = False
+        self.drained: asyncio.Future[None] | None = None  # set by `drain`, resolved at 0
 
     @property
     def accepting(self) -> bool:
@@ -54,10 +56,16 @@ class ReplicaHandle:
 class ModelServing:
     """Queue and replicas of one model version.
 
+    Dispatch is driven by events, not by waiting tasks: queries arriving, a batch
+    finishing, a replica attaching or a policy change each schedule one `_pump`, which
+    hands batches to replicas with a free slot (least loaded first) until the queue is
+    empty or every replica is full. Queries that arrive in one event-loop iteration are
+    therefore batched together, and a reply is turned into answers in the callback that
+    receives it.
+
     Invariant: every query put in the queue has its computation future resolved exactly
     once: by the worker's output, a ReplicaError, or DeadlineExceeded when it expired in
-    the queue. A replica runs up to `max_in_flight` batches at once, one per dispatcher;
-    a dispatcher takes a batch only when it is free, so free replicas take work first.
+    the queue. A replica holds at most `max_in_flight` batches at once.
     """
 
     def __init__(
@@ -79,39 +87,38 @@ class ModelServing:
         self.latency_estimate_s = 0.0
         self.metrics = self._metrics = metrics
         self._clock = clock
+        self._pump_scheduled = False
+        self._fill_until: float | None = None  # delayed batching: dispatch by then at most
+        self._fill_timer: asyncio.TimerHandle | None = None
+        self._closed = False
 
     def submit(self, queries: list[PendingQuery]) -> None:
         """Enqueue the inputs of one request as a group."""
         self.queue.put_group(queries)
+        self._schedule_pump()
 
     def set_policy(self, policy: BatchPolicy) -> None:
-        """Adopt a new batch policy: new sizers, and dispatchers added where needed."""
+        """Adopt a new batch policy: new sizers where the sizing changed."""
         old, self.policy = self.policy, policy
-        for handle in self.replicas.values():
-            if (old.batch_size, old.slo_s) != (policy.batch_size, policy.slo_s):
-                handle.sizer = make_sizer(policy.batch_size, policy.slo_s)
-            self._start_dispatchers(handle)
+        if _sizing(old) != _sizing(policy):
+            for handle in self.replicas.values():
+                handle.sizer = make_sizer(*_sizing(policy))
+        self._schedule_pump()
 
     def attach(self, replica_id: int, channel: WorkerChannel) -> None:
         """Start dispatching to a newly registered replica."""
-        sizer = make_sizer(self.policy.batch_size, self.policy.slo_s)
-        handle = self.replicas[replica_id] = ReplicaHandle(replica_id, channel, sizer)
-        self._start_dispatchers(handle)
+        sizer = make_sizer(*_sizing(self.policy))
+        self.replicas[replica_id] = ReplicaHandle(replica_id, channel, sizer)
         self._report_replicas()
-
-    def _start_dispatchers(self, handle: ReplicaHandle) -> None:
-        loop = asyncio.get_running_loop()
-        while len(handle.tasks) < self.policy.max_in_flight:
-            slot = len(handle.tasks)
-            name = f"dispatch {handle.channel.name}#{slot}"
-            handle.tasks.append(loop.create_task(self._dispatch(handle, slot), name=name))
+        self._schedule_pump()
 
     def detach(self, channel: WorkerChannel) -> None:
-        """Stop dispatching to a replica whose connection closed."""
+        """Stop dispatching to a replica whose connection closed (its batches in flight
+        come back as ReplicaCrashed and are retried or failed)."""
         for replica_id, handle in list(self.replicas.items()):
             if handle.channel is channel:
                 del self.replicas[replica_id]
-        self.queue.wake_all()
+                _resolve_drained(handle)
         self._report_replicas()
 
     def _report_replicas(self) -> None:
@@ -119,12 +126,13 @@ class ModelServing:
             self._metrics.replicas_ready.set(len(self.replicas))
 
     async def close(self) -> None:
-        """Stop every dispatcher and fail what is queued (the version was removed)."""
-        tasks = [task for handle in self.replicas.values() for task in handle.tasks]
+        """Stop dispatching and fail what is queued (the version was removed); batches
+        already in flight are still answered by their replicas."""
+        self._closed = True
+        self._cancel_fill_timer()
+        for handle in self.replicas.values():
+            _resolve_drained(handle)
         self.replicas.clear()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         for query in self.queue.drain():
             _fail(query, ReplicaCrashed(f"model version {self.model_id} was removed"))
         self._report_replicas()
@@ -140,46 +148,82 @@ class ModelServing:
         if handle is None:
             return
         handle.draining = True
-        self.queue.wake_all()
-        await asyncio.wait(handle.tasks, timeout=timeout_s)
+        self._schedule_pump()  # what this replica would have taken goes to the others
+        if handle.in_flight:
+            handle.drained = asyncio.get_running_loop().create_future()
+            await asyncio.wait([handle.drained], timeout=timeout_s)
         self.replicas.pop(replica_id, None)
         self._report_replicas()
 
-    async def _dispatch(self, handle: ReplicaHandle, slot: int) -> None:
-        while handle.accepting and slot < self.policy.max_in_flight:
-            await self.queue.wait()
-            if not handle.accepting:
-                break
+    # -- dispatch -------------------------------------------------------------------------
+
+    def _schedule_pump(self) -> None:
+        """Run `_pump` once, after the callbacks of this loop iteration."""
+        if not self._pump_scheduled and not self._closed:
+            self._pump_scheduled = True
+            asyncio.get_running_loop().call_soon(self._pump)
+
+    def _pump(self) -> None:
+        """Hand queued queries to replicas with a free slot until one side runs out."""
+        self._pump_scheduled = False
+        max_in_flight = self.policy.max_in_flight
+        while len(self.queue) and not self._closed:
+            handle = self._least_loaded(max_in_flight)
+            if handle is None:
+                return
             size = handle.sizer.size
-            await self._maybe_wait_for_fill(size)
+            if self._should_wait_for_fill(size):
+                return
             batch, expired = self.queue.take(size, self._clock())
             if expired:
                 self._expire(expired)
             if batch:
-                await self._run_batch(handle, batch)
-        if slot < len(handle.tasks):
-            self.queue.wake_all()
+                self._send(handle, batch)
 
-    async def _maybe_wait_for_fill(self, size: int) -> None:
+    def _least_loaded(self, max_in_flight: int) -> ReplicaHandle | None:
+        best: ReplicaHandle | None = None
+        for handle in self.replicas.values():
+            free = handle.in_flight < max_in_flight and handle.accepting
+            if free and (best is None or handle.in_flight < best.in_flight):
+                best = handle
+        return best
+
+    def _should_wait_for_fill(self, size: int) -> bool:
         """Delayed batching: under light load, let a batch fill for up to the wait timeout,
-        never past the point where the earliest query could no longer make its deadline."""
+        never past the point where the earliest query could no longer make its deadline.
+        True while the batch should wait (a timer then pumps again)."""
         wait_s = self.policy.wait_timeout_s
         if wait_s <= 0 or len(self.queue) >= size:
-            return
-        earliest = self.queue.earliest_deadline()
-        if earliest is not None:
-            wait_s = min(wait_s, earliest - self._clock() - self.latency_estimate_s)
-        if wait_s > 0:
-            await self.queue.wait_for_more(size, wait_s)
+            self._cancel_fill_timer()
+            return False
+        now = self._clock()
+        if self._fill_until is None:
+            earliest = self.queue.earliest_deadline()
+            if earliest is not None:
+                # Leave the batch its expected latency (half the budget before any is known).
+                budget = earliest - now
+                wait_s = min(wait_s, budget - (self.latency_estimate_s or budget / 2))
+            self._fill_until = now + wait_s
+        if now >= self._fill_until:
+            self._cancel_fill_timer()
+            return False
+        if self._fill_timer is None:
+            loop = asyncio.get_running_loop()
+            self._fill_timer = loop.call_later(self._fill_until - now, self._on_fill_timer)
+        return True
 
-    def _expire(self, expired: list[PendingQuery]) -> None:
-        self.dropped_expired += len(expired)
-        if self._metrics is not None:
-            self._metrics.dropped_expired.inc(len(expired))
-        for query in expired:
-            _fail(query, DeadlineExceeded(f"deadline passed while queued for {self.model_id}"))
+    def _on_fill_timer(self) -> None:
+        self._fill_timer = None
+        self._fill_until = -float("inf")  # the window is over: dispatch what is there
+        self._pump()
 
-    async def _run_batch(self, handle: ReplicaHandle, batch: list[PendingQuery]) -> None:
+    def _cancel_fill_timer(self) -> None:
+        self._fill_until = None
+        if self._fill_timer is not None:
+            self._fill_timer.cancel()
+            self._fill_timer = None
+
+    def _send(self, handle: ReplicaHandle, batch: list[PendingQuery]) -> None:
         channel = handle.channel
         started = self._clock()
         budget_us = max(0, int((min(q.deadline for q in batch) - started) * 1e6))
@@ -187,18 +231,50 @@ class ModelServing:
         frame = encode_batch(
             batch_id, self.input_type.value, budget_us, [query.buffer for query in batch]
         )
-        self._observe_dispatch(batch, started)
+        self._observe_dispatch(batch)
+        handle.in_flight += 1
+        outcome = channel.send_batch(batch_id, frame)
+        outcome.add_done_callback(partial(self._on_outcome, handle, batch, started))
+
+    def _on_outcome(
+        self,
+        handle: ReplicaHandle,
+        batch: list[PendingQuery],
+        started: float,
+        outcome: asyncio.Future[BatchOutcome],
+    ) -> None:
+        """A batch came back (or its replica went away): resolve its queries, pump."""
+        handle.in_flight -= 1
         try:
-            outcome = await channel.send_batch(batch_id, frame)
-        except ReplicaCrashed as exc:
+            self._resolve(handle, batch, started, outcome)
+        finally:
+            if handle.in_flight == 0:
+                _resolve_drained(handle)
+            self._schedule_pump()
+
+    def _resolve(
+        self,
+        handle: ReplicaHandle,
+        batch: list[PendingQuery],
+        started: float,
+        future: asyncio.Future[BatchOutcome],
+    ) -> None:
+        if future.cancelled():
+            error: BaseException | None = ReplicaCrashed(
+                f"batch to {handle.channel.name} cancelled"
+            )
+        else:
+            error = future.exception()
+        if isinstance(error, ReplicaCrashed):
             self._count_error(handle)
-            self._retry_or_fail(batch, exc)
+            self._retry_or_fail(batch, error)
             return
-        except ReplicaError as exc:
+        if error is not None:
             self._count_error(handle)
             for query in batch:
-                _fail(query, exc)
+                _fail(query, error if isinstance(error, ReplicaError) else _replica_error(error))
             return
+        outcome = future.result()
         latency_s = self._clock() - started
         handle.sizer.observe(len(batch), latency_s)
         self.latency_estimate_s = 0.8 * self.latency_estimate_s + 0.2 * latency_s
@@ -221,6 +297,13 @@ class ModelServing:
             else:
                 _succeed(query, next(outputs))
 
+    def _expire(self, expired: list[PendingQuery]) -> None:
+        self.dropped_expired += len(expired)
+        if self._metrics is not None:
+            self._metrics.dropped_expired.inc(len(expired))
+        for query in expired:
+            _fail(query, DeadlineExceeded(f"deadline passed while queued for {self.model_id}"))
+
     def _retry_or_fail(self, batch: list[PendingQuery], error: ReplicaCrashed) -> None:
         """A replica died holding the batch: retry each query once on another replica if
         its deadline still allows, else fail it with the crash."""
@@ -234,20 +317,38 @@ class ModelServing:
                 _fail(query, error)
         if retry:
             log.warning("retrying %d queries of %s after: %s", len(retry), self.model_id, error)
-            self.queue.put_group(retry)
+            self.queue.put_group(retry)  # the caller pumps
 
-    def _observe_dispatch(self, batch: list[PendingQuery], now: float) -> None:
+    def _observe_dispatch(self, batch: list[PendingQuery]) -> None:
         metrics = self._metrics
         if metrics is None:
             return
         metrics.batch_size.observe(len(batch))
         wall_now = time.monotonic()
+        observe = metrics.queue_delay.observe
         for query in batch:
-            metrics.queue_delay.observe(wall_now - query.enqueued_at)
+            observe(wall_now - query.enqueued_at)
 
     def _count_error(self, handle: ReplicaHandle) -> None:
         if self._metrics is not None:
             self._metrics.replica_errors(handle.replica_id).inc()
+
+
+def _sizing(policy: BatchPolicy) -> tuple[int, float]:
+    """The sizer's batch size and latency target. A query may wait for the batches already
+    in flight on its replica (up to `max_in_flight`) before its own runs, so each batch gets
+    an equal share of the SLO: adaptive sizing then keeps queue wait plus compute within it.
+    """
+    return policy.batch_size, policy.slo_s / (1 + policy.max_in_flight)
+
+
+def _replica_error(error: BaseException) -> ReplicaError:
+    return ReplicaError(f"{type(error).__name__}: {error}")
+
+
+def _resolve_drained(handle: ReplicaHandle) -> None:
+    if handle.drained is not None and not handle.drained.done():
+        handle.drained.set_result(None)
 
 
 def _succeed(query: PendingQuery, output: Any) -> None:

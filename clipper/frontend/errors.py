@@ -24,6 +24,8 @@ _ERROR_MAP: tuple[tuple[type[errors.ClipperError], int, str], ...] = (
     (errors.ReplicaError, 503, "Model unavailable"),
     (errors.DeadlineExceeded, 504, "Deadline exceeded"),
     (errors.RpcError, 502, "Worker protocol error"),
+    (errors.Unauthorized, 401, "Unauthorized"),
+    (errors.Forbidden, 403, "Forbidden"),
 )
 
 

@@ -11,6 +11,15 @@ Invariants: requests on one connection are answered in order, one at a time (rea
 pauses while a request is handled, so a pipelining client cannot queue unbounded work);
 a request body over `max_body_bytes` is refused with 413 before it is read; a malformed
 request gets 400 and the connection is closed.
+
+Limits (`clipper.limits.HttpLimits`), each answered, then the connection closed: a request
+line over `max_header_bytes` 414; headers over `max_header_bytes` (counted as received, so
+a header that never ends is cut off within one read of the limit) or more than
+`max_headers` fields 431; a connection past `max_connections` 503. Slow clients: each
+connection holds one deadline, moved at each stage of a request (headers due
+`header_timeout_s` after its first byte, the body `body_timeout_s` after the headers, the
+next request `keep_alive_timeout_s` after an answer); one sweep per server, once a second,
+answers 408 to those past it (an idle connection is just closed). No timer per request.
 """
 
 from __future__ import annotations
@@ -18,24 +27,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import ssl
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from functools import partial
 from typing import Any
 
 import httptools
+
+from clipper.limits import HttpLimits
 
 __all__ = ["Http11Protocol", "serve_http11"]
 
 log = logging.getLogger("clipper.http")
 
 AsgiApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+DirectReply = tuple[int, list[tuple[bytes, bytes]], bytes]
+DirectRespond = Callable[
+    [bytes, bytes, list[tuple[bytes, bytes]], bytes, Callable[[DirectReply], None]], bool
+]
+"""An app may also offer `respond(method, url, headers, body, done) -> bool`: a direct
+path for its hottest requests, with no ASGI messages and no task. When it returns True it
+calls `done((status, headers, body))` exactly once, at once or later; False sends the
+request through the ASGI app as usual."""
 
 _STATUS_LINES = {
     code: f"HTTP/1.1 {code} {reason}\r\n".encode()
     for code, reason in (
         (200, "OK"), (204, "No Content"), (400, "Bad Request"), (401, "Unauthorized"),
         (403, "Forbidden"), (404, "Not Found"), (405, "Method Not Allowed"),
-        (409, "Conflict"), (413, "Payload Too Large"), (415, "Unsupported Media Type"),
-        (422, "Unprocessable Entity"), (500, "Internal Server Error"),
+        (408, "Request Timeout"), (409, "Conflict"), (413, "Payload Too Large"),
+        (414, "URI Too Long"), (415, "Unsupported Media Type"), (422, "Unprocessable Entity"),
+        (431, "Request Header Fields Too Large"), (500, "Internal Server Error"),
         (503, "Service Unavailable"),
     )
 }  # fmt: skip
@@ -43,6 +68,29 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 SHUTDOWN_GRACE_S = 5.0
 _ERROR_BODY_413 = b'{"error":"Payload too large","cause":"request body over the limit"}'
 _ERROR_BODY_400 = b'{"error":"Bad request","cause":"malformed HTTP request"}'
+_INTERNAL_ERROR_REPLY = (
+    500,
+    [(b"content-type", b"application/json")],
+    b'{"error":"Internal error","cause":"unexpected server error"}',
+)
+_ERROR_BODY_408 = b'{"error":"Request timeout","cause":"the request did not arrive in time"}'
+_ERROR_BODY_414 = b'{"error":"URI too long","cause":"request line over max_header_bytes"}'
+_ERROR_BODY_431_SIZE = b'{"error":"Headers too large","cause":"headers over max_header_bytes"}'
+_ERROR_BODY_431_COUNT = b'{"error":"Headers too large","cause":"more than max_headers fields"}'
+_ERROR_BODY_503 = b'{"error":"Service unavailable","cause":"too many connections"}'
+SWEEP_INTERVAL_S = 1.0
+# A connection's stage decides what its deadline means (see the module's docstring).
+_IDLE, _HEADERS, _BODY, _ANSWERING = range(4)
+_now = time.monotonic
+
+
+class _Rejected(Exception):
+    """Raised in a parser callback: answer `status` with `body`, then close."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
 
 
 def _status_line(status: int) -> bytes:
@@ -65,10 +113,17 @@ class _Request:
 class Http11Protocol(asyncio.Protocol):
     """One client connection."""
 
-    def __init__(self, app: AsgiApp, max_body_bytes: int, server_state: _Connections) -> None:
+    def __init__(self, app: AsgiApp, limits: HttpLimits, server_state: _Connections) -> None:
         self._app = app
-        self._max_body_bytes = max_body_bytes
+        self._respond: DirectRespond | None = getattr(app, "respond", None)
+        self._limits = limits
+        self._max_body_bytes = limits.max_body_bytes
         self._connections = server_state
+        self._stage = _IDLE
+        self.deadline = math.inf  # monotonic time this connection's current stage must end
+        self._header_bytes = 0  # bytes received since the last request's headers ended
+        self._header_count = 0
+        self._header_size = 0  # this request's line and header fields, as parsed
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
         self._request = _Request()
@@ -81,10 +136,14 @@ class Http11Protocol(asyncio.Protocol):
     # -- asyncio.Protocol ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Remember the transport."""
+        """Remember the transport; refuse it when the server holds `max_connections`."""
         self._transport = transport  # type: ignore[assignment]
+        if len(self._connections) >= self._limits.max_connections:
+            self._reply_and_close(503, _ERROR_BODY_503)
+            return
         self._client = transport.get_extra_info("peername")
         self._connections.add(self)
+        self.deadline = _now() + self._limits.header_timeout_s
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Forget the connection; a handler still running finishes and writes nowhere."""
@@ -93,35 +152,70 @@ class Http11Protocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Feed the parser; complete requests are queued and handled in order."""
+        if self._stage < _BODY:
+            self._header_bytes += len(data)
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserError:
-            self._reply_and_close(400, _ERROR_BODY_400)
+        except httptools.HttpParserError as exc:
+            rejected = exc.__context__
+            if isinstance(rejected, _Rejected):
+                self._reply_and_close(rejected.status, rejected.body)
+            else:
+                self._reply_and_close(400, _ERROR_BODY_400)
             return
         except httptools.HttpParserUpgrade:
             self._reply_and_close(400, _ERROR_BODY_400)
             return
+        if self._stage == _HEADERS and self._header_bytes > self._limits.max_header_bytes:
+            self._reply_and_close(431, _ERROR_BODY_431_SIZE)
+            return
         self._next()
+
+    def expire(self, now: float) -> None:
+        """The sweep found this connection past its deadline: 408 mid-request, else close."""
+        if self._stage in (_HEADERS, _BODY):
+            log.info("closing a slow client connection from %s", self._client)
+            self._reply_and_close(408, _ERROR_BODY_408)
+        elif self._stage == _IDLE:
+            self._close()
 
     # -- httptools callbacks ------------------------------------------------------------
 
     def on_message_begin(self) -> None:
         self._request = _Request()
         self._body_size = 0
+        self._header_count = 0
+        self._header_size = 0
+        self._stage = _HEADERS
+        self.deadline = _now() + self._limits.header_timeout_s
 
     def on_url(self, url: bytes) -> None:
         self._request.url += url
+        self._header_size += len(url)
+        if self._header_size > self._limits.max_header_bytes:
+            raise _Rejected(414, _ERROR_BODY_414)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        self._header_size += len(name) + len(value) + 4  # ": " and CRLF
+        if self._header_count > self._limits.max_headers:
+            raise _Rejected(431, _ERROR_BODY_431_COUNT)
+        if self._header_size > self._limits.max_header_bytes:
+            raise _Rejected(431, _ERROR_BODY_431_SIZE)
         self._request.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        self._stage = _BODY
+        self.deadline = _now() + self._limits.body_timeout_s
+        self._header_bytes = 0
         expects_continue = False
         for name, value in self._request.headers:
             if name == b"content-length" and value.isdigit():
                 self._request.too_large = int(value) > self._max_body_bytes
             expects_continue |= name == b"expect" and value.lower() == b"100-continue"
-        if expects_continue and not self._request.too_large and self._transport is not None:
+        if self._request.too_large:  # refused before its body is read
+            raise _Rejected(413, _ERROR_BODY_413)
+        if expects_continue and self._transport is not None:
             self._transport.write(_CONTINUE)
 
     def on_body(self, body: bytes) -> None:
@@ -132,6 +226,8 @@ class Http11Protocol(asyncio.Protocol):
             self._request.body.append(body)
 
     def on_message_complete(self) -> None:
+        self._stage = _ANSWERING
+        self.deadline = math.inf
         self._ready.append(self._request)
         if self._transport is not None and len(self._ready) > 1:
             self._transport.pause_reading()
@@ -147,13 +243,32 @@ class Http11Protocol(asyncio.Protocol):
             return
         self._busy = True
         keep_alive = self._parser.should_keep_alive()
-        task = asyncio.get_running_loop().create_task(self._handle(request, keep_alive))
+        body = b"".join(request.body)
+        if self._respond is not None and self._respond_directly(request, body, keep_alive):
+            return
+        task = asyncio.get_running_loop().create_task(self._handle(request, body, keep_alive))
         task.add_done_callback(_log_failure)
 
-    async def _handle(self, request: _Request, keep_alive: bool) -> None:
+    def _respond_directly(self, request: _Request, body: bytes, keep_alive: bool) -> bool:
+        """Offer the request to the app's direct path (see `DirectApp`); True if taken."""
+        assert self._respond is not None
+        method = self._parser.get_method()
+        done = partial(self._answer_directly, keep_alive)
+        try:
+            return self._respond(method, request.url, request.headers, body, done)
+        except Exception:
+            log.exception("unhandled error answering %s %r", method.decode(), request.url)
+            self._answer_directly(keep_alive, _INTERNAL_ERROR_REPLY)
+            return True
+
+    def _answer_directly(self, keep_alive: bool, reply: DirectReply) -> None:
+        status, headers, body = reply
+        self._write(_Response(status, headers, body), keep_alive)
+        self._answered(keep_alive)
+
+    async def _handle(self, request: _Request, body: bytes, keep_alive: bool) -> None:
         url = httptools.parse_url(request.url)
         path = url.path.decode("utf-8", "replace")
-        body = b"".join(request.body)
         scope = {
             "type": "http",
             "method": self._parser.get_method().decode(),
@@ -173,10 +288,17 @@ class Http11Protocol(asyncio.Protocol):
             log.exception("unhandled error answering %s %s", scope["method"], path)
             response = _Response.internal_error()
         self._write(response, keep_alive)
+        self._answered(keep_alive)
+
+    def _answered(self, keep_alive: bool) -> None:
+        """The current request's response is written: close, or go on with the next."""
         self._busy = False
         if not keep_alive:
             self._close()
             return
+        if self._stage == _ANSWERING and not self._ready:
+            self._stage = _IDLE
+            self.deadline = _now() + self._limits.keep_alive_timeout_s
         if self._transport is not None and not self._closing:
             self._transport.resume_reading()
         self._next()
@@ -244,9 +366,8 @@ class _Response:
 
     @classmethod
     def internal_error(cls) -> _Response:
-        body = b'{"error":"Internal error","cause":"unexpected server error"}'
-        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
-        return cls(500, headers, body)
+        status, headers, body = _INTERNAL_ERROR_REPLY
+        return cls(status, list(headers), body)
 
 
 class _Connections(set[Any]):
@@ -256,6 +377,14 @@ class _Connections(set[Any]):
         super().__init__()
         self.all_closed = asyncio.Event()
         self.all_closed.set()
+
+    async def sweep(self) -> None:
+        """Expire the connections past their deadline, once a second, until cancelled."""
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+            now = _now()
+            for connection in [c for c in self if c.deadline < now]:
+                connection.expire(now)
 
     def add(self, connection: Any) -> None:
         super().add(connection)
@@ -272,20 +401,32 @@ def _log_failure(task: asyncio.Task[None]) -> None:
         log.error("HTTP handler task failed", exc_info=task.exception())
 
 
-async def serve_http11(app: AsgiApp, sock: Any, max_body_bytes: int, stop: asyncio.Event) -> None:
+async def serve_http11(
+    app: AsgiApp,
+    sock: Any,
+    max_body_bytes: int,
+    stop: asyncio.Event,
+    ssl_context: ssl.SSLContext | None = None,
+    limits: HttpLimits | None = None,
+) -> None:
     """Serve `app` on a bound listening socket until `stop` is set, then close connections
-    once their current request is answered."""
+    once their current request is answered. With `ssl_context`, connections speak TLS."""
+    limits = replace(limits or HttpLimits(), max_body_bytes=max_body_bytes)
     connections = _Connections()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
-        lambda: Http11Protocol(app, max_body_bytes, connections), sock=sock
+        lambda: Http11Protocol(app, limits, connections), sock=sock, ssl=ssl_context
     )
+    sweeper = loop.create_task(connections.sweep())
     try:
         await stop.wait()
     finally:
+        sweeper.cancel()
         server.close()
         for connection in list(connections):
             connection.shutdown()
         # Requests still being answered finish before the workers go (bounded).
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(connections.all_closed.wait(), SHUTDOWN_GRACE_S)
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper

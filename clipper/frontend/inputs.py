@@ -1,4 +1,8 @@
-"""Decoding and validating query bodies: JSON in, one encoded buffer per input out."""
+"""Decoding and validating query bodies: JSON in, one encoded buffer per input out.
+
+Every input is checked against `InputLimits` (batch length, string bytes, elements) in O(1)
+before it is converted; only keys the decoder does not read are walked for nesting depth.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ import numpy as np
 import orjson
 
 from clipper.exceptions import InvalidInput
+from clipper.limits import InputLimits, check_nesting, json_error
 from clipper.rpc.protocol import NUMERIC_DTYPES
 from clipper.types import InputType
 
@@ -22,6 +27,8 @@ _ACCEPTED_KINDS = {
     InputType.FLOATS: "iuf",
     InputType.DOUBLES: "iuf",
 }
+_KNOWN_KEYS = frozenset(("input", "input_batch", "version", "latency_slo_micros", "uid"))
+DEFAULT_LIMITS = InputLimits()
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,20 +42,28 @@ class PredictRequest:
     uid: int | None = None
 
 
-def encode_input(value: Any, input_type: InputType) -> bytes:
+def encode_input(value: Any, input_type: InputType, limits: InputLimits = DEFAULT_LIMITS) -> bytes:
     """Validate one JSON input against the app's type and encode it for the RPC."""
     dtype = NUMERIC_DTYPES.get(input_type)
     if dtype is not None:
+        if isinstance(value, list):
+            limits.check_elements(len(value))
         return _encode_numeric(value, input_type, dtype)
     if input_type is InputType.TENSORS:
         raise InvalidInput("a tensors model takes named tensors: query it with /v2 or gRPC")
     if input_type is InputType.STRINGS:
         if not isinstance(value, str):
             raise InvalidInput(f"expected a string input, got {type(value).__name__}")
-        return value.encode("utf-8")
+        try:
+            encoded = value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise InvalidInput(f"string input is not valid Unicode: {exc}") from exc
+        limits.check_string(len(encoded))
+        return encoded
     if not isinstance(value, str):
         kind = type(value).__name__
         raise InvalidInput(f"expected a base64 string for a bytes input, got {kind}")
+    limits.check_string(len(value) * 3 // 4)
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as exc:
@@ -78,6 +93,12 @@ def _encode_numeric(value: Any, input_type: InputType, dtype: np.dtype[Any]) -> 
         and (array.max() > np.iinfo(np.int32).max or array.min() < np.iinfo(np.int32).min)
     ):
         raise InvalidInput("integer input out of the 32-bit range")
+    if input_type is InputType.FLOATS and array.dtype.kind == "f":
+        try:
+            with np.errstate(over="raise"):
+                return array.astype(dtype, copy=False).tobytes()
+        except FloatingPointError as exc:
+            raise InvalidInput("input value out of the 32-bit float range") from exc
     return array.astype(dtype, copy=False).tobytes()
 
 
@@ -99,14 +120,18 @@ def optional_uid(body: dict[str, Any]) -> int | None:
     return uid
 
 
-def decode_predict_request(raw: bytes, input_type: InputType) -> PredictRequest:
+def decode_predict_request(
+    raw: bytes, input_type: InputType, limits: InputLimits = DEFAULT_LIMITS
+) -> PredictRequest:
     """Parse a predict body: `{"input": x}` or `{"input_batch": [...]}`, optional version."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"malformed JSON: {exc}") from exc
+        raise json_error(exc, limits) from exc
     if not isinstance(body, dict):
         raise InvalidInput("the request body must be a JSON object")
+    if not body.keys() <= _KNOWN_KEYS:  # keys no decoder below reads: bound their nesting
+        check_nesting(body, limits)
     version = body.get("version")
     if version is not None:
         if isinstance(version, bool) or not isinstance(version, (str, int)):
@@ -115,12 +140,13 @@ def decode_predict_request(raw: bytes, input_type: InputType) -> PredictRequest:
     slo_us = _optional_int(body, "latency_slo_micros")
     uid = optional_uid(body)
     if "input" in body:
-        buffers = [encode_input(body["input"], input_type)]
+        buffers = [encode_input(body["input"], input_type, limits)]
         return PredictRequest(buffers, False, version, slo_us, uid)
     if "input_batch" in body:
         batch = body["input_batch"]
         if not isinstance(batch, list) or not batch:
             raise InvalidInput("input_batch must be a non-empty list of inputs")
-        buffers = [encode_input(item, input_type) for item in batch]
+        limits.check_batch(len(batch))
+        buffers = [encode_input(item, input_type, limits) for item in batch]
         return PredictRequest(buffers, True, version, slo_us, uid)
     raise InvalidInput("the request must have an 'input' or an 'input_batch' key")

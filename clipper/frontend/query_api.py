@@ -2,27 +2,46 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import orjson
 
 from clipper.dataplane.dataplane import DataPlane, Prediction
-from clipper.exceptions import ClipperError, InvalidInput, PayloadTooLarge, UnknownApplication
+from clipper.exceptions import (
+    AuthError,
+    ClipperError,
+    InvalidInput,
+    PayloadTooLarge,
+    UnknownApplication,
+)
+from clipper.frontend.cors import CorsPolicy
 from clipper.frontend.errors import error_body, error_response
 from clipper.frontend.feedback import decode_update_request
-from clipper.frontend.inputs import decode_predict_request
+from clipper.frontend.inputs import PredictRequest, decode_predict_request
+from clipper.frontend.v2.errors import http_status
 from clipper.frontend.v2.rest import V2RestApi
+from clipper.limits import InputLimits
 from clipper.metrics import CONTENT_TYPE_LATEST, ServerMetrics
 from clipper.outputs import json_default
+from clipper.security.auth import QueryTokenGuard, auth_headers
 
 __all__ = ["QueryApi"]
 
 Scope = dict[str, Any]
 Send = Any
 Receive = Any
+Headers = list[tuple[bytes, bytes]]
+Reply = tuple[int, Headers, bytes]
+"""What the direct path answers: status, headers (no content-length) and body."""
+log = logging.getLogger("clipper.query")
 
 _JSON = [(b"content-type", b"application/json")]
+_INTERNAL_ERROR: Reply = (500, _JSON, error_body("Internal error", "unexpected server error"))
 _TIMEOUT_HEADER = b"clipper-timeout-us"
 
 
@@ -49,8 +68,14 @@ class QueryApi:
         metrics: ServerMetrics,
         max_body_bytes: int,
         v2: V2RestApi | None = None,
+        cors: CorsPolicy | None = None,
+        guard: QueryTokenGuard | None = None,
+        limits: InputLimits | None = None,
     ) -> None:
         self._dataplane = dataplane
+        self._limits = limits if limits is not None else InputLimits()
+        self._guard = guard if guard is not None else QueryTokenGuard()  # query tokens
+        self._cors = cors  # None: CORS off, nothing on the hot path
         self._metrics = metrics
         self._max_body_bytes = max_body_bytes
         self._v2 = v2
@@ -62,10 +87,18 @@ class QueryApi:
             return
         if scope["type"] != "http":
             return
+        if self._cors is not None:
+            send = await self._cors.intercept(scope, send)
+            if send is None:  # a preflight, answered
+                return
         if self._v2 is not None and self._v2.handles(scope["path"]):
-            await self._v2(scope, receive, send)  # the Open Inference Protocol, /openapi.json
-            return
-        status, body, headers = await self._handle(scope, receive)
+            denied = self._guard.v2_names and _v2_denied(self._guard, scope)
+            if not denied:
+                await self._v2(scope, receive, send)  # the Open Inference Protocol
+                return
+            status, body, headers = denied
+        else:
+            status, body, headers = await self._handle(scope, receive)
         headers = [*headers, (b"content-length", str(len(body)).encode())]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
@@ -77,16 +110,19 @@ class QueryApi:
             if method == "POST":
                 parts = path.strip("/").split("/")
                 if len(parts) == 2 and parts[1] == "predict":
+                    self._guard.require(parts[0], scope["headers"])
                     body = await self._read_body(scope, receive)
                     return 200, await self._predict(parts[0], body, scope), _JSON
                 if len(parts) == 2 and parts[1] == "update":
+                    self._guard.require(parts[0], scope["headers"])
                     body = await self._read_body(scope, receive)
                     return 200, await self._update(parts[0], body), _JSON
             elif method == "GET":
                 return self._get(path)
         except ClipperError as exc:
             status, kind, cause = error_response(exc)
-            return status, error_body(kind, cause), _JSON
+            headers = auth_headers(exc) if isinstance(exc, AuthError) else _JSON
+            return status, error_body(kind, cause), headers
         return 404, error_body("Not found", f"no route for {method} {path}"), _JSON
 
     def _get(self, path: str) -> tuple[int, bytes, list[Any]]:
@@ -127,18 +163,82 @@ class QueryApi:
 
     async def _predict(self, app_name: str, body: bytes, scope: Scope) -> bytes:
         started = time.monotonic()
+        request, answers = self._start_predict(app_name, body, scope["headers"], started)
+        predictions = answers if isinstance(answers, list) else await answers
+        return self._predict_body(app_name, request, predictions, started)
+
+    def _start_predict(
+        self, app_name: str, body: bytes, headers: Headers, started: float
+    ) -> tuple[PredictRequest, list[Prediction] | asyncio.Future[list[Prediction]]]:
         app = self._dataplane.app(app_name)
         if app is None:
             raise UnknownApplication(f"No application named {app_name!r}")
-        request = decode_predict_request(body, app.input_type)
-        budget_us = _budget_us(app.latency_slo_us, request.latency_slo_us, scope)
-        predictions = await self._dataplane.predict(
+        request = decode_predict_request(body, app.input_type, self._limits)
+        budget_us = _budget_us(app.latency_slo_us, request.latency_slo_us, headers)
+        answers = self._dataplane.start_predict(
             app_name, request.buffers, request.version, started + budget_us / 1e6, request.uid
         )
+        return request, answers
+
+    def _predict_body(
+        self, app_name: str, request: PredictRequest, predictions: list[Prediction], started: float
+    ) -> bytes:
         self._observe(app_name, predictions, time.monotonic() - started)
         if request.is_batch:
             return _dumps({"batch_predictions": [_reply_dict(p) for p in predictions]})
         return _dumps(_reply_dict(predictions[0]))
+
+    # -- the direct path of the lean HTTP server (see clipper.frontend.http11) ----------
+
+    def respond(
+        self,
+        method: bytes,
+        url: bytes,
+        headers: Headers,
+        body: bytes,
+        done: Callable[[Reply], None],
+    ) -> bool:
+        """Answer `POST /<app>/predict` without ASGI messages or a task: `done(reply)` is
+        called exactly once, at once or when the answers are in. False (and `done` never
+        called) for any other request: the server then goes through the ASGI app."""
+        if method != b"POST" or self._cors is not None:
+            return False
+        parts = url.partition(b"?")[0].split(b"/")
+        if len(parts) != 3 or parts[0] or parts[2] != b"predict" or b"%" in parts[1]:
+            return False
+        app_name = parts[1].decode("utf-8", "replace")
+        started = time.monotonic()
+        try:
+            self._guard.require(app_name, headers)
+            request, answers = self._start_predict(app_name, body, headers, started)
+        except ClipperError as exc:
+            done(_error_reply(exc))
+            return True
+        if isinstance(answers, list):
+            done((200, _JSON, self._predict_body(app_name, request, answers, started)))
+        else:
+            answers.add_done_callback(partial(self._finish, done, app_name, request, started))
+        return True
+
+    def _finish(
+        self,
+        done: Callable[[Reply], None],
+        app_name: str,
+        request: PredictRequest,
+        started: float,
+        answers: asyncio.Future[list[Prediction]],
+    ) -> None:
+        if answers.cancelled():
+            done(_INTERNAL_ERROR)
+            return
+        error = answers.exception()
+        if isinstance(error, ClipperError):
+            done(_error_reply(error))
+        elif error is not None:
+            log.error("predict on %s failed", app_name, exc_info=error)
+            done(_INTERNAL_ERROR)
+        else:
+            done((200, _JSON, self._predict_body(app_name, request, answers.result(), started)))
 
     async def _update(self, app_name: str, body: bytes) -> bytes:
         """Feedback for the app's selection policy (see clipper.frontend.feedback)."""
@@ -150,12 +250,25 @@ class QueryApi:
 
     def _observe(self, app_name: str, predictions: list[Prediction], latency_s: float) -> None:
         metrics = self._metrics
-        metrics.requests.labels(app_name).inc()
-        metrics.latency.labels(app_name).observe(latency_s)
+        app_metrics = metrics.for_app(app_name)
+        app_metrics.requests.inc()
+        app_metrics.latency.observe(latency_s)
         for prediction in predictions:
             if prediction.is_default:
                 reason = (prediction.explanation or "").split(":")[0]
                 metrics.defaults.labels(app_name, reason).inc()
+
+
+def _v2_denied(guard: QueryTokenGuard, scope: Scope) -> tuple[int, bytes, list[Any]] | None:
+    """A V2 error answer when a POST to a model or app that needs a query token lacks it."""
+    parts = [part for part in scope["path"].split("/") if part]  # as V2RestApi splits it
+    if scope["method"] != "POST" or len(parts) < 3 or parts[1] != "models":
+        return None
+    try:
+        guard.require_v2(parts[2], scope["headers"])
+    except AuthError as exc:
+        return http_status(exc), orjson.dumps({"error": str(exc)}), auth_headers(exc)
+    return None
 
 
 def _dumps(reply: dict[str, Any]) -> bytes:
@@ -163,12 +276,18 @@ def _dumps(reply: dict[str, Any]) -> bytes:
     return orjson.dumps(reply, default=json_default, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def _budget_us(app_slo_us: int, body_slo_us: int | None, scope: Scope) -> int:
+def _error_reply(exc: ClipperError) -> Reply:
+    status, kind, cause = error_response(exc)
+    headers = auth_headers(exc) if isinstance(exc, AuthError) else _JSON
+    return status, headers, error_body(kind, cause)
+
+
+def _budget_us(app_slo_us: int, body_slo_us: int | None, headers: Headers) -> int:
     """The query's budget: the app's SLO, or a shorter one from the body or header."""
     budget = app_slo_us
     if body_slo_us is not None:
         budget = min(budget, body_slo_us)
-    for name, value in scope["headers"]:
+    for name, value in headers:
         if name == _TIMEOUT_HEADER:
             if not value.isdigit() or int(value) <= 0:
                 raise InvalidInput("Clipper-Timeout-Us must be a positive integer")

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
@@ -17,11 +18,16 @@ from clipper.exceptions import ClipperError, ModelNotFound, PayloadTooLarge
 from clipper.frontend.errors import error_body, error_response
 from clipper.frontend.v2.signature import validate_signature
 from clipper.management import policies
+from clipper.management.admin_openapi import admin_openapi_json
 from clipper.management.admin_requests import optional, parse_body, required, string_list
+from clipper.management.dashboard_api import dashboard_routes
 from clipper.management.records import ModelVersionRecord
 from clipper.management.service import ClusterService
 from clipper.metrics import ServerMetrics
 from clipper.placement.resources import ResourceRequest
+from clipper.security import query_tokens
+from clipper.security.auth import AdminAuth, QueryTokenGuard
+from clipper.security.tokens import AdminTokenFile
 from clipper.types import InputType, ModelId, ReplicaId, parse_input_type, validate_version
 
 __all__ = ["build_admin_app"]
@@ -38,6 +44,15 @@ def _json(value: Any, status: int = 200) -> Response:
 def _error(exc: ClipperError) -> Response:
     status, kind, cause = error_response(exc)
     return Response(error_body(kind, cause), status, media_type="application/json")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own errors (no route, wrong method) in the stable error shape."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    headers = getattr(exc, "headers", None)
+    cause = f"{request.method} {request.url.path}: {getattr(exc, 'detail', 'error')}"
+    kind = "Not found" if status == 404 else "Method not allowed" if status == 405 else "Error"
+    return Response(error_body(kind, cause), status, headers, media_type="application/json")
 
 
 def _model_id(body: Body) -> ModelId:
@@ -58,6 +73,8 @@ async def add_app(service: ClusterService, body: Body) -> Any:
         optional(body, "policy", str, "single"),
         optional(body, "policy_params", dict, {}),
     )
+    if optional(body, "require_query_token", bool, False):
+        service.registry.set_app_query_auth(name, True)
     return {"name": name}
 
 
@@ -146,11 +163,12 @@ async def delete_versioned_model(service: ClusterService, body: Body) -> Any:
 
 
 async def get_all_applications(service: ClusterService, body: Body) -> Any:
-    return service.all_apps(optional(body, "verbose", bool, False))
+    apps = service.all_apps(optional(body, "verbose", bool, False))
+    return query_tokens.with_query_auth(service, apps)
 
 
 async def get_application(service: ClusterService, body: Body) -> Any:
-    return service.app_info(required(body, "name", str))
+    return query_tokens.with_query_auth(service, service.app_info(required(body, "name", str)))
 
 
 async def get_linked_models(service: ClusterService, body: Body) -> Any:
@@ -259,6 +277,9 @@ def _read_text(path: Path) -> str:
     return path.read_bytes().decode("utf-8", "replace")
 
 
+_GET_ONLY = frozenset({"ping"})
+"""`/admin/<name>` paths answered to GET only (POST to them is 405, not an operation)."""
+
 _HANDLERS: dict[str, Handler] = {
     handler.__name__: handler
     for handler in (
@@ -268,6 +289,8 @@ _HANDLERS: dict[str, Handler] = {
         set_num_replicas, get_num_replicas, get_current_model_version, wait_model_ready,
         set_batch_policy, set_cache, get_logs, prepare_environment, get_environments,
         get_events, set_app_policy, set_app_pipeline,
+        query_tokens.create_query_token, query_tokens.get_query_tokens,
+        query_tokens.revoke_query_token, query_tokens.set_app_query_auth,
     )
 }  # fmt: skip
 
@@ -278,8 +301,12 @@ def build_admin_app(
     status: Callable[[], dict[str, Any]],
     request_shutdown: Callable[[], None],
     max_body_bytes: int,
-) -> Starlette:
-    """The admin ASGI app over a ClusterService."""
+    *,
+    token_file: AdminTokenFile | None = None,
+    query_guard: QueryTokenGuard | None = None,
+) -> Starlette | AdminAuth:
+    """The admin ASGI app over a ClusterService: behind the admin token when `token_file`
+    is given; `query_guard` is rebuilt after every operation that may change it."""
 
     async def read_body(request: Request) -> bytes:
         length = request.headers.get("content-length", "")
@@ -288,14 +315,21 @@ def build_admin_app(
         return await request.body()
 
     async def dispatch(request: Request) -> Response:
-        handler = _HANDLERS.get(request.path_params["operation"])
+        operation = request.path_params["operation"]
+        handler = _HANDLERS.get(operation)
+        if operation in _GET_ONLY:
+            raise HTTPException(405, "use GET", {"Allow": "GET"})
         if handler is None:
             return Response(error_body("Not found", f"no admin operation {request.url.path}"),
                             404, media_type="application/json")  # fmt: skip
         try:
-            return _json(await handler(service, parse_body(await read_body(request))))
+            answer = await handler(service, parse_body(await read_body(request)))
         except ClipperError as exc:
             return _error(exc)
+        finally:
+            if query_guard is not None and not handler.__name__.startswith("get_"):
+                query_tokens.reload_guard(query_guard, service)
+        return _json(answer)
 
     async def upload_artifact(request: Request) -> Response:
         try:
@@ -317,16 +351,22 @@ def build_admin_app(
     async def status_json(request: Request) -> Response:
         return _json(status())
 
+    async def openapi(request: Request) -> Response:
+        return Response(admin_openapi_json(), media_type="application/json")
+
     async def shutdown(request: Request) -> Response:
         request_shutdown()
         return _json({"stopping": True})
 
     routes = [
         Route("/admin/ping", ping, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
         Route("/admin/metrics", metrics_json, methods=["GET", "POST"]),
         Route("/admin/status", status_json, methods=["GET", "POST"]),
         Route("/admin/shutdown", shutdown, methods=["POST"]),
         Route("/admin/artifacts/{model_name}/{model_version}", upload_artifact, methods=["PUT"]),
+        *dashboard_routes(service, metrics),  # the web dashboard at / (issue 10)
         Route("/admin/{operation}", dispatch, methods=["POST"]),
     ]
-    return Starlette(routes=routes)
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    return app if token_file is None else AdminAuth(app, token_file)

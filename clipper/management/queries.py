@@ -17,18 +17,23 @@ from clipper.types import parse_input_type
 
 __all__ = [
     "current_version",
+    "delete_query_token",
     "insert_app",
+    "insert_query_token",
     "insert_version",
     "linked_models",
     "model_input_type",
     "model_output_types",
     "read_app",
     "read_apps",
+    "read_query_auth_apps",
+    "read_query_tokens",
     "read_snapshot",
     "read_version",
     "read_versions",
     "require_app",
     "require_version",
+    "set_query_auth",
     "switch_current",
     "version_exists",
 ]
@@ -239,3 +244,43 @@ def _version_from_row(row: tuple[Any, ...]) -> ModelVersionRecord:
         output_type=None if output_type is None else parse_input_type(output_type),
         resources=ResourceRequest.parse(json.loads(resources)),
     )
+
+
+# -- query tokens (issue 11) -------------------------------------------------------------
+
+
+def insert_query_token(
+    conn: sqlite3.Connection, token_hash: str, apps: list[str], label: str, created_at: float
+) -> int:
+    """Store a token's hash and scope; returns its id."""
+    cursor = conn.execute(
+        "INSERT INTO query_tokens (token_hash, apps, label, created_at) VALUES (?, ?, ?, ?)",
+        (token_hash, json.dumps(apps), label, created_at),
+    )
+    return int(cursor.lastrowid or 0)
+
+
+def read_query_tokens(conn: sqlite3.Connection) -> list[tuple[int, str, list[str], str, float]]:
+    """Every query token as (id, hash, apps, label, created_at), oldest first."""
+    rows = conn.execute(
+        "SELECT id, token_hash, apps, label, created_at FROM query_tokens ORDER BY id"
+    ).fetchall()
+    return [(row[0], row[1], json.loads(row[2]), row[3], row[4]) for row in rows]
+
+
+def delete_query_token(conn: sqlite3.Connection, token_id: int) -> bool:
+    """Remove a token; whether it existed."""
+    return conn.execute("DELETE FROM query_tokens WHERE id = ?", (token_id,)).rowcount > 0
+
+
+def set_query_auth(conn: sqlite3.Connection, app: str, required: bool) -> None:
+    """Mark or unmark an (existing) app as requiring a query token."""
+    if required:
+        conn.execute("INSERT OR IGNORE INTO app_query_auth (app_name) VALUES (?)", (app,))
+    else:
+        conn.execute("DELETE FROM app_query_auth WHERE app_name = ?", (app,))
+
+
+def read_query_auth_apps(conn: sqlite3.Connection) -> set[str]:
+    """The apps that require a query token."""
+    return {row[0] for row in conn.execute("SELECT app_name FROM app_query_auth")}

@@ -2,7 +2,9 @@
 
 Invariants: at most one process per ReplicaId; a replica that exits while still wanted is
 restarted after an exponential backoff (initial * 2**(crashes-1), capped), reset once it
-has been ready for a while; a replica no longer wanted is stopped and forgotten.
+has been ready for a while; a replica no longer wanted is stopped and forgotten. A replica
+that exits with MEMORY_LIMIT_EXIT_CODE is reported as having exceeded its memory limit (in
+`last_error`, which operators see, and the server log) and restarted like any crash.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from clipper.placement.base import (
     placement_details,
 )
 from clipper.types import ModelId, ReplicaId
+from clipper.worker.limits import MEMORY_LIMIT_EXCEEDED, MEMORY_LIMIT_EXIT_CODE
 
 __all__ = ["Reconciler", "ReplicaState", "ReplicaStatus"]
 
@@ -177,8 +180,11 @@ class Reconciler:
             self.replicas.pop(replica_id, None)
             log.info("replica %s stopped", replica_id)
         else:
-            status.last_error = _read_tail(status.launch)
-            log.warning("replica %s exited with code %s", replica_id, exit_code)
+            status.last_error = _exit_report(status.launch, exit_code)
+            if exit_code == MEMORY_LIMIT_EXIT_CODE:
+                log.warning("replica %s exited: %s", replica_id, MEMORY_LIMIT_EXCEEDED)
+            else:
+                log.warning("replica %s exited with code %s", replica_id, exit_code)
             self._schedule_restart(status)
         self._notify()
         self._wake.set()
@@ -255,6 +261,16 @@ async def _kill_after(process: RunningReplica, grace_s: float) -> None:
         await asyncio.wait_for(process.wait(), grace_s)
     except TimeoutError:
         process.kill()
+
+
+def _exit_report(launch: ReplicaLaunch, exit_code: int) -> str:
+    """What operators see of an exit: the worker log's tail, then (last, so a shortened
+    report keeps it) the memory-limit verdict."""
+    tail = _read_tail(launch)
+    if exit_code != MEMORY_LIMIT_EXIT_CODE:
+        return tail
+    limit = launch.resources.limits.memory_limit_bytes
+    return f"{tail}\nclipper: {MEMORY_LIMIT_EXCEEDED} (limit {limit} bytes); worker stopped"
 
 
 def _read_tail(launch: ReplicaLaunch) -> str:

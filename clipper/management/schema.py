@@ -80,7 +80,22 @@ _V1: tuple[str, ...] = (
     )""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1,)
+# Issue 11: query tokens (stored as their SHA-256 only) and the apps that require one.
+_V2: tuple[str, ...] = (
+    """CREATE TABLE query_tokens (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        token_hash TEXT NOT NULL UNIQUE,
+        apps TEXT NOT NULL,
+        label TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL
+    )""",
+    # An app listed here answers queries only with a query token scoped to it.
+    """CREATE TABLE app_query_auth (
+        app_name TEXT PRIMARY KEY REFERENCES apps (name) ON DELETE CASCADE
+    )""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

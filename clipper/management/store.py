@@ -20,7 +20,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from clipper.exceptions import AlreadyExists, Conflict, InvalidRequest, ModelNotFound
+from clipper.exceptions import (
+    AlreadyExists,
+    Conflict,
+    InvalidRequest,
+    ModelNotFound,
+    NotFound,
+)
 from clipper.management import queries as q
 from clipper.management.pipelines import check_pipeline, check_step_output
 from clipper.management.records import AppRecord, ModelVersionRecord, RegistrySnapshot
@@ -365,6 +371,48 @@ class Registry:
         """
         with self._read() as conn:
             return q.read_snapshot(conn)
+
+    # -- query tokens (issue 11) ----------------------------------------------------------
+
+    def create_query_token(self, token_hash: str, apps: list[str], label: str = "") -> int:
+        """Store a query token's SHA-256 (never the token) scoped to existing `apps`."""
+        if not apps:
+            raise InvalidRequest("a query token needs at least one app")
+        with self._write() as conn:
+            for app in apps:
+                q.require_app(conn, app)
+            return q.insert_query_token(conn, token_hash, sorted(set(apps)), label, self._clock())
+
+    def query_tokens(self) -> list[dict[str, Any]]:
+        """Every query token's id, apps, label and creation time (no hashes)."""
+        with self._read() as conn:
+            rows = q.read_query_tokens(conn)
+        return [
+            {"id": token_id, "apps": apps, "label": label, "created_at": created_at}
+            for token_id, _, apps, label, created_at in rows
+        ]
+
+    def query_token_scopes(self) -> dict[str, list[str]]:
+        """Each query token's hash with the apps it is scoped to."""
+        with self._read() as conn:
+            return {token_hash: apps for _, token_hash, apps, _, _ in q.read_query_tokens(conn)}
+
+    def revoke_query_token(self, token_id: int) -> None:
+        """Delete a query token; NotFound if there is none with that id."""
+        with self._write() as conn:
+            if not q.delete_query_token(conn, token_id):
+                raise NotFound(f"No query token with id {token_id}")
+
+    def set_app_query_auth(self, app: str, required: bool) -> None:
+        """Make an app's queries require a query token (or not); ApplicationNotFound."""
+        with self._write() as conn:
+            q.require_app(conn, app)
+            q.set_query_auth(conn, app, required)
+
+    def query_auth_apps(self) -> set[str]:
+        """The apps whose queries require a query token."""
+        with self._read() as conn:
+            return q.read_query_auth_apps(conn)
 
     # -- internals ----------------------------------------------------------------------
 

@@ -12,6 +12,8 @@ from clipper.environments.manager import EnvironmentManager
 from clipper.environments.spec import Environment
 from clipper.exceptions import ClipperError
 from clipper.placement.base import ReplicaLaunch
+from clipper.rpc.secret import SECRET_ENV
+from clipper.worker.limits import reap_cgroup
 
 __all__ = ["LocalPlacement", "LocalReplica", "PendingReplica"]
 
@@ -30,8 +32,9 @@ class LocalReplica:
         return self._process.pid
 
     async def wait(self) -> int:
-        """Wait for exit; return the exit code (negative: killed by that signal)."""
-        return await self._process.wait()
+        """Wait for exit; return the exit code (negative: killed by that signal;
+        MEMORY_LIMIT_EXIT_CODE: killed for exceeding its memory cgroup's limit)."""
+        return reap_cgroup(self._process.pid, await self._process.wait())
 
     def terminate(self) -> None:
         """SIGTERM, if still running."""
@@ -110,14 +113,19 @@ class LocalPlacement:
 
     The interpreter is the server's (or `python`) when it satisfies the environment the
     artifact records, else the environment's cached virtual environment, built first when
-    missing (see `clipper.environments.manager`).
+    missing (see `clipper.environments.manager`). Workers get the cluster's `secret` in
+    their environment and the replica's limits as flags.
     """
 
     def __init__(
-        self, python: str | None = None, environments: EnvironmentManager | None = None
+        self,
+        python: str | None = None,
+        environments: EnvironmentManager | None = None,
+        secret: str = "",
     ) -> None:
         self._python = python or sys.executable
         self.environments = environments
+        self._secret = secret
 
     async def start(self, launch: ReplicaLaunch) -> LocalReplica | PendingReplica:
         """Spawn the worker now if its interpreter is ready, else once it is built."""
@@ -144,9 +152,10 @@ class LocalPlacement:
             "--artifact", str(launch.artifact),
             "--heartbeat-interval-s", str(launch.heartbeat_interval_s),
             "--parent-pid", str(os.getpid()),
+            *launch.resources.limits.worker_args(),
         ]  # fmt: skip
         launch.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", SECRET_ENV: self._secret}
         # Opening a local log file for append does not block the loop in any way that matters.
         with open(launch.log_path, "ab") as log_file:  # noqa: ASYNC230
             process = await asyncio.create_subprocess_exec(

@@ -66,6 +66,7 @@ def worker_args(launch: ReplicaLaunch) -> list[str]:
         "--replica", str(replica.replica),
         "--input-type", launch.input_type.value,
         "--heartbeat-interval-s", str(launch.heartbeat_interval_s),
+        *launch.resources.limits.worker_args(),
     ]  # fmt: skip
 
 
@@ -90,8 +91,10 @@ class RayPlacement:
         address: str | None = None,
         namespace: str = "clipper",
         default_num_cpus: float = DEFAULT_NUM_CPUS,
+        secret: str = "",
     ) -> None:
         self._address = address
+        self._secret = secret  # reaches each worker's environment through its actor
         self._namespace = namespace
         self._default_num_cpus = default_num_cpus
         self._artifacts: dict[Path, _Artifact] = {}
@@ -149,7 +152,8 @@ class RayPlacement:
         artifact = await self._artifact(launch.artifact)
         options = self._actor_options(launch.resources)
         name = str(launch.replica_id)
-        actor = self._actor_class.options(**options).remote(name, worker_args(launch), artifact)
+        args = worker_args(launch)
+        actor = self._actor_class.options(**options).remote(name, args, artifact, self._secret)
         replica = RayReplica(actor, launch, self._explain)
         self._replicas.add(replica)
         replica.supervisor.add_done_callback(lambda _: self._forget(replica))

@@ -24,6 +24,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from clipper.rpc.secret import SECRET_ENV
+from clipper.worker.limits import reap_cgroup
+
 __all__ = ["ReplicaActor", "unpack_artifact"]
 
 LOG_NAME = "worker.log"
@@ -42,12 +45,16 @@ class ReplicaActor:
     """Runs `python -m clipper.worker` on this node and reports on it.
 
     `worker_args` is the worker's command line after the interpreter, less `--artifact` and
-    `--parent-pid`, which only this node knows.
+    `--parent-pid`, which only this node knows; `secret` is the cluster's worker secret,
+    handed to the worker in its environment.
     """
 
-    def __init__(self, name: str, worker_args: list[str], artifact: bytes) -> None:
+    def __init__(
+        self, name: str, worker_args: list[str], artifact: bytes, secret: str = ""
+    ) -> None:
         self._name = name
         self._worker_args = worker_args
+        self._secret = secret
         self._artifact = artifact
         self._directory: Path | None = None
         self._process: subprocess.Popen[bytes] | None = None
@@ -67,7 +74,7 @@ class ReplicaActor:
 
     def _spawn(self, artifact: Path, log_path: Path) -> subprocess.Popen[bytes]:
         args = [*self._worker_args, "--artifact", str(artifact), "--parent-pid", str(os.getpid())]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", SECRET_ENV: self._secret}
         with open(log_path, "ab") as log:
             return subprocess.Popen(
                 [sys.executable, *args],
@@ -79,9 +86,11 @@ class ReplicaActor:
             )
 
     async def wait(self) -> int:
-        """Wait for the worker to exit; its exit code (negative: killed by that signal)."""
+        """Wait for the worker to exit; its exit code (negative: killed by that signal;
+        MEMORY_LIMIT_EXIT_CODE: killed for exceeding its memory cgroup's limit)."""
         process = self._require_process()
-        return await asyncio.get_running_loop().run_in_executor(None, process.wait)
+        code = await asyncio.get_running_loop().run_in_executor(None, process.wait)
+        return reap_cgroup(process.pid, code)
 
     async def send_signal(self, signum: int) -> None:
         """Send `signum` to the worker, if it still runs."""

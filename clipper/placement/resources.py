@@ -10,9 +10,13 @@ A request mirrors Ray's actor options:
      "resources": {"accelerator_type:A10G": 1}, "label_selector": {"zone": "us-west-2a"},
      "node_id": "<hex>", "node_affinity_soft": false}
 
-`memory` is in bytes. Ray gives each node a custom resource `node:<ip>`, so
-`{"resources": {"node:10.0.0.5": 0.01}}` pins replicas to one machine. An empty request is
-the placement's default (one CPU per replica on Ray; the local placement ignores requests).
+`memory` is in bytes, a reservation Ray schedules by. Three keys are limits every placement
+enforces on each replica's worker (`clipper.worker.limits`): `memory_limit` (bytes; the
+worker is killed and reported "memory limit exceeded" past it), `cpu_share` (0 < share <= 1,
+the CPU weight relative to a default process) and `max_open_files`. Ray gives each node a
+custom resource `node:<ip>`, so `{"resources": {"node:10.0.0.5": 0.01}}` pins replicas to
+one machine. An empty request is the placement's default (one CPU per replica on Ray; the
+local placement enforces only the limits).
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ from __future__ import annotations
 import ipaddress
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from clipper.exceptions import InvalidRequest
+from clipper.worker.limits import ReplicaLimits
 
 __all__ = [
     "DEFAULT_NUM_CPUS",
@@ -46,7 +51,12 @@ RESOURCE_KEYS = (
     "label_selector",
     "node_id",
     "node_affinity_soft",
+    "memory_limit",
+    "cpu_share",
+    "max_open_files",
 )
+MIN_MEMORY_LIMIT_BYTES = 32 * 1024 * 1024  # below this no Python worker even starts
+MIN_OPEN_FILES = 16  # the worker's own interpreter, log and socket
 _BUILT_IN = {"CPU": "num_cpus", "GPU": "num_gpus", "memory": "memory"}
 
 
@@ -61,6 +71,7 @@ class ResourceRequest:
     label_selector: tuple[tuple[str, str], ...] = ()
     node_id: str | None = None
     node_affinity_soft: bool = False
+    limits: ReplicaLimits = field(default_factory=ReplicaLimits)
 
     @classmethod
     def parse(cls, value: object) -> ResourceRequest:
@@ -85,6 +96,7 @@ class ResourceRequest:
             label_selector=_labels(value.get("label_selector")),
             node_id=_node_id(value.get("node_id")),
             node_affinity_soft=_flag(value, "node_affinity_soft"),
+            limits=_limits(value),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,6 +109,9 @@ class ResourceRequest:
             "label_selector": dict(self.label_selector) or None,
             "node_id": self.node_id,
             "node_affinity_soft": self.node_affinity_soft or None,
+            "memory_limit": self.limits.memory_limit_bytes,
+            "cpu_share": self.limits.cpu_share,
+            "max_open_files": self.limits.max_open_files,
         }
         return {key: value for key, value in fields.items() if value is not None}
 
@@ -258,6 +273,21 @@ def _gpus(body: Mapping[str, object]) -> float | None:
 def _memory(body: Mapping[str, object]) -> int | None:
     memory = _optional_amount(body, "memory")
     return None if memory is None else int(memory)
+
+
+def _limits(body: Mapping[str, object]) -> ReplicaLimits:
+    memory = _optional_amount(body, "memory_limit")
+    if memory is not None and memory < MIN_MEMORY_LIMIT_BYTES:
+        raise InvalidRequest(f"'memory_limit' must be at least {MIN_MEMORY_LIMIT_BYTES} bytes")
+    share = _optional_amount(body, "cpu_share")
+    if share is not None and not 0 < share <= 1:
+        raise InvalidRequest(f"'cpu_share' must be in (0, 1], got {share:g}")
+    files = _optional_amount(body, "max_open_files")
+    if files is not None and (not files.is_integer() or files < MIN_OPEN_FILES):
+        raise InvalidRequest(f"'max_open_files' must be a whole number >= {MIN_OPEN_FILES}")
+    return ReplicaLimits(
+        None if memory is None else int(memory), share, None if files is None else int(files)
+    )
 
 
 def _custom(value: object) -> tuple[tuple[str, float], ...]:

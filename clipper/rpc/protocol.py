@@ -17,7 +17,7 @@ read-only numpy arrays: views of the body when it holds one array, copies otherw
 cached output never pins a whole batch). Byte-string outputs travel as msgpack bin.
 
 Messages (direction, "t", fields):
-    worker -> server  "register"  protocol, model, version, replica, input_type, pid
+    worker -> server  "register"  protocol, model, version, replica, input_type, pid, secret
     server -> worker  "welcome"   protocol
     server -> worker  "refused"   reason (the worker exits)
     server -> worker  "batch"     id, input_type, budget_us, lens  (+ body)
@@ -25,6 +25,11 @@ Messages (direction, "t", fields):
     worker -> server  "error"     id, error_type, message, traceback
     worker -> server  "heartbeat"
     server -> worker  "shutdown"
+
+A connection's first message must be a register carrying the cluster's worker secret
+(`clipper.rpc.secret`); the server refuses and closes any other. Until then it reads frames
+of at most `FrameDecoder.UNREGISTERED_MAX_FRAME_BYTES`, so an unauthenticated peer cannot
+make it buffer a large frame.
 
 `budget_us` is the time left until the batch's earliest deadline when it was sent; a worker
 turns it into a deadline on its own clock, so clocks never need to agree across hosts.
@@ -85,6 +90,7 @@ class Register:
     input_type: str
     pid: int
     protocol: int = PROTOCOL_VERSION
+    secret: str = field(default="", repr=False)  # never printed nor logged
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,8 +269,10 @@ class FrameDecoder:
     """
 
     LARGE_FRAME_BYTES = 1 << 16
+    UNREGISTERED_MAX_FRAME_BYTES = 1 << 16
 
-    def __init__(self) -> None:
+    def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
+        self.max_frame_bytes = max_frame_bytes  # a larger frame is an RpcError
         self._buffer = bytearray()
         self._parts: list[bytes | memoryview] = []
         self._missing = 0  # bytes still to come of the large frame in `_parts`
@@ -290,7 +298,7 @@ class FrameDecoder:
             while len(view) - offset >= FRAME_PREFIX.size:
                 header_len, body_len = FRAME_PREFIX.unpack_from(view, offset)
                 size = FRAME_PREFIX.size + header_len + body_len
-                if header_len + body_len > MAX_FRAME_BYTES:
+                if header_len + body_len > self.max_frame_bytes:
                     raise RpcError(f"frame of {header_len + body_len} bytes is too large")
                 if len(view) < offset + size:
                     if size > self.LARGE_FRAME_BYTES:

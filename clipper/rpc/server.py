@@ -1,4 +1,11 @@
-"""The server's side of the worker RPC: one `WorkerChannel` per connected worker."""
+"""The server's side of the worker RPC: one `WorkerChannel` per connected worker.
+
+Boundary: a connection is trusted only once it registered with the cluster's worker secret
+(`clipper.rpc.secret`). Before that it may send nothing but its registration, in frames of
+at most `FrameDecoder.UNREGISTERED_MAX_FRAME_BYTES`, within `REGISTER_TIMEOUT_S`; a wrong
+or missing secret is answered `refused` and the connection closed (logged with the peer's
+address, never the secret).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ from typing import cast
 
 from clipper.exceptions import ReplicaCrashed, RpcError
 from clipper.rpc.protocol import (
+    MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
     BatchError,
     BatchReply,
@@ -24,6 +32,7 @@ from clipper.rpc.protocol import (
     Welcome,
     encode_message,
 )
+from clipper.rpc.secret import secret_matches
 
 __all__ = ["BatchOutcome", "RegisterHandler", "WorkerChannel", "start_rpc_listener"]
 
@@ -33,16 +42,25 @@ BatchOutcome = BatchReply | BatchError
 # Called with a registration; returns None to accept it or a reason to refuse it.
 RegisterHandler = Callable[["WorkerChannel", Register], str | None]
 LostHandler = Callable[["WorkerChannel"], None]
+REGISTER_TIMEOUT_S = 10.0
+WRONG_SECRET = "missing or wrong cluster secret"
 
 
 class WorkerChannel(asyncio.Protocol):
     """One worker connection. Invariant: every batch sent is answered exactly once, by the
-    worker's reply or error, or by ReplicaCrashed when the connection is lost."""
+    worker's reply or error, or by ReplicaCrashed when the connection is lost.
 
-    def __init__(self, on_register: RegisterHandler, on_lost: LostHandler) -> None:
+    `secret` None accepts any registration (in-process tests only; the server always
+    passes the cluster's secret)."""
+
+    def __init__(
+        self, on_register: RegisterHandler, on_lost: LostHandler, secret: str | None = None
+    ) -> None:
         self._on_register = on_register
         self._on_lost = on_lost
-        self._decoder = FrameDecoder()
+        self._secret = secret
+        self._decoder = FrameDecoder(FrameDecoder.UNREGISTERED_MAX_FRAME_BYTES)
+        self._register_timer: asyncio.TimerHandle | None = None
         self._transport: asyncio.Transport | None = None
         self._pending: dict[int, asyncio.Future[BatchOutcome]] = {}
         self._batch_ids = itertools.count(1)
@@ -56,6 +74,18 @@ class WorkerChannel(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        loop = asyncio.get_running_loop()
+        self._register_timer = loop.call_later(REGISTER_TIMEOUT_S, self._registration_overdue)
+
+    def _registration_overdue(self) -> None:
+        if self.registration is None:
+            log.warning("closing RPC connection from %s: no registration within %.0f s",
+                        self._peer(), REGISTER_TIMEOUT_S)  # fmt: skip
+            self.close()
+
+    def _peer(self) -> str:
+        peer = self._transport.get_extra_info("peername") if self._transport else None
+        return str(peer) if peer else "a local socket"
 
     def data_received(self, data: bytes) -> None:
         """Decode frames and route each message."""
@@ -64,10 +94,12 @@ class WorkerChannel(asyncio.Protocol):
             for message in self._decoder.feed(data):
                 self._route(message)
         except RpcError as exc:
-            log.error("closing worker connection: %s", exc)
+            log.error("closing worker connection from %s: %s", self._peer(), exc)
             self.close()
 
     def _route(self, message: Message) -> None:
+        if self.registration is None and not isinstance(message, Register):
+            raise RpcError(f"{type(message).__name__} before registering")
         if isinstance(message, (BatchReply, BatchError)):
             future = self._pending.pop(message.id, None)
             if future is not None and not future.done():
@@ -80,10 +112,12 @@ class WorkerChannel(asyncio.Protocol):
     def _register(self, message: Register) -> None:
         if self.registration is not None:
             raise RpcError("worker registered twice")
-        if message.protocol != PROTOCOL_VERSION:
-            reason: str | None = (
-                f"protocol {message.protocol} unsupported; server speaks {PROTOCOL_VERSION}"
-            )
+        reason: str | None
+        if self._secret is not None and not secret_matches(message.secret, self._secret):
+            log.warning("refused a worker registration from %s: %s", self._peer(), WRONG_SECRET)
+            reason = WRONG_SECRET
+        elif message.protocol != PROTOCOL_VERSION:
+            reason = f"protocol {message.protocol} unsupported; server speaks {PROTOCOL_VERSION}"
         else:
             self.registration = message
             reason = self._on_register(self, message)
@@ -92,6 +126,7 @@ class WorkerChannel(asyncio.Protocol):
             self._write(encode_message(Refused(reason)))
             self.close()
             return
+        self._decoder.max_frame_bytes = MAX_FRAME_BYTES
         self._write(encode_message(Welcome()))
 
     def _write(self, data: bytes) -> None:
@@ -135,6 +170,8 @@ class WorkerChannel(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """Fail every pending batch with ReplicaCrashed, then report the loss."""
         self.closed = True
+        if self._register_timer is not None:
+            self._register_timer.cancel()
         pending, self._pending = self._pending, {}
         for future in pending.values():
             if not future.done():
@@ -146,10 +183,10 @@ class WorkerChannel(asyncio.Protocol):
 
 
 async def start_rpc_listener(
-    host: str, port: int, on_register: RegisterHandler, on_lost: LostHandler
+    host: str, port: int, on_register: RegisterHandler, on_lost: LostHandler, secret: str
 ) -> asyncio.Server:
-    """Listen for workers on TCP `host:port`."""
+    """Listen for workers on TCP `host:port`; only those presenting `secret` register."""
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: WorkerChannel(on_register, on_lost), host, port, reuse_address=True
+        lambda: WorkerChannel(on_register, on_lost, secret), host, port, reuse_address=True
     )

@@ -10,8 +10,15 @@ import signal
 import sys
 from pathlib import Path
 
+from clipper.rpc.secret import SECRET_ENV
 from clipper.types import parse_input_type
 from clipper.worker.connection import WorkerConnection
+from clipper.worker.limits import (
+    MEMORY_LIMIT_EXCEEDED,
+    MEMORY_LIMIT_EXIT_CODE,
+    ReplicaLimits,
+    apply_limits,
+)
 from clipper.worker.loader import load_model
 from clipper.worker.serve import ReplicaSpec, serve
 
@@ -39,7 +46,16 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--heartbeat-interval-s", type=float, default=1.0)
     parser.add_argument("--connect-timeout-s", type=float, default=30.0)
     parser.add_argument("--parent-pid", type=int, default=0)
+    parser.add_argument("--memory-limit-bytes", type=int, default=None)
+    parser.add_argument("--memory-limit-mode", choices=("auto", "rlimit"), default="auto")
+    parser.add_argument("--cpu-share", type=float, default=None)
+    parser.add_argument("--max-open-files", type=int, default=None)
     return parser.parse_args(argv)
+
+
+def _take_secret() -> str:
+    """The cluster's worker secret, removed from the environment the model's code sees."""
+    return os.environ.pop(SECRET_ENV, "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,9 +68,23 @@ def main(argv: list[str] | None = None) -> int:
     )
     _die_with_parent(args.parent_pid)
     log = logging.getLogger("clipper.worker")
-    spec = ReplicaSpec(args.model, args.version, args.replica, parse_input_type(args.input_type))
+    limits = ReplicaLimits(args.memory_limit_bytes, args.cpu_share, args.max_open_files)
+    spec = ReplicaSpec(
+        args.model,
+        args.version,
+        args.replica,
+        parse_input_type(args.input_type),
+        secret=_take_secret(),
+        memory_limited=limits.memory_limit_bytes is not None,
+    )
+    for applied in apply_limits(limits, args.memory_limit_mode):
+        log.info("limit: %s", applied)
     try:
         predict = load_model(args.artifact)
+    except MemoryError:
+        log.exception("%s while loading the model", MEMORY_LIMIT_EXCEEDED)
+        log.error("%s%s", LOAD_FAILED_PREFIX, MEMORY_LIMIT_EXCEEDED)
+        return MEMORY_LIMIT_EXIT_CODE
     except Exception as exc:
         log.exception("failed to load the model from %s", args.artifact)
         # The last line of the log is what a failed deploy reports first.

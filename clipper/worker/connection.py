@@ -1,8 +1,14 @@
-"""The worker's side of the RPC: a blocking socket shared by the serve loop and heartbeats."""
+"""The worker's side of the RPC: a blocking socket shared by the serve loop and heartbeats.
+
+The socket stays in blocking mode for its whole life: a receive with a timeout uses the
+kernel's SO_RCVTIMEO (set only when the timeout changes), so each read is one `recv_into`
+system call into a reused buffer, and each send one `sendall`.
+"""
 
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 import time
 
@@ -25,11 +31,16 @@ def parse_address(address: str) -> tuple[str, str | tuple[str, int]]:
 class WorkerConnection:
     """A connected RPC socket; `send` is thread-safe, `receive` is for one reader."""
 
+    RECEIVE_CHUNK = 256 * 1024
+
     def __init__(self, sock: socket.socket) -> None:
+        sock.settimeout(None)
         self._sock = sock
         self._send_lock = threading.Lock()
         self._decoder = FrameDecoder()
         self._ready: list[Message] = []
+        self._chunk = memoryview(bytearray(self.RECEIVE_CHUNK))
+        self._receive_timeout_s: float | None = None
 
     @classmethod
     def dial(cls, address: str, timeout_s: float) -> WorkerConnection:
@@ -54,7 +65,6 @@ class WorkerConnection:
         """Send one encoded frame (or a message to encode)."""
         data = payload if isinstance(payload, bytes) else encode_message(payload)
         with self._send_lock:
-            self._sock.settimeout(None)
             self._sock.sendall(data)
 
     def receive(self, timeout_s: float | None = None) -> Message | Heartbeat | None:
@@ -62,18 +72,27 @@ class WorkerConnection:
 
         With `timeout_s`, returns `Heartbeat()` as a tick when nothing arrived in time.
         """
+        if timeout_s != self._receive_timeout_s:
+            self._set_receive_timeout(timeout_s)
         while not self._ready:
-            self._sock.settimeout(timeout_s)
             try:
-                data = self._sock.recv(1 << 20)
-            except TimeoutError:
+                size = self._sock.recv_into(self._chunk)
+            except (BlockingIOError, TimeoutError):
                 return Heartbeat()
             except ConnectionError:
                 return None
-            if not data:
+            if not size:
                 return None
-            self._ready.extend(self._decoder.feed(data))
+            self._ready.extend(self._decoder.feed(bytes(self._chunk[:size])))
         return self._ready.pop(0)
+
+    def _set_receive_timeout(self, timeout_s: float | None) -> None:
+        """SO_RCVTIMEO: a blocking read gives up after `timeout_s` (0: never)."""
+        seconds = 0.0 if timeout_s is None else max(timeout_s, 1e-3)
+        whole = int(seconds)
+        timeval = struct.pack("@ll", whole, int((seconds - whole) * 1e6))
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+        self._receive_timeout_s = timeout_s
 
     def close(self) -> None:
         """Close the socket."""

@@ -3,6 +3,8 @@
 One thread does everything: it waits for the next message at most one heartbeat interval
 and sends a heartbeat whenever an interval passed without one. A model stuck in a batch
 therefore stops the heartbeats, and the server replaces the worker once they are overdue.
+A model that runs out of memory under a memory limit fails its batch and the worker exits
+with MEMORY_LIMIT_EXIT_CODE (the reconciler reports it and restarts the replica).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from clipper.rpc.protocol import (
 from clipper.types import InputType
 from clipper.worker.batch import WrongNumberOfOutputs, checked_outputs, wire_outputs
 from clipper.worker.connection import WorkerConnection
+from clipper.worker.limits import MEMORY_LIMIT_EXCEEDED, MEMORY_LIMIT_EXIT_CODE
 from clipper.worker.loader import PredictFunction
 
 __all__ = ["ReplicaSpec", "serve"]
@@ -38,11 +41,21 @@ log = logging.getLogger("clipper.worker")
 class ReplicaSpec:
     """Who this worker is."""
 
-    def __init__(self, model: str, version: str, replica: int, input_type: InputType) -> None:
+    def __init__(
+        self,
+        model: str,
+        version: str,
+        replica: int,
+        input_type: InputType,
+        secret: str = "",
+        memory_limited: bool = False,
+    ) -> None:
         self.model = model
         self.version = version
         self.replica = replica
         self.input_type = input_type
+        self.secret = secret
+        self.memory_limited = memory_limited
 
 
 def _run_batch(predict: PredictFunction, input_type: InputType, batch: Batch) -> Any:
@@ -55,6 +68,9 @@ def _run_batch(predict: PredictFunction, input_type: InputType, batch: Batch) ->
     try:
         outputs = predict(inputs)
         outputs = list(outputs) if outputs is not None else None
+    except MemoryError as exc:
+        log.error("batch %d: model raised MemoryError\n%s", batch.id, traceback.format_exc())
+        return BatchError(batch.id, "MemoryError", f"{MEMORY_LIMIT_EXCEEDED}: {exc}")
     except Exception as exc:
         log.error("batch %d: model raised\n%s", batch.id, traceback.format_exc())
         return BatchError(batch.id, type(exc).__name__, str(exc), traceback.format_exc())
@@ -68,6 +84,10 @@ def _run_batch(predict: PredictFunction, input_type: InputType, batch: Batch) ->
     except Exception as exc:
         log.error("batch %d: outputs are not serialisable\n%s", batch.id, traceback.format_exc())
         return BatchError(batch.id, type(exc).__name__, f"unserialisable output: {exc}")
+
+
+def _out_of_memory(reply: BatchReply | BatchError) -> bool:
+    return isinstance(reply, BatchError) and reply.error_type == "MemoryError"
 
 
 def _encode_reply(reply: BatchReply | BatchError) -> bytes:
@@ -89,7 +109,14 @@ def serve(
 ) -> int:
     """Register and serve until the server says stop or goes away; return an exit code."""
     connection.send(
-        Register(spec.model, spec.version, spec.replica, spec.input_type.value, os.getpid())
+        Register(
+            spec.model,
+            spec.version,
+            spec.replica,
+            spec.input_type.value,
+            os.getpid(),
+            secret=spec.secret,
+        )
     )
     answer = connection.receive()
     if not isinstance(answer, Welcome):
@@ -100,7 +127,11 @@ def serve(
     while True:
         message = connection.receive(timeout_s=heartbeat_interval_s)
         if isinstance(message, Batch):
-            connection.send(_encode_reply(_run_batch(predict, spec.input_type, message)))
+            reply = _run_batch(predict, spec.input_type, message)
+            connection.send(_encode_reply(reply))
+            if spec.memory_limited and _out_of_memory(reply):
+                log.error("%s: exiting so the replica restarts", MEMORY_LIMIT_EXCEEDED)
+                return MEMORY_LIMIT_EXIT_CODE
         elif message is None or isinstance(message, Shutdown):
             return 0
         now = time.monotonic()

@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -15,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from clipper.security import read_admin_token
+from clipper.security.tls import client_context
 
 STARTUP_TIMEOUT_S = 30.0
 
@@ -59,14 +63,30 @@ class ServerHandle:
     process: subprocess.Popen[bytes] | None = None
     worker_pids: set[int] = field(default_factory=set)
     grpc_port: int = field(default_factory=free_port)
+    ca_file: Path | None = None
+    """The CA (or self-signed certificate) of a server that serves TLS; None: plain HTTP."""
+
+    @property
+    def scheme(self) -> str:
+        return "http" if self.ca_file is None else "https"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What httpx verifies the server with."""
+        return True if self.ca_file is None else client_context(self.ca_file)
 
     @property
     def query_url(self) -> str:
-        return f"http://127.0.0.1:{self.query_port}"
+        return f"{self.scheme}://127.0.0.1:{self.query_port}"
 
     @property
     def admin_url(self) -> str:
-        return f"http://127.0.0.1:{self.admin_port}"
+        return f"{self.scheme}://127.0.0.1:{self.admin_port}"
+
+    def admin_headers(self) -> dict[str, str]:
+        """The admin token header, read from the state directory (as every client does)."""
+        token = read_admin_token(self.state_dir)
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
     def cli_flags(self) -> list[str]:
         return [
@@ -93,14 +113,22 @@ class ServerHandle:
         if self.process is not None and self.process.poll() is not None:
             raise RuntimeError(f"server exited with {self.process.returncode}")
         try:
-            return httpx.get(f"{self.query_url}/readyz", timeout=1).status_code == 200
+            response = httpx.get(f"{self.query_url}/readyz", timeout=1, verify=self.verify)
+            return response.status_code == 200
         except httpx.HTTPError:
             return False
 
     def admin(self, operation: str, body: dict[str, Any] | None = None) -> httpx.Response:
-        return httpx.post(f"{self.admin_url}/admin/{operation}", json=body or {}, timeout=60)
+        return httpx.post(
+            f"{self.admin_url}/admin/{operation}",
+            json=body or {},
+            headers=self.admin_headers(),
+            timeout=60,
+            verify=self.verify,
+        )
 
     def predict(self, app: str, body: dict[str, Any], **kwargs: Any) -> httpx.Response:
+        kwargs.setdefault("verify", self.verify)
         return httpx.post(f"{self.query_url}/{app}/predict", json=body, timeout=30, **kwargs)
 
     def replica_pids(self) -> list[int]:
@@ -175,7 +203,11 @@ def deploy(
         })  # fmt: skip
         response.raise_for_status()
     url = f"{server.admin_url}/admin/artifacts/{app}/{version}"
-    httpx.put(url, content=closure_artifact(func), timeout=60).raise_for_status()
+    artifact = closure_artifact(func)
+    headers = server.admin_headers()
+    httpx.put(
+        url, content=artifact, headers=headers, timeout=60, verify=server.verify
+    ).raise_for_status()
     server.admin("add_model", {
         "model_name": app, "model_version": version, "input_type": input_type,
         "num_replicas": replicas, **model_settings,

@@ -50,9 +50,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConfiguredServe
 
 
 @pytest.fixture(scope="module")
-def http() -> Iterator[httpx.Client]:
-    """One HTTP client for the module (a new client per request is slow)."""
-    with httpx.Client(timeout=30) as client:
+def http(server: ConfiguredServerHandle) -> Iterator[httpx.Client]:
+    """One HTTP client for the module (a new client per request is slow), with the admin
+    token (the query API ignores it)."""
+    with httpx.Client(timeout=30, headers=server.admin_headers()) as client:
         yield client
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 import itertools
+import os
 import subprocess
 import sys
 import tarfile
@@ -23,6 +24,7 @@ import httpx
 import pytest
 
 from clipper.artifacts import closure_artifact
+from clipper.rpc.secret import SECRET_ENV, load_or_create_secret
 from clipper_admin import (
     ClipperConnection,
     ClipperException,
@@ -384,6 +386,7 @@ def test_register_model_is_containerless_and_served_by_an_external_worker(
          "--input-type", "doubles", "--artifact", str(artifact)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        env={**os.environ, SECRET_ENV: load_or_create_secret(conn.cm.settings.resolved_state_dir())},
     )  # fmt: skip
     try:
         reply = wait_until(

@@ -210,7 +210,7 @@ def _deploy_archive(server: ServerHandle, name: str, archive: bytes) -> None:
     server.admin("add_app", {"name": name, "input_type": "doubles", "default_output": "-1",
                              "latency_slo_micros": 1_000_000}).raise_for_status()  # fmt: skip
     url = f"{server.admin_url}/admin/artifacts/{name}/1"
-    httpx.put(url, content=archive, timeout=60).raise_for_status()
+    httpx.put(url, content=archive, headers=server.admin_headers(), timeout=60).raise_for_status()
     server.admin("add_model", {"model_name": name, "model_version": "1",
                                "input_type": "doubles"}).raise_for_status()  # fmt: skip
     server.admin("add_model_links", {"app_name": name, "model_names": [name]}).raise_for_status()

@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from clipper.artifacts import closure_artifact
+from clipper.security import read_admin_token
 from clipper_admin import ClipperConnection, ClipperException, RayContainerManager
 from clipper_admin.deployers import python as python_deployer
 from tests.integration.cluster import free_port, stop_admin_cluster, wait_until
@@ -258,7 +259,8 @@ def test_scaled_up_gpu_model_stays_unschedulable_until_scaled_down(
 def admin_post(conn: ClipperConnection, operation: str, body: dict[str, Any]) -> Any:
     """One admin API call, without the waiting `ClipperConnection` adds."""
     url = f"http://{conn.cm.get_admin_addr()}/admin/{operation}"
-    reply = httpx.post(url, json=body, timeout=30)
+    token = read_admin_token(conn.cm.settings.resolved_state_dir())
+    reply = httpx.post(url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30)
     reply.raise_for_status()
     return reply.json()
 
@@ -266,7 +268,8 @@ def admin_post(conn: ClipperConnection, operation: str, body: dict[str, Any]) ->
 def clipper_cli(conn: ClipperConnection, *args: str) -> str:
     """`clipper ARGS` against the connection's cluster; its stdout."""
     settings = conn.cm.settings
-    flags = ["--admin-port", str(settings.admin_port), "--query-port", str(settings.query_port)]
+    flags = ["--admin-port", str(settings.admin_port), "--query-port", str(settings.query_port),
+             "--state-dir", str(settings.resolved_state_dir())]  # fmt: skip
     result = subprocess.run(
         [sys.executable, "-m", "clipper.cli", *args, *flags],
         capture_output=True,

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-
 from clipper.batching.queue import BatchQueue, PendingQuery
 
 
@@ -23,19 +21,6 @@ def queue_of(*deadlines: float) -> BatchQueue:
     for query_id, deadline in enumerate(deadlines):
         queue.put(query(query_id, deadline))
     return queue
-
-
-async def started(wait: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
-    """Run `wait` in a task and return once that task is suspended inside it."""
-    running = asyncio.Event()
-
-    async def waiter() -> None:
-        running.set()
-        await wait()
-
-    task = asyncio.create_task(waiter())
-    await running.wait()
-    return task
 
 
 async def test_take_returns_the_earliest_deadline_first() -> None:
@@ -130,52 +115,6 @@ async def test_an_empty_group_is_ignored() -> None:
     queue.put_group([])
 
     assert (len(queue), queue.earliest_deadline()) == (0, None)
-
-
-async def test_wait_blocks_until_a_query_is_put() -> None:
-    queue = BatchQueue()
-    task = await started(queue.wait)
-    assert not task.done()
-
-    queue.put(query(0))
-
-    await asyncio.wait_for(task, timeout=1)
-
-
-async def test_wait_returns_at_once_when_the_queue_holds_a_query() -> None:
-    queue = queue_of(1.0)
-
-    task = await started(queue.wait)
-
-    assert task.done()
-
-
-async def test_wake_all_wakes_a_waiter_on_an_empty_queue() -> None:
-    queue = BatchQueue()
-    task = await started(queue.wait)
-
-    queue.wake_all()
-
-    await asyncio.wait_for(task, timeout=1)
-    assert len(queue) == 0
-
-
-async def test_wait_for_more_returns_once_the_target_is_queued() -> None:
-    queue = queue_of(1.0)
-    task = await started(lambda: queue.wait_for_more(3, timeout_s=60))
-    assert not task.done()
-
-    queue.put_group([query(1), query(2)])
-
-    await asyncio.wait_for(task, timeout=1)
-
-
-async def test_wait_for_more_gives_up_when_the_timeout_is_spent() -> None:
-    queue = queue_of(1.0)
-
-    await asyncio.wait_for(queue.wait_for_more(5, timeout_s=0), timeout=1)
-
-    assert len(queue) == 1
 
 
 async def test_drain_returns_everything_and_empties_the_queue() -> None:

@@ -36,6 +36,9 @@ EXPECTED: dict[type[errors.ClipperError], tuple[int, str]] = {
     errors.ManagementError: (500, "Internal error"),
     errors.DeadlineExceeded: (504, "Deadline exceeded"),
     errors.RpcError: (502, "Worker protocol error"),
+    errors.AuthError: (500, "Internal error"),
+    errors.Unauthorized: (401, "Unauthorized"),
+    errors.Forbidden: (403, "Forbidden"),
 }
 
 

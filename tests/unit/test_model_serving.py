@@ -362,3 +362,83 @@ async def test_a_registered_worker_is_welcomed_and_makes_the_app_ready(
 
     assert await worker.next_message() == Welcome()
     assert dataplane.app_ready("app")
+
+
+async def test_a_replica_holds_at_most_max_in_flight_batches_least_loaded_first(
+    serving: ModelServing,
+) -> None:
+    serving.set_policy(BatchPolicy(batch_size=1, max_in_flight=2))
+    first, second = replica_of(serving, replica=0), replica_of(serving, replica=1)
+    futures = [future for i in range(5) for future in submit(serving, float(i))]
+
+    sent_first = [await first.next_batch(), await first.next_batch()]
+    sent_second = [await second.next_batch(), await second.next_batch()]
+    await asyncio.sleep(0.01)
+    assert first.transport.received.empty() and second.transport.received.empty()
+
+    first.answer(BatchReply(sent_first[0].id, ["a"]))
+    fifth = await first.next_batch()  # the freed slot takes the queued query
+
+    assert sorted(values(b)[0] for b in [*sent_first, *sent_second, fifth]) == [0, 1, 2, 3, 4]
+    assert await futures[int(values(sent_first[0])[0])] == "a"
+
+
+async def test_delayed_batching_waits_for_a_full_batch_within_the_window(
+    serving: ModelServing,
+) -> None:
+    serving.set_policy(BatchPolicy(batch_size=3, wait_timeout_s=5.0))
+    worker = replica_of(serving)
+    submit(serving, 1.0)
+    submit(serving, 2.0)
+    await asyncio.sleep(0.05)
+    assert worker.transport.received.empty() or not isinstance(await worker.next_message(), Batch)
+
+    submit(serving, 3.0)  # the batch is full: it goes at once, long before the window ends
+    batch = await worker.next_batch()
+
+    assert values(batch) == [1.0, 2.0, 3.0]
+
+
+async def test_delayed_batching_sends_what_it_has_when_the_window_ends(
+    serving: ModelServing,
+) -> None:
+    serving.set_policy(BatchPolicy(batch_size=8, wait_timeout_s=0.05))
+    worker = replica_of(serving)
+    started = time.monotonic()
+    submit(serving, 1.0, 2.0)
+
+    batch = await worker.next_batch()
+
+    assert values(batch) == [1.0, 2.0]
+    assert time.monotonic() - started >= 0.04
+
+
+async def test_delayed_batching_never_waits_past_the_earliest_deadline(
+    serving: ModelServing,
+) -> None:
+    serving.set_policy(BatchPolicy(batch_size=8, wait_timeout_s=30.0))
+    worker = replica_of(serving)
+    started = time.monotonic()
+    [future] = submit(serving, 1.0, deadline_s=0.2)
+
+    batch = await worker.next_batch()
+
+    assert values(batch) == [1.0]
+    assert time.monotonic() - started < 0.2
+    worker.answer(BatchReply(batch.id, ["in time"]))
+    assert await future == "in time"
+
+
+async def test_draining_a_replica_waits_for_its_batch_in_flight(serving: ModelServing) -> None:
+    worker = replica_of(serving)
+    [future] = submit(serving, 1.0)
+    batch = await worker.next_batch()
+
+    drain = asyncio.ensure_future(serving.drain(0, timeout_s=5))
+    await asyncio.sleep(0.02)
+    assert not drain.done()
+    worker.answer(BatchReply(batch.id, ["done"]))
+    await asyncio.wait_for(drain, 2)
+
+    assert await future == "done"
+    assert serving.ready_replicas == 0

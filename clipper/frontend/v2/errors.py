@@ -21,6 +21,8 @@ _MAP: tuple[tuple[type[errors.ClipperError], int, grpc.StatusCode], ...] = (
     (errors.DeadlineExceeded, 504, grpc.StatusCode.DEADLINE_EXCEEDED),
     (errors.ModelError, 500, grpc.StatusCode.INTERNAL),
     (errors.ReplicaError, 503, grpc.StatusCode.UNAVAILABLE),
+    (errors.Unauthorized, 401, grpc.StatusCode.UNAUTHENTICATED),
+    (errors.Forbidden, 403, grpc.StatusCode.PERMISSION_DENIED),
 )
 
 

@@ -21,15 +21,15 @@ from clipper.frontend.v2.datatypes import (
     InferResponse,
     RequestedOutput,
     Tensor,
-    element_count,
     numpy_dtype,
     serialize_bytes,
 )
 from clipper.frontend.v2.errors import grpc_code
 from clipper.frontend.v2.grpc import grpc_predict_v2_pb2 as pb
 from clipper.frontend.v2.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
-from clipper.frontend.v2.rest_codec import binary_data
+from clipper.frontend.v2.rest_codec import binary_data, check_shape
 from clipper.frontend.v2.service import InferenceService
+from clipper.limits import InputLimits
 
 __all__ = ["InferenceServicer", "decode_infer_request", "encode_infer_response", "start_grpc"]
 
@@ -51,8 +51,9 @@ _CONTENTS_FIELDS = {
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     """The six RPCs of the protocol over an InferenceService."""
 
-    def __init__(self, service: InferenceService) -> None:
+    def __init__(self, service: InferenceService, limits: InputLimits | None = None) -> None:
         self._service = service
+        self._limits = limits if limits is not None else InputLimits()
 
     async def ServerLive(self, request: Any, context: Context) -> Any:
         """Always live while it answers."""
@@ -92,7 +93,7 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelInfer(self, request: Any, context: Context) -> Any:
         """Inference; the call's deadline, if any, bounds the query's."""
         try:
-            infer_request = decode_infer_request(request)
+            infer_request = decode_infer_request(request, self._limits)
             response = await self._service.infer(
                 request.model_name,
                 request.model_version or None,
@@ -104,8 +105,10 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             await context.abort(grpc_code(exc), str(exc))
 
 
-def decode_infer_request(request: Any) -> InferRequest:
+def decode_infer_request(request: Any, limits: InputLimits | None = None) -> InferRequest:
     """A ModelInferRequest as an InferRequest."""
+    limits = limits if limits is not None else InputLimits()
+    limits.check_batch(len(request.inputs))
     raw = list(request.raw_input_contents)
     if raw and len(raw) != len(request.inputs):
         raise InvalidInput(
@@ -115,9 +118,9 @@ def decode_infer_request(request: Any) -> InferRequest:
     for index, tensor in enumerate(request.inputs):
         shape = tuple(tensor.shape)
         if raw:
-            data = binary_data(tensor.name, tensor.datatype, raw[index], shape)
+            data = binary_data(tensor.name, tensor.datatype, raw[index], shape, limits)
         else:
-            data = _contents(tensor, shape)
+            data = _contents(tensor, shape, limits)
         inputs.append(Tensor(tensor.name, tensor.datatype, shape, data, _params(tensor.parameters)))
     outputs = [RequestedOutput(output.name) for output in request.outputs]
     return InferRequest(
@@ -128,17 +131,22 @@ def decode_infer_request(request: Any) -> InferRequest:
     )
 
 
-def _contents(tensor: Any, shape: tuple[int, ...]) -> np.ndarray[Any, Any] | list[bytes]:
+def _contents(
+    tensor: Any, shape: tuple[int, ...], limits: InputLimits
+) -> np.ndarray[Any, Any] | list[bytes]:
     field = _CONTENTS_FIELDS.get(tensor.datatype)
     if field is None:
         numpy_dtype(tensor.datatype)  # unknown datatypes get their own message
         raise InvalidInput(f"input {tensor.name!r}: {tensor.datatype} data must be raw")
     values = getattr(tensor.contents, field)
-    count = element_count(shape)
+    count = check_shape(shape, limits)
     if len(values) != count:
         raise InvalidInput(f"input {tensor.name!r}: {len(values)} elements for {count} in shape")
     if tensor.datatype == BYTES:
-        return list(values)
+        elements = list(values)
+        if elements:
+            limits.check_string(max(map(len, elements)))
+        return elements
     return np.array(values, dtype=numpy_dtype(tensor.datatype)).reshape(shape)
 
 
@@ -170,7 +178,11 @@ def encode_infer_response(response: InferResponse) -> Any:
 
 
 async def start_grpc(
-    service: InferenceService, host: str, port: int, max_message_bytes: int
+    service: InferenceService,
+    host: str,
+    port: int,
+    max_message_bytes: int,
+    limits: InputLimits | None = None,
 ) -> grpc.aio.Server | None:
     """Serve gRPC on `host:port`; None (logged) when the port cannot be bound."""
     server = grpc.aio.server(
@@ -180,7 +192,7 @@ async def start_grpc(
             ("grpc.so_reuseport", 0),
         ]
     )
-    servicer = InferenceServicer(service)
+    servicer = InferenceServicer(service, limits)
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:

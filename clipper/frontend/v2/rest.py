@@ -23,6 +23,7 @@ from clipper.frontend.v2.errors import http_status
 from clipper.frontend.v2.openapi import openapi_json
 from clipper.frontend.v2.rest_codec import decode_infer_request, encode_infer_response
 from clipper.frontend.v2.service import InferenceService
+from clipper.limits import InputLimits
 
 __all__ = ["V2RestApi"]
 
@@ -56,9 +57,12 @@ def _error(status: int, message: str) -> _Reply:
 class V2RestApi:
     """ASGI handler of the `/v2` routes over an InferenceService."""
 
-    def __init__(self, service: InferenceService, max_body_bytes: int) -> None:
+    def __init__(
+        self, service: InferenceService, max_body_bytes: int, limits: InputLimits | None = None
+    ) -> None:
         self._service = service
         self._max_body_bytes = max_body_bytes
+        self._limits = limits if limits is not None else InputLimits()
 
     @staticmethod
     def handles(path: str) -> bool:
@@ -121,7 +125,7 @@ class V2RestApi:
     async def _infer(self, name: str, version: str | None, scope: Scope, receive: Any) -> _Reply:
         headers = dict(scope["headers"])
         body = await self._read_body(headers, receive)
-        request = decode_infer_request(body, _int_header(headers, _HEADER_LENGTH))
+        request = decode_infer_request(body, _int_header(headers, _HEADER_LENGTH), self._limits)
         timeout_us = _int_header(headers, _TIMEOUT_HEADER)
         budget_s = timeout_us / 1e6 if timeout_us is not None else None
         response = await self._service.infer(name, version, request, budget_s)

@@ -4,7 +4,9 @@ A request body is a JSON header, optionally followed by binary tensor data: then
 `Inference-Header-Content-Length` header gives the JSON's size, and each input with a
 `binary_data_size` parameter takes that many bytes after it, in input order. Numeric
 binary data becomes a numpy array over the body (no per-element loop); BYTES elements are
-4-byte little-endian lengths followed by their bytes. Responses mirror this: outputs asked
+4-byte little-endian lengths followed by their bytes. Each tensor's declared shape is held
+to `InputLimits` (elements, batch rows) before its data is read; free-form `parameters`
+are held to the nesting limit. Responses mirror this: outputs asked
 for with `binary_data` (or the request's `binary_data_output`) go after the JSON header.
 """
 
@@ -27,14 +29,29 @@ from clipper.frontend.v2.datatypes import (
     numpy_dtype,
     serialize_bytes,
 )
+from clipper.limits import InputLimits, check_nesting, json_error
 from clipper.outputs import json_default
 
-__all__ = ["decode_infer_request", "encode_infer_response"]
+__all__ = ["check_shape", "decode_infer_request", "encode_infer_response"]
 
 _UNSUPPORTED_PARAMETERS = ("shared_memory_region", "classification")
+_KNOWN_KEYS = frozenset(("id", "parameters", "inputs", "outputs"))
+DEFAULT_LIMITS = InputLimits()
 
 
-def decode_infer_request(body: bytes, header_length: int | None) -> InferRequest:
+def check_shape(shape: tuple[int, ...], limits: InputLimits) -> int:
+    """The element count of a valid `shape` within the limits (the first dimension is the
+    batch); InvalidInput or PayloadTooLarge otherwise."""
+    count = element_count(shape)
+    limits.check_elements(count)
+    if shape:
+        limits.check_batch(shape[0])
+    return count
+
+
+def decode_infer_request(
+    body: bytes, header_length: int | None, limits: InputLimits = DEFAULT_LIMITS
+) -> InferRequest:
     """Parse an inference request body (JSON, or JSON then binary tensor data)."""
     if header_length is None:
         header_length = len(body)
@@ -44,19 +61,21 @@ def decode_infer_request(body: bytes, header_length: int | None) -> InferRequest
     try:
         header = orjson.loads(view[:header_length])
     except orjson.JSONDecodeError as exc:
-        raise InvalidInput(f"malformed JSON: {exc}") from exc
+        raise json_error(exc, limits) from exc
     if not isinstance(header, dict):
         raise InvalidInput("the request body must be a JSON object")
+    if not header.keys() <= _KNOWN_KEYS:
+        check_nesting(header, limits)
     binary = view[header_length:]
-    inputs, used = _inputs(header.get("inputs"), binary)
+    inputs, used = _inputs(header.get("inputs"), binary, limits)
     if used != len(binary):
         raise InvalidInput(
             f"the body holds {len(binary)} bytes of binary data, the inputs use {used}"
         )
-    parameters = _parameters(header.get("parameters"), "request")
+    parameters = _parameters(header.get("parameters"), "request", limits)
     return InferRequest(
         inputs=inputs,
-        outputs=_requested_outputs(header.get("outputs")),
+        outputs=_requested_outputs(header.get("outputs"), limits),
         id=_request_id(header.get("id")),
         parameters=parameters,
         binary_output=_flag(parameters, "binary_data_output"),
@@ -69,11 +88,12 @@ def _request_id(value: Any) -> str | None:
     raise InvalidInput("id must be a string")
 
 
-def _parameters(value: Any, where: str) -> dict[str, Any]:
+def _parameters(value: Any, where: str, limits: InputLimits) -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise InvalidInput(f"the {where}'s parameters must be an object")
+    check_nesting(value, limits, 3)  # body -> parameters
     for key in _UNSUPPORTED_PARAMETERS:
         if key in value:
             raise InvalidInput(f"parameter {key!r} is not supported by this server")
@@ -87,19 +107,20 @@ def _flag(parameters: dict[str, Any], key: str) -> bool:
     return value
 
 
-def _inputs(items: Any, binary: memoryview) -> tuple[list[Tensor], int]:
+def _inputs(items: Any, binary: memoryview, limits: InputLimits) -> tuple[list[Tensor], int]:
     if not isinstance(items, list) or not items:
         raise InvalidInput("inputs must be a non-empty list of tensors")
+    limits.check_batch(len(items))
     tensors = []
     offset = 0
     for item in items:
-        tensor, size = _input(item, binary, offset)
+        tensor, size = _input(item, binary, offset, limits)
         tensors.append(tensor)
         offset += size
     return tensors, offset
 
 
-def _input(item: Any, binary: memoryview, offset: int) -> tuple[Tensor, int]:
+def _input(item: Any, binary: memoryview, offset: int, limits: InputLimits) -> tuple[Tensor, int]:
     if not isinstance(item, dict):
         raise InvalidInput("each input must be an object")
     name, datatype, shape = item.get("name"), item.get("datatype"), item.get("shape")
@@ -108,28 +129,34 @@ def _input(item: Any, binary: memoryview, offset: int) -> tuple[Tensor, int]:
     if not isinstance(shape, list):
         raise InvalidInput(f"input {name!r} needs a shape (a list of integers)")
     shape_t = tuple(shape)
-    element_count(shape_t)  # validates the dimensions
-    parameters = _parameters(item.get("parameters"), f"input {name!r}")
+    check_shape(shape_t, limits)
+    parameters = _parameters(item.get("parameters"), f"input {name!r}", limits)
     size = parameters.get("binary_data_size")
     if size is None:
         if "data" not in item:
             raise InvalidInput(f"input {name!r} has neither data nor binary_data_size")
-        return Tensor(name, datatype, shape_t, _json_data(name, datatype, item["data"], shape_t)), 0
+        data = _json_data(name, datatype, item["data"], shape_t, limits)
+        return Tensor(name, datatype, shape_t, data), 0
     if isinstance(size, bool) or not isinstance(size, int) or size < 0:
         raise InvalidInput(f"input {name!r}: binary_data_size must be an integer >= 0")
     if offset + size > len(binary):
         raise InvalidInput(f"input {name!r}: binary_data_size runs past the end of the body")
     chunk = binary[offset : offset + size]
-    return Tensor(name, datatype, shape_t, binary_data(name, datatype, chunk, shape_t)), size
+    data = binary_data(name, datatype, chunk, shape_t, limits)
+    return Tensor(name, datatype, shape_t, data), size
 
 
 def binary_data(
-    name: str, datatype: str, chunk: bytes | memoryview, shape: tuple[int, ...]
+    name: str,
+    datatype: str,
+    chunk: bytes | memoryview,
+    shape: tuple[int, ...],
+    limits: InputLimits = DEFAULT_LIMITS,
 ) -> np.ndarray[Any, Any] | list[bytes]:
     """Tensor contents from raw bytes: a numpy array over them, or BYTES elements."""
-    count = element_count(shape)
+    count = check_shape(shape, limits)
     if datatype == BYTES:
-        return deserialize_bytes(chunk, count)
+        return _within(deserialize_bytes(chunk, count), limits)
     dtype = numpy_dtype(datatype)
     if len(chunk) != count * dtype.itemsize:
         raise InvalidInput(
@@ -138,21 +165,28 @@ def binary_data(
     return np.frombuffer(chunk, dtype).reshape(shape)
 
 
+def _within(elements: list[bytes], limits: InputLimits) -> list[bytes]:
+    """`elements`, each checked against `max_string_bytes`."""
+    if elements:
+        limits.check_string(max(map(len, elements)))
+    return elements
+
+
 def _json_data(
-    name: str, datatype: str, data: Any, shape: tuple[int, ...]
+    name: str, datatype: str, data: Any, shape: tuple[int, ...], limits: InputLimits
 ) -> np.ndarray[Any, Any] | list[bytes]:
     count = element_count(shape)
     if not isinstance(data, list):
         raise InvalidInput(f"input {name!r}: data must be a list")
     if datatype == BYTES:
-        elements = [_utf8_element(name, item) for item in _flatten(data)]
+        elements = [_utf8_element(name, item) for item in _flatten(data, limits)]
         if len(elements) != count:
             raise InvalidInput(f"input {name!r}: {len(elements)} elements for {count} in shape")
-        return elements
+        return _within(elements, limits)
     dtype = numpy_dtype(datatype)
     try:
         array = np.asarray(data)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, RecursionError) as exc:
         raise InvalidInput(f"input {name!r}: data is not a list of numbers: {exc}") from exc
     if array.size != count:
         raise InvalidInput(f"input {name!r}: {array.size} elements for {count} in shape")
@@ -174,11 +208,14 @@ def _json_kind_ok(got: str, want: str) -> bool:
     return got in "iuf"
 
 
-def _flatten(data: list[Any]) -> list[Any]:
+def _flatten(data: list[Any], limits: InputLimits, depth: int = 4) -> list[Any]:
+    """Nested lists' items in order; `depth` is `data`'s nesting in the body."""
+    if depth > limits.max_json_depth:
+        check_nesting(data, limits, depth)
     flat: list[Any] = []
     for item in data:
         if isinstance(item, list):
-            flat.extend(_flatten(item))
+            flat.extend(_flatten(item, limits, depth + 1))
         else:
             flat.append(item)
     return flat
@@ -190,7 +227,7 @@ def _utf8_element(name: str, item: Any) -> bytes:
     return item.encode("utf-8")
 
 
-def _requested_outputs(items: Any) -> list[RequestedOutput] | None:
+def _requested_outputs(items: Any, limits: InputLimits) -> list[RequestedOutput] | None:
     if items is None:
         return None
     if not isinstance(items, list):
@@ -199,7 +236,7 @@ def _requested_outputs(items: Any) -> list[RequestedOutput] | None:
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             raise InvalidInput("each requested output needs a string name")
-        parameters = _parameters(item.get("parameters"), f"output {item['name']!r}")
+        parameters = _parameters(item.get("parameters"), f"output {item['name']!r}", limits)
         binary = parameters.get("binary_data")
         if binary is not None and not isinstance(binary, bool):
             raise InvalidInput("binary_data must be a boolean")

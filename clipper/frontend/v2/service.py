@@ -207,8 +207,9 @@ class InferenceService:
         metrics = self._metrics
         if metrics is None:
             return
-        metrics.requests.labels(app).inc()
-        metrics.latency.labels(app).observe(latency_s)
+        app_metrics = metrics.for_app(app)
+        app_metrics.requests.inc()
+        app_metrics.latency.observe(latency_s)
         for prediction in predictions:
             if prediction.is_default:
                 reason = (prediction.explanation or "").split(":")[0]

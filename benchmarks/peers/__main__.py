@@ -1,0 +1,87 @@
+"""`python -m benchmarks.peers`: install the peers, drive every system, write the report."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from benchmarks.peers.chart import write_chart
+from benchmarks.peers.load import tool_name
+from benchmarks.peers.report import render_markdown
+from benchmarks.peers.results import Report, ServedResult, save_report
+from benchmarks.peers.runner import RunSettings, run_system
+from benchmarks.peers.system import WORKLOADS
+from benchmarks.peers.systems import SYSTEMS
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.peers", description=__doc__)
+    parser.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated")
+    parser.add_argument("--duration", type=float, default=15.0, help="seconds per run")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds before the runs")
+    parser.add_argument("--runs", type=int, default=2, help="runs per concurrency")
+    parser.add_argument("--concurrency", default="1,32", help="comma-separated")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/peers/results"))
+    parser.add_argument("--venv-root", type=Path, default=Path("~/.cache/clipper-peers"))
+    parser.add_argument("--install-only", action="store_true", help="install, then stop")
+    return parser
+
+
+def _install(names: list[str], venv_root: Path) -> dict[str, str]:
+    """Install each system; returns the reason of each that failed."""
+    failures = {}
+    for name in names:
+        print(f"[peers] installing {name} into {venv_root / name}", flush=True)
+        try:
+            SYSTEMS[name]().install(venv_root)
+        except Exception as exc:
+            failures[name] = " ".join(str(exc).split())[:100] or type(exc).__name__
+            print(f"[peers] {name}: install failed: {failures[name]}", flush=True)
+    return failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    names = [name for name in args.systems.split(",") if name]
+    unknown = set(names) - set(SYSTEMS)
+    if unknown:
+        print(f"unknown systems: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    venv_root = args.venv_root.expanduser()
+    failures = _install(names, venv_root)
+    if args.install_only:
+        return 1 if failures else 0
+    workloads = tuple(w for w in args.workloads.split(",") if w)
+    concurrencies = tuple(int(c) for c in args.concurrency.split(","))
+    settings = RunSettings(
+        args.duration, args.warmup, args.runs, concurrencies, venv_root, args.out / "logs"
+    )
+    report = Report(args.duration, args.warmup, args.runs, list(concurrencies), tool_name())
+    for name in names:
+        system = SYSTEMS[name]()
+        report.batching[name] = system.batching
+        if name in failures:
+            report.results += [
+                ServedResult(name, w, error=f"install: {failures[name]}")
+                for w in workloads if w in system.workloads
+            ]  # fmt: skip
+            continue
+        report.results += run_system(system, workloads, settings)
+    _write(report, args.out)
+    return 0
+
+
+def _write(report: Report, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    markdown = render_markdown(report)
+    (out / "peers.md").write_text(markdown)
+    save_report(report, out / "peers.json")
+    write_chart(report, out / "peers.png")
+    print("\n" + markdown)
+    print(f"[peers] wrote {out / 'peers.md'}, {out / 'peers.png'} and {out / 'peers.json'}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

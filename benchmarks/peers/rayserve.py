@@ -1,0 +1,40 @@
+"""Ray Serve: a private Ray started by the service script itself (`ray.init(address="local")`
+with its own temp dir), one replica, `@serve.batch` for its own batching."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchmarks.peers import model
+from benchmarks.peers.procs import free_port
+from benchmarks.peers.system import Instance, Request, System, service_dir
+
+__all__ = ["RayServe"]
+
+SERVICES = Path(__file__).parent / "services"
+
+
+class RayServe(System):
+    """`serve.run` of one deployment at `/`, driven over Serve's HTTP proxy."""
+
+    name = "rayserve"
+    requirements = ("rayserve",)
+    batching = "`@serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)`, " \
+        "max_ongoing_requests=64"  # fmt: skip
+
+    def start(self, workload: str, scratch: Path, python: Path) -> Instance:
+        directory = service_dir(scratch)
+        shutil.copy(SERVICES / "rayserve_app.py", directory / "rayserve_app.py")
+        port = free_port()
+        data = model.NOOP_INPUT if workload == "noop" else model.SKLEARN_ROW
+        request = Request(port, "/", orjson.dumps({"input": data}))
+        argv = [str(python), "rayserve_app.py", str(port), workload, str(directory / "ray")]
+        env = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ADDRESS": ""}
+        return self.launch(workload, argv, directory, request, env)
+
+    def decode(self, workload: str, body: bytes) -> Any:
+        return orjson.loads(body)["output"]

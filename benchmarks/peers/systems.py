@@ -1,0 +1,22 @@
+"""The systems the benchmark knows, by name."""
+
+from __future__ import annotations
+
+from benchmarks.peers.bare import Bare
+from benchmarks.peers.bentoml import BentoML
+from benchmarks.peers.clipper import Clipper
+from benchmarks.peers.mlserver import MLServer
+from benchmarks.peers.rayserve import RayServe
+from benchmarks.peers.system import System
+from benchmarks.peers.torchserve import TorchServe
+
+__all__ = ["SYSTEMS"]
+
+SYSTEMS: dict[str, type[System]] = {
+    "clipper": Clipper,
+    "bare": Bare,
+    "rayserve": RayServe,
+    "mlserver": MLServer,
+    "bentoml": BentoML,
+    "torchserve": TorchServe,
+}

@@ -1,0 +1,239 @@
+"""Soak test: mixed valid and invalid traffic against a real server for a long while.
+
+Run: `.venv/bin/python -m benchmarks.soak [--duration 600] [--rate 150] [--warmup 60]`.
+Starts one server (its own state directory, small limits so every invalid class is cheap
+to send), deploys a `doubles` model, then sends requests at a bounded rate from a fixed
+mix: valid single inputs, batches and Open Inference Protocol calls, and malformed JSON,
+wrong types, unknown apps, over-limit batches, too deep JSON, oversized bodies and too many
+headers. Every `--sample` seconds it reads the proportional set size (PSS, from
+/proc/<pid>/smaps_rollup) of the server and of each worker. It prints the throughput, the
+responses by status and error kind, the 5xx count, and memory at the end of warm-up and at
+the end with the growth in between; exit status 1 if any 5xx came back or the server's
+memory grew by 10 % or more after warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import itertools
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+
+from benchmarks.harness import BenchServer, bench_server
+from benchmarks.table import print_table
+
+__all__ = ["main"]
+
+LIMITS_ENV = {
+    "CLIPPER_MAX_BODY_BYTES": str(256 * 1024),
+    "CLIPPER_MAX_BATCH_INPUTS": "64",
+    "CLIPPER_MAX_JSON_DEPTH": "16",
+    "CLIPPER_MAX_HEADERS": "50",
+}
+CONCURRENCY = 16
+MAX_GROWTH = 0.10
+
+
+def feature_sum(xs: list[Any]) -> list[float]:
+    """The soak's model: the sum of each input's features."""
+    return [float(sum(x)) for x in xs]
+
+
+def _v2(shape: list[int]) -> bytes:
+    count = shape[0] * shape[1]
+    tensor = {"name": "input", "datatype": "FP64", "shape": shape, "data": [0.5] * count}
+    return orjson.dumps({"inputs": [tensor]})
+
+
+def _deep(depth: int) -> bytes:
+    return b'{"input": [1.0], "extra": ' + b"[" * depth + b"]" * depth + b"}"
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """One kind of request in the mix: its name, path, body, extra headers and weight."""
+
+    name: str
+    path: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    weight: int = 1
+
+
+PROBES = [
+    Probe("valid", "/soak/predict", b'{"input": [1.0, 2.0, 3.0]}', weight=30),
+    Probe("valid batch", "/soak/predict", orjson.dumps({"input_batch": [[1.0, 2.0]] * 16}),
+          weight=10),
+    Probe("valid v2", "/v2/models/soak/infer", _v2([4, 3]), weight=10),
+    Probe("malformed json", "/soak/predict", b'{"input": [1.0,', weight=4),
+    Probe("wrong type", "/soak/predict", b'{"input": "seven"}', weight=4),
+    Probe("unknown app", "/nope/predict", b'{"input": [1.0]}', weight=4),
+    Probe("batch over limit", "/soak/predict", orjson.dumps({"input_batch": [[1.0]] * 65}),
+          weight=3),
+    Probe("too deep", "/soak/predict", _deep(40), weight=3),
+    Probe("body over limit", "/soak/predict", b'{"input": [' + b"1.0," * 80_000 + b"1.0]}"),
+    Probe("v2 bad shape", "/v2/models/soak/infer", _v2([2, 2])[:-3] + b"]}", weight=3),
+    Probe("too many headers", "/soak/predict", b'{"input": [1.0]}',
+          headers={f"x-h{i}": "1" for i in range(60)}),
+]  # fmt: skip
+
+
+def _schedule() -> itertools.cycle[Probe]:
+    """The probes in a fixed interleaved order, each as often as its weight."""
+    slots = [(index / probe.weight, probe) for probe in PROBES for index in range(probe.weight)]
+    return itertools.cycle([probe for _, probe in sorted(slots, key=lambda slot: slot[0])])
+
+
+def pss_bytes(pid: int) -> int | None:
+    """The process's proportional set size, or None once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+@dataclass
+class Tally:
+    """Responses by probe and status/error kind."""
+
+    by_kind: collections.Counter[tuple[str, str]] = field(default_factory=collections.Counter)
+    server_errors: int = 0
+    failures: int = 0
+    sent: int = 0
+
+    def record(self, probe: Probe, response: httpx.Response) -> None:
+        kind = ""
+        if response.status_code != 200:
+            try:
+                body = response.json()
+                kind = str(body.get("error", ""))[:40]
+            except ValueError:
+                kind = "(not JSON)"
+        self.by_kind[(probe.name, f"{response.status_code} {kind}".strip())] += 1
+        if response.status_code >= 500:
+            self.server_errors += 1
+
+
+@dataclass
+class Sample:
+    """Memory at one moment."""
+
+    elapsed_s: float
+    server_bytes: int
+    worker_bytes: int
+
+
+async def _drive(url: str, rate: float, duration_s: float, tally: Tally) -> None:
+    """Send the mix at `rate` requests/s for `duration_s` (at most CONCURRENCY in flight)."""
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    schedule = _schedule()
+    in_flight = asyncio.Semaphore(CONCURRENCY)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+
+        async def one(probe: Probe) -> None:
+            try:
+                response = await client.post(probe.path, content=probe.body, headers=probe.headers)
+                tally.record(probe, response)
+            except httpx.HTTPError:
+                tally.failures += 1
+            finally:
+                in_flight.release()
+
+        async with asyncio.TaskGroup() as tasks:
+            start = time.monotonic()
+            for count in itertools.count():
+                due = start + count / rate  # a fixed schedule: no catching up in bursts
+                now = time.monotonic()
+                if now - start >= duration_s:
+                    break
+                if due > now:
+                    await asyncio.sleep(due - now)
+                await in_flight.acquire()
+                tally.sent += 1
+                tasks.create_task(one(next(schedule)))
+
+
+async def _sample(server: BenchServer, every_s: float, samples: list[Sample]) -> None:
+    start = time.monotonic()
+    while True:
+        replicas = await asyncio.to_thread(server.admin, "get_all_containers", {"verbose": True})
+        workers = [pss_bytes(replica["pid"]) for replica in replicas if replica.get("pid")]
+        server_pss = pss_bytes(server.process.pid) or 0
+        worker_pss = sum(size for size in workers if size)
+        samples.append(Sample(time.monotonic() - start, server_pss, worker_pss))
+        await asyncio.sleep(every_s)
+
+
+async def _soak(server: BenchServer, args: argparse.Namespace) -> tuple[Tally, list[Sample]]:
+    tally, samples = Tally(), []
+    url = f"http://127.0.0.1:{server.query_port}"
+    sampler = asyncio.create_task(_sample(server, args.sample, samples))
+    try:
+        await _drive(url, args.rate, args.duration, tally)
+    finally:
+        sampler.cancel()
+        await asyncio.gather(sampler, return_exceptions=True)
+    return tally, samples
+
+
+def _mib(size: int) -> str:
+    return f"{size / 2**20:.1f}"
+
+
+def _report(tally: Tally, samples: list[Sample], args: argparse.Namespace) -> bool:
+    answered = sum(tally.by_kind.values())
+    print(f"\n## Soak: {args.duration:g} s at {args.rate:g} requests/s offered\n")
+    print_table(["measure", "value"], [
+        ["requests sent", str(tally.sent)],
+        ["responses", str(answered)],
+        ["throughput (responses/s)", f"{answered / args.duration:.1f}"],
+        ["5xx responses", str(tally.server_errors)],
+        ["transport failures", str(tally.failures)],
+    ])  # fmt: skip
+    print("\n### Responses by request kind and status\n")
+    rows = [[probe, status, str(count)] for (probe, status), count in sorted(tally.by_kind.items())]
+    print_table(["request", "status", "count"], rows)
+    warm = next((s for s in samples if s.elapsed_s >= args.warmup), samples[0])
+    last = samples[-1]
+    growth = (last.server_bytes - warm.server_bytes) / warm.server_bytes
+    worker_growth = (last.worker_bytes - warm.worker_bytes) / max(warm.worker_bytes, 1)
+    print("\n### Memory (PSS, MiB)\n")
+    step = max(1, len(samples) // 20)
+    print_table(["elapsed s", "server", "workers"], [
+        [f"{s.elapsed_s:.0f}", _mib(s.server_bytes), _mib(s.worker_bytes)]
+        for s in [*samples[::step], last]
+    ])  # fmt: skip
+    print()
+    print_table(["process", f"after warm-up ({warm.elapsed_s:.0f} s)", "at the end", "growth"], [
+        ["server", _mib(warm.server_bytes), _mib(last.server_bytes), f"{growth:+.1%}"],
+        ["workers", _mib(warm.worker_bytes), _mib(last.worker_bytes), f"{worker_growth:+.1%}"],
+    ])  # fmt: skip
+    return tally.server_errors == 0 and growth < MAX_GROWTH
+
+
+def main() -> int:
+    """Run the soak; 0 when no 5xx came back and server memory grew under 10 %."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=float, default=600.0, help="seconds of traffic")
+    parser.add_argument("--rate", type=float, default=150.0, help="requests per second")
+    parser.add_argument("--warmup", type=float, default=60.0, help="seconds before the baseline")
+    parser.add_argument("--sample", type=float, default=5.0, help="seconds between samples")
+    args = parser.parse_args()
+    with bench_server(LIMITS_ENV) as server:
+        server.deploy("soak", feature_sum, slo_us=1_000_000)
+        tally, samples = asyncio.run(_soak(server, args))
+    return 0 if _report(tally, samples, args) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,158 @@
+"""TLS on both HTTP ports, end to end: a self-signed certificate made here, the Python
+clients and `curl --cacert`."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from clipper.client import AdminClient, QueryClient
+from clipper.config import Settings
+from clipper.security import read_admin_token
+from tests.integration.cluster import ConfiguredServerHandle, deploy, new_server_handle
+
+pytestmark = pytest.mark.integration
+
+CURL = shutil.which("curl")
+
+
+def total(xs: list[Any]) -> list[float]:
+    return [float(sum(x)) for x in xs]
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and localhost, valid for a day, and its key."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "clipper-test")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    names = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+def tls_server(directory: Path, name: str, **env: str) -> ConfiguredServerHandle:
+    cert, key = self_signed(directory)
+    handle = new_server_handle(
+        directory / "state", name, CLIPPER_TLS_CERT_FILE=str(cert), CLIPPER_TLS_KEY_FILE=str(key),
+        **env,
+    )  # fmt: skip
+    handle.ca_file = cert
+    return handle
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConfiguredServerHandle]:
+    handle = tls_server(tmp_path_factory.mktemp("tls"), "tls")
+    try:
+        handle.start()
+        deploy(handle, "sum", total)
+        yield handle
+    finally:
+        handle.stop()
+
+
+def client_settings(server: ConfiguredServerHandle) -> Settings:
+    return Settings(
+        state_dir=server.state_dir, query_port=server.query_port, admin_port=server.admin_port,
+        tls_cert_file=server.ca_file,
+    )  # fmt: skip
+
+
+def test_the_python_clients_speak_tls(server: ConfiguredServerHandle) -> None:
+    settings = client_settings(server)
+
+    with AdminClient.from_settings(settings) as admin:
+        assert admin.base_url.startswith("https://")
+        assert admin.get_linked_models("sum") == ["sum"]
+    with QueryClient.from_settings(settings) as query:
+        assert query.predict("sum", [1.0, 2.5])["output"] == 3.5
+
+
+def test_the_v2_protocol_runs_over_tls(server: ConfiguredServerHandle) -> None:
+    body = {"inputs": [{"name": "input", "datatype": "FP64", "shape": [1, 2], "data": [1, 2]}]}
+
+    reply = httpx.post(
+        f"{server.query_url}/v2/models/sum/infer", json=body, verify=server.verify, timeout=30
+    )
+
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["outputs"][0]["data"] == [3.0]
+
+
+def test_a_client_without_the_ca_refuses_the_server(server: ConfiguredServerHandle) -> None:
+    with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+        httpx.get(f"{server.query_url}/healthz", timeout=10)
+
+
+def test_plain_http_on_a_tls_port_gets_no_answer(server: ConfiguredServerHandle) -> None:
+    for port in (server.query_port, server.admin_port):
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).raise_for_status()
+
+
+def curl(server: ConfiguredServerHandle, *args: str) -> subprocess.CompletedProcess[str]:
+    assert CURL is not None
+    command = [CURL, "--silent", "--show-error", "--max-time", "20", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+
+
+@pytest.mark.skipif(CURL is None, reason="needs the curl binary")
+def test_curl_queries_and_manages_over_tls(server: ConfiguredServerHandle) -> None:
+    token = read_admin_token(server.state_dir)
+    ca = str(server.ca_file)
+
+    predicted = curl(server, "--cacert", ca, "-H", "Content-Type: application/json",
+                     "-d", '{"input": [2.0, 3.0]}', f"{server.query_url}/sum/predict")  # fmt: skip
+    listed = curl(server, "--cacert", ca, "-H", f"Authorization: Bearer {token}",
+                  "-d", "{}", f"{server.admin_url}/admin/get_all_applications")  # fmt: skip
+    refused = curl(server, f"{server.query_url}/healthz")  # no --cacert: not trusted
+
+    assert predicted.returncode == 0, predicted.stderr
+    assert json.loads(predicted.stdout)["output"] == 5.0
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == ["sum"]
+    assert refused.returncode == 60  # curl: peer certificate cannot be authenticated
+
+
+def test_the_uvicorn_query_server_serves_tls_too(tmp_path: Path) -> None:
+    handle = tls_server(tmp_path, "tls-uvicorn", CLIPPER_QUERY_HTTP="uvicorn")
+    try:
+        handle.start()  # waits for /readyz over https
+        reply = httpx.get(f"{handle.query_url}/healthz", verify=handle.verify, timeout=10)
+        assert reply.json() == {"status": "live"}
+    finally:
+        handle.stop()
