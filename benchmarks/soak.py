@@ -6,10 +6,12 @@ to send), deploys a `doubles` model, then sends requests at a bounded rate from 
 mix: valid single inputs, batches and Open Inference Protocol calls, and malformed JSON,
 wrong types, unknown apps, over-limit batches, too deep JSON, oversized bodies and too many
 headers. Every `--sample` seconds it reads the proportional set size (PSS, from
-/proc/<pid>/smaps_rollup) of the server and of each worker. It prints the throughput, the
-responses by status and error kind, the 5xx count, and memory at the end of warm-up and at
-the end with the growth in between; exit status 1 if any 5xx came back or the server's
-memory grew by 10 % or more after warm-up.
+/proc/<pid>/smaps_rollup) of the server and of each worker, in all and its anonymous part
+(`Pss_Anon`: the heap, what a leak grows; the file-backed rest is the processes' share of
+shared libraries, which moves whenever other processes on the machine map or unmap the same
+files). It prints the throughput, the responses by status and error kind, the 5xx count,
+and memory at the end of warm-up and at the end with the growth in between; exit status 1
+if any 5xx came back or the server's anonymous memory grew by 10 % or more after warm-up.
 """
 
 from __future__ import annotations
@@ -91,15 +93,17 @@ def _schedule() -> itertools.cycle[Probe]:
     return itertools.cycle([probe for _, probe in sorted(slots, key=lambda slot: slot[0])])
 
 
-def pss_bytes(pid: int) -> int | None:
-    """The process's proportional set size, or None once it is gone."""
+def pss_bytes(pid: int) -> tuple[int, int]:
+    """The process's proportional set size and its anonymous part; zeros once it is gone."""
+    sizes = {"Pss:": 0, "Pss_Anon:": 0}
     try:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) * 1024
+            key, _, rest = line.partition(" ")
+            if key in sizes:
+                sizes[key] = int(rest.split()[0]) * 1024
     except (OSError, ValueError):
-        return None
-    return None
+        return 0, 0
+    return sizes["Pss:"], sizes["Pss_Anon:"]
 
 
 @dataclass
@@ -130,7 +134,9 @@ class Sample:
 
     elapsed_s: float
     server_bytes: int
+    server_anon_bytes: int
     worker_bytes: int
+    worker_anon_bytes: int
 
 
 async def _drive(url: str, rate: float, duration_s: float, tally: Tally) -> None:
@@ -168,9 +174,11 @@ async def _sample(server: BenchServer, every_s: float, samples: list[Sample]) ->
     while True:
         replicas = await asyncio.to_thread(server.admin, "get_all_containers", {"verbose": True})
         workers = [pss_bytes(replica["pid"]) for replica in replicas if replica.get("pid")]
-        server_pss = pss_bytes(server.process.pid) or 0
-        worker_pss = sum(size for size in workers if size)
-        samples.append(Sample(time.monotonic() - start, server_pss, worker_pss))
+        server_pss, server_anon = pss_bytes(server.process.pid)
+        worker_pss = sum(pss for pss, _ in workers)
+        worker_anon = sum(anon for _, anon in workers)
+        elapsed_s = time.monotonic() - start
+        samples.append(Sample(elapsed_s, server_pss, server_anon, worker_pss, worker_anon))
         await asyncio.sleep(every_s)
 
 
@@ -205,20 +213,28 @@ def _report(tally: Tally, samples: list[Sample], args: argparse.Namespace) -> bo
     print_table(["request", "status", "count"], rows)
     warm = next((s for s in samples if s.elapsed_s >= args.warmup), samples[0])
     last = samples[-1]
-    growth = (last.server_bytes - warm.server_bytes) / warm.server_bytes
-    worker_growth = (last.worker_bytes - warm.worker_bytes) / max(warm.worker_bytes, 1)
-    print("\n### Memory (PSS, MiB)\n")
+    print("\n### Memory (PSS and its anonymous part, MiB)\n")
     step = max(1, len(samples) // 20)
-    print_table(["elapsed s", "server", "workers"], [
-        [f"{s.elapsed_s:.0f}", _mib(s.server_bytes), _mib(s.worker_bytes)]
+    print_table(["elapsed s", "server", "server anon", "workers", "workers anon"], [
+        [f"{s.elapsed_s:.0f}", _mib(s.server_bytes), _mib(s.server_anon_bytes),
+         _mib(s.worker_bytes), _mib(s.worker_anon_bytes)]
         for s in [*samples[::step], last]
     ])  # fmt: skip
     print()
-    print_table(["process", f"after warm-up ({warm.elapsed_s:.0f} s)", "at the end", "growth"], [
-        ["server", _mib(warm.server_bytes), _mib(last.server_bytes), f"{growth:+.1%}"],
-        ["workers", _mib(warm.worker_bytes), _mib(last.worker_bytes), f"{worker_growth:+.1%}"],
-    ])  # fmt: skip
-    return tally.server_errors == 0 and growth < MAX_GROWTH
+    rows = [
+        _growth_row("server PSS", warm.server_bytes, last.server_bytes),
+        _growth_row("server anonymous", warm.server_anon_bytes, last.server_anon_bytes),
+        _growth_row("workers PSS", warm.worker_bytes, last.worker_bytes),
+        _growth_row("workers anonymous", warm.worker_anon_bytes, last.worker_anon_bytes),
+    ]
+    print_table(["memory", f"after warm-up ({warm.elapsed_s:.0f} s)", "at the end", "growth"],
+                rows)  # fmt: skip
+    anon_growth = (last.server_anon_bytes - warm.server_anon_bytes) / warm.server_anon_bytes
+    return tally.server_errors == 0 and anon_growth < MAX_GROWTH
+
+
+def _growth_row(name: str, warm: int, last: int) -> list[str]:
+    return [name, _mib(warm), _mib(last), f"{(last - warm) / max(warm, 1):+.1%}"]
 
 
 def main() -> int:

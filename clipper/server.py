@@ -33,7 +33,7 @@ from clipper.management.policies import run_policy_flusher
 from clipper.management.reconciler import Reconciler
 from clipper.management.service import ClusterService
 from clipper.management.store import Registry
-from clipper.memory import keep_freed_memory
+from clipper.memory import freeze_startup_objects, keep_freed_memory
 from clipper.metrics import ServerMetrics
 from clipper.placement.local import LocalPlacement
 from clipper.rpc.protocol import Register
@@ -205,6 +205,7 @@ class ClipperServer:
                     tasks.create_task(admin_server.run_on_socket()),
                 ]
                 self.dataplane.ready = True
+                freeze_startup_objects()
                 log.info("serving: query %s:%d, admin %s:%d, rpc %s",
                          settings.host, settings.query_port, settings.host,
                          settings.admin_port, self.service.rpc_address)  # fmt: skip

@@ -14,6 +14,10 @@ from benchmarks.peers.runner import RunSettings, run_system
 from benchmarks.peers.system import WORKLOADS
 from benchmarks.peers.systems import SYSTEMS
 
+DEFAULT_OUT = Path("benchmarks/peers/results")
+README = Path(__file__).parent.parent / "README.md"
+README_MARKER = "<!-- peers-table -->"
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.peers", description=__doc__)
@@ -23,7 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds before the runs")
     parser.add_argument("--runs", type=int, default=2, help="runs per concurrency")
     parser.add_argument("--concurrency", default="1,32", help="comma-separated")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/peers/results"))
+    parser.add_argument(
+        "--out", type=Path, default=DEFAULT_OUT, help="the default also updates the README"
+    )
     parser.add_argument("--venv-root", type=Path, default=Path("~/.cache/clipper-peers"))
     parser.add_argument("--install-only", action="store_true", help="install, then stop")
     return parser
@@ -33,9 +39,12 @@ def _install(names: list[str], venv_root: Path) -> dict[str, str]:
     """Install each system; returns the reason of each that failed."""
     failures = {}
     for name in names:
-        print(f"[peers] installing {name} into {venv_root / name}", flush=True)
+        system = SYSTEMS[name]()
+        if not system.requirements:
+            continue  # runs on this interpreter
+        print(f"[peers] {name}: environment {venv_root / name} (installed if missing)", flush=True)
         try:
-            SYSTEMS[name]().install(venv_root)
+            system.install(venv_root)
         except Exception as exc:
             failures[name] = " ".join(str(exc).split())[:100] or type(exc).__name__
             print(f"[peers] {name}: install failed: {failures[name]}", flush=True)
@@ -81,6 +90,25 @@ def _write(report: Report, out: Path) -> None:
     write_chart(report, out / "peers.png")
     print("\n" + markdown)
     print(f"[peers] wrote {out / 'peers.md'}, {out / 'peers.png'} and {out / 'peers.json'}")
+    if out.resolve() == DEFAULT_OUT.resolve() and README.exists():
+        _update_readme(markdown)
+
+
+def _update_readme(markdown: str) -> None:
+    """Replace what follows the marker in benchmarks/README.md with the new report."""
+    text = README.read_text()
+    if README_MARKER not in text:
+        return
+    head = text.split(README_MARKER)[0]
+    chart = "![Clipper and its peers](peers/results/peers.png)"
+    README.write_text(f"{head}{README_MARKER}\n\n{chart}\n\n{_demote(markdown)}")
+    print(f"[peers] updated {README}")
+
+
+def _demote(markdown: str) -> str:
+    """The report's `##` headings one level down, under the README's `###`."""
+    return "\n".join("#" * 2 + line if line.startswith("## ") else line
+                     for line in markdown.splitlines()) + "\n"  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -70,6 +70,8 @@ def write_chart(report: Report, path: Path) -> None:
     _grouped_bars(axes[1][1], report, _series(report, "pss", None),
                   "memory (PSS of the process tree)", "MB")  # fmt: skip
     axes[0][0].legend(fontsize=8)
+    runs = f"{report.runs} x {report.duration_s:g} s runs"
+    figure.suptitle(f"Clipper and its peers ({report.tool}, {runs}, medians)")
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

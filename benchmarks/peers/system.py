@@ -186,7 +186,7 @@ def wait_valid(
             status, body = post(request, timeout_s=2.0)
             if system.valid(workload, status, body):
                 return
-            last = f"{status} {body[:200]!r}"
+            last = f"{status} {' '.join(body[:200].decode(errors='replace').split())}"
         time.sleep(_POLL_INTERVAL_S)
     raise TimeoutError(f"no valid answer within the start-up timeout (last: {last})")
 

@@ -41,6 +41,7 @@ def config_properties(workload: str, port: int, store: Path) -> str:
         "install_py_dep_per_model": "false",
         "async_logging": "true",
         "model_store": str(store),
+        "load_models": f"{workload}.mar",
         "default_workers_per_model": 1,
         "models": json.dumps(models),
     }

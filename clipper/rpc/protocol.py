@@ -263,9 +263,10 @@ def _message_from(header: dict[str, Any], body: memoryview) -> Message:
 class FrameDecoder:
     """Incremental decoder: feed bytes as they arrive, get whole messages out.
 
-    Small frames gather in one buffer. A large frame (over `LARGE_FRAME_BYTES`) is kept as
-    the list of received pieces and joined once complete, its body handed out as a view of
-    the joined bytes: its bytes are copied once, however many reads deliver them.
+    Small frames gather in one buffer. A large frame (over `LARGE_FRAME_BYTES`) gets a
+    buffer of its own size as soon as its prefix is known, and its body is handed out as a
+    view of that buffer: its bytes are copied once, however many reads deliver them, or
+    never when the reader receives straight into `receive_view()`.
     """
 
     LARGE_FRAME_BYTES = 1 << 16
@@ -274,10 +275,11 @@ class FrameDecoder:
     def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
         self.max_frame_bytes = max_frame_bytes  # a larger frame is an RpcError
         self._buffer = bytearray()
-        self._parts: list[bytes | memoryview] = []
-        self._missing = 0  # bytes still to come of the large frame in `_parts`
+        self._frame = bytearray()  # the large frame being received
+        self._filled = 0  # bytes of `_frame` received so far
+        self._missing = 0  # bytes still to come of `_frame`
 
-    def feed(self, data: bytes) -> list[Message]:
+    def feed(self, data: bytes | memoryview) -> list[Message]:
         """Add received bytes; return every message they complete, in order."""
         messages: list[Message] = []
         view = memoryview(data)
@@ -302,8 +304,10 @@ class FrameDecoder:
                     raise RpcError(f"frame of {header_len + body_len} bytes is too large")
                 if len(view) < offset + size:
                     if size > self.LARGE_FRAME_BYTES:
-                        self._parts = [bytes(view[offset:])]
-                        self._missing = size - (len(view) - offset)
+                        have = len(view) - offset
+                        self._frame = bytearray(size)
+                        self._frame[:have] = view[offset:]
+                        self._filled, self._missing = have, size - have
                         offset = len(view)
                     break
                 start = offset + FRAME_PREFIX.size
@@ -318,17 +322,37 @@ class FrameDecoder:
     def _fill(self, data: memoryview, messages: list[Message]) -> memoryview:
         """Take the large frame's next bytes; decode it once complete; return the rest."""
         taken = min(len(data), self._missing)
-        self._parts.append(data[:taken])
-        self._missing -= taken
-        if not self._missing:
-            frame = memoryview(b"".join(self._parts))
-            self._parts = []
-            header_len, _ = FRAME_PREFIX.unpack_from(frame)
-            start = FRAME_PREFIX.size
-            body = frame[start + header_len :]
-            header = _unpack_header(frame[start : start + header_len], body)
-            messages.append(_message_from(header, body))
+        self._frame[self._filled : self._filled + taken] = data[:taken]
+        self._received(taken, messages)
         return data[taken:]
+
+    def receive_view(self) -> memoryview | None:
+        """Where the rest of an incomplete large frame goes, for a reader to receive into
+        directly (then call `received`); None when no large frame is incomplete."""
+        if not self._missing:
+            return None
+        return memoryview(self._frame)[self._filled :]
+
+    def received(self, size: int) -> list[Message]:
+        """`size` bytes were written into `receive_view()`: the messages they complete."""
+        if not 0 < size <= self._missing:
+            raise RpcError(f"received {size} bytes into a frame missing {self._missing}")
+        messages: list[Message] = []
+        self._received(size, messages)
+        return messages
+
+    def _received(self, size: int, messages: list[Message]) -> None:
+        self._filled += size
+        self._missing -= size
+        if self._missing:
+            return
+        frame = memoryview(self._frame)
+        self._frame, self._filled = bytearray(), 0
+        header_len, _ = FRAME_PREFIX.unpack_from(frame)
+        start = FRAME_PREFIX.size
+        body = frame[start + header_len :]
+        header = _unpack_header(frame[start : start + header_len], body)
+        messages.append(_message_from(header, body))
 
 
 def _unpack_header(packed: memoryview, body: bytes | memoryview) -> dict[str, Any]:
@@ -363,6 +387,8 @@ def decode_tensor_row(buffer: bytes | memoryview) -> dict[str, np.ndarray[Any, A
     """The model's view of one `tensors` input: {name: numpy array} (object for BYTES)."""
     try:
         packed = msgpack.unpackb(buffer, raw=False)
+        if not isinstance(packed, dict):
+            raise RpcError("a tensors input is not a map of tensors")
         row: dict[str, np.ndarray[Any, Any]] = {}
         for name, (dtype, shape, data) in packed.items():
             if dtype is None:
@@ -371,7 +397,7 @@ def decode_tensor_row(buffer: bytes | memoryview) -> dict[str, np.ndarray[Any, A
             else:
                 array = np.frombuffer(data, np.dtype(dtype))
             row[name] = array.reshape(shape)
-    except (ValueError, TypeError, msgpack.ExtraData) as exc:
+    except (ValueError, TypeError, ZeroDivisionError, msgpack.ExtraData) as exc:
         raise RpcError(f"malformed tensors input: {exc}") from exc
     return row
 

@@ -10,6 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
+from clipper.memory import freeze_startup_objects
 from clipper.rpc.secret import SECRET_ENV
 from clipper.types import parse_input_type
 from clipper.worker.connection import WorkerConnection
@@ -91,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s%s: %s", LOAD_FAILED_PREFIX, type(exc).__name__, exc)
         return 2
     connection = WorkerConnection.dial(args.connect, args.connect_timeout_s)
+    freeze_startup_objects()  # the model is loaded: keep the collector off its objects
     log.info("loaded; serving as pid %d", os.getpid())
     try:
         return serve(connection, spec, predict, args.heartbeat_interval_s)

@@ -74,16 +74,23 @@ class WorkerConnection:
         """
         if timeout_s != self._receive_timeout_s:
             self._set_receive_timeout(timeout_s)
+        decoder = self._decoder
         while not self._ready:
+            # A large frame is received straight into its own buffer; the rest through
+            # the reused chunk, which the decoder copies from.
+            frame = decoder.receive_view()
             try:
-                size = self._sock.recv_into(self._chunk)
+                size = self._sock.recv_into(self._chunk if frame is None else frame)
             except (BlockingIOError, TimeoutError):
                 return Heartbeat()
             except ConnectionError:
                 return None
             if not size:
                 return None
-            self._ready.extend(self._decoder.feed(bytes(self._chunk[:size])))
+            if frame is None:
+                self._ready.extend(decoder.feed(self._chunk[:size]))
+            else:
+                self._ready.extend(decoder.received(size))
         return self._ready.pop(0)
 
     def _set_receive_timeout(self, timeout_s: float | None) -> None:

@@ -379,6 +379,7 @@ def test_register_model_is_containerless_and_served_by_an_external_worker(
     artifact = tmp_path / "artifact"
     with tarfile.open(fileobj=io.BytesIO(closure_artifact(feature_sum))) as archive:
         archive.extractall(artifact, filter="data")
+    state_dir = conn.cm.settings.resolved_state_dir()  # the worker secret is in it
     worker = subprocess.Popen(
         [sys.executable, "-m", "clipper.worker",
          "--connect", f"tcp://127.0.0.1:{conn.cm.settings.rpc_port}",
@@ -386,7 +387,7 @@ def test_register_model_is_containerless_and_served_by_an_external_worker(
          "--input-type", "doubles", "--artifact", str(artifact)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, SECRET_ENV: load_or_create_secret(conn.cm.settings.resolved_state_dir())},
+        env={**os.environ, SECRET_ENV: load_or_create_secret(state_dir)},
     )  # fmt: skip
     try:
         reply = wait_until(

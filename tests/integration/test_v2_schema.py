@@ -4,14 +4,18 @@ Open Inference Protocol's JSON shapes): declared status, content type and schema
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import httpx
+import hypothesis
 import jsonschema
 import numpy as np
 import orjson
 import pytest
+import schemathesis
 
+from clipper.frontend.v2.openapi import openapi_document
 from tests.integration.cluster import ServerHandle
 from tests.integration.v2_models import v2_server
 
@@ -123,3 +127,47 @@ def test_errors_are_the_protocols_error_object(v2_server: ServerHandle) -> None:
     response = httpx.get(f"{v2_server.query_url}/v2/models/no-such-model", timeout=10)
 
     assert set(response.json()) == {"error"}
+
+
+# -- fuzzing: schemathesis against the served document, bounded in examples and time ------
+
+EXAMPLES_PER_OPERATION = 25
+FUZZ_BUDGET_S = 60.0
+# The served document equals this one (test_the_served_document_is_the_fuzzed_one); loading it
+# here lets schemathesis parametrize at collection.
+fuzzed_schema = schemathesis.openapi.from_dict(openapi_document())
+
+
+@pytest.fixture(scope="module")
+def fuzz_deadline() -> float:
+    """One budget for the whole fuzzing run (every operation shares it)."""
+    return time.monotonic() + FUZZ_BUDGET_S
+
+
+def test_the_served_document_is_the_fuzzed_one(document: dict[str, Any]) -> None:
+    assert document == openapi_document()
+
+
+@fuzzed_schema.parametrize()
+@hypothesis.settings(
+    max_examples=EXAMPLES_PER_OPERATION,
+    deadline=None,
+    suppress_health_check=list(hypothesis.HealthCheck),
+    derandomize=True,
+)
+def test_fuzzed_queries_get_no_server_error(
+    case: Any, v2_server: ServerHandle, fuzz_deadline: float
+) -> None:
+    if time.monotonic() > fuzz_deadline:
+        pytest.skip("the fuzzing budget is spent")
+    response = case.call(base_url=v2_server.query_url, timeout=30)
+
+    # A model's own failure would be a 5xx by design; the fuzzed inputs never reach one
+    # that fails (the apps here sum numbers), so any 5xx is the server's.
+    assert response.status_code < 500, (case.method, case.formatted_path, response.text)
+
+
+def test_the_server_survived_the_fuzzing(v2_server: ServerHandle) -> None:
+    assert httpx.get(f"{v2_server.query_url}/healthz", timeout=10).status_code == 200
+    response = httpx.post(f"{v2_server.query_url}/sum/predict", json={"input": [1.0, 2.0]})
+    assert response.json()["output"] == 3.0

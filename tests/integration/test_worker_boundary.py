@@ -118,5 +118,6 @@ def test_limits_reach_the_worker(server: ServerHandle, tmp_path: Path) -> None:
     limits = Path(f"/proc/{pid}/limits").read_text()
 
     assert int(stat[16]) == 6  # nice: a quarter of the CPU weight (1.25 ** 6 ~ 3.8)
-    assert any(line.startswith("Max open files") and " 256 " in line for line in limits.splitlines())
+    open_files = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+    assert open_files.split()[3:5] == ["256", "256"]
     assert server.predict("limited", {"input": [1.0, 1.0]}).json()["output"] == 2.0

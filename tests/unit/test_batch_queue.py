@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+
 from clipper.batching.queue import BatchQueue, PendingQuery
 
 

@@ -374,7 +374,8 @@ async def test_a_replica_holds_at_most_max_in_flight_batches_least_loaded_first(
     sent_first = [await first.next_batch(), await first.next_batch()]
     sent_second = [await second.next_batch(), await second.next_batch()]
     await asyncio.sleep(0.01)
-    assert first.transport.received.empty() and second.transport.received.empty()
+    assert first.transport.received.empty()
+    assert second.transport.received.empty()
 
     first.answer(BatchReply(sent_first[0].id, ["a"]))
     fifth = await first.next_batch()  # the freed slot takes the queued query

@@ -248,3 +248,24 @@ def test_tensor_rows_come_back_as_named_arrays() -> None:
 def test_a_malformed_tensor_row_raises_rpc_error() -> None:
     with pytest.raises(RpcError, match="malformed tensors input"):
         decode_tensor_row(b"\x01\x02")
+
+
+def test_a_large_frame_received_straight_into_its_buffer_decodes_like_a_fed_one() -> None:
+    body = np.arange(200_000, dtype=np.float32)
+    frame = encode_message(BatchReply(7, [body]))
+    decoder = FrameDecoder()
+
+    assert decoder.receive_view() is None
+    assert decoder.feed(frame[:1000]) == []
+    messages: list[Any] = []
+    while (view := decoder.receive_view()) is not None:
+        size = min(len(view), 65_536)
+        view[:size] = frame[len(frame) - len(view) : len(frame) - len(view) + size]
+        messages.extend(decoder.received(size))
+
+    [reply] = messages
+    assert isinstance(reply, BatchReply)
+    assert reply.id == 7
+    np.testing.assert_array_equal(reply.outputs[0], body)
+    assert decoder.receive_view() is None
+    assert decoder.feed(encode_message(Heartbeat())) == [Heartbeat()]
