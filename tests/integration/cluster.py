@@ -23,11 +23,21 @@ from clipper.security.tls import client_context
 STARTUP_TIMEOUT_S = 30.0
 
 
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port nobody listens on right now, and never one this process handed out
+    before: the kernel may offer a just-released port again, and a server given the same
+    port twice (say as admin and RPC port) fails to start."""
+    for _ in range(100):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no fresh free port after 100 tries")
 
 
 def wait_until(condition: Any, timeout_s: float, what: str, interval_s: float = 0.05) -> Any:

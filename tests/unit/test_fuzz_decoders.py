@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clipper.exceptions import ClipperError
+from clipper.exceptions import ClipperError, InvalidInput
 from clipper.frontend.inputs import decode_predict_request
 from clipper.frontend.v2.datatypes import deserialize_bytes
 from clipper.frontend.v2.rest_codec import binary_data, decode_infer_request
@@ -117,11 +117,14 @@ def test_v2_bytes_elements(chunk: bytes, count: int) -> None:
     only_clipper_errors(deserialize_bytes, chunk, count)
 
 
-@pytest.mark.parametrize("input_type", INPUT_TYPES)
+def test_a_tensors_app_refuses_the_clipper_format_with_a_clear_error() -> None:
+    with pytest.raises(InvalidInput, match="query it with /v2 or gRPC"):
+        decode_predict_request(orjson.dumps({"input": [1, 2]}), InputType.TENSORS, SMALL)
+
+
+@pytest.mark.parametrize("input_type", [t for t in INPUT_TYPES if t is not InputType.TENSORS])
 def test_a_valid_request_still_decodes(input_type: InputType) -> None:
     value: Any = "aGk=" if input_type in (InputType.BYTES, InputType.STRINGS) else [1, 2]
-    if input_type is InputType.TENSORS:
-        pytest.skip("tensors take the Open Inference Protocol")
     request = decode_predict_request(orjson.dumps({"input": value}), input_type, SMALL)
 
     assert len(request.buffers) == 1
