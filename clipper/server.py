@@ -46,6 +46,7 @@ from clipper.security import (
     ensure_admin_token,
     prepare_admin_token,
     server_ssl_context,
+    tls_files,
 )
 from clipper.security.query_tokens import reload_guard
 from clipper.types import ModelId, ReplicaId
@@ -191,8 +192,9 @@ class ClipperServer:
                 await self.service.refresh()
                 reload_guard(self.query_guard, self.service)
                 self.grpc_server = await start_grpc(
-                    inference, settings.host, settings.grpc_port, settings.max_body_bytes, limits
-                )
+                    inference, settings.host, settings.grpc_port, settings.max_body_bytes, limits,
+                    self.query_guard, tls_files(settings),
+                )  # fmt: skip
                 background = [
                     tasks.create_task(self.reconciler.run()),
                     tasks.create_task(self._watch_heartbeats()),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from clipper.security.auth import AdminAuth, QueryTokenGuard, bearer_token
 from clipper.security.startup import check_bind, is_loopback, prepare_admin_token
-from clipper.security.tls import client_verify, scheme, server_ssl_context
+from clipper.security.tls import client_verify, scheme, server_ssl_context, tls_files
 from clipper.security.tokens import (
     AdminTokenFile,
     admin_token_path,
@@ -31,5 +31,6 @@ __all__ = [
     "read_admin_token",
     "scheme",
     "server_ssl_context",
+    "tls_files",
     "write_admin_token",
 ]

@@ -8,7 +8,7 @@ from pathlib import Path
 from clipper.config import Settings
 from clipper.exceptions import ClipperError
 
-__all__ = ["client_context", "client_verify", "scheme", "server_ssl_context"]
+__all__ = ["client_context", "client_verify", "scheme", "server_ssl_context", "tls_files"]
 
 
 def server_ssl_context(settings: Settings) -> ssl.SSLContext | None:
@@ -29,6 +29,12 @@ def server_ssl_context(settings: Settings) -> ssl.SSLContext | None:
     except (OSError, ssl.SSLError) as exc:
         raise ClipperError(f"cannot load the TLS certificate {cert} and key {key}: {exc}") from exc
     return context
+
+
+def tls_files(settings: Settings) -> tuple[Path, Path] | None:
+    """(certificate, key) when both are set: what the gRPC port serves TLS with."""
+    cert, key = settings.tls_cert_file, settings.tls_key_file
+    return None if cert is None or key is None else (cert, key)
 
 
 def scheme(settings: Settings) -> str:

@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
 
 from clipper.client import AdminClient, QueryClient
 from clipper.config import Settings
@@ -201,6 +204,36 @@ def test_v2_inference_on_a_locked_app_or_its_model_needs_the_token(
     assert denied.headers["www-authenticate"].startswith("Bearer")
     assert set(denied.json()) == {"error"}  # the protocol's error shape
     assert allowed.status_code == 200, allowed.text
+
+
+@pytest.mark.parametrize("name", ["locked", "open"])
+def test_grpc_inference_checks_the_same_query_tokens(
+    secured: ConfiguredServerHandle, name: str
+) -> None:
+    scoped, other = query_token(secured, "locked"), query_token(secured, "open")
+    tensor = grpcclient.InferInput("input", [1, 2], "FP64")
+    tensor.set_data_from_numpy(np.array([[1.0, 2.0]]))
+    client = grpcclient.InferenceServerClient(f"127.0.0.1:{secured.grpc_port}")
+
+    def infer(token: str | None) -> float:
+        headers = None if token is None else {"authorization": f"Bearer {token}"}
+        result = client.infer(name, [tensor], headers=headers, client_timeout=30)
+        return float(result.as_numpy("output")[0])
+
+    try:
+        assert infer(scoped) == 3.0
+        if name == "open":
+            assert infer(None) == infer(other) == 3.0
+            return
+        for token, status in [(None, "UNAUTHENTICATED"), ("nope", "UNAUTHENTICATED"),
+                              (other, "PERMISSION_DENIED")]:  # fmt: skip
+            with pytest.raises(InferenceServerException) as denied:
+                infer(token)
+            assert denied.value.status() == f"StatusCode.{status}"
+            if token is not None:
+                assert token not in str(denied.value.message())
+    finally:
+        client.close()
 
 
 def test_the_query_client_sends_its_token(secured: ConfiguredServerHandle) -> None:

@@ -12,8 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
+import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -111,6 +114,24 @@ def test_the_v2_protocol_runs_over_tls(server: ConfiguredServerHandle) -> None:
 
     assert reply.status_code == 200, reply.text
     assert reply.json()["outputs"][0]["data"] == [3.0]
+
+
+def test_grpc_runs_over_tls_with_the_same_certificate(server: ConfiguredServerHandle) -> None:
+    assert server.ca_file is not None
+    target = f"localhost:{server.grpc_port}"
+    client = grpcclient.InferenceServerClient(
+        target, ssl=True, root_certificates=str(server.ca_file)
+    )
+    tensor = grpcclient.InferInput("input", [1, 2], "FP64")
+    tensor.set_data_from_numpy(np.array([[1.0, 2.5]]))
+    try:
+        assert client.is_server_live()
+        assert client.infer("sum", [tensor]).as_numpy("output").tolist() == [3.5]
+    finally:
+        client.close()
+    plain = grpc.insecure_channel(target)  # plain text on the TLS port: no answer
+    with plain, pytest.raises(grpc.FutureTimeoutError):
+        grpc.channel_ready_future(plain).result(timeout=3)
 
 
 def test_a_client_without_the_ca_refuses_the_server(server: ConfiguredServerHandle) -> None:

@@ -3,12 +3,15 @@
 The server runs on the query server's event loop, beside REST, over the same
 InferenceService. Inputs come as `raw_input_contents` (numpy arrays over the received
 bytes; a one-row tensor reaches the worker without a copy) or typed `contents`; outputs
-always go back as `raw_output_contents`, as Triton does.
+always go back as `raw_output_contents`, as Triton does. ModelInfer checks the same query
+tokens as REST (`authorization: Bearer <token>` call metadata); with the TLS settings the
+port serves TLS with the query API's certificate.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -30,6 +33,7 @@ from clipper.frontend.v2.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from clipper.frontend.v2.rest_codec import binary_data, check_shape
 from clipper.frontend.v2.service import InferenceService
 from clipper.limits import InputLimits
+from clipper.security.auth import QueryTokenGuard
 
 __all__ = ["InferenceServicer", "decode_infer_request", "encode_infer_response", "start_grpc"]
 
@@ -51,9 +55,15 @@ _CONTENTS_FIELDS = {
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     """The six RPCs of the protocol over an InferenceService."""
 
-    def __init__(self, service: InferenceService, limits: InputLimits | None = None) -> None:
+    def __init__(
+        self,
+        service: InferenceService,
+        limits: InputLimits | None = None,
+        guard: QueryTokenGuard | None = None,
+    ) -> None:
         self._service = service
         self._limits = limits if limits is not None else InputLimits()
+        self._guard = guard if guard is not None else QueryTokenGuard()
 
     async def ServerLive(self, request: Any, context: Context) -> Any:
         """Always live while it answers."""
@@ -93,6 +103,8 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelInfer(self, request: Any, context: Context) -> Any:
         """Inference; the call's deadline, if any, bounds the query's."""
         try:
+            if request.model_name in self._guard.v2_names:  # the one lookup open names pay
+                self._guard.require_v2(request.model_name, _metadata(context))
             infer_request = decode_infer_request(request, self._limits)
             response = await self._service.infer(
                 request.model_name,
@@ -103,6 +115,15 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             return encode_infer_response(response)
         except ClipperError as exc:
             await context.abort(grpc_code(exc), str(exc))
+
+
+def _metadata(context: Context) -> list[tuple[bytes, bytes]]:
+    """The call's text metadata as header pairs (gRPC keys are already lower case)."""
+    return [
+        (key.encode(), value.encode())
+        for key, value in context.invocation_metadata() or ()
+        if isinstance(value, str)
+    ]
 
 
 def decode_infer_request(request: Any, limits: InputLimits | None = None) -> InferRequest:
@@ -183,8 +204,11 @@ async def start_grpc(
     port: int,
     max_message_bytes: int,
     limits: InputLimits | None = None,
+    guard: QueryTokenGuard | None = None,
+    tls: tuple[Path, Path] | None = None,
 ) -> grpc.aio.Server | None:
-    """Serve gRPC on `host:port`; None (logged) when the port cannot be bound."""
+    """Serve gRPC on `host:port`, over TLS with `tls` = (certificate, key) files;
+    None (logged) when the port cannot be bound."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
@@ -192,11 +216,15 @@ async def start_grpc(
             ("grpc.so_reuseport", 0),
         ]
     )
-    servicer = InferenceServicer(service, limits)
+    servicer = InferenceServicer(service, limits, guard)
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
-        bound = server.add_insecure_port(address)
+        if tls is None:
+            bound = server.add_insecure_port(address)
+        else:
+            cert, key = (path.read_bytes() for path in tls)
+            bound = server.add_secure_port(address, grpc.ssl_server_credentials([(key, cert)]))
     except RuntimeError as exc:
         log.error("gRPC disabled: cannot bind %s: %s", address, exc)
         return None
