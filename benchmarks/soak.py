@@ -5,13 +5,14 @@ Starts one server (its own state directory, small limits so every invalid class 
 to send), deploys a `doubles` model, then sends requests at a bounded rate from a fixed
 mix: valid single inputs, batches and Open Inference Protocol calls, and malformed JSON,
 wrong types, unknown apps, over-limit batches, too deep JSON, oversized bodies and too many
-headers. Every `--sample` seconds it reads the proportional set size (PSS, from
-/proc/<pid>/smaps_rollup) of the server and of each worker, in all and its anonymous part
-(`Pss_Anon`: the heap, what a leak grows; the file-backed rest is the processes' share of
-shared libraries, which moves whenever other processes on the machine map or unmap the same
-files). It prints the throughput, the responses by status and error kind, the 5xx count,
-and memory at the end of warm-up and at the end with the growth in between; exit status 1
-if any 5xx came back or the server's anonymous memory grew by 10 % or more after warm-up.
+headers. Every `--sample` seconds it reads, from /proc/<pid>/smaps_rollup, the resident set
+size (RSS), the proportional set size (PSS) and PSS's anonymous part (`Pss_Anon`: the heap,
+what a leak grows) of the server and of its workers. PSS divides each shared-library page
+among the processes mapping it, so it moves whenever other processes on the machine start
+or stop; RSS and the anonymous part do not. It prints the throughput, the responses by
+status and error kind, the 5xx count, and memory at the end of warm-up and at the end with
+the growth in between; exit status 1 if any 5xx came back or the server's RSS or anonymous
+memory grew by 10 % or more after warm-up.
 """
 
 from __future__ import annotations
@@ -93,17 +94,29 @@ def _schedule() -> itertools.cycle[Probe]:
     return itertools.cycle([probe for _, probe in sorted(slots, key=lambda slot: slot[0])])
 
 
-def pss_bytes(pid: int) -> tuple[int, int]:
-    """The process's proportional set size and its anonymous part; zeros once it is gone."""
-    sizes = {"Pss:": 0, "Pss_Anon:": 0}
+@dataclass(frozen=True)
+class Memory:
+    """Resident, proportional and anonymous proportional set sizes, in bytes."""
+
+    rss: int = 0
+    pss: int = 0
+    anon: int = 0
+
+    def __add__(self, other: Memory) -> Memory:
+        return Memory(self.rss + other.rss, self.pss + other.pss, self.anon + other.anon)
+
+
+def memory_of(pid: int) -> Memory:
+    """The process's memory; zeros once it is gone."""
+    sizes = {"Rss:": 0, "Pss:": 0, "Pss_Anon:": 0}
     try:
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
             key, _, rest = line.partition(" ")
             if key in sizes:
                 sizes[key] = int(rest.split()[0]) * 1024
     except (OSError, ValueError):
-        return 0, 0
-    return sizes["Pss:"], sizes["Pss_Anon:"]
+        return Memory()
+    return Memory(sizes["Rss:"], sizes["Pss:"], sizes["Pss_Anon:"])
 
 
 @dataclass
@@ -133,10 +146,8 @@ class Sample:
     """Memory at one moment."""
 
     elapsed_s: float
-    server_bytes: int
-    server_anon_bytes: int
-    worker_bytes: int
-    worker_anon_bytes: int
+    server: Memory
+    workers: Memory
 
 
 async def _drive(url: str, rate: float, duration_s: float, tally: Tally) -> None:
@@ -173,12 +184,11 @@ async def _sample(server: BenchServer, every_s: float, samples: list[Sample]) ->
     start = time.monotonic()
     while True:
         replicas = await asyncio.to_thread(server.admin, "get_all_containers", {"verbose": True})
-        workers = [pss_bytes(replica["pid"]) for replica in replicas if replica.get("pid")]
-        server_pss, server_anon = pss_bytes(server.process.pid)
-        worker_pss = sum(pss for pss, _ in workers)
-        worker_anon = sum(anon for _, anon in workers)
+        workers = sum(
+            (memory_of(replica["pid"]) for replica in replicas if replica.get("pid")), Memory()
+        )
         elapsed_s = time.monotonic() - start
-        samples.append(Sample(elapsed_s, server_pss, server_anon, worker_pss, worker_anon))
+        samples.append(Sample(elapsed_s, memory_of(server.process.pid), workers))
         await asyncio.sleep(every_s)
 
 
@@ -213,24 +223,28 @@ def _report(tally: Tally, samples: list[Sample], args: argparse.Namespace) -> bo
     print_table(["request", "status", "count"], rows)
     warm = next((s for s in samples if s.elapsed_s >= args.warmup), samples[0])
     last = samples[-1]
-    print("\n### Memory (PSS and its anonymous part, MiB)\n")
+    print("\n### Memory (MiB: RSS, PSS, and PSS's anonymous part)\n")
     step = max(1, len(samples) // 20)
-    print_table(["elapsed s", "server", "server anon", "workers", "workers anon"], [
-        [f"{s.elapsed_s:.0f}", _mib(s.server_bytes), _mib(s.server_anon_bytes),
-         _mib(s.worker_bytes), _mib(s.worker_anon_bytes)]
+    print_table(["elapsed s", "server RSS", "server PSS", "server anon", "workers RSS",
+                 "workers PSS", "workers anon"], [
+        [f"{s.elapsed_s:.0f}", _mib(s.server.rss), _mib(s.server.pss), _mib(s.server.anon),
+         _mib(s.workers.rss), _mib(s.workers.pss), _mib(s.workers.anon)]
         for s in [*samples[::step], last]
     ])  # fmt: skip
     print()
-    rows = [
-        _growth_row("server PSS", warm.server_bytes, last.server_bytes),
-        _growth_row("server anonymous", warm.server_anon_bytes, last.server_anon_bytes),
-        _growth_row("workers PSS", warm.worker_bytes, last.worker_bytes),
-        _growth_row("workers anonymous", warm.worker_anon_bytes, last.worker_anon_bytes),
-    ]
+    rows = []
+    for who, start, end in (("server", warm.server, last.server),
+                            ("workers", warm.workers, last.workers)):  # fmt: skip
+        rows += [
+            _growth_row(f"{who} RSS", start.rss, end.rss),
+            _growth_row(f"{who} PSS", start.pss, end.pss),
+            _growth_row(f"{who} anonymous", start.anon, end.anon),
+        ]
     print_table(["memory", f"after warm-up ({warm.elapsed_s:.0f} s)", "at the end", "growth"],
                 rows)  # fmt: skip
-    anon_growth = (last.server_anon_bytes - warm.server_anon_bytes) / warm.server_anon_bytes
-    return tally.server_errors == 0 and anon_growth < MAX_GROWTH
+    rss_growth = (last.server.rss - warm.server.rss) / max(warm.server.rss, 1)
+    anon_growth = (last.server.anon - warm.server.anon) / max(warm.server.anon, 1)
+    return tally.server_errors == 0 and max(rss_growth, anon_growth) < MAX_GROWTH
 
 
 def _growth_row(name: str, warm: int, last: int) -> list[str]:

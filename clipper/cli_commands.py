@@ -16,13 +16,10 @@ import time
 import webbrowser
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-import cloudpickle
+from typing import TYPE_CHECKING, Any
 
 from clipper import launcher
 from clipper.artifacts import closure_artifact, directory_artifact, pack_directory
-from clipper.client import AdminClient, QueryClient, admin_token_source
 from clipper.config import Settings
 from clipper.dashboard import dashboard_url
 from clipper.exceptions import InvalidRequest, ModelNotFound
@@ -33,6 +30,9 @@ from clipper.security import (
     scheme,
     write_admin_token,
 )
+
+if TYPE_CHECKING:
+    from clipper.client import AdminClient, QueryClient
 
 __all__ = [
     "COMMANDS",
@@ -76,6 +76,8 @@ def load_function(path: Path, name: str) -> Callable[..., Any]:
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     spec.loader.exec_module(module)
+    import cloudpickle  # only deploying needs it
+
     cloudpickle.register_pickle_by_value(module)
     function: object = getattr(module, name, None)
     if not callable(function):
@@ -98,6 +100,20 @@ def previous_version(versions: Sequence[Mapping[str, Any]], current: str) -> str
     if position == 0:
         raise InvalidRequest(f"No version older than the current one ({current!r})")
     return names[position - 1]
+
+
+# The clients (httpx) load on first use: `clipper start` in the foreground never needs them,
+# and the server's start-up time counts from the process's.
+def _admin_client(settings: Settings) -> AdminClient:
+    from clipper.client import AdminClient
+
+    return AdminClient.from_settings(settings)
+
+
+def _query_client(settings: Settings, token: str | None) -> QueryClient:
+    from clipper.client import QueryClient
+
+    return QueryClient.from_settings(settings, token=token)
 
 
 def start(args: argparse.Namespace, settings: Settings) -> None:
@@ -124,7 +140,7 @@ def stop(args: argparse.Namespace, settings: Settings) -> None:
 
 def status(args: argparse.Namespace, settings: Settings) -> None:
     """Print the server's status."""
-    with AdminClient.from_settings(settings) as admin:
+    with _admin_client(settings) as admin:
         report = admin.status()
     width = max(map(len, report), default=0)
     for key, value in report.items():
@@ -135,6 +151,8 @@ def status(args: argparse.Namespace, settings: Settings) -> None:
 
 def dashboard(args: argparse.Namespace, settings: Settings) -> None:
     """Print the dashboard's address with the admin token in its fragment; --open opens it."""
+    from clipper.client import admin_token_source
+
     source = admin_token_source(settings)
     token = source() if callable(source) else source
     url = dashboard_url(settings.host, settings.admin_port, token, scheme(settings))
@@ -145,7 +163,7 @@ def dashboard(args: argparse.Namespace, settings: Settings) -> None:
 
 def apps(args: argparse.Namespace, settings: Settings) -> None:
     """List applications."""
-    with AdminClient.from_settings(settings) as admin:
+    with _admin_client(settings) as admin:
         infos = admin.get_all_applications(verbose=True)
     keys = ["name", "input_type", "default_output", "latency_slo_micros", "policy"]
     keys += ["linked_models", "pipeline"]
@@ -156,7 +174,7 @@ def apps(args: argparse.Namespace, settings: Settings) -> None:
 
 def models(args: argparse.Namespace, settings: Settings) -> None:
     """List model versions."""
-    with AdminClient.from_settings(settings) as admin:
+    with _admin_client(settings) as admin:
         infos = admin.get_all_models(verbose=True)
     keys = ["model_name", "model_version", "input_type", "is_current_version"]
     keys += ["num_replicas", "batch_size", "containerless"]
@@ -166,7 +184,7 @@ def models(args: argparse.Namespace, settings: Settings) -> None:
 
 def replicas(args: argparse.Namespace, settings: Settings) -> None:
     """List replicas."""
-    with AdminClient.from_settings(settings) as admin:
+    with _admin_client(settings) as admin:
         infos = admin.get_all_containers(verbose=True)
     keys = ["model_name", "model_version", "model_replica_id", "state", "pid", "connected"]
     headers = ["MODEL", "VERSION", "REPLICA", "STATE", "PID", "CONNECTED", "NODE"]
@@ -182,7 +200,7 @@ def replicas(args: argparse.Namespace, settings: Settings) -> None:
 
 def register_app(args: argparse.Namespace, settings: Settings) -> None:
     """Register an application."""
-    with AdminClient.from_settings(settings) as admin:
+    with _admin_client(settings) as admin:
         admin.add_app(args.name, args.input_type, args.default_output, args.slo_micros,
                       args.policy, policy_params(args.param))  # fmt: skip
     print(f"Registered app {args.name!r}: POST /{args.name}/predict")
@@ -190,7 +208,7 @@ def register_app(args: argparse.Namespace, settings: Settings) -> None:
 
 def set_policy(args: argparse.Namespace, settings: Settings) -> None:
     """Set an app's selection policy and its parameters."""
-    with AdminClient.from_settings(settings) as admin:
+    with _admin_client(settings) as admin:
         info = admin.set_app_policy(args.app, args.policy, policy_params(args.param))
     params = json.dumps(info.get("policy_params") or {})
     print(f"App {args.app!r}: policy {info.get('policy')} {params}")
@@ -198,7 +216,7 @@ def set_policy(args: argparse.Namespace, settings: Settings) -> None:
 
 def set_pipeline(args: argparse.Namespace, settings: Settings) -> None:
     """Make an app a pipeline of models, or a plain app again with no models."""
-    with AdminClient.from_settings(settings) as admin:
+    with _admin_client(settings) as admin:
         admin.set_app_pipeline(args.app, args.models)
     steps = " -> ".join(args.models) or "none (plain app)"
     print(f"App {args.app!r}: pipeline {steps}")
@@ -221,14 +239,14 @@ def policy_params(pairs: Sequence[str]) -> dict[str, Any]:
 
 def unregister_app(args: argparse.Namespace, settings: Settings) -> None:
     """Remove an application."""
-    with AdminClient.from_settings(settings) as admin:
+    with _admin_client(settings) as admin:
         admin.delete_app(args.name)
     print(f"Unregistered app {args.name!r}")
 
 
 def deploy(args: argparse.Namespace, settings: Settings) -> None:
     """Deploy a new model version: a function from a Python file, or a model directory."""
-    with AdminClient.from_settings(settings) as admin:
+    with _admin_client(settings) as admin:
         if args.file is not None:
             name, version, input_type, artifact = _function_deploy(args)
         else:
@@ -301,28 +319,28 @@ def _print_progress(line: str) -> None:
 
 def link(args: argparse.Namespace, settings: Settings) -> None:
     """Link a model to an application."""
-    with AdminClient.from_settings(settings) as admin:
+    with _admin_client(settings) as admin:
         admin.add_model_links(args.app, [args.model])
     print(f"Linked model {args.model!r} to app {args.app!r}")
 
 
 def unlink(args: argparse.Namespace, settings: Settings) -> None:
     """Unlink a model from an application."""
-    with AdminClient.from_settings(settings) as admin:
+    with _admin_client(settings) as admin:
         admin.delete_model_links(args.app, [args.model])
     print(f"Unlinked model {args.model!r} from app {args.app!r}")
 
 
 def set_version(args: argparse.Namespace, settings: Settings) -> None:
     """Make a registered version current."""
-    with AdminClient.from_settings(settings) as admin:
+    with _admin_client(settings) as admin:
         admin.set_model_version(args.model, args.version)
     print(f"{args.model}: current version is now {args.version}")
 
 
 def rollback(args: argparse.Namespace, settings: Settings) -> None:
     """Make the version registered before the current one current again."""
-    with AdminClient.from_settings(settings) as admin:
+    with _admin_client(settings) as admin:
         current = admin.get_current_model_version(args.model)
         infos = admin.get_all_models(verbose=True)
         versions = [info for info in infos if info.get("model_name") == args.model]
@@ -333,7 +351,7 @@ def rollback(args: argparse.Namespace, settings: Settings) -> None:
 
 def scale(args: argparse.Namespace, settings: Settings) -> None:
     """Set the number of replicas of a version (default: the current one)."""
-    with AdminClient.from_settings(settings) as admin:
+    with _admin_client(settings) as admin:
         info = admin.set_num_replicas(args.model, args.num_replicas, args.version)
         version = str(info.get("model_version", args.version))
         if args.num_replicas > 0:
@@ -349,7 +367,7 @@ def predict(args: argparse.Namespace, settings: Settings) -> None:
         raise InvalidRequest(f"JSON_INPUT is not valid JSON: {exc}") from exc
     if args.batch and not isinstance(value, list):
         raise InvalidRequest("With --batch, JSON_INPUT must be a JSON list")
-    with QueryClient.from_settings(settings, token=getattr(args, "token", None)) as client:
+    with _query_client(settings, getattr(args, "token", None)) as client:
         if args.batch:
             reply = client.predict(args.app, input_batch=value, version=args.version)
         else:
@@ -360,7 +378,7 @@ def predict(args: argparse.Namespace, settings: Settings) -> None:
 def logs(args: argparse.Namespace, settings: Settings) -> None:
     """Print the server's and replicas' logs (--model: one model's; --follow: keep
     printing new lines until Ctrl-C), or write them to files with --out."""
-    with AdminClient.from_settings(settings) as admin:
+    with _admin_client(settings) as admin:
         if args.out is not None:
             for path in admin.save_logs(Path(args.out)):
                 print(path)

@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from clipper.client import AdminClient, QueryClient, ServerUnreachable
 from clipper.config import Settings
 from clipper.exceptions import ClipperError
 
@@ -100,6 +99,8 @@ def start_server_process(
 
 def wait_query_ready(settings: Settings, timeout_s: float = 30.0) -> None:
     """Return once the query API answers `GET /healthz`; raise ServerUnreachable on timeout."""
+    from clipper.client import QueryClient  # the clients (httpx) load on first use
+
     deadline = time.monotonic() + timeout_s
     with QueryClient.from_settings(settings, timeout_s=2.0) as client:
         if not _wait_until(deadline, lambda: _succeeds(client.healthz)):
@@ -115,6 +116,8 @@ def stop_server(settings: Settings, timeout_s: float = 30.0) -> bool:
     stale file). A running process whose admin API does not answer is never killed (its pid
     may have been reused): ServerUnreachable is raised instead.
     """
+    from clipper.client import AdminClient, ServerUnreachable
+
     deadline = time.monotonic() + timeout_s
     file_pid = _read_pid(pid_path(settings))
     with AdminClient.from_settings(settings, timeout_s=min(timeout_s, 10.0)) as client:
@@ -177,6 +180,8 @@ def _child_env(settings: Settings) -> dict[str, str]:
 
 
 def _answers_ping(settings: Settings) -> bool:
+    from clipper.client import AdminClient
+
     with AdminClient.from_settings(settings, timeout_s=2.0) as client:
         try:
             return client.ping() == "PONG"

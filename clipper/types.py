@@ -10,6 +10,7 @@ from typing import NamedTuple
 from clipper.exceptions import InvalidInputType, InvalidName
 
 __all__ = [
+    "InputBuffer",
     "InputType",
     "ModelId",
     "ReplicaId",
@@ -17,6 +18,10 @@ __all__ = [
     "validate_name",
     "validate_version",
 ]
+
+InputBuffer = bytes | memoryview
+"""One query input, encoded as the worker receives it: bytes, or a read-only byte view
+(format "B", hashable) of a received tensor's memory, which is not copied on the way."""
 
 _NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 

@@ -9,6 +9,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from clipper.types import InputBuffer
+
 __all__ = ["BatchQueue", "PendingQuery"]
 
 
@@ -22,7 +24,7 @@ class PendingQuery:
     __slots__ = ("attempts", "buffer", "deadline", "enqueued_at", "future", "query_id")
 
     def __init__(
-        self, query_id: int, buffer: bytes, deadline: float, future: asyncio.Future[Any]
+        self, query_id: int, buffer: InputBuffer, deadline: float, future: asyncio.Future[Any]
     ) -> None:
         self.query_id = query_id
         self.buffer = buffer

@@ -16,7 +16,7 @@ from clipper.batching.queue import PendingQuery
 from clipper.cache import PredictionCache
 from clipper.dataplane.model_serving import Clock, ModelServing
 from clipper.exceptions import DeadlineExceeded, ModelError, ReplicaCrashed
-from clipper.types import ModelId
+from clipper.types import InputBuffer, ModelId
 
 __all__ = ["NO_MODELS", "SLO_MISSED", "ComputationTable", "failure_reason"]
 
@@ -48,7 +48,7 @@ class ComputationTable:
         self,
         serving: ModelServing,
         use_cache: bool,
-        buffers: list[bytes],
+        buffers: list[InputBuffer],
         query_ids: list[int],
         deadline: float,
     ) -> list[asyncio.Future[Any]]:
@@ -58,39 +58,43 @@ class ComputationTable:
         futures: list[asyncio.Future[Any]] = []
         fresh: list[PendingQuery] = []
         for query_id, buffer in zip(query_ids, buffers, strict=True):
-            key = (serving.model_id, buffer)
+            future: asyncio.Future[Any]
             if use_cache:
-                cached = self.cache.get(serving.model_id, buffer)
+                data = buffer if isinstance(buffer, bytes) else buffer.tobytes()  # a view
+                # is not hashable, and the cache keeps a copy anyway
+                cached = self.cache.get(serving.model_id, data)
                 if cached is not PredictionCache.MISSING:
-                    done: asyncio.Future[Any] = loop.create_future()
-                    done.set_result(cached)
-                    futures.append(done)
+                    future = loop.create_future()
+                    future.set_result(cached)
+                    futures.append(future)
                     if metrics:
                         metrics.cache_hits.inc()
                     continue
+                key = (serving.model_id, data)
                 shared = self._in_flight.get(key)
                 if shared is not None:
                     futures.append(shared)
                     continue
                 if metrics:
                     metrics.cache_misses.inc()
-            future = loop.create_future()
-            future.add_done_callback(partial(self._computed, key, use_cache))
-            if use_cache:
+                future = loop.create_future()
+                future.add_done_callback(partial(self._computed, key))
                 self._in_flight[key] = future
+            else:
+                future = loop.create_future()
             fresh.append(PendingQuery(query_id, buffer, deadline, future))
             futures.append(future)
         if fresh:
             serving.submit(fresh)
         return futures
 
-    def _computed(self, key: tuple[ModelId, bytes], use_cache: bool, future: Any) -> None:
-        """A computation finished: retire it from in-flight, cache a real output."""
-        if use_cache and self._in_flight.get(key) is future:
+    def _computed(self, key: tuple[ModelId, bytes], future: Any) -> None:
+        """A cached computation finished: retire it from in-flight, cache a real output."""
+        if self._in_flight.get(key) is future:
             del self._in_flight[key]
         if future.cancelled() or future.exception() is not None:
             return
-        if use_cache and key[0] in self._live:
+        if key[0] in self._live:
             self.cache.put(key[0], key[1], future.result())
 
     def when_all(

@@ -35,7 +35,7 @@ from clipper.metrics import PolicySample, ServerMetrics
 from clipper.outputs import parse_output_string
 from clipper.rpc.protocol import Register
 from clipper.rpc.server import WorkerChannel
-from clipper.types import ModelId
+from clipper.types import InputBuffer, ModelId
 
 __all__ = ["NO_MODELS", "SLO_MISSED", "DataPlane", "FeedbackRequest", "Prediction"]
 
@@ -223,7 +223,7 @@ class DataPlane:
     async def predict(
         self,
         app_name: str,
-        buffers: list[bytes],
+        buffers: list[InputBuffer],
         version: str | None,
         deadline: float,
         uid: int | None = None,
@@ -239,7 +239,7 @@ class DataPlane:
     def start_predict(
         self,
         app_name: str,
-        buffers: list[bytes],
+        buffers: list[InputBuffer],
         version: str | None,
         deadline: float,
         uid: int | None = None,
@@ -259,7 +259,7 @@ class DataPlane:
         return self._start_on(serving, app.cache_enabled, app_name, buffers, deadline)
 
     async def predict_model(
-        self, model_name: str, version: str | None, buffers: list[bytes], deadline: float
+        self, model_name: str, version: str | None, buffers: list[InputBuffer], deadline: float
     ) -> list[Prediction]:
         """Query a model version directly (no app): for the Open Inference Protocol.
 
@@ -279,7 +279,7 @@ class DataPlane:
         return await self._predict_on(serving, True, None, buffers, deadline)
 
     async def _predict_routed(
-        self, route: AppRoute, buffers: list[bytes], uid: int | None, deadline: float
+        self, route: AppRoute, buffers: list[InputBuffer], uid: int | None, deadline: float
     ) -> list[Prediction]:
         query_ids = [next(self._query_ids) for _ in buffers]
         path = self._pipelines if route.is_pipeline else self._policies
@@ -290,7 +290,7 @@ class DataPlane:
         serving: ModelServing,
         app_cache_enabled: bool,
         app_name: str | None,
-        buffers: list[bytes],
+        buffers: list[InputBuffer],
         deadline: float,
     ) -> list[Prediction]:
         answers = self._start_on(serving, app_cache_enabled, app_name, buffers, deadline)
@@ -301,7 +301,7 @@ class DataPlane:
         serving: ModelServing,
         app_cache_enabled: bool,
         app_name: str | None,
-        buffers: list[bytes],
+        buffers: list[InputBuffer],
         deadline: float,
     ) -> list[Prediction] | asyncio.Future[list[Prediction]]:
         query_ids = [next(self._query_ids) for _ in buffers]

@@ -23,7 +23,7 @@ from clipper.exceptions import InvalidInput
 from clipper.frontend.inputs import encode_input
 from clipper.outputs import to_json_value
 from clipper.rpc.protocol import NUMERIC_DTYPES
-from clipper.types import InputType
+from clipper.types import InputBuffer, InputType
 
 __all__ = ["PipelinePath", "encode_step_output"]
 
@@ -55,7 +55,7 @@ class PipelinePath:
     async def predict(
         self,
         route: AppRoute,
-        buffers: list[bytes],
+        buffers: list[InputBuffer],
         query_ids: list[int],
         uid: int | None,
         deadline: float,
@@ -93,7 +93,7 @@ class PipelinePath:
         serving: ModelServing,
         following: ModelServing | None,
         alive: list[int],
-        current: list[bytes],
+        current: list[InputBuffer],
         query_ids: list[int],
         deadline: float,
         outputs: list[Any],
@@ -122,7 +122,9 @@ class PipelinePath:
         return survivors
 
     @staticmethod
-    def _feed(output: Any, following: ModelServing, current: list[bytes], index: int) -> str | None:
+    def _feed(
+        output: Any, following: ModelServing, current: list[InputBuffer], index: int
+    ) -> str | None:
         try:
             current[index] = encode_step_output(output, following.input_type)
         except InvalidInput as exc:

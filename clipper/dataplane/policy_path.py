@@ -26,6 +26,7 @@ from clipper.metrics import ServerMetrics
 from clipper.selection.base import PolicyState, QueryContext, Selection
 from clipper.selection.losses import vote_key
 from clipper.selection.shadow import ShadowPolicy
+from clipper.types import InputBuffer
 
 __all__ = ["DefaultAnswer", "PolicyPath"]
 
@@ -55,7 +56,7 @@ class PolicyPath:
     async def predict(
         self,
         route: AppRoute,
-        buffers: list[bytes],
+        buffers: list[InputBuffer],
         query_ids: list[int],
         uid: int | None,
         deadline: float,
@@ -83,7 +84,7 @@ class PolicyPath:
         self,
         route: AppRoute,
         models: Iterable[str],
-        buffers: list[bytes],
+        buffers: list[InputBuffer],
         query_ids: list[int],
         deadline: float,
     ) -> Futures:
@@ -135,7 +136,7 @@ class PolicyPath:
         self,
         route: AppRoute,
         shadows: tuple[str, ...],
-        buffers: list[bytes],
+        buffers: list[InputBuffer],
         query_ids: list[int],
         deadline: float,
         started: float,

@@ -12,6 +12,13 @@ pauses while a request is handled, so a pipelining client cannot queue unbounded
 a request body over `max_body_bytes` is refused with 413 before it is read; a malformed
 request gets 400 and the connection is closed.
 
+Reads: the protocol is an `asyncio.BufferedProtocol`. Requests are read into one scratch
+buffer per server (reads are synchronous on its one event loop, and the parser copies what
+it keeps), except a body of at least `LARGE_BODY_BYTES` with a Content-Length: once its
+headers are parsed it is received straight into a buffer of its size (the kernel copies
+it there, nothing else does) and handed on as a memoryview; the parser, left mid-body, is
+replaced by a fresh one.
+
 Limits (`clipper.limits.HttpLimits`), each answered, then the connection closed: a request
 line over `max_header_bytes` 414; headers over `max_header_bytes` (counted as received, so
 a header that never ends is cut off within one read of the limit) or more than
@@ -37,6 +44,7 @@ from typing import Any
 
 import httptools
 
+from clipper.buffers import receive_buffer
 from clipper.limits import HttpLimits
 
 __all__ = ["Http11Protocol", "serve_http11"]
@@ -44,9 +52,10 @@ __all__ = ["Http11Protocol", "serve_http11"]
 log = logging.getLogger("clipper.http")
 
 AsgiApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+Body = bytes | memoryview  # a memoryview when received in place (LARGE_BODY_BYTES and up)
 DirectReply = tuple[int, list[tuple[bytes, bytes]], bytes]
 DirectRespond = Callable[
-    [bytes, bytes, list[tuple[bytes, bytes]], bytes, Callable[[DirectReply], None]], bool
+    [bytes, bytes, list[tuple[bytes, bytes]], Body, Callable[[DirectReply], None]], bool
 ]
 """An app may also offer `respond(method, url, headers, body, done) -> bool`: a direct
 path for its hottest requests, with no ASGI messages and no task. When it returns True it
@@ -98,19 +107,25 @@ def _status_line(status: int) -> bytes:
     return line if line is not None else f"HTTP/1.1 {status} Status\r\n".encode()
 
 
+LARGE_BODY_BYTES = 1 << 18
+SCRATCH_BYTES = 1 << 18
+
+
 class _Request:
     """What the parser collected for one request."""
 
-    __slots__ = ("body", "headers", "too_large", "url")
+    __slots__ = ("body", "headers", "keep_alive", "method", "too_large", "url")
 
     def __init__(self) -> None:
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
-        self.body: list[bytes] = []
+        self.body: list[Body] = []
         self.too_large = False
+        self.method = b""
+        self.keep_alive = True
 
 
-class Http11Protocol(asyncio.Protocol):
+class Http11Protocol(asyncio.BufferedProtocol):
     """One client connection."""
 
     def __init__(self, app: AsgiApp, limits: HttpLimits, server_state: _Connections) -> None:
@@ -128,6 +143,8 @@ class Http11Protocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._request = _Request()
         self._body_size = 0
+        self._large_body: memoryview | None = None  # a large body being received in place
+        self._large_filled = 0
         self._ready: list[_Request] = []
         self._busy = False
         self._closing = False
@@ -150,7 +167,24 @@ class Http11Protocol(asyncio.Protocol):
         self._closing = True
         self._connections.discard(self)
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        """Where the next read goes: the rest of a large body, else the scratch buffer."""
+        if self._large_body is not None:
+            return self._large_body[self._large_filled :]
+        return self._connections.scratch
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """`nbytes` were read into `get_buffer()`'s buffer."""
+        if self._large_body is None:
+            self.data_received(self._connections.scratch[:nbytes])
+            return
+        self._large_filled += nbytes
+        if self._large_filled == len(self._large_body):
+            self._parser = httptools.HttpRequestParser(self)  # the old one is mid-body
+            self._large_body_complete()
+            self._next()
+
+    def data_received(self, data: bytes | memoryview) -> None:
         """Feed the parser; complete requests are queued and handled in order."""
         if self._stage < _BODY:
             self._header_bytes += len(data)
@@ -217,15 +251,47 @@ class Http11Protocol(asyncio.Protocol):
             raise _Rejected(413, _ERROR_BODY_413)
         if expects_continue and self._transport is not None:
             self._transport.write(_CONTINUE)
+        parser = self._parser
+        self._request.method = parser.get_method()
+        self._request.keep_alive = parser.should_keep_alive()
+        length = self._content_length()
+        if length is not None and length >= LARGE_BODY_BYTES:
+            self._large_body, self._large_filled = receive_buffer(length), 0
+
+    def _content_length(self) -> int | None:
+        lengths = [value for name, value in self._request.headers if name == b"content-length"]
+        if len(lengths) != 1 or not lengths[0].isdigit():
+            return None
+        if any(name == b"transfer-encoding" for name, _ in self._request.headers):
+            return None  # the parser decides (and refuses both together)
+        return int(lengths[0])
 
     def on_body(self, body: bytes) -> None:
+        large = self._large_body
+        if large is not None:  # its first bytes came with the headers
+            end = self._large_filled + len(body)
+            large[self._large_filled : end] = body
+            self._large_filled = end
+            if end == len(large):
+                self._large_body_complete()
+            return
         self._body_size += len(body)
         if self._body_size > self._max_body_bytes:
             self._request.too_large = True
         if not self._request.too_large:
             self._request.body.append(body)
 
+    def _large_body_complete(self) -> None:
+        """The large body is all in: the request is complete (the parser may not know)."""
+        assert self._large_body is not None
+        self._request.body.append(self._large_body)
+        self._large_body = None
+        if self._stage == _BODY:
+            self.on_message_complete()
+
     def on_message_complete(self) -> None:
+        if self._stage != _BODY:  # ended in place already (see `_large_body_complete`)
+            return
         self._stage = _ANSWERING
         self.deadline = math.inf
         self._ready.append(self._request)
@@ -242,17 +308,17 @@ class Http11Protocol(asyncio.Protocol):
             self._reply_and_close(413, _ERROR_BODY_413)
             return
         self._busy = True
-        keep_alive = self._parser.should_keep_alive()
-        body = b"".join(request.body)
+        keep_alive = request.keep_alive
+        body = request.body[0] if len(request.body) == 1 else b"".join(request.body)
         if self._respond is not None and self._respond_directly(request, body, keep_alive):
             return
         task = asyncio.get_running_loop().create_task(self._handle(request, body, keep_alive))
         task.add_done_callback(_log_failure)
 
-    def _respond_directly(self, request: _Request, body: bytes, keep_alive: bool) -> bool:
+    def _respond_directly(self, request: _Request, body: Body, keep_alive: bool) -> bool:
         """Offer the request to the app's direct path (see `DirectApp`); True if taken."""
         assert self._respond is not None
-        method = self._parser.get_method()
+        method = request.method
         done = partial(self._answer_directly, keep_alive)
         try:
             return self._respond(method, request.url, request.headers, body, done)
@@ -266,12 +332,12 @@ class Http11Protocol(asyncio.Protocol):
         self._write(_Response(status, headers, body), keep_alive)
         self._answered(keep_alive)
 
-    async def _handle(self, request: _Request, body: bytes, keep_alive: bool) -> None:
+    async def _handle(self, request: _Request, body: Body, keep_alive: bool) -> None:
         url = httptools.parse_url(request.url)
         path = url.path.decode("utf-8", "replace")
         scope = {
             "type": "http",
-            "method": self._parser.get_method().decode(),
+            "method": request.method.decode(),
             "path": path,
             "query_string": url.query or b"",
             "headers": request.headers,
@@ -377,6 +443,8 @@ class _Connections(set[Any]):
         super().__init__()
         self.all_closed = asyncio.Event()
         self.all_closed.set()
+        # The read buffer every connection shares: each read is consumed before the next.
+        self.scratch = memoryview(bytearray(SCRATCH_BYTES))
 
     async def sweep(self) -> None:
         """Expire the connections past their deadline, once a second, until cancelled."""

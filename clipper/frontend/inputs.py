@@ -17,7 +17,7 @@ import orjson
 from clipper.exceptions import InvalidInput
 from clipper.limits import InputLimits, check_nesting, json_error
 from clipper.rpc.protocol import NUMERIC_DTYPES
-from clipper.types import InputType
+from clipper.types import InputBuffer, InputType
 
 __all__ = ["PredictRequest", "decode_predict_request", "encode_input", "optional_uid"]
 
@@ -35,7 +35,7 @@ DEFAULT_LIMITS = InputLimits()
 class PredictRequest:
     """A decoded `/<app>/predict` body."""
 
-    buffers: list[bytes]
+    buffers: list[InputBuffer]
     is_batch: bool
     version: str | None
     latency_slo_us: int | None
@@ -140,7 +140,7 @@ def decode_predict_request(
     slo_us = _optional_int(body, "latency_slo_micros")
     uid = optional_uid(body)
     if "input" in body:
-        buffers = [encode_input(body["input"], input_type, limits)]
+        buffers: list[InputBuffer] = [encode_input(body["input"], input_type, limits)]
         return PredictRequest(buffers, False, version, slo_us, uid)
     if "input_batch" in body:
         batch = body["input_batch"]

@@ -45,6 +45,7 @@ from typing import Any
 import msgpack
 import numpy as np
 
+from clipper.buffers import receive_buffer
 from clipper.exceptions import RpcError
 from clipper.types import InputType
 
@@ -66,6 +67,7 @@ __all__ = [
     "decode_tensor_row",
     "encode_batch",
     "encode_message",
+    "encode_reply_parts",
     "encode_tensor_row",
 ]
 
@@ -209,6 +211,12 @@ def _c_contiguous(array: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
 
 def _encode_reply(reply: BatchReply) -> bytes:
     """A reply frame; numeric numpy arrays in the outputs go to the body (see above)."""
+    return b"".join(encode_reply_parts(reply))
+
+
+def encode_reply_parts(reply: BatchReply) -> list[bytes | memoryview]:
+    """A reply frame in parts, for a scatter send: the prefix and header, then each array
+    output's memory as is (byte views, uncopied)."""
     arrays: list[np.ndarray[Any, Any]] = []
     offset = 0
 
@@ -224,8 +232,8 @@ def _encode_reply(reply: BatchReply) -> bytes:
 
     header = {"t": "reply", "id": reply.id, "outputs": reply.outputs, "expired": reply.expired}
     packed = msgpack.packb(header, default=out_of_band, **_packer_options)
-    views = [array.data for array in arrays]
-    return b"".join((FRAME_PREFIX.pack(len(packed), offset), packed, *views))
+    head = FRAME_PREFIX.pack(len(packed), offset) + packed
+    return [head, *(array.reshape(-1).view(np.uint8).data for array in arrays)]
 
 
 def _array_hook(body: bytes | memoryview) -> Any:
@@ -234,11 +242,20 @@ def _array_hook(body: bytes | memoryview) -> Any:
     def hook(code: int, data: bytes) -> Any:
         if code != _ARRAY_EXT:
             raise RpcError(f"unknown ext type {code} in a frame header")
-        dtype, shape, offset, length = msgpack.unpackb(data)
+        try:
+            name, shape, offset, length = msgpack.unpackb(data)
+            dtype = np.dtype(name)
+        except (TypeError, ValueError) as exc:
+            raise RpcError(f"malformed array reference in a frame header: {exc}") from exc
+        if dtype.kind not in _WIRE_KINDS or dtype.itemsize == 0 or length % dtype.itemsize:
+            raise RpcError(f"an array reference of dtype {dtype} does not fit {length} bytes")
         if offset < 0 or offset + length > len(body):
             raise RpcError("an array reference points outside the frame body")
-        array = np.frombuffer(body, np.dtype(dtype), length // np.dtype(dtype).itemsize, offset)
-        array = array.reshape(shape)
+        array = np.frombuffer(body, dtype, length // dtype.itemsize, offset)
+        try:
+            array = array.reshape(shape)
+        except (TypeError, ValueError) as exc:
+            raise RpcError(f"an array reference's shape does not fit its data: {exc}") from exc
         if length != len(body):
             array = array.copy()
         array.flags.writeable = False
@@ -260,6 +277,9 @@ def _message_from(header: dict[str, Any], body: memoryview) -> Message:
         raise RpcError(f"malformed {kind!r} message: {exc}") from exc
 
 
+_NO_FRAME = memoryview(b"")
+
+
 class FrameDecoder:
     """Incremental decoder: feed bytes as they arrive, get whole messages out.
 
@@ -275,7 +295,7 @@ class FrameDecoder:
     def __init__(self, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
         self.max_frame_bytes = max_frame_bytes  # a larger frame is an RpcError
         self._buffer = bytearray()
-        self._frame = bytearray()  # the large frame being received
+        self._frame = _NO_FRAME  # the large frame being received
         self._filled = 0  # bytes of `_frame` received so far
         self._missing = 0  # bytes still to come of `_frame`
 
@@ -305,7 +325,7 @@ class FrameDecoder:
                 if len(view) < offset + size:
                     if size > self.LARGE_FRAME_BYTES:
                         have = len(view) - offset
-                        self._frame = bytearray(size)
+                        self._frame = receive_buffer(size)
                         self._frame[:have] = view[offset:]
                         self._filled, self._missing = have, size - have
                         offset = len(view)
@@ -331,7 +351,7 @@ class FrameDecoder:
         directly (then call `received`); None when no large frame is incomplete."""
         if not self._missing:
             return None
-        return memoryview(self._frame)[self._filled :]
+        return self._frame[self._filled :]
 
     def received(self, size: int) -> list[Message]:
         """`size` bytes were written into `receive_view()`: the messages they complete."""
@@ -346,8 +366,8 @@ class FrameDecoder:
         self._missing -= size
         if self._missing:
             return
-        frame = memoryview(self._frame)
-        self._frame, self._filled = bytearray(), 0
+        frame = self._frame
+        self._frame, self._filled = _NO_FRAME, 0
         header_len, _ = FRAME_PREFIX.unpack_from(frame)
         start = FRAME_PREFIX.size
         body = frame[start + header_len :]

@@ -15,7 +15,7 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 from clipper.exceptions import ReplicaCrashed, RpcError
 from clipper.rpc.protocol import (
@@ -46,12 +46,17 @@ REGISTER_TIMEOUT_S = 10.0
 WRONG_SECRET = "missing or wrong cluster secret"
 
 
-class WorkerChannel(asyncio.Protocol):
+class WorkerChannel(asyncio.BufferedProtocol):
     """One worker connection. Invariant: every batch sent is answered exactly once, by the
     worker's reply or error, or by ReplicaCrashed when the connection is lost.
 
+    Reads go into a reused chunk, except the rest of a large frame (a big tensor reply),
+    which the kernel copies straight into the frame's own buffer (`receive_view`).
+
     `secret` None accepts any registration (in-process tests only; the server always
     passes the cluster's secret)."""
+
+    RECEIVE_CHUNK = 256 * 1024
 
     def __init__(
         self, on_register: RegisterHandler, on_lost: LostHandler, secret: str | None = None
@@ -60,6 +65,8 @@ class WorkerChannel(asyncio.Protocol):
         self._on_lost = on_lost
         self._secret = secret
         self._decoder = FrameDecoder(FrameDecoder.UNREGISTERED_MAX_FRAME_BYTES)
+        self._chunk = memoryview(bytearray(self.RECEIVE_CHUNK))
+        self._into_frame = False  # whether the last get_buffer() was the frame's own buffer
         self._register_timer: asyncio.TimerHandle | None = None
         self._transport: asyncio.Transport | None = None
         self._pending: dict[int, asyncio.Future[BatchOutcome]] = {}
@@ -87,11 +94,27 @@ class WorkerChannel(asyncio.Protocol):
         peer = self._transport.get_extra_info("peername") if self._transport else None
         return str(peer) if peer else "a local socket"
 
-    def data_received(self, data: bytes) -> None:
-        """Decode frames and route each message."""
+    def get_buffer(self, sizehint: int) -> memoryview:
+        """The rest of an incomplete large frame, else the reused chunk."""
+        view = self._decoder.receive_view()
+        self._into_frame = view is not None
+        return self._chunk if view is None else view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """`nbytes` were read into `get_buffer()`'s buffer."""
+        if self._into_frame:
+            self._decode(self._decoder.received, nbytes)
+        else:
+            self._decode(self._decoder.feed, self._chunk[:nbytes])
+
+    def data_received(self, data: bytes | memoryview) -> None:
+        """Decode frames and route each message (also what in-process tests feed)."""
+        self._decode(self._decoder.feed, data)
+
+    def _decode(self, decode: Callable[[Any], list[Message]], data: Any) -> None:
         self.last_seen = time.monotonic()
         try:
-            for message in self._decoder.feed(data):
+            for message in decode(data):
                 self._route(message)
         except RpcError as exc:
             log.error("closing worker connection from %s: %s", self._peer(), exc)

@@ -2,7 +2,8 @@
 
 The socket stays in blocking mode for its whole life: a receive with a timeout uses the
 kernel's SO_RCVTIMEO (set only when the timeout changes), so each read is one `recv_into`
-system call into a reused buffer, and each send one `sendall`.
+system call into a reused buffer, and each send one `sendall`, or one `sendmsg` over
+the parts of a reply (its arrays are never joined into one frame).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from clipper.exceptions import RpcError
 from clipper.rpc.protocol import FrameDecoder, Heartbeat, Message, encode_message
 
 __all__ = ["WorkerConnection", "parse_address"]
+
+_IOV_MAX = 1024  # buffers per sendmsg (Linux's UIO_MAXIOV)
 
 
 def parse_address(address: str) -> tuple[str, str | tuple[str, int]]:
@@ -66,6 +69,22 @@ class WorkerConnection:
         data = payload if isinstance(payload, bytes) else encode_message(payload)
         with self._send_lock:
             self._sock.sendall(data)
+
+    def send_parts(self, parts: list[bytes | memoryview]) -> None:
+        """Send one frame given in parts, uncopied (a scatter send, resumed where the
+        kernel stopped when it takes less than all)."""
+        if len(parts) == 1:
+            self.send(bytes(parts[0]))
+            return
+        views = [memoryview(part) for part in parts if len(part)]  # none empty: see below
+        with self._send_lock:
+            while views:
+                sent = self._sock.sendmsg(views[:_IOV_MAX])
+                while sent:
+                    if sent >= len(views[0]):
+                        sent -= len(views.pop(0))
+                    else:
+                        views[0], sent = views[0][sent:], 0
 
     def receive(self, timeout_s: float | None = None) -> Message | Heartbeat | None:
         """Block for the next message; None when the server closed the connection.

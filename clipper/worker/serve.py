@@ -26,6 +26,7 @@ from clipper.rpc.protocol import (
     Welcome,
     decode_inputs,
     encode_message,
+    encode_reply_parts,
 )
 from clipper.types import InputType
 from clipper.worker.batch import WrongNumberOfOutputs, checked_outputs, wire_outputs
@@ -90,15 +91,18 @@ def _out_of_memory(reply: BatchReply | BatchError) -> bool:
     return isinstance(reply, BatchError) and reply.error_type == "MemoryError"
 
 
-def _encode_reply(reply: BatchReply | BatchError) -> bytes:
-    """Encode a reply; outputs the protocol cannot carry become a BatchError, so a model
-    returning, say, a complex number fails its batch instead of killing the worker."""
+def _encode_reply(reply: BatchReply | BatchError) -> list[bytes | memoryview]:
+    """Encode a reply in parts (array outputs uncopied); outputs the protocol cannot carry
+    become a BatchError, so a model returning, say, a complex number fails its batch
+    instead of killing the worker."""
     try:
-        return encode_message(reply)
+        if isinstance(reply, BatchReply):
+            return encode_reply_parts(reply)
+        return [encode_message(reply)]
     except (TypeError, ValueError, OverflowError) as exc:
         log.error("batch %d: outputs cannot be sent: %s", reply.id, exc)
         error = BatchError(reply.id, type(exc).__name__, f"unserialisable output: {exc}")
-        return encode_message(error)
+        return [encode_message(error)]
 
 
 def serve(
@@ -128,7 +132,7 @@ def serve(
         message = connection.receive(timeout_s=heartbeat_interval_s)
         if isinstance(message, Batch):
             reply = _run_batch(predict, spec.input_type, message)
-            connection.send(_encode_reply(reply))
+            connection.send_parts(_encode_reply(reply))
             if spec.memory_limited and _out_of_memory(reply):
                 log.error("%s: exiting so the replica restarts", MEMORY_LIMIT_EXCEEDED)
                 return MEMORY_LIMIT_EXIT_CODE

@@ -112,6 +112,32 @@ def test_fp32_over_grpc(grpc: grpcclient.InferenceServerClient) -> None:
     np.testing.assert_array_equal(output, rows * 2)
 
 
+@pytest.mark.parametrize("binary", [True, False])
+def test_large_tensors_over_http_twice_each(
+    http: httpclient.InferenceServerClient, binary: bool
+) -> None:
+    """Bodies over the HTTP server's in-place threshold, sent twice (the second time the
+    cache may answer); 4 rows of 512 KiB each."""
+    rows = np.random.default_rng(2).random((4, 1 << 17), dtype=np.float32)
+    for _ in range(2):
+        result = http.infer("twice", [_http_input("input", rows, "FP32", binary)])
+        np.testing.assert_array_equal(result.as_numpy("output"), rows * 2)
+
+
+def test_large_tensors_over_grpc(grpc: grpcclient.InferenceServerClient) -> None:
+    rows = np.random.default_rng(3).random((1, 1 << 20), dtype=np.float32)
+    for _ in range(2):
+        output = grpc.infer("twice", [_grpc_input("input", rows, "FP32")]).as_numpy("output")
+        np.testing.assert_array_equal(output, rows * 2)
+
+
+def test_a_large_clipper_query_body(v2_server: ServerHandle) -> None:
+    values = [0.25] * 60_000  # about 360 KB of JSON: received in place
+    reply = v2_server.predict("sum", {"input": values})
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["output"] == 15_000.0
+
+
 def test_fp64_over_grpc_by_version(grpc: grpcclient.InferenceServerClient) -> None:
     rows = np.ones((2, 5), dtype=np.float64)
     result = grpc.infer("sum", [_grpc_input("input", rows, "FP64")], model_version="1")

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import uvloop
 
-from clipper.frontend.http11 import serve_http11
+from clipper.frontend.http11 import LARGE_BODY_BYTES, serve_http11
 from clipper.http_server import bind_socket
 
 
@@ -30,6 +32,23 @@ async def port() -> AsyncIterator[int]:
     yield sock.getsockname()[1]
     stop.set()
     await task
+
+
+@contextlib.asynccontextmanager
+async def big_server() -> AsyncIterator[int]:
+    """A server that takes bodies up to 4 MiB, so large ones are received in place."""
+    sock = bind_socket("127.0.0.1", 0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve_http11(echo_app, sock, 4 << 20, stop))
+    yield sock.getsockname()[1]
+    stop.set()
+    await task
+
+
+@pytest.fixture
+async def big_port() -> AsyncIterator[int]:
+    async with big_server() as port:
+        yield port
 
 
 async def exchange(port: int, request: bytes, replies: int = 1) -> list[bytes]:
@@ -97,3 +116,74 @@ async def test_http10_closes_the_connection(port: int) -> None:
     assert response.startswith(b"HTTP/1.1 200")
     assert b"connection: close" in response
     writer.close()
+
+
+def large_body(size: int) -> bytes:
+    return bytes(range(256)) * (size // 256) + b"z" * (size % 256)
+
+
+@pytest.mark.parametrize("size", [LARGE_BODY_BYTES, 3 * LARGE_BODY_BYTES + 17])
+async def test_a_large_body_arrives_whole_then_the_next_request(big_port: int, size: int) -> None:
+    body = large_body(size)
+    first, second = await exchange(big_port, post("/big", body) + post("/next", b"n"), replies=2)
+    assert first.startswith(b"HTTP/1.1 200")
+    assert first.endswith(b"POST /big " + body)
+    assert second.endswith(b"POST /next n")
+
+
+async def test_a_large_body_sent_in_pieces_arrives_whole(big_port: int) -> None:
+    body = large_body(2 * LARGE_BODY_BYTES + 5)
+    reader, writer = await asyncio.open_connection("127.0.0.1", big_port)
+    request = post("/slow", body)
+    for start in range(0, len(request), 100_000):  # headers with a first piece, then the rest
+        writer.write(request[start : start + 100_000])
+        await writer.drain()
+        await asyncio.sleep(0.01)
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    assert (await reader.readexactly(length)).endswith(body)
+    writer.write(post("/again", b"a"))  # the connection goes on with a fresh parser
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    writer.close()
+
+
+async def test_a_chunked_large_body_goes_through_the_parser(big_port: int) -> None:
+    body = large_body(LARGE_BODY_BYTES + 3)
+    chunked = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    request = b"POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked
+    [answer] = await exchange(big_port, request)
+    assert answer.endswith(b"POST /chunked " + body)
+
+
+async def test_a_large_http10_body_is_answered_then_closed(big_port: int) -> None:
+    body = large_body(LARGE_BODY_BYTES)
+    reader, writer = await asyncio.open_connection("127.0.0.1", big_port)
+    writer.write(b"POST /old HTTP/1.0\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+    response = await asyncio.wait_for(reader.read(), 5)
+    assert b"connection: close" in response
+    assert response.endswith(b"POST /old " + body)
+    writer.close()
+
+
+async def test_a_client_gone_mid_large_body_leaves_the_server_serving(big_port: int) -> None:
+    _, writer = await asyncio.open_connection("127.0.0.1", big_port)
+    writer.write(post("/cut", large_body(2 * LARGE_BODY_BYTES))[:LARGE_BODY_BYTES])
+    await writer.drain()
+    writer.close()
+    [answer] = await exchange(big_port, post("/after", b"ok"))
+    assert answer.endswith(b"POST /after ok")
+
+
+def test_large_bodies_on_uvloop_too() -> None:
+    """The server runs on uvloop, whose buffered reads differ from asyncio's."""
+
+    async def scenario() -> None:
+        async with big_server() as port:
+            await test_a_large_body_arrives_whole_then_the_next_request(port, LARGE_BODY_BYTES)
+            await test_a_large_body_sent_in_pieces_arrives_whole(port)
+            await test_a_chunked_large_body_goes_through_the_parser(port)
+            await test_a_client_gone_mid_large_body_leaves_the_server_serving(port)
+            await test_answers_a_request(port)
+
+    uvloop.run(scenario())

@@ -119,6 +119,6 @@ def test_a_batch_with_no_budget_left_is_all_expired_without_calling_the_model() 
 def test_every_result_of_run_batch_can_be_sent(output: Any) -> None:
     result = run(RecordingModel(lambda inputs: [output, output]))
 
-    [sent] = FrameDecoder().feed(_encode_reply(result))
+    [sent] = FrameDecoder().feed(b"".join(_encode_reply(result)))
 
     assert isinstance(sent, (BatchReply, BatchError))

@@ -23,14 +23,16 @@ from clipper.frontend.v2.datatypes import BYTES, Tensor, datatype_of, numpy_dtyp
 from clipper.frontend.v2.signature import Signature, TensorSpec
 from clipper.outputs import json_default
 from clipper.rpc.protocol import NUMERIC_DTYPES, encode_tensor_row
-from clipper.types import InputType
+from clipper.types import InputBuffer, InputType
 
 __all__ = ["input_buffers", "output_tensors"]
 
 _NUMERIC_KINDS = "biuf"
 
 
-def input_buffers(signature: Signature, input_type: InputType, inputs: list[Tensor]) -> list[bytes]:
+def input_buffers(
+    signature: Signature, input_type: InputType, inputs: list[Tensor]
+) -> list[InputBuffer]:
     """Validate a request's tensors against the signature; one buffer per batch row."""
     tensors = _match_inputs(signature, inputs)
     if input_type is InputType.TENSORS:
@@ -47,7 +49,7 @@ def input_buffers(signature: Signature, input_type: InputType, inputs: list[Tens
     if input_type is InputType.STRINGS:
         for element in elements:
             _check_utf8(tensor.name, element)
-    return elements
+    return list(elements)
 
 
 def _match_inputs(signature: Signature, inputs: list[Tensor]) -> list[Tensor]:
@@ -110,17 +112,17 @@ def _numeric(tensor: Tensor, dtype: np.dtype[Any], strict: bool) -> np.ndarray[A
     return array.astype(dtype)
 
 
-def _rows(array: np.ndarray[Any, Any]) -> list[bytes]:
-    """One buffer per row of the first dimension, each row flattened."""
+def _rows(array: np.ndarray[Any, Any]) -> list[InputBuffer]:
+    """One buffer per row of the first dimension, each row flattened: the bytes object the
+    array covers for one row, else read-only views of its memory (a copy only when it is
+    not C-contiguous; the cache copies what it keeps)."""
     count = array.shape[0]
     base = _bytes_base(array)
-    if base is not None:
-        if count == 1:
-            return [base]
-        step = len(base) // count
-        return [base[i * step : (i + 1) * step] for i in range(count)]
-    rows = np.ascontiguousarray(array).reshape(count, -1)
-    return [row.tobytes() for row in rows]
+    if base is not None and count == 1:
+        return [base]
+    flat = np.ascontiguousarray(array).reshape(-1).view(np.uint8).data.toreadonly()
+    step = len(flat) // count
+    return [flat[i * step : (i + 1) * step] for i in range(count)]
 
 
 def _bytes_base(array: np.ndarray[Any, Any]) -> bytes | None:
@@ -150,7 +152,7 @@ def _check_utf8(name: str, element: bytes) -> None:
         raise InvalidInput(f"input {name!r} holds bytes that are not UTF-8: {exc}") from exc
 
 
-def _tensor_rows(tensors: list[Tensor]) -> list[bytes]:
+def _tensor_rows(tensors: list[Tensor]) -> list[InputBuffer]:
     count = tensors[0].shape[0]
     columns = [(tensor.name, _row_values(tensor, count)) for tensor in tensors]
     return [encode_tensor_row({name: values[i] for name, values in columns}) for i in range(count)]

@@ -1,0 +1,71 @@
+"""The worker's side of the RPC over a real socket pair: scatter sends and large frames."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from clipper.rpc.protocol import BatchReply, FrameDecoder, encode_reply_parts
+from clipper.worker.connection import WorkerConnection
+
+
+@pytest.fixture
+def pair() -> Iterator[tuple[WorkerConnection, socket.socket]]:
+    ours, theirs = socket.socketpair()
+    theirs.settimeout(30)
+    yield WorkerConnection(ours), theirs
+    ours.close()
+    theirs.close()
+
+
+def receive_frames(sock: socket.socket, count: int) -> list[object]:
+    decoder, messages = FrameDecoder(), []
+    while len(messages) < count:
+        data = sock.recv(1 << 20)
+        assert data, "the connection closed early"
+        messages += decoder.feed(data)
+    return messages
+
+
+def test_a_reply_in_parts_arrives_as_one_frame_with_its_arrays(
+    pair: tuple[WorkerConnection, socket.socket],
+) -> None:
+    connection, peer = pair
+    big = np.arange(3 << 20, dtype=np.float32).reshape(-1, 1024)  # 12 MiB: many partial sends
+    outputs = [big, np.zeros((0, 3)), np.array(2.5), "text"]
+    reply = BatchReply(7, outputs, [])
+    received: list[object] = []
+    reader = threading.Thread(target=lambda: received.extend(receive_frames(peer, 2)))
+    reader.start()
+
+    connection.send_parts(encode_reply_parts(reply))
+    connection.send_parts(encode_reply_parts(BatchReply(8, ["small"], [])))
+    reader.join(30)
+
+    first, second = received
+    assert isinstance(first, BatchReply)
+    assert isinstance(second, BatchReply)
+    assert first.id == 7
+    np.testing.assert_array_equal(first.outputs[0], big)
+    assert first.outputs[1].shape == (0, 3)
+    assert first.outputs[2] == 2.5
+    assert first.outputs[3] == "text"
+    assert second.outputs == ["small"]
+
+
+def test_a_large_frame_is_received_whole(pair: tuple[WorkerConnection, socket.socket]) -> None:
+    connection, peer = pair
+    tensor = np.random.default_rng(1).random(1 << 20)  # 8 MiB
+    frame = b"".join(encode_reply_parts(BatchReply(3, [tensor], [])))
+    sender = threading.Thread(target=peer.sendall, args=(frame,))
+    sender.start()
+
+    message = connection.receive(timeout_s=30)
+    sender.join(30)
+
+    assert isinstance(message, BatchReply)
+    np.testing.assert_array_equal(message.outputs[0], tensor)
