@@ -250,6 +250,13 @@ class AdminClient(_HttpClient):
         body = {"app_name": app_name, "model_names": list(model_names)}
         return _as_dict(self._post("set_app_pipeline", body))
 
+    def set_cache(
+        self, enabled: bool, *, app_name: str | None = None, model_name: str | None = None
+    ) -> dict[str, Any]:
+        """Turn the prediction cache on or off for an app's models or for one model."""
+        body = {"app_name": app_name, "model_name": model_name, "enabled": enabled}
+        return _as_dict(self._post("set_cache", body))
+
     def delete_app(self, name: str) -> dict[str, Any]:
         """Remove an application; its models stay."""
         return _as_dict(self._post("delete_app", {"name": name}))

@@ -38,7 +38,7 @@ from clipper.metrics import ServerMetrics
 from clipper.placement.local import LocalPlacement
 from clipper.rpc.protocol import Register
 from clipper.rpc.secret import load_or_create_secret
-from clipper.rpc.server import WorkerChannel, start_rpc_listener
+from clipper.rpc.server import WorkerChannel, start_rpc_listener, start_unix_rpc_listener
 from clipper.security import (
     AdminTokenFile,
     QueryTokenGuard,
@@ -58,6 +58,7 @@ __all__ = ["ClipperServer", "serve"]
 
 log = logging.getLogger("clipper.server")
 PID_FILE = "server.pid"
+RPC_SOCKET_NAME = "rpc.sock"  # where workers on this machine dial (clipper.rpc.server)
 DRAIN_TIMEOUT_S = 30.0
 SHUTDOWN_GRACE_S = 10.0
 LOG_ROTATION_INTERVAL_S = 5.0
@@ -169,6 +170,14 @@ class ClipperServer:
         )  # fmt: skip
         rpc_port = rpc.sockets[0].getsockname()[1]
         rpc_address = await self._open_placement(rpc_port)
+        local_rpc = None
+        if self.ray_placement is None:  # every worker is on this machine
+            local_rpc = await start_unix_rpc_listener(
+                self.state_dir / RPC_SOCKET_NAME, self._on_register, self._on_lost,
+                self.worker_secret,
+            )  # fmt: skip
+            if local_rpc is not None:
+                rpc_address = f"unix://{self.state_dir / RPC_SOCKET_NAME}"
         registry = Registry.open(self.state_dir)
         self.environments.events = registry.record_event
         self.service = ClusterService(
@@ -227,6 +236,9 @@ class ClipperServer:
                     await self.ray_placement.aclose()
                 await self.environments.aclose()
                 rpc.close()
+                if local_rpc is not None:
+                    local_rpc.close()
+                    (self.state_dir / RPC_SOCKET_NAME).unlink(missing_ok=True)
                 for task in background:
                     task.cancel()
         finally:

@@ -29,6 +29,7 @@ from tests.integration.cluster import (
     ServerHandle,
     deploy,
     free_port,
+    metric,
     new_server_handle,
 )
 
@@ -124,6 +125,23 @@ def test_with_the_token_the_python_client_works(secured: ConfiguredServerHandle)
     with AdminClient.from_settings(settings_of(secured)) as admin:
         assert admin.get_application("open") is not None
         assert admin.status()["cluster_name"] == "auth"
+
+
+def test_the_python_client_turns_the_cache_off_and_on(secured: ConfiguredServerHandle) -> None:
+    deploy(secured, "cached", total)
+    hits = {"model": "cached", "version": "1"}
+
+    def two_queries_hits() -> float:
+        before = metric(secured, "clipper_model_cache_hits_total", **hits)
+        for _ in range(2):
+            assert secured.predict("cached", {"input": [4.0, 5.0]}).json()["output"] == 9.0
+        return metric(secured, "clipper_model_cache_hits_total", **hits) - before
+
+    with AdminClient.from_settings(settings_of(secured)) as admin:
+        assert admin.set_cache(False, app_name="cached")["enabled"] is False
+        assert two_queries_hits() == 0
+        admin.set_cache(True, model_name="cached")
+        assert two_queries_hits() == 1
 
 
 def test_a_wrong_client_token_is_refused_by_the_client(secured: ConfiguredServerHandle) -> None:

@@ -1,0 +1,1 @@
+"""HTTP layers alone: minimal no-op apps on each candidate server (see `__main__`)."""

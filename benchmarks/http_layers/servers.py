@@ -1,0 +1,143 @@
+"""Minimal no-op apps, one per HTTP layer: `{"input": x}` in, `{"output": x}` out.
+
+Run one as `python -m benchmarks.http_layers.servers KIND PORT`; each parses the JSON body
+and encodes the answer with orjson, so only the HTTP layer differs between them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import orjson
+
+__all__ = ["KINDS", "main"]
+
+
+def answer(body: bytes) -> bytes:
+    """The no-op model's whole work."""
+    return orjson.dumps({"output": orjson.loads(body)["input"]})
+
+
+# -- asyncio + httptools: a protocol that answers in its parser callback ---------------------
+
+_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
+
+
+def serve_httptools(port: int) -> None:
+    import httptools
+    import uvloop
+
+    class Protocol(asyncio.Protocol):
+        def __init__(self) -> None:
+            self.parser = httptools.HttpRequestParser(self)
+            self.chunks: list[bytes] = []
+            self.transport: Any = None
+
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            try:
+                self.parser.feed_data(data)
+            except httptools.HttpParserError:
+                self.transport.close()
+
+        def on_message_begin(self) -> None:
+            self.chunks = []
+
+        def on_body(self, body: bytes) -> None:
+            self.chunks.append(body)
+
+        def on_message_complete(self) -> None:
+            reply = answer(b"".join(self.chunks))
+            self.transport.write(_HEAD % len(reply) + reply)
+
+    async def run() -> None:
+        server = await asyncio.get_running_loop().create_server(Protocol, "127.0.0.1", port)
+        await server.serve_forever()
+
+    uvloop.run(run())
+
+
+# -- granian, RSGI (its Rust HTTP server calling a Python coroutine) ------------------------
+
+
+async def rsgi_app(scope: Any, protocol: Any) -> None:
+    """The RSGI no-op app."""
+    body = await protocol()
+    reply = answer(body)
+    protocol.response_bytes(200, [("content-type", "application/json")], reply)
+
+
+def serve_granian(port: int) -> None:
+    from granian.constants import Interfaces, Loops
+    from granian.server import Server
+
+    Server(
+        "benchmarks.http_layers.servers:rsgi_app",
+        address="127.0.0.1",
+        port=port,
+        interface=Interfaces.RSGI,
+        workers=1,
+        loop=Loops.uvloop,
+        log_enabled=False,
+    ).serve()
+
+
+# -- uvicorn: a bare ASGI app, and the same route in Starlette --------------------------------
+
+
+async def asgi_app(scope: Any, receive: Any, send: Any) -> None:
+    """The raw ASGI no-op app."""
+    if scope["type"] != "http":
+        return
+    body = b""
+    more = True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    reply = answer(body)
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(reply))]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": reply})
+
+
+def starlette_app() -> Any:
+    """The Starlette no-op app (one POST route)."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
+
+    async def predict(request: Request) -> Response:
+        return Response(answer(await request.body()), media_type="application/json")
+
+    return Starlette(routes=[Route("/predict", predict, methods=["POST"])])
+
+
+def serve_uvicorn(port: int, app: Any) -> None:
+    import uvicorn
+
+    uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools",
+                log_level="warning", access_log=False)  # fmt: skip
+
+
+KINDS = {
+    "asyncio + httptools": lambda port: serve_httptools(port),
+    "granian RSGI": lambda port: serve_granian(port),
+    "uvicorn, bare ASGI": lambda port: serve_uvicorn(port, asgi_app),
+    "uvicorn + Starlette": lambda port: serve_uvicorn(port, starlette_app()),
+}
+
+
+def main() -> None:
+    """`KIND PORT`: serve until killed."""
+    kind, port = sys.argv[1], int(sys.argv[2])
+    KINDS[kind](port)
+
+
+if __name__ == "__main__":
+    main()
