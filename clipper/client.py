@@ -253,7 +253,8 @@ class AdminClient(_HttpClient):
     def set_cache(
         self, enabled: bool, *, app_name: str | None = None, model_name: str | None = None
     ) -> dict[str, Any]:
-        """Turn the prediction cache on or off for an app's models or for one model."""
+        """Turn the prediction cache on or off for an app or for one model; a query is
+        answered from the cache only where both its app and its model have it on."""
         body = {"app_name": app_name, "model_name": model_name, "enabled": enabled}
         return _as_dict(self._post("set_cache", body))
 

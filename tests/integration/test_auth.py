@@ -140,7 +140,7 @@ def test_the_python_client_turns_the_cache_off_and_on(secured: ConfiguredServerH
     with AdminClient.from_settings(settings_of(secured)) as admin:
         assert admin.set_cache(False, app_name="cached")["enabled"] is False
         assert two_queries_hits() == 0
-        admin.set_cache(True, model_name="cached")
+        admin.set_cache(True, app_name="cached")
         assert two_queries_hits() == 1
 
 
