@@ -17,6 +17,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from clipper.config import Settings
 from clipper.exceptions import ClipperError
 
@@ -171,6 +173,8 @@ def _child_env(settings: Settings) -> dict[str, str]:
     """The caller's environment, with every setting as `CLIPPER_<FIELD>` and clipper importable."""
     env = dict(os.environ)
     for field, value in settings.model_dump().items():
+        if isinstance(value, SecretStr):  # model_dump keeps secrets masked
+            value = value.get_secret_value()
         if value is not None:
             env[f"CLIPPER_{field.upper()}"] = str(value)
     env["CLIPPER_STATE_DIR"] = str(settings.resolved_state_dir())
