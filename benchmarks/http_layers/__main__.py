@@ -12,32 +12,48 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 
 from benchmarks.harness import _free_port
 from benchmarks.http_layers.servers import KINDS
+from benchmarks.peers.system import service_dir
 from benchmarks.table import print_table
 from benchmarks.wrk import Measurement, measure
 
 BODY = orjson.dumps({"input": [float(i) for i in range(10)]})
 BASELINE = "asyncio + httptools"
+CANDIDATES = [BASELINE, *KINDS]
+BARE_SERVER = Path(__file__).parent.parent / "peers" / "services" / "bare_server.py"
 RUNS = 2
+
+
+def command(kind: str, port: int, scratch: Path) -> list[str]:
+    """How to start `kind` on `port` (the baseline: the peers' bare server, in `scratch`)."""
+    if kind != BASELINE:
+        return [sys.executable, "-m", "benchmarks.http_layers.servers", kind, str(port)]
+    shutil.copy(BARE_SERVER, service_dir(scratch) / BARE_SERVER.name)
+    return [sys.executable, str(scratch / BARE_SERVER.name), str(port), "noop"]
 
 
 @contextlib.contextmanager
 def running(kind: str) -> Iterator[int]:
     """One candidate's server on a free port, stopped (by its pid) on exit."""
     port = _free_port()
-    command = [sys.executable, "-m", "benchmarks.http_layers.servers", kind, str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    scratch = Path(tempfile.mkdtemp(prefix="clipper-http-layers-"))
+    process = subprocess.Popen(
+        command(kind, port, scratch), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -54,6 +70,7 @@ def running(kind: str) -> Iterator[int]:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def median(runs: list[Measurement]) -> tuple[float, float, float]:
@@ -70,7 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     results: dict[tuple[str, int], tuple[float, float, float]] = {}
     tool = "wrk"
-    for kind in KINDS:
+    for kind in CANDIDATES:
         with running(kind) as port:
             measure(port, "/predict", BODY, 32, 2)  # warm-up
             for concurrency in (1, 32):
@@ -79,7 +96,7 @@ def main() -> None:
                 tool = runs[0].tool
                 results[(kind, concurrency)] = median(runs)
     rows = []
-    for kind in KINDS:
+    for kind in CANDIDATES:
         row = [kind]
         for concurrency in (1, 32):
             rate, p50, p99 = results[(kind, concurrency)]

@@ -1,12 +1,13 @@
 """Minimal no-op apps, one per HTTP layer: `{"input": x}` in, `{"output": x}` out.
 
 Run one as `python -m benchmarks.http_layers.servers KIND PORT`; each parses the JSON body
-and encodes the answer with orjson, so only the HTTP layer differs between them.
+and encodes the answer with orjson, so only the HTTP layer differs between them. The
+asyncio + httptools candidate is the peers benchmark's bare server
+(`benchmarks/peers/services/bare_server.py`), which answers the same way.
 """
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from typing import Any
 
@@ -18,47 +19,6 @@ __all__ = ["KINDS", "main"]
 def answer(body: bytes) -> bytes:
     """The no-op model's whole work."""
     return orjson.dumps({"output": orjson.loads(body)["input"]})
-
-
-# -- asyncio + httptools: a protocol that answers in its parser callback ---------------------
-
-_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: %d\r\n\r\n"
-
-
-def serve_httptools(port: int) -> None:
-    import httptools
-    import uvloop
-
-    class Protocol(asyncio.Protocol):
-        def __init__(self) -> None:
-            self.parser = httptools.HttpRequestParser(self)
-            self.chunks: list[bytes] = []
-            self.transport: Any = None
-
-        def connection_made(self, transport: Any) -> None:
-            self.transport = transport
-
-        def data_received(self, data: bytes) -> None:
-            try:
-                self.parser.feed_data(data)
-            except httptools.HttpParserError:
-                self.transport.close()
-
-        def on_message_begin(self) -> None:
-            self.chunks = []
-
-        def on_body(self, body: bytes) -> None:
-            self.chunks.append(body)
-
-        def on_message_complete(self) -> None:
-            reply = answer(b"".join(self.chunks))
-            self.transport.write(_HEAD % len(reply) + reply)
-
-    async def run() -> None:
-        server = await asyncio.get_running_loop().create_server(Protocol, "127.0.0.1", port)
-        await server.serve_forever()
-
-    uvloop.run(run())
 
 
 # -- granian, RSGI (its Rust HTTP server calling a Python coroutine) ------------------------
@@ -131,7 +91,6 @@ def serve_uvicorn(port: int, app: Any) -> None:
 
 
 KINDS = {
-    "asyncio + httptools": lambda port: serve_httptools(port),
     "granian RSGI": lambda port: serve_granian(port),
     "uvicorn, bare ASGI": lambda port: serve_uvicorn(port, asgi_app),
     "uvicorn + Starlette": lambda port: serve_uvicorn(port, starlette_app()),
