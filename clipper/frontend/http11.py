@@ -242,29 +242,28 @@ class Http11Protocol(asyncio.BufferedProtocol):
         self._stage = _BODY
         self.deadline = _now() + self._limits.body_timeout_s
         self._header_bytes = 0
+        request = self._request
         expects_continue = False
-        for name, value in self._request.headers:
-            if name == b"content-length" and value.isdigit():
-                self._request.too_large = int(value) > self._max_body_bytes
-            expects_continue |= name == b"expect" and value.lower() == b"100-continue"
-        if self._request.too_large:  # refused before its body is read
+        length = -1  # the one Content-Length; -2 when the parser alone must decide the body
+        for name, value in request.headers:
+            if name == b"content-length":
+                if value.isdigit():
+                    request.too_large = int(value) > self._max_body_bytes
+                    length = int(value) if length == -1 else -2
+                else:
+                    length = -2
+            elif name == b"transfer-encoding":
+                length = -2  # chunked (the parser refuses it with a Content-Length)
+            elif name == b"expect":
+                expects_continue |= value.lower() == b"100-continue"
+        if request.too_large:  # refused before its body is read
             raise _Rejected(413, _ERROR_BODY_413)
         if expects_continue and self._transport is not None:
             self._transport.write(_CONTINUE)
-        parser = self._parser
-        self._request.method = parser.get_method()
-        self._request.keep_alive = parser.should_keep_alive()
-        length = self._content_length()
-        if length is not None and length >= LARGE_BODY_BYTES:
+        request.method = self._parser.get_method()
+        request.keep_alive = self._parser.should_keep_alive()
+        if length >= LARGE_BODY_BYTES:
             self._large_body, self._large_filled = receive_buffer(length), 0
-
-    def _content_length(self) -> int | None:
-        lengths = [value for name, value in self._request.headers if name == b"content-length"]
-        if len(lengths) != 1 or not lengths[0].isdigit():
-            return None
-        if any(name == b"transfer-encoding" for name, _ in self._request.headers):
-            return None  # the parser decides (and refuses both together)
-        return int(lengths[0])
 
     def on_body(self, body: bytes) -> None:
         large = self._large_body
