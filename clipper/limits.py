@@ -13,7 +13,7 @@ JSON nesting check walks only values no typed decoder validates (unknown keys, V
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from clipper.exceptions import InvalidInput, PayloadTooLarge
@@ -107,22 +107,14 @@ class HttpLimits:
 
 def input_limits(settings: Settings) -> InputLimits:
     """The input limits the settings ask for."""
-    return InputLimits(
-        max_batch_inputs=settings.max_batch_inputs,
-        max_string_bytes=settings.max_string_bytes,
-        max_tensor_elements=settings.max_tensor_elements,
-        max_json_depth=settings.max_json_depth,
-    )
+    return InputLimits(**_same_named(InputLimits, settings))
 
 
 def http_limits(settings: Settings) -> HttpLimits:
     """The connection limits the settings ask for."""
-    return HttpLimits(
-        max_body_bytes=settings.max_body_bytes,
-        max_header_bytes=settings.max_header_bytes,
-        max_headers=settings.max_headers,
-        max_connections=settings.max_connections,
-        header_timeout_s=settings.header_timeout_s,
-        body_timeout_s=settings.body_timeout_s,
-        keep_alive_timeout_s=settings.keep_alive_timeout_s,
-    )
+    return HttpLimits(**_same_named(HttpLimits, settings))
+
+
+def _same_named(limits: type[Any], settings: Settings) -> dict[str, Any]:
+    """The settings named like the limit class's fields (each limit is a setting)."""
+    return {limit.name: getattr(settings, limit.name) for limit in fields(limits)}
