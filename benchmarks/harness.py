@@ -20,7 +20,7 @@ import httpx
 from clipper.artifacts import closure_artifact
 from clipper.security import read_admin_token
 
-__all__ = ["BenchServer", "bench_server"]
+__all__ = ["BenchServer", "bench_server", "stop_process"]
 
 
 def _free_port() -> int:
@@ -98,12 +98,18 @@ def bench_server(extra_env: dict[str, str] | None = None) -> Iterator[BenchServe
             _wait_ready(server)
             yield server
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(20)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            stop_process(process, signal.SIGTERM, 20)
             log.close()
+
+
+def stop_process(process: subprocess.Popen[Any], sig: int, grace_s: float) -> None:
+    """Signal a process this benchmark started; SIGKILL it if it outlives `grace_s`."""
+    process.send_signal(sig)
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(grace_s)
 
 
 def _wait_ready(server: BenchServer, timeout_s: float = 30) -> None:

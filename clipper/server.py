@@ -170,14 +170,13 @@ class ClipperServer:
         )  # fmt: skip
         rpc_port = rpc.sockets[0].getsockname()[1]
         rpc_address = await self._open_placement(rpc_port)
-        local_rpc = None
+        local_rpc, socket_path = None, self.state_dir / RPC_SOCKET_NAME
         if self.ray_placement is None:  # every worker is on this machine
             local_rpc = await start_unix_rpc_listener(
-                self.state_dir / RPC_SOCKET_NAME, self._on_register, self._on_lost,
-                self.worker_secret,
-            )  # fmt: skip
+                socket_path, self._on_register, self._on_lost, self.worker_secret
+            )
             if local_rpc is not None:
-                rpc_address = f"unix://{self.state_dir / RPC_SOCKET_NAME}"
+                rpc_address = f"unix://{socket_path}"
         registry = Registry.open(self.state_dir)
         self.environments.events = registry.record_event
         self.service = ClusterService(
@@ -238,7 +237,7 @@ class ClipperServer:
                 rpc.close()
                 if local_rpc is not None:
                     local_rpc.close()
-                    (self.state_dir / RPC_SOCKET_NAME).unlink(missing_ok=True)
+                    socket_path.unlink(missing_ok=True)
                 for task in background:
                     task.cancel()
         finally:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import orjson
 
-from benchmarks.harness import _free_port
+from benchmarks.harness import _free_port, stop_process
 from benchmarks.http_layers.servers import KINDS
 from benchmarks.peers.system import service_dir
 from benchmarks.table import print_table
@@ -64,12 +64,7 @@ def running(kind: str) -> Iterator[int]:
             time.sleep(0.05)
         yield port
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        stop_process(process, signal.SIGINT, 10)
         shutil.rmtree(scratch, ignore_errors=True)
 
 

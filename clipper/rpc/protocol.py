@@ -53,6 +53,7 @@ __all__ = [
     "FRAME_PREFIX",
     "NUMERIC_DTYPES",
     "PROTOCOL_VERSION",
+    "RECEIVE_CHUNK_BYTES",
     "Batch",
     "BatchError",
     "BatchReply",
@@ -74,6 +75,7 @@ __all__ = [
 PROTOCOL_VERSION = 2
 FRAME_PREFIX = struct.Struct(">II")
 MAX_FRAME_BYTES = 1 << 31
+RECEIVE_CHUNK_BYTES = 256 * 1024  # both ends read small frames through a reused chunk
 
 NUMERIC_DTYPES: dict[InputType, np.dtype[Any]] = {
     InputType.INTEGERS: np.dtype("<i4"),

@@ -24,6 +24,7 @@ from clipper.exceptions import ReplicaCrashed, RpcError
 from clipper.rpc.protocol import (
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
+    RECEIVE_CHUNK_BYTES,
     BatchError,
     BatchReply,
     FrameDecoder,
@@ -66,8 +67,6 @@ class WorkerChannel(asyncio.BufferedProtocol):
     `secret` None accepts any registration (in-process tests only; the server always
     passes the cluster's secret)."""
 
-    RECEIVE_CHUNK = 256 * 1024
-
     def __init__(
         self, on_register: RegisterHandler, on_lost: LostHandler, secret: str | None = None
     ) -> None:
@@ -75,7 +74,7 @@ class WorkerChannel(asyncio.BufferedProtocol):
         self._on_lost = on_lost
         self._secret = secret
         self._decoder = FrameDecoder(FrameDecoder.UNREGISTERED_MAX_FRAME_BYTES)
-        self._chunk = memoryview(bytearray(self.RECEIVE_CHUNK))
+        self._chunk = memoryview(bytearray(RECEIVE_CHUNK_BYTES))
         self._into_frame = False  # whether the last get_buffer() was the frame's own buffer
         self._register_timer: asyncio.TimerHandle | None = None
         self._transport: asyncio.Transport | None = None

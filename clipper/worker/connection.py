@@ -14,7 +14,13 @@ import threading
 import time
 
 from clipper.exceptions import RpcError
-from clipper.rpc.protocol import FrameDecoder, Heartbeat, Message, encode_message
+from clipper.rpc.protocol import (
+    RECEIVE_CHUNK_BYTES,
+    FrameDecoder,
+    Heartbeat,
+    Message,
+    encode_message,
+)
 
 __all__ = ["WorkerConnection", "parse_address"]
 
@@ -34,15 +40,13 @@ def parse_address(address: str) -> tuple[str, str | tuple[str, int]]:
 class WorkerConnection:
     """A connected RPC socket; `send` is thread-safe, `receive` is for one reader."""
 
-    RECEIVE_CHUNK = 256 * 1024
-
     def __init__(self, sock: socket.socket) -> None:
         sock.settimeout(None)
         self._sock = sock
         self._send_lock = threading.Lock()
         self._decoder = FrameDecoder()
         self._ready: list[Message] = []
-        self._chunk = memoryview(bytearray(self.RECEIVE_CHUNK))
+        self._chunk = memoryview(bytearray(RECEIVE_CHUNK_BYTES))
         self._receive_timeout_s: float | None = None
 
     @classmethod
