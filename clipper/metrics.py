@@ -8,6 +8,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from clipper.metric_families import CounterCell, CounterFamily, HistogramFamily, MetricFamilies
+
 __all__ = ["CONTENT_TYPE_LATEST", "AppMetrics", "ModelMetrics", "PolicySample", "ServerMetrics"]
 
 PolicySample = tuple[str, str, str, float]
@@ -43,9 +45,9 @@ class ModelMetrics:
         self.replicas_ready = server.replicas_ready.labels(*labels)
         self._server = server
         self._labels = labels
-        self._replica_batches: dict[int, Counter] = {}
+        self._replica_batches: dict[int, CounterCell] = {}
 
-    def replica_batches(self, replica: int) -> Counter:
+    def replica_batches(self, replica: int) -> CounterCell:
         """Batches served by one replica."""
         counter = self._replica_batches.get(replica)
         if counter is None:
@@ -64,36 +66,33 @@ class ServerMetrics:
     def __init__(self) -> None:
         registry = self.registry = CollectorRegistry(auto_describe=True)
         model = ["model", "version"]
-        self.requests = Counter(
-            "clipper_app_requests", "Predict requests per app.", ["app"], registry=registry
-        )
-        self.latency = Histogram(
+        # Updated per request or batch: plain numbers (clipper.metric_families).
+        self.requests = CounterFamily("clipper_app_requests", "Predict requests per app.", ["app"])
+        self.latency = HistogramFamily(
             "clipper_app_request_latency_seconds",
             "End-to-end latency of predict requests per app.",
-            ["app"], buckets=_LATENCY_BUCKETS_S, registry=registry,
+            ["app"], _LATENCY_BUCKETS_S,
         )  # fmt: skip
         self.defaults = Counter(
             "clipper_app_default_answers",
             "Answers given with the app's default output, by reason.",
             ["app", "reason"], registry=registry,
         )  # fmt: skip
-        self.queue_delay = Histogram(
+        self.queue_delay = HistogramFamily(
             "clipper_model_queue_delay_seconds", "Time inputs wait in the batch queue.",
-            model, buckets=_LATENCY_BUCKETS_S, registry=registry,
+            model, _LATENCY_BUCKETS_S,
         )  # fmt: skip
-        self.batch_size = Histogram(
+        self.batch_size = HistogramFamily(
             "clipper_model_batch_size", "Inputs per batch sent to a replica.",
-            model, buckets=_BATCH_SIZE_BUCKETS, registry=registry,
+            model, _BATCH_SIZE_BUCKETS,
         )  # fmt: skip
-        self.batch_latency = Histogram(
+        self.batch_latency = HistogramFamily(
             "clipper_model_batch_latency_seconds", "Round trip of a batch to a replica.",
-            model, buckets=_LATENCY_BUCKETS_S, registry=registry,
+            model, _LATENCY_BUCKETS_S,
         )  # fmt: skip
-        self.cache_hits = Counter(
-            "clipper_model_cache_hits", "Prediction cache hits.", model, registry=registry
-        )
-        self.cache_misses = Counter(
-            "clipper_model_cache_misses", "Prediction cache misses.", model, registry=registry
+        self.cache_hits = CounterFamily("clipper_model_cache_hits", "Prediction cache hits.", model)
+        self.cache_misses = CounterFamily(
+            "clipper_model_cache_misses", "Prediction cache misses.", model
         )
         self.dropped_expired = Counter(
             "clipper_model_dropped_expired",
@@ -103,10 +102,13 @@ class ServerMetrics:
         self.replicas_ready = Gauge(
             "clipper_model_replicas_ready", "Connected replicas.", model, registry=registry
         )
-        self.replica_batches = Counter(
-            "clipper_replica_batches", "Batches served per replica.",
-            [*model, "replica"], registry=registry,
-        )  # fmt: skip
+        self.replica_batches = CounterFamily(
+            "clipper_replica_batches", "Batches served per replica.", [*model, "replica"]
+        )
+        registry.register(MetricFamilies([
+            self.requests, self.latency, self.queue_delay, self.batch_size, self.batch_latency,
+            self.cache_hits, self.cache_misses, self.replica_batches,
+        ]))  # fmt: skip
         self.replica_errors = Counter(
             "clipper_replica_errors", "Failed batches per replica.",
             [*model, "replica"], registry=registry,

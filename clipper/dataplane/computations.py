@@ -14,6 +14,7 @@ from typing import Any
 
 from clipper.batching.queue import PendingQuery
 from clipper.cache import PredictionCache
+from clipper.dataplane.deadlines import DeadlineTimer, Waiter
 from clipper.dataplane.model_serving import Clock, ModelServing
 from clipper.exceptions import DeadlineExceeded, ModelError, ReplicaCrashed
 from clipper.types import InputBuffer, ModelId
@@ -43,6 +44,7 @@ class ComputationTable:
         self._live = live
         self._clock = clock
         self._in_flight: dict[tuple[ModelId, bytes], asyncio.Future[Any]] = {}
+        self._deadlines = DeadlineTimer(clock)
 
     def start(
         self,
@@ -101,30 +103,8 @@ class ComputationTable:
         self, futures: list[asyncio.Future[Any]], deadline: float, callback: Callable[[], None]
     ) -> None:
         """Call `callback` once, when every future is done or the deadline passes,
-        whichever comes first: one counter, one timer, no task."""
-        loop = asyncio.get_running_loop()
-        remaining = len(futures)
-        fired = False
-
-        def fire() -> None:
-            nonlocal fired
-            if fired:
-                return
-            fired = True
-            timer.cancel()
-            for future in futures:
-                future.remove_done_callback(on_done)
-            callback()
-
-        def on_done(_: object) -> None:
-            nonlocal remaining
-            remaining -= 1
-            if remaining == 0:
-                fire()
-
-        timer = loop.call_later(max(0.0, deadline - self._clock()), fire)
-        for future in futures:
-            future.add_done_callback(on_done)
+        whichever comes first: no task and no timer of its own (see `DeadlineTimer`)."""
+        self._deadlines.add(deadline, Waiter(futures, callback))
 
     async def wait_all(self, futures: list[asyncio.Future[Any]], deadline: float) -> None:
         """Wait until every future is done or the deadline passes."""

@@ -12,7 +12,8 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from typing import Any
 
 from clipper.cache import PredictionCache
@@ -37,9 +38,20 @@ from clipper.rpc.protocol import Register
 from clipper.rpc.server import WorkerChannel
 from clipper.types import InputBuffer, ModelId
 
-__all__ = ["NO_MODELS", "SLO_MISSED", "DataPlane", "FeedbackRequest", "Prediction"]
+__all__ = [
+    "NO_MODELS",
+    "SLO_MISSED",
+    "Answers",
+    "AnswersCallback",
+    "DataPlane",
+    "FeedbackRequest",
+    "Prediction",
+]
 
 log = logging.getLogger("clipper.dataplane")
+Answers = list[Prediction] | BaseException
+"""What a query's callback gets: one prediction per input, or why there are none."""
+AnswersCallback = Callable[[Answers], None]
 
 DEFAULT_SLO_S = 0.1
 DEFAULT_CACHE_BYTES = 32 * 1024 * 1024
@@ -73,6 +85,7 @@ class DataPlane:
         self._policies = PolicyPath(self._table, self.query_log, self._default, metrics, clock)
         self._pipelines = PipelinePath(self._table, self.query_log, self._default)
         self._feedback = FeedbackPath(self._table, self.query_log, self._pipelines, metrics, clock)
+        self._routed: set[asyncio.Future[list[Prediction]]] = set()
         self.ready = False
         if metrics is not None:
             metrics.watch_policies(self.policy_samples)
@@ -244,19 +257,40 @@ class DataPlane:
         deadline: float,
         uid: int | None = None,
     ) -> list[Prediction] | asyncio.Future[list[Prediction]]:
-        """`predict` without a coroutine, for the query API's hot path: the answers at
-        once when none has to wait (cache hits, defaults), else a future of them that
-        resolves by the deadline at the latest."""
+        """`predict` without a coroutine: the answers at once when none has to wait
+        (cache hits, defaults), else a future of them that resolves by the deadline."""
+        answers: asyncio.Future[list[Prediction]] = asyncio.get_running_loop().create_future()
+        ready = self.predict_then(app_name, buffers, version, deadline, uid,
+                                  partial(_settle, answers))  # fmt: skip
+        return answers if ready is None else ready
+
+    def predict_then(
+        self,
+        app_name: str,
+        buffers: list[InputBuffer],
+        version: str | None,
+        deadline: float,
+        uid: int | None,
+        then: AnswersCallback,
+    ) -> list[Prediction] | None:
+        """`predict` for the query API's hot path, with no future, task or coroutine of
+        its own: the answers at once when none has to wait (cache hits, defaults); else
+        None, and `then` is called once with the answers by the deadline at the latest
+        (or with the exception a routed query raised)."""
         app = self._snapshot.apps.get(app_name)
         if app is None:
             raise UnknownApplication(f"No application named {app_name!r}")
         route = self._routes.get(app_name)
         if route is not None and version is None:
-            return asyncio.ensure_future(self._predict_routed(route, buffers, uid, deadline))
+            task = asyncio.ensure_future(self._predict_routed(route, buffers, uid, deadline))
+            self._routed.add(task)  # held until done: the loop keeps only weak references
+            task.add_done_callback(self._routed.discard)
+            task.add_done_callback(partial(_deliver, then))
+            return None
         serving = self.resolve_model(app, version)
         if serving is None:
             return [self._default(app_name, NO_MODELS) for _ in buffers]
-        return self._start_on(serving, app.cache_enabled, app_name, buffers, deadline)
+        return self._start_on(serving, app.cache_enabled, app_name, buffers, deadline, then)
 
     async def predict_model(
         self, model_name: str, version: str | None, buffers: list[InputBuffer], deadline: float
@@ -276,7 +310,9 @@ class DataPlane:
             raise UnknownVersion(
                 f"Requested version: {version} does not exist for model: {model_name}"
             )
-        return await self._predict_on(serving, True, None, buffers, deadline)
+        answers: asyncio.Future[list[Prediction]] = asyncio.get_running_loop().create_future()
+        ready = self._start_on(serving, True, None, buffers, deadline, partial(_settle, answers))
+        return ready if ready is not None else await answers
 
     async def _predict_routed(
         self, route: AppRoute, buffers: list[InputBuffer], uid: int | None, deadline: float
@@ -285,17 +321,6 @@ class DataPlane:
         path = self._pipelines if route.is_pipeline else self._policies
         return await path.predict(route, buffers, query_ids, uid, deadline)
 
-    async def _predict_on(
-        self,
-        serving: ModelServing,
-        app_cache_enabled: bool,
-        app_name: str | None,
-        buffers: list[InputBuffer],
-        deadline: float,
-    ) -> list[Prediction]:
-        answers = self._start_on(serving, app_cache_enabled, app_name, buffers, deadline)
-        return answers if isinstance(answers, list) else await answers
-
     def _start_on(
         self,
         serving: ModelServing,
@@ -303,7 +328,8 @@ class DataPlane:
         app_name: str | None,
         buffers: list[InputBuffer],
         deadline: float,
-    ) -> list[Prediction] | asyncio.Future[list[Prediction]]:
+        then: AnswersCallback,
+    ) -> list[Prediction] | None:
         query_ids = [next(self._query_ids) for _ in buffers]
         record = self._snapshot.versions.get(serving.model_id)
         use_cache = app_cache_enabled and (record is None or record.cache_enabled)
@@ -311,14 +337,12 @@ class DataPlane:
         pending = [future for future in computations if not future.done()]
         if not pending:
             return self._answers(app_name, serving, query_ids, computations)
-        answers: asyncio.Future[list[Prediction]] = asyncio.get_running_loop().create_future()
 
         def finish() -> None:
-            if not answers.done():
-                answers.set_result(self._answers(app_name, serving, query_ids, computations))
+            then(self._answers(app_name, serving, query_ids, computations))
 
         self._table.when_all(pending, deadline, finish)
-        return answers
+        return None
 
     def _answers(
         self,
@@ -394,6 +418,25 @@ class DataPlane:
             for model, stats in (self.policy_view(name) or {}).items():
                 for stat, value in stats.items():
                     yield name, model, stat, value
+
+
+def _settle(answers: asyncio.Future[list[Prediction]], result: Answers) -> None:
+    """Resolve a future of answers with what an `AnswersCallback` was given."""
+    if answers.done():
+        return
+    if isinstance(result, BaseException):
+        answers.set_exception(result)
+    else:
+        answers.set_result(result)
+
+
+def _deliver(then: AnswersCallback, task: asyncio.Future[list[Prediction]]) -> None:
+    """Hand a routed query's outcome to its callback."""
+    if task.cancelled():
+        then(asyncio.CancelledError())
+    else:
+        error = task.exception()
+        then(error if error is not None else task.result())
 
 
 def _labels(model_id: ModelId) -> tuple[str, str]:

@@ -243,9 +243,14 @@ class ModelServing:
         started: float,
         outcome: asyncio.Future[BatchOutcome],
     ) -> None:
-        """A batch came back (or its replica went away): resolve its queries, pump."""
+        """A batch came back (or its replica went away): resolve its queries, pump.
+
+        When the replica answered, the next batch goes out before this one's queries are
+        resolved: the model computes it while their answers are written."""
         handle.in_flight -= 1
         try:
+            if not outcome.cancelled() and outcome.exception() is None:
+                self._pump()
             self._resolve(handle, batch, started, outcome)
         finally:
             if handle.in_flight == 0:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = ["Prediction"]
 
 
-@dataclass(frozen=True, slots=True)
-class Prediction:
+class Prediction(NamedTuple):
     """One answer: a model output (or a combination of several), or the app's default
-    output and why.
+    output and why. A named tuple, not a frozen dataclass: one is made per answer, and a
+    frozen dataclass's `__init__` (one `object.__setattr__` per field) costs about 2.5x.
 
     `models` names the versions that produced the output (`"name:version"`; empty for a
     default answer). `partial` marks an ensemble answer built from only the models that

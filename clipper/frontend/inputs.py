@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
-from typing import Any
+import contextlib
+import sys
+from array import array
+from typing import Any, NamedTuple
 
 import numpy as np
 import orjson
@@ -29,11 +31,12 @@ _ACCEPTED_KINDS = {
 }
 _KNOWN_KEYS = frozenset(("input", "input_batch", "version", "latency_slo_micros", "uid"))
 DEFAULT_LIMITS = InputLimits()
+_NATIVE_IS_LITTLE_ENDIAN = sys.byteorder == "little"  # the RPC's doubles are little-endian
 
 
-@dataclass(frozen=True, slots=True)
-class PredictRequest:
-    """A decoded `/<app>/predict` body."""
+class PredictRequest(NamedTuple):
+    """A decoded `/<app>/predict` body (a named tuple: one is made per request, see
+    `clipper.dataplane.prediction`)."""
 
     buffers: list[InputBuffer]
     is_batch: bool
@@ -75,31 +78,38 @@ def _encode_numeric(value: Any, input_type: InputType, dtype: np.dtype[Any]) -> 
         raise InvalidInput(f"expected a list of numbers for {input_type.value}, got {value!r:.80}")
     if not value:
         return b""
+    if input_type is InputType.DOUBLES and _NATIVE_IS_LITTLE_ENDIAN:
+        # The common case, without numpy: `array` takes a flat list of JSON numbers (and
+        # bools, refused below) and nothing else; what it refuses gets numpy's diagnosis.
+        with contextlib.suppress(TypeError, OverflowError):
+            doubles = array("d", value)
+            if bool not in set(map(type, value)):
+                return doubles.tobytes()
     try:
-        array = np.asarray(value)
+        numbers = np.asarray(value)
     except (ValueError, TypeError) as exc:
         raise InvalidInput(f"input is not a flat list of numbers: {exc}") from exc
     # numpy turns [1, true] into [1, 1]: a JSON bool is never a number here.
-    if array.dtype.kind != "b" and bool in set(map(type, value)):
+    if numbers.dtype.kind != "b" and bool in set(map(type, value)):
         raise InvalidInput(f"input for {input_type.value} must not contain booleans")
-    if array.ndim != 1 or array.dtype.kind not in _ACCEPTED_KINDS[input_type]:
+    if numbers.ndim != 1 or numbers.dtype.kind not in _ACCEPTED_KINDS[input_type]:
         raise InvalidInput(
             f"input for {input_type.value} must be a flat list of "
             f"{'integers' if input_type is InputType.INTEGERS else 'numbers'}, got {value!r:.80}"
         )
     if (
         input_type is InputType.INTEGERS
-        and array.size
-        and (array.max() > np.iinfo(np.int32).max or array.min() < np.iinfo(np.int32).min)
+        and numbers.size
+        and (numbers.max() > np.iinfo(np.int32).max or numbers.min() < np.iinfo(np.int32).min)
     ):
         raise InvalidInput("integer input out of the 32-bit range")
-    if input_type is InputType.FLOATS and array.dtype.kind == "f":
+    if input_type is InputType.FLOATS and numbers.dtype.kind == "f":
         try:
             with np.errstate(over="raise"):
-                return array.astype(dtype, copy=False).tobytes()
+                return numbers.astype(dtype, copy=False).tobytes()
         except FloatingPointError as exc:
             raise InvalidInput("input value out of the 32-bit float range") from exc
-    return array.astype(dtype, copy=False).tobytes()
+    return numbers.astype(dtype, copy=False).tobytes()
 
 
 def _optional_int(body: dict[str, Any], key: str) -> int | None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from clipper.dataplane.dataplane import DataPlane, Prediction
+from clipper.dataplane.dataplane import Answers, DataPlane, Prediction
 from clipper.exceptions import (
     AuthError,
     ClipperError,
@@ -170,15 +170,22 @@ class QueryApi:
     def _start_predict(
         self, app_name: str, body: bytes, headers: Headers, started: float
     ) -> tuple[PredictRequest, list[Prediction] | asyncio.Future[list[Prediction]]]:
+        request, deadline = self._decode(app_name, body, headers, started)
+        answers = self._dataplane.start_predict(
+            app_name, request.buffers, request.version, deadline, request.uid
+        )
+        return request, answers
+
+    def _decode(
+        self, app_name: str, body: bytes, headers: Headers, started: float
+    ) -> tuple[PredictRequest, float]:
+        """The decoded body of a predict request and its deadline."""
         app = self._dataplane.app(app_name)
         if app is None:
             raise UnknownApplication(f"No application named {app_name!r}")
         request = decode_predict_request(body, app.input_type, self._limits)
         budget_us = _budget_us(app.latency_slo_us, request.latency_slo_us, headers)
-        answers = self._dataplane.start_predict(
-            app_name, request.buffers, request.version, started + budget_us / 1e6, request.uid
-        )
-        return request, answers
+        return request, started + budget_us / 1e6
 
     def _predict_body(
         self, app_name: str, request: PredictRequest, predictions: list[Prediction], started: float
@@ -210,14 +217,16 @@ class QueryApi:
         started = time.monotonic()
         try:
             self._guard.require(app_name, headers)
-            request, answers = self._start_predict(app_name, body, headers, started)
+            request, deadline = self._decode(app_name, body, headers, started)
+            then = partial(self._finish, done, app_name, request, started)
+            answers = self._dataplane.predict_then(
+                app_name, request.buffers, request.version, deadline, request.uid, then
+            )
         except ClipperError as exc:
             done(_error_reply(exc))
             return True
-        if isinstance(answers, list):
+        if answers is not None:
             done((200, _JSON, self._predict_body(app_name, request, answers, started)))
-        else:
-            answers.add_done_callback(partial(self._finish, done, app_name, request, started))
         return True
 
     def _finish(
@@ -226,19 +235,15 @@ class QueryApi:
         app_name: str,
         request: PredictRequest,
         started: float,
-        answers: asyncio.Future[list[Prediction]],
+        answers: Answers,
     ) -> None:
-        if answers.cancelled():
-            done(_INTERNAL_ERROR)
-            return
-        error = answers.exception()
-        if isinstance(error, ClipperError):
-            done(_error_reply(error))
-        elif error is not None:
-            log.error("predict on %s failed", app_name, exc_info=error)
+        if isinstance(answers, ClipperError):
+            done(_error_reply(answers))
+        elif isinstance(answers, BaseException):
+            log.error("predict on %s failed", app_name, exc_info=answers)
             done(_INTERNAL_ERROR)
         else:
-            done((200, _JSON, self._predict_body(app_name, request, answers.result(), started)))
+            done((200, _JSON, self._predict_body(app_name, request, answers, started)))
 
     async def _update(self, app_name: str, body: bytes) -> bytes:
         """Feedback for the app's selection policy (see clipper.frontend.feedback)."""
