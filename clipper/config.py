@@ -58,6 +58,12 @@ class Settings(BaseSettings):
         32 * 1024 * 1024, description="Bound of the prediction cache, in bytes."
     )
     heartbeat_interval_s: float = Field(1.0, description="How often workers send heartbeats.")
+    worker_spin_us: int = Field(
+        300, ge=0, le=100_000,
+        description="After answering, a worker whose next batch recently came within this "
+        "time polls its connection that long before sleeping (0: never): the next batch is "
+        "picked up without a wake-up, for lower latency at the cost of some CPU.",
+    )  # fmt: skip
     heartbeat_timeout_s: float = Field(
         10.0, description="A worker silent for this long is considered hung and replaced."
     )

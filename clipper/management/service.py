@@ -92,6 +92,7 @@ class ClusterService:
             rpc_address=self.rpc_address,
             log_path=self.state_dir / "logs" / log_name,
             heartbeat_interval_s=self.settings.heartbeat_interval_s,
+            spin_us=self.settings.worker_spin_us,
             resources=record.resources,
         )
 

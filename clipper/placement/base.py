@@ -29,6 +29,7 @@ class ReplicaLaunch:
     rpc_address: str
     log_path: Path
     heartbeat_interval_s: float
+    spin_us: int = 0
     resources: ResourceRequest = field(default_factory=ResourceRequest)
 
 

@@ -151,6 +151,7 @@ class LocalPlacement:
             "--input-type", launch.input_type.value,
             "--artifact", str(launch.artifact),
             "--heartbeat-interval-s", str(launch.heartbeat_interval_s),
+            "--spin-us", str(launch.spin_us),
             "--parent-pid", str(os.getpid()),
             *launch.resources.limits.worker_args(),
         ]  # fmt: skip

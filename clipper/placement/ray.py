@@ -66,6 +66,7 @@ def worker_args(launch: ReplicaLaunch) -> list[str]:
         "--replica", str(replica.replica),
         "--input-type", launch.input_type.value,
         "--heartbeat-interval-s", str(launch.heartbeat_interval_s),
+        "--spin-us", str(launch.spin_us),
         *launch.resources.limits.worker_args(),
     ]  # fmt: skip
 

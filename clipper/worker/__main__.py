@@ -45,6 +45,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--input-type", required=True)
     parser.add_argument("--artifact", required=True, type=Path)
     parser.add_argument("--heartbeat-interval-s", type=float, default=1.0)
+    parser.add_argument("--spin-us", type=int, default=0, help="see Settings.worker_spin_us")
     parser.add_argument("--connect-timeout-s", type=float, default=30.0)
     parser.add_argument("--parent-pid", type=int, default=0)
     parser.add_argument("--memory-limit-bytes", type=int, default=None)
@@ -92,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s%s: %s", LOAD_FAILED_PREFIX, type(exc).__name__, exc)
         return 2
     connection = WorkerConnection.dial(args.connect, args.connect_timeout_s)
+    connection.spin_s = max(0, args.spin_us) / 1e6
     freeze_startup_objects()  # the model is loaded: keep the collector off its objects
     log.info("loaded; serving as pid %d", os.getpid())
     try:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from clipper.rpc.protocol import BatchReply, FrameDecoder, encode_reply_parts
+from clipper.rpc.protocol import BatchReply, FrameDecoder, encode_message, encode_reply_parts
 from clipper.worker.connection import WorkerConnection
 
 
@@ -69,3 +69,52 @@ def test_a_large_frame_is_received_whole(pair: tuple[WorkerConnection, socket.so
 
     assert isinstance(message, BatchReply)
     np.testing.assert_array_equal(message.outputs[0], tensor)
+
+
+def test_dense_traffic_is_picked_up_by_spinning_and_sparse_traffic_sleeps(
+    pair: tuple[WorkerConnection, socket.socket], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connection, peer = pair
+    connection.spin_s = 0.05
+    spins: list[int | None] = []
+    spin = connection._receive_spinning
+
+    def recording_spin(target: memoryview) -> int | None:
+        spins.append(result := spin(target))
+        return result
+
+    monkeypatch.setattr(connection, "_receive_spinning", recording_spin)
+    frame = encode_message(BatchReply(1, ["x"], []))
+
+    peer.sendall(frame)
+    assert isinstance(connection.receive(), BatchReply)
+    assert spins == []  # the first read: no recent traffic, no spin
+    peer.sendall(frame)
+    assert isinstance(connection.receive(), BatchReply)
+    assert spins == [len(frame)]  # the last message came at once: this one is spun for
+    timer = threading.Timer(0.02, peer.sendall, [frame])
+    timer.start()
+    assert isinstance(connection.receive(), BatchReply)  # arrives while spinning
+    assert spins[-1] == len(frame)
+    timer = threading.Timer(0.5, peer.sendall, [frame])
+    timer.start()
+    assert isinstance(connection.receive(), BatchReply)  # the spin gives up, the read blocks
+    assert spins[-1] is None
+    count = len(spins)
+    timer = threading.Timer(0.3, peer.sendall, [frame])
+    timer.start()
+    assert isinstance(connection.receive(), BatchReply)
+    assert len(spins) == count  # the last wait was long: sleep at once
+
+
+def test_no_spin_time_never_spins(
+    pair: tuple[WorkerConnection, socket.socket], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connection, peer = pair
+    spun: list[memoryview] = []
+    monkeypatch.setattr(connection, "_receive_spinning", spun.append)
+    frame = encode_message(BatchReply(1, ["x"], []))
+    for _ in range(3):
+        peer.sendall(frame)
+        assert isinstance(connection.receive(), BatchReply)
+    assert spun == []
