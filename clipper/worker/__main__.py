@@ -93,11 +93,10 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s%s: %s", LOAD_FAILED_PREFIX, type(exc).__name__, exc)
         return 2
     connection = WorkerConnection.dial(args.connect, args.connect_timeout_s)
-    connection.spin_s = max(0, args.spin_us) / 1e6
     freeze_startup_objects()  # the model is loaded: keep the collector off its objects
     log.info("loaded; serving as pid %d", os.getpid())
     try:
-        return serve(connection, spec, predict, args.heartbeat_interval_s)
+        return serve(connection, spec, predict, args.heartbeat_interval_s, args.spin_us / 1e6)
     finally:
         connection.close()
 

@@ -8,13 +8,15 @@ the parts of a reply (its arrays are never joined into one frame).
 Spinning: while messages come close together, a read first polls the socket for up to
 `spin_s` (non-blocking reads) and sleeps in the kernel only if nothing came: the next batch
 is then picked up without a sleep and a wake-up, which on a virtual CPU cost more than a
-small batch (`python -m benchmarks.worker_spin` measures it). Under sparse traffic reads
-block at once.
+small batch (`python -m benchmarks.worker_spin` measures it). Between polls the worker
+yields its CPU, so a server or client runnable on it is not held up by the spin. Under
+sparse traffic reads block at once.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import socket
 import struct
 import threading
@@ -146,6 +148,7 @@ class WorkerConnection:
             except BlockingIOError:
                 if time.perf_counter() >= deadline:
                     return None
+                os.sched_yield()  # a runnable server or client on this CPU goes first
 
     def _set_receive_timeout(self, timeout_s: float | None) -> None:
         """SO_RCVTIMEO: a blocking read gives up after `timeout_s` (0: never)."""

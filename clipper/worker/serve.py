@@ -110,8 +110,11 @@ def serve(
     spec: ReplicaSpec,
     predict: PredictFunction,
     heartbeat_interval_s: float,
+    spin_s: float = 0.0,
 ) -> int:
-    """Register and serve until the server says stop or goes away; return an exit code."""
+    """Register and serve until the server says stop or goes away; return an exit code.
+
+    Each read after a batch may spin for up to `spin_s` (see `WorkerConnection`)."""
     connection.send(
         Register(
             spec.model,
@@ -128,6 +131,7 @@ def serve(
         log.error("registration refused: %s", reason)
         return 3
     last_beat = time.monotonic()
+    connection.spin_s = spin_s
     while True:
         message = connection.receive(timeout_s=heartbeat_interval_s)
         if isinstance(message, Batch):
