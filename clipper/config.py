@@ -58,15 +58,15 @@ class Settings(BaseSettings):
         32 * 1024 * 1024, description="Bound of the prediction cache, in bytes."
     )
     heartbeat_interval_s: float = Field(1.0, description="How often workers send heartbeats.")
-    worker_spin_us: int = Field(
-        300, ge=0, le=100_000,
-        description="After answering, a worker whose next batch recently came within this "
-        "time polls its connection that long before sleeping (0: never): the next batch is "
-        "picked up without a wake-up, for lower latency at the cost of some CPU.",
-    )  # fmt: skip
     heartbeat_timeout_s: float = Field(
         10.0, description="A worker silent for this long is considered hung and replaced."
     )
+    worker_spin_us: int = Field(
+        300, ge=0, le=100_000,
+        description="While batches come close together, how long a worker polls its "
+        "connection for the next one before it sleeps (0: never): the next batch is then "
+        "picked up without a wake-up, for lower latency at the cost of some CPU.",
+    )  # fmt: skip
     restart_backoff_initial_s: float = Field(0.5, description="First restart delay of a replica.")
     restart_backoff_max_s: float = Field(30.0, description="Cap of the restart delay.")
     worker_python: str | None = Field(
