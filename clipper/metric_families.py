@@ -69,9 +69,13 @@ class CounterFamily:
             child = self._children[values] = CounterCell()
         return child
 
+    def empty(self) -> CounterMetricFamily:
+        """The family without samples."""
+        return CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+
     def collect(self) -> Metric:
         """The family as `prometheus_client` exports it."""
-        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        family = self.empty()
         for values, child in list(self._children.items()):
             family.add_metric(values, child.value, created=child.created)
         return family
@@ -97,9 +101,13 @@ class HistogramFamily:
             child = self._children[values] = HistogramCell(self._bounds)
         return child
 
+    def empty(self) -> HistogramMetricFamily:
+        """The family without samples."""
+        return HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+
     def collect(self) -> Metric:
         """The family as `prometheus_client` exports it (cumulative buckets)."""
-        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        family = self.empty()
         for values, child in list(self._children.items()):
             cumulative, buckets = 0, []
             for bound, count in zip(child.bounds, list(child.counts), strict=True):
@@ -124,12 +132,7 @@ class MetricFamilies:
 
     def describe(self) -> list[Metric]:
         """The families, without samples (checked for name clashes at registration)."""
-        return [
-            CounterMetricFamily(f.name, f.documentation, labels=f.labelnames)
-            if isinstance(f, CounterFamily)
-            else HistogramMetricFamily(f.name, f.documentation, labels=f.labelnames)
-            for f in self._families
-        ]
+        return [family.empty() for family in self._families]
 
     def collect(self) -> Iterator[Metric]:
         """Every family with its samples, now."""

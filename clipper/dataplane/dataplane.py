@@ -259,10 +259,9 @@ class DataPlane:
     ) -> list[Prediction] | asyncio.Future[list[Prediction]]:
         """`predict` without a coroutine: the answers at once when none has to wait
         (cache hits, defaults), else a future of them that resolves by the deadline."""
-        answers: asyncio.Future[list[Prediction]] = asyncio.get_running_loop().create_future()
-        ready = self.predict_then(app_name, buffers, version, deadline, uid,
-                                  partial(_settle, answers))  # fmt: skip
-        return answers if ready is None else ready
+        return _answers_or_future(
+            partial(self.predict_then, app_name, buffers, version, deadline, uid)
+        )
 
     def predict_then(
         self,
@@ -310,9 +309,9 @@ class DataPlane:
             raise UnknownVersion(
                 f"Requested version: {version} does not exist for model: {model_name}"
             )
-        answers: asyncio.Future[list[Prediction]] = asyncio.get_running_loop().create_future()
-        ready = self._start_on(serving, True, None, buffers, deadline, partial(_settle, answers))
-        return ready if ready is not None else await answers
+        start = partial(self._start_on, serving, True, None, buffers, deadline)
+        answers = _answers_or_future(start)
+        return answers if isinstance(answers, list) else await answers
 
     async def _predict_routed(
         self, route: AppRoute, buffers: list[InputBuffer], uid: int | None, deadline: float
@@ -418,6 +417,15 @@ class DataPlane:
             for model, stats in (self.policy_view(name) or {}).items():
                 for stat, value in stats.items():
                     yield name, model, stat, value
+
+
+def _answers_or_future(
+    start: Callable[[AnswersCallback], list[Prediction] | None],
+) -> list[Prediction] | asyncio.Future[list[Prediction]]:
+    """Run a callback-style `start`: its answers when ready at once, else a future of them."""
+    answers: asyncio.Future[list[Prediction]] = asyncio.get_running_loop().create_future()
+    ready = start(partial(_settle, answers))
+    return answers if ready is None else ready
 
 
 def _settle(answers: asyncio.Future[list[Prediction]], result: Answers) -> None:

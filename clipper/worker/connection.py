@@ -125,11 +125,11 @@ class WorkerConnection:
                 if size is None:
                     size = self._sock.recv_into(target)
             except (BlockingIOError, TimeoutError):
-                self._last_wait_s = time.perf_counter() - waiting
                 return Heartbeat()
             except ConnectionError:
                 return None
-            self._last_wait_s = time.perf_counter() - waiting
+            finally:
+                self._last_wait_s = time.perf_counter() - waiting
             if not size:
                 return None
             if frame is None:
