@@ -13,12 +13,14 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
+from typing import Generic, TypeVar
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
 __all__ = ["CounterCell", "CounterFamily", "HistogramCell", "HistogramFamily", "MetricFamilies"]
 
 INF = float("inf")
+Cell = TypeVar("Cell", "CounterCell", "HistogramCell")
 
 
 class CounterCell:
@@ -53,61 +55,66 @@ class HistogramCell:
         self.sum += value
 
 
-class CounterFamily:
-    """A counter with labels; `labels(...)` binds a child once, for cheap updates."""
+class _Family(Generic[Cell]):
+    """A metric with labels; `labels(...)` binds a child once, for cheap updates."""
+
+    kind: type[CounterMetricFamily | HistogramMetricFamily]
 
     def __init__(self, name: str, documentation: str, labelnames: Sequence[str]) -> None:
         self.name = name
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
-        self._children: dict[tuple[str, ...], CounterCell] = {}
+        self._children: dict[tuple[str, ...], Cell] = {}
 
-    def labels(self, *values: str) -> CounterCell:
+    def _new_child(self) -> Cell:
+        raise NotImplementedError
+
+    def labels(self, *values: str) -> Cell:
         """The child of these label values (made on first use)."""
         child = self._children.get(values)
         if child is None:
-            child = self._children[values] = CounterCell()
+            child = self._children[values] = self._new_child()
         return child
 
-    def empty(self) -> CounterMetricFamily:
+    def empty(self) -> CounterMetricFamily | HistogramMetricFamily:
         """The family without samples."""
-        return CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        return self.kind(self.name, self.documentation, labels=self.labelnames)
+
+
+class CounterFamily(_Family[CounterCell]):
+    """A counter with labels."""
+
+    kind = CounterMetricFamily
+
+    def _new_child(self) -> CounterCell:
+        return CounterCell()
 
     def collect(self) -> Metric:
         """The family as `prometheus_client` exports it."""
-        family = self.empty()
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
         for values, child in list(self._children.items()):
             family.add_metric(values, child.value, created=child.created)
         return family
 
 
-class HistogramFamily:
+class HistogramFamily(_Family[HistogramCell]):
     """A histogram with labels and fixed bucket bounds."""
+
+    kind = HistogramMetricFamily
 
     def __init__(
         self, name: str, documentation: str, labelnames: Sequence[str], buckets: Sequence[float]
     ) -> None:
-        self.name = name
-        self.documentation = documentation
-        self.labelnames = tuple(labelnames)
+        super().__init__(name, documentation, labelnames)
         bounds = tuple(float(bound) for bound in buckets)
         self._bounds = bounds if bounds and bounds[-1] == INF else (*bounds, INF)
-        self._children: dict[tuple[str, ...], HistogramCell] = {}
 
-    def labels(self, *values: str) -> HistogramCell:
-        """The child of these label values (made on first use)."""
-        child = self._children.get(values)
-        if child is None:
-            child = self._children[values] = HistogramCell(self._bounds)
-        return child
-
-    def empty(self) -> HistogramMetricFamily:
-        """The family without samples."""
-        return HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+    def _new_child(self) -> HistogramCell:
+        return HistogramCell(self._bounds)
 
     def collect(self) -> Metric:
         """The family as `prometheus_client` exports it (cumulative buckets)."""
-        family = self.empty()
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
         for values, child in list(self._children.items()):
             cumulative, buckets = 0, []
             for bound, count in zip(child.bounds, list(child.counts), strict=True):
