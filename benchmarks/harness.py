@@ -20,7 +20,7 @@ import httpx
 from clipper.artifacts import closure_artifact
 from clipper.security import read_admin_token
 
-__all__ = ["BenchServer", "bench_server", "stop_process"]
+__all__ = ["BenchServer", "bench_server", "launched_server", "stop_process"]
 
 
 def _free_port() -> int:
@@ -83,6 +83,19 @@ class BenchServer:
 @contextlib.contextmanager
 def bench_server(extra_env: dict[str, str] | None = None) -> Iterator[BenchServer]:
     """A server on free ports in a temporary state directory, stopped afterwards."""
+    with launched_server(extra_env) as server:
+        _wait_ready(server)
+        yield server
+
+
+@contextlib.contextmanager
+def launched_server(
+    extra_env: dict[str, str] | None = None, cwd: Path | None = None
+) -> Iterator[BenchServer]:
+    """Like `bench_server`, but yields as soon as the process is launched (not yet ready).
+
+    `cwd` is the working directory of `python -m clipper.cli` (its first import path).
+    """
     with tempfile.TemporaryDirectory(prefix="clipper-bench-") as state_dir:
         query_port, admin_port = _free_port(), _free_port()
         command = [
@@ -92,11 +105,9 @@ def bench_server(extra_env: dict[str, str] | None = None) -> Iterator[BenchServe
         ]  # fmt: skip
         log = open(Path(state_dir) / "bench-server.out", "wb")  # noqa: SIM115
         env = {**os.environ, **(extra_env or {})}
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        server = BenchServer(process, query_port, admin_port, Path(state_dir))
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
         try:
-            _wait_ready(server)
-            yield server
+            yield BenchServer(process, query_port, admin_port, Path(state_dir))
         finally:
             stop_process(process, signal.SIGTERM, 20)
             log.close()

@@ -13,7 +13,6 @@ import json
 import re
 import sys
 import time
-import webbrowser
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,7 @@ from clipper.artifacts import closure_artifact, directory_artifact, pack_directo
 from clipper.config import Settings
 from clipper.dashboard import dashboard_url
 from clipper.exceptions import InvalidRequest, ModelNotFound
+from clipper.memory import pause_collector
 from clipper.security import (
     admin_token_path,
     prepare_admin_token,
@@ -120,6 +120,7 @@ def start(args: argparse.Namespace, settings: Settings) -> None:
     """Run a server in the foreground, or in the background with --detach."""
     prepare_admin_token(settings, sys.stdout)  # here: a detached server's output is its log
     if not args.detach:
+        pause_collector()  # until the server has started (ClipperServer.run resumes it)
         server = importlib.import_module("clipper.server")
         server.serve(settings, demo=args.demo)
         return
@@ -158,6 +159,8 @@ def dashboard(args: argparse.Namespace, settings: Settings) -> None:
     url = dashboard_url(settings.host, settings.admin_port, token, scheme(settings))
     print(url)
     if args.open:
+        import webbrowser  # here: every other command, `start` among them, goes without it
+
         webbrowser.open(url)
 
 

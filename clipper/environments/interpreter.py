@@ -10,11 +10,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from packaging.markers import default_environment
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
-
-from clipper.environments.spec import Environment
+from clipper.environments.spec import Environment, canonical_name, parse_requirement
 
 __all__ = ["InterpreterInfo", "probe_interpreter", "this_interpreter", "unmet_requirements"]
 
@@ -46,11 +42,11 @@ class InterpreterInfo:
         """The installed version of distribution `name`, or None."""
         if self.lookup is not None:
             return self.lookup(name)
-        return self.distributions.get(canonicalize_name(name))
+        return self.distributions.get(canonical_name(name))
 
 
 def _canonical(distributions: Mapping[str, str]) -> dict[str, str]:
-    return {canonicalize_name(name): version for name, version in distributions.items()}
+    return {canonical_name(name): version for name, version in distributions.items()}
 
 
 def this_interpreter() -> InterpreterInfo:
@@ -83,6 +79,8 @@ def unmet_requirements(environment: Environment, info: InterpreterInfo) -> list[
     A requirement that is not a plain `name[extras] specifier; marker` (a URL, a pip
     option) cannot be checked and counts as unmet.
     """
+    from packaging.markers import default_environment  # on first use, as in spec.py
+
     reasons = []
     if environment.python_minor != info.python_minor:
         reasons.append(f"Python {environment.python_minor} (have {info.python_version})")
@@ -92,9 +90,8 @@ def unmet_requirements(environment: Environment, info: InterpreterInfo) -> list[
         "python_version": info.python_minor,
     }
     for line in environment.requirements:
-        try:
-            requirement = Requirement(line)
-        except InvalidRequirement:
+        requirement = parse_requirement(line)
+        if requirement is None:
             reasons.append(f"{line} (cannot be checked)")
             continue
         if requirement.marker is not None and not requirement.marker.evaluate(marker_env):

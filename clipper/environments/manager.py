@@ -23,8 +23,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from packaging.requirements import InvalidRequirement, Requirement
-
 from clipper.environments.builder import (
     MARKER_FILE,
     BuildPlan,
@@ -38,7 +36,7 @@ from clipper.environments.interpreter import (
     this_interpreter,
     unmet_requirements,
 )
-from clipper.environments.spec import Environment
+from clipper.environments.spec import Environment, parse_requirement
 from clipper.exceptions import EnvironmentBuildFailed
 
 __all__ = ["WORKER_PACKAGES", "EnvironmentManager", "EventSink"]
@@ -258,9 +256,8 @@ def _worker_requirements() -> tuple[str, ...]:
         declared = []
     found: dict[str, str] = {}
     for line in declared:
-        try:
-            requirement = Requirement(line)
-        except InvalidRequirement:
+        requirement = parse_requirement(line)
+        if requirement is None:
             continue
         if requirement.name.lower() in WORKER_PACKAGES and requirement.marker is None:
             found[requirement.name.lower()] = f"{requirement.name}{requirement.specifier}"

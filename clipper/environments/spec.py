@@ -7,14 +7,20 @@ import json
 import platform
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from typing import TYPE_CHECKING, Any
 
 from clipper.exceptions import InvalidRequest
 
-__all__ = ["Environment", "merge_requirements", "requirement_name"]
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
+
+__all__ = [
+    "Environment",
+    "canonical_name",
+    "merge_requirements",
+    "parse_requirement",
+    "requirement_name",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,12 +87,29 @@ class Environment:
         return cls(python_version, tuple(merge_requirements(requirements)), source)
 
 
-def requirement_name(requirement: str) -> str | None:
-    """The canonical package name of a requirement string, or None (URLs, options)."""
+# packaging is imported on first use (about 40 ms): the server starts, and serves models
+# deployed before, without parsing a requirement.
+def parse_requirement(line: str) -> Requirement | None:
+    """`line` as a requirement, or None when it is not one (a bare URL, a pip option)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
     try:
-        return canonicalize_name(Requirement(requirement).name)
+        return Requirement(line)
     except InvalidRequirement:
         return None
+
+
+def canonical_name(name: str) -> str:
+    """A distribution's name as packaging normalises it (`Scikit_Learn` -> `scikit-learn`)."""
+    from packaging.utils import canonicalize_name
+
+    return canonicalize_name(name)
+
+
+def requirement_name(requirement: str) -> str | None:
+    """The canonical package name of a requirement string, or None (URLs, options)."""
+    parsed = parse_requirement(requirement)
+    return None if parsed is None else canonical_name(parsed.name)
 
 
 def merge_requirements(*groups: Iterable[str]) -> list[str]:
