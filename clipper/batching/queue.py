@@ -63,7 +63,7 @@ class BatchQueue:
         now = time.monotonic()
         for query in queries:
             query.enqueued_at = now
-        deadline = min(query.deadline for query in queries)
+        deadline = queries[0].deadline if len(queries) == 1 else min(q.deadline for q in queries)
         heapq.heappush(self._heap, (deadline, next(self._order), list(queries)))
         self._size += len(queries)
 
@@ -79,6 +79,13 @@ class BatchQueue:
         while heap and len(batch) < max_items:
             deadline, order, group = heapq.heappop(heap)
             self._size -= len(group)
+            if len(group) == 1:  # the common case, without the general one's lists
+                query = group[0]
+                if query.future.done() or deadline <= now:
+                    expired.append(query)
+                else:
+                    batch.append(query)
+                continue
             live = [q for q in group if not q.future.done() and q.deadline > now]
             if len(live) != len(group):
                 expired.extend(q for q in group if q.future.done() or q.deadline <= now)

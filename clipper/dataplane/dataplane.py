@@ -81,6 +81,9 @@ class DataPlane:
         self.cache = PredictionCache(cache_bytes)
         self._table = ComputationTable(self.cache, self._serving, clock)
         self._routes: dict[str, AppRoute] = {}
+        # Apps without a route, resolved once per snapshot: record, current version (None
+        # without a linked model), whether it uses the cache.
+        self._direct: dict[str, tuple[AppRecord, ModelServing | None, bool]] = {}
         self.query_log = query_log or QueryLog()
         self._policies = PolicyPath(self._table, self.query_log, self._default, metrics, clock)
         self._pipelines = PipelinePath(self._table, self.query_log, self._default)
@@ -113,7 +116,18 @@ class DataPlane:
             elif existing.policy != policy:
                 existing.set_policy(policy)
         self._routes = build_routes(snapshot, self._serving, self._routes, self._metrics)
+        self._direct = {}
+        for name, app in snapshot.apps.items():
+            if name not in self._routes:
+                serving = self.resolve_model(app, None)
+                cached = serving is not None and self._cache_on(app.cache_enabled, serving)
+                self._direct[name] = (app, serving, cached)
         return removed
+
+    def _cache_on(self, app_cache_enabled: bool, serving: ModelServing) -> bool:
+        """Whether queries to a version use the cache (both the app and version allow it)."""
+        record = self._snapshot.versions.get(serving.model_id)
+        return app_cache_enabled and (record is None or record.cache_enabled)
 
     def _batch_policy(self, record: ModelVersionRecord) -> BatchPolicy:
         return BatchPolicy(
@@ -276,6 +290,12 @@ class DataPlane:
         its own: the answers at once when none has to wait (cache hits, defaults); else
         None, and `then` is called once with the answers by the deadline at the latest
         (or with the exception a routed query raised)."""
+        direct = self._direct.get(app_name) if version is None else None
+        if direct is not None:  # the common case: no version asked, no route
+            app, serving, use_cache = direct
+            if serving is None:
+                return [self._default(app_name, NO_MODELS) for _ in buffers]
+            return self._start_on(serving, use_cache, app_name, buffers, deadline, then)
         app = self._snapshot.apps.get(app_name)
         if app is None:
             raise UnknownApplication(f"No application named {app_name!r}")
@@ -289,7 +309,8 @@ class DataPlane:
         serving = self.resolve_model(app, version)
         if serving is None:
             return [self._default(app_name, NO_MODELS) for _ in buffers]
-        return self._start_on(serving, app.cache_enabled, app_name, buffers, deadline, then)
+        use_cache = self._cache_on(app.cache_enabled, serving)
+        return self._start_on(serving, use_cache, app_name, buffers, deadline, then)
 
     async def predict_model(
         self, model_name: str, version: str | None, buffers: list[InputBuffer], deadline: float
@@ -309,7 +330,8 @@ class DataPlane:
             raise UnknownVersion(
                 f"Requested version: {version} does not exist for model: {model_name}"
             )
-        start = partial(self._start_on, serving, True, None, buffers, deadline)
+        start = partial(self._start_on, serving, self._cache_on(True, serving), None, buffers,
+                        deadline)  # fmt: skip
         answers = _answers_or_future(start)
         return answers if isinstance(answers, list) else await answers
 
@@ -323,17 +345,15 @@ class DataPlane:
     def _start_on(
         self,
         serving: ModelServing,
-        app_cache_enabled: bool,
+        use_cache: bool,
         app_name: str | None,
         buffers: list[InputBuffer],
         deadline: float,
         then: AnswersCallback,
     ) -> list[Prediction] | None:
-        query_ids = [next(self._query_ids) for _ in buffers]
-        record = self._snapshot.versions.get(serving.model_id)
-        use_cache = app_cache_enabled and (record is None or record.cache_enabled)
+        query_ids = list(itertools.islice(self._query_ids, len(buffers)))
         computations = self._table.start(serving, use_cache, buffers, query_ids, deadline)
-        pending = [future for future in computations if not future.done()]
+        pending = list(itertools.filterfalse(_is_done, computations))
         if not pending:
             return self._answers(app_name, serving, query_ids, computations)
 
@@ -445,6 +465,9 @@ def _deliver(then: AnswersCallback, task: asyncio.Future[list[Prediction]]) -> N
     else:
         error = task.exception()
         then(error if error is not None else task.result())
+
+
+_is_done = asyncio.Future.done
 
 
 def _labels(model_id: ModelId) -> tuple[str, str]:

@@ -39,7 +39,6 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from functools import partial
 from typing import Any
 
 import httptools
@@ -53,14 +52,15 @@ log = logging.getLogger("clipper.http")
 
 AsgiApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 Body = bytes | memoryview  # a memoryview when received in place (LARGE_BODY_BYTES and up)
-DirectReply = tuple[int, list[tuple[bytes, bytes]], bytes]
+DirectReply = tuple[int, list[tuple[bytes, bytes]] | bytes, bytes]
 DirectRespond = Callable[
     [bytes, bytes, list[tuple[bytes, bytes]], Body, Callable[[DirectReply], None]], bool
 ]
 """An app may also offer `respond(method, url, headers, body, done) -> bool`: a direct
 path for its hottest requests, with no ASGI messages and no task. When it returns True it
 calls `done((status, headers, body))` exactly once, at once or later; False sends the
-request through the ASGI app as usual."""
+request through the ASGI app as usual. `headers` may come encoded already, as a header
+block (`b"name: value\r\n"` lines, no content-length): the server adds only the length."""
 
 _STATUS_LINES = {
     code: f"HTTP/1.1 {code} {reason}\r\n".encode()
@@ -133,11 +133,11 @@ class Http11Protocol(asyncio.BufferedProtocol):
         self._respond: DirectRespond | None = getattr(app, "respond", None)
         self._limits = limits
         self._max_body_bytes = limits.max_body_bytes
+        self._max_headers = limits.max_headers
         self._connections = server_state
         self._stage = _IDLE
         self.deadline = math.inf  # monotonic time this connection's current stage must end
         self._header_bytes = 0  # bytes received since the last request's headers ended
-        self._header_count = 0
         self._header_size = 0  # this request's line and header fields, as parsed
         self._parser = httptools.HttpRequestParser(self)
         self._transport: asyncio.Transport | None = None
@@ -146,7 +146,9 @@ class Http11Protocol(asyncio.BufferedProtocol):
         self._large_body: memoryview | None = None  # a large body being received in place
         self._large_filled = 0
         self._ready: list[_Request] = []
-        self._busy = False
+        self._busy = False  # a request is being answered (one at a time, in order)
+        self._keep_alive = True  # the one being answered keeps the connection open
+        self._paused = False  # reading, while more than one request is queued
         self._closing = False
         self._client: tuple[str, int] | None = None
 
@@ -218,7 +220,6 @@ class Http11Protocol(asyncio.BufferedProtocol):
     def on_message_begin(self) -> None:
         self._request = _Request()
         self._body_size = 0
-        self._header_count = 0
         self._header_size = 0
         self._stage = _HEADERS
         self.deadline = _now() + self._limits.header_timeout_s
@@ -230,15 +231,16 @@ class Http11Protocol(asyncio.BufferedProtocol):
             raise _Rejected(414, _ERROR_BODY_414)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_count += 1
+        headers = self._request.headers
+        headers.append((name.lower(), value))
         self._header_size += len(name) + len(value) + 4  # ": " and CRLF
-        if self._header_count > self._limits.max_headers:
+        if len(headers) > self._max_headers:
             raise _Rejected(431, _ERROR_BODY_431_COUNT)
-        if self._header_size > self._limits.max_header_bytes:
-            raise _Rejected(431, _ERROR_BODY_431_SIZE)
-        self._request.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
+        # The fields' size is checked once all are in: until then one read bounds it.
+        if self._header_size > self._limits.max_header_bytes:
+            raise _Rejected(431, _ERROR_BODY_431_SIZE)
         self._stage = _BODY
         self.deadline = _now() + self._limits.body_timeout_s
         self._header_bytes = 0
@@ -294,7 +296,8 @@ class Http11Protocol(asyncio.BufferedProtocol):
         self._stage = _ANSWERING
         self.deadline = math.inf
         self._ready.append(self._request)
-        if self._transport is not None and len(self._ready) > 1:
+        if self._transport is not None and len(self._ready) > 1 and not self._paused:
+            self._paused = True
             self._transport.pause_reading()
 
     # -- handling -----------------------------------------------------------------------
@@ -307,29 +310,28 @@ class Http11Protocol(asyncio.BufferedProtocol):
             self._reply_and_close(413, _ERROR_BODY_413)
             return
         self._busy = True
-        keep_alive = request.keep_alive
+        self._keep_alive = keep_alive = request.keep_alive
         body = request.body[0] if len(request.body) == 1 else b"".join(request.body)
-        if self._respond is not None and self._respond_directly(request, body, keep_alive):
-            return
+        respond = self._respond
+        if respond is not None:  # the app's direct path (see `DirectRespond`)
+            try:
+                if respond(request.method, request.url, request.headers, body, self._answer):
+                    return
+            except Exception:
+                log.exception("unhandled error answering %s %r", request.method, request.url)
+                self._answer(_INTERNAL_ERROR_REPLY)
+                return
         task = asyncio.get_running_loop().create_task(self._handle(request, body, keep_alive))
         task.add_done_callback(_log_failure)
 
-    def _respond_directly(self, request: _Request, body: Body, keep_alive: bool) -> bool:
-        """Offer the request to the app's direct path (see `DirectApp`); True if taken."""
-        assert self._respond is not None
-        method = request.method
-        done = partial(self._answer_directly, keep_alive)
-        try:
-            return self._respond(method, request.url, request.headers, body, done)
-        except Exception:
-            log.exception("unhandled error answering %s %r", method.decode(), request.url)
-            self._answer_directly(keep_alive, _INTERNAL_ERROR_REPLY)
-            return True
-
-    def _answer_directly(self, keep_alive: bool, reply: DirectReply) -> None:
+    def _answer(self, reply: DirectReply) -> None:
+        """The direct path's `done`: write the reply of the request being answered."""
         status, headers, body = reply
-        self._write(_Response(status, headers, body), keep_alive)
-        self._answered(keep_alive)
+        if isinstance(headers, bytes):
+            self._write_block(status, headers, body, self._keep_alive)
+        else:
+            self._write(_Response(status, headers, body), self._keep_alive)
+        self._answered(self._keep_alive)
 
     async def _handle(self, request: _Request, body: Body, keep_alive: bool) -> None:
         url = httptools.parse_url(request.url)
@@ -364,9 +366,11 @@ class Http11Protocol(asyncio.BufferedProtocol):
         if self._stage == _ANSWERING and not self._ready:
             self._stage = _IDLE
             self.deadline = _now() + self._limits.keep_alive_timeout_s
-        if self._transport is not None and not self._closing:
+        if self._ready:
+            self._next()
+        elif self._paused and self._transport is not None and not self._closing:
+            self._paused = False  # reading paused while requests were queued
             self._transport.resume_reading()
-        self._next()
 
     def _write(self, response: _Response, keep_alive: bool) -> None:
         if self._transport is None or self._closing:
@@ -385,6 +389,16 @@ class Http11Protocol(asyncio.BufferedProtocol):
         self._transport.write(b"".join(head) + response.body)
         for chunk in response.rest:  # large bodies sent in parts go uncopied
             self._transport.write(chunk)
+
+    def _write_block(self, status: int, block: bytes, body: bytes, keep_alive: bool) -> None:
+        """Write a reply whose headers come encoded (`block`, without content-length)."""
+        if self._transport is None or self._closing:
+            return
+        end = b"\r\n" if keep_alive else b"connection: close\r\n\r\n"
+        head = _status_line(status)
+        self._transport.write(
+            b"%s%scontent-length: %d\r\n%s%s" % (head, block, len(body), end, body)
+        )
 
     def _reply_and_close(self, status: int, body: bytes) -> None:
         response = _Response(status, [(b"content-type", b"application/json")], body)

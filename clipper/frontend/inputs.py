@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
 import sys
 from array import array
 from typing import Any, NamedTuple
@@ -81,8 +80,11 @@ def _encode_numeric(value: Any, input_type: InputType, dtype: np.dtype[Any]) -> 
     if input_type is InputType.DOUBLES and _NATIVE_IS_LITTLE_ENDIAN:
         # The common case, without numpy: `array` takes a flat list of JSON numbers (and
         # bools, refused below) and nothing else; what it refuses gets numpy's diagnosis.
-        with contextlib.suppress(TypeError, OverflowError):
+        try:
             doubles = array("d", value)
+        except (TypeError, OverflowError):
+            pass
+        else:
             if bool not in set(map(type, value)):
                 return doubles.tobytes()
     try:
@@ -140,6 +142,8 @@ def decode_predict_request(
         raise json_error(exc, limits) from exc
     if not isinstance(body, dict):
         raise InvalidInput("the request body must be a JSON object")
+    if len(body) == 1 and "input" in body:  # the common body: no optional key to check
+        return PredictRequest([encode_input(body["input"], input_type, limits)], False, None, None)
     if not body.keys() <= _KNOWN_KEYS:  # keys no decoder below reads: bound their nesting
         check_nesting(body, limits)
     version = body.get("version")

@@ -41,6 +41,7 @@ Reply = tuple[int, Headers, bytes]
 log = logging.getLogger("clipper.query")
 
 _JSON = [(b"content-type", b"application/json")]
+_JSON_BLOCK = b"content-type: application/json\r\n"  # _JSON, encoded for the direct path
 _INTERNAL_ERROR: Reply = (500, _JSON, error_body("Internal error", "unexpected server error"))
 _TIMEOUT_HEADER = b"clipper-timeout-us"
 
@@ -226,7 +227,7 @@ class QueryApi:
             done(_error_reply(exc))
             return True
         if answers is not None:
-            done((200, _JSON, self._predict_body(app_name, request, answers, started)))
+            done((200, _JSON_BLOCK, self._predict_body(app_name, request, answers, started)))
         return True
 
     def _finish(
@@ -243,7 +244,7 @@ class QueryApi:
             log.error("predict on %s failed", app_name, exc_info=answers)
             done(_INTERNAL_ERROR)
         else:
-            done((200, _JSON, self._predict_body(app_name, request, answers, started)))
+            done((200, _JSON_BLOCK, self._predict_body(app_name, request, answers, started)))
 
     async def _update(self, app_name: str, body: bytes) -> bytes:
         """Feedback for the app's selection policy (see clipper.frontend.feedback)."""
