@@ -10,6 +10,7 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -344,6 +345,51 @@ async def test_a_repeated_input_is_answered_from_the_cache(dataplane: DataPlane)
 
     assert (prediction.output, prediction.is_default) == ("cached", False)
     assert worker.transport.received.empty()
+
+
+async def test_queries_follow_the_current_version_of_each_new_snapshot(
+    dataplane: DataPlane,
+) -> None:
+    two = snapshot()
+    second = ModelVersionRecord("m", "2", InputType.DOUBLES)
+    two = replace(two, versions={**two.versions, second.model_id: second},
+                  current_versions={"m": "2"})  # fmt: skip
+    dataplane.apply(two)
+    old, new = replica_for(dataplane, version="1"), replica_for(dataplane, version="2")
+    pending = asyncio.create_task(predict(dataplane, 5.0))
+
+    batch = await new.next_batch()
+    new.answer(BatchReply(batch.id, ["from 2"]))
+
+    [prediction] = await pending
+    assert (prediction.output, prediction.models) == ("from 2", ("m:2",))
+    assert not any(isinstance(m, Batch) for m in drain(old.transport.received))
+
+
+async def test_a_snapshot_that_turns_the_cache_off_asks_the_model_again(
+    dataplane: DataPlane,
+) -> None:
+    worker = replica_for(dataplane)
+    first = asyncio.create_task(predict(dataplane, 3.0))
+    batch = await worker.next_batch()
+    worker.answer(BatchReply(batch.id, ["first"]))
+    await first
+    uncached = snapshot()
+    dataplane.apply(replace(uncached, apps={"app": replace(uncached.apps["app"],
+                                                           cache_enabled=False)}))  # fmt: skip
+
+    second = asyncio.create_task(predict(dataplane, 3.0))
+    batch = await worker.next_batch()
+    worker.answer(BatchReply(batch.id, ["second"]))
+
+    assert [p.output for p in await second] == ["second"]
+
+
+def drain(queue: asyncio.Queue[Message]) -> list[Message]:
+    messages = []
+    while not queue.empty():
+        messages.append(queue.get_nowait())
+    return messages
 
 
 async def test_a_worker_for_an_unregistered_version_is_refused(dataplane: DataPlane) -> None:
