@@ -370,6 +370,8 @@ class DataPlane:
         query_ids: list[int],
         computations: list[asyncio.Future[Any]],
     ) -> list[Prediction]:
+        if len(computations) == 1:  # the common query, without a comprehension's frame
+            return [self._answer(app_name, serving, query_ids[0], computations[0])]
         return [
             self._answer(app_name, serving, query_id, future)
             for query_id, future in zip(query_ids, computations, strict=True)

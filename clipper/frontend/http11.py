@@ -134,6 +134,9 @@ class Http11Protocol(asyncio.BufferedProtocol):
         self._limits = limits
         self._max_body_bytes = limits.max_body_bytes
         self._max_headers = limits.max_headers
+        self._max_header_bytes = limits.max_header_bytes
+        self._header_timeout_s = limits.header_timeout_s
+        self._keep_alive_timeout_s = limits.keep_alive_timeout_s
         self._connections = server_state
         self._stage = _IDLE
         self.deadline = math.inf  # monotonic time this connection's current stage must end
@@ -222,12 +225,12 @@ class Http11Protocol(asyncio.BufferedProtocol):
         self._body_size = 0
         self._header_size = 0
         self._stage = _HEADERS
-        self.deadline = _now() + self._limits.header_timeout_s
+        self.deadline = _now() + self._header_timeout_s
 
     def on_url(self, url: bytes) -> None:
         self._request.url += url
         self._header_size += len(url)
-        if self._header_size > self._limits.max_header_bytes:
+        if self._header_size > self._max_header_bytes:
             raise _Rejected(414, _ERROR_BODY_414)
 
     def on_header(self, name: bytes, value: bytes) -> None:
@@ -239,7 +242,7 @@ class Http11Protocol(asyncio.BufferedProtocol):
 
     def on_headers_complete(self) -> None:
         # The fields' size is checked once all are in: until then one read bounds it.
-        if self._header_size > self._limits.max_header_bytes:
+        if self._header_size > self._max_header_bytes:
             raise _Rejected(431, _ERROR_BODY_431_SIZE)
         self._stage = _BODY
         self.deadline = _now() + self._limits.body_timeout_s
@@ -327,11 +330,14 @@ class Http11Protocol(asyncio.BufferedProtocol):
     def _answer(self, reply: DirectReply) -> None:
         """The direct path's `done`: write the reply of the request being answered."""
         status, headers, body = reply
-        if isinstance(headers, bytes):
-            self._write_block(status, headers, body, self._keep_alive)
-        else:
-            self._write(_Response(status, headers, body), self._keep_alive)
-        self._answered(self._keep_alive)
+        keep_alive = self._keep_alive
+        if not isinstance(headers, bytes):
+            self._write(_Response(status, headers, body), keep_alive)
+        elif self._transport is not None and not self._closing:  # an encoded header block
+            end = b"\r\n" if keep_alive else b"connection: close\r\n\r\n"
+            head = b"%s%scontent-length: %d\r\n%s" % (_status_line(status), headers, len(body), end)
+            self._transport.write(head + body)
+        self._answered(keep_alive)
 
     async def _handle(self, request: _Request, body: Body, keep_alive: bool) -> None:
         url = httptools.parse_url(request.url)
@@ -363,12 +369,13 @@ class Http11Protocol(asyncio.BufferedProtocol):
         if not keep_alive:
             self._close()
             return
-        if self._stage == _ANSWERING and not self._ready:
-            self._stage = _IDLE
-            self.deadline = _now() + self._limits.keep_alive_timeout_s
         if self._ready:
             self._next()
-        elif self._paused and self._transport is not None and not self._closing:
+            return
+        if self._stage == _ANSWERING:
+            self._stage = _IDLE
+            self.deadline = _now() + self._keep_alive_timeout_s
+        if self._paused and self._transport is not None and not self._closing:
             self._paused = False  # reading paused while requests were queued
             self._transport.resume_reading()
 
@@ -389,16 +396,6 @@ class Http11Protocol(asyncio.BufferedProtocol):
         self._transport.write(b"".join(head) + response.body)
         for chunk in response.rest:  # large bodies sent in parts go uncopied
             self._transport.write(chunk)
-
-    def _write_block(self, status: int, block: bytes, body: bytes, keep_alive: bool) -> None:
-        """Write a reply whose headers come encoded (`block`, without content-length)."""
-        if self._transport is None or self._closing:
-            return
-        end = b"\r\n" if keep_alive else b"connection: close\r\n\r\n"
-        head = _status_line(status)
-        self._transport.write(
-            b"%s%scontent-length: %d\r\n%s%s" % (head, block, len(body), end, body)
-        )
 
     def _reply_and_close(self, status: int, body: bytes) -> None:
         response = _Response(status, [(b"content-type", b"application/json")], body)
