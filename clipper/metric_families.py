@@ -54,6 +54,13 @@ class HistogramCell:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.sum += value
 
+    def observe_each(self, values: list[float]) -> None:
+        """Count each of `values` (one call for a batch's worth)."""
+        counts, bounds = self.counts, self.bounds
+        for value in values:
+            counts[bisect_left(bounds, value)] += 1
+        self.sum += sum(values)
+
 
 class _Family(Generic[Cell]):
     """A metric with labels; `labels(...)` binds a child once, for cheap updates."""

@@ -73,7 +73,7 @@ class DeadlineTimer:
     def add(self, deadline: float, waiter: Waiter) -> None:
         """Fire `waiter` at `deadline` (monotonic seconds) if it has not finished by then."""
         heap = self._heap
-        while heap and heap[0][2].finished:
+        while heap and heap[0][2].callback is None:  # finished
             heapq.heappop(heap)
         heapq.heappush(heap, (deadline, next(self._order), waiter))
         if deadline < self._armed_for:
@@ -92,7 +92,7 @@ class DeadlineTimer:
         self._armed_for = math.inf
         now = self._clock()
         heap = self._heap
-        while heap and (heap[0][0] <= now or heap[0][2].finished):
+        while heap and (heap[0][0] <= now or heap[0][2].callback is None):
             heapq.heappop(heap)[2].fire()
         if heap:
             self._arm(heap[0][0])

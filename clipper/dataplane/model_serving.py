@@ -294,6 +294,17 @@ class ModelServing:
             for query in batch:
                 _fail(query, error)
             return
+        if len(outcome.outputs) + len(outcome.expired) != len(batch):  # a broken worker
+            self._count_error(handle)
+            error = ReplicaError(f"{len(outcome.outputs)} outputs for {len(batch)} inputs")
+            for query in batch:
+                _fail(query, error)
+            return
+        if not outcome.expired:  # the common reply: one output per query, in order
+            for query, output in zip(batch, outcome.outputs, strict=True):
+                if not query.future.done():
+                    query.future.set_result(output)
+            return
         expired = set(outcome.expired)
         outputs = iter(outcome.outputs)
         for index, query in enumerate(batch):
@@ -330,9 +341,7 @@ class ModelServing:
             return
         metrics.batch_size.observe(len(batch))
         wall_now = time.monotonic()
-        observe = metrics.queue_delay.observe
-        for query in batch:
-            observe(wall_now - query.enqueued_at)
+        metrics.queue_delay.observe_each([wall_now - query.enqueued_at for query in batch])
 
     def _count_error(self, handle: ReplicaHandle) -> None:
         if self._metrics is not None:

@@ -45,6 +45,18 @@ def test_a_value_on_a_bound_counts_in_that_bucket() -> None:
     assert cell.sum == 13.5
 
 
+def test_observing_each_of_a_batch_counts_as_one_at_a_time() -> None:
+    family = HistogramFamily("h", "H.", ["x"], (1.0, 2.0))
+    one, each = family.labels("one"), family.labels("each")
+    values = [0.5, 1.0, 1.5, 2.0, 9.0]
+    for value in values:
+        one.observe(value)
+
+    each.observe_each(values)
+
+    assert (each.counts, each.sum) == (one.counts, one.sum)
+
+
 def test_an_unused_family_is_described_without_samples() -> None:
     registry = CollectorRegistry()
     registry.register(MetricFamilies([CounterFamily("idle", "Never counted.", ["app"])]))

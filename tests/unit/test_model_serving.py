@@ -334,6 +334,20 @@ async def test_a_model_error_becomes_the_default_with_the_reason(dataplane: Data
     assert (prediction.output, prediction.explanation) == (-1, "Model error: ValueError: boom")
 
 
+async def test_a_reply_with_the_wrong_number_of_outputs_fails_every_query(
+    dataplane: DataPlane,
+) -> None:
+    worker = replica_for(dataplane)
+    pending = asyncio.create_task(predict(dataplane, 1.0, deadline_s=5))
+
+    batch = await worker.next_batch()
+    worker.answer(BatchReply(batch.id, ["one", "too many"]))
+
+    [prediction] = await pending
+    assert (prediction.output, prediction.is_default) == (-1, True)
+    assert prediction.explanation == "ReplicaError: 2 outputs for 1 inputs"
+
+
 async def test_a_repeated_input_is_answered_from_the_cache(dataplane: DataPlane) -> None:
     worker = replica_for(dataplane)
     first = asyncio.create_task(predict(dataplane, 3.0))
