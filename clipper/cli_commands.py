@@ -22,7 +22,7 @@ from clipper.artifacts import closure_artifact, directory_artifact, pack_directo
 from clipper.config import Settings
 from clipper.dashboard import dashboard_url
 from clipper.exceptions import InvalidRequest, ModelNotFound
-from clipper.memory import pause_collector
+from clipper.memory import pause_collector, resume_collector
 from clipper.security import (
     admin_token_path,
     prepare_admin_token,
@@ -120,9 +120,12 @@ def start(args: argparse.Namespace, settings: Settings) -> None:
     """Run a server in the foreground, or in the background with --detach."""
     prepare_admin_token(settings, sys.stdout)  # here: a detached server's output is its log
     if not args.detach:
-        pause_collector()  # until the server has started (ClipperServer.run resumes it)
-        server = importlib.import_module("clipper.server")
-        server.serve(settings, demo=args.demo)
+        pause_collector()  # while the server starts: ClipperServer.run resumes it
+        try:
+            server = importlib.import_module("clipper.server")
+            server.serve(settings, demo=args.demo)
+        finally:
+            resume_collector()  # also when the server stops (or fails) before that
         return
     extra_args = ["--demo"] if args.demo else []
     pid = launcher.start_server_process(settings, extra_args, timeout_s=args.timeout)
