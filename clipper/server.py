@@ -63,8 +63,8 @@ DRAIN_TIMEOUT_S = 30.0
 SHUTDOWN_GRACE_S = 10.0
 LOG_ROTATION_INTERVAL_S = 5.0
 STARTUP_FREEZE_DELAY_S = 1.0
-"""How long after the servers start serving their start-up objects are frozen: the full
-collection that takes (about 50 ms) then comes after the first answers, not before."""
+"""From the servers' start to freezing the start-up objects: the full collection the freeze
+makes (about 50 ms) comes after the first answers, not before them."""
 
 
 class ClipperServer:
