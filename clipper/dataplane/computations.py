@@ -57,9 +57,9 @@ class ComputationTable:
         """One future per input: a cached answer, a shared in-flight one, or a new one."""
         loop = asyncio.get_running_loop()
         if not use_cache and len(buffers) == 1:  # the common query, without the loop below
-            future = loop.create_future()
-            serving.submit([PendingQuery(query_ids[0], buffers[0], deadline, future)])
-            return [future]
+            only: asyncio.Future[Any] = loop.create_future()
+            serving.submit([PendingQuery(query_ids[0], buffers[0], deadline, only)])
+            return [only]
         metrics = serving.metrics
         futures: list[asyncio.Future[Any]] = []
         fresh: list[PendingQuery] = []

@@ -81,9 +81,9 @@ class DataPlane:
         self.cache = PredictionCache(cache_bytes)
         self._table = ComputationTable(self.cache, self._serving, clock)
         self._routes: dict[str, AppRoute] = {}
-        # Apps without a route, resolved once per snapshot: record, current version (None
-        # without a linked model), whether it uses the cache.
-        self._direct: dict[str, tuple[AppRecord, ModelServing | None, bool]] = {}
+        # Apps without a route, resolved once per snapshot: the current version (None
+        # without a linked model), and whether its queries use the cache.
+        self._direct: dict[str, tuple[ModelServing | None, bool]] = {}
         self.query_log = query_log or QueryLog()
         self._policies = PolicyPath(self._table, self.query_log, self._default, metrics, clock)
         self._pipelines = PipelinePath(self._table, self.query_log, self._default)
@@ -119,9 +119,9 @@ class DataPlane:
         self._direct = {}
         for name, app in snapshot.apps.items():
             if name not in self._routes:
-                serving = self.resolve_model(app, None)
-                cached = serving is not None and self._cache_on(app.cache_enabled, serving)
-                self._direct[name] = (app, serving, cached)
+                current = self.resolve_model(app, None)
+                cached = current is not None and self._cache_on(app.cache_enabled, current)
+                self._direct[name] = (current, cached)
         return removed
 
     def _cache_on(self, app_cache_enabled: bool, serving: ModelServing) -> bool:
@@ -292,10 +292,10 @@ class DataPlane:
         (or with the exception a routed query raised)."""
         direct = self._direct.get(app_name) if version is None else None
         if direct is not None:  # the common case: no version asked, no route
-            app, serving, use_cache = direct
-            if serving is None:
+            current, use_cache = direct
+            if current is None:
                 return [self._default(app_name, NO_MODELS) for _ in buffers]
-            return self._start_on(serving, use_cache, app_name, buffers, deadline, then)
+            return self._start_on(current, use_cache, app_name, buffers, deadline, then)
         app = self._snapshot.apps.get(app_name)
         if app is None:
             raise UnknownApplication(f"No application named {app_name!r}")

@@ -36,8 +36,9 @@ Scope = dict[str, Any]
 Send = Any
 Receive = Any
 Headers = list[tuple[bytes, bytes]]
-Reply = tuple[int, Headers, bytes]
-"""What the direct path answers: status, headers (no content-length) and body."""
+Reply = tuple[int, Headers | bytes, bytes]
+"""What the direct path answers: status, headers (no content-length; as a list, or as an
+encoded header block) and body."""
 log = logging.getLogger("clipper.query")
 
 _JSON = [(b"content-type", b"application/json")]
