@@ -8,6 +8,10 @@ clients), and a stub worker answers each batch one event-loop iteration later, a
 no-op model would. No socket is touched, so the figure is the Python work of a query
 (`time.process_time` per answered request), stubs included.
 
+`--instructions` counts the interpreter's instructions per query instead (`sys.settrace`
+opcode events): exact and immune to the machine's drift, but about 10x slower, so use it
+with `--requests 3000 --rounds 1`.
+
 `--against REV` checks REV out into a temporary git worktree and runs both sides at once,
 one per core, in every round: this VM's speed drifts 2x within minutes, and two runs at
 the same time see the same drift, so the ratio of each round's pair is what to read.
@@ -29,6 +33,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 BODY = b'{"input": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0]}'
@@ -39,8 +44,9 @@ REQUEST = (
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _child(requests: int, concurrency: int) -> None:
-    """Drive `requests` queries through the in-memory query path; print CPU us per query."""
+def _child(requests: int, concurrency: int, instructions: bool) -> None:
+    """Drive `requests` queries through the in-memory query path; print the CPU us per
+    query, or with `instructions` the interpreter's instructions per query."""
     import uvloop
 
     from clipper.dataplane.dataplane import DataPlane
@@ -127,12 +133,26 @@ def _child(requests: int, concurrency: int) -> None:
             protocol = Http11Protocol(api, HttpLimits(), connections)
             protocol.connection_made(StubClient(run, protocol))
             protocols.append(protocol)
+        executed = 0
+
+        def trace(frame: FrameType, event: str, arg: object) -> Any:
+            nonlocal executed
+            if event == "call":
+                frame.f_trace_opcodes = True
+            elif event == "opcode":
+                executed += 1
+            return trace
+
+        if instructions:
+            sys.settrace(trace)  # every frame started from here on (not this coroutine's)
         started = time.process_time()
         for protocol in protocols:
             run.sent += 1
             asyncio.get_running_loop().call_soon(protocol.data_received, REQUEST)
         await asyncio.wait_for(run.done, timeout=600)
-        return 1e6 * (time.process_time() - started) / run.answered
+        cpu_s = time.process_time() - started
+        sys.settrace(None)
+        return executed / run.answered if instructions else 1e6 * cpu_s / run.answered
 
     cost_us = uvloop.run(main())
     print(Path(sys.modules["clipper"].__file__ or "").resolve().parents[1], cost_us)
@@ -152,20 +172,28 @@ def _worktree(revision: str) -> Iterator[Path]:
             subprocess.run([*git, "worktree", "remove", "--force", str(tree)], check=False)
 
 
-def _start(tree: Path, requests: int, concurrency: int) -> subprocess.Popen[str]:
+def _start(
+    tree: Path, requests: int, concurrency: int, instructions: bool = False
+) -> subprocess.Popen[str]:
     """A child measuring `tree`'s clipper package. It runs this file as a script (not with
     `-m` from here, which would put this tree first on its path), `tree` on PYTHONPATH."""
     command = [sys.executable, __file__, "--child",
                "--requests", str(requests), "--concurrency", str(concurrency)]  # fmt: skip
+    if instructions:
+        command.append("--instructions")
     env = {**os.environ, "PYTHONPATH": str(tree)}
     return subprocess.Popen(command, cwd=tree, env=env, stdout=subprocess.PIPE, text=True)
 
 
-def _rounds(trees: dict[str, Path], rounds: int, requests: int, concurrency: int) -> Any:
-    """Each round runs every tree at once; CPU us per query of each, per round."""
+def _rounds(
+    trees: dict[str, Path], rounds: int, requests: int, concurrency: int, instructions: bool
+) -> dict[str, list[float]]:
+    """Each round runs every tree at once; the cost per query of each, per round."""
     results: dict[str, list[float]] = {name: [] for name in trees}
     for _ in range(rounds):
-        children = {name: _start(tree, requests, concurrency) for name, tree in trees.items()}
+        children = {
+            name: _start(tree, requests, concurrency, instructions) for name, tree in trees.items()
+        }
         for name, child in children.items():
             output, _ = child.communicate(timeout=900)
             if child.returncode != 0:
@@ -183,10 +211,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=30_000, help="per side and round")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count the interpreter's instructions per query instead (exact, slow: use "
+        "--requests 3000 --rounds 1)",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        _child(args.requests, args.concurrency)
+        _child(args.requests, args.concurrency, args.instructions)
         return
     from benchmarks.table import print_table  # the parent's (a child runs as a script)
 
@@ -194,7 +228,7 @@ def main() -> None:
         trees = {"this tree": ROOT}
         if args.against is not None:
             trees = {args.against: stack.enter_context(_worktree(args.against)), **trees}
-        results = _rounds(trees, args.rounds, args.requests, args.concurrency)
+        results = _rounds(trees, args.rounds, args.requests, args.concurrency, args.instructions)
     baseline = next(iter(results.values()))
     rows = []
     for name, values in results.items():
@@ -203,7 +237,8 @@ def main() -> None:
             name, f"{statistics.median(values):.1f}", f"{min(values):.1f}",
             f"{statistics.median(ratios):.3f}", " ".join(f"{r:.2f}" for r in ratios),
         ])  # fmt: skip
-    header = ["tree", "us/query (median)", "min", "vs first (median)", "per round"]
+    cost = "instructions/query" if args.instructions else "us/query"
+    header = ["tree", f"{cost} (median)", "min", "vs first (median)", "per round"]
     print(f"{args.requests:,} queries per side and round, concurrency {args.concurrency}")
     print_table(header, rows)
 

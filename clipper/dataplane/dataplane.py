@@ -469,7 +469,7 @@ def _deliver(then: AnswersCallback, task: asyncio.Future[list[Prediction]]) -> N
         then(error if error is not None else task.result())
 
 
-_is_done = asyncio.Future.done
+_is_done = asyncio.Future.done  # computations are asyncio futures: their own (C) `done`
 
 
 def _labels(model_id: ModelId) -> tuple[str, str]:

@@ -151,7 +151,7 @@ class Http11Protocol(asyncio.BufferedProtocol):
         self._ready: list[_Request] = []
         self._busy = False  # a request is being answered (one at a time, in order)
         self._keep_alive = True  # the one being answered keeps the connection open
-        self._paused = False  # reading, while more than one request is queued
+        self._paused = False  # reading paused: requests are queued (see on_message_complete)
         self._closing = False
         self._client: tuple[str, int] | None = None
 
@@ -321,7 +321,8 @@ class Http11Protocol(asyncio.BufferedProtocol):
                 if respond(request.method, request.url, request.headers, body, self._answer):
                     return
             except Exception:
-                log.exception("unhandled error answering %s %r", request.method, request.url)
+                method = request.method.decode()
+                log.exception("unhandled error answering %s %r", method, request.url)
                 self._answer(_INTERNAL_ERROR_REPLY)
                 return
         task = asyncio.get_running_loop().create_task(self._handle(request, body, keep_alive))
