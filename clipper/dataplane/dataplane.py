@@ -12,11 +12,12 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
 from clipper.cache import PredictionCache
+from clipper.dataplane.answers import Answers, AnswersCallback, answers_or_future, deliver
 from clipper.dataplane.computations import (
     NO_MODELS,
     SLO_MISSED,
@@ -49,9 +50,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("clipper.dataplane")
-Answers = list[Prediction] | BaseException
-"""What a query's callback gets: one prediction per input, or why there are none."""
-AnswersCallback = Callable[[Answers], None]
 
 DEFAULT_SLO_S = 0.1
 DEFAULT_CACHE_BYTES = 32 * 1024 * 1024
@@ -273,7 +271,7 @@ class DataPlane:
     ) -> list[Prediction] | asyncio.Future[list[Prediction]]:
         """`predict` without a coroutine: the answers at once when none has to wait
         (cache hits, defaults), else a future of them that resolves by the deadline."""
-        return _answers_or_future(
+        return answers_or_future(
             partial(self.predict_then, app_name, buffers, version, deadline, uid)
         )
 
@@ -304,7 +302,7 @@ class DataPlane:
             task = asyncio.ensure_future(self._predict_routed(route, buffers, uid, deadline))
             self._routed.add(task)  # held until done: the loop keeps only weak references
             task.add_done_callback(self._routed.discard)
-            task.add_done_callback(partial(_deliver, then))
+            task.add_done_callback(partial(deliver, then))
             return None
         serving = self.resolve_model(app, version)
         if serving is None:
@@ -332,7 +330,7 @@ class DataPlane:
             )
         start = partial(self._start_on, serving, self._cache_on(True, serving), None, buffers,
                         deadline)  # fmt: skip
-        answers = _answers_or_future(start)
+        answers = answers_or_future(start)
         return answers if isinstance(answers, list) else await answers
 
     async def _predict_routed(
@@ -439,34 +437,6 @@ class DataPlane:
             for model, stats in (self.policy_view(name) or {}).items():
                 for stat, value in stats.items():
                     yield name, model, stat, value
-
-
-def _answers_or_future(
-    start: Callable[[AnswersCallback], list[Prediction] | None],
-) -> list[Prediction] | asyncio.Future[list[Prediction]]:
-    """Run a callback-style `start`: its answers when ready at once, else a future of them."""
-    answers: asyncio.Future[list[Prediction]] = asyncio.get_running_loop().create_future()
-    ready = start(partial(_settle, answers))
-    return answers if ready is None else ready
-
-
-def _settle(answers: asyncio.Future[list[Prediction]], result: Answers) -> None:
-    """Resolve a future of answers with what an `AnswersCallback` was given."""
-    if answers.done():
-        return
-    if isinstance(result, BaseException):
-        answers.set_exception(result)
-    else:
-        answers.set_result(result)
-
-
-def _deliver(then: AnswersCallback, task: asyncio.Future[list[Prediction]]) -> None:
-    """Hand a routed query's outcome to its callback."""
-    if task.cancelled():
-        then(asyncio.CancelledError())
-    else:
-        error = task.exception()
-        then(error if error is not None else task.result())
 
 
 _is_done = asyncio.Future.done  # computations are asyncio futures: their own (C) `done`
