@@ -20,7 +20,9 @@ import httpx
 from clipper.artifacts import closure_artifact
 from clipper.security import read_admin_token
 
-__all__ = ["BenchServer", "bench_server", "launched_server", "stop_process"]
+__all__ = ["BenchServer", "bench_server", "launched_server", "stop_process", "worktree"]
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _free_port() -> int:
@@ -111,6 +113,21 @@ def launched_server(
         finally:
             stop_process(process, signal.SIGTERM, 20)
             log.close()
+
+
+@contextlib.contextmanager
+def worktree(revision: str) -> Iterator[Path]:
+    """`revision` checked out in a temporary git worktree, removed afterwards (for
+    benchmarks that compare this tree with another revision side by side)."""
+    with tempfile.TemporaryDirectory(prefix="clipper-bench-tree-") as parent:
+        path = Path(parent) / "tree"
+        git = ["git", "-C", str(REPO_ROOT), "worktree"]
+        subprocess.run([*git, "add", "--detach", str(path), revision], check=True,
+                       capture_output=True)  # fmt: skip
+        try:
+            yield path
+        finally:
+            subprocess.run([*git, "remove", "--force", str(path)], check=True)
 
 
 def stop_process(process: subprocess.Popen[Any], sig: int, grace_s: float) -> None:

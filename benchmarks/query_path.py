@@ -28,10 +28,7 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -41,7 +38,6 @@ REQUEST = (
     b"POST /bench/predict HTTP/1.1\r\nHost: 127.0.0.1:1337\r\n"
     b"Content-Length: %d\r\nContent-Type: application/json\r\n\r\n%s" % (len(BODY), BODY)
 )
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _child(requests: int, concurrency: int, instructions: bool) -> None:
@@ -158,20 +154,6 @@ def _child(requests: int, concurrency: int, instructions: bool) -> None:
     print(Path(sys.modules["clipper"].__file__ or "").resolve().parents[1], cost_us)
 
 
-@contextmanager
-def _worktree(revision: str) -> Iterator[Path]:
-    """`revision` checked out in a temporary git worktree, removed afterwards."""
-    with tempfile.TemporaryDirectory(prefix="clipper-query-path-") as scratch:
-        tree = Path(scratch) / "tree"
-        git = ["git", "-C", str(ROOT)]
-        subprocess.run([*git, "worktree", "add", "--detach", "-q", str(tree), revision],
-                       check=True)  # fmt: skip
-        try:
-            yield tree
-        finally:
-            subprocess.run([*git, "worktree", "remove", "--force", str(tree)], check=False)
-
-
 def _start(
     tree: Path, requests: int, concurrency: int, instructions: bool = False
 ) -> subprocess.Popen[str]:
@@ -222,12 +204,13 @@ def main() -> None:
     if args.child:
         _child(args.requests, args.concurrency, args.instructions)
         return
-    from benchmarks.table import print_table  # the parent's (a child runs as a script)
+    from benchmarks.harness import REPO_ROOT, worktree  # the parent's (a child runs as a script)
+    from benchmarks.table import print_table
 
     with contextlib.ExitStack() as stack:
-        trees = {"this tree": ROOT}
+        trees = {"this tree": REPO_ROOT}
         if args.against is not None:
-            trees = {args.against: stack.enter_context(_worktree(args.against)), **trees}
+            trees = {args.against: stack.enter_context(worktree(args.against)), **trees}
         results = _rounds(trees, args.rounds, args.requests, args.concurrency, args.instructions)
     baseline = next(iter(results.values()))
     rows = []

@@ -20,16 +20,13 @@ import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.harness import BenchServer, _free_port, launched_server
+from benchmarks.harness import REPO_ROOT, BenchServer, _free_port, launched_server, worktree
 from benchmarks.table import print_table
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 READY_TIMEOUT_S = 30.0
 POLL_S = 0.002
 """Between refused connections: the kernel queues a connection to a bound port until the
@@ -85,20 +82,6 @@ def _cpu_s(pid: int) -> float:
     """User plus system CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@contextlib.contextmanager
-def worktree(revision: str) -> Iterator[Path]:
-    """`revision` checked out in a temporary directory, removed afterwards."""
-    with tempfile.TemporaryDirectory(prefix="clipper-startup-") as parent:
-        path = Path(parent) / "tree"
-        git = ["git", "-C", str(REPO_ROOT), "worktree"]
-        subprocess.run([*git, "add", "--detach", str(path), revision], check=True,
-                       capture_output=True)  # fmt: skip
-        try:
-            yield path
-        finally:
-            subprocess.run([*git, "remove", "--force", str(path)], check=True)
 
 
 def compile_tree(tree: Path) -> None:

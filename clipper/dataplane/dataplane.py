@@ -288,26 +288,23 @@ class DataPlane:
         its own: the answers at once when none has to wait (cache hits, defaults); else
         None, and `then` is called once with the answers by the deadline at the latest
         (or with the exception a routed query raised)."""
-        direct = self._direct.get(app_name) if version is None else None
-        if direct is not None:  # the common case: no version asked, no route
-            current, use_cache = direct
-            if current is None:
-                return [self._default(app_name, NO_MODELS) for _ in buffers]
-            return self._start_on(current, use_cache, app_name, buffers, deadline, then)
-        app = self._snapshot.apps.get(app_name)
-        if app is None:
-            raise UnknownApplication(f"No application named {app_name!r}")
-        route = self._routes.get(app_name)
-        if route is not None and version is None:
-            task = asyncio.ensure_future(self._predict_routed(route, buffers, uid, deadline))
-            self._routed.add(task)  # held until done: the loop keeps only weak references
-            task.add_done_callback(self._routed.discard)
-            task.add_done_callback(partial(deliver, then))
-            return None
-        serving = self.resolve_model(app, version)
+        target = self._direct.get(app_name) if version is None else None
+        if target is None:  # a version asked, a routed app, or an unknown one
+            app = self._snapshot.apps.get(app_name)
+            if app is None:
+                raise UnknownApplication(f"No application named {app_name!r}")
+            route = self._routes.get(app_name)
+            if route is not None and version is None:
+                task = asyncio.ensure_future(self._predict_routed(route, buffers, uid, deadline))
+                self._routed.add(task)  # held until done: the loop keeps only weak references
+                task.add_done_callback(self._routed.discard)
+                task.add_done_callback(partial(deliver, then))
+                return None
+            asked = self.resolve_model(app, version)
+            target = (asked, asked is not None and self._cache_on(app.cache_enabled, asked))
+        serving, use_cache = target
         if serving is None:
             return [self._default(app_name, NO_MODELS) for _ in buffers]
-        use_cache = self._cache_on(app.cache_enabled, serving)
         return self._start_on(serving, use_cache, app_name, buffers, deadline, then)
 
     async def predict_model(

@@ -28,16 +28,11 @@ class Waiter:
     __slots__ = ("callback", "futures", "remaining")
 
     def __init__(self, futures: list[asyncio.Future[Any]], callback: Callable[[], None]) -> None:
-        self.callback: Callable[[], None] | None = callback
+        self.callback: Callable[[], None] | None = callback  # None once it has run
         self.futures = futures
         self.remaining = len(futures)
         for future in futures:
             future.add_done_callback(self._on_done)
-
-    @property
-    def finished(self) -> bool:
-        """The callback ran."""
-        return self.callback is None
 
     def _on_done(self, _: object) -> None:
         self.remaining -= 1
