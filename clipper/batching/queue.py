@@ -6,7 +6,7 @@ import asyncio
 import heapq
 import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from clipper.types import InputBuffer
@@ -18,10 +18,14 @@ class PendingQuery:
     """One input waiting for a model: its encoded buffer, deadline and future output.
 
     `future` is the computation: only a dispatcher resolves it (with the output or a
-    ReplicaError), never a client's deadline timer, so late answers are still seen.
+    ReplicaError), never a client's deadline timer, so late answers are still seen. A
+    dispatcher that settles it calls `on_settled` right after, when set: the one waiter of
+    a computation nobody shares, told without a done callback and a loop iteration.
     """
 
-    __slots__ = ("attempts", "buffer", "deadline", "enqueued_at", "future", "query_id")
+    __slots__ = (
+        "attempts", "buffer", "deadline", "enqueued_at", "future", "on_settled", "query_id",
+    )  # fmt: skip
 
     def __init__(
         self, query_id: int, buffer: InputBuffer, deadline: float, future: asyncio.Future[Any]
@@ -32,6 +36,7 @@ class PendingQuery:
         self.future = future
         self.enqueued_at = 0.0
         self.attempts = 0
+        self.on_settled: Callable[[], None] | None = None
 
 
 class BatchQueue:
@@ -53,8 +58,10 @@ class BatchQueue:
         return self._size
 
     def put(self, query: PendingQuery) -> None:
-        """Enqueue one query."""
-        self.put_group([query])
+        """Enqueue one query (a group of one)."""
+        query.enqueued_at = time.monotonic()
+        heapq.heappush(self._heap, (query.deadline, next(self._order), [query]))
+        self._size += 1
 
     def put_group(self, queries: Sequence[PendingQuery]) -> None:
         """Enqueue queries that should travel in one batch where they fit."""

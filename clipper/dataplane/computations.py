@@ -56,10 +56,6 @@ class ComputationTable:
     ) -> list[asyncio.Future[Any]]:
         """One future per input: a cached answer, a shared in-flight one, or a new one."""
         loop = asyncio.get_running_loop()
-        if not use_cache and len(buffers) == 1:  # the common query, without the loop below
-            only: asyncio.Future[Any] = loop.create_future()
-            serving.submit([PendingQuery(query_ids[0], buffers[0], deadline, only)])
-            return [only]
         metrics = serving.metrics
         futures: list[asyncio.Future[Any]] = []
         fresh: list[PendingQuery] = []
@@ -93,6 +89,25 @@ class ComputationTable:
         if fresh:
             serving.submit(fresh)
         return futures
+
+    def start_alone(
+        self,
+        serving: ModelServing,
+        buffer: InputBuffer,
+        query_id: int,
+        deadline: float,
+        callback: Callable[[], None],
+    ) -> asyncio.Future[Any]:
+        """One uncached input as a computation of its own, and `when_all` on it in one: the
+        common query. The dispatcher that settles it calls the waiter straight away (no
+        done callback, no loop iteration in between)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        query = PendingQuery(query_id, buffer, deadline, future)
+        waiter = Waiter([future], callback, watch=False)
+        query.on_settled = waiter.settled
+        serving.submit_one(query)
+        self._deadlines.add(deadline, waiter)
+        return future
 
     def _computed(self, key: tuple[ModelId, bytes], future: Any) -> None:
         """A cached computation finished: retire it from in-flight, cache a real output."""

@@ -346,6 +346,14 @@ class DataPlane:
         deadline: float,
         then: AnswersCallback,
     ) -> list[Prediction] | None:
+        if not use_cache and len(buffers) == 1:  # the common query: a computation of its own
+            query_id = next(self._query_ids)
+
+            def finish_alone() -> None:  # called in a later loop iteration: `alone` is set
+                then([self._answer(app_name, serving, query_id, alone)])
+
+            alone = self._table.start_alone(serving, buffers[0], query_id, deadline, finish_alone)
+            return None
         query_ids = list(itertools.islice(self._query_ids, len(buffers)))
         computations = self._table.start(serving, use_cache, buffers, query_ids, deadline)
         pending = list(itertools.filterfalse(_is_done, computations))

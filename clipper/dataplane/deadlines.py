@@ -23,18 +23,28 @@ Clock = Callable[[], float]
 
 class Waiter:
     """Calls `callback` once: when every future is done, or at the deadline (whichever
-    comes first; `DeadlineTimer.expire` stands for the deadline)."""
+    comes first; `DeadlineTimer.expire` stands for the deadline).
+
+    With `watch=False` it adds no done callbacks: whoever settles the futures calls
+    `settled` once per future instead (see `PendingQuery.on_settled`)."""
 
     __slots__ = ("callback", "futures", "remaining")
 
-    def __init__(self, futures: list[asyncio.Future[Any]], callback: Callable[[], None]) -> None:
+    def __init__(
+        self, futures: list[asyncio.Future[Any]], callback: Callable[[], None], watch: bool = True
+    ) -> None:
         self.callback: Callable[[], None] | None = callback  # None once it has run
         self.futures = futures
         self.remaining = len(futures)
-        for future in futures:
-            future.add_done_callback(self._on_done)
+        if watch:
+            for future in futures:
+                future.add_done_callback(self._on_done)
 
     def _on_done(self, _: object) -> None:
+        self.settled()
+
+    def settled(self) -> None:
+        """One of the futures is done."""
         self.remaining -= 1
         if self.remaining == 0:
             self.fire()

@@ -97,6 +97,11 @@ class ModelServing:
         self.queue.put_group(queries)
         self._schedule_pump()
 
+    def submit_one(self, query: PendingQuery) -> None:
+        """Enqueue the one input of a request."""
+        self.queue.put(query)
+        self._schedule_pump()
+
     def set_policy(self, policy: BatchPolicy) -> None:
         """Adopt a new batch policy: new sizers where the sizing changed."""
         old, self.policy = self.policy, policy
@@ -304,6 +309,8 @@ class ModelServing:
             for query, output in zip(batch, outcome.outputs, strict=True):
                 if not query.future.done():
                     query.future.set_result(output)
+                    if query.on_settled is not None:
+                        _notify(query.on_settled, query.query_id)
             return
         expired = set(outcome.expired)
         outputs = iter(outcome.outputs)
@@ -368,8 +375,21 @@ def _resolve_drained(handle: ReplicaHandle) -> None:
 def _succeed(query: PendingQuery, output: Any) -> None:
     if not query.future.done():
         query.future.set_result(output)
+        if query.on_settled is not None:
+            _notify(query.on_settled, query.query_id)
 
 
 def _fail(query: PendingQuery, error: Exception) -> None:
     if not query.future.done():
         query.future.set_exception(error)
+        if query.on_settled is not None:
+            _notify(query.on_settled, query.query_id)
+
+
+def _notify(on_settled: Callable[[], None], query_id: int) -> None:
+    """Tell a settled query's waiter. Its failure must not keep the batch's other queries
+    from being settled, so it is logged here (a done callback's would be the loop's)."""
+    try:
+        on_settled()
+    except Exception:
+        log.exception("answering query %d failed", query_id)

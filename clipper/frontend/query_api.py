@@ -45,6 +45,9 @@ _JSON = [(b"content-type", b"application/json")]
 _JSON_BLOCK = b"content-type: application/json\r\n"  # _JSON, encoded for the direct path
 _INTERNAL_ERROR: Reply = (500, _JSON, error_body("Internal error", "unexpected server error"))
 _TIMEOUT_HEADER = b"clipper-timeout-us"
+_PREDICT_URLS_HELD = 1024
+"""Request targets whose app `QueryApi.respond` remembers (parsing one costs more than
+the lookup); past this many it starts afresh."""
 
 
 def _reply_dict(prediction: Prediction) -> dict[str, Any]:
@@ -81,6 +84,7 @@ class QueryApi:
         self._metrics = metrics
         self._max_body_bytes = max_body_bytes
         self._v2 = v2
+        self._predict_urls: dict[bytes, str] = {}  # request target -> app (see `respond`)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point."""
@@ -212,10 +216,14 @@ class QueryApi:
         called) for any other request: the server then goes through the ASGI app."""
         if method != b"POST" or self._cors is not None:
             return False
-        parts = url.partition(b"?")[0].split(b"/")
-        if len(parts) != 3 or parts[0] or parts[2] != b"predict" or b"%" in parts[1]:
-            return False
-        app_name = parts[1].decode("utf-8", "replace")
+        app_name = self._predict_urls.get(url)
+        if app_name is None:
+            app_name = _predict_app(url)
+            if app_name is None:
+                return False
+            if len(self._predict_urls) >= _PREDICT_URLS_HELD:
+                self._predict_urls.clear()  # bounded: any client can send any target
+            self._predict_urls[url] = app_name
         started = time.monotonic()
         try:
             self._guard.require(app_name, headers)
@@ -264,6 +272,14 @@ class QueryApi:
             if prediction.is_default:
                 reason = (prediction.explanation or "").split(":")[0]
                 metrics.defaults.labels(app_name, reason).inc()
+
+
+def _predict_app(url: bytes) -> str | None:
+    """The app of a `/<app>/predict` request target (query string ignored), else None."""
+    parts = url.partition(b"?")[0].split(b"/")
+    if len(parts) != 3 or parts[0] or parts[2] != b"predict" or b"%" in parts[1]:
+        return None
+    return parts[1].decode("utf-8", "replace")
 
 
 def _v2_denied(guard: QueryTokenGuard, scope: Scope) -> tuple[int, bytes, list[Any]] | None:

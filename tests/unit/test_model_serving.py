@@ -399,6 +399,57 @@ async def test_a_snapshot_that_turns_the_cache_off_asks_the_model_again(
     assert [p.output for p in await second] == ["second"]
 
 
+def uncached(plane: DataPlane) -> None:
+    """The app with its cache off: each input is a computation of its own."""
+    app = snapshot().apps["app"]
+    plane.apply(replace(snapshot(), apps={"app": replace(app, cache_enabled=False)}))
+
+
+async def test_an_answer_that_fails_does_not_hold_up_the_rest_of_its_batch(
+    dataplane: DataPlane, caplog: pytest.LogCaptureFixture
+) -> None:
+    uncached(dataplane)
+    serving = dataplane.serving(MODEL_ID)
+    assert serving is not None
+    serving.set_policy(BatchPolicy(batch_size=2))
+    worker = replica_for(dataplane)
+    answered: list[Any] = []
+
+    def broken(_: Any) -> None:
+        raise RuntimeError("the client's callback broke")
+
+    deadline = time.monotonic() + LATER
+    dataplane.predict_then("app", [buffer(1.0)], None, deadline, None, broken)
+    dataplane.predict_then("app", [buffer(2.0)], None, deadline, None, answered.append)
+    batch = await worker.next_batch()
+    assert values(batch) == [1.0, 2.0]
+    worker.answer(BatchReply(batch.id, ["one", "two"]))
+    await asyncio.sleep(0)  # the batch's outcome is handled; its queries settle in it
+
+    [[prediction]] = answered
+    assert (prediction.output, prediction.is_default) == ("two", False)
+    assert "the client's callback broke" in caplog.text
+
+
+async def test_an_uncached_query_gets_the_default_at_its_deadline_and_not_again(
+    dataplane: DataPlane,
+) -> None:
+    uncached(dataplane)
+    worker = replica_for(dataplane)
+    answered: list[Any] = []
+    deadline = time.monotonic() + 0.02
+
+    dataplane.predict_then("app", [buffer(1.0)], None, deadline, None, answered.append)
+    batch = await worker.next_batch()
+    await asyncio.sleep(0.05)
+    [[prediction]] = answered
+    assert (prediction.output, prediction.explanation) == (-1, SLO_MISSED)
+    worker.answer(BatchReply(batch.id, ["late"]))
+    await asyncio.sleep(0)
+
+    assert len(answered) == 1
+
+
 def drain(queue: asyncio.Queue[Message]) -> list[Message]:
     messages = []
     while not queue.empty():
