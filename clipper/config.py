@@ -67,6 +67,12 @@ class Settings(BaseSettings):
         "connection for the next one before it sleeps (0: never): the next batch is then "
         "picked up without a wake-up, for lower latency at the cost of some CPU.",
     )  # fmt: skip
+    server_spin_us: int = Field(
+        300, ge=0, le=100_000,
+        description="While reads come close together (queries, workers' replies), how long "
+        "the server's event loop keeps polling after each before it sleeps (0: never): "
+        "the next one is then handled without a wake-up, at the cost of some CPU.",
+    )  # fmt: skip
     restart_backoff_initial_s: float = Field(0.5, description="First restart delay of a replica.")
     restart_backoff_max_s: float = Field(30.0, description="Cap of the restart delay.")
     worker_python: str | None = Field(

@@ -27,6 +27,7 @@ from clipper.frontend.v2.rest import V2RestApi
 from clipper.frontend.v2.service import InferenceService
 from clipper.http_server import EmbeddedServer, bind_socket
 from clipper.limits import http_limits, input_limits
+from clipper.loop_polling import LoopPoller
 from clipper.management.admin_api import build_admin_app
 from clipper.management.log_rotation import rotate_logs
 from clipper.management.policies import run_policy_flusher
@@ -75,6 +76,7 @@ class ClipperServer:
         self.state_dir = settings.resolved_state_dir()
         self.metrics = ServerMetrics()
         self.dataplane = DataPlane(self.metrics, settings.cache_bytes)
+        self.poller = LoopPoller(settings.server_spin_us / 1e6)  # queries' and replies' reads
         self.environments = EnvironmentManager(
             settings.resolved_env_cache_dir(),
             worker_python=settings.worker_python,
@@ -169,15 +171,16 @@ class ClipperServer:
         admin_sock = bind_socket(settings.host, settings.admin_port)
         rpc = await start_rpc_listener(
             settings.rpc_host, settings.rpc_port, self._on_register, self._on_lost,
-            self.worker_secret,
+            self.worker_secret, self.poller.touch,
         )  # fmt: skip
         rpc_port = rpc.sockets[0].getsockname()[1]
         rpc_address = await self._open_placement(rpc_port)
         local_rpc, socket_path = None, self.state_dir / RPC_SOCKET_NAME
         if self.ray_placement is None:  # every worker is on this machine
             local_rpc = await start_unix_rpc_listener(
-                socket_path, self._on_register, self._on_lost, self.worker_secret
-            )
+                socket_path, self._on_register, self._on_lost, self.worker_secret,
+                self.poller.touch,
+            )  # fmt: skip
             if local_rpc is not None:
                 rpc_address = f"unix://{socket_path}"
         registry = Registry.open(self.state_dir)
@@ -294,7 +297,7 @@ class ClipperServer:
             await serving
         else:
             await serve_http11(app, sock, self.settings.max_body_bytes, stop, tls,
-                               http_limits(self.settings))  # fmt: skip
+                               http_limits(self.settings), self.poller.touch)  # fmt: skip
 
     async def _deploy_demo(self) -> None:
         from clipper.demo import curl_command, deploy_demo

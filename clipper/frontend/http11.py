@@ -138,6 +138,7 @@ class Http11Protocol(asyncio.BufferedProtocol):
         self._header_timeout_s = limits.header_timeout_s
         self._keep_alive_timeout_s = limits.keep_alive_timeout_s
         self._connections = server_state
+        self._on_read = server_state.on_read
         self._stage = _IDLE
         self.deadline = math.inf  # monotonic time this connection's current stage must end
         self._header_bytes = 0  # bytes received since the last request's headers ended
@@ -191,6 +192,7 @@ class Http11Protocol(asyncio.BufferedProtocol):
 
     def data_received(self, data: bytes | memoryview) -> None:
         """Feed the parser; complete requests are queued and handled in order."""
+        self._on_read()
         if self._stage < _BODY:
             self._header_bytes += len(data)
         try:
@@ -448,10 +450,12 @@ class _Response:
 
 
 class _Connections(set[Any]):
-    """The open connections; `all_closed` is set whenever there are none."""
+    """The open connections; `all_closed` is set whenever there are none. `on_read` is
+    called on every read (see clipper.loop_polling)."""
 
-    def __init__(self) -> None:
+    def __init__(self, on_read: Callable[[], None] = lambda: None) -> None:
         super().__init__()
+        self.on_read = on_read
         self.all_closed = asyncio.Event()
         self.all_closed.set()
         # The read buffer every connection shares: each read is consumed before the next.
@@ -487,11 +491,13 @@ async def serve_http11(
     stop: asyncio.Event,
     ssl_context: ssl.SSLContext | None = None,
     limits: HttpLimits | None = None,
+    on_read: Callable[[], None] = lambda: None,
 ) -> None:
     """Serve `app` on a bound listening socket until `stop` is set, then close connections
-    once their current request is answered. With `ssl_context`, connections speak TLS."""
+    once their current request is answered. With `ssl_context`, connections speak TLS.
+    `on_read` is called on every read of a client connection."""
     limits = replace(limits or HttpLimits(), max_body_bytes=max_body_bytes)
-    connections = _Connections()
+    connections = _Connections(on_read)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: Http11Protocol(app, limits, connections), sock=sock, ssl=ssl_context

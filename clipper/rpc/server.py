@@ -57,6 +57,10 @@ UNIX_PATH_MAX = 107  # bytes of a Unix socket path (sun_path holds 108 with its 
 WRONG_SECRET = "missing or wrong cluster secret"
 
 
+def _nothing() -> None:
+    """The default `on_read`."""
+
+
 class WorkerChannel(asyncio.BufferedProtocol):
     """One worker connection. Invariant: every batch sent is answered exactly once, by the
     worker's reply or error, or by ReplicaCrashed when the connection is lost.
@@ -65,12 +69,17 @@ class WorkerChannel(asyncio.BufferedProtocol):
     which the kernel copies straight into the frame's own buffer (`receive_view`).
 
     `secret` None accepts any registration (in-process tests only; the server always
-    passes the cluster's secret)."""
+    passes the cluster's secret). `on_read` is called on every read (see LoopPoller)."""
 
     def __init__(
-        self, on_register: RegisterHandler, on_lost: LostHandler, secret: str | None = None
+        self,
+        on_register: RegisterHandler,
+        on_lost: LostHandler,
+        secret: str | None = None,
+        on_read: Callable[[], None] = _nothing,
     ) -> None:
         self._on_register = on_register
+        self._on_read = on_read
         self._on_lost = on_lost
         self._secret = secret
         self._decoder = FrameDecoder(FrameDecoder.UNREGISTERED_MAX_FRAME_BYTES)
@@ -121,6 +130,7 @@ class WorkerChannel(asyncio.BufferedProtocol):
         self._decode(self._decoder.feed, data)
 
     def _decode(self, decode: Callable[[Any], list[Message]], data: Any) -> None:
+        self._on_read()
         self.last_seen = time.monotonic()
         try:
             for message in decode(data):
@@ -215,17 +225,27 @@ class WorkerChannel(asyncio.BufferedProtocol):
 
 
 async def start_rpc_listener(
-    host: str, port: int, on_register: RegisterHandler, on_lost: LostHandler, secret: str
+    host: str,
+    port: int,
+    on_register: RegisterHandler,
+    on_lost: LostHandler,
+    secret: str,
+    on_read: Callable[[], None] = _nothing,
 ) -> asyncio.Server:
     """Listen for workers on TCP `host:port`; only those presenting `secret` register."""
     loop = asyncio.get_running_loop()
     return await loop.create_server(
-        lambda: WorkerChannel(on_register, on_lost, secret), host, port, reuse_address=True
-    )
+        lambda: WorkerChannel(on_register, on_lost, secret, on_read), host, port,
+        reuse_address=True,
+    )  # fmt: skip
 
 
 async def start_unix_rpc_listener(
-    path: Path, on_register: RegisterHandler, on_lost: LostHandler, secret: str
+    path: Path,
+    on_register: RegisterHandler,
+    on_lost: LostHandler,
+    secret: str,
+    on_read: Callable[[], None] = _nothing,
 ) -> asyncio.Server | None:
     """Listen for workers on this machine on a Unix socket at `path` (mode 0600; a stale
     one from a crashed server is replaced): a round trip costs about 20 us less than over
@@ -236,7 +256,7 @@ async def start_unix_rpc_listener(
     _remove_stale(path)
     loop = asyncio.get_running_loop()
     server = await loop.create_unix_server(
-        lambda: WorkerChannel(on_register, on_lost, secret), str(path)
+        lambda: WorkerChannel(on_register, on_lost, secret, on_read), str(path)
     )
     os.chmod(path, 0o600)
     return server
