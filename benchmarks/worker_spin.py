@@ -50,40 +50,66 @@ def measure_pairs(
     return results
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--spin-us", type=int, default=300)
-    parser.add_argument("--rounds", type=int, default=4)
-    parser.add_argument("--duration", type=float, default=3.0, help="seconds per run")
-    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="noop")
-    args = parser.parse_args()
-    make_model, body = WORKLOADS[args.workload]
-    variants = {"sleep at once (0 us)": 0, f"spin {args.spin_us} us": args.spin_us}
-    rows = []
+def run_pairs(
+    setting: str, variants: dict[str, int], workload: str, rounds: int, duration_s: float
+) -> dict[int, dict[str, list[Measurement]]]:
+    """One server per variant (`setting`, an environment variable, set to its value), all
+    at once, with the workload's model and the cache off; the runs at c=1 and c=32."""
+    make_model, body = WORKLOADS[workload]
     with contextlib.ExitStack() as stack:
         servers = {}
-        for name, spin_us in variants.items():
-            server = stack.enter_context(bench_server({"CLIPPER_WORKER_SPIN_US": str(spin_us)}))
+        for name, value in variants.items():
+            server = stack.enter_context(bench_server({setting: str(value)}))
             server.deploy("bench", make_model())
             server.admin("set_cache", {"app_name": "bench", "enabled": False})
             servers[name] = server
-        for concurrency in (1, 32):
-            runs = measure_pairs(servers, body, concurrency, args.rounds, args.duration)
-            baseline = runs[next(iter(variants))]
-            for name, measured in runs.items():
-                ratios = [
-                    m.requests_per_s / b.requests_per_s
-                    for m, b in zip(measured, baseline, strict=True)
-                ]
-                rows.append([
-                    name, str(concurrency),
-                    f"{statistics.median(m.requests_per_s for m in measured):,.0f}",
-                    f"{statistics.median(ratios):.2f}x",
-                    f"{statistics.median(m.p50_ms for m in measured):.3f}",
-                    f"{statistics.median(m.p99_ms for m in measured):.3f}",
-                ])  # fmt: skip
-    header = ["worker", "concurrency", "req/s", "vs sleeping", "p50 ms", "p99 ms"]
-    print_table(header, rows)
+        return {c: measure_pairs(servers, body, c, rounds, duration_s) for c in (1, 32)}
+
+
+def spin_arguments(description: str | None, rounds: int) -> argparse.Namespace:
+    """The command line both spin benchmarks take."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--spin-us", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per run")
+    parser.add_argument("--workload", choices=sorted(WORKLOADS), default="noop")
+    return parser.parse_args()
+
+
+def comparison_rows(by_concurrency: dict[int, dict[str, list[Measurement]]]) -> list[list[str]]:
+    """Table rows: each variant's medians, and the medians of its ratios to the first
+    variant's run of the same round (requests per second, p99)."""
+    rows = []
+    for concurrency, runs in by_concurrency.items():
+        baseline = next(iter(runs.values()))
+        for name, measured in runs.items():
+            pairs = list(zip(measured, baseline, strict=True))
+            speed = statistics.median(m.requests_per_s / b.requests_per_s for m, b in pairs)
+            rows.append([
+                name, str(concurrency),
+                f"{statistics.median(m.requests_per_s for m in measured):,.0f}",
+                f"{speed:.2f}x",
+                f"{statistics.median(m.p50_ms for m in measured):.3f}",
+                f"{statistics.median(m.p99_ms for m in measured):.3f}",
+                f"{statistics.median(m.p99_ms / b.p99_ms for m, b in pairs):.2f}x",
+            ])  # fmt: skip
+    return rows
+
+
+COMPARISON_HEADER = ["req/s", "req/s vs first", "p50 ms", "p99 ms", "p99 vs first"]
+
+
+def compare_spin(description: str | None, setting: str, label: str, rounds: int) -> None:
+    """The command line of a spin benchmark: `setting` 0 against the spin asked, printed."""
+    args = spin_arguments(description, rounds)
+    variants = {"sleeps at once (0 us)": 0, f"spins {args.spin_us} us": args.spin_us}
+    runs = run_pairs(setting, variants, args.workload, args.rounds, args.duration)
+    print(f"workload {args.workload}, {args.rounds} rounds of {args.duration:g} s")
+    print_table([label, "concurrency", *COMPARISON_HEADER], comparison_rows(runs))
+
+
+def main() -> None:
+    compare_spin(__doc__, "CLIPPER_WORKER_SPIN_US", "worker", rounds=4)
 
 
 if __name__ == "__main__":
