@@ -14,7 +14,8 @@ from benchmarks.worker_spin import compare_spin
 
 
 def main() -> None:
-    compare_spin(__doc__, "CLIPPER_SERVER_SPIN_US", "server loop", rounds=8)
+    names = ("sleeps at once (0 us)", "polls {} us")
+    compare_spin(__doc__, "CLIPPER_SERVER_SPIN_US", "server loop", names, rounds=8)
 
 
 if __name__ == "__main__":

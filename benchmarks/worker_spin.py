@@ -78,7 +78,7 @@ def spin_arguments(description: str | None, rounds: int) -> argparse.Namespace:
 
 def comparison_rows(by_concurrency: dict[int, dict[str, list[Measurement]]]) -> list[list[str]]:
     """Table rows: each variant's medians, and the medians of its ratios to the first
-    variant's run of the same round (requests per second, p99)."""
+    variant's (the one that sleeps) run of the same round (requests per second, p99)."""
     rows = []
     for concurrency, runs in by_concurrency.items():
         baseline = next(iter(runs.values()))
@@ -96,20 +96,24 @@ def comparison_rows(by_concurrency: dict[int, dict[str, list[Measurement]]]) -> 
     return rows
 
 
-COMPARISON_HEADER = ["req/s", "req/s vs first", "p50 ms", "p99 ms", "p99 vs first"]
+COMPARISON_HEADER = ["req/s", "req/s vs sleeping", "p50 ms", "p99 ms", "p99 vs sleeping"]
 
 
-def compare_spin(description: str | None, setting: str, label: str, rounds: int) -> None:
-    """The command line of a spin benchmark: `setting` 0 against the spin asked, printed."""
+def compare_spin(
+    description: str | None, setting: str, label: str, names: tuple[str, str], rounds: int
+) -> None:
+    """The command line of a spin benchmark: `setting` 0 against the spin asked, printed.
+    `names`: the variants' names in the table (the second formats the spin in us)."""
     args = spin_arguments(description, rounds)
-    variants = {"sleeps at once (0 us)": 0, f"spins {args.spin_us} us": args.spin_us}
+    variants = {names[0]: 0, names[1].format(args.spin_us): args.spin_us}
     runs = run_pairs(setting, variants, args.workload, args.rounds, args.duration)
     print(f"workload {args.workload}, {args.rounds} rounds of {args.duration:g} s")
     print_table([label, "concurrency", *COMPARISON_HEADER], comparison_rows(runs))
 
 
 def main() -> None:
-    compare_spin(__doc__, "CLIPPER_WORKER_SPIN_US", "worker", rounds=4)
+    names = ("sleep at once (0 us)", "spin {} us")
+    compare_spin(__doc__, "CLIPPER_WORKER_SPIN_US", "worker", names, rounds=4)
 
 
 if __name__ == "__main__":
