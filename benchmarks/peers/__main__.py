@@ -42,7 +42,8 @@ def _install(names: list[str], venv_root: Path) -> dict[str, str]:
         system = SYSTEMS[name]()
         if not system.requirements:
             continue  # runs on this interpreter
-        print(f"[peers] {name}: environment {venv_root / name} (installed if missing)", flush=True)
+        venv = system.venv(venv_root)
+        print(f"[peers] {name}: environment {venv} (installed if missing)", flush=True)
         try:
             system.install(venv_root)
         except Exception as exc:

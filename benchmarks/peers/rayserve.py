@@ -13,16 +13,19 @@ from benchmarks.peers import model
 from benchmarks.peers.procs import free_port
 from benchmarks.peers.system import Instance, Request, System, service_dir
 
-__all__ = ["RayServe"]
+__all__ = ["RayServe", "RayServeDefault"]
 
 SERVICES = Path(__file__).parent / "services"
 
 
 class RayServe(System):
-    """`serve.run` of one deployment at `/`, driven over Serve's HTTP proxy."""
+    """`serve.run` of one deployment at `/`, driven over Serve's HTTP proxy, with room for 64
+    requests in flight on its replica."""
 
     name = "rayserve"
     requirements = ("rayserve",)
+    max_ongoing: int | None = 64
+    """The replica's `max_ongoing_requests`; None keeps Ray Serve's default (5)."""
     batching = "`@serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)`, " \
         "max_ongoing_requests=64"  # fmt: skip
 
@@ -32,9 +35,21 @@ class RayServe(System):
         port = free_port()
         data = model.NOOP_INPUT if workload == "noop" else model.SKLEARN_ROW
         request = Request(port, "/", orjson.dumps({"input": data}))
-        argv = [str(python), "rayserve_app.py", str(port), workload, str(directory / "ray")]
+        limit = "default" if self.max_ongoing is None else str(self.max_ongoing)
+        argv = [str(python), "rayserve_app.py", str(port), workload, str(directory / "ray"), limit]
         env = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ADDRESS": ""}
         return self.launch(workload, argv, directory, request, env)
 
     def decode(self, workload: str, body: bytes) -> Any:
         return orjson.loads(body)["output"]
+
+
+class RayServeDefault(RayServe):
+    """The same at Ray Serve's default `max_ongoing_requests` (5), which queues the rest of
+    32 concurrent requests in its proxy."""
+
+    name = "rayserve-default"
+    environment = "rayserve"
+    max_ongoing = None
+    batching = "`@serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)`, " \
+        "max_ongoing_requests default (5)"  # fmt: skip

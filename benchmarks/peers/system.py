@@ -103,6 +103,8 @@ class System(ABC):
     workloads: tuple[str, ...] = WORKLOADS
     requirements: tuple[str, ...] = ()
     """Requirement files (stems under requirements/) installed in order into its own venv."""
+    environment: str = ""
+    """The name of that venv under the venv root; the system's own name where empty."""
     batching: str = ""
     """How its own batching is configured in the sklearn-batch workload (for the report)."""
 
@@ -110,13 +112,17 @@ class System(ABC):
         """The interpreter the system runs on: its own venv's, or this one without any."""
         if not self.requirements:
             return Path(sys.executable)
-        return venv_root / self.name / "bin" / "python"
+        return self.venv(venv_root) / "bin" / "python"
+
+    def venv(self, venv_root: Path) -> Path:
+        """Its own virtual environment (shared by systems with the same `environment`)."""
+        return venv_root / (self.environment or self.name)
 
     def install(self, venv_root: Path) -> None:
         """Create the venv and install the pinned requirements, unless already done."""
         if not self.requirements:
             return
-        venv = venv_root / self.name
+        venv = self.venv(venv_root)
         files = [REQUIREMENTS_DIR / f"{stem}.txt" for stem in self.requirements]
         digest = hashlib.sha256(b"".join(path.read_bytes() for path in files)).hexdigest()
         marker = venv / ".installed"

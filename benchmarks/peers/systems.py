@@ -6,7 +6,7 @@ from benchmarks.peers.bare import Bare
 from benchmarks.peers.bentoml import BentoML
 from benchmarks.peers.clipper import Clipper
 from benchmarks.peers.mlserver import MLServer
-from benchmarks.peers.rayserve import RayServe
+from benchmarks.peers.rayserve import RayServe, RayServeDefault
 from benchmarks.peers.system import System
 from benchmarks.peers.torchserve import TorchServe
 
@@ -16,6 +16,7 @@ SYSTEMS: dict[str, type[System]] = {
     "clipper": Clipper,
     "bare": Bare,
     "rayserve": RayServe,
+    "rayserve-default": RayServeDefault,
     "mlserver": MLServer,
     "bentoml": BentoML,
     "torchserve": TorchServe,

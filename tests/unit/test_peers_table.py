@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmarks.peers.load import LoadRun, parse_wrk
+from benchmarks.peers.rayserve import RayServe, RayServeDefault
 from benchmarks.peers.report import format_ratio, render_markdown, targets, throughput_rows
 from benchmarks.peers.results import CaseResult, Report, ServedResult, load_report, save_report
+from benchmarks.peers.systems import SYSTEMS
 
 
 def _case(concurrency: int, rate: float, defaults: int = 0) -> CaseResult:
@@ -57,3 +59,11 @@ def test_parse_wrk_counts_errors() -> None:
     text = "  99%    2.50ms\n  1000 requests in 2.00s, 1MB read\n  Non-2xx or 3xx responses: 10\n"
     run = parse_wrk(text, 1.0)
     assert (run.ok_per_s, run.p99_ms, run.non_2xx) == (495.0, 2.5, 10)
+
+
+def test_ray_serve_at_its_default_limit_shares_the_ray_serve_environment(tmp_path: Path) -> None:
+    assert (SYSTEMS["rayserve"], SYSTEMS["rayserve-default"]) == (RayServe, RayServeDefault)
+    tuned, default = RayServe(), RayServeDefault()
+    assert default.python(tmp_path) == tuned.python(tmp_path) == tmp_path / "rayserve/bin/python"
+    assert (tuned.max_ongoing, default.max_ongoing) == (64, None)
+    assert SYSTEMS["mlserver"]().python(tmp_path) == tmp_path / "mlserver/bin/python"

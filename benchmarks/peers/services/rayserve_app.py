@@ -1,5 +1,7 @@
-"""Ray Serve: `python rayserve_app.py PORT WORKLOAD RAY_TEMP_DIR`. Starts a private Ray
-(its own temp dir and ports), serves the workload at `/`, and shuts both down on SIGTERM."""
+"""Ray Serve: `python rayserve_app.py PORT WORKLOAD RAY_TEMP_DIR [MAX_ONGOING]`. Starts a
+private Ray (its own temp dir and ports), serves the workload at `/` with at most MAX_ONGOING
+requests in flight on its replica (Ray Serve's default where it is `default` or absent), and
+shuts both down on SIGTERM."""
 
 from __future__ import annotations
 
@@ -13,17 +15,16 @@ import ray
 from ray import serve
 
 BATCH_SIZE, BATCH_WAIT_S = 32, 0.002
-MAX_ONGOING = 64
 LOGGING = {"enable_access_log": False}  # no per-request access log (a production setting)
 
 
-@serve.deployment(max_ongoing_requests=MAX_ONGOING)
+@serve.deployment
 class Noop:
     async def __call__(self, request: Any) -> dict[str, Any]:
         return {"output": (await request.json())["input"]}
 
 
-@serve.deployment(max_ongoing_requests=MAX_ONGOING)
+@serve.deployment
 class Sklearn:
     def __init__(self) -> None:
         self.model = peer_model.train_sklearn_model()
@@ -33,7 +34,7 @@ class Sklearn:
         return {"output": peer_model.predict_rows(self.model, [row])[0]}
 
 
-@serve.deployment(max_ongoing_requests=MAX_ONGOING)
+@serve.deployment
 class SklearnBatch:
     def __init__(self) -> None:
         self.model = peer_model.train_sklearn_model()
@@ -49,7 +50,7 @@ class SklearnBatch:
 DEPLOYMENTS = {"noop": Noop, "sklearn": Sklearn, "sklearn-batch": SklearnBatch}
 
 
-def main(port: int, workload: str, temp_dir: str) -> None:
+def main(port: int, workload: str, temp_dir: str, max_ongoing: str = "default") -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     ray.init(
@@ -58,8 +59,10 @@ def main(port: int, workload: str, temp_dir: str) -> None:
     )  # fmt: skip
     try:
         serve.start(http_options={"host": "127.0.0.1", "port": port}, logging_config=LOGGING)
-        deployment = DEPLOYMENTS[workload].bind()
-        serve.run(deployment, name="bench", route_prefix="/", logging_config=LOGGING)
+        deployment = DEPLOYMENTS[workload]
+        if max_ongoing != "default":
+            deployment = deployment.options(max_ongoing_requests=int(max_ongoing))
+        serve.run(deployment.bind(), name="bench", route_prefix="/", logging_config=LOGGING)
         stop.wait()
     finally:
         serve.shutdown()
@@ -67,4 +70,4 @@ def main(port: int, workload: str, temp_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), sys.argv[2], sys.argv[3])
+    main(int(sys.argv[1]), *sys.argv[2:])
