@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -52,8 +53,14 @@ def _install(names: list[str], venv_root: Path) -> dict[str, str]:
     return failures
 
 
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so every started system is stopped on the way out."""
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     names = [name for name in args.systems.split(",") if name]
     unknown = set(names) - set(SYSTEMS)
     if unknown:
