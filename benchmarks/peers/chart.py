@@ -69,9 +69,12 @@ def write_chart(report: Report, path: Path) -> None:
                   "start-up to first answer", "s", log=True)  # fmt: skip
     _grouped_bars(axes[1][1], report, _series(report, "pss", None),
                   "memory (PSS of the process tree)", "MB")  # fmt: skip
-    axes[0][0].legend(fontsize=8)
+    # One legend for all four, in a band of its own under the title, clear of every bar.
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=9,
+                  bbox_to_anchor=(0.5, 0.955), frameon=False)  # fmt: skip
     runs = f"{report.runs} x {report.duration_s:g} s runs"
     figure.suptitle(f"Clipper and its peers ({report.tool}, {runs}, medians)")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 0.93))
     figure.savefig(path, dpi=100)
     plt.close(figure)
