@@ -16,6 +16,8 @@ from benchmarks.peers.system import Instance, Request, System, service_dir
 __all__ = ["RayServe", "RayServeDefault"]
 
 SERVICES = Path(__file__).parent / "services"
+SERVE_BATCH = "`@serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)`"
+"""Its own batching in the sklearn-batch workload (as in services/rayserve_app.py)."""
 
 
 class RayServe(System):
@@ -26,8 +28,7 @@ class RayServe(System):
     requirements = ("rayserve",)
     max_ongoing: int | None = 64
     """The replica's `max_ongoing_requests`; None keeps Ray Serve's default (5)."""
-    batching = "`@serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)`, " \
-        "max_ongoing_requests=64"  # fmt: skip
+    batching = f"{SERVE_BATCH}, max_ongoing_requests=64"
 
     def start(self, workload: str, scratch: Path, python: Path) -> Instance:
         directory = service_dir(scratch)
@@ -51,5 +52,4 @@ class RayServeDefault(RayServe):
     name = "rayserve-default"
     environment = "rayserve"
     max_ongoing = None
-    batching = "`@serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)`, " \
-        "max_ongoing_requests default (5)"  # fmt: skip
+    batching = f"{SERVE_BATCH}, max_ongoing_requests default (5)"

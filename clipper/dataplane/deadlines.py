@@ -38,13 +38,10 @@ class Waiter:
         self.remaining = len(futures)
         if watch:
             for future in futures:
-                future.add_done_callback(self._on_done)
+                future.add_done_callback(self.settled)
 
-    def _on_done(self, _: object) -> None:
-        self.settled()
-
-    def settled(self) -> None:
-        """One of the futures is done."""
+    def settled(self, _: object = None) -> None:
+        """One of the futures is done (also their done callback, which passes the future)."""
         self.remaining -= 1
         if self.remaining == 0:
             self.fire()
@@ -57,7 +54,7 @@ class Waiter:
         self.callback = None
         if self.remaining:  # the deadline came first: futures still pending forget us
             for future in self.futures:
-                future.remove_done_callback(self._on_done)
+                future.remove_done_callback(self.settled)
         callback()
 
 
