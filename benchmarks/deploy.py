@@ -20,7 +20,7 @@ from typing import Any
 
 from benchmarks.harness import BenchServer, bench_server
 from benchmarks.table import print_table
-from clipper.artifacts import closure_artifact
+from clipper.artifacts.python import closure_artifact
 from clipper.client import AdminClient, QueryClient
 from clipper.environments.interpreter import this_interpreter
 from clipper.security import read_admin_token

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from clipper.artifacts import closure_artifact
+from clipper.artifacts.python import closure_artifact
 from clipper.security import read_admin_token
 
 __all__ = ["BenchServer", "bench_server", "launched_server", "stop_process", "worktree"]

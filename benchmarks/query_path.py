@@ -45,12 +45,13 @@ def _child(requests: int, concurrency: int, instructions: bool) -> None:
     query, or with `instructions` the interpreter's instructions per query."""
     import uvloop
 
+    from clipper.core.input_limits import HttpLimits
+    from clipper.core.records import AppRecord, ModelVersionRecord, RegistrySnapshot
+    from clipper.core.types import InputType
     from clipper.dataplane.dataplane import DataPlane
-    from clipper.frontend.http11 import Http11Protocol, _Connections
-    from clipper.frontend.query_api import QueryApi
-    from clipper.limits import HttpLimits
-    from clipper.management.records import AppRecord, ModelVersionRecord, RegistrySnapshot
-    from clipper.metrics import ServerMetrics
+    from clipper.frontend.clipper_api.query_api import QueryApi
+    from clipper.http.http11 import Http11Protocol, _Connections
+    from clipper.metrics.server_metrics import ServerMetrics
     from clipper.rpc.protocol import (
         Batch,
         BatchReply,
@@ -60,7 +61,6 @@ def _child(requests: int, concurrency: int, instructions: bool) -> None:
         encode_message,
     )
     from clipper.rpc.server import WorkerChannel
-    from clipper.types import InputType
 
     class StubWorker(asyncio.Transport):
         """Answers each batch the server writes with its inputs, one iteration later."""

@@ -32,8 +32,8 @@ import orjson
 
 from benchmarks.harness import _free_port, bench_server
 from benchmarks.table import print_table
-from clipper.frontend.v2.grpc import grpc_predict_v2_pb2 as pb
-from clipper.frontend.v2.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+from clipper.frontend.oip.grpc import grpc_predict_v2_pb2 as pb
+from clipper.frontend.oip.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 
 SIZES_MB = (1, 8)
 CEILING = "loopback socket echo (ceiling)"

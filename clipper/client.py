@@ -7,7 +7,6 @@ every transport failure is translated here, once, into a `ClipperError` subclass
 from __future__ import annotations
 
 import base64
-import re
 import ssl
 from collections.abc import Callable, Generator, Mapping, Sequence
 from pathlib import Path
@@ -16,28 +15,10 @@ from typing import Any, TypeVar
 
 import httpx
 
-from clipper.config import Settings
+from clipper.core.config import Settings
+from clipper.core.exceptions import ClipperError, InvalidInput, ServerUnreachable
 from clipper.environments.progress import BuildProgressWatcher
-from clipper.exceptions import (
-    AlreadyExists,
-    ApplicationNotFound,
-    ClipperError,
-    Conflict,
-    DeployFailed,
-    Forbidden,
-    InvalidInput,
-    InvalidInputType,
-    InvalidName,
-    InvalidRequest,
-    ModelNotFound,
-    NotFound,
-    PayloadTooLarge,
-    QueryError,
-    ReplicaNotFound,
-    Unauthorized,
-    UnknownApplication,
-    UnknownVersion,
-)
+from clipper.http.errors import error_class as error_class_of
 from clipper.security.tls import client_verify, scheme
 from clipper.security.tokens import read_admin_token
 
@@ -57,45 +38,7 @@ for one that trusts a CA file), or True (the system's CAs)."""
 TokenSource = str | Callable[[], str | None] | None
 """A bearer token, or a function read before each request (None: send none)."""
 
-_ADMIN_ERRORS: dict[tuple[int, str], type[ClipperError]] = {
-    (400, "Json error"): InvalidRequest,
-    (400, "Invalid name"): InvalidName,
-    (400, "Invalid input type"): InvalidInputType,
-    (409, "Already exists"): AlreadyExists,
-    (409, "Conflict"): Conflict,
-    (500, "Deploy failed"): DeployFailed,
-}
-_ADMIN_STATUS_ERRORS: dict[int, type[ClipperError]] = {
-    400: InvalidRequest,
-    401: Unauthorized,
-    403: Forbidden,
-    404: NotFound,
-    409: Conflict,
-    413: PayloadTooLarge,
-}
-_QUERY_STATUS_ERRORS: dict[int, type[ClipperError]] = {
-    400: InvalidInput,
-    401: Unauthorized,
-    403: Forbidden,
-    404: UnknownApplication,
-    413: PayloadTooLarge,
-}
-# The subject of a 404's cause ("No model with name 'x'") names what was not found.
-_NOT_FOUND_SUBJECT = re.compile(r"\b(replica|container|application|app|model)s?\b", re.IGNORECASE)
-_NOT_FOUND_KINDS: dict[str, type[NotFound]] = {
-    "replica": ReplicaNotFound,
-    "container": ReplicaNotFound,
-    "application": ApplicationNotFound,
-    "app": ApplicationNotFound,
-    "model": ModelNotFound,
-}
-
-
 _ClientT = TypeVar("_ClientT", bound="_HttpClient")
-
-
-class ServerUnreachable(ClipperError):
-    """The server could not be reached (refused, reset or timed-out connection)."""
 
 
 class _BearerAuth(httpx.Auth):
@@ -171,9 +114,11 @@ class _HttpClient:
             raise ClipperError(f"{path} answered invalid JSON: {response.text[:200]!r}") from exc
 
     def _error(self, response: httpx.Response) -> ClipperError:
-        """The exception that an error response stands for."""
-        _, cause = _error_parts(response)
-        return ClipperError(cause)
+        """The exception that an error response stands for: the class its `code` names in
+        the one error table (clipper.http.errors), else ClipperError."""
+        code, cause = _error_parts(response)
+        error_class = error_class_of(code) if code else None
+        return (error_class or ClipperError)(cause)
 
 
 class AdminClient(_HttpClient):
@@ -294,9 +239,9 @@ class AdminClient(_HttpClient):
         """Register a model version; the server starts its replicas and makes it current
         once they are all ready (DeployFailed, with the worker's error, if they are not
         within `ready_timeout_s`). `signature` declares its Open Inference Protocol
-        inputs and outputs (see clipper.frontend.v2.signature); `output_type` the type of
+        inputs and outputs (see clipper.frontend.oip.signature); `output_type` the type of
         its outputs as the input of a next pipeline step; `resources` what each replica
-        asks of its node (see clipper.placement.resources). Returns its info dict."""
+        asks of its node (see clipper.core.resources). Returns its info dict."""
         body = {
             **_model_key(model_name, model_version),
             "input_type": input_type,
@@ -503,15 +448,6 @@ class AdminClient(_HttpClient):
         timeout = self._timeout_s if timeout_s is None else timeout_s
         return self._send_json("POST", f"/admin/{endpoint}", json=dict(body), timeout=timeout)
 
-    def _error(self, response: httpx.Response) -> ClipperError:
-        kind, cause = _error_parts(response)
-        error_class = _ADMIN_ERRORS.get((response.status_code, kind))
-        if error_class is None and response.status_code == 404:
-            error_class = _not_found_class(cause)
-        if error_class is None:
-            error_class = _ADMIN_STATUS_ERRORS.get(response.status_code, ClipperError)
-        return error_class(cause)
-
 
 class QueryClient(_HttpClient):
     """Client of the query API: `POST /<app>/predict`.
@@ -614,15 +550,6 @@ class QueryClient(_HttpClient):
         """The Prometheus text of `GET /metrics`."""
         return self._send("GET", "/metrics").text
 
-    def _error(self, response: httpx.Response) -> ClipperError:
-        kind, cause = _error_parts(response)
-        if kind == "Query processing error" and "does not exist" in cause:
-            return UnknownVersion(cause)
-        error_class = _QUERY_STATUS_ERRORS.get(response.status_code)
-        if error_class is None:
-            error_class = QueryError if response.status_code < 500 else ClipperError
-        return error_class(cause)
-
 
 def admin_token_source(settings: Settings) -> TokenSource:
     """`CLIPPER_ADMIN_TOKEN` when set, else a reader of `<state_dir>/admin_token`."""
@@ -648,21 +575,15 @@ def _model_key(model_name: str, model_version: Version) -> dict[str, Any]:
 
 
 def _error_parts(response: httpx.Response) -> tuple[str, str]:
-    """The `error` kind and the `cause` of an error response (plain text tolerated)."""
+    """The `code` and the `cause` of an error response ("" and the text when it has none)."""
     try:
         body = response.json()
     except ValueError:
         body = None
     if isinstance(body, dict) and "error" in body:
-        kind = str(body["error"])
-        return kind, str(body.get("cause") or kind)
+        return str(body.get("code") or ""), str(body.get("cause") or body["error"])
     text = response.text.strip() or response.reason_phrase
     return "", f"HTTP {response.status_code}: {text}"
-
-
-def _not_found_class(cause: str) -> type[NotFound]:
-    match = _NOT_FOUND_SUBJECT.search(cause)
-    return NotFound if match is None else _NOT_FOUND_KINDS[match.group(1).lower()]
 
 
 def _as_dict(value: Any) -> dict[str, Any]:

@@ -8,9 +8,9 @@ from typing import Any
 
 import cloudpickle
 
-from clipper.management.records import ModelVersionRecord
-from clipper.management.service import ClusterService
-from clipper.types import InputType, ModelId
+from clipper.control.service import ClusterService
+from clipper.core.records import ModelVersionRecord
+from clipper.core.types import InputType, ModelId
 
 __all__ = ["DEMO_APP", "DEMO_MODEL", "deploy_demo", "sum_model"]
 

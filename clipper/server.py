@@ -15,27 +15,29 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from clipper.config import Settings
+from clipper.admin.api import build_admin_app
+from clipper.admin.query_tokens import reload_guard
+from clipper.control.log_rotation import rotate_logs
+from clipper.control.policies import run_policy_flusher
+from clipper.control.reconciler import Reconciler
+from clipper.control.service import ClusterService
+from clipper.control.store import Registry
+from clipper.core.config import Settings
+from clipper.core.exceptions import ClipperError
+from clipper.core.input_limits import http_limits, input_limits
+from clipper.core.process_memory import freeze_startup_objects, keep_freed_memory, resume_collector
+from clipper.core.types import ModelId, ReplicaId
 from clipper.dataplane.dataplane import DataPlane
 from clipper.environments.manager import EnvironmentManager
-from clipper.exceptions import ClipperError
-from clipper.frontend.cors import CorsPolicy
-from clipper.frontend.http11 import serve_http11
-from clipper.frontend.query_api import QueryApi
-from clipper.frontend.v2.grpc_server import start_grpc
-from clipper.frontend.v2.rest import V2RestApi
-from clipper.frontend.v2.service import InferenceService
-from clipper.http_server import EmbeddedServer, bind_socket
-from clipper.limits import http_limits, input_limits
-from clipper.loop_polling import LoopPoller
-from clipper.management.admin_api import build_admin_app
-from clipper.management.log_rotation import rotate_logs
-from clipper.management.policies import run_policy_flusher
-from clipper.management.reconciler import Reconciler
-from clipper.management.service import ClusterService
-from clipper.management.store import Registry
-from clipper.memory import freeze_startup_objects, keep_freed_memory, resume_collector
-from clipper.metrics import ServerMetrics
+from clipper.frontend.clipper_api.query_api import QueryApi
+from clipper.frontend.oip.grpc_server import start_grpc
+from clipper.frontend.oip.rest import V2RestApi
+from clipper.frontend.oip.service import InferenceService
+from clipper.http.cors import CorsPolicy
+from clipper.http.http11 import serve_http11
+from clipper.http.loop_polling import LoopPoller
+from clipper.http.uvicorn_host import EmbeddedServer, bind_socket
+from clipper.metrics.server_metrics import ServerMetrics
 from clipper.placement.local import LocalPlacement
 from clipper.rpc.protocol import Register
 from clipper.rpc.secret import load_or_create_secret
@@ -49,8 +51,6 @@ from clipper.security import (
     server_ssl_context,
     tls_files,
 )
-from clipper.security.query_tokens import reload_guard
-from clipper.types import ModelId, ReplicaId
 
 if TYPE_CHECKING:
     from clipper.placement.ray import RayPlacement
@@ -251,7 +251,7 @@ class ClipperServer:
 
     async def _end_startup(self) -> None:
         """Freeze the start-up objects, then let the collector run again (`clipper start`
-        pauses it while the server starts, see clipper.memory)."""
+        pauses it while the server starts, see clipper.core.process_memory)."""
         try:
             await asyncio.sleep(STARTUP_FREEZE_DELAY_S)
             freeze_startup_objects()

@@ -12,11 +12,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from clipper.artifacts import directory_artifact, load_artifact_metadata, pack_directory
+from clipper.artifacts.format import load_artifact_metadata, pack_directory
+from clipper.artifacts.python import directory_artifact
 from clipper.client import AdminClient, ServerUnreachable
+from clipper.core.exceptions import NotFound
+from clipper.core.types import parse_input_type, validate_name, validate_version
 from clipper.environments.declare import EnvironmentArg
-from clipper.exceptions import NotFound
-from clipper.types import parse_input_type, validate_name, validate_version
 from clipper.worker.local import run_query_locally
 from clipper_admin.container_manager import ContainerManager
 from clipper_admin.exceptions import UnconnectedException

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from clipper import launcher
-from clipper.config import Settings
+from clipper.cli import launcher
+from clipper.core.config import Settings
 from clipper.security import ensure_admin_token
 
 __all__ = ["ContainerManager", "LocalContainerManager"]

@@ -1,13 +1,13 @@
 """Clipper's `clipper_admin` exceptions, on top of Clipper's one exception tree.
 
-`ClipperException` is `clipper.exceptions.ClipperError` itself, so every error the admin and
+`ClipperException` is `clipper.core.exceptions.ClipperError` itself, so every error the admin and
 query clients raise (`ModelNotFound`, `DeployFailed`, `ServerUnreachable`, ...) is a
 `ClipperException`.
 """
 
 from __future__ import annotations
 
-from clipper.exceptions import ClipperError
+from clipper.core.exceptions import ClipperError
 
 __all__ = ["ClipperException", "UnconnectedException"]
 

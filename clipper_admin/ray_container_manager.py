@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from clipper.config import Settings
+from clipper.core.config import Settings
 from clipper_admin.container_manager import LocalContainerManager
 
 __all__ = ["RayContainerManager"]

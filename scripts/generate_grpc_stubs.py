@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PROTO = Path("clipper/frontend/v2/grpc/grpc_predict_v2.proto")
+PROTO = Path("clipper/frontend/oip/grpc/grpc_predict_v2.proto")
 DEFAULT_POOL = "_descriptor_pool.Default().AddSerializedFile("
 PRIVATE_POOL = "_descriptor_pool.DescriptorPool().AddSerializedFile("
 

@@ -5,7 +5,7 @@ Run: `.venv/bin/python -m benchmarks.http_layers [--duration 8]` (granian comes 
 `servers.py`: parse `{"input": x}` with orjson, answer `{"output": x}`), one at a time,
 driven by wrk on the same 2 cores at concurrency 1 and 32; each run twice, medians shown,
 with throughput relative to asyncio + httptools, the layer Clipper's query port is built on
-(`clipper.frontend.http11`).
+(`clipper.http.http11`).
 """
 
 from __future__ import annotations

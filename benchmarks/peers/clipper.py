@@ -15,10 +15,10 @@ import orjson
 from benchmarks.peers import model
 from benchmarks.peers.procs import ProcessTree, free_port
 from benchmarks.peers.system import READY_TIMEOUT_S, Instance, Request, System, wait_valid
-from clipper.artifacts import closure_artifact
+from clipper.artifacts.python import closure_artifact
+from clipper.cli.launcher import server_command
 from clipper.client import AdminClient, QueryClient
-from clipper.config import Settings
-from clipper.launcher import server_command
+from clipper.core.config import Settings
 
 __all__ = ["Clipper"]
 

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from clipper.types import InputBuffer
+from clipper.core.types import InputBuffer
 
 __all__ = ["BatchQueue", "PendingQuery"]
 

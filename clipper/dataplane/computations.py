@@ -13,11 +13,11 @@ from functools import partial
 from typing import Any
 
 from clipper.batching.queue import PendingQuery
-from clipper.cache import PredictionCache
+from clipper.core.exceptions import DeadlineExceeded, ModelError, ReplicaCrashed
+from clipper.core.types import InputBuffer, ModelId
+from clipper.dataplane.cache import PredictionCache
 from clipper.dataplane.deadlines import DeadlineTimer, Waiter
 from clipper.dataplane.model_serving import Clock, ModelServing
-from clipper.exceptions import DeadlineExceeded, ModelError, ReplicaCrashed
-from clipper.types import InputBuffer, ModelId
 
 __all__ = ["NO_MODELS", "SLO_MISSED", "ComputationTable", "failure_reason"]
 

@@ -16,8 +16,12 @@ from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
-from clipper.cache import PredictionCache
+from clipper.core.exceptions import ModelNotFound, UnknownApplication, UnknownVersion
+from clipper.core.outputs import parse_output_string
+from clipper.core.records import AppRecord, ModelVersionRecord, RegistrySnapshot
+from clipper.core.types import InputBuffer, ModelId
 from clipper.dataplane.answers import Answers, AnswersCallback, answers_or_future, deliver
+from clipper.dataplane.cache import PredictionCache
 from clipper.dataplane.computations import (
     NO_MODELS,
     SLO_MISSED,
@@ -31,13 +35,9 @@ from clipper.dataplane.policy_path import PolicyPath
 from clipper.dataplane.prediction import Prediction
 from clipper.dataplane.query_log import QueryLog
 from clipper.dataplane.routes import AppRoute, build_routes, transient_route
-from clipper.exceptions import ModelNotFound, UnknownApplication, UnknownVersion
-from clipper.management.records import AppRecord, ModelVersionRecord, RegistrySnapshot
-from clipper.metrics import PolicySample, ServerMetrics
-from clipper.outputs import parse_output_string
+from clipper.metrics.server_metrics import PolicySample, ServerMetrics
 from clipper.rpc.protocol import Register
 from clipper.rpc.server import WorkerChannel
-from clipper.types import InputBuffer, ModelId
 
 __all__ = [
     "NO_MODELS",

@@ -15,13 +15,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from clipper.core.exceptions import InvalidInput
 from clipper.dataplane.computations import ComputationTable, failure_reason
 from clipper.dataplane.model_serving import Clock
 from clipper.dataplane.pipeline import PipelinePath
 from clipper.dataplane.query_log import QueryLog
 from clipper.dataplane.routes import AppRoute
-from clipper.exceptions import InvalidInput
-from clipper.metrics import ServerMetrics
+from clipper.metrics.server_metrics import ServerMetrics
 from clipper.selection.base import Feedback
 
 __all__ = ["FeedbackPath", "FeedbackRequest"]

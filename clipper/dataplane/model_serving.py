@@ -12,11 +12,11 @@ from typing import Any
 
 from clipper.batching.queue import BatchQueue, PendingQuery
 from clipper.batching.sizing import BatchSizer, make_sizer
-from clipper.exceptions import DeadlineExceeded, ModelError, ReplicaCrashed, ReplicaError
-from clipper.metrics import ModelMetrics
+from clipper.core.exceptions import DeadlineExceeded, ModelError, ReplicaCrashed, ReplicaError
+from clipper.core.types import InputType, ModelId
+from clipper.metrics.server_metrics import ModelMetrics
 from clipper.rpc.protocol import BatchError, encode_batch
 from clipper.rpc.server import BatchOutcome, WorkerChannel
-from clipper.types import InputType, ModelId
 
 __all__ = ["BatchPolicy", "ModelServing", "ReplicaHandle"]
 

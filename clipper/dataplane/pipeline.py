@@ -13,17 +13,17 @@ from typing import Any
 
 import numpy as np
 
+from clipper.core.dtypes import NUMERIC_DTYPES
+from clipper.core.exceptions import InvalidInput
+from clipper.core.inputs import encode_input
+from clipper.core.outputs import to_json_value
+from clipper.core.types import InputBuffer, InputType
 from clipper.dataplane.computations import NO_MODELS, ComputationTable, failure_reason
 from clipper.dataplane.model_serving import ModelServing
 from clipper.dataplane.policy_path import DefaultAnswer
 from clipper.dataplane.prediction import Prediction
 from clipper.dataplane.query_log import QueryLog, QueryRecord
 from clipper.dataplane.routes import AppRoute
-from clipper.exceptions import InvalidInput
-from clipper.frontend.inputs import encode_input
-from clipper.outputs import to_json_value
-from clipper.rpc.protocol import NUMERIC_DTYPES
-from clipper.types import InputBuffer, InputType
 
 __all__ = ["PipelinePath", "encode_step_output"]
 

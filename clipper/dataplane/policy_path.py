@@ -17,16 +17,16 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any
 
+from clipper.core.types import InputBuffer
 from clipper.dataplane.computations import NO_MODELS, ComputationTable, failure_reason
 from clipper.dataplane.model_serving import Clock
 from clipper.dataplane.prediction import Prediction
 from clipper.dataplane.query_log import QueryLog, QueryRecord
 from clipper.dataplane.routes import AppRoute
-from clipper.metrics import ServerMetrics
+from clipper.metrics.server_metrics import ServerMetrics
 from clipper.selection.base import PolicyState, QueryContext, Selection
 from clipper.selection.losses import vote_key
 from clipper.selection.shadow import ShadowPolicy
-from clipper.types import InputBuffer
 
 __all__ = ["DefaultAnswer", "PolicyPath"]
 

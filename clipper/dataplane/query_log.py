@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from clipper.cache import estimate_size_bytes
+from clipper.dataplane.cache import estimate_size_bytes
 
 __all__ = ["DEFAULT_QUERY_LOG_BYTES", "DEFAULT_QUERY_LOG_SIZE", "QueryLog", "QueryRecord"]
 

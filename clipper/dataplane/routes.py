@@ -14,14 +14,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from clipper.core.exceptions import InvalidRequest
+from clipper.core.records import AppRecord, RegistrySnapshot
+from clipper.core.types import ModelId
 from clipper.dataplane.model_serving import ModelServing
-from clipper.exceptions import InvalidRequest
-from clipper.management.records import AppRecord, RegistrySnapshot
-from clipper.metrics import ServerMetrics
+from clipper.metrics.server_metrics import ServerMetrics
 from clipper.selection import PolicyConfig, configure
 from clipper.selection.base import PolicyState
 from clipper.selection.book import StateBook
-from clipper.types import ModelId
 
 __all__ = ["AppRoute", "build_routes", "transient_route"]
 

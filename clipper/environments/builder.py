@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-import clipper
-from clipper.exceptions import EnvironmentBuildFailed
+from clipper.core.exceptions import EnvironmentBuildFailed
 
 __all__ = ["MARKER_FILE", "BuildPlan", "build_environment", "link_clipper", "venv_python"]
 
@@ -56,7 +55,7 @@ def venv_python(directory: Path) -> Path:
 
 def clipper_package_dir() -> Path:
     """The directory of the running `clipper` package."""
-    return Path(clipper.__file__).resolve().parent
+    return Path(__file__).resolve().parents[1]  # clipper/environments/builder.py
 
 
 def link_clipper(directory: Path) -> None:

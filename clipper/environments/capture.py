@@ -29,7 +29,7 @@ from typing import Any
 
 import cloudpickle
 
-from clipper.exceptions import InvalidRequest
+from clipper.core.exceptions import InvalidRequest
 
 __all__ = [
     "capture_pickle",

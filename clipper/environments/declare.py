@@ -6,9 +6,9 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from clipper.core.exceptions import InvalidRequest
 from clipper.environments.capture import distributions_of, read_requirements_file
 from clipper.environments.spec import Environment, merge_requirements
-from clipper.exceptions import InvalidRequest
 
 __all__ = ["EnvironmentArg", "declare_environment"]
 

@@ -23,6 +23,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from clipper.core.exceptions import EnvironmentBuildFailed
 from clipper.environments.builder import (
     MARKER_FILE,
     BuildPlan,
@@ -37,7 +38,6 @@ from clipper.environments.interpreter import (
     unmet_requirements,
 )
 from clipper.environments.spec import Environment, parse_requirement
-from clipper.exceptions import EnvironmentBuildFailed
 
 __all__ = ["WORKER_PACKAGES", "EnvironmentManager", "EventSink"]
 

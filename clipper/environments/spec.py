@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from clipper.exceptions import InvalidRequest
+from clipper.core.exceptions import InvalidRequest
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement

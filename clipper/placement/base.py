@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from clipper.placement.resources import ResourceRequest
-from clipper.types import InputType, ReplicaId
+from clipper.core.resources import ResourceRequest
+from clipper.core.types import InputType, ReplicaId
 
 __all__ = [
     "DescribedReplica",

@@ -7,13 +7,13 @@ import contextlib
 import os
 import sys
 
-from clipper.artifacts import artifact_environment
+from clipper.artifacts.format import artifact_environment
+from clipper.core.exceptions import ClipperError
 from clipper.environments.manager import EnvironmentManager
 from clipper.environments.spec import Environment
-from clipper.exceptions import ClipperError
 from clipper.placement.base import ReplicaLaunch
 from clipper.rpc.secret import SECRET_ENV
-from clipper.worker.limits import reap_cgroup
+from clipper.worker.rlimits import reap_cgroup
 
 __all__ = ["LocalPlacement", "LocalReplica", "PendingReplica"]
 

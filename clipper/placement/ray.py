@@ -28,16 +28,11 @@ import ray
 from ray.exceptions import ActorUnavailableError, RayActorError, RayError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from clipper.artifacts import pack_directory
+from clipper.artifacts.format import pack_directory
+from clipper.core.resources import DEFAULT_NUM_CPUS, ResourceRequest
 from clipper.placement.base import ReplicaLaunch, ReplicaPlacement
 from clipper.placement.ray_actor import ReplicaActor
-from clipper.placement.resources import (
-    DEFAULT_NUM_CPUS,
-    NodeView,
-    ResourceRequest,
-    loopback_blind_nodes,
-    unschedulable_reason,
-)
+from clipper.placement.scheduling import NodeView, loopback_blind_nodes, unschedulable_reason
 
 __all__ = ["RayPlacement", "RayReplica", "worker_args"]
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from clipper.rpc.secret import SECRET_ENV
-from clipper.worker.limits import reap_cgroup
+from clipper.worker.rlimits import reap_cgroup
 
 __all__ = ["ReplicaActor", "unpack_artifact"]
 

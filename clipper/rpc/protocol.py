@@ -45,13 +45,13 @@ from typing import Any
 import msgpack
 import numpy as np
 
-from clipper.buffers import receive_buffer
-from clipper.exceptions import RpcError
-from clipper.types import InputType
+from clipper.core.buffers import receive_buffer
+from clipper.core.dtypes import NUMERIC_DTYPES
+from clipper.core.exceptions import RpcError
+from clipper.core.types import InputType
 
 __all__ = [
     "FRAME_PREFIX",
-    "NUMERIC_DTYPES",
     "PROTOCOL_VERSION",
     "RECEIVE_CHUNK_BYTES",
     "Batch",
@@ -76,12 +76,6 @@ PROTOCOL_VERSION = 2
 FRAME_PREFIX = struct.Struct(">II")
 MAX_FRAME_BYTES = 1 << 31
 RECEIVE_CHUNK_BYTES = 256 * 1024  # both ends read small frames through a reused chunk
-
-NUMERIC_DTYPES: dict[InputType, np.dtype[Any]] = {
-    InputType.INTEGERS: np.dtype("<i4"),
-    InputType.FLOATS: np.dtype("<f4"),
-    InputType.DOUBLES: np.dtype("<f8"),
-}
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-from clipper.exceptions import ReplicaCrashed, RpcError
+from clipper.core.exceptions import ReplicaCrashed, RpcError
 from clipper.rpc.protocol import (
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,

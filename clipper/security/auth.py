@@ -13,8 +13,8 @@ import hmac
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from clipper.exceptions import AuthError, Forbidden, Unauthorized
-from clipper.frontend.errors import error_body, error_response
+from clipper.core.exceptions import AuthError, Forbidden, Unauthorized
+from clipper.http.errors import error_body, error_row
 from clipper.security.tokens import AdminTokenFile
 
 __all__ = [
@@ -84,9 +84,9 @@ class AdminAuth:
 
 
 async def _deny(send: Any, exc: Unauthorized) -> None:
-    status, kind, cause = error_response(exc)
-    body = error_body(kind, cause)
+    body = error_body(exc)
     headers = [*auth_headers(exc), (b"content-length", str(len(body)).encode())]
+    status = error_row(exc).http_status
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import ipaddress
 from typing import TextIO
 
-from clipper.config import Settings
-from clipper.exceptions import ClipperError
+from clipper.core.config import Settings
+from clipper.core.exceptions import ClipperError
 from clipper.security.tokens import admin_token_path, ensure_admin_token
 
 __all__ = ["check_bind", "is_loopback", "prepare_admin_token"]

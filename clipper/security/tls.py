@@ -5,8 +5,8 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
-from clipper.config import Settings
-from clipper.exceptions import ClipperError
+from clipper.core.config import Settings
+from clipper.core.exceptions import ClipperError
 
 __all__ = ["client_context", "client_verify", "scheme", "server_ssl_context", "tls_files"]
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from clipper.exceptions import InvalidRequest
+from clipper.core.exceptions import InvalidRequest
 from clipper.selection.ab import ABPolicy
 from clipper.selection.base import SelectionPolicy
 from clipper.selection.epsilon_greedy import EpsilonGreedyPolicy

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from clipper.outputs import to_json_value
+from clipper.core.outputs import to_json_value
 
 __all__ = ["LOSSES", "exact_match_reward", "squared_error_reward", "vote_key"]
 

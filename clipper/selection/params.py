@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from clipper.exceptions import InvalidRequest
+from clipper.core.exceptions import InvalidRequest
 
 __all__ = ["choice", "flag", "model_names", "number", "optional_number", "weights"]
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from clipper.exceptions import InvalidRequest
+from clipper.core.exceptions import InvalidRequest
 from clipper.selection.base import (
     Combined,
     Feedback,

@@ -10,17 +10,13 @@ import signal
 import sys
 from pathlib import Path
 
-from clipper.memory import freeze_startup_objects
+from clipper.artifacts.loader import load_model
+from clipper.core.process_memory import freeze_startup_objects
+from clipper.core.resources import ReplicaLimits
+from clipper.core.types import parse_input_type
 from clipper.rpc.secret import SECRET_ENV
-from clipper.types import parse_input_type
 from clipper.worker.connection import WorkerConnection
-from clipper.worker.limits import (
-    MEMORY_LIMIT_EXCEEDED,
-    MEMORY_LIMIT_EXIT_CODE,
-    ReplicaLimits,
-    apply_limits,
-)
-from clipper.worker.loader import load_model
+from clipper.worker.rlimits import MEMORY_LIMIT_EXCEEDED, MEMORY_LIMIT_EXIT_CODE, apply_limits
 from clipper.worker.serve import ReplicaSpec, serve
 
 _PR_SET_PDEATHSIG = 1

@@ -5,14 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from clipper.exceptions import ModelError
-from clipper.outputs import to_wire_value
+from clipper.core.exceptions import WrongNumberOfOutputs
+from clipper.core.outputs import to_wire_value
 
 __all__ = ["WrongNumberOfOutputs", "checked_outputs", "wire_outputs"]
-
-
-class WrongNumberOfOutputs(ModelError):
-    """The model returned None, or not one output per input."""
 
 
 def checked_outputs(outputs: Any, input_count: int) -> list[Any]:
@@ -25,5 +21,5 @@ def checked_outputs(outputs: Any, input_count: int) -> list[Any]:
 
 
 def wire_outputs(outputs: list[Any]) -> list[Any]:
-    """Outputs as the worker sends them (see `clipper.outputs.to_wire_value`)."""
+    """Outputs as the worker sends them (see `clipper.core.outputs.to_wire_value`)."""
     return [to_wire_value(output) for output in outputs]

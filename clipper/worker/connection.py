@@ -22,7 +22,7 @@ import struct
 import threading
 import time
 
-from clipper.exceptions import RpcError
+from clipper.core.exceptions import RpcError
 from clipper.rpc.protocol import (
     RECEIVE_CHUNK_BYTES,
     FrameDecoder,

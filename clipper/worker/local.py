@@ -9,13 +9,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from clipper.exceptions import InvalidInput
-from clipper.frontend.inputs import encode_input
+from clipper.artifacts._loading import PredictFunction, as_batch_function
+from clipper.artifacts.python import model_object_function
+from clipper.core.exceptions import InvalidInput
+from clipper.core.inputs import encode_input
+from clipper.core.types import InputType
 from clipper.rpc.protocol import decode_inputs
-from clipper.types import InputType
 from clipper.worker.batch import checked_outputs, wire_outputs
-from clipper.worker.loaders.base import PredictFunction, as_batch_function
-from clipper.worker.loaders.python import model_object_function
 
 __all__ = ["local_predict_function", "query_inputs", "run_query_locally"]
 

@@ -15,6 +15,8 @@ import time
 import traceback
 from typing import Any
 
+from clipper.artifacts.loader import PredictFunction
+from clipper.core.types import InputType
 from clipper.rpc.protocol import (
     Batch,
     BatchError,
@@ -28,11 +30,9 @@ from clipper.rpc.protocol import (
     encode_message,
     encode_reply_parts,
 )
-from clipper.types import InputType
 from clipper.worker.batch import WrongNumberOfOutputs, checked_outputs, wire_outputs
 from clipper.worker.connection import WorkerConnection
-from clipper.worker.limits import MEMORY_LIMIT_EXCEEDED, MEMORY_LIMIT_EXIT_CODE
-from clipper.worker.loader import PredictFunction
+from clipper.worker.rlimits import MEMORY_LIMIT_EXCEEDED, MEMORY_LIMIT_EXIT_CODE
 
 __all__ = ["ReplicaSpec", "serve"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from clipper.deployers.common import require_numeric
-from clipper.deployers.lightgbm import lightgbm_artifact
+from clipper.artifacts._framework import require_numeric
+from clipper.artifacts.lightgbm import lightgbm_artifact
 from clipper.environments.declare import EnvironmentArg
 from clipper_admin.clipper_admin import ClipperConnection, Version
 from clipper_admin.deployers._common import deploy_built

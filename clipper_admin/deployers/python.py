@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from clipper.artifacts import class_artifact, closure_artifact
+from clipper.artifacts.python import class_artifact, closure_artifact
 from clipper.environments.declare import EnvironmentArg
 from clipper_admin.clipper_admin import ClipperConnection, Version
 from clipper_admin.deployers._common import deploy_built
@@ -44,7 +44,7 @@ def deploy_python_closure(
 
     `base_image` is recorded as the container name; `registry` is accepted and ignored.
     `resources` is what each replica asks of its node with the Ray placement, e.g.
-    `{"num_cpus": 1, "num_gpus": 0.5}` (see clipper.placement.resources).
+    `{"num_cpus": 1, "num_gpus": 0.5}` (see clipper.core.resources).
     """
     artifact = closure_artifact(
         func, environment=environment, pkgs_to_install=pkgs_to_install or ()

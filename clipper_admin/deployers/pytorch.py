@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from clipper.deployers.pytorch import pytorch_artifact
+from clipper.artifacts.pytorch import pytorch_artifact
 from clipper.environments.declare import EnvironmentArg
 from clipper_admin.clipper_admin import ClipperConnection, Version
 from clipper_admin.deployers._common import deploy_built

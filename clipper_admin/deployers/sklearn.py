@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from clipper.deployers.sklearn import sklearn_artifact
+from clipper.artifacts.sklearn import sklearn_artifact
 from clipper.environments.declare import EnvironmentArg
 from clipper_admin.clipper_admin import ClipperConnection, Version
 from clipper_admin.deployers._common import deploy_built

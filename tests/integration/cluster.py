@@ -204,7 +204,7 @@ def deploy(
     **model_settings: Any,
 ) -> None:
     """Register `app` (if new), deploy `func` as model `app` at `version`, link, wait ready."""
-    from clipper.artifacts import closure_artifact
+    from clipper.artifacts.python import closure_artifact
 
     if server.admin("get_application", {"name": app}).json() is None:
         response = server.admin("add_app", {

@@ -14,8 +14,8 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from clipper.management.admin_api import _HANDLERS
-from clipper.management.admin_openapi import OPERATIONS, admin_openapi
+from clipper.admin.api import _HANDLERS
+from clipper.admin.openapi import OPERATIONS, admin_openapi
 from tests.integration.cluster import ConfiguredServerHandle, new_server_handle
 
 pytestmark = pytest.mark.integration

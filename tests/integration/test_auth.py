@@ -21,8 +21,8 @@ import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
 from clipper.client import AdminClient, QueryClient
-from clipper.config import Settings
-from clipper.exceptions import Forbidden, Unauthorized
+from clipper.core.config import Settings
+from clipper.core.exceptions import Forbidden, Unauthorized
 from clipper.security import read_admin_token
 from tests.integration.cluster import (
     ConfiguredServerHandle,

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from clipper.artifacts import closure_artifact
+from clipper.artifacts.python import closure_artifact
 from clipper.rpc.secret import SECRET_ENV, load_or_create_secret
 from clipper_admin import (
     ClipperConnection,

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from clipper.exceptions import DeployFailed
+from clipper.core.exceptions import DeployFailed
 from clipper_admin import ClipperConnection, ClipperException
 from clipper_admin.deployers import python as python_deployer
 from tests.integration.cluster import admin_cluster

@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from clipper.artifacts import directory_artifact, pack_directory
+from clipper.artifacts.format import pack_directory
+from clipper.artifacts.python import directory_artifact
 from tests.integration.cluster import (
     ConfiguredServerHandle,
     ServerHandle,

@@ -103,7 +103,8 @@ def test_inputs_within_the_limits_answer(server: ConfiguredServerHandle) -> None
 
 RLIMIT_PROBE = """
 import sys
-from clipper.worker.limits import ReplicaLimits, apply_limits
+from clipper.core.resources import ReplicaLimits
+from clipper.worker.rlimits import apply_limits
 print(apply_limits(ReplicaLimits(memory_limit_bytes=1 << 30), "rlimit"))
 try:
     hoard = b"x" * (2 << 30)

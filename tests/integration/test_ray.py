@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from clipper.artifacts import closure_artifact
+from clipper.artifacts.python import closure_artifact
 from clipper.security import read_admin_token
 from clipper_admin import ClipperConnection, ClipperException, RayContainerManager
 from clipper_admin.deployers import python as python_deployer

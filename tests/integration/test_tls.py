@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from clipper.client import AdminClient, QueryClient
-from clipper.config import Settings
+from clipper.core.config import Settings
 from clipper.security import read_admin_token
 from tests.integration.cluster import ConfiguredServerHandle, deploy, new_server_handle
 

@@ -14,7 +14,7 @@ import orjson
 import pytest
 import schemathesis
 
-from clipper.frontend.v2.openapi import openapi_document
+from clipper.frontend.oip.openapi import openapi_document
 from tests.integration.cluster import ServerHandle
 from tests.integration.v2_models import v2_server
 

@@ -13,13 +13,9 @@ from pathlib import Path
 import cloudpickle
 import pytest
 
-from clipper.artifacts import (
-    closure_artifact,
-    directory_artifact,
-    load_artifact_metadata,
-    pack_directory,
-)
-from clipper.exceptions import InvalidRequest
+from clipper.artifacts.format import load_artifact_metadata, pack_directory
+from clipper.artifacts.python import closure_artifact, directory_artifact
+from clipper.core.exceptions import InvalidRequest
 
 OFFSET = 10
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from clipper.cli import build_parser, settings_from_args
-from clipper.cli_commands import format_table, previous_version
-from clipper.exceptions import InvalidRequest
+from clipper.cli.commands import format_table, previous_version
+from clipper.cli.main import build_parser, settings_from_args
+from clipper.core.exceptions import InvalidRequest
 
 
 def test_columns_align_under_headers() -> None:

@@ -8,26 +8,12 @@ from typing import Any
 
 import httpx
 import numpy as np
+import orjson
 import pytest
 
 from clipper.client import AdminClient, QueryClient, ServerUnreachable
-from clipper.exceptions import (
-    AlreadyExists,
-    ApplicationNotFound,
-    ClipperError,
-    Conflict,
-    DeployFailed,
-    InvalidInput,
-    InvalidInputType,
-    InvalidName,
-    InvalidRequest,
-    ModelNotFound,
-    NotFound,
-    PayloadTooLarge,
-    ReplicaNotFound,
-    UnknownApplication,
-    UnknownVersion,
-)
+from clipper.core.exceptions import ClipperError, InvalidInput
+from clipper.http.errors import ERROR_TABLE, ErrorRow, error_body
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -44,37 +30,38 @@ def _query(handler: Handler) -> QueryClient:
     return QueryClient(transport=httpx.MockTransport(handler))
 
 
-@pytest.mark.parametrize(
-    ("status", "kind", "cause", "expected"),
-    [
-        (400, "Json error", "missing field 'name'", InvalidRequest),
-        (400, "Invalid name", "Invalid name 'A'", InvalidName),
-        (400, "Invalid input type", "Invalid input type 'x'", InvalidInputType),
-        (404, "Not found", "No model with name 'm'", ModelNotFound),
-        (404, "Not found", "No application with name 'a'", ApplicationNotFound),
-        (404, "Not found", "No replica 3 of model 'm:1'", ReplicaNotFound),
-        (404, "Not found", "nothing here", NotFound),
-        (409, "Already exists", "app 'a' exists", AlreadyExists),
-        (409, "Conflict", "containerless model", Conflict),
-        (413, "Payload too large", "body over the limit", PayloadTooLarge),
-        (500, "Deploy failed", "ImportError: no module", DeployFailed),
-        (500, "Internal error", "boom", ClipperError),
-    ],
-)
-def test_admin_errors_are_translated(
-    status: int, kind: str, cause: str, expected: type[ClipperError]
-) -> None:
-    admin = _admin(_answer(status, {"error": kind, "cause": cause}))
-    with admin, pytest.raises(expected) as raised:
+@pytest.mark.parametrize("row", ERROR_TABLE, ids=lambda row: row.code)
+def test_admin_errors_raise_the_class_their_code_names(row: ErrorRow) -> None:
+    body = orjson.loads(error_body(row.exception("what went wrong")))
+    admin = _admin(_answer(row.http_status, body))
+    with admin, pytest.raises(row.exception) as raised:
         admin.get_all_models()
 
-    assert type(raised.value) is expected
-    assert str(raised.value) == cause
+    assert type(raised.value) is row.exception
+    assert str(raised.value) == "what went wrong"
+
+
+@pytest.mark.parametrize("row", ERROR_TABLE, ids=lambda row: row.code)
+def test_query_errors_raise_the_class_their_code_names(row: ErrorRow) -> None:
+    body = orjson.loads(error_body(row.exception("what went wrong")))
+    with _query(_answer(row.http_status, body)) as client, pytest.raises(row.exception) as raised:
+        client.predict("x", input=[1.0])
+
+    assert type(raised.value) is row.exception
+
+
+def test_an_unknown_code_raises_the_base_class_with_the_cause() -> None:
+    admin = _admin(_answer(418, {"error": "Teapot", "cause": "short and stout", "code": "Tea"}))
+    with admin, pytest.raises(ClipperError) as raised:
+        admin.get_all_models()
+
+    assert type(raised.value) is ClipperError
+    assert str(raised.value) == "short and stout"
 
 
 def test_plain_text_error_keeps_status_and_text() -> None:
     admin = _admin(lambda request: httpx.Response(400, text="bad things"))
-    with admin, pytest.raises(InvalidRequest, match="HTTP 400: bad things"):
+    with admin, pytest.raises(ClipperError, match="HTTP 400: bad things"):
         admin.delete_app("a")
 
 
@@ -147,22 +134,3 @@ def test_predict_encodes_numpy_and_bytes() -> None:
 def test_predict_needs_exactly_one_input_kind() -> None:
     with _query(_answer(200, {})) as client, pytest.raises(InvalidInput):
         client.predict("app", input=[1], input_batch=[[1]])
-
-
-@pytest.mark.parametrize(
-    ("status", "body", "expected"),
-    [
-        (400, {"error": "Json error", "cause": "missing input"}, InvalidInput),
-        (
-            400,
-            {"error": "Query processing error", "cause": "Requested version: 9 does not exist"},
-            UnknownVersion,
-        ),
-        (404, {"error": "Unknown application", "cause": "no app 'x'"}, UnknownApplication),
-    ],
-)
-def test_query_errors_are_translated(
-    status: int, body: dict[str, str], expected: type[ClipperError]
-) -> None:
-    with _query(_answer(status, body)) as client, pytest.raises(expected):
-        client.predict("x", input=[1.0])

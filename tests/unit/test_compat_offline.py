@@ -11,7 +11,7 @@ import pytest
 
 import clipper_admin
 from clipper.client import ServerUnreachable
-from clipper.exceptions import ClipperError, InvalidInput, InvalidName, ModelError
+from clipper.core.exceptions import ClipperError, InvalidInput, InvalidName, ModelError
 from clipper_admin import (
     ClipperConnection,
     ClipperException,

@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 
+from clipper.core.exceptions import EnvironmentBuildFailed, InvalidRequest
 from clipper.environments import Environment, declare_environment
 from clipper.environments.capture import capture_pickle, distributions_of, read_requirements_file
 from clipper.environments.interpreter import InterpreterInfo, unmet_requirements
 from clipper.environments.manager import WORKER_PACKAGES, EnvironmentManager
 from clipper.environments.spec import merge_requirements
-from clipper.exceptions import EnvironmentBuildFailed, InvalidRequest
 
 NUMPY = f"numpy=={np.__version__}"
 
@@ -156,7 +156,7 @@ def test_worker_requirements_follow_clippers_declared_ranges(tmp_path: Path) -> 
 
 def test_the_worker_imports_no_third_party_package_beyond_its_own() -> None:
     script = (
-        "import sys, clipper.worker.__main__, clipper.worker.loader\n"
+        "import sys, clipper.worker.__main__, clipper.artifacts.loader\n"
         "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)

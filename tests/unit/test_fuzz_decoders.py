@@ -11,12 +11,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clipper.exceptions import ClipperError, InvalidInput
-from clipper.frontend.inputs import decode_predict_request
-from clipper.frontend.v2.datatypes import deserialize_bytes
-from clipper.frontend.v2.rest_codec import binary_data, decode_infer_request
-from clipper.limits import InputLimits
-from clipper.types import InputType
+from clipper.core.exceptions import ClipperError, InvalidInput
+from clipper.core.input_limits import InputLimits
+from clipper.core.inputs import decode_predict_request
+from clipper.core.types import InputType
+from clipper.frontend.oip.datatypes import deserialize_bytes
+from clipper.frontend.oip.rest_codec import binary_data, decode_infer_request
 
 FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SMALL = InputLimits(max_batch_inputs=16, max_string_bytes=256, max_tensor_elements=256,

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clipper.exceptions import RpcError
+from clipper.core.exceptions import RpcError
+from clipper.core.types import InputType
 from clipper.rpc.protocol import (
     FRAME_PREFIX,
     FrameDecoder,
@@ -21,7 +22,6 @@ from clipper.rpc.protocol import (
     encode_message,
 )
 from clipper.rpc.protocol import Register as RegisterMessage
-from clipper.types import InputType
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 MESSAGE_TYPES = ["register", "welcome", "refused", "batch", "reply", "error", "heartbeat",

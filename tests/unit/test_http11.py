@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import uvloop
 
-from clipper.frontend.http11 import LARGE_BODY_BYTES, serve_http11
-from clipper.http_server import bind_socket
+from clipper.http.http11 import LARGE_BODY_BYTES, serve_http11
+from clipper.http.uvicorn_host import bind_socket
 
 
 async def echo_app(scope: dict[str, Any], receive: Any, send: Any) -> None:

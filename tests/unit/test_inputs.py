@@ -9,9 +9,9 @@ import numpy as np
 import orjson
 import pytest
 
-from clipper.exceptions import InvalidInput
-from clipper.frontend.inputs import PredictRequest, decode_predict_request
-from clipper.types import InputType
+from clipper.core.exceptions import InvalidInput
+from clipper.core.inputs import PredictRequest, decode_predict_request
+from clipper.core.types import InputType
 
 
 def decode(body: Any, input_type: InputType = InputType.DOUBLES) -> PredictRequest:

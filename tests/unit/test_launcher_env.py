@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from clipper.config import Settings
-from clipper.launcher import _child_env
+from clipper.cli.launcher import _child_env
+from clipper.core.config import Settings
 
 
 def test_the_child_gets_every_setting_and_the_real_admin_token(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 import cloudpickle
 import pytest
 
-from clipper.worker.loader import ModelLoadError, load_model
+from clipper.artifacts.loader import ModelLoadError, load_model
 
 HERE_PYTHON = platform.python_version()
 HERE_CLOUDPICKLE = cloudpickle.__version__

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from clipper.frontend.http11 import serve_http11
-from clipper.http_server import bind_socket
-from clipper.loop_polling import LoopPoller
+from clipper.http.http11 import serve_http11
+from clipper.http.loop_polling import LoopPoller
+from clipper.http.uvicorn_host import bind_socket
 from clipper.rpc.protocol import Heartbeat, encode_message
 from clipper.rpc.server import WorkerChannel
 

@@ -6,7 +6,7 @@ import re
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 
-from clipper.metric_families import CounterFamily, HistogramFamily, MetricFamilies
+from clipper.metrics.families import CounterFamily, HistogramFamily, MetricFamilies
 
 BUCKETS = (0.001, 0.01, 0.1, 1.0)
 OBSERVED = (0.0005, 0.001, 0.002, 0.5, 1.0, 7.0)

@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
-from clipper.artifacts import class_artifact, closure_artifact, directory_artifact, pack_directory
-from clipper.exceptions import InvalidRequest
-from clipper.worker.loader import ModelLoadError, load_model
+from clipper.artifacts.format import pack_directory
+from clipper.artifacts.loader import ModelLoadError, load_model
+from clipper.artifacts.python import class_artifact, closure_artifact, directory_artifact
+from clipper.core.exceptions import InvalidRequest
 
 X, Y = load_iris(return_X_y=True)
 ROWS = [np.asarray(row, dtype=np.float64) for row in X[:7]]
@@ -129,7 +130,7 @@ def test_a_directory_captures_what_its_files_import(tmp_path: Path) -> None:
 
 
 def test_an_artifact_file_that_is_missing_is_named(tmp_path: Path) -> None:
-    from clipper.deployers.lightgbm import lightgbm_artifact
+    from clipper.artifacts.lightgbm import lightgbm_artifact
 
     lightgbm = pytest.importorskip("lightgbm")
     booster = lightgbm.train({"verbose": -1}, lightgbm.Dataset(X, Y), num_boost_round=2)
@@ -153,7 +154,7 @@ def sklearn_pipeline() -> Any:
 
 @pytest.mark.parametrize("method", ["predict", "predict_proba"])
 def test_sklearn(tmp_path: Path, method: str) -> None:
-    from clipper.deployers.sklearn import sklearn_artifact
+    from clipper.artifacts.sklearn import sklearn_artifact
 
     model = sklearn_pipeline()
     artifact = unpack(sklearn_artifact(model, method=method), tmp_path)
@@ -175,7 +176,7 @@ def test_sklearn_with_local_code_is_cloudpickled(tmp_path: Path) -> None:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import FunctionTransformer
 
-    from clipper.deployers.sklearn import sklearn_artifact
+    from clipper.artifacts.sklearn import sklearn_artifact
 
     model = make_pipeline(FunctionTransformer(scale_features), LinearRegression()).fit(X, Y)
     artifact = unpack(sklearn_artifact(model), tmp_path)
@@ -210,7 +211,7 @@ def torch_expected(model: Any) -> Any:
 
 @pytest.mark.parametrize("with_func", [True, False])
 def test_pytorch(tmp_path: Path, with_func: bool) -> None:
-    from clipper.deployers.pytorch import pytorch_artifact
+    from clipper.artifacts.pytorch import pytorch_artifact
 
     model = torch_module()
     artifact = unpack(pytorch_artifact(model, torch_func if with_func else None), tmp_path)
@@ -224,7 +225,7 @@ def test_pytorch(tmp_path: Path, with_func: bool) -> None:
 
 def test_onnx_exported_from_pytorch(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
-    from clipper.deployers.onnx import export_pytorch, onnx_artifact
+    from clipper.artifacts.onnx import export_pytorch, onnx_artifact
 
     model = torch_module()
     artifact = unpack(onnx_artifact(export_pytorch(model, ROWS[:2])), tmp_path)
@@ -236,7 +237,7 @@ def test_onnx_exported_from_pytorch(tmp_path: Path) -> None:
 
 def test_xgboost_booster(tmp_path: Path) -> None:
     xgboost = pytest.importorskip("xgboost")
-    from clipper.deployers.xgboost import xgboost_artifact
+    from clipper.artifacts.xgboost import xgboost_artifact
 
     params = {"objective": "multi:softprob", "num_class": 3, "max_depth": 2}
     booster = xgboost.train(params, xgboost.DMatrix(X, label=Y), num_boost_round=3)
@@ -250,7 +251,7 @@ def test_xgboost_booster(tmp_path: Path) -> None:
 
 def test_xgboost_classifier_wrapper(tmp_path: Path) -> None:
     xgboost = pytest.importorskip("xgboost")
-    from clipper.deployers.xgboost import xgboost_artifact
+    from clipper.artifacts.xgboost import xgboost_artifact
 
     model = xgboost.XGBClassifier(n_estimators=3, max_depth=2).fit(X, Y)
     artifact = unpack(xgboost_artifact(model), tmp_path)
@@ -260,7 +261,7 @@ def test_xgboost_classifier_wrapper(tmp_path: Path) -> None:
 
 def test_lightgbm(tmp_path: Path) -> None:
     lightgbm = pytest.importorskip("lightgbm")
-    from clipper.deployers.lightgbm import lightgbm_artifact
+    from clipper.artifacts.lightgbm import lightgbm_artifact
 
     params = {"objective": "multiclass", "num_class": 3, "verbose": -1}
     booster = lightgbm.train(params, lightgbm.Dataset(X, Y), num_boost_round=3)
@@ -272,7 +273,7 @@ def test_lightgbm(tmp_path: Path) -> None:
 
 
 def test_a_class_runs_locally_as_a_worker_would(tmp_path: Path) -> None:
-    from clipper.types import InputType
+    from clipper.core.types import InputType
     from clipper.worker.batch import WrongNumberOfOutputs
     from clipper.worker.local import run_query_locally
 

@@ -17,16 +17,17 @@ import numpy as np
 import pytest
 
 from clipper.batching.queue import PendingQuery
-from clipper.dataplane.dataplane import NO_MODELS, SLO_MISSED, DataPlane
-from clipper.dataplane.model_serving import BatchPolicy, ModelServing
-from clipper.exceptions import (
+from clipper.core.exceptions import (
     DeadlineExceeded,
     ModelError,
     ReplicaCrashed,
     UnknownApplication,
     UnknownVersion,
 )
-from clipper.management.records import AppRecord, ModelVersionRecord, RegistrySnapshot
+from clipper.core.records import AppRecord, ModelVersionRecord, RegistrySnapshot
+from clipper.core.types import InputType, ModelId
+from clipper.dataplane.dataplane import NO_MODELS, SLO_MISSED, DataPlane
+from clipper.dataplane.model_serving import BatchPolicy, ModelServing
 from clipper.rpc.protocol import (
     Batch,
     BatchError,
@@ -41,7 +42,6 @@ from clipper.rpc.protocol import (
     encode_message,
 )
 from clipper.rpc.server import RegisterHandler, WorkerChannel
-from clipper.types import InputType, ModelId
 
 MODEL_ID = ModelId("m", "1")
 LATER = 60.0  # seconds: a deadline no test reaches

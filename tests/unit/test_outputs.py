@@ -9,7 +9,7 @@ import numpy as np
 import orjson
 import pytest
 
-from clipper.outputs import json_default, parse_output_string, to_json_value, to_wire_value
+from clipper.core.outputs import json_default, parse_output_string, to_json_value, to_wire_value
 
 
 class Labelled:

@@ -1,4 +1,4 @@
-"""Unit tests for clipper.placement.resources: requests, Ray options, unschedulable reasons."""
+"""Unit tests for clipper.core.resources: requests, Ray options, unschedulable reasons."""
 
 from __future__ import annotations
 
@@ -6,17 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from clipper.exceptions import InvalidRequest
-from clipper.management.records import ModelVersionRecord
-from clipper.management.store import Registry
-from clipper.placement.resources import (
+from clipper.control.store import Registry
+from clipper.core.exceptions import InvalidRequest
+from clipper.core.records import ModelVersionRecord
+from clipper.core.resources import ResourceRequest
+from clipper.core.types import InputType
+from clipper.placement.scheduling import (
     NodeView,
-    ResourceRequest,
     label_matches,
     loopback_blind_nodes,
     unschedulable_reason,
 )
-from clipper.types import InputType
 
 GIB = 2**30
 

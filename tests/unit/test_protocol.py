@@ -8,7 +8,8 @@ import msgpack
 import numpy as np
 import pytest
 
-from clipper.exceptions import RpcError
+from clipper.core.exceptions import RpcError
+from clipper.core.types import InputType
 from clipper.rpc.protocol import (
     FRAME_PREFIX,
     Batch,
@@ -27,7 +28,6 @@ from clipper.rpc.protocol import (
     encode_message,
     encode_tensor_row,
 )
-from clipper.types import InputType
 
 MESSAGES: list[Message] = [
     Register("m", "1", 0, "doubles", pid=123),

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from clipper.dataplane.dataplane import DataPlane
-from clipper.frontend.query_api import _PREDICT_URLS_HELD, QueryApi, _predict_app
-from clipper.metrics import ServerMetrics
+from clipper.frontend.clipper_api.query_api import _PREDICT_URLS_HELD, QueryApi, _predict_app
+from clipper.metrics.server_metrics import ServerMetrics
 
 
 def test_predict_targets_are_recognised_with_or_without_a_query_string() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from clipper.cli import build_parser, settings_from_args
+from clipper.cli.main import build_parser, settings_from_args
 from clipper.placement.ray_actor import ReplicaActor, unpack_artifact
 from clipper_admin import RayContainerManager
 

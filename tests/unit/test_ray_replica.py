@@ -14,9 +14,9 @@ pytest.importorskip("ray")
 
 from ray.exceptions import ActorDiedError, ActorUnavailableError
 
+from clipper.core.types import InputType, ModelId, ReplicaId
 from clipper.placement import ray as ray_placement
 from clipper.placement.base import ReplicaLaunch
-from clipper.types import InputType, ModelId, ReplicaId
 
 Handler = Callable[..., Coroutine[Any, Any, Any]]
 

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from clipper.exceptions import InvalidRequest
+from clipper.core.exceptions import InvalidRequest
 from clipper.selection import configure
 from clipper.selection.ab import ABPolicy, uid_fraction
 from clipper.selection.base import PolicyState, QueryContext

@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from clipper.cli_commands import policy_params
+from clipper.cli.commands import policy_params
 from clipper.client import AdminClient, QueryClient
-from clipper.exceptions import InvalidRequest
+from clipper.core.exceptions import InvalidRequest
 
 
 class Recorder:

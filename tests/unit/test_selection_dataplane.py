@@ -15,8 +15,9 @@ import numpy as np
 import orjson
 import pytest
 
+from clipper.core.records import AppRecord, ModelVersionRecord, RegistrySnapshot
+from clipper.core.types import InputType
 from clipper.dataplane.dataplane import DataPlane, FeedbackRequest
-from clipper.management.records import AppRecord, ModelVersionRecord, RegistrySnapshot
 from clipper.rpc.protocol import (
     Batch,
     BatchReply,
@@ -26,7 +27,6 @@ from clipper.rpc.protocol import (
     encode_message,
 )
 from clipper.rpc.server import WorkerChannel
-from clipper.types import InputType
 
 Model = Callable[[list[Any]], list[Any]] | None
 SOON_S = 0.05  # a deadline that straggling models miss

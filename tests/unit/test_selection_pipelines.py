@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from clipper.exceptions import Conflict, InvalidRequest, ModelNotFound
-from clipper.management.records import AppRecord, ModelVersionRecord
-from clipper.management.store import Registry
-from clipper.types import InputType
+from clipper.control.store import Registry
+from clipper.core.exceptions import Conflict, InvalidRequest, ModelNotFound
+from clipper.core.records import AppRecord, ModelVersionRecord
+from clipper.core.types import InputType
 
 STRINGS, DOUBLES = InputType.STRINGS, InputType.DOUBLES
 

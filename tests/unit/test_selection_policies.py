@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from clipper.exceptions import InvalidRequest
+from clipper.core.exceptions import InvalidRequest
 from clipper.selection import POLICIES, configure
 from clipper.selection.base import Feedback, PolicyState, QueryContext, Selection
 from clipper.selection.losses import exact_match_reward, squared_error_reward

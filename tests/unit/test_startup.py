@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from clipper import server as server_module
-from clipper.config import Settings
-from clipper.memory import pause_collector, resume_collector
+from clipper.core.config import Settings
+from clipper.core.process_memory import pause_collector, resume_collector
 from clipper.server import ClipperServer
 
 # Loaded when a feature needs them, never to become ready: building model environments
@@ -29,14 +29,14 @@ def modules_after(script: str) -> set[str]:
 
 
 def test_the_server_and_cli_import_nothing_that_starting_does_not_need() -> None:
-    loaded = modules_after("import clipper.cli, clipper.cli_commands, clipper.server")
+    loaded = modules_after("import clipper.cli, clipper.cli.commands, clipper.server")
 
     assert loaded.isdisjoint(NOT_AT_START), loaded & set(NOT_AT_START)
 
 
 def test_the_admin_http_server_loads_without_a_websocket_implementation() -> None:
     script = (
-        "from clipper.http_server import EmbeddedServer, bind_socket\n"
+        "from clipper.http.uvicorn_host import EmbeddedServer, bind_socket\n"
         "EmbeddedServer(lambda *args: None, bind_socket('127.0.0.1', 0)).config.load()"
     )
 

@@ -1,4 +1,4 @@
-"""Unit tests for clipper.management.store.Registry against real SQLite files."""
+"""Unit tests for clipper.control.store.Registry against real SQLite files."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from clipper.exceptions import (
+from clipper.control.schema import SCHEMA_VERSION
+from clipper.control.store import Registry
+from clipper.core.exceptions import (
     AlreadyExists,
     ApplicationNotFound,
     Conflict,
@@ -18,10 +20,8 @@ from clipper.exceptions import (
     ModelNotFound,
     NotFound,
 )
-from clipper.management.records import AppRecord, ModelVersionRecord
-from clipper.management.schema import SCHEMA_VERSION
-from clipper.management.store import Registry
-from clipper.types import InputType, ModelId
+from clipper.core.records import AppRecord, ModelVersionRecord
+from clipper.core.types import InputType, ModelId
 
 
 class FakeClock:

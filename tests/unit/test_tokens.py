@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from clipper.config import Settings
-from clipper.exceptions import (
+from clipper.control.schema import DB_FILENAME
+from clipper.control.store import Registry
+from clipper.core.config import Settings
+from clipper.core.exceptions import (
     ApplicationNotFound,
     ClipperError,
     Forbidden,
@@ -19,9 +21,8 @@ from clipper.exceptions import (
     NotFound,
     Unauthorized,
 )
-from clipper.management.records import AppRecord
-from clipper.management.schema import DB_FILENAME
-from clipper.management.store import Registry
+from clipper.core.records import AppRecord
+from clipper.core.types import InputType
 from clipper.security import (
     AdminTokenFile,
     QueryTokenGuard,
@@ -36,7 +37,6 @@ from clipper.security import (
     server_ssl_context,
     write_admin_token,
 )
-from clipper.types import InputType
 
 # -- the admin token file -------------------------------------------------------------------
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from clipper.exceptions import InvalidInputType, InvalidName
-from clipper.types import (
+from clipper.core.exceptions import InvalidInputType, InvalidName
+from clipper.core.types import (
     InputType,
     ModelId,
     ReplicaId,

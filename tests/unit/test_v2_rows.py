@@ -8,16 +8,16 @@ import numpy as np
 import orjson
 import pytest
 
-from clipper.exceptions import InvalidInput, InvalidRequest, ModelError
-from clipper.frontend.v2.datatypes import Tensor
-from clipper.frontend.v2.rows import input_buffers, output_tensors
-from clipper.frontend.v2.signature import (
+from clipper.core.exceptions import InvalidInput, InvalidRequest, ModelError
+from clipper.core.types import InputType
+from clipper.frontend.oip.datatypes import Tensor
+from clipper.frontend.oip.rows import input_buffers, output_tensors
+from clipper.frontend.oip.signature import (
     default_signature,
     signature_for,
     validate_signature,
 )
 from clipper.rpc.protocol import decode_inputs, decode_tensor_row
-from clipper.types import InputType
 
 SIGNATURE = {
     "inputs": [

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from clipper.core.exceptions import InvalidInput, ModelNotFound, ReplicaUnavailable, UnknownVersion
+from clipper.core.records import AppRecord, ModelVersionRecord, RegistrySnapshot
+from clipper.core.types import InputType, ModelId
 from clipper.dataplane.dataplane import DataPlane
-from clipper.exceptions import InvalidInput, ModelNotFound, ReplicaUnavailable, UnknownVersion
-from clipper.frontend.v2.datatypes import InferRequest, InferResponse, RequestedOutput, Tensor
-from clipper.frontend.v2.grpc import grpc_predict_v2_pb2 as pb
-from clipper.frontend.v2.grpc_server import decode_infer_request, encode_infer_response
-from clipper.frontend.v2.service import InferenceService
-from clipper.management.records import AppRecord, ModelVersionRecord, RegistrySnapshot
-from clipper.types import InputType, ModelId
+from clipper.frontend.oip.datatypes import InferRequest, InferResponse, RequestedOutput, Tensor
+from clipper.frontend.oip.grpc import grpc_predict_v2_pb2 as pb
+from clipper.frontend.oip.grpc_server import decode_infer_request, encode_infer_response
+from clipper.frontend.oip.service import InferenceService
 
 
 def make_service() -> InferenceService:

@@ -8,8 +8,8 @@ import numpy as np
 import orjson
 import pytest
 
-from clipper.exceptions import InvalidInput
-from clipper.frontend.v2.datatypes import (
+from clipper.core.exceptions import InvalidInput
+from clipper.frontend.oip.datatypes import (
     DATATYPES,
     InferResponse,
     Tensor,
@@ -17,7 +17,7 @@ from clipper.frontend.v2.datatypes import (
     deserialize_bytes,
     serialize_bytes,
 )
-from clipper.frontend.v2.rest_codec import decode_infer_request, encode_infer_response
+from clipper.frontend.oip.rest_codec import decode_infer_request, encode_infer_response
 
 NUMERIC = sorted(DATATYPES)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import orjson
 
-from clipper.cache import estimate_size_bytes
-from clipper.outputs import json_default, to_wire_value
+from clipper.core.outputs import json_default, to_wire_value
+from clipper.dataplane.cache import estimate_size_bytes
 from clipper.rpc.protocol import BatchReply, FrameDecoder, Heartbeat, encode_batch, encode_message
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from clipper.core.types import InputType
 from clipper.rpc.protocol import Batch, BatchError, BatchReply, FrameDecoder
-from clipper.types import InputType
 from clipper.worker.serve import _encode_reply, _run_batch
 
 ONE_SECOND_US = 1_000_000

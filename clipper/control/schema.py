@@ -1,0 +1,152 @@
+"""The registry's SQLite schema: connection settings and versioned migrations.
+
+The schema version lives in `PRAGMA user_version`. `MIGRATIONS[i]` holds the statements
+that take a database from version `i` to version `i + 1`; to change the schema, append a
+migration and never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from clipper.core.exceptions import Conflict
+
+__all__ = ["DB_FILENAME", "MIGRATIONS", "SCHEMA_VERSION", "connect", "migrate"]
+
+DB_FILENAME = "registry.db"
+BUSY_TIMEOUT_MS = 5000
+
+_V1: tuple[str, ...] = (
+    """CREATE TABLE apps (
+        name TEXT PRIMARY KEY,
+        input_type TEXT NOT NULL,
+        default_output TEXT NOT NULL,
+        latency_slo_us INTEGER NOT NULL,
+        policy TEXT NOT NULL,
+        policy_params TEXT NOT NULL DEFAULT '{}',
+        policy_state BLOB,
+        cache_enabled INTEGER NOT NULL DEFAULT 1,
+        pipeline TEXT NOT NULL DEFAULT '[]'
+    )""",
+    """CREATE TABLE model_versions (
+        name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        input_type TEXT NOT NULL,
+        labels TEXT NOT NULL DEFAULT '[]',
+        container_name TEXT NOT NULL DEFAULT '',
+        model_data_path TEXT NOT NULL DEFAULT '',
+        batch_size INTEGER NOT NULL DEFAULT -1,
+        num_replicas INTEGER NOT NULL DEFAULT 0,
+        containerless INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        batch_wait_timeout_us INTEGER NOT NULL DEFAULT 0,
+        max_in_flight INTEGER NOT NULL DEFAULT 1,
+        cache_enabled INTEGER NOT NULL DEFAULT 1,
+        signature TEXT,
+        output_type TEXT,
+        resources TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (name, version)
+    )""",
+    # At most one current version per model; the row goes when its version is deleted.
+    """CREATE TABLE current_versions (
+        model_name TEXT PRIMARY KEY,
+        version TEXT NOT NULL,
+        FOREIGN KEY (model_name, version)
+            REFERENCES model_versions (name, version) ON DELETE CASCADE
+    )""",
+    # Every switch of a model's current version, oldest first (by seq).
+    """CREATE TABLE current_version_history (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        model_name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        switched_at REAL NOT NULL,
+        FOREIGN KEY (model_name, version)
+            REFERENCES model_versions (name, version) ON DELETE CASCADE
+    )""",
+    "CREATE INDEX current_version_history_by_model ON current_version_history (model_name, seq)",
+    # A link names a model, not a version: a model exists while any of its versions does.
+    """CREATE TABLE links (
+        app_name TEXT NOT NULL REFERENCES apps (name) ON DELETE CASCADE,
+        model_name TEXT NOT NULL,
+        PRIMARY KEY (app_name, model_name)
+    )""",
+    "CREATE INDEX links_by_model ON links (model_name)",
+    """CREATE TABLE events (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts REAL NOT NULL,
+        kind TEXT NOT NULL,
+        detail TEXT NOT NULL
+    )""",
+)
+
+# Issue 11: query tokens (stored as their SHA-256 only) and the apps that require one.
+_V2: tuple[str, ...] = (
+    """CREATE TABLE query_tokens (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        token_hash TEXT NOT NULL UNIQUE,
+        apps TEXT NOT NULL,
+        label TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL
+    )""",
+    # An app listed here answers queries only with a query token scoped to it.
+    """CREATE TABLE app_query_auth (
+        app_name TEXT PRIMARY KEY REFERENCES apps (name) ON DELETE CASCADE
+    )""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def connect(state_dir: Path) -> sqlite3.Connection:
+    """Open `<state_dir>/registry.db` (creating the directory) with the registry's settings.
+
+    The connection is in autocommit mode: callers open every transaction explicitly.
+    """
+    state_dir.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(
+        state_dir / DB_FILENAME,
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        isolation_level=None,
+        check_same_thread=False,
+    )
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        migrate(conn)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Bring the schema up to `SCHEMA_VERSION` in one transaction.
+
+    The version is re-read under the write lock, so two processes opening the same
+    directory at once migrate it only once.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = _user_version(conn)
+        if current > SCHEMA_VERSION:
+            raise Conflict(
+                f"registry schema version {current} is newer than this Clipper's "
+                f"({SCHEMA_VERSION}); upgrade Clipper to open it"
+            )
+        for statements in MIGRATIONS[current:]:
+            for statement in statements:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _user_version(conn: sqlite3.Connection) -> int:
+    row = conn.execute("PRAGMA user_version").fetchone()
+    return int(row[0])

@@ -1,0 +1,464 @@
+"""Cluster operations behind the admin API: registry changes, then the world follows.
+
+Every change is one registry transaction followed by `refresh()`, which hands the new
+snapshot to the dataplane (routing) and the reconciler (replicas).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import io
+import shutil
+import tarfile
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from clipper.control.environment_deploy import environment_info, prepare_environment
+from clipper.control.reconciler import Reconciler, ReplicaState, ReplicaStatus
+from clipper.control.store import Registry
+from clipper.core.config import Settings
+from clipper.core.exceptions import (
+    Conflict,
+    DeployFailed,
+    InvalidRequest,
+    ModelNotFound,
+)
+from clipper.core.records import AppRecord, ModelVersionRecord, RegistrySnapshot
+from clipper.core.types import InputType, ModelId, ReplicaId, validate_name, validate_version
+from clipper.dataplane.dataplane import DataPlane
+from clipper.environments.manager import EnvironmentManager
+from clipper.placement.base import ReplicaLaunch
+from clipper.selection import configure
+
+__all__ = ["ClusterService"]
+
+DRAIN_TIMEOUT_S = 30.0
+READY_TIMEOUT_S = 120.0
+
+
+class ClusterService:
+    """Applies admin operations to the registry, dataplane and reconciler."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: Registry,
+        dataplane: DataPlane,
+        reconciler: Reconciler,
+        rpc_address: str,
+        environments: EnvironmentManager | None = None,
+    ) -> None:
+        self.settings = settings
+        self.environments = environments
+        self.registry = registry
+        self.dataplane = dataplane
+        self.reconciler = reconciler
+        self.rpc_address = rpc_address
+        self.state_dir = settings.resolved_state_dir()
+        self.snapshot = RegistrySnapshot()
+
+    # -- the one path from registry to the running world ---------------------------
+
+    async def refresh(self) -> None:
+        """Adopt the registry's current state in the dataplane and the reconciler."""
+        self.snapshot = self.registry.snapshot()
+        removed = self.dataplane.apply(self.snapshot)
+        self.reconciler.set_desired(self._desired_launches())
+        await asyncio.gather(*(serving.close() for serving in removed))
+
+    def _desired_launches(self) -> list[ReplicaLaunch]:
+        launches = []
+        for model_id, record in self.snapshot.versions.items():
+            if record.containerless:
+                continue
+            for replica in range(record.num_replicas):
+                launches.append(self._launch(ReplicaId(model_id, replica), record))
+        return launches
+
+    def _launch(self, replica_id: ReplicaId, record: ModelVersionRecord) -> ReplicaLaunch:
+        model = replica_id.model
+        log_name = f"{model.name}-{model.version}-{replica_id.replica}.log"
+        return ReplicaLaunch(
+            replica_id=replica_id,
+            input_type=record.input_type,
+            artifact=Path(record.model_data_path),
+            rpc_address=self.rpc_address,
+            log_path=self.state_dir / "logs" / log_name,
+            heartbeat_interval_s=self.settings.heartbeat_interval_s,
+            spin_us=self.settings.worker_spin_us,
+            resources=record.resources,
+        )
+
+    # -- applications -------------------------------------------------------------------
+
+    async def add_app(
+        self,
+        name: str,
+        input_type: InputType,
+        default_output: str,
+        latency_slo_us: int,
+        policy: str = "single",
+        policy_params: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Register an application (with a selection policy, `single` by default)."""
+        validate_name(name, "application name")
+        if latency_slo_us <= 0:
+            raise InvalidRequest("latency_slo_micros must be a positive integer")
+        params = dict(policy_params or {})
+        configure(policy, params)
+        self.registry.add_app(
+            AppRecord(name, input_type, default_output, latency_slo_us, policy, True, params)
+        )
+        self.registry.record_event("add_app", {"name": name})
+        await self.refresh()
+
+    async def delete_app(self, name: str) -> None:
+        """Remove an application; its models stay."""
+        self.registry.delete_app(name)
+        self.registry.record_event("delete_app", {"name": name})
+        await self.refresh()
+
+    async def add_links(self, app_name: str, model_names: list[str]) -> None:
+        """Link models to an app."""
+        self.registry.add_links(app_name, model_names)
+        await self.refresh()
+
+    async def delete_links(self, app_name: str, model_names: list[str]) -> None:
+        """Unlink models from an app."""
+        self.registry.delete_links(app_name, model_names)
+        await self.refresh()
+
+    def app_info(self, name: str) -> dict[str, Any] | None:
+        """Clipper's app info dict, or None."""
+        app = self.registry.get_app(name)
+        if app is None:
+            return None
+        return {
+            "name": app.name,
+            "input_type": app.input_type.value,
+            "default_output": app.default_output,
+            "latency_slo_micros": app.latency_slo_us,
+            "linked_models": self.registry.linked_models(name),
+            "policy": app.policy,
+            "cache_enabled": app.cache_enabled,
+            "policy_params": dict(app.policy_params),
+            "pipeline": list(app.pipeline),
+            "policy_state": self.dataplane.policy_view(name),
+        }
+
+    def all_apps(self, verbose: bool) -> list[Any]:
+        """App names, or info dicts."""
+        apps = self.registry.list_apps()
+        if not verbose:
+            return [app.name for app in apps]
+        return [self.app_info(app.name) for app in apps]
+
+    # -- models -------------------------------------------------------------------------
+
+    def artifact_dir(self, name: str, version: str) -> Path:
+        """Where a version's artifact lives."""
+        return self.state_dir / "models" / name / version
+
+    def store_artifact(self, name: str, version: str, archive: bytes) -> Path:
+        """Unpack an uploaded tar archive as the version's artifact (atomically)."""
+        validate_name(name, "model name")
+        version = validate_version(version)
+        if self.registry.get_model_version(name, version) is not None:
+            raise Conflict(f"model version {name}:{version} is registered; its artifact is fixed")
+        target = self.artifact_dir(name, version)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))
+        try:
+            with tarfile.open(fileobj=io.BytesIO(archive), mode="r:*") as tar:
+                tar.extractall(staging, filter="data")
+        except (tarfile.TarError, OSError) as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise InvalidRequest(f"artifact is not a valid tar archive: {exc}") from exc
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        return target
+
+    async def add_model(
+        self, record: ModelVersionRecord, ready_timeout_s: float = READY_TIMEOUT_S
+    ) -> None:
+        """Register a version, start its replicas and, once they are all ready, make it
+        current (roll forward): traffic never moves to a version that cannot answer. If
+        the replicas fail to start, the version is removed again and DeployFailed raised."""
+        if not record.containerless:
+            path = Path(record.model_data_path or self.artifact_dir(record.name, record.version))
+            if not (path / "clipper_model.json").is_file():
+                raise InvalidRequest(
+                    f"no artifact for {record.name}:{record.version} at {path}; upload it first "
+                    "(PUT /admin/artifacts/<name>/<version>)"
+                )
+            record = _replace_path(record, str(path))
+            if record.num_replicas > 0:
+                await self.prepare_environment(record.name, record.version, path)
+        waits = record.num_replicas > 0
+        self.registry.add_model_version(record, make_current=not waits)
+        self.registry.record_event("add_model", {"model": f"{record.name}:{record.version}"})
+        await self.refresh()
+        if not waits:
+            return
+        try:
+            await self.wait_ready(record.model_id, ready_timeout_s)
+        except DeployFailed:
+            await self.delete_version(record.name, record.version)
+            raise
+        self.registry.set_current_version(record.name, record.version)
+        await self.refresh()
+
+    async def prepare_environment(
+        self, name: str, version: str, path: Path | None = None
+    ) -> dict[str, Any]:
+        """Make the uploaded artifact's environment ready (see clipper.control.environment_deploy);
+        a failed build removes the artifact of a version not yet registered."""
+        version = validate_version(version)
+        artifact = path or self.artifact_dir(name, version)
+        registered = self.registry.get_model_version(name, version) is not None
+        return await prepare_environment(
+            self.environments, f"{name}:{version}", artifact, self.registry.record_event,
+            discard_on_failure=not registered,
+        )  # fmt: skip
+
+    async def set_current_version(
+        self, name: str, version: str, ready_timeout_s: float = READY_TIMEOUT_S
+    ) -> None:
+        """Roll forward or back to a registered version, once its replicas are ready.
+
+        A version scaled to zero gets as many replicas as the current version has (at
+        least one) first.
+        """
+        version = validate_version(version)
+        record = self.registry.get_model_version(name, version)
+        if record is None:
+            self.registry.set_current_version(name, version)  # raises the right NotFound
+            return
+        if not record.containerless:
+            if record.num_replicas == 0:
+                self.registry.set_num_replicas(name, version, max(1, self._current_replicas(name)))
+                await self.refresh()
+            await self.wait_ready(record.model_id, ready_timeout_s)
+        self.registry.set_current_version(name, version)
+        self.registry.record_event("set_model_version", {"model": name, "version": version})
+        await self.refresh()
+
+    async def delete_version(self, name: str, version: str) -> None:
+        """Stop a version's replicas and unregister it."""
+        version = validate_version(version)
+        record = self.registry.get_model_version(name, version)
+        if record is None:
+            self.registry.delete_model_version(name, version)  # raises the right NotFound
+        elif record.num_replicas:
+            # Scale to zero first: the reconciler drains each replica before it stops.
+            self.registry.set_num_replicas(name, version, 0)
+            await self.refresh()
+            await self._wait_replicas_gone(record.model_id, DRAIN_TIMEOUT_S + 10)
+        await self.dataplane.drain_model(ModelId(name, version), DRAIN_TIMEOUT_S)
+        self.registry.delete_model_version(name, version)
+        self.registry.record_event("delete_model_version", {"model": f"{name}:{version}"})
+        await self.refresh()
+        shutil.rmtree(self.artifact_dir(name, version), ignore_errors=True)
+
+    def _current_replicas(self, name: str) -> int:
+        current = self.registry.get_current_version(name)
+        record = self.registry.get_model_version(name, current) if current else None
+        return record.num_replicas if record is not None else 0
+
+    def resolve_version(self, name: str, version: str | None) -> str:
+        """`version`, or the model's current version."""
+        if version is not None:
+            return validate_version(version)
+        current = self.registry.get_current_version(name)
+        if current is None:
+            raise ModelNotFound(f"No model with name '{name}' (or it has no current version)")
+        return current
+
+    async def set_num_replicas(self, name: str, num_replicas: int, version: str | None) -> None:
+        """Scale a version (default: current) to `num_replicas`."""
+        resolved = self.resolve_version(name, version)
+        self.registry.set_num_replicas(name, resolved, num_replicas)
+        await self.refresh()
+
+    async def set_batch_policy(
+        self,
+        name: str,
+        version: str | None,
+        batch_size: int | None,
+        wait_timeout_us: int | None,
+        max_in_flight: int | None,
+    ) -> ModelVersionRecord:
+        """Change a version's batching; unspecified settings keep their values."""
+        resolved = self.resolve_version(name, version)
+        record = self.registry.get_model_version(name, resolved)
+        if record is None:
+            raise ModelNotFound(f"No model with name '{name}' and version '{resolved}'")
+        self.registry.set_batch_policy(
+            name,
+            resolved,
+            record.batch_size if batch_size is None else batch_size,
+            record.batch_wait_timeout_us if wait_timeout_us is None else wait_timeout_us,
+            record.max_in_flight if max_in_flight is None else max_in_flight,
+        )
+        await self.refresh()
+        return self.snapshot.versions[ModelId(name, resolved)]
+
+    async def set_cache(self, app_name: str | None, model_name: str | None, on: bool) -> None:
+        """Turn the prediction cache on or off for an app or a model."""
+        if (app_name is None) == (model_name is None):
+            raise InvalidRequest("give exactly one of app_name and model_name")
+        if app_name is not None:
+            self.registry.set_app_cache(app_name, on)
+        elif model_name is not None:
+            self.registry.set_model_cache(model_name, on)
+        await self.refresh()
+
+    def model_info(self, record: ModelVersionRecord) -> dict[str, Any]:
+        """Clipper's model info dict."""
+        current = self.snapshot.current_versions.get(record.name)
+        return {
+            "model_name": record.name,
+            "model_version": record.version,
+            "input_type": record.input_type.value,
+            "labels": list(record.labels),
+            "container_name": record.container_name,
+            "model_data_path": record.model_data_path,
+            "is_current_version": current == record.version,
+            "batch_size": record.batch_size,
+            "batch_wait_timeout_micros": record.batch_wait_timeout_us,
+            "max_in_flight": record.max_in_flight,
+            "cache_enabled": record.cache_enabled,
+            "num_replicas": record.num_replicas,
+            "ready_replicas": self._ready_count(record.model_id),
+            "containerless": record.containerless,
+            "output_type": record.output_type.value if record.output_type else None,
+            "signature": orjson.loads(record.signature) if record.signature else None,
+            "resources": record.resources.to_dict(),
+            **environment_info(self.environments, Path(record.model_data_path)),
+        }
+
+    # -- replicas -----------------------------------------------------------------------
+
+    def replica_info(self, replica_id: ReplicaId) -> dict[str, Any] | None:
+        """Clipper's replica info dict, plus state, pid and connection."""
+        status = self.reconciler.replicas.get(replica_id)
+        serving = self.dataplane.serving(replica_id.model)
+        connected = serving is not None and replica_id.replica in serving.replicas
+        if status is None and not connected:
+            return None
+        record = self.snapshot.versions.get(replica_id.model)
+        placement = status.placement if status else None
+        return {
+            "model_id": str(replica_id.model),
+            "model_name": replica_id.model.name,
+            "model_version": replica_id.model.version,
+            "model_replica_id": replica_id.replica,
+            "input_type": record.input_type.value if record else None,
+            "state": _state_name(status, connected),
+            "pid": status.pid if status else None,
+            "connected": connected,
+            "restarts": status.crashes if status else 0,
+            "last_error": status.last_error[-1000:] if status else "",
+            "node": placement.node if placement else None,
+            "node_id": placement.node_id if placement else None,
+            "reason": placement.unschedulable if placement and not connected else None,
+        }
+
+    def all_replicas(self) -> list[ReplicaId]:
+        """Every replica known to the reconciler or connected (external workers)."""
+        found = set(self.reconciler.replicas)
+        for model_id in self.snapshot.versions:
+            serving = self.dataplane.serving(model_id)
+            if serving is not None:
+                found.update(ReplicaId(model_id, replica) for replica in serving.replicas)
+        return sorted(found, key=lambda r: (r.model.name, r.model.version, r.replica))
+
+    async def wait_ready(self, model_id: ModelId, timeout_s: float) -> int:
+        """Wait until every target replica of a version is connected.
+
+        DeployFailed with the worker's output if a replica exits before it ever became
+        ready, or on timeout.
+        """
+        record = self.snapshot.versions.get(model_id)
+        if record is None:
+            raise ModelNotFound(
+                f"No model with name '{model_id.name}' and version '{model_id.version}'"
+            )
+        deadline = time.monotonic() + timeout_s
+        async with self.reconciler.changed:
+            while True:
+                ready = self._ready_count(model_id)
+                if ready >= record.num_replicas:
+                    return ready
+                self._raise_if_failed(model_id)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise DeployFailed(
+                        f"{model_id}: {ready} of {record.num_replicas} replicas ready after "
+                        f"{timeout_s:g} s{self._unschedulable_reasons(model_id)}"
+                    )
+                try:
+                    await asyncio.wait_for(self.reconciler.changed.wait(), remaining)
+                except TimeoutError:
+                    continue
+
+    async def _wait_replicas_gone(self, model_id: ModelId, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        async with self.reconciler.changed:
+            while self.reconciler.replicas_of(model_id):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.reconciler.changed.wait(), remaining)
+
+    def _ready_count(self, model_id: ModelId) -> int:
+        serving = self.dataplane.serving(model_id)
+        return serving.ready_replicas if serving is not None else 0
+
+    def _unschedulable_reasons(self, model_id: ModelId) -> str:
+        statuses = self.reconciler.replicas_of(model_id)
+        return "".join(
+            f"\nreplica {s.launch.replica_id} is unschedulable: {s.placement.unschedulable}"
+            for s in statuses
+            if s.placement.unschedulable
+        )
+
+    def _raise_if_failed(self, model_id: ModelId) -> None:
+        for status in self.reconciler.replicas_of(model_id):
+            if not status.ever_ready and status.last_exit_code is not None:
+                raise DeployFailed(
+                    f"replica {status.launch.replica_id} exited with code "
+                    f"{status.last_exit_code} before it was ready"
+                    f"{_failure_reason(status.last_error)}:\n{status.last_error}"
+                )
+
+
+def _failure_reason(log_tail: str) -> str:
+    """`": <why>"` from the last line of a worker's log that says why it could not start."""
+    for line in reversed(log_tail.splitlines()):
+        for marker in ("could not load the model: ", "environment build failed: "):
+            if marker in line:
+                return ": " + line.split(marker, 1)[1]
+    return ""
+
+
+def _state_name(status: ReplicaStatus | None, connected: bool) -> str:
+    if status is None:
+        return ReplicaState.READY.value if connected else "unknown"
+    if status.state is ReplicaState.STARTING and connected:
+        return ReplicaState.READY.value
+    if status.state is ReplicaState.STARTING and status.placement.unschedulable:
+        return ReplicaState.UNSCHEDULABLE.value
+    return status.state.value
+
+
+def _replace_path(record: ModelVersionRecord, path: str) -> ModelVersionRecord:
+    return dataclasses.replace(record, model_data_path=path)

@@ -1,0 +1,79 @@
+"""Records held by the registry: plain frozen values, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from clipper.core.resources import ResourceRequest
+from clipper.core.types import InputType, ModelId
+
+__all__ = ["AppRecord", "ModelVersionRecord", "RegistrySnapshot"]
+
+
+@dataclass(frozen=True, slots=True)
+class AppRecord:
+    """A registered application.
+
+    `policy` and `policy_params` choose how its linked models answer (clipper.selection);
+    a non-empty `pipeline` names models that answer in turn, each one's output the next
+    one's input, instead.
+    """
+
+    name: str
+    input_type: InputType
+    default_output: str
+    latency_slo_us: int
+    policy: str = "single"
+    cache_enabled: bool = True
+    policy_params: Mapping[str, Any] = field(default_factory=dict)
+    pipeline: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ModelVersionRecord:
+    """A registered version of a model.
+
+    `num_replicas` is the target the reconciler keeps running; containerless versions are
+    served by external workers and never get replicas. `batch_size` -1 is adaptive (AIMD),
+    a positive value a fixed maximum; `batch_wait_timeout_us` lets a batch fill under light
+    load; `max_in_flight` is how many batches one replica may hold at once. `signature` is
+    the Open Inference Protocol signature declared at deploy time (JSON text, see
+    clipper.frontend.oip.signature), or None. `output_type` is the declared type of its
+    outputs as another model's input (for pipelines), or None. `resources` is what each
+    replica asks of the node it runs on (honoured by the Ray placement).
+    """
+
+    name: str
+    version: str
+    input_type: InputType
+    labels: tuple[str, ...] = ()
+    container_name: str = ""
+    model_data_path: str = ""
+    batch_size: int = -1
+    num_replicas: int = 0
+    containerless: bool = False
+    created_at: float = 0.0
+    batch_wait_timeout_us: int = 0
+    max_in_flight: int = 1
+    cache_enabled: bool = True
+    signature: str | None = None
+    output_type: InputType | None = None
+    resources: ResourceRequest = field(default_factory=ResourceRequest)
+
+    @property
+    def model_id(self) -> ModelId:
+        """This version's id."""
+        return ModelId(self.name, self.version)
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrySnapshot:
+    """Everything the dataplane and reconciler need, read in one transaction."""
+
+    apps: dict[str, AppRecord] = field(default_factory=dict)
+    versions: dict[ModelId, ModelVersionRecord] = field(default_factory=dict)
+    current_versions: dict[str, str] = field(default_factory=dict)
+    links: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    policy_states: dict[str, bytes] = field(default_factory=dict)

@@ -1,0 +1,240 @@
+"""The Open Inference Protocol over gRPC: `inference.GRPCInferenceService` on grpc.aio.
+
+The server runs on the query server's event loop, beside REST, over the same
+InferenceService. Inputs come as `raw_input_contents` (numpy arrays over the received
+bytes; a one-row tensor reaches the worker without a copy) or typed `contents`; outputs
+always go back as `raw_output_contents`, as Triton does. ModelInfer checks the same query
+tokens as REST (`authorization: Bearer <token>` call metadata); with the TLS settings the
+port serves TLS with the query API's certificate.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import grpc
+import numpy as np
+
+from clipper.core.exceptions import ClipperError, InvalidInput
+from clipper.core.input_limits import InputLimits
+from clipper.frontend.oip.datatypes import (
+    BYTES,
+    InferRequest,
+    InferResponse,
+    RequestedOutput,
+    Tensor,
+    numpy_dtype,
+    serialize_bytes,
+)
+from clipper.frontend.oip.grpc import grpc_predict_v2_pb2 as pb
+from clipper.frontend.oip.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+from clipper.frontend.oip.rest_codec import binary_data, check_shape
+from clipper.frontend.oip.service import InferenceService
+from clipper.http.errors import error_row
+from clipper.security.auth import QueryTokenGuard
+
+__all__ = ["InferenceServicer", "decode_infer_request", "encode_infer_response", "start_grpc"]
+
+log = logging.getLogger("clipper.grpc")
+Context = Any  # grpc.aio.ServicerContext (grpc ships no type hints)
+
+# Which typed `contents` field holds each datatype (FP16 only travels raw).
+_CONTENTS_FIELDS = {
+    "BOOL": "bool_contents",
+    "INT8": "int_contents", "INT16": "int_contents", "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "UINT8": "uint_contents", "UINT16": "uint_contents", "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "FP32": "fp32_contents", "FP64": "fp64_contents",
+    BYTES: "bytes_contents",
+}  # fmt: skip
+
+
+class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
+    """The six RPCs of the protocol over an InferenceService."""
+
+    def __init__(
+        self,
+        service: InferenceService,
+        limits: InputLimits | None = None,
+        guard: QueryTokenGuard | None = None,
+    ) -> None:
+        self._service = service
+        self._limits = limits if limits is not None else InputLimits()
+        self._guard = guard if guard is not None else QueryTokenGuard()
+
+    async def ServerLive(self, request: Any, context: Context) -> Any:
+        """Always live while it answers."""
+        return pb.ServerLiveResponse(live=True)
+
+    async def ServerReady(self, request: Any, context: Context) -> Any:
+        """Ready when every application's models have a replica."""
+        return pb.ServerReadyResponse(ready=self._service.server_ready())
+
+    async def ModelReady(self, request: Any, context: Context) -> Any:
+        """Whether the model (version) has a replica; false for unknown names."""
+        try:
+            ready = self._service.model_ready(request.name, request.version or None)
+        except ClipperError:
+            ready = False
+        return pb.ModelReadyResponse(ready=ready)
+
+    async def ServerMetadata(self, request: Any, context: Context) -> Any:
+        """Name, version and extensions."""
+        return pb.ServerMetadataResponse(**self._service.server_metadata())
+
+    async def ModelMetadata(self, request: Any, context: Context) -> Any:
+        """The model's versions, platform and signature."""
+        try:
+            metadata = self._service.model_metadata(request.name, request.version or None)
+        except ClipperError as exc:
+            await context.abort(_grpc_status(exc), str(exc))
+        tensors = pb.ModelMetadataResponse.TensorMetadata
+        return pb.ModelMetadataResponse(
+            name=metadata["name"],
+            versions=metadata["versions"],
+            platform=metadata["platform"],
+            inputs=[tensors(**spec) for spec in metadata["inputs"]],
+            outputs=[tensors(**spec) for spec in metadata["outputs"]],
+        )
+
+    async def ModelInfer(self, request: Any, context: Context) -> Any:
+        """Inference; the call's deadline, if any, bounds the query's."""
+        try:
+            if request.model_name in self._guard.v2_names:  # the one lookup open names pay
+                self._guard.require_v2(request.model_name, _metadata(context))
+            infer_request = decode_infer_request(request, self._limits)
+            response = await self._service.infer(
+                request.model_name,
+                request.model_version or None,
+                infer_request,
+                context.time_remaining(),
+            )
+            return encode_infer_response(response)
+        except ClipperError as exc:
+            await context.abort(_grpc_status(exc), str(exc))
+
+
+def _metadata(context: Context) -> list[tuple[bytes, bytes]]:
+    """The call's text metadata as header pairs (gRPC keys are already lower case)."""
+    return [
+        (key.encode(), value.encode())
+        for key, value in context.invocation_metadata() or ()
+        if isinstance(value, str)
+    ]
+
+
+def decode_infer_request(request: Any, limits: InputLimits | None = None) -> InferRequest:
+    """A ModelInferRequest as an InferRequest."""
+    limits = limits if limits is not None else InputLimits()
+    limits.check_batch(len(request.inputs))
+    raw = list(request.raw_input_contents)
+    if raw and len(raw) != len(request.inputs):
+        raise InvalidInput(
+            f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} inputs"
+        )
+    inputs = []
+    for index, tensor in enumerate(request.inputs):
+        shape = tuple(tensor.shape)
+        if raw:
+            data = binary_data(tensor.name, tensor.datatype, raw[index], shape, limits)
+        else:
+            data = _contents(tensor, shape, limits)
+        inputs.append(Tensor(tensor.name, tensor.datatype, shape, data, _params(tensor.parameters)))
+    outputs = [RequestedOutput(output.name) for output in request.outputs]
+    return InferRequest(
+        inputs=inputs,
+        outputs=outputs or None,
+        id=request.id or None,
+        parameters=_params(request.parameters),
+    )
+
+
+def _contents(
+    tensor: Any, shape: tuple[int, ...], limits: InputLimits
+) -> np.ndarray[Any, Any] | list[bytes]:
+    field = _CONTENTS_FIELDS.get(tensor.datatype)
+    if field is None:
+        numpy_dtype(tensor.datatype)  # unknown datatypes get their own message
+        raise InvalidInput(f"input {tensor.name!r}: {tensor.datatype} data must be raw")
+    values = getattr(tensor.contents, field)
+    count = check_shape(shape, limits)
+    if len(values) != count:
+        raise InvalidInput(f"input {tensor.name!r}: {len(values)} elements for {count} in shape")
+    if tensor.datatype == BYTES:
+        elements = list(values)
+        if elements:
+            limits.check_string(max(map(len, elements)))
+        return elements
+    return np.array(values, dtype=numpy_dtype(tensor.datatype)).reshape(shape)
+
+
+def _params(parameters: Any) -> dict[str, Any]:
+    values = {}
+    for key, parameter in parameters.items():
+        choice = parameter.WhichOneof("parameter_choice")
+        if choice is not None:
+            values[key] = getattr(parameter, choice)
+    return values
+
+
+def encode_infer_response(response: InferResponse) -> Any:
+    """An InferResponse as a ModelInferResponse with raw output contents."""
+    message = pb.ModelInferResponse(
+        model_name=response.model_name,
+        model_version=response.model_version,
+        id=response.id or "",
+    )
+    raw = []
+    for tensor in response.outputs:
+        message.outputs.add(name=tensor.name, datatype=tensor.datatype, shape=tensor.shape)
+        if isinstance(tensor.data, np.ndarray):
+            raw.append(np.ascontiguousarray(tensor.data).tobytes())
+        else:
+            raw.append(serialize_bytes(tensor.data))
+    message.raw_output_contents.extend(raw)
+    return message
+
+
+async def start_grpc(
+    service: InferenceService,
+    host: str,
+    port: int,
+    max_message_bytes: int,
+    limits: InputLimits | None = None,
+    guard: QueryTokenGuard | None = None,
+    tls: tuple[Path, Path] | None = None,
+) -> grpc.aio.Server | None:
+    """Serve gRPC on `host:port`, over TLS with `tls` = (certificate, key) files;
+    None (logged) when the port cannot be bound."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", -1),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    servicer = InferenceServicer(service, limits, guard)
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        if tls is None:
+            bound = server.add_insecure_port(address)
+        else:
+            cert, key = (path.read_bytes() for path in tls)
+            bound = server.add_secure_port(address, grpc.ssl_server_credentials([(key, cert)]))
+    except RuntimeError as exc:
+        log.error("gRPC disabled: cannot bind %s: %s", address, exc)
+        return None
+    if not bound:
+        log.error("gRPC disabled: cannot bind %s", address)
+        return None
+    await server.start()
+    return server
+
+
+def _grpc_status(exc: ClipperError) -> grpc.StatusCode:
+    """The gRPC status of `exc`, from the one error table."""
+    return grpc.StatusCode[error_row(exc).grpc_status]

@@ -1,0 +1,240 @@
+"""The transport-agnostic core of the Open Inference Protocol, shared by REST and gRPC.
+
+Names: every registered model is served as `<model name>` (its current version, or any
+registered version by path); a name that is no model but an application resolves to the
+app's linked model, and the query then goes through the app (its selection policy, SLO
+and cache settings). Inference goes through `DataPlane`, so V2 queries share batching,
+the cache, deadlines and metrics with Clipper's own. A query whose deadline passes or
+whose model fails is an error here: the protocol has no default outputs.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from clipper.core.exceptions import (
+    DeadlineExceeded,
+    InvalidInput,
+    ModelError,
+    ModelNotFound,
+    ReplicaCrashed,
+    ReplicaUnavailable,
+    UnknownVersion,
+)
+from clipper.core.records import ModelVersionRecord, RegistrySnapshot
+from clipper.core.types import ModelId
+from clipper.dataplane.dataplane import NO_MODELS, SLO_MISSED, DataPlane, Prediction
+from clipper.frontend.oip.datatypes import InferRequest, InferResponse
+from clipper.frontend.oip.rows import input_buffers, output_tensors
+from clipper.frontend.oip.signature import Signature, signature_for
+from clipper.metrics.server_metrics import ServerMetrics
+
+__all__ = ["EXTENSIONS", "PLATFORM", "SERVER_NAME", "InferenceService", "ModelTarget"]
+
+SERVER_NAME = "clipper"
+PLATFORM = "clipper"
+EXTENSIONS = ("binary_tensor_data",)
+DEFAULT_BUDGET_S = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class ModelTarget:
+    """What a V2 model name (and version) resolves to."""
+
+    name: str
+    record: ModelVersionRecord
+    versions: tuple[str, ...]
+    app: str | None = None
+
+    @property
+    def signature(self) -> Signature:
+        """The model version's signature (declared, or the default)."""
+        return signature_for(self.record.input_type, self.record.signature)
+
+
+class InferenceService:
+    """Health, metadata and inference over the dataplane and the registry snapshot."""
+
+    def __init__(
+        self,
+        dataplane: DataPlane,
+        snapshot: Callable[[], RegistrySnapshot],
+        metrics: ServerMetrics | None = None,
+    ) -> None:
+        self._dataplane = dataplane
+        self._snapshot = snapshot
+        self._metrics = metrics
+        self._indexed: RegistrySnapshot | None = None
+        self._versions: dict[str, tuple[str, ...]] = {}
+        try:
+            self.version = importlib.metadata.version("clipper-serving")
+        except importlib.metadata.PackageNotFoundError:
+            self.version = "0"
+
+    # -- health and metadata -------------------------------------------------------------
+
+    def server_metadata(self) -> dict[str, Any]:
+        """The protocol's `$metadata_server_response`."""
+        return {"name": SERVER_NAME, "version": self.version, "extensions": list(EXTENSIONS)}
+
+    def server_ready(self) -> bool:
+        """Started, and every app's models have a ready replica."""
+        return self._dataplane.all_ready()
+
+    def model_ready(self, name: str, version: str | None) -> bool:
+        """Whether the model version (or app) has a connected replica; raises if unknown."""
+        target = self.resolve(name, version)
+        serving = self._dataplane.serving(target.record.model_id)
+        return serving is not None and serving.ready_replicas > 0
+
+    def model_metadata(self, name: str, version: str | None) -> dict[str, Any]:
+        """The protocol's `$metadata_model_response`."""
+        target = self.resolve(name, version)
+        signature = target.signature
+        return {
+            "name": target.name,
+            "versions": list(target.versions),
+            "platform": PLATFORM,
+            "inputs": [spec.to_dict() for spec in signature.inputs],
+            "outputs": [spec.to_dict() for spec in signature.outputs],
+        }
+
+    # -- names -> model versions -----------------------------------------------------------
+
+    def resolve(self, name: str, version: str | None) -> ModelTarget:
+        """The model version a V2 name and version designate; ModelNotFound or
+        UnknownVersion otherwise."""
+        snapshot = self._snapshot()
+        versions = self._model_versions(snapshot).get(name)
+        if versions:
+            return ModelTarget(name, self._version(snapshot, name, version), versions)
+        app = snapshot.apps.get(name)
+        if app is None:
+            raise ModelNotFound(f"no model or application named '{name}'")
+        linked = snapshot.links.get(name, ())
+        if not linked:
+            raise ModelNotFound(f"application '{name}' has no linked model")
+        model = linked[0]
+        record = self._version(snapshot, model, version)
+        return ModelTarget(name, record, self._model_versions(snapshot).get(model, ()), name)
+
+    def _model_versions(self, snapshot: RegistrySnapshot) -> dict[str, tuple[str, ...]]:
+        if self._indexed is not snapshot:
+            by_model: dict[str, list[str]] = defaultdict(list)
+            for model_id in snapshot.versions:
+                by_model[model_id.name].append(model_id.version)
+            self._versions = {name: tuple(versions) for name, versions in by_model.items()}
+            self._indexed = snapshot
+        return self._versions
+
+    def _version(
+        self, snapshot: RegistrySnapshot, model: str, version: str | None
+    ) -> ModelVersionRecord:
+        chosen = version if version is not None else snapshot.current_versions.get(model)
+        if chosen is None:
+            raise ModelNotFound(f"model '{model}' has no current version yet")
+        record = snapshot.versions.get(ModelId(model, chosen))
+        if record is None:
+            raise UnknownVersion(f"model '{model}' has no version '{chosen}'")
+        return record
+
+    # -- inference ---------------------------------------------------------------------------
+
+    async def infer(
+        self,
+        name: str,
+        version: str | None,
+        request: InferRequest,
+        transport_budget_s: float | None = None,
+    ) -> InferResponse:
+        """Run one inference request; the deadline is the request's `timeout` parameter,
+        else the transport's (gRPC deadline, `Clipper-Timeout-Us`), else the SLO."""
+        started = time.monotonic()
+        target = self.resolve(name, version)
+        record = target.record
+        signature = target.signature
+        requested = self._requested(signature, request)
+        buffers = input_buffers(signature, record.input_type, request.inputs)
+        deadline = started + self._budget_s(target, request, transport_budget_s)
+        if target.app is not None:
+            predictions = await self._dataplane.predict(target.app, buffers, version, deadline)
+            self._observe(target.app, predictions, time.monotonic() - started)
+        else:
+            predictions = await self._dataplane.predict_model(
+                record.name, record.version, buffers, deadline
+            )
+        outputs = output_tensors(signature, record.input_type, _answers(predictions))
+        chosen = [tensor for tensor in outputs if tensor.name in requested]
+        return InferResponse(
+            model_name=target.name,
+            model_version=record.version,
+            outputs=chosen,
+            binary=[_binary(requested[t.name], request.binary_output) for t in chosen],
+            id=request.id,
+        )
+
+    @staticmethod
+    def _requested(signature: Signature, request: InferRequest) -> dict[str, bool | None]:
+        names = [spec.name for spec in signature.outputs]
+        if request.outputs is None:
+            return dict.fromkeys(names)
+        unknown = [out.name for out in request.outputs if out.name not in names]
+        if unknown:
+            raise InvalidInput(f"unknown outputs {unknown}; the model has {names}")
+        return {out.name: out.binary for out in request.outputs}
+
+    def _budget_s(
+        self, target: ModelTarget, request: InferRequest, transport_budget_s: float | None
+    ) -> float:
+        timeout_us = request.timeout_us
+        if timeout_us is not None:
+            return timeout_us / 1e6
+        if transport_budget_s is not None:
+            return transport_budget_s
+        if target.app is not None:
+            app = self._dataplane.app(target.app)
+            if app is not None:
+                return app.latency_slo_us / 1e6
+        serving = self._dataplane.serving(target.record.model_id)
+        return serving.policy.slo_s if serving is not None else DEFAULT_BUDGET_S
+
+    def _observe(self, app: str, predictions: list[Prediction], latency_s: float) -> None:
+        metrics = self._metrics
+        if metrics is None:
+            return
+        app_metrics = metrics.for_app(app)
+        app_metrics.requests.inc()
+        app_metrics.latency.observe(latency_s)
+        for prediction in predictions:
+            if prediction.is_default:
+                reason = (prediction.explanation or "").split(":")[0]
+                metrics.defaults.labels(app, reason).inc()
+
+
+def _binary(requested: bool | None, default: bool) -> bool:
+    return default if requested is None else requested
+
+
+def _answers(predictions: list[Prediction]) -> list[Any]:
+    """The outputs, or the error of the first input that got none."""
+    for prediction in predictions:
+        if prediction.is_default:
+            raise _failure(prediction.explanation or "no answer")
+    return [prediction.output for prediction in predictions]
+
+
+def _failure(explanation: str) -> Exception:
+    if explanation == SLO_MISSED:
+        return DeadlineExceeded(explanation)
+    if explanation == NO_MODELS:
+        return ReplicaUnavailable(explanation)
+    if explanation.startswith("Model error"):
+        return ModelError(explanation)
+    if explanation.startswith("Replica crashed"):
+        return ReplicaCrashed(explanation)
+    return ReplicaUnavailable(explanation)

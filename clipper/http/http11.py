@@ -1,0 +1,528 @@
+"""A lean HTTP/1.1 server for the query API: httptools parsing, one handler call per request.
+
+The query API is the product's hot path. Running it through a general ASGI server costs
+more than the rest of a query (measured in benchmarks/frontend.py), so the query port
+speaks HTTP/1.1 here directly: parse with httptools, call the handler with the full body,
+write one response. The handler has the ASGI signature `(scope, receive, send)` so the same
+app also runs on uvicorn (and in tests); only `http.response.start` and one
+`http.response.body` message are expected from it.
+
+Invariants: requests on one connection are answered in order, one at a time (reading
+pauses while a request is handled, so a pipelining client cannot queue unbounded work);
+a request body over `max_body_bytes` is refused with 413 before it is read; a malformed
+request gets 400 and the connection is closed.
+
+Reads: the protocol is an `asyncio.BufferedProtocol`. Requests are read into one scratch
+buffer per server (reads are synchronous on its one event loop, and the parser copies what
+it keeps), except a body of at least `LARGE_BODY_BYTES` with a Content-Length: once its
+headers are parsed it is received straight into a buffer of its size (the kernel copies
+it there, nothing else does) and handed on as a memoryview; the parser, left mid-body, is
+replaced by a fresh one.
+
+Limits (`clipper.core.input_limits.HttpLimits`), each answered, then the connection closed:
+a request line over `max_header_bytes` 414; headers over `max_header_bytes` (counted as received, so
+a header that never ends is cut off within one read of the limit) or more than
+`max_headers` fields 431; a connection past `max_connections` 503. Slow clients: each
+connection holds one deadline, moved at each stage of a request (headers due
+`header_timeout_s` after its first byte, the body `body_timeout_s` after the headers, the
+next request `keep_alive_timeout_s` after an answer); one sweep per server, once a second,
+answers 408 to those past it (an idle connection is just closed). No timer per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Any
+
+import httptools
+
+from clipper.core.buffers import receive_buffer
+from clipper.core.exceptions import (
+    HeadersTooLarge,
+    InternalError,
+    MalformedRequest,
+    PayloadTooLarge,
+    RequestTimeout,
+    TooManyConnections,
+    UriTooLong,
+)
+from clipper.core.input_limits import HttpLimits
+from clipper.http.errors import error_body
+
+__all__ = ["Http11Protocol", "serve_http11"]
+
+log = logging.getLogger("clipper.http")
+
+AsgiApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+Body = bytes | memoryview  # a memoryview when received in place (LARGE_BODY_BYTES and up)
+DirectReply = tuple[int, list[tuple[bytes, bytes]] | bytes, bytes]
+DirectRespond = Callable[
+    [bytes, bytes, list[tuple[bytes, bytes]], Body, Callable[[DirectReply], None]], bool
+]
+"""An app may also offer `respond(method, url, headers, body, done) -> bool`: a direct
+path for its hottest requests, with no ASGI messages and no task. When it returns True it
+calls `done((status, headers, body))` exactly once, at once or later; False sends the
+request through the ASGI app as usual. `headers` may come encoded already, as a header
+block (`b"name: value\r\n"` lines, no content-length): the server adds only the length."""
+
+_STATUS_LINES = {
+    code: f"HTTP/1.1 {code} {reason}\r\n".encode()
+    for code, reason in (
+        (200, "OK"), (204, "No Content"), (400, "Bad Request"), (401, "Unauthorized"),
+        (403, "Forbidden"), (404, "Not Found"), (405, "Method Not Allowed"),
+        (408, "Request Timeout"), (409, "Conflict"), (413, "Payload Too Large"),
+        (414, "URI Too Long"), (415, "Unsupported Media Type"), (422, "Unprocessable Entity"),
+        (431, "Request Header Fields Too Large"), (500, "Internal Server Error"),
+        (503, "Service Unavailable"),
+    )
+}  # fmt: skip
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+SHUTDOWN_GRACE_S = 5.0
+# Canned answers of the connection itself, from the one error table (clipper.http.errors).
+_ERROR_BODY_413 = error_body(PayloadTooLarge("request body over the limit"))
+_ERROR_BODY_400 = error_body(MalformedRequest("malformed HTTP request"))
+_INTERNAL_ERROR_REPLY = (
+    500,
+    [(b"content-type", b"application/json")],
+    error_body(InternalError("unexpected server error")),
+)
+_ERROR_BODY_408 = error_body(RequestTimeout("the request did not arrive in time"))
+_ERROR_BODY_414 = error_body(UriTooLong("request line over max_header_bytes"))
+_ERROR_BODY_431_SIZE = error_body(HeadersTooLarge("headers over max_header_bytes"))
+_ERROR_BODY_431_COUNT = error_body(HeadersTooLarge("more than max_headers fields"))
+_ERROR_BODY_503 = error_body(TooManyConnections("too many connections"))
+SWEEP_INTERVAL_S = 1.0
+# A connection's stage decides what its deadline means (see the module's docstring).
+_IDLE, _HEADERS, _BODY, _ANSWERING = range(4)
+_now = time.monotonic
+
+
+class _Rejected(Exception):
+    """Raised in a parser callback: answer `status` with `body`, then close."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+
+
+def _status_line(status: int) -> bytes:
+    line = _STATUS_LINES.get(status)
+    return line if line is not None else f"HTTP/1.1 {status} Status\r\n".encode()
+
+
+LARGE_BODY_BYTES = 1 << 18
+SCRATCH_BYTES = 1 << 18
+
+
+class _Request:
+    """What the parser collected for one request."""
+
+    __slots__ = ("body", "headers", "keep_alive", "method", "too_large", "url")
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[Body] = []
+        self.too_large = False
+        self.method = b""
+        self.keep_alive = True
+
+
+class Http11Protocol(asyncio.BufferedProtocol):
+    """One client connection."""
+
+    def __init__(self, app: AsgiApp, limits: HttpLimits, server_state: _Connections) -> None:
+        self._app = app
+        self._respond: DirectRespond | None = getattr(app, "respond", None)
+        self._limits = limits
+        self._max_body_bytes = limits.max_body_bytes
+        self._max_headers = limits.max_headers
+        self._max_header_bytes = limits.max_header_bytes
+        self._header_timeout_s = limits.header_timeout_s
+        self._keep_alive_timeout_s = limits.keep_alive_timeout_s
+        self._connections = server_state
+        self._on_read = server_state.on_read
+        self._stage = _IDLE
+        self.deadline = math.inf  # monotonic time this connection's current stage must end
+        self._header_bytes = 0  # bytes received since the last request's headers ended
+        self._header_size = 0  # this request's line and header fields, as parsed
+        self._parser = httptools.HttpRequestParser(self)
+        self._transport: asyncio.Transport | None = None
+        self._request = _Request()
+        self._body_size = 0
+        self._large_body: memoryview | None = None  # a large body being received in place
+        self._large_filled = 0
+        self._ready: list[_Request] = []
+        self._busy = False  # a request is being answered (one at a time, in order)
+        self._keep_alive = True  # the one being answered keeps the connection open
+        self._paused = False  # reading paused: requests are queued (see on_message_complete)
+        self._closing = False
+        self._client: tuple[str, int] | None = None
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Remember the transport; refuse it when the server holds `max_connections`."""
+        self._transport = transport  # type: ignore[assignment]
+        if len(self._connections) >= self._limits.max_connections:
+            self._reply_and_close(503, _ERROR_BODY_503)
+            return
+        self._client = transport.get_extra_info("peername")
+        self._connections.add(self)
+        self.deadline = _now() + self._limits.header_timeout_s
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Forget the connection; a handler still running finishes and writes nowhere."""
+        self._closing = True
+        self._connections.discard(self)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        """Where the next read goes: the rest of a large body, else the scratch buffer."""
+        if self._large_body is not None:
+            return self._large_body[self._large_filled :]
+        return self._connections.scratch
+
+    def buffer_updated(self, nbytes: int) -> None:
+        """`nbytes` were read into `get_buffer()`'s buffer."""
+        if self._large_body is None:
+            self.data_received(self._connections.scratch[:nbytes])
+            return
+        self._large_filled += nbytes
+        if self._large_filled == len(self._large_body):
+            self._parser = httptools.HttpRequestParser(self)  # the old one is mid-body
+            self._large_body_complete()
+            self._next()
+
+    def data_received(self, data: bytes | memoryview) -> None:
+        """Feed the parser; complete requests are queued and handled in order."""
+        self._on_read()
+        if self._stage < _BODY:
+            self._header_bytes += len(data)
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            rejected = exc.__context__
+            if isinstance(rejected, _Rejected):
+                self._reply_and_close(rejected.status, rejected.body)
+            else:
+                self._reply_and_close(400, _ERROR_BODY_400)
+            return
+        except httptools.HttpParserUpgrade:
+            self._reply_and_close(400, _ERROR_BODY_400)
+            return
+        if self._stage == _HEADERS and self._header_bytes > self._limits.max_header_bytes:
+            self._reply_and_close(431, _ERROR_BODY_431_SIZE)
+            return
+        self._next()
+
+    def expire(self, now: float) -> None:
+        """The sweep found this connection past its deadline: 408 mid-request, else close."""
+        if self._stage in (_HEADERS, _BODY):
+            log.info("closing a slow client connection from %s", self._client)
+            self._reply_and_close(408, _ERROR_BODY_408)
+        elif self._stage == _IDLE:
+            self._close()
+
+    # -- httptools callbacks ------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self._request = _Request()
+        self._body_size = 0
+        self._header_size = 0
+        self._stage = _HEADERS
+        self.deadline = _now() + self._header_timeout_s
+
+    def on_url(self, url: bytes) -> None:
+        self._request.url += url
+        self._header_size += len(url)
+        if self._header_size > self._max_header_bytes:
+            raise _Rejected(414, _ERROR_BODY_414)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        headers = self._request.headers
+        headers.append((name.lower(), value))
+        self._header_size += len(name) + len(value) + 4  # ": " and CRLF
+        if len(headers) > self._max_headers:
+            raise _Rejected(431, _ERROR_BODY_431_COUNT)
+
+    def on_headers_complete(self) -> None:
+        # The fields' size is checked once all are in: until then one read bounds it.
+        if self._header_size > self._max_header_bytes:
+            raise _Rejected(431, _ERROR_BODY_431_SIZE)
+        self._stage = _BODY
+        self.deadline = _now() + self._limits.body_timeout_s
+        self._header_bytes = 0
+        request = self._request
+        expects_continue = False
+        length = -1  # the one Content-Length; -2 when the parser alone must decide the body
+        for name, value in request.headers:
+            if name == b"content-length":
+                if value.isdigit():
+                    request.too_large = int(value) > self._max_body_bytes
+                    length = int(value) if length == -1 else -2
+                else:
+                    length = -2
+            elif name == b"transfer-encoding":
+                length = -2  # chunked (the parser refuses it with a Content-Length)
+            elif name == b"expect":
+                expects_continue |= value.lower() == b"100-continue"
+        if request.too_large:  # refused before its body is read
+            raise _Rejected(413, _ERROR_BODY_413)
+        if expects_continue and self._transport is not None:
+            self._transport.write(_CONTINUE)
+        request.method = self._parser.get_method()
+        request.keep_alive = self._parser.should_keep_alive()
+        if length >= LARGE_BODY_BYTES:
+            self._large_body, self._large_filled = receive_buffer(length), 0
+
+    def on_body(self, body: bytes) -> None:
+        large = self._large_body
+        if large is not None:  # its first bytes came with the headers
+            end = self._large_filled + len(body)
+            large[self._large_filled : end] = body
+            self._large_filled = end
+            if end == len(large):
+                self._large_body_complete()
+            return
+        self._body_size += len(body)
+        if self._body_size > self._max_body_bytes:
+            self._request.too_large = True
+        if not self._request.too_large:
+            self._request.body.append(body)
+
+    def _large_body_complete(self) -> None:
+        """The large body is all in: the request is complete (the parser may not know)."""
+        assert self._large_body is not None
+        self._request.body.append(self._large_body)
+        self._large_body = None
+        if self._stage == _BODY:
+            self.on_message_complete()
+
+    def on_message_complete(self) -> None:
+        if self._stage != _BODY:  # ended in place already (see `_large_body_complete`)
+            return
+        self._stage = _ANSWERING
+        self.deadline = math.inf
+        self._ready.append(self._request)
+        if self._transport is not None and len(self._ready) > 1 and not self._paused:
+            self._paused = True
+            self._transport.pause_reading()
+
+    # -- handling -----------------------------------------------------------------------
+
+    def _next(self) -> None:
+        if self._busy or not self._ready or self._closing:
+            return
+        request = self._ready.pop(0)
+        if request.too_large:
+            self._reply_and_close(413, _ERROR_BODY_413)
+            return
+        self._busy = True
+        self._keep_alive = keep_alive = request.keep_alive
+        body = request.body[0] if len(request.body) == 1 else b"".join(request.body)
+        respond = self._respond
+        if respond is not None:  # the app's direct path (see `DirectRespond`)
+            try:
+                if respond(request.method, request.url, request.headers, body, self._answer):
+                    return
+            except Exception:
+                method = request.method.decode()
+                log.exception("unhandled error answering %s %r", method, request.url)
+                self._answer(_INTERNAL_ERROR_REPLY)
+                return
+        task = asyncio.get_running_loop().create_task(self._handle(request, body, keep_alive))
+        task.add_done_callback(_log_failure)
+
+    def _answer(self, reply: DirectReply) -> None:
+        """The direct path's `done`: write the reply of the request being answered."""
+        status, headers, body = reply
+        keep_alive = self._keep_alive
+        if not isinstance(headers, bytes):
+            self._write(_Response(status, headers, body), keep_alive)
+        elif self._transport is not None and not self._closing:  # an encoded header block
+            end = b"\r\n" if keep_alive else b"connection: close\r\n\r\n"
+            head = b"%s%scontent-length: %d\r\n%s" % (_status_line(status), headers, len(body), end)
+            self._transport.write(head + body)
+        self._answered(keep_alive)
+
+    async def _handle(self, request: _Request, body: Body, keep_alive: bool) -> None:
+        url = httptools.parse_url(request.url)
+        path = url.path.decode("utf-8", "replace")
+        scope = {
+            "type": "http",
+            "method": request.method.decode(),
+            "path": path,
+            "query_string": url.query or b"",
+            "headers": request.headers,
+            "client": self._client,
+        }
+        response = _Response()
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        try:
+            await self._app(scope, receive, response.send)
+        except Exception:
+            log.exception("unhandled error answering %s %s", scope["method"], path)
+            response = _Response.internal_error()
+        self._write(response, keep_alive)
+        self._answered(keep_alive)
+
+    def _answered(self, keep_alive: bool) -> None:
+        """The current request's response is written: close, or go on with the next."""
+        self._busy = False
+        if not keep_alive:
+            self._close()
+            return
+        if self._ready:
+            self._next()
+            return
+        if self._stage == _ANSWERING:
+            self._stage = _IDLE
+            self.deadline = _now() + self._keep_alive_timeout_s
+        if self._paused and self._transport is not None and not self._closing:
+            self._paused = False  # reading paused while requests were queued
+            self._transport.resume_reading()
+
+    def _write(self, response: _Response, keep_alive: bool) -> None:
+        if self._transport is None or self._closing:
+            return
+        head = [_status_line(response.status)]
+        has_length = False
+        for name, value in response.headers:
+            head.append(name + b": " + value + b"\r\n")
+            has_length = has_length or name == b"content-length"
+        if not has_length:
+            size = len(response.body) + sum(len(chunk) for chunk in response.rest)
+            head.append(b"content-length: %d\r\n" % size)
+        if not keep_alive:
+            head.append(b"connection: close\r\n")
+        head.append(b"\r\n")
+        self._transport.write(b"".join(head) + response.body)
+        for chunk in response.rest:  # large bodies sent in parts go uncopied
+            self._transport.write(chunk)
+
+    def _reply_and_close(self, status: int, body: bytes) -> None:
+        response = _Response(status, [(b"content-type", b"application/json")], body)
+        response.headers.append((b"content-length", str(len(body)).encode()))
+        self._write(response, keep_alive=False)
+        self._close()
+
+    def _close(self) -> None:
+        self._closing = True
+        if self._transport is not None:
+            self._transport.close()
+
+    def shutdown(self) -> None:
+        """Close the connection once the current request (if any) is answered."""
+        if not self._busy:
+            self._close()
+        else:
+            self._ready.clear()
+
+
+class _Response:
+    """The ASGI response messages of one request, collected."""
+
+    __slots__ = ("body", "headers", "rest", "status")
+
+    def __init__(
+        self, status: int = 500, headers: list[tuple[bytes, bytes]] | None = None, body: bytes = b""
+    ) -> None:
+        self.status = status
+        self.headers = headers if headers is not None else []
+        self.body = body
+        self.rest: list[bytes] = []  # body messages after the first, e.g. binary tensors
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            self.headers = list(message.get("headers", ()))
+        elif message["type"] == "http.response.body":
+            chunk = message.get("body", b"")
+            if self.body and chunk:
+                self.rest.append(chunk)
+            else:
+                self.body = self.body or chunk
+
+    @classmethod
+    def internal_error(cls) -> _Response:
+        status, headers, body = _INTERNAL_ERROR_REPLY
+        return cls(status, list(headers), body)
+
+
+class _Connections(set[Any]):
+    """The open connections; `all_closed` is set whenever there are none. `on_read` is
+    called on every read (see clipper.http.loop_polling)."""
+
+    def __init__(self, on_read: Callable[[], None] = lambda: None) -> None:
+        super().__init__()
+        self.on_read = on_read
+        self.all_closed = asyncio.Event()
+        self.all_closed.set()
+        # The read buffer every connection shares: each read is consumed before the next.
+        self.scratch = memoryview(bytearray(SCRATCH_BYTES))
+
+    async def sweep(self) -> None:
+        """Expire the connections past their deadline, once a second, until cancelled."""
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL_S)
+            now = _now()
+            for connection in [c for c in self if c.deadline < now]:
+                connection.expire(now)
+
+    def add(self, connection: Any) -> None:
+        super().add(connection)
+        self.all_closed.clear()
+
+    def discard(self, connection: Any) -> None:
+        super().discard(connection)
+        if not self:
+            self.all_closed.set()
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("HTTP handler task failed", exc_info=task.exception())
+
+
+async def serve_http11(
+    app: AsgiApp,
+    sock: Any,
+    max_body_bytes: int,
+    stop: asyncio.Event,
+    ssl_context: ssl.SSLContext | None = None,
+    limits: HttpLimits | None = None,
+    on_read: Callable[[], None] = lambda: None,
+) -> None:
+    """Serve `app` on a bound listening socket until `stop` is set, then close connections
+    once their current request is answered. With `ssl_context`, connections speak TLS.
+    `on_read` is called on every read of a client connection."""
+    limits = replace(limits or HttpLimits(), max_body_bytes=max_body_bytes)
+    connections = _Connections(on_read)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(
+        lambda: Http11Protocol(app, limits, connections), sock=sock, ssl=ssl_context
+    )
+    sweeper = loop.create_task(connections.sweep())
+    try:
+        await stop.wait()
+    finally:
+        sweeper.cancel()
+        server.close()
+        for connection in list(connections):
+            connection.shutdown()
+        # Requests still being answered finish before the workers go (bounded).
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(connections.all_closed.wait(), SHUTDOWN_GRACE_S)
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper

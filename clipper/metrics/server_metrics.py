@@ -1,0 +1,202 @@
+"""Prometheus metrics of one server, in their own registry (importing changes nothing)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from clipper.metrics.families import CounterCell, CounterFamily, HistogramFamily, MetricFamilies
+
+__all__ = ["CONTENT_TYPE_LATEST", "AppMetrics", "ModelMetrics", "PolicySample", "ServerMetrics"]
+
+PolicySample = tuple[str, str, str, float]
+"""One number a selection policy holds: (app, model, statistic, value)."""
+
+_LATENCY_BUCKETS_S = (
+    0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0,
+)  # fmt: skip
+_BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+class AppMetrics:
+    """The per-request metrics of one app, with labels bound once (cheap to update)."""
+
+    __slots__ = ("latency", "requests")
+
+    def __init__(self, server: ServerMetrics, app: str) -> None:
+        self.requests = server.requests.labels(app)
+        self.latency = server.latency.labels(app)
+
+
+class ModelMetrics:
+    """The metrics of one model version, with labels bound once (cheap to update)."""
+
+    def __init__(self, server: ServerMetrics, model: str, version: str) -> None:
+        labels = (model, version)
+        self.queue_delay = server.queue_delay.labels(*labels)
+        self.batch_size = server.batch_size.labels(*labels)
+        self.batch_latency = server.batch_latency.labels(*labels)
+        self.cache_hits = server.cache_hits.labels(*labels)
+        self.cache_misses = server.cache_misses.labels(*labels)
+        self.dropped_expired = server.dropped_expired.labels(*labels)
+        self.replicas_ready = server.replicas_ready.labels(*labels)
+        self._server = server
+        self._labels = labels
+        self._replica_batches: dict[int, CounterCell] = {}
+
+    def replica_batches(self, replica: int) -> CounterCell:
+        """Batches served by one replica."""
+        counter = self._replica_batches.get(replica)
+        if counter is None:
+            counter = self._server.replica_batches.labels(*self._labels, str(replica))
+            self._replica_batches[replica] = counter
+        return counter
+
+    def replica_errors(self, replica: int) -> Counter:
+        """Failed batches of one replica."""
+        return self._server.replica_errors.labels(*self._labels, str(replica))
+
+
+class ServerMetrics:
+    """Every metric the server exports at `/metrics`."""
+
+    def __init__(self) -> None:
+        registry = self.registry = CollectorRegistry(auto_describe=True)
+        model = ["model", "version"]
+        # Updated per request or batch: plain numbers (clipper.metrics.families).
+        self.requests = CounterFamily("clipper_app_requests", "Predict requests per app.", ["app"])
+        self.latency = HistogramFamily(
+            "clipper_app_request_latency_seconds",
+            "End-to-end latency of predict requests per app.",
+            ["app"], _LATENCY_BUCKETS_S,
+        )  # fmt: skip
+        self.defaults = Counter(
+            "clipper_app_default_answers",
+            "Answers given with the app's default output, by reason.",
+            ["app", "reason"], registry=registry,
+        )  # fmt: skip
+        self.queue_delay = HistogramFamily(
+            "clipper_model_queue_delay_seconds", "Time inputs wait in the batch queue.",
+            model, _LATENCY_BUCKETS_S,
+        )  # fmt: skip
+        self.batch_size = HistogramFamily(
+            "clipper_model_batch_size", "Inputs per batch sent to a replica.",
+            model, _BATCH_SIZE_BUCKETS,
+        )  # fmt: skip
+        self.batch_latency = HistogramFamily(
+            "clipper_model_batch_latency_seconds", "Round trip of a batch to a replica.",
+            model, _LATENCY_BUCKETS_S,
+        )  # fmt: skip
+        self.cache_hits = CounterFamily("clipper_model_cache_hits", "Prediction cache hits.", model)
+        self.cache_misses = CounterFamily(
+            "clipper_model_cache_misses", "Prediction cache misses.", model
+        )
+        self.dropped_expired = Counter(
+            "clipper_model_dropped_expired",
+            "Queries dropped from the queue because their deadline passed.",
+            model, registry=registry,
+        )  # fmt: skip
+        self.replicas_ready = Gauge(
+            "clipper_model_replicas_ready", "Connected replicas.", model, registry=registry
+        )
+        self.replica_batches = CounterFamily(
+            "clipper_replica_batches", "Batches served per replica.", [*model, "replica"]
+        )
+        registry.register(MetricFamilies([
+            self.requests, self.latency, self.queue_delay, self.batch_size, self.batch_latency,
+            self.cache_hits, self.cache_misses, self.replica_batches,
+        ]))  # fmt: skip
+        self.replica_errors = Counter(
+            "clipper_replica_errors", "Failed batches per replica.",
+            [*model, "replica"], registry=registry,
+        )  # fmt: skip
+
+        self._add_selection_metrics(registry)
+        self._apps: dict[str, AppMetrics] = {}
+
+    def _add_selection_metrics(self, registry: CollectorRegistry) -> None:
+        """Metrics of apps under a selection policy or a pipeline (issue 5)."""
+        self.app_model_queries = Counter(
+            "clipper_app_model_queries", "Queries sent to each model version of an app.",
+            ["app", "model", "version"], registry=registry,
+        )  # fmt: skip
+        self.partial_answers = Counter(
+            "clipper_app_partial_answers",
+            "Ensemble answers built from only the models that finished by the deadline.",
+            ["app"], registry=registry,
+        )  # fmt: skip
+        self.feedback = Counter(
+            "clipper_policy_feedback", "Rewards given to each model of an app by feedback.",
+            ["app", "model"], registry=registry,
+        )  # fmt: skip
+        self.rewards = Counter(
+            "clipper_policy_rewards",
+            "Sum of the rewards given to each model (divide by clipper_policy_feedback_total).",
+            ["app", "model"], registry=registry,
+        )  # fmt: skip
+        self.shadow_answers = Counter(
+            "clipper_shadow_answers",
+            "Shadow answers by outcome: agree or disagree with the primary, or failed.",
+            ["app", "model", "outcome"], registry=registry,
+        )  # fmt: skip
+        self.shadow_latency = Histogram(
+            "clipper_shadow_latency_seconds", "Time from a query's arrival to a shadow's answer.",
+            ["app", "model"], buckets=_LATENCY_BUCKETS_S, registry=registry,
+        )  # fmt: skip
+
+    def watch_policies(self, samples: Callable[[], Iterable[PolicySample]]) -> None:
+        """Export what selection policies hold (weights, posteriors) as the gauge
+        `clipper_policy_state{app, model, stat}`, read from `samples` at each scrape."""
+        self.registry.register(_PolicyCollector(samples))
+
+    def for_app(self, app: str) -> AppMetrics:
+        """The bound per-request metrics of an app (kept for the server's lifetime)."""
+        metrics = self._apps.get(app)
+        if metrics is None:
+            metrics = self._apps[app] = AppMetrics(self, app)
+        return metrics
+
+    def for_model(self, model: str, version: str) -> ModelMetrics:
+        """The bound metrics of one model version."""
+        return ModelMetrics(self, model, version)
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition."""
+        return generate_latest(self.registry)
+
+    def snapshot(self) -> dict[str, float]:
+        """A flat dict of every sample, for `inspect_instance()`."""
+        samples: dict[str, float] = {}
+        for family in self.registry.collect():
+            for sample in family.samples:
+                labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+                key = f"{sample.name}{{{labels}}}" if labels else sample.name
+                samples[key] = sample.value
+        return samples
+
+
+class _PolicyCollector:
+    """Reads policy statistics at scrape time: nothing is updated on the query path."""
+
+    def __init__(self, samples: Callable[[], Iterable[PolicySample]]) -> None:
+        self._samples = samples
+
+    def describe(self) -> list[Metric]:
+        return [self._family()]
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        for app, model, stat, value in self._samples():
+            family.add_metric([app, model, stat], value)
+        yield family
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "clipper_policy_state",
+            "What each app's selection policy holds per model (weights, posteriors).",
+            labels=["app", "model", "stat"],
+        )
