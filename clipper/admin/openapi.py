@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from clipper.http.errors import error_schema
+
 __all__ = ["OPERATIONS", "admin_openapi", "admin_openapi_json"]
 
 Schema = dict[str, Any]
@@ -267,11 +269,7 @@ def admin_openapi() -> Schema:
     paths = _fixed_paths()
     for name, spec in OPERATIONS.items():
         paths[f"/admin/{name}"] = _operation_path(name, spec)
-    error = {
-        "type": "object",
-        "required": ["error", "cause"],
-        "properties": {"error": _STR, "cause": _STR},
-    }
+    error = error_schema()
     return {
         "openapi": "3.0.3",
         "info": {"title": "Clipper admin API", "version": "1"},

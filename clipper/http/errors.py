@@ -26,6 +26,7 @@ __all__ = [
     "error_body",
     "error_class",
     "error_row",
+    "error_schema",
     "oip_error_body",
 ]
 
@@ -128,3 +129,20 @@ def oip_error_body(exc: BaseException) -> bytes:
     row = error_row(exc)
     cause = str(exc) if isinstance(exc, errors.ClipperError) else "unexpected server error"
     return orjson.dumps({"error": cause, "cause": cause, "code": row.code})
+
+
+def error_schema(error_means: str = "Clipper's kind of error") -> dict[str, object]:
+    """The JSON schema of an error body, for the OpenAPI documents."""
+    return {
+        "type": "object",
+        "required": ["error", "cause", "code"],
+        "properties": {
+            "error": {"type": "string", "description": error_means},
+            "cause": {"type": "string", "description": "what went wrong, for a person"},
+            "code": {
+                "type": "string",
+                "enum": sorted(row.code for row in ERROR_TABLE),
+                "description": "the exception's class name (docs/admin-api.md#errors)",
+            },
+        },
+    }

@@ -78,7 +78,11 @@ def query_token(server: ServerHandle, *apps: str) -> str:
 def assert_unauthorized(response: httpx.Response) -> None:
     assert response.status_code == 401, response.text
     assert response.headers["www-authenticate"].startswith("Bearer")
-    assert set(response.json()) == {"error", "cause"}
+    assert response.json() == {
+        "error": "Unauthorized",
+        "cause": response.json()["cause"],
+        "code": "Unauthorized",
+    }
     assert response.json()["error"] == "Unauthorized"
 
 
@@ -220,7 +224,8 @@ def test_v2_inference_on_a_locked_app_or_its_model_needs_the_token(
 
     assert denied.status_code == 401
     assert denied.headers["www-authenticate"].startswith("Bearer")
-    assert set(denied.json()) == {"error"}  # the protocol's error shape
+    assert set(denied.json()) == {"error", "cause", "code"}  # the protocol's `error`, and ours
+    assert denied.json()["code"] == "Unauthorized"
     assert allowed.status_code == 200, allowed.text
 
 

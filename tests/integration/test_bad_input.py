@@ -1,7 +1,8 @@
 """Bad input to the query and admin APIs: stable JSON errors, and the server keeps serving.
 
-Every error answers `{"error": <kind>, "cause": <text>}`. After each bad request the test
-checks that a normal query still answers correctly, so no test depends on another's order.
+Every error answers `{"error": <kind>, "cause": <text>, "code": <code>}`. After each bad
+request the test checks that a normal query still answers correctly, so no test depends on
+another's order.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from clipper.http.errors import error_class
 from tests.integration.cluster import ConfiguredServerHandle, deploy, new_server_handle
 
 pytestmark = pytest.mark.integration
@@ -79,7 +81,8 @@ def assert_error(response: httpx.Response, status: int, kind: str | None = None)
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/json")
     body = response.json()
-    assert set(body) == {"error", "cause"}, body
+    assert set(body) == {"error", "cause", "code"}, body
+    assert error_class(body["code"]) is not None, body  # a code of the one error table
     assert isinstance(body["error"], str)
     assert isinstance(body["cause"], str)
     assert body["cause"]
@@ -198,9 +201,11 @@ def test_unknown_version_answers_query_processing_error(
     http: httpx.Client, server: ConfiguredServerHandle, version: str | int
 ) -> None:
     response = predict(http, server, "m", {"input": [1.0], "version": version})
-    assert assert_error(response, 400, "Query processing error") == (
+    # Clipper's `error` and `cause` texts, with the status of every surface (404).
+    assert assert_error(response, 404, "Query processing error") == (
         "Requested version: 9 does not exist for model: m"
     )
+    assert response.json()["code"] == "UnknownVersion"
     known = predict(http, server, "m", {"input": [1.0, 1.0], "version": "1"}).json()
     assert (known["output"], known["default"]) == (2.0, False)
 

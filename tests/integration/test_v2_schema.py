@@ -125,7 +125,9 @@ def test_response_matches_the_document(
 def test_errors_are_the_protocols_error_object(v2_server: ServerHandle) -> None:
     response = httpx.get(f"{v2_server.query_url}/v2/models/no-such-model", timeout=10)
 
-    assert set(response.json()) == {"error"}
+    body = response.json()
+    assert set(body) == {"error", "cause", "code"}  # the protocol's `error`, Clipper's others
+    assert (body["code"], response.status_code) == ("ModelNotFound", 404)
 
 
 # -- fuzzing: schemathesis against the served document, bounded in examples -----------------

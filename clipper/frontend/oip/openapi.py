@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from clipper.http.errors import error_schema
+
 __all__ = ["openapi_document", "openapi_json"]
 
 _REF = "#/components/schemas/"
@@ -124,12 +126,8 @@ _BINARY_OUTPUT = {
 }
 
 _SCHEMAS: dict[str, Any] = {
-    "error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
-    "clipper_error": {
-        "type": "object",
-        "required": ["error", "cause"],
-        "properties": {"error": {"type": "string"}, "cause": {"type": "string"}},
-    },
+    "error": error_schema("the message (the protocol's own key)"),
+    "clipper_error": error_schema(),
     "parameters": _PARAMETERS,
     "tensor_data": _TENSOR_DATA,
     "metadata_server_response": {
