@@ -34,7 +34,7 @@ __all__ = [
 
 _POLL_INTERVAL_S = 0.1
 _LOG_TAIL_LINES = 30
-_REPO_ROOT = Path(__file__).resolve().parent.parent
+_REPO_ROOT = Path(__file__).resolve().parents[2]  # clipper/cli/launcher.py
 
 # Runs in the intermediate process: spawn the server in a new session with its output in
 # the log (argv[1]), print its pid, and exit at once without waiting for it.
