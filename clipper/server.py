@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import ssl
 import sys
 import time
@@ -164,90 +165,141 @@ class ClipperServer:
     # -- life cycle -----------------------------------------------------------------
 
     async def run(self, demo: bool = False) -> None:
-        """Serve until `stopping` is set (signal or admin shutdown), then clean up."""
+        """Serve until `stopping` is set (signal or admin shutdown), then clean up.
+
+        Every resource registers its release on one exit stack the moment it is acquired,
+        so a failure at any step of the start, or while serving, still releases everything
+        acquired before it, in the reverse order: HTTP and gRPC stop taking requests and
+        finish theirs, the background tasks end (the policy state's last flush), the
+        replicas stop, and only then do the RPC listeners, the registry and the sockets close.
+        """
+        async with contextlib.AsyncExitStack() as stack:
+            await self._start(stack, demo)
+            log.info("serving: query %s:%d, admin %s:%d, rpc %s",
+                     self.settings.host, self.settings.query_port, self.settings.host,
+                     self.settings.admin_port, self.service.rpc_address)  # fmt: skip
+            await self.stopping.wait()
+            log.info("stopping: finishing in-flight requests")
+
+    async def _start(self, stack: contextlib.AsyncExitStack, demo: bool) -> None:
+        """Acquire every part of the server, each release pushed on `stack` at once."""
         settings = self.settings
         tls, token_file = self._prepare_security()
-        query_sock = bind_socket(settings.host, settings.query_port)
-        admin_sock = bind_socket(settings.host, settings.admin_port)
-        rpc = await start_rpc_listener(
-            settings.rpc_host, settings.rpc_port, self._on_register, self._on_lost,
-            self.worker_secret, self.poller.touch,
-        )  # fmt: skip
-        rpc_port = rpc.sockets[0].getsockname()[1]
-        rpc_address = await self._open_placement(rpc_port)
-        local_rpc, socket_path = None, self.state_dir / RPC_SOCKET_NAME
-        if self.ray_placement is None:  # every worker is on this machine
-            local_rpc = await start_unix_rpc_listener(
-                socket_path, self._on_register, self._on_lost, self.worker_secret,
-                self.poller.touch,
-            )  # fmt: skip
-            if local_rpc is not None:
-                rpc_address = f"unix://{socket_path}"
-        registry = Registry.open(self.state_dir)
-        self.environments.events = registry.record_event
+        query_sock = stack.enter_context(bind_socket(settings.host, settings.query_port))
+        admin_sock = stack.enter_context(bind_socket(settings.host, settings.admin_port))
+        rpc_address = await self._start_rpc(stack)
+        registry = self._open_registry(stack)
+        stack.push_async_callback(self.environments.aclose)
+        rpc_address = await self._open_placement(stack, rpc_address)
+        rpc_address = await self._start_local_rpc(stack, rpc_address)
+        stack.push_async_callback(self.reconciler.close)  # after the tasks below have ended
         self.service = ClusterService(
             settings, registry, self.dataplane, self.reconciler,
             rpc_address, environments=self.environments,
         )  # fmt: skip
         inference = InferenceService(self.dataplane, lambda: self.service.snapshot, self.metrics)
+        tasks = await stack.enter_async_context(asyncio.TaskGroup())
+        await self.service.refresh()
+        reload_guard(self.query_guard, self.service)
+        self._start_background(stack, tasks, registry)
+        await self._start_grpc(stack, inference, tls)
+        self._start_http(stack, tasks, inference, query_sock, admin_sock, tls, token_file)
+        self.dataplane.ready = True
+        if demo:
+            tasks.create_task(self._deploy_demo())
+
+    async def _start_rpc(self, stack: contextlib.AsyncExitStack) -> str:
+        """The TCP listener workers dial; the address they dial (before any placement)."""
+        rpc = await start_rpc_listener(
+            self.settings.rpc_host, self.settings.rpc_port, self._on_register, self._on_lost,
+            self.worker_secret, self.poller.touch,
+        )  # fmt: skip
+        stack.callback(rpc.close)
+        rpc_port = rpc.sockets[0].getsockname()[1]
+        return f"tcp://{self.settings.rpc_advertise_host or self.settings.rpc_host}:{rpc_port}"
+
+    def _open_registry(self, stack: contextlib.AsyncExitStack) -> Registry:
+        registry = Registry.open(self.state_dir)
+        stack.callback(registry.close)
+        self.environments.events = registry.record_event
+        return registry
+
+    async def _start_local_rpc(self, stack: contextlib.AsyncExitStack, rpc_address: str) -> str:
+        """With every worker on this machine, a Unix socket they dial instead of TCP."""
+        if self.ray_placement is not None:
+            return rpc_address
+        socket_path = self.state_dir / RPC_SOCKET_NAME
+        local_rpc = await start_unix_rpc_listener(
+            socket_path, self._on_register, self._on_lost, self.worker_secret, self.poller.touch
+        )
+        if local_rpc is None:
+            return rpc_address
+        stack.callback(socket_path.unlink, missing_ok=True)
+        stack.callback(local_rpc.close)
+        return f"unix://{socket_path}"
+
+    def _start_background(
+        self, stack: contextlib.AsyncExitStack, tasks: asyncio.TaskGroup, registry: Registry
+    ) -> None:
+        background = [
+            tasks.create_task(self.reconciler.run()),
+            tasks.create_task(self._watch_heartbeats()),
+            tasks.create_task(self._rotate_logs()),
+            # policy state is written behind; a last flush runs when cancelled
+            tasks.create_task(run_policy_flusher(registry, self.dataplane)),
+            tasks.create_task(self._end_startup()),
+        ]
+        stack.callback(lambda: [task.cancel() for task in background])
+
+    async def _start_grpc(
+        self,
+        stack: contextlib.AsyncExitStack,
+        inference: InferenceService,
+        tls: ssl.SSLContext | None,
+    ) -> None:
+        settings = self.settings
+        self.grpc_server = await start_grpc(
+            inference, settings.host, settings.grpc_port, settings.max_body_bytes,
+            input_limits(settings), self.query_guard, tls_files(settings),
+        )  # fmt: skip
+        if self.grpc_server is not None:
+            stack.push_async_callback(self.grpc_server.stop, SHUTDOWN_GRACE_S)
+
+    def _start_http(
+        self,
+        stack: contextlib.AsyncExitStack,
+        tasks: asyncio.TaskGroup,
+        inference: InferenceService,
+        query_sock: socket.socket,
+        admin_sock: socket.socket,
+        tls: ssl.SSLContext | None,
+        token_file: AdminTokenFile | None,
+    ) -> None:
+        """The query and admin ports; on the way out they stop taking requests and let the
+        in-flight ones finish (bounded by SHUTDOWN_GRACE_S) before anything below them stops."""
+        settings = self.settings
         limits = input_limits(settings)
         v2_rest = V2RestApi(inference, settings.max_body_bytes, limits)
         cors = CorsPolicy(settings.cors_allowed_origins) if settings.cors_allowed_origins else None
         query_api = QueryApi(self.dataplane, self.metrics, settings.max_body_bytes, v2_rest, cors,
                              guard=self.query_guard, limits=limits)  # fmt: skip
-        query_stop = asyncio.Event()
         admin_app = build_admin_app(
             self.service, self.metrics, self.status, self.stopping.set, settings.max_body_bytes,
             token_file=token_file, query_guard=self.query_guard,
         )  # fmt: skip
         admin_server = EmbeddedServer(admin_app, admin_sock, tls)
-        try:
-            async with asyncio.TaskGroup() as tasks:
-                await self.service.refresh()
-                reload_guard(self.query_guard, self.service)
-                self.grpc_server = await start_grpc(
-                    inference, settings.host, settings.grpc_port, settings.max_body_bytes, limits,
-                    self.query_guard, tls_files(settings),
-                )  # fmt: skip
-                background = [
-                    tasks.create_task(self.reconciler.run()),
-                    tasks.create_task(self._watch_heartbeats()),
-                    tasks.create_task(self._rotate_logs()),
-                    # policy state is written behind; a last flush runs when cancelled
-                    tasks.create_task(run_policy_flusher(registry, self.dataplane)),
-                    tasks.create_task(self._end_startup()),
-                ]
-                http_tasks = [
-                    tasks.create_task(self._serve_queries(query_api, query_sock, query_stop, tls)),
-                    tasks.create_task(admin_server.run_on_socket()),
-                ]
-                self.dataplane.ready = True
-                log.info("serving: query %s:%d, admin %s:%d, rpc %s",
-                         settings.host, settings.query_port, settings.host,
-                         settings.admin_port, self.service.rpc_address)  # fmt: skip
-                if demo:
-                    tasks.create_task(self._deploy_demo())
-                await self.stopping.wait()
-                log.info("stopping: finishing in-flight requests")
-                # Stop accepting requests, let in-flight ones finish (uvicorn's graceful
-                # timeout bounds it), and only then stop the workers that answer them.
-                query_stop.set()
-                admin_server.should_exit = True
-                await asyncio.wait(http_tasks, timeout=SHUTDOWN_GRACE_S)
-                if self.grpc_server is not None:
-                    await self.grpc_server.stop(SHUTDOWN_GRACE_S)
-                await self.reconciler.close()
-                if self.ray_placement is not None:
-                    await self.ray_placement.aclose()
-                await self.environments.aclose()
-                rpc.close()
-                if local_rpc is not None:
-                    local_rpc.close()
-                    socket_path.unlink(missing_ok=True)
-                for task in background:
-                    task.cancel()
-        finally:
-            registry.close()
+        query_stop = asyncio.Event()
+        http_tasks = [
+            tasks.create_task(self._serve_queries(query_api, query_sock, query_stop, tls)),
+            tasks.create_task(admin_server.run_on_socket()),
+        ]
+
+        async def stop_http() -> None:
+            query_stop.set()
+            admin_server.should_exit = True
+            await asyncio.wait(http_tasks, timeout=SHUTDOWN_GRACE_S)
+
+        stack.push_async_callback(stop_http)
 
     async def _end_startup(self) -> None:
         """Freeze the start-up objects, then let the collector run again (`clipper start`
@@ -258,16 +310,17 @@ class ClipperServer:
         finally:
             resume_collector()
 
-    async def _open_placement(self, rpc_port: int) -> str:
+    async def _open_placement(self, stack: contextlib.AsyncExitStack, rpc_address: str) -> str:
         """Connect the Ray placement, if configured; the RPC address workers dial."""
-        host = self.settings.rpc_advertise_host or self.settings.rpc_host
         if self.ray_placement is None:
-            return f"tcp://{host}:{rpc_port}"
+            return rpc_address
         try:
             await self.ray_placement.open()
         except Exception as exc:
             address = self.settings.ray_address or "(Ray's default)"
             raise ClipperError(f"could not connect to the Ray cluster {address}: {exc}") from exc
+        stack.push_async_callback(self.ray_placement.aclose)
+        host, _, rpc_port = rpc_address.removeprefix("tcp://").rpartition(":")
         if self.settings.rpc_advertise_host is None and host in ("0.0.0.0", "::", ""):
             host = self.ray_placement.node_ip()
         for warning in self.ray_placement.reachability_warnings(host):
