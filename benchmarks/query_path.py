@@ -16,7 +16,8 @@ with `--requests 3000 --rounds 1`.
 one per core, in every round: this VM's speed drifts 2x within minutes, and two runs at
 the same time see the same drift, so the ratio of each round's pair is what to read.
 Both sides run this file's harness, so REV must have the same internal constructors
-(`Http11Protocol`, `QueryApi`, `DataPlane`, `WorkerChannel`).
+(`Http11Protocol`, `QueryApi`, `DataPlane`, `WorkerChannel`); the module paths of before
+the layering of issue 20 (dcff00a) are imported where the new ones are missing.
 """
 
 from __future__ import annotations
@@ -45,13 +46,27 @@ def _child(requests: int, concurrency: int, instructions: bool) -> None:
     query, or with `instructions` the interpreter's instructions per query."""
     import uvloop
 
-    from clipper.core.input_limits import HttpLimits
-    from clipper.core.records import AppRecord, ModelVersionRecord, RegistrySnapshot
-    from clipper.core.types import InputType
     from clipper.dataplane.dataplane import DataPlane
-    from clipper.frontend.clipper_api.query_api import QueryApi
-    from clipper.http.http11 import Http11Protocol, _Connections
-    from clipper.metrics.server_metrics import ServerMetrics
+
+    try:
+        from clipper.core.input_limits import HttpLimits
+        from clipper.core.records import AppRecord, ModelVersionRecord, RegistrySnapshot
+        from clipper.core.types import InputType
+        from clipper.frontend.clipper_api.query_api import QueryApi
+        from clipper.http.http11 import Http11Protocol, _Connections
+        from clipper.metrics.server_metrics import ServerMetrics
+    except ImportError:  # a revision from before the layers of issue 20 (dcff00a, earlier)
+        from clipper.frontend.http11 import Http11Protocol, _Connections  # type: ignore
+        from clipper.frontend.query_api import QueryApi  # type: ignore
+        from clipper.limits import HttpLimits  # type: ignore
+        from clipper.management.records import (  # type: ignore
+            AppRecord,
+            ModelVersionRecord,
+            RegistrySnapshot,
+        )
+        from clipper.types import InputType  # type: ignore
+
+        from clipper.metrics import ServerMetrics  # type: ignore
     from clipper.rpc.protocol import (
         Batch,
         BatchReply,
