@@ -17,7 +17,6 @@ from clipper.core.exceptions import (
     InternalError,
     InvalidInput,
     NotFound,
-    PayloadTooLarge,
     UnknownApplication,
 )
 from clipper.core.input_limits import InputLimits
@@ -28,6 +27,7 @@ from clipper.frontend.clipper_api.feedback import decode_update_request
 from clipper.frontend.oip.rest import V2RestApi
 from clipper.http.cors import CorsPolicy
 from clipper.http.errors import error_body, error_row, oip_error_body
+from clipper.http.request_body import TIMEOUT_HEADER, read_body
 from clipper.metrics.server_metrics import CONTENT_TYPE_LATEST, ServerMetrics
 from clipper.security.auth import QueryTokenGuard, auth_headers
 
@@ -45,7 +45,6 @@ log = logging.getLogger("clipper.query")
 _JSON = [(b"content-type", b"application/json")]
 _JSON_BLOCK = b"content-type: application/json\r\n"  # _JSON, encoded for the direct path
 _INTERNAL_ERROR: Reply = (500, _JSON, error_body(InternalError("unexpected server error")))
-_TIMEOUT_HEADER = b"clipper-timeout-us"
 _PREDICT_URLS_HELD = 1024
 """Request targets whose app `QueryApi.respond` remembers (parsing one costs more than
 the lookup); past this many it starts afresh."""
@@ -151,21 +150,7 @@ class QueryApi:
         return 404, error_body(NotFound(f"no route for GET {path}")), _JSON
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
-        limit = self._max_body_bytes
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > limit:
-                raise PayloadTooLarge(f"request body over the limit of {limit} bytes")
-        chunks = []
-        size = 0
-        while True:
-            message = await receive()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"request body over the limit of {limit} bytes")
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
+        return await read_body(scope["headers"], receive, self._max_body_bytes)
 
     async def _predict(self, app_name: str, body: bytes, scope: Scope) -> bytes:
         started = time.monotonic()
@@ -310,7 +295,7 @@ def _budget_us(app_slo_us: int, body_slo_us: int | None, headers: Headers) -> in
     if body_slo_us is not None:
         budget = min(budget, body_slo_us)
     for name, value in headers:
-        if name == _TIMEOUT_HEADER:
+        if name == TIMEOUT_HEADER:
             if not value.isdigit() or int(value) <= 0:
                 raise InvalidInput("Clipper-Timeout-Us must be a positive integer")
             budget = min(budget, int(value))

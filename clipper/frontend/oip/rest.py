@@ -31,6 +31,7 @@ from clipper.frontend.oip.openapi import openapi_json
 from clipper.frontend.oip.rest_codec import decode_infer_request, encode_infer_response
 from clipper.frontend.oip.service import InferenceService
 from clipper.http.errors import error_row, oip_error_body
+from clipper.http.request_body import TIMEOUT_HEADER, read_body
 
 __all__ = ["V2RestApi"]
 
@@ -38,7 +39,6 @@ Scope = dict[str, Any]
 Headers = list[tuple[bytes, bytes]]
 _JSON: Headers = [(b"content-type", b"application/json")]
 _HEADER_LENGTH = b"inference-header-content-length"
-_TIMEOUT_HEADER = b"clipper-timeout-us"
 _DECODERS = {b"gzip": 16 + zlib.MAX_WBITS, b"deflate": zlib.MAX_WBITS}
 
 
@@ -133,28 +133,14 @@ class V2RestApi:
         headers = dict(scope["headers"])
         body = await self._read_body(headers, receive)
         request = decode_infer_request(body, _int_header(headers, _HEADER_LENGTH), self._limits)
-        timeout_us = _int_header(headers, _TIMEOUT_HEADER)
+        timeout_us = _int_header(headers, TIMEOUT_HEADER)
         budget_s = timeout_us / 1e6 if timeout_us is not None else None
         response = await self._service.infer(name, version, request, budget_s)
         return _infer_reply(response)
 
     async def _read_body(self, headers: dict[bytes, bytes], receive: Any) -> bytes:
         limit = self._max_body_bytes
-        length = _int_header(headers, b"content-length")
-        if length is not None and length > limit:
-            raise PayloadTooLarge(f"request body over the limit of {limit} bytes")
-        chunks = []
-        size = 0
-        more = True
-        while more:
-            message = await receive()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise PayloadTooLarge(f"request body over the limit of {limit} bytes")
-            chunks.append(chunk)
-            more = message.get("more_body", False)
-        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        body = await read_body(headers.items(), receive, limit)
         encoding = headers.get(b"content-encoding", b"identity").strip().lower()
         return body if encoding == b"identity" else _decompress(body, encoding, limit)
 
