@@ -32,7 +32,7 @@ from clipper.dataplane.feedback import FeedbackPath, FeedbackRequest
 from clipper.dataplane.model_serving import BatchPolicy, Clock, ModelServing
 from clipper.dataplane.pipeline import PipelinePath
 from clipper.dataplane.policy_path import PolicyPath
-from clipper.dataplane.prediction import Prediction
+from clipper.dataplane.prediction import ModelRef, Prediction
 from clipper.dataplane.query_log import QueryLog
 from clipper.dataplane.routes import AppRoute, build_routes, transient_route
 from clipper.metrics.server_metrics import PolicySample, ServerMetrics
@@ -46,6 +46,7 @@ __all__ = [
     "AnswersCallback",
     "DataPlane",
     "FeedbackRequest",
+    "ModelRef",
     "Prediction",
 ]
 
@@ -247,53 +248,47 @@ class DataPlane:
 
     async def predict(
         self,
-        app_name: str,
+        target: str | ModelRef,
         buffers: list[InputBuffer],
         version: str | None,
         deadline: float,
         uid: int | None = None,
     ) -> list[Prediction]:
-        """Answer each input by its deadline, with a model output or the default.
-
-        An app under a selection policy or a pipeline goes through its route; a query
-        that names a `version` bypasses the policy and asks that version directly.
-        """
-        answers = self.start_predict(app_name, buffers, version, deadline, uid)
-        return answers if isinstance(answers, list) else await answers
-
-    def start_predict(
-        self,
-        app_name: str,
-        buffers: list[InputBuffer],
-        version: str | None,
-        deadline: float,
-        uid: int | None = None,
-    ) -> list[Prediction] | asyncio.Future[list[Prediction]]:
-        """`predict` without a coroutine: the answers at once when none has to wait
-        (cache hits, defaults), else a future of them that resolves by the deadline."""
-        return answers_or_future(
-            partial(self.predict_then, app_name, buffers, version, deadline, uid)
+        """`predict_then` awaited: one prediction per input, by the deadline."""
+        answers = answers_or_future(
+            partial(self.predict_then, target, buffers, version, deadline, uid)
         )
+        return answers if isinstance(answers, list) else await answers
 
     def predict_then(
         self,
-        app_name: str,
+        target: str | ModelRef,
         buffers: list[InputBuffer],
         version: str | None,
         deadline: float,
         uid: int | None,
         then: AnswersCallback,
     ) -> list[Prediction] | None:
-        """`predict` for the query API's hot path, with no future, task or coroutine of
-        its own: the answers at once when none has to wait (cache hits, defaults); else
-        None, and `then` is called once with the answers by the deadline at the latest
-        (or with the exception a routed query raised)."""
-        target = self._direct.get(app_name) if version is None else None
-        if target is None:  # a version asked, a routed app, or an unknown one
-            app = self._snapshot.apps.get(app_name)
+        """Answer each input by its deadline, with a model output or the default: the one
+        entry point of every query surface, with no future, task or coroutine of its own.
+
+        `target` is an application's name (a `ModelRef` asks a model version directly).
+        An app under a selection policy or a pipeline goes through its route; a query that
+        names a `version` bypasses the policy and asks that version directly. Returns the
+        answers at once when none has to wait (cache hits, defaults); else None, and `then`
+        is called once with the answers by the deadline at the latest (or with the exception
+        a routed query raised).
+        """
+        direct = self._direct.get(target) if version is None else None  # type: ignore[arg-type]
+        if direct is None:  # a version asked, a routed app, a model, or an unknown one
+            if isinstance(target, ModelRef):
+                model = self._model_serving(target.model_name, version)
+                use_model_cache = self._cache_on(True, model)
+                return self._start_on(model, use_model_cache, None, buffers, deadline, then)
+            app = self._snapshot.apps.get(target)
             if app is None:
-                raise UnknownApplication(f"No application named {app_name!r}")
-            route = self._routes.get(app_name)
+                raise UnknownApplication(f"No application named {target!r}")
+            route = self._routes.get(target)
             if route is not None and version is None:
                 task = asyncio.ensure_future(self._predict_routed(route, buffers, uid, deadline))
                 self._routed.add(task)  # held until done: the loop keeps only weak references
@@ -301,19 +296,14 @@ class DataPlane:
                 task.add_done_callback(partial(deliver, then))
                 return None
             asked = self.resolve_model(app, version)
-            target = (asked, asked is not None and self._cache_on(app.cache_enabled, asked))
-        serving, use_cache = target
+            direct = (asked, asked is not None and self._cache_on(app.cache_enabled, asked))
+        serving, use_cache = direct
         if serving is None:
-            return [self._default(app_name, NO_MODELS) for _ in buffers]
-        return self._start_on(serving, use_cache, app_name, buffers, deadline, then)
+            return [self._default(target, NO_MODELS) for _ in buffers]  # type: ignore[arg-type]
+        return self._start_on(serving, use_cache, target, buffers, deadline, then)  # type: ignore[arg-type]
 
-    async def predict_model(
-        self, model_name: str, version: str | None, buffers: list[InputBuffer], deadline: float
-    ) -> list[Prediction]:
-        """Query a model version directly (no app): for the Open Inference Protocol.
-
-        Failed inputs come back as default predictions with output None and the reason.
-        """
+    def _model_serving(self, model_name: str, version: str | None) -> ModelServing:
+        """The serving of a model version asked by name (None: the current version)."""
         if version is None:
             version = self._snapshot.current_versions.get(model_name)
             if version is None:
@@ -325,10 +315,7 @@ class DataPlane:
             raise UnknownVersion(
                 f"Requested version: {version} does not exist for model: {model_name}"
             )
-        start = partial(self._start_on, serving, self._cache_on(True, serving), None, buffers,
-                        deadline)  # fmt: skip
-        answers = answers_or_future(start)
-        return answers if isinstance(answers, list) else await answers
+        return serving
 
     async def _predict_routed(
         self, route: AppRoute, buffers: list[InputBuffer], uid: int | None, deadline: float

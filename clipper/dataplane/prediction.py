@@ -1,10 +1,11 @@
-"""The answer to one input, as every protocol renders it."""
+"""The answer to one input, as every protocol renders it, and what a query may ask besides an
+application: a model version by name (the Open Inference Protocol's `/v2/models/<model>`)."""
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-__all__ = ["Prediction"]
+__all__ = ["ModelRef", "Prediction"]
 
 
 class Prediction(NamedTuple):
@@ -23,3 +24,10 @@ class Prediction(NamedTuple):
     explanation: str | None = None
     models: tuple[str, ...] = ()
     partial: bool = False
+
+
+class ModelRef(NamedTuple):
+    """A query for a model itself, not an application: answered by its `version` (None: the
+    current one) with no policy, and no default output (a failed input answers None)."""
+
+    model_name: str

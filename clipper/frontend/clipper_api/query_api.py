@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -154,18 +153,11 @@ class QueryApi:
 
     async def _predict(self, app_name: str, body: bytes, scope: Scope) -> bytes:
         started = time.monotonic()
-        request, answers = self._start_predict(app_name, body, scope["headers"], started)
-        predictions = answers if isinstance(answers, list) else await answers
-        return self._predict_body(app_name, request, predictions, started)
-
-    def _start_predict(
-        self, app_name: str, body: bytes, headers: Headers, started: float
-    ) -> tuple[PredictRequest, list[Prediction] | asyncio.Future[list[Prediction]]]:
-        request, deadline = self._decode(app_name, body, headers, started)
-        answers = self._dataplane.start_predict(
+        request, deadline = self._decode(app_name, body, scope["headers"], started)
+        predictions = await self._dataplane.predict(
             app_name, request.buffers, request.version, deadline, request.uid
         )
-        return request, answers
+        return self._predict_body(app_name, request, predictions, started)
 
     def _decode(
         self, app_name: str, body: bytes, headers: Headers, started: float

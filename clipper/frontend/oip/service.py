@@ -29,6 +29,7 @@ from clipper.core.exceptions import (
 from clipper.core.records import ModelVersionRecord, RegistrySnapshot
 from clipper.core.types import ModelId
 from clipper.dataplane.dataplane import NO_MODELS, SLO_MISSED, DataPlane, Prediction
+from clipper.dataplane.prediction import ModelRef
 from clipper.frontend.oip.datatypes import InferRequest, InferResponse
 from clipper.frontend.oip.rows import input_buffers, output_tensors
 from clipper.frontend.oip.signature import Signature, signature_for
@@ -165,9 +166,8 @@ class InferenceService:
             predictions = await self._dataplane.predict(target.app, buffers, version, deadline)
             self._observe(target.app, predictions, time.monotonic() - started)
         else:
-            predictions = await self._dataplane.predict_model(
-                record.name, record.version, buffers, deadline
-            )
+            model = ModelRef(record.name)
+            predictions = await self._dataplane.predict(model, buffers, record.version, deadline)
         outputs = output_tensors(signature, record.input_type, _answers(predictions))
         chosen = [tensor for tensor in outputs if tensor.name in requested]
         return InferResponse(
