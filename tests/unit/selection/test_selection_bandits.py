@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.selection_sim import World
+from tests.unit.selection.selection_sim import World
 
 GOOD = {"m1": 0.5, "m2": 0.9, "m3": 0.5}
 DEGRADED = {"m1": 0.5, "m2": 0.3, "m3": 0.5}

@@ -9,7 +9,7 @@ import pytest
 from clipper.selection import configure
 from clipper.selection.base import Feedback, PolicyState, QueryContext
 from clipper.selection.exp4 import Exp4Policy, weighted_mean, weighted_vote
-from tests.unit.selection_sim import ARMS, World
+from tests.unit.selection.selection_sim import ARMS, World
 
 GOOD = {"m1": 0.5, "m2": 0.9, "m3": 0.5}
 EQUAL = {"m1": 0.75, "m2": 0.75, "m3": 0.75}
