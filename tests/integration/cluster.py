@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from clipper.core.config import Settings
 from clipper.security import read_admin_token
 from clipper.security.tls import client_context
 
@@ -75,6 +77,8 @@ class ServerHandle:
     grpc_port: int = field(default_factory=free_port)
     ca_file: Path | None = None
     """The CA (or self-signed certificate) of a server that serves TLS; None: plain HTTP."""
+    env: dict[str, str] = field(default_factory=dict)
+    """Added to the server's environment (its settings, e.g. `CLIPPER_MAX_BODY_BYTES`)."""
 
     @property
     def scheme(self) -> str:
@@ -115,6 +119,7 @@ class ServerHandle:
             [sys.executable, "-m", "clipper.cli", "start", *self.cli_flags()],
             stdout=log,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **self.env},
         )
         log.close()
         wait_until(self._ready, STARTUP_TIMEOUT_S, "the server to be ready")
@@ -246,29 +251,34 @@ def metric(server: ServerHandle, name: str, **labels: str) -> float:
 # -- helpers for the clipper_admin, restart, bad-input and CLI tests ----------------------
 
 
-@dataclass
-class ConfiguredServerHandle(ServerHandle):
-    """A ServerHandle whose server also gets `env` (e.g. `CLIPPER_MAX_BODY_BYTES`)."""
-
-    env: dict[str, str] = field(default_factory=dict)
-
-    def start(self) -> None:
-        """Like `ServerHandle.start`, with `env` added to the server's environment."""
-        log = open(self.state_dir.parent / f"{self.cluster_name}-server.out", "ab")  # noqa: SIM115
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "clipper.cli", "start", *self.cli_flags()],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **self.env},
-        )
-        log.close()
-        wait_until(self._ready, STARTUP_TIMEOUT_S, "the server to be ready")
+ConfiguredServerHandle = ServerHandle
+"""The name the tests written before `ServerHandle.env` use."""
 
 
-def new_server_handle(state_dir: Path, name: str, **env: str) -> ConfiguredServerHandle:
+def settings_env(**settings: object) -> dict[str, str]:
+    """`CLIPPER_<FIELD>` variables for Settings fields (a field that does not exist is an
+    error): lists comma-separated (as `CLIPPER_CORS_ALLOWED_ORIGINS` is read), dicts as JSON,
+    booleans as true/false, the rest as text."""
+    unknown = sorted(set(settings) - set(Settings.model_fields))
+    if unknown:
+        raise TypeError(f"not fields of Settings: {', '.join(unknown)}")
+    return {f"CLIPPER_{name.upper()}": _env_text(value) for name, value in settings.items()}
+
+
+def _env_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(str(item) for item in value)
+    if isinstance(value, dict):
+        return json.dumps(value)
+    return str(value)
+
+
+def new_server_handle(state_dir: Path, name: str, **env: str) -> ServerHandle:
     """An unstarted handle on free ports for `state_dir`; `env` goes to the server."""
     state_dir.parent.mkdir(parents=True, exist_ok=True)
-    return ConfiguredServerHandle(
+    return ServerHandle(
         state_dir=state_dir,
         cluster_name=name,
         query_port=free_port(),
