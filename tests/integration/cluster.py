@@ -251,10 +251,6 @@ def metric(server: ServerHandle, name: str, **labels: str) -> float:
 # -- helpers for the clipper_admin, restart, bad-input and CLI tests ----------------------
 
 
-ConfiguredServerHandle = ServerHandle
-"""The name the tests written before `ServerHandle.env` use."""
-
-
 def settings_env(**settings: object) -> dict[str, str]:
     """`CLIPPER_<FIELD>` variables for Settings fields (a field that does not exist is an
     error): lists comma-separated (as `CLIPPER_CORS_ALLOWED_ORIGINS` is read), dicts as JSON,
@@ -273,6 +269,28 @@ def _env_text(value: object) -> str:
     if isinstance(value, dict):
         return json.dumps(value)
     return str(value)
+
+
+class ServerFactory:
+    """Starts servers configured by `Settings` fields under `directory` and stops them all
+    (the `configured_server` and `module_server` fixtures)."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._started: list[ServerHandle] = []
+
+    def __call__(self, name: str = "test", **settings: object) -> ServerHandle:
+        """A server named `name` with these settings, ready."""
+        env = settings_env(**settings)
+        handle = new_server_handle(self._directory / name / "state", name, **env)
+        self._started.append(handle)
+        handle.start()
+        return handle
+
+    def stop_all(self) -> None:
+        """Stop every server started, the newest first."""
+        for handle in reversed(self._started):
+            handle.stop()
 
 
 def new_server_handle(state_dir: Path, name: str, **env: str) -> ServerHandle:

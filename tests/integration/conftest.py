@@ -2,32 +2,34 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.integration.cluster import ServerHandle, new_server_handle, settings_env
-
-ServerFactory = Callable[..., ServerHandle]
+from tests.integration.cluster import ServerFactory, ServerHandle
 
 
 @pytest.fixture
 def configured_server(tmp_path: Path) -> Iterator[ServerFactory]:
-    """`configured_server(**settings)`: start a server on free ports with its own state
-    directory and these `Settings` fields (`max_body_bytes=1024`, `cors_allowed_origins=[...]`;
-    `name=` names the cluster), ready when it returns; every one is stopped at teardown."""
-    started: list[ServerHandle] = []
+    """`configured_server(name="test", **settings)`: start a server on free ports with its own
+    state directory and these `Settings` fields (`max_body_bytes=1024`,
+    `cors_allowed_origins=[...]`), ready when it returns; each is stopped at teardown."""
+    factory = ServerFactory(tmp_path)
+    try:
+        yield factory
+    finally:
+        factory.stop_all()
 
-    def start(name: str = "test", **settings: object) -> ServerHandle:
-        handle = new_server_handle(tmp_path / name / "state", name, **settings_env(**settings))
-        started.append(handle)
-        handle.start()
-        return handle
 
-    yield start
-    for handle in reversed(started):
-        handle.stop()
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerFactory]:
+    """`configured_server` for servers that every test of a module shares."""
+    factory = ServerFactory(tmp_path_factory.mktemp("servers"))
+    try:
+        yield factory
+    finally:
+        factory.stop_all()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ does not declare."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,7 +15,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from clipper.admin.api import _HANDLERS
 from clipper.admin.openapi import OPERATIONS, admin_openapi
-from tests.integration.cluster import ConfiguredServerHandle, new_server_handle
+from tests.integration.cluster import ServerFactory, ServerHandle
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +34,7 @@ def test_the_document_names_every_admin_operation() -> None:
     assert document["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
 
 
-def test_the_document_is_served_without_a_token(admin_server: ConfiguredServerHandle) -> None:
+def test_the_document_is_served_without_a_token(admin_server: ServerHandle) -> None:
     response = httpx.get(f"{admin_server.admin_url}/openapi.json", timeout=10)
 
     assert response.status_code == 200
@@ -43,13 +42,8 @@ def test_the_document_is_served_without_a_token(admin_server: ConfiguredServerHa
 
 
 @pytest.fixture(scope="module")
-def admin_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConfiguredServerHandle]:
-    handle = new_server_handle(tmp_path_factory.mktemp("admin-schema") / "state", "schema")
-    try:
-        handle.start()
-        yield handle
-    finally:
-        handle.stop()
+def admin_server(module_server: ServerFactory) -> ServerHandle:
+    return module_server("schema")
 
 
 # The served document equals this one (test above); loading it here, not from the server,
@@ -64,9 +58,7 @@ schema = schemathesis.openapi.from_dict(admin_openapi()).exclude(operation_id=NO
     suppress_health_check=list(HealthCheck),
     derandomize=True,
 )
-def test_fuzzed_admin_requests_get_no_server_error(
-    case: Any, admin_server: ConfiguredServerHandle
-) -> None:
+def test_fuzzed_admin_requests_get_no_server_error(case: Any, admin_server: ServerHandle) -> None:
     response = case.call_and_validate(
         base_url=admin_server.admin_url,
         headers=admin_server.admin_headers(),
@@ -79,7 +71,7 @@ def test_fuzzed_admin_requests_get_no_server_error(
     assert response.status_code < 500, response.text
 
 
-def test_the_server_survived_the_fuzzing(admin_server: ConfiguredServerHandle) -> None:
+def test_the_server_survived_the_fuzzing(admin_server: ServerHandle) -> None:
     assert admin_server.process is not None
     assert admin_server.process.poll() is None
     assert httpx.get(f"{admin_server.admin_url}/admin/ping", timeout=10).text == "PONG"

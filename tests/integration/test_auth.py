@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from clipper.core.config import Settings
 from clipper.core.exceptions import Forbidden, Unauthorized
 from clipper.security import read_admin_token
 from tests.integration.cluster import (
-    ConfiguredServerHandle,
+    ServerFactory,
     ServerHandle,
     deploy,
     free_port,
@@ -44,18 +43,14 @@ def total(xs: list[Any]) -> list[float]:
 
 
 @pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConfiguredServerHandle]:
+def secured(module_server: ServerFactory) -> ServerHandle:
     """A server with `open` (no token needed) and `locked` (require_query_token)."""
-    handle = new_server_handle(tmp_path_factory.mktemp("auth") / "state", "auth")
-    try:
-        handle.start()
-        deploy(handle, "open", total)
-        deploy(handle, "locked", total)
-        flag = {"app_name": "locked", "require_query_token": True}
-        handle.admin("set_app_query_auth", flag).raise_for_status()
-        yield handle
-    finally:
-        handle.stop()
+    handle = module_server("auth")
+    deploy(handle, "open", total)
+    deploy(handle, "locked", total)
+    flag = {"app_name": "locked", "require_query_token": True}
+    handle.admin("set_app_query_auth", flag).raise_for_status()
+    return handle
 
 
 def settings_of(server: ServerHandle, **overrides: Any) -> Settings:
@@ -105,7 +100,7 @@ UNAUTHENTICATED = [
 @pytest.mark.parametrize(("method", "path", "body"), UNAUTHENTICATED)
 @pytest.mark.parametrize("headers", [{}, bearer("wrong"), {"Authorization": "Basic YTpi"}])
 def test_admin_calls_without_the_token_get_401_and_change_nothing(
-    secured: ConfiguredServerHandle,
+    secured: ServerHandle,
     method: str,
     path: str,
     body: dict[str, Any] | None,
@@ -125,13 +120,13 @@ def test_admin_calls_without_the_token_get_401_and_change_nothing(
     assert not (secured.state_dir / "models" / "intruder").exists()
 
 
-def test_with_the_token_the_python_client_works(secured: ConfiguredServerHandle) -> None:
+def test_with_the_token_the_python_client_works(secured: ServerHandle) -> None:
     with AdminClient.from_settings(settings_of(secured)) as admin:
         assert admin.get_application("open") is not None
         assert admin.status()["cluster_name"] == "auth"
 
 
-def test_the_python_client_turns_the_cache_off_and_on(secured: ConfiguredServerHandle) -> None:
+def test_the_python_client_turns_the_cache_off_and_on(secured: ServerHandle) -> None:
     deploy(secured, "cached", total)
     hits = {"model": "cached", "version": "1"}
 
@@ -148,18 +143,18 @@ def test_the_python_client_turns_the_cache_off_and_on(secured: ConfiguredServerH
         assert two_queries_hits() == 1
 
 
-def test_a_wrong_client_token_is_refused_by_the_client(secured: ConfiguredServerHandle) -> None:
+def test_a_wrong_client_token_is_refused_by_the_client(secured: ServerHandle) -> None:
     settings = settings_of(secured, admin_token="not-it")
     with AdminClient.from_settings(settings) as admin, pytest.raises(Unauthorized):
         admin.get_all_applications()
 
 
-def test_public_admin_paths_need_no_token(secured: ConfiguredServerHandle) -> None:
+def test_public_admin_paths_need_no_token(secured: ServerHandle) -> None:
     assert httpx.get(f"{secured.admin_url}/admin/ping", timeout=10).text == "PONG"
     assert httpx.get(f"{secured.admin_url}/openapi.json", timeout=10).status_code == 200
 
 
-def test_a_query_token_cannot_call_the_admin_api(secured: ConfiguredServerHandle) -> None:
+def test_a_query_token_cannot_call_the_admin_api(secured: ServerHandle) -> None:
     token = query_token(secured, "locked")
 
     response = httpx.post(
@@ -170,7 +165,7 @@ def test_a_query_token_cannot_call_the_admin_api(secured: ConfiguredServerHandle
     assert secured.admin("get_application", {"name": "intruder"}).json() is None
 
 
-def test_app_info_shows_the_query_token_flag(secured: ConfiguredServerHandle) -> None:
+def test_app_info_shows_the_query_token_flag(secured: ServerHandle) -> None:
     apps = secured.admin("get_all_applications", {"verbose": True}).json()
 
     flags = {app["name"]: app["require_query_token"] for app in apps}
@@ -181,14 +176,14 @@ def test_app_info_shows_the_query_token_flag(secured: ConfiguredServerHandle) ->
 # -- query tokens ----------------------------------------------------------------------------
 
 
-def test_an_open_app_answers_without_a_token(secured: ConfiguredServerHandle) -> None:
+def test_an_open_app_answers_without_a_token(secured: ServerHandle) -> None:
     reply = secured.predict("open", {"input": [1.0, 2.0]})
 
     assert reply.status_code == 200
     assert reply.json()["output"] == 3.0
 
 
-def test_a_locked_app_needs_a_token_scoped_to_it(secured: ConfiguredServerHandle) -> None:
+def test_a_locked_app_needs_a_token_scoped_to_it(secured: ServerHandle) -> None:
     scoped, other = query_token(secured, "locked"), query_token(secured, "open")
     admin_token = read_admin_token(secured.state_dir)
     assert admin_token is not None
@@ -202,7 +197,7 @@ def test_a_locked_app_needs_a_token_scoped_to_it(secured: ConfiguredServerHandle
     assert (reply.status_code, reply.json()["output"]) == (200, 3.0)
 
 
-def test_feedback_to_a_locked_app_needs_the_token(secured: ConfiguredServerHandle) -> None:
+def test_feedback_to_a_locked_app_needs_the_token(secured: ServerHandle) -> None:
     token = query_token(secured, "locked")
     url = f"{secured.query_url}/locked/update"
     body = {"uid": 1, "input": [1.0], "label": 1.0}
@@ -213,7 +208,7 @@ def test_feedback_to_a_locked_app_needs_the_token(secured: ConfiguredServerHandl
 
 @pytest.mark.parametrize("name", ["locked", "locked/versions/1", "/locked//versions/1/"])
 def test_v2_inference_on_a_locked_app_or_its_model_needs_the_token(
-    secured: ConfiguredServerHandle, name: str
+    secured: ServerHandle, name: str
 ) -> None:
     token = query_token(secured, "locked")
     url = f"{secured.query_url}/v2/models/{name}/infer"
@@ -230,9 +225,7 @@ def test_v2_inference_on_a_locked_app_or_its_model_needs_the_token(
 
 
 @pytest.mark.parametrize("name", ["locked", "open"])
-def test_grpc_inference_checks_the_same_query_tokens(
-    secured: ConfiguredServerHandle, name: str
-) -> None:
+def test_grpc_inference_checks_the_same_query_tokens(secured: ServerHandle, name: str) -> None:
     scoped, other = query_token(secured, "locked"), query_token(secured, "open")
     tensor = grpcclient.InferInput("input", [1, 2], "FP64")
     tensor.set_data_from_numpy(np.array([[1.0, 2.0]]))
@@ -259,7 +252,7 @@ def test_grpc_inference_checks_the_same_query_tokens(
         client.close()
 
 
-def test_the_query_client_sends_its_token(secured: ConfiguredServerHandle) -> None:
+def test_the_query_client_sends_its_token(secured: ServerHandle) -> None:
     token = query_token(secured, "locked")
     settings = settings_of(secured)
 
@@ -272,7 +265,7 @@ def test_the_query_client_sends_its_token(secured: ConfiguredServerHandle) -> No
         client.predict("locked", [2.0, 2.0])
 
 
-def test_a_revoked_token_stops_working_at_once(secured: ConfiguredServerHandle) -> None:
+def test_a_revoked_token_stops_working_at_once(secured: ServerHandle) -> None:
     created = secured.admin("create_query_token", {"apps": ["locked"]}).json()
     headers = bearer(created["token"])
     assert secured.predict("locked", {"input": [1.0]}, headers=headers).status_code == 200
@@ -285,7 +278,7 @@ def test_a_revoked_token_stops_working_at_once(secured: ConfiguredServerHandle) 
     assert all("token" not in token for token in listed)
 
 
-def test_the_flag_is_set_at_add_app_and_turned_off_later(secured: ConfiguredServerHandle) -> None:
+def test_the_flag_is_set_at_add_app_and_turned_off_later(secured: ServerHandle) -> None:
     body = {**ADD_APP, "name": "flagged", "require_query_token": True}
     secured.admin("add_app", body).raise_for_status()
     assert_unauthorized(secured.predict("flagged", {"input": [1.0]}))
@@ -296,7 +289,7 @@ def test_the_flag_is_set_at_add_app_and_turned_off_later(secured: ConfiguredServ
     assert secured.predict("flagged", {"input": [1.0]}).status_code == 200
 
 
-def test_tokens_never_reach_the_logs(secured: ConfiguredServerHandle) -> None:
+def test_tokens_never_reach_the_logs(secured: ServerHandle) -> None:
     token = query_token(secured, "locked")
     secured.predict("locked", {"input": [1.0]}, headers=bearer(token))
     secured.predict("locked", {"input": [1.0]}, headers=bearer("wrong-guess-token"))

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from clipper.http.errors import error_class
-from tests.integration.cluster import ConfiguredServerHandle, deploy, new_server_handle
+from tests.integration.cluster import ServerFactory, ServerHandle, deploy
 
 pytestmark = pytest.mark.integration
 
@@ -32,27 +32,22 @@ def byte_count(xs: list[bytes]) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConfiguredServerHandle]:
+def server(module_server: ServerFactory) -> ServerHandle:
     """A server with a small body limit: `m` (doubles), `ints`, `bin` (bytes), `lonely`."""
-    state_dir = tmp_path_factory.mktemp("bad-input") / "state"
-    handle = new_server_handle(state_dir, "bad-input", CLIPPER_MAX_BODY_BYTES=str(MAX_BODY_BYTES))
-    handle.start()
-    try:
-        deploy(handle, "m", feature_sum)
-        deploy(handle, "ints", feature_sum, input_type="integers")
-        deploy(handle, "bin", byte_count, input_type="bytes")
-        add_app = {
-            "name": "lonely", "input_type": "doubles", "default_output": "0.5",
-            "latency_slo_micros": 100_000,
-        }  # fmt: skip
-        handle.admin("add_app", add_app).raise_for_status()
-        yield handle
-    finally:
-        handle.stop()
+    handle = module_server("bad-input", max_body_bytes=MAX_BODY_BYTES)
+    deploy(handle, "m", feature_sum)
+    deploy(handle, "ints", feature_sum, input_type="integers")
+    deploy(handle, "bin", byte_count, input_type="bytes")
+    add_app = {
+        "name": "lonely", "input_type": "doubles", "default_output": "0.5",
+        "latency_slo_micros": 100_000,
+    }  # fmt: skip
+    handle.admin("add_app", add_app).raise_for_status()
+    return handle
 
 
 @pytest.fixture(scope="module")
-def http(server: ConfiguredServerHandle) -> Iterator[httpx.Client]:
+def http(server: ServerHandle) -> Iterator[httpx.Client]:
     """One HTTP client for the module (a new client per request is slow), with the admin
     token (the query API ignores it)."""
     with httpx.Client(timeout=30, headers=server.admin_headers()) as client:
@@ -65,13 +60,13 @@ def post_raw(http: httpx.Client, url: str, content: bytes, **kwargs: Any) -> htt
 
 
 def admin(
-    http: httpx.Client, server: ConfiguredServerHandle, operation: str, body: dict[str, Any]
+    http: httpx.Client, server: ServerHandle, operation: str, body: dict[str, Any]
 ) -> httpx.Response:
     return http.post(f"{server.admin_url}/admin/{operation}", json=body)
 
 
 def predict(
-    http: httpx.Client, server: ConfiguredServerHandle, app: str, body: dict[str, Any]
+    http: httpx.Client, server: ServerHandle, app: str, body: dict[str, Any]
 ) -> httpx.Response:
     return http.post(f"{server.query_url}/{app}/predict", json=body)
 
@@ -91,7 +86,7 @@ def assert_error(response: httpx.Response, status: int, kind: str | None = None)
     return str(body["cause"])
 
 
-def assert_still_serving(http: httpx.Client, server: ConfiguredServerHandle) -> None:
+def assert_still_serving(http: httpx.Client, server: ServerHandle) -> None:
     reply = predict(http, server, "m", {"input": [1.5, 2.5]}).json()
     assert (reply["output"], reply["default"]) == (4.0, False)
     assert http.get(f"{server.admin_url}/admin/ping").text == "PONG"
@@ -132,16 +127,14 @@ def assert_still_serving(http: httpx.Client, server: ConfiguredServerHandle) -> 
     ],
 )
 def test_bad_query_bodies_answer_400_json_error(
-    http: httpx.Client, server: ConfiguredServerHandle, app: str, body: bytes
+    http: httpx.Client, server: ServerHandle, app: str, body: bytes
 ) -> None:
     response = post_raw(http, f"{server.query_url}/{app}/predict", body)
     assert_error(response, 400, "Json error")
     assert_still_serving(http, server)
 
 
-def test_a_bad_timeout_header_answers_400(
-    http: httpx.Client, server: ConfiguredServerHandle
-) -> None:
+def test_a_bad_timeout_header_answers_400(http: httpx.Client, server: ServerHandle) -> None:
     response = post_raw(
         http,
         f"{server.query_url}/m/predict",
@@ -152,7 +145,7 @@ def test_a_bad_timeout_header_answers_400(
     assert_still_serving(http, server)
 
 
-def test_good_inputs_of_each_app_answer(http: httpx.Client, server: ConfiguredServerHandle) -> None:
+def test_good_inputs_of_each_app_answer(http: httpx.Client, server: ServerHandle) -> None:
     assert predict(http, server, "ints", {"input": [1, 2]}).json()["output"] == 3.0
     encoded = base64.b64encode(b"hello").decode()
     assert predict(http, server, "bin", {"input": encoded}).json()["output"] == 5
@@ -161,9 +154,7 @@ def test_good_inputs_of_each_app_answer(http: httpx.Client, server: ConfiguredSe
     assert (trailing.status_code, trailing.json()["output"]) == (200, 3.0)
 
 
-def test_a_body_over_the_limit_answers_413(
-    http: httpx.Client, server: ConfiguredServerHandle
-) -> None:
+def test_a_body_over_the_limit_answers_413(http: httpx.Client, server: ServerHandle) -> None:
     numbers = ", ".join(["1.0"] * (MAX_BODY_BYTES // 4))
     body = f'{{"input": [{numbers}]}}'.encode()
     assert len(body) > MAX_BODY_BYTES
@@ -173,7 +164,7 @@ def test_a_body_over_the_limit_answers_413(
 
 
 def test_a_chunked_body_over_the_limit_answers_413(
-    http: httpx.Client, server: ConfiguredServerHandle
+    http: httpx.Client, server: ServerHandle
 ) -> None:
     def chunks() -> Iterator[bytes]:
         yield b'{"input": ['
@@ -188,7 +179,7 @@ def test_a_chunked_body_over_the_limit_answers_413(
 
 @pytest.mark.parametrize("app", ["nope", "Not_A_Valid_Name", "x" * 200])
 def test_unknown_or_invalid_app_answers_404_json(
-    http: httpx.Client, server: ConfiguredServerHandle, app: str
+    http: httpx.Client, server: ServerHandle, app: str
 ) -> None:
     response = post_raw(http, f"{server.query_url}/{app}/predict", b'{"input": [1.0]}')
     cause = assert_error(response, 404)
@@ -198,7 +189,7 @@ def test_unknown_or_invalid_app_answers_404_json(
 
 @pytest.mark.parametrize("version", ["9", 9])
 def test_unknown_version_answers_query_processing_error(
-    http: httpx.Client, server: ConfiguredServerHandle, version: str | int
+    http: httpx.Client, server: ServerHandle, version: str | int
 ) -> None:
     response = predict(http, server, "m", {"input": [1.0], "version": version})
     # Clipper's `error` and `cause` texts, with the status of every surface (404).
@@ -211,7 +202,7 @@ def test_unknown_version_answers_query_processing_error(
 
 
 def test_an_app_without_models_answers_its_default(
-    http: httpx.Client, server: ConfiguredServerHandle
+    http: httpx.Client, server: ServerHandle
 ) -> None:
     response = predict(http, server, "lonely", {"input": [1.0]})
     assert response.status_code == 200
@@ -304,7 +295,7 @@ def _app(**overrides: Any) -> dict[str, Any]:
 )  # fmt: skip
 def test_bad_admin_requests_answer_json_errors(
     http: httpx.Client,
-    server: ConfiguredServerHandle,
+    server: ServerHandle,
     operation: str,
     body: dict[str, Any],
     status: int,
@@ -319,9 +310,7 @@ def test_bad_admin_requests_answer_json_errors(
     assert_still_serving(http, server)
 
 
-def test_unknown_model_link_names_the_model(
-    http: httpx.Client, server: ConfiguredServerHandle
-) -> None:
+def test_unknown_model_link_names_the_model(http: httpx.Client, server: ServerHandle) -> None:
     response = admin(
         http, server, "add_model_links", {"app_name": "lonely", "model_names": ["ghost"]}
     )
@@ -331,15 +320,13 @@ def test_unknown_model_link_names_the_model(
 
 @pytest.mark.parametrize("body", [b"{bad", b"[1]", b'"name"', b"null"])
 def test_malformed_admin_bodies_answer_json_error(
-    http: httpx.Client, server: ConfiguredServerHandle, body: bytes
+    http: httpx.Client, server: ServerHandle, body: bytes
 ) -> None:
     assert_error(post_raw(http, f"{server.admin_url}/admin/add_app", body), 400, "Json error")
     assert_still_serving(http, server)
 
 
-def test_bad_artifact_uploads_answer_json_errors(
-    http: httpx.Client, server: ConfiguredServerHandle
-) -> None:
+def test_bad_artifact_uploads_answer_json_errors(http: httpx.Client, server: ServerHandle) -> None:
     url = f"{server.admin_url}/admin/artifacts"
     assert_error(http.put(f"{url}/fresh/1", content=b"not a tar"), 400)
     assert_error(http.put(f"{url}/Bad_Name/1", content=b""), 400, "Invalid name")
@@ -361,14 +348,14 @@ def test_bad_artifact_uploads_answer_json_errors(
     ],
 )  # fmt: skip
 def test_huge_integers_in_admin_requests_answer_400_json(
-    http: httpx.Client, server: ConfiguredServerHandle, operation: str, body: dict[str, Any]
+    http: httpx.Client, server: ServerHandle, operation: str, body: dict[str, Any]
 ) -> None:
     assert_error(admin(http, server, operation, body), 400, "Json error")
     assert_still_serving(http, server)
 
 
 def test_feedback_endpoint_answers_json_and_rejects_bad_bodies(
-    http: httpx.Client, server: ConfiguredServerHandle
+    http: httpx.Client, server: ServerHandle
 ) -> None:
     response = http.post(
         f"{server.query_url}/m/update", json={"uid": 1, "input": [1.0], "label": 1.0}
@@ -383,7 +370,7 @@ def test_feedback_endpoint_answers_json_and_rejects_bad_bodies(
 
 
 def test_every_query_still_answers_after_bad_input(
-    http: httpx.Client, server: ConfiguredServerHandle
+    http: httpx.Client, server: ServerHandle
 ) -> None:
     for body in (b"{bad", b"[]", b'{"input": "x"}'):
         post_raw(http, f"{server.query_url}/m/predict", body)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.integration.conftest import ServerFactory
+from tests.integration.cluster import ServerFactory
 
 pytestmark = pytest.mark.integration
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.integration.cluster import (
-    ConfiguredServerHandle,
+    ServerFactory,
     ServerHandle,
     deploy,
     new_server_handle,
@@ -21,17 +20,10 @@ PAGE = "http://page.example:8000"
 
 
 @pytest.fixture(scope="module")
-def cors_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConfiguredServerHandle]:
-    state_dir = tmp_path_factory.mktemp("cors") / "cluster"
-    server = new_server_handle(
-        state_dir, "cors", CLIPPER_CORS_ALLOWED_ORIGINS=f"{PAGE}, http://other"
-    )
-    server.start()
-    try:
-        deploy(server, "hello", lambda xs: [float(sum(x)) for x in xs])
-        yield server
-    finally:
-        server.stop()
+def cors_server(module_server: ServerFactory) -> ServerHandle:
+    server = module_server("cors", cors_allowed_origins=[PAGE, "http://other"])
+    deploy(server, "hello", lambda xs: [float(sum(x)) for x in xs])
+    return server
 
 
 def preflight(server: ServerHandle, path: str, origin: str) -> httpx.Response:

@@ -7,20 +7,19 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from tests.integration.cluster import ConfiguredServerHandle, deploy, new_server_handle
+from tests.integration.cluster import ServerFactory, ServerHandle, deploy
 
 LIMITS = {
-    "CLIPPER_HEADER_TIMEOUT_S": "1",
-    "CLIPPER_BODY_TIMEOUT_S": "1",
-    "CLIPPER_KEEP_ALIVE_TIMEOUT_S": "1",
-    "CLIPPER_MAX_CONNECTIONS": "24",
-    "CLIPPER_MAX_HEADERS": "20",
-    "CLIPPER_MAX_HEADER_BYTES": "4096",
+    "header_timeout_s": 1,
+    "body_timeout_s": 1,
+    "keep_alive_timeout_s": 1,
+    "max_connections": 24,
+    "max_headers": 20,
+    "max_header_bytes": 4096,
 }
 GIVE_UP_S = 10.0  # every wait here ends by then; the server's limits are 1 s
 
@@ -30,18 +29,13 @@ def feature_sum(xs: list[Any]) -> list[float]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConfiguredServerHandle]:
-    state_dir = tmp_path_factory.mktemp("http-limits") / "state"
-    handle = new_server_handle(state_dir, "http-limits", **LIMITS)
-    handle.start()
-    try:
-        deploy(handle, "m", feature_sum)
-        yield handle
-    finally:
-        handle.stop()
+def server(module_server: ServerFactory) -> ServerHandle:
+    handle = module_server("http-limits", **LIMITS)
+    deploy(handle, "m", feature_sum)
+    return handle
 
 
-def connect(server: ConfiguredServerHandle) -> socket.socket:
+def connect(server: ServerHandle) -> socket.socket:
     return socket.create_connection(("127.0.0.1", server.query_port), timeout=GIVE_UP_S)
 
 
@@ -64,7 +58,7 @@ def status_of(response: bytes) -> int:
     return int(response.split(b" ", 2)[1])
 
 
-def assert_still_serving(server: ConfiguredServerHandle) -> None:
+def assert_still_serving(server: ServerHandle) -> None:
     assert server.predict("m", {"input": [1.0, 2.0]}).json()["output"] == 3.0
 
 
@@ -85,7 +79,7 @@ def request(head: bytes, body: bytes = b"", length: int | None = None) -> bytes:
     ids=["large-header", "endless-header", "many-headers", "long-url", "huge-length"],
 )
 def test_oversized_requests_are_answered_and_closed(
-    server: ConfiguredServerHandle, sent: bytes, status: int, cause: bytes
+    server: ServerHandle, sent: bytes, status: int, cause: bytes
 ) -> None:
     with connect(server) as sock:
         with contextlib.suppress(ConnectionResetError, BrokenPipeError):
@@ -98,7 +92,7 @@ def test_oversized_requests_are_answered_and_closed(
 
 
 def test_a_slowloris_client_gets_408_while_others_are_answered(
-    server: ConfiguredServerHandle,
+    server: ServerHandle,
 ) -> None:
     started = time.monotonic()
     with connect(server) as sock:
@@ -120,7 +114,7 @@ def test_a_slowloris_client_gets_408_while_others_are_answered(
     assert time.monotonic() - started < 5
 
 
-def test_a_body_that_never_completes_gets_408(server: ConfiguredServerHandle) -> None:
+def test_a_body_that_never_completes_gets_408(server: ServerHandle) -> None:
     with connect(server) as sock:
         sock.sendall(request(b"", b'{"input"', length=100))
         response = read_until_closed(sock)
@@ -129,7 +123,7 @@ def test_a_body_that_never_completes_gets_408(server: ConfiguredServerHandle) ->
     assert_still_serving(server)
 
 
-def test_an_idle_keep_alive_connection_is_closed(server: ConfiguredServerHandle) -> None:
+def test_an_idle_keep_alive_connection_is_closed(server: ServerHandle) -> None:
     with connect(server) as sock:
         sock.sendall(request(b"", b'{"input": [1.0]}'))
         response = read_until_closed(sock)
@@ -138,7 +132,7 @@ def test_an_idle_keep_alive_connection_is_closed(server: ConfiguredServerHandle)
     assert response.count(b"HTTP/1.1") == 1
 
 
-def test_connections_past_the_limit_get_503(server: ConfiguredServerHandle) -> None:
+def test_connections_past_the_limit_get_503(server: ServerHandle) -> None:
     sockets: list[socket.socket] = []
     refused = b""
     try:

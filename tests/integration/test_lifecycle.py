@@ -19,7 +19,6 @@ import pytest
 from clipper.artifacts.format import pack_directory
 from clipper.artifacts.python import directory_artifact
 from tests.integration.cluster import (
-    ConfiguredServerHandle,
     ServerHandle,
     deploy,
     new_server_handle,
@@ -29,7 +28,7 @@ from tests.integration.cluster import (
 
 
 @pytest.fixture
-def fast_server(tmp_path: Path) -> Iterator[ConfiguredServerHandle]:
+def fast_server(tmp_path: Path) -> Iterator[ServerHandle]:
     """A server with short restart backoffs and heartbeat timeouts."""
     handle = new_server_handle(
         tmp_path / "lifecycle",
@@ -117,7 +116,7 @@ def _kill_random_worker(server: ServerHandle, model: str, rng: random.Random) ->
         os.kill(pid, signal.SIGKILL)
 
 
-def test_chaos_every_query_is_answered(fast_server: ConfiguredServerHandle) -> None:
+def test_chaos_every_query_is_answered(fast_server: ServerHandle) -> None:
     server = fast_server
     deploy(server, "chaos", version_one, slo_us=2_000_000)
     server.admin("set_cache", {"app_name": "chaos", "enabled": False})
@@ -167,7 +166,7 @@ def sleepy(inputs: list[Any]) -> list[float]:
     return [float(x[0]) for x in inputs]
 
 
-def test_scale_down_never_fails_an_in_flight_query(fast_server: ConfiguredServerHandle) -> None:
+def test_scale_down_never_fails_an_in_flight_query(fast_server: ServerHandle) -> None:
     server = fast_server
     deploy(server, "shrink", sleepy, replicas=4, batch_size=1, slo_us=10_000_000)
     server.admin("set_cache", {"app_name": "shrink", "enabled": False})
@@ -218,7 +217,7 @@ def _deploy_archive(server: ServerHandle, name: str, archive: bytes) -> None:
 
 
 def test_a_replica_that_keeps_crashing_backs_off_and_shows_its_error(
-    fast_server: ConfiguredServerHandle, tmp_path: Path
+    fast_server: ServerHandle, tmp_path: Path
 ) -> None:
     server = fast_server
     _deploy_archive(server, "crashy", _write_model_dir(tmp_path / "crashy", CRASH_WHEN_MARKED))
@@ -251,7 +250,7 @@ def hang_on_negative(inputs: list[Any]) -> list[float]:
     return [float(x[0]) for x in inputs]
 
 
-def test_a_hung_worker_is_replaced(fast_server: ConfiguredServerHandle) -> None:
+def test_a_hung_worker_is_replaced(fast_server: ServerHandle) -> None:
     server = fast_server
     deploy(server, "hangs", hang_on_negative, slo_us=500_000)
     old_pid = _replicas(server, "hangs")[0]["pid"]

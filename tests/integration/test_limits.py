@@ -6,20 +6,19 @@ from __future__ import annotations
 import base64
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import orjson
 import pytest
 
-from tests.integration.cluster import ConfiguredServerHandle, deploy, new_server_handle
+from tests.integration.cluster import ServerFactory, ServerHandle, deploy
 
 LIMITS = {
-    "CLIPPER_MAX_BATCH_INPUTS": "8",
-    "CLIPPER_MAX_STRING_BYTES": "64",
-    "CLIPPER_MAX_TENSOR_ELEMENTS": "16",
-    "CLIPPER_MAX_JSON_DEPTH": "6",
+    "max_batch_inputs": 8,
+    "max_string_bytes": 64,
+    "max_tensor_elements": 16,
+    "max_json_depth": 6,
 }
 
 
@@ -32,16 +31,12 @@ def lengths(xs: list[Any]) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConfiguredServerHandle]:
-    handle = new_server_handle(tmp_path_factory.mktemp("limits") / "state", "limits", **LIMITS)
-    handle.start()
-    try:
-        deploy(handle, "m", feature_sum)
-        deploy(handle, "s", lengths, input_type="strings")
-        deploy(handle, "b", lengths, input_type="bytes")
-        yield handle
-    finally:
-        handle.stop()
+def server(module_server: ServerFactory) -> ServerHandle:
+    handle = module_server("limits", **LIMITS)
+    deploy(handle, "m", feature_sum)
+    deploy(handle, "s", lengths, input_type="strings")
+    deploy(handle, "b", lengths, input_type="bytes")
+    return handle
 
 
 def nested(depth: int) -> Any:
@@ -78,7 +73,7 @@ OVER_LIMITS: list[tuple[str, Any, int, str]] = [
 
 @pytest.mark.parametrize(("path", "body", "status", "setting"), OVER_LIMITS)
 def test_an_input_over_a_limit_gets_a_clear_error(
-    server: ConfiguredServerHandle, path: str, body: Any, status: int, setting: str
+    server: ServerHandle, path: str, body: Any, status: int, setting: str
 ) -> None:
     raw = body if isinstance(body, bytes) else orjson.dumps(body)
     response = httpx.post(f"{server.query_url}{path}", content=raw, timeout=30)
@@ -89,7 +84,7 @@ def test_an_input_over_a_limit_gets_a_clear_error(
     assert setting in cause, error
 
 
-def test_inputs_within_the_limits_answer(server: ConfiguredServerHandle) -> None:
+def test_inputs_within_the_limits_answer(server: ServerHandle) -> None:
     batch = server.predict("m", {"input_batch": [[1.0] * 16] * 8}).json()["batch_predictions"]
     strings = server.predict("s", {"input": "é" * 32}).json()
     v2 = httpx.post(

@@ -25,7 +25,7 @@ from cryptography.x509.oid import NameOID
 from clipper.client import AdminClient, QueryClient
 from clipper.core.config import Settings
 from clipper.security import read_admin_token
-from tests.integration.cluster import ConfiguredServerHandle, deploy, new_server_handle
+from tests.integration.cluster import ServerHandle, deploy, new_server_handle
 
 pytestmark = pytest.mark.integration
 
@@ -67,7 +67,7 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
-def tls_server(directory: Path, name: str, **env: str) -> ConfiguredServerHandle:
+def tls_server(directory: Path, name: str, **env: str) -> ServerHandle:
     cert, key = self_signed(directory)
     handle = new_server_handle(
         directory / "state", name, CLIPPER_TLS_CERT_FILE=str(cert), CLIPPER_TLS_KEY_FILE=str(key),
@@ -78,7 +78,7 @@ def tls_server(directory: Path, name: str, **env: str) -> ConfiguredServerHandle
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConfiguredServerHandle]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
     handle = tls_server(tmp_path_factory.mktemp("tls"), "tls")
     try:
         handle.start()
@@ -88,14 +88,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConfiguredServe
         handle.stop()
 
 
-def client_settings(server: ConfiguredServerHandle) -> Settings:
+def client_settings(server: ServerHandle) -> Settings:
     return Settings(
         state_dir=server.state_dir, query_port=server.query_port, admin_port=server.admin_port,
         tls_cert_file=server.ca_file,
     )  # fmt: skip
 
 
-def test_the_python_clients_speak_tls(server: ConfiguredServerHandle) -> None:
+def test_the_python_clients_speak_tls(server: ServerHandle) -> None:
     settings = client_settings(server)
 
     with AdminClient.from_settings(settings) as admin:
@@ -105,7 +105,7 @@ def test_the_python_clients_speak_tls(server: ConfiguredServerHandle) -> None:
         assert query.predict("sum", [1.0, 2.5])["output"] == 3.5
 
 
-def test_the_v2_protocol_runs_over_tls(server: ConfiguredServerHandle) -> None:
+def test_the_v2_protocol_runs_over_tls(server: ServerHandle) -> None:
     body = {"inputs": [{"name": "input", "datatype": "FP64", "shape": [1, 2], "data": [1, 2]}]}
 
     reply = httpx.post(
@@ -116,7 +116,7 @@ def test_the_v2_protocol_runs_over_tls(server: ConfiguredServerHandle) -> None:
     assert reply.json()["outputs"][0]["data"] == [3.0]
 
 
-def test_grpc_runs_over_tls_with_the_same_certificate(server: ConfiguredServerHandle) -> None:
+def test_grpc_runs_over_tls_with_the_same_certificate(server: ServerHandle) -> None:
     assert server.ca_file is not None
     target = f"localhost:{server.grpc_port}"
     client = grpcclient.InferenceServerClient(
@@ -134,25 +134,25 @@ def test_grpc_runs_over_tls_with_the_same_certificate(server: ConfiguredServerHa
         grpc.channel_ready_future(plain).result(timeout=3)
 
 
-def test_a_client_without_the_ca_refuses_the_server(server: ConfiguredServerHandle) -> None:
+def test_a_client_without_the_ca_refuses_the_server(server: ServerHandle) -> None:
     with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
         httpx.get(f"{server.query_url}/healthz", timeout=10)
 
 
-def test_plain_http_on_a_tls_port_gets_no_answer(server: ConfiguredServerHandle) -> None:
+def test_plain_http_on_a_tls_port_gets_no_answer(server: ServerHandle) -> None:
     for port in (server.query_port, server.admin_port):
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).raise_for_status()
 
 
-def curl(server: ConfiguredServerHandle, *args: str) -> subprocess.CompletedProcess[str]:
+def curl(server: ServerHandle, *args: str) -> subprocess.CompletedProcess[str]:
     assert CURL is not None
     command = [CURL, "--silent", "--show-error", "--max-time", "20", *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
 
 
 @pytest.mark.skipif(CURL is None, reason="needs the curl binary")
-def test_curl_queries_and_manages_over_tls(server: ConfiguredServerHandle) -> None:
+def test_curl_queries_and_manages_over_tls(server: ServerHandle) -> None:
     token = read_admin_token(server.state_dir)
     ca = str(server.ca_file)
 

@@ -18,7 +18,7 @@ import pytest
 
 from tests.integration.browser import browser_for_test, new_page
 from tests.integration.cluster import (
-    ConfiguredServerHandle,
+    ServerHandle,
     free_port,
     kill_leftovers,
     new_server_handle,
@@ -69,7 +69,7 @@ def _answers(url: str) -> bool:
 @pytest.fixture(scope="module")
 def digits_server(
     tmp_path_factory: pytest.TempPathFactory, webapp_origin: str
-) -> Iterator[ConfiguredServerHandle]:
+) -> Iterator[ServerHandle]:
     """A server that allows the web app's origin, with the digits app of the tutorial."""
     from clipper_admin import ClipperConnection, LocalContainerManager
 
@@ -95,14 +95,14 @@ def browser(request: pytest.FixtureRequest) -> Iterator[Any]:
         yield browser
 
 
-def open_app(browser: Any, origin: str, server: ConfiguredServerHandle) -> Any:
+def open_app(browser: Any, origin: str, server: ServerHandle) -> Any:
     page = new_page(browser)
     page.goto(f"{origin}/?api={server.query_url}&app=digits")
     return page
 
 
 def test_a_typed_input_gets_a_prediction_and_its_model_version(
-    browser: Any, webapp_origin: str, digits_server: ConfiguredServerHandle
+    browser: Any, webapp_origin: str, digits_server: ServerHandle
 ) -> None:
     from sklearn.datasets import load_digits
 
@@ -118,7 +118,7 @@ def test_a_typed_input_gets_a_prediction_and_its_model_version(
 
 
 def test_a_drawn_digit_gets_a_prediction_and_feedback_is_accepted(
-    browser: Any, webapp_origin: str, digits_server: ConfiguredServerHandle
+    browser: Any, webapp_origin: str, digits_server: ServerHandle
 ) -> None:
     page = open_app(browser, webapp_origin, digits_server)
     box = page.locator("#pad").bounding_box()
@@ -139,7 +139,7 @@ def test_a_drawn_digit_gets_a_prediction_and_feedback_is_accepted(
 
 
 def test_an_error_reply_is_shown_from_its_json_body(
-    browser: Any, webapp_origin: str, digits_server: ConfiguredServerHandle
+    browser: Any, webapp_origin: str, digits_server: ServerHandle
 ) -> None:
     page = new_page(browser)
     page.goto(f"{webapp_origin}/?api={digits_server.query_url}&app=no-such-app")
