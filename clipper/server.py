@@ -25,7 +25,7 @@ from clipper.control.service import ClusterService
 from clipper.control.store import Registry
 from clipper.core.config import Settings
 from clipper.core.exceptions import ClipperError
-from clipper.core.input_limits import http_limits, input_limits
+from clipper.core.input_limits import InputLimits, http_limits, input_limits
 from clipper.core.process_memory import freeze_startup_objects, keep_freed_memory, resume_collector
 from clipper.core.types import ModelId, ReplicaId
 from clipper.dataplane.dataplane import DataPlane
@@ -187,10 +187,10 @@ class ClipperServer:
         tls, token_file = self._prepare_security()
         query_sock = stack.enter_context(bind_socket(settings.host, settings.query_port))
         admin_sock = stack.enter_context(bind_socket(settings.host, settings.admin_port))
-        rpc_address = await self._start_rpc(stack)
+        rpc_port = await self._start_rpc(stack)
         registry = self._open_registry(stack)
         stack.push_async_callback(self.environments.aclose)
-        rpc_address = await self._open_placement(stack, rpc_address)
+        rpc_address = await self._open_placement(stack, rpc_port)
         rpc_address = await self._start_local_rpc(stack, rpc_address)
         stack.push_async_callback(self.reconciler.close)  # after the tasks below have ended
         self.service = ClusterService(
@@ -202,21 +202,21 @@ class ClipperServer:
         await self.service.refresh()
         reload_guard(self.query_guard, self.service)
         self._start_background(stack, tasks, registry)
-        await self._start_grpc(stack, inference, tls)
-        self._start_http(stack, tasks, inference, query_sock, admin_sock, tls, token_file)
+        limits = input_limits(settings)
+        await self._start_grpc(stack, inference, limits, tls)
+        self._start_http(stack, tasks, inference, limits, query_sock, admin_sock, tls, token_file)
         self.dataplane.ready = True
         if demo:
             tasks.create_task(self._deploy_demo())
 
-    async def _start_rpc(self, stack: contextlib.AsyncExitStack) -> str:
-        """The TCP listener workers dial; the address they dial (before any placement)."""
+    async def _start_rpc(self, stack: contextlib.AsyncExitStack) -> int:
+        """The TCP listener workers dial; its port."""
         rpc = await start_rpc_listener(
             self.settings.rpc_host, self.settings.rpc_port, self._on_register, self._on_lost,
             self.worker_secret, self.poller.touch,
         )  # fmt: skip
         stack.callback(rpc.close)
-        rpc_port = rpc.sockets[0].getsockname()[1]
-        return f"tcp://{self.settings.rpc_advertise_host or self.settings.rpc_host}:{rpc_port}"
+        return int(rpc.sockets[0].getsockname()[1])
 
     def _open_registry(self, stack: contextlib.AsyncExitStack) -> Registry:
         registry = Registry.open(self.state_dir)
@@ -255,12 +255,13 @@ class ClipperServer:
         self,
         stack: contextlib.AsyncExitStack,
         inference: InferenceService,
+        limits: InputLimits,
         tls: ssl.SSLContext | None,
     ) -> None:
         settings = self.settings
         self.grpc_server = await start_grpc(
             inference, settings.host, settings.grpc_port, settings.max_body_bytes,
-            input_limits(settings), self.query_guard, tls_files(settings),
+            limits, self.query_guard, tls_files(settings),
         )  # fmt: skip
         if self.grpc_server is not None:
             stack.push_async_callback(self.grpc_server.stop, SHUTDOWN_GRACE_S)
@@ -270,6 +271,7 @@ class ClipperServer:
         stack: contextlib.AsyncExitStack,
         tasks: asyncio.TaskGroup,
         inference: InferenceService,
+        limits: InputLimits,
         query_sock: socket.socket,
         admin_sock: socket.socket,
         tls: ssl.SSLContext | None,
@@ -278,7 +280,6 @@ class ClipperServer:
         """The query and admin ports; on the way out they stop taking requests and let the
         in-flight ones finish (bounded by SHUTDOWN_GRACE_S) before anything below them stops."""
         settings = self.settings
-        limits = input_limits(settings)
         v2_rest = V2RestApi(inference, settings.max_body_bytes, limits)
         cors = CorsPolicy(settings.cors_allowed_origins) if settings.cors_allowed_origins else None
         query_api = QueryApi(self.dataplane, self.metrics, settings.max_body_bytes, v2_rest, cors,
@@ -310,17 +311,17 @@ class ClipperServer:
         finally:
             resume_collector()
 
-    async def _open_placement(self, stack: contextlib.AsyncExitStack, rpc_address: str) -> str:
+    async def _open_placement(self, stack: contextlib.AsyncExitStack, rpc_port: int) -> str:
         """Connect the Ray placement, if configured; the RPC address workers dial."""
+        host = self.settings.rpc_advertise_host or self.settings.rpc_host
         if self.ray_placement is None:
-            return rpc_address
+            return f"tcp://{host}:{rpc_port}"
         try:
             await self.ray_placement.open()
         except Exception as exc:
             address = self.settings.ray_address or "(Ray's default)"
             raise ClipperError(f"could not connect to the Ray cluster {address}: {exc}") from exc
         stack.push_async_callback(self.ray_placement.aclose)
-        host, _, rpc_port = rpc_address.removeprefix("tcp://").rpartition(":")
         if self.settings.rpc_advertise_host is None and host in ("0.0.0.0", "::", ""):
             host = self.ray_placement.node_ip()
         for warning in self.ray_placement.reachability_warnings(host):

@@ -119,16 +119,18 @@ def error_body(exc: BaseException) -> bytes:
     """Clipper's JSON error body: `{"error", "cause", "code"}`. The cause of an exception
     that is not a ClipperError (a bug) is not shown: it may hold anything."""
     row = error_row(exc)
-    cause = str(exc) if isinstance(exc, errors.ClipperError) else "unexpected server error"
-    return orjson.dumps({"error": row.error, "cause": cause, "code": row.code})
+    return orjson.dumps({"error": row.error, "cause": _cause(exc), "code": row.code})
 
 
 def oip_error_body(exc: BaseException) -> bytes:
     """The Open Inference Protocol's JSON error body: its `error` is the message (as the
     protocol says), with the same `cause` and `code` as Clipper's."""
-    row = error_row(exc)
-    cause = str(exc) if isinstance(exc, errors.ClipperError) else "unexpected server error"
-    return orjson.dumps({"error": cause, "cause": cause, "code": row.code})
+    cause = _cause(exc)
+    return orjson.dumps({"error": cause, "cause": cause, "code": error_row(exc).code})
+
+
+def _cause(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, errors.ClipperError) else "unexpected server error"
 
 
 def error_schema(error_means: str = "Clipper's kind of error") -> dict[str, object]:

@@ -99,8 +99,8 @@ def closed_registries(monkeypatch: pytest.MonkeyPatch) -> list[Registry]:
     return closed
 
 
-async def _serve_until_ready(server: ClipperServer, demo: bool = False) -> asyncio.Task[None]:
-    running = asyncio.create_task(server.run(demo))
+async def _serve_until_ready(server: ClipperServer) -> asyncio.Task[None]:
+    running = asyncio.create_task(server.run())
     url = f"http://127.0.0.1:{server.settings.query_port}/healthz"
     async with httpx.AsyncClient() as client:
         for _ in range(200):
