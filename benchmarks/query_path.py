@@ -16,7 +16,7 @@ with `--requests 3000 --rounds 1`.
 one per core, in every round: this VM's speed drifts 2x within minutes, and two runs at
 the same time see the same drift, so the ratio of each round's pair is what to read.
 Both sides run this file's harness, so REV must have the same internal constructors
-(`Http11Protocol`, `QueryApi`, `DataPlane`, `WorkerChannel`); the module paths of before
+(`Http11Protocol`, `QueryPort`, `DataPlane`, `WorkerChannel`); the module paths of before
 the layering of issue 20 (dcff00a) are imported where the new ones are missing.
 """
 
@@ -52,9 +52,13 @@ def _child(requests: int, concurrency: int, instructions: bool) -> None:
         from clipper.core.input_limits import HttpLimits
         from clipper.core.records import AppRecord, ModelVersionRecord, RegistrySnapshot
         from clipper.core.types import InputType
-        from clipper.frontend.clipper_api.query_api import QueryApi
+        from clipper.frontend.clipper_api.query_api import ClipperQueryApi
+        from clipper.frontend.query_port import QueryPort
         from clipper.http.http11 import Http11Protocol, _Connections
         from clipper.metrics.server_metrics import ServerMetrics
+
+        def query_app(dataplane: Any, metrics: Any) -> Any:
+            return QueryPort(ClipperQueryApi(dataplane, metrics, 1 << 20))
     except ImportError:  # a revision from before the layers of issue 20 (dcff00a, earlier)
         from clipper.frontend.http11 import Http11Protocol, _Connections  # type: ignore
         from clipper.frontend.query_api import QueryApi  # type: ignore
@@ -67,6 +71,10 @@ def _child(requests: int, concurrency: int, instructions: bool) -> None:
         from clipper.types import InputType  # type: ignore
 
         from clipper.metrics import ServerMetrics  # type: ignore
+
+        def query_app(dataplane: Any, metrics: Any) -> Any:
+            return QueryApi(dataplane, metrics, 1 << 20)
+
     from clipper.rpc.protocol import (
         Batch,
         BatchReply,
@@ -136,7 +144,7 @@ def _child(requests: int, concurrency: int, instructions: bool) -> None:
         channel = WorkerChannel(dataplane.attach, dataplane.detach)
         channel.connection_made(StubWorker(channel))
         channel.data_received(encode_message(Register("bench", "1", 0, "doubles", os.getpid())))
-        api = QueryApi(dataplane, metrics, 1 << 20)
+        api = query_app(dataplane, metrics)
         connections = _Connections()  # the server's shared state (private: no socket here)
         run = Run()
         protocols = []

@@ -30,10 +30,11 @@ from clipper.core.process_memory import freeze_startup_objects, keep_freed_memor
 from clipper.core.types import ModelId, ReplicaId
 from clipper.dataplane.dataplane import DataPlane
 from clipper.environments.manager import EnvironmentManager
-from clipper.frontend.clipper_api.query_api import QueryApi
+from clipper.frontend.clipper_api.query_api import ClipperQueryApi
 from clipper.frontend.oip.grpc_server import start_grpc
 from clipper.frontend.oip.rest import V2RestApi
 from clipper.frontend.oip.service import InferenceService
+from clipper.frontend.query_port import QueryPort
 from clipper.http.cors import CorsPolicy
 from clipper.http.http11 import serve_http11
 from clipper.http.loop_polling import LoopPoller
@@ -280,10 +281,13 @@ class ClipperServer:
         """The query and admin ports; on the way out they stop taking requests and let the
         in-flight ones finish (bounded by SHUTDOWN_GRACE_S) before anything below them stops."""
         settings = self.settings
-        v2_rest = V2RestApi(inference, settings.max_body_bytes, limits)
+        body_limit, guard = settings.max_body_bytes, self.query_guard
         cors = CorsPolicy(settings.cors_allowed_origins) if settings.cors_allowed_origins else None
-        query_api = QueryApi(self.dataplane, self.metrics, settings.max_body_bytes, v2_rest, cors,
-                             guard=self.query_guard, limits=limits)  # fmt: skip
+        query_api = QueryPort(
+            ClipperQueryApi(self.dataplane, self.metrics, body_limit, guard, limits),
+            V2RestApi(inference, body_limit, limits, guard),
+            cors,
+        )
         admin_app = build_admin_app(
             self.service, self.metrics, self.status, self.stopping.set, settings.max_body_bytes,
             token_file=token_file, query_guard=self.query_guard,
@@ -340,7 +344,7 @@ class ClipperServer:
         return tls, AdminTokenFile(self.state_dir)
 
     async def _serve_queries(
-        self, app: QueryApi, sock: Any, stop: asyncio.Event, tls: ssl.SSLContext | None
+        self, app: QueryPort, sock: Any, stop: asyncio.Event, tls: ssl.SSLContext | None
     ) -> None:
         """The query API on the configured HTTP server."""
         if self.settings.query_http == "uvicorn":

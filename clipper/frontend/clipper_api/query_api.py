@@ -1,52 +1,49 @@
-"""The query API (port 1337) as a lean ASGI app: no framework on the hot path."""
+"""Clipper's query API on the query port: its routes, and the direct form of predict that
+the lean HTTP server calls without ASGI messages or a task (see clipper.http.routes).
+
+    POST /{app}/predict   a prediction (Clipper's body: `input` or `input_batch`)
+    POST /{app}/update    feedback for the app's selection policy
+    GET  /{app}/ready     the app's readiness (200, or 503)
+    GET  /healthz         liveness;  GET /readyz  readiness of every app
+    GET  /metrics         Prometheus metrics
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
 import orjson
 
-from clipper.core.exceptions import (
-    AuthError,
-    ClipperError,
-    InternalError,
-    InvalidInput,
-    NotFound,
-    UnknownApplication,
-)
+from clipper.core.exceptions import ClipperError, InternalError, InvalidInput, UnknownApplication
 from clipper.core.input_limits import InputLimits
 from clipper.core.inputs import PredictRequest, decode_predict_request
 from clipper.core.outputs import json_default
 from clipper.dataplane.dataplane import Answers, DataPlane, Prediction
 from clipper.frontend.clipper_api.feedback import decode_update_request
-from clipper.frontend.oip.rest import V2RestApi
-from clipper.http.cors import CorsPolicy
-from clipper.http.errors import error_body, error_row, oip_error_body
+from clipper.frontend.error_replies import clipper_error_reply, error_headers
+from clipper.http.errors import error_body, error_row
+from clipper.http.reply import Headers, Reply
 from clipper.http.request_body import TIMEOUT_HEADER, read_body
+from clipper.http.routes import DirectReply, Request, Route, RouteGroup
 from clipper.metrics.server_metrics import CONTENT_TYPE_LATEST, ServerMetrics
-from clipper.security.auth import QueryTokenGuard, auth_headers
+from clipper.security.auth import QueryTokenGuard
 
-__all__ = ["QueryApi"]
+__all__ = ["ClipperQueryApi"]
 
-Scope = dict[str, Any]
-Send = Any
-Receive = Any
-Headers = list[tuple[bytes, bytes]]
-Reply = tuple[int, Headers | bytes, bytes]
-"""What the direct path answers: status, headers (no content-length; as a list, or as an
-encoded header block) and body."""
 log = logging.getLogger("clipper.query")
 
-_JSON = [(b"content-type", b"application/json")]
-_JSON_BLOCK = b"content-type: application/json\r\n"  # _JSON, encoded for the direct path
-_INTERNAL_ERROR: Reply = (500, _JSON, error_body(InternalError("unexpected server error")))
-_PREDICT_URLS_HELD = 1024
-"""Request targets whose app `QueryApi.respond` remembers (parsing one costs more than
-the lookup); past this many it starts afresh."""
+_JSON_BLOCK = b"content-type: application/json\r\n"  # JSON headers, encoded for the direct path
+_INTERNAL_ERROR: DirectReply = (
+    500,
+    _JSON_BLOCK,
+    error_body(InternalError("unexpected server error")),
+)
+_READY = b'{"status":"ready"}'
+_NOT_READY = b'{"status":"not ready"}'
 
 
 def _reply_dict(prediction: Prediction) -> dict[str, Any]:
@@ -63,101 +60,75 @@ def _reply_dict(prediction: Prediction) -> dict[str, Any]:
     return reply
 
 
-class QueryApi:
-    """`POST /<app>/predict`, `POST /<app>/update`, `/healthz`, `/readyz`, `/metrics`."""
+class ClipperQueryApi:
+    """Clipper's routes over the data plane (see the module's docstring)."""
 
     def __init__(
         self,
         dataplane: DataPlane,
         metrics: ServerMetrics,
         max_body_bytes: int,
-        v2: V2RestApi | None = None,
-        cors: CorsPolicy | None = None,
         guard: QueryTokenGuard | None = None,
         limits: InputLimits | None = None,
     ) -> None:
         self._dataplane = dataplane
         self._limits = limits if limits is not None else InputLimits()
         self._guard = guard if guard is not None else QueryTokenGuard()  # query tokens
-        self._cors = cors  # None: CORS off, nothing on the hot path
         self._metrics = metrics
         self._max_body_bytes = max_body_bytes
-        self._v2 = v2
-        self._predict_urls: dict[bytes, str] = {}  # request target -> app (see `respond`)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """ASGI entry point."""
-        if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            return
-        if self._cors is not None:
-            send = await self._cors.intercept(scope, send)
-            if send is None:  # a preflight, answered
-                return
-        if self._v2 is not None and self._v2.handles(scope["path"]):
-            denied = self._guard.v2_names and _v2_denied(self._guard, scope)
-            if not denied:
-                await self._v2(scope, receive, send)  # the Open Inference Protocol
-                return
-            status, body, headers = denied
-        else:
-            status, body, headers = await self._handle(scope, receive)
-        headers = [*headers, (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-    async def _handle(self, scope: Scope, receive: Receive) -> tuple[int, bytes, list[Any]]:
-        path: str = scope["path"]
-        method: str = scope["method"]
-        try:
-            if method == "POST":
-                parts = path.strip("/").split("/")
-                if len(parts) == 2 and parts[1] == "predict":
-                    self._guard.require(parts[0], scope["headers"])
-                    body = await self._read_body(scope, receive)
-                    return 200, await self._predict(parts[0], body, scope), _JSON
-                if len(parts) == 2 and parts[1] == "update":
-                    self._guard.require(parts[0], scope["headers"])
-                    body = await self._read_body(scope, receive)
-                    return 200, await self._update(parts[0], body), _JSON
-            elif method == "GET":
-                return self._get(path)
-        except ClipperError as exc:
-            headers = auth_headers(exc) if isinstance(exc, AuthError) else _JSON
-            return error_row(exc).http_status, error_body(exc), headers
-        return 404, error_body(NotFound(f"no route for {method} {path}")), _JSON
-
-    def _get(self, path: str) -> tuple[int, bytes, list[Any]]:
-        if path == "/healthz":
-            return 200, b'{"status":"live"}', _JSON
-        if path == "/readyz":
-            if self._dataplane.all_ready():
-                return 200, b'{"status":"ready"}', _JSON
-            return 503, b'{"status":"not ready"}', _JSON
-        parts = path.strip("/").split("/")
-        if len(parts) == 2 and parts[1] == "ready":
-            if self._dataplane.app(parts[0]) is None:
-                raise UnknownApplication(f"No application named {parts[0]!r}")
-            if self._dataplane.app_ready(parts[0]):
-                return 200, b'{"status":"ready"}', _JSON
-            return 503, b'{"status":"not ready"}', _JSON
-        if path == "/metrics":
-            content_type = CONTENT_TYPE_LATEST.encode()
-            return 200, self._metrics.render(), [(b"content-type", content_type)]
-        return 404, error_body(NotFound(f"no route for GET {path}")), _JSON
-
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
-        return await read_body(scope["headers"], receive, self._max_body_bytes)
-
-    async def _predict(self, app_name: str, body: bytes, scope: Scope) -> bytes:
-        started = time.monotonic()
-        request, deadline = self._decode(app_name, body, scope["headers"], started)
-        predictions = await self._dataplane.predict(
-            app_name, request.buffers, request.version, deadline, request.uid
+    def routes(self) -> RouteGroup:
+        """Clipper's routes (answering errors in its shape) for the port's table."""
+        return RouteGroup(
+            [
+                Route("POST", "/{app}/predict", self._predict_route, self._predict_direct),
+                Route("POST", "/{app}/update", self._update_route),
+                Route("GET", "/{app}/ready", self._app_ready),
+                Route("GET", "/healthz", self._healthz),
+                Route("GET", "/readyz", self._readyz),
+                Route("GET", "/metrics", self._metrics_route),
+            ],
+            clipper_error_reply,
         )
-        return self._predict_body(app_name, request, predictions, started)
+
+    async def _healthz(self, request: Request) -> Reply:
+        return Reply(200, b'{"status":"live"}')
+
+    async def _readyz(self, request: Request) -> Reply:
+        return Reply(200, _READY) if self._dataplane.all_ready() else Reply(503, _NOT_READY)
+
+    async def _app_ready(self, request: Request) -> Reply:
+        app_name = request.params["app"]
+        if self._dataplane.app(app_name) is None:
+            raise UnknownApplication(f"No application named {app_name!r}")
+        if self._dataplane.app_ready(app_name):
+            return Reply(200, _READY)
+        return Reply(503, _NOT_READY)
+
+    async def _metrics_route(self, request: Request) -> Reply:
+        return Reply(200, self._metrics.render(), [(b"content-type", CONTENT_TYPE_LATEST.encode())])
+
+    async def _predict_route(self, request: Request) -> Reply:
+        app_name = request.params["app"]
+        self._guard.require(app_name, request.headers)
+        body = await read_body(request.headers, request.receive, self._max_body_bytes)
+        started = time.monotonic()
+        predict, deadline = self._decode(app_name, body, request.headers, started)
+        predictions = await self._dataplane.predict(
+            app_name, predict.buffers, predict.version, deadline, predict.uid
+        )
+        return Reply(200, self._predict_body(app_name, predict, predictions, started))
+
+    async def _update_route(self, request: Request) -> Reply:
+        """Feedback for the app's selection policy (see clipper.frontend.clipper_api.feedback)."""
+        app_name = request.params["app"]
+        self._guard.require(app_name, request.headers)
+        body = await read_body(request.headers, request.receive, self._max_body_bytes)
+        app = self._dataplane.app(app_name)
+        if app is None:
+            raise UnknownApplication(f"No application named {app_name!r}")
+        update = decode_update_request(body, app.input_type)
+        return Reply(200, _dumps(await self._dataplane.update(app_name, update)))
 
     def _decode(
         self, app_name: str, body: bytes, headers: Headers, started: float
@@ -180,27 +151,16 @@ class QueryApi:
 
     # -- the direct path of the lean HTTP server (see clipper.http.http11) ----------
 
-    def respond(
+    def _predict_direct(
         self,
-        method: bytes,
-        url: bytes,
+        params: Mapping[str, str],
         headers: Headers,
         body: bytes,
-        done: Callable[[Reply], None],
-    ) -> bool:
-        """Answer `POST /<app>/predict` without ASGI messages or a task: `done(reply)` is
-        called exactly once, at once or when the answers are in. False (and `done` never
-        called) for any other request: the server then goes through the ASGI app."""
-        if method != b"POST" or self._cors is not None:
-            return False
-        app_name = self._predict_urls.get(url)
-        if app_name is None:
-            app_name = _predict_app(url)
-            if app_name is None:
-                return False
-            if len(self._predict_urls) >= _PREDICT_URLS_HELD:
-                self._predict_urls.clear()  # bounded: any client can send any target
-            self._predict_urls[url] = app_name
+        done: Callable[[DirectReply], None],
+    ) -> None:
+        """`POST /{app}/predict` with its body in: `done(reply)` is called exactly once, at
+        once or when the answers are in."""
+        app_name = params["app"]
         started = time.monotonic()
         try:
             self._guard.require(app_name, headers)
@@ -210,35 +170,26 @@ class QueryApi:
                 app_name, request.buffers, request.version, deadline, request.uid, then
             )
         except ClipperError as exc:
-            done(_error_reply(exc))
-            return True
+            done(_direct_error(exc))
+            return
         if answers is not None:
             done((200, _JSON_BLOCK, self._predict_body(app_name, request, answers, started)))
-        return True
 
     def _finish(
         self,
-        done: Callable[[Reply], None],
+        done: Callable[[DirectReply], None],
         app_name: str,
         request: PredictRequest,
         started: float,
         answers: Answers,
     ) -> None:
         if isinstance(answers, ClipperError):
-            done(_error_reply(answers))
+            done(_direct_error(answers))
         elif isinstance(answers, BaseException):
             log.error("predict on %s failed", app_name, exc_info=answers)
             done(_INTERNAL_ERROR)
         else:
             done((200, _JSON_BLOCK, self._predict_body(app_name, request, answers, started)))
-
-    async def _update(self, app_name: str, body: bytes) -> bytes:
-        """Feedback for the app's selection policy (see clipper.frontend.clipper_api.feedback)."""
-        app = self._dataplane.app(app_name)
-        if app is None:
-            raise UnknownApplication(f"No application named {app_name!r}")
-        request = decode_update_request(body, app.input_type)
-        return _dumps(await self._dataplane.update(app_name, request))
 
     def _observe(self, app_name: str, predictions: list[Prediction], latency_s: float) -> None:
         metrics = self._metrics
@@ -251,34 +202,13 @@ class QueryApi:
                 metrics.defaults.labels(app_name, reason).inc()
 
 
-def _predict_app(url: bytes) -> str | None:
-    """The app of a `/<app>/predict` request target (query string ignored), else None."""
-    parts = url.partition(b"?")[0].split(b"/")
-    if len(parts) != 3 or parts[0] or parts[2] != b"predict" or b"%" in parts[1]:
-        return None
-    return parts[1].decode("utf-8", "replace")
-
-
-def _v2_denied(guard: QueryTokenGuard, scope: Scope) -> tuple[int, bytes, list[Any]] | None:
-    """A V2 error answer when a POST to a model or app that needs a query token lacks it."""
-    parts = [part for part in scope["path"].split("/") if part]  # as V2RestApi splits it
-    if scope["method"] != "POST" or len(parts) < 3 or parts[1] != "models":
-        return None
-    try:
-        guard.require_v2(parts[2], scope["headers"])
-    except AuthError as exc:
-        return error_row(exc).http_status, oip_error_body(exc), auth_headers(exc)
-    return None
-
-
 def _dumps(reply: dict[str, Any]) -> bytes:
     """Outputs may hold numpy arrays and bytes (see clipper.core.outputs.to_wire_value)."""
     return orjson.dumps(reply, default=json_default, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def _error_reply(exc: ClipperError) -> Reply:
-    headers = auth_headers(exc) if isinstance(exc, AuthError) else _JSON
-    return error_row(exc).http_status, headers, error_body(exc)
+def _direct_error(exc: ClipperError) -> DirectReply:
+    return error_row(exc).http_status, error_headers(exc), error_body(exc)
 
 
 def _budget_us(app_slo_us: int, body_slo_us: int | None, headers: Headers) -> int:
@@ -292,13 +222,3 @@ def _budget_us(app_slo_us: int, body_slo_us: int | None, headers: Headers) -> in
                 raise InvalidInput("Clipper-Timeout-Us must be a positive integer")
             budget = min(budget, int(value))
     return budget
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
