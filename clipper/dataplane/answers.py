@@ -8,16 +8,30 @@ tasks, go through the two adapters here.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 
-from clipper.dataplane.prediction import Prediction
+from clipper.core.exceptions import ClipperError
+from clipper.core.types import InputBuffer
+from clipper.dataplane.prediction import ModelRef, Prediction
 
-__all__ = ["Answers", "AnswersCallback", "answers_or_future", "deliver"]
+__all__ = [
+    "Answers",
+    "AnswersCallback",
+    "PredictThen",
+    "answers_or_future",
+    "ask_versions",
+    "deliver",
+]
 
 Answers = list[Prediction] | BaseException
 """What a query's callback gets: one prediction per input, or why there are none."""
 AnswersCallback = Callable[[Answers], None]
+PredictThen = Callable[
+    [ModelRef, list[InputBuffer], str | None, float, int | None, AnswersCallback],
+    list[Prediction] | None,
+]
+"""`DataPlane.predict_then` as the selection and pipeline paths call it: for a model."""
 
 
 def answers_or_future(
@@ -46,3 +60,38 @@ def deliver(then: AnswersCallback, task: asyncio.Future[list[Prediction]]) -> No
     else:
         error = task.exception()
         then(error if error is not None else task.result())
+
+
+async def ask_versions(
+    predict_then: PredictThen,
+    versions: Mapping[str, tuple[ModelRef, str]],
+    buffers: list[InputBuffer],
+    deadline: float,
+) -> dict[str, list[Prediction]]:
+    """Ask each `(model, version)` for every input, all at once, through the data plane's
+    entry point; each one's predictions once all are in (by the deadline at the latest). A
+    version the data plane refuses (gone since the route was built) answers each input with
+    a failure whose explanation says why."""
+    answers: dict[str, list[Prediction]] = {}
+    waiting: dict[str, asyncio.Future[list[Prediction]]] = {}
+    for key, (model, version) in versions.items():
+        try:
+            start = partial(predict_then, model, buffers, version, deadline, None)
+            ready = answers_or_future(start)
+        except ClipperError as exc:
+            answers[key] = [Prediction(0, None, True, str(exc)) for _ in buffers]
+            continue
+        if isinstance(ready, list):
+            answers[key] = ready
+        else:
+            waiting[key] = ready
+    if waiting:
+        await asyncio.wait(waiting.values())
+    for key, future in waiting.items():
+        error = future.exception()
+        answers[key] = (
+            [Prediction(0, None, True, f"Model error: {error}") for _ in buffers]
+            if error is not None
+            else future.result()
+        )
+    return answers

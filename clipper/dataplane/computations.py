@@ -125,17 +125,6 @@ class ComputationTable:
         whichever comes first: no task and no timer of its own (see `DeadlineTimer`)."""
         self._deadlines.add(deadline, Waiter(futures, callback))
 
-    async def wait_all(self, futures: list[asyncio.Future[Any]], deadline: float) -> None:
-        """Wait until every future is done or the deadline passes."""
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.when_all(futures, deadline, partial(_resolve, waiter))
-        await waiter
-
-
-def _resolve(waiter: asyncio.Future[None]) -> None:
-    if not waiter.done():
-        waiter.set_result(None)
-
 
 def failure_reason(serving: ModelServing, future: asyncio.Future[Any]) -> str | None:
     """Why a computation gave no output by now (`default_explanation`); None if it did."""

@@ -84,9 +84,10 @@ class DataPlane:
         # without a linked model), and whether its queries use the cache.
         self._direct: dict[str, tuple[ModelServing | None, bool]] = {}
         self.query_log = query_log or QueryLog()
-        self._policies = PolicyPath(self._table, self.query_log, self._default, metrics, clock)
-        self._pipelines = PipelinePath(self._table, self.query_log, self._default)
-        self._feedback = FeedbackPath(self._table, self.query_log, self._pipelines, metrics, clock)
+        ask = self.predict_then  # the paths of routed apps ask their models through it too
+        self._policies = PolicyPath(ask, self.query_log, self._default, metrics, clock)
+        self._pipelines = PipelinePath(ask, self.query_log, self._default)
+        self._feedback = FeedbackPath(ask, self.query_log, self._pipelines, metrics, clock)
         self._routed: set[asyncio.Future[list[Prediction]]] = set()
         self.ready = False
         if metrics is not None:
@@ -283,7 +284,9 @@ class DataPlane:
         if direct is None:  # a version asked, a routed app, a model, or an unknown one
             if isinstance(target, ModelRef):
                 model = self._model_serving(target.model_name, version)
-                use_model_cache = self._cache_on(True, model)
+                use_model_cache = target.use_cache
+                if use_model_cache is None:
+                    use_model_cache = self._cache_on(True, model)
                 return self._start_on(model, use_model_cache, None, buffers, deadline, then)
             app = self._snapshot.apps.get(target)
             if app is None:

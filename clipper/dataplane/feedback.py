@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from clipper.core.exceptions import InvalidInput
-from clipper.dataplane.computations import ComputationTable, failure_reason
+from clipper.dataplane.answers import PredictThen, ask_versions
 from clipper.dataplane.model_serving import Clock
 from clipper.dataplane.pipeline import PipelinePath
 from clipper.dataplane.query_log import QueryLog
@@ -45,14 +45,14 @@ class FeedbackPath:
 
     def __init__(
         self,
-        table: ComputationTable,
+        predict_then: PredictThen,
         query_log: QueryLog,
         pipelines: PipelinePath,
         metrics: ServerMetrics | None,
         clock: Clock = time.monotonic,
     ) -> None:
         self._clock = clock
-        self._table = table
+        self._predict_then = predict_then
         self._log = query_log
         self._pipelines = pipelines
         self._metrics = metrics
@@ -112,18 +112,12 @@ class FeedbackPath:
                 route, [buffer], [0], None, deadline, False
             )
             return {} if prediction.is_default else {route.arms[0]: prediction.output}
-        futures = {
-            arm: self._table.start(route.servings[arm], route.use_cache[arm], [buffer], [0],
-                                   deadline)[0]
-            for arm in route.arms
-        }  # fmt: skip
-        pending = [future for future in futures.values() if not future.done()]
-        if pending:
-            await self._table.wait_all(pending, deadline)
+        versions = {arm: route.version_of(arm) for arm in route.arms}
+        answers = await ask_versions(self._predict_then, versions, [buffer], deadline)
         return {
-            arm: future.result()
-            for arm, future in futures.items()
-            if failure_reason(route.servings[arm], future) is None
+            arm: prediction.output
+            for arm, [prediction] in answers.items()
+            if not prediction.is_default
         }
 
     def _count(self, app: str, rewards: dict[str, float]) -> None:

@@ -18,7 +18,8 @@ from clipper.core.exceptions import InvalidInput
 from clipper.core.inputs import encode_input
 from clipper.core.outputs import to_json_value
 from clipper.core.types import InputBuffer, InputType
-from clipper.dataplane.computations import NO_MODELS, ComputationTable, failure_reason
+from clipper.dataplane.answers import PredictThen, ask_versions
+from clipper.dataplane.computations import NO_MODELS
 from clipper.dataplane.model_serving import ModelServing
 from clipper.dataplane.policy_path import DefaultAnswer
 from clipper.dataplane.prediction import Prediction
@@ -46,9 +47,9 @@ class PipelinePath:
     """Queries of pipeline apps."""
 
     def __init__(
-        self, table: ComputationTable, query_log: QueryLog, default: DefaultAnswer
+        self, predict_then: PredictThen, query_log: QueryLog, default: DefaultAnswer
     ) -> None:
-        self._table = table
+        self._predict_then = predict_then
         self._log = query_log
         self._default = default
 
@@ -101,23 +102,21 @@ class PipelinePath:
     ) -> list[int]:
         """Ask one step for the live inputs; return the inputs still live after it."""
         name = serving.model_id.name
-        futures = self._table.start(serving, route.use_cache[name], [current[i] for i in alive],
-                                    [query_ids[i] for i in alive], deadline)  # fmt: skip
         counter = route.counters.get(name)
         if counter is not None:
             counter.inc(len(alive))
-        pending = [future for future in futures if not future.done()]
-        if pending:
-            await self._table.wait_all(pending, deadline)
+        asked = [current[index] for index in alive]
+        versions = {name: route.version_of(name)}
+        [answers] = (await ask_versions(self._predict_then, versions, asked, deadline)).values()
         survivors = []
-        for index, future in zip(alive, futures, strict=True):
-            reason = failure_reason(serving, future)
+        for index, prediction in zip(alive, answers, strict=True):
+            reason = prediction.explanation if prediction.is_default else None
             if reason is None and following is not None:
-                reason = self._feed(future.result(), following, current, index)
+                reason = self._feed(prediction.output, following, current, index)
             if reason is not None:
                 reasons[index] = reason
                 continue
-            outputs[index] = future.result()
+            outputs[index] = prediction.output
             survivors.append(index)
         return survivors
 

@@ -1,24 +1,25 @@
 """Answering a query of an app under a selection policy: select, ask, combine, mirror.
 
 One selection per request (every input of an `input_batch` goes to the same models, so
-they batch together). Each selected model version is asked through the same computation
-table as the direct path (its own cache, coalescing, batch queue and deadline); the
-request waits, with one timer, until every selected model answered or the deadline
-passed. Then, per input, the policy combines the answers that arrived: an ensemble whose
-stragglers missed the deadline answers with the others (`partial`), and only when no
-model answered does the app fall back to its default output. Shadows are asked too and
-never waited for: a callback records each shadow answer when it arrives.
+they batch together). Each selected model version is asked through the data plane's one
+entry point, `predict_then` with a `ModelRef` (its own cache, coalescing, batch queue and
+deadline, as a direct query); the request waits until every selected model answered or
+the deadline passed. Then, per input, the policy combines the answers that arrived: an
+ensemble whose stragglers missed the deadline answers with the others (`partial`), and
+only when no model answered does the app fall back to its default output. Shadows are
+asked too and never waited for: a callback records each shadow's answers when they arrive.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
+from clipper.core.exceptions import ClipperError
 from clipper.core.types import InputBuffer
-from clipper.dataplane.computations import NO_MODELS, ComputationTable, failure_reason
+from clipper.dataplane.answers import Answers, PredictThen, ask_versions
+from clipper.dataplane.computations import NO_MODELS
 from clipper.dataplane.model_serving import Clock
 from clipper.dataplane.prediction import Prediction
 from clipper.dataplane.query_log import QueryLog, QueryRecord
@@ -33,7 +34,8 @@ __all__ = ["DefaultAnswer", "PolicyPath"]
 DefaultAnswer = Callable[[str, str, int], Prediction]
 """(app, explanation, query id) -> the app's default answer."""
 
-Futures = dict[str, list[asyncio.Future[Any]]]
+ArmAnswers = dict[str, list[Prediction]]
+"""Each asked model's predictions, one per input."""
 
 
 class PolicyPath:
@@ -41,13 +43,13 @@ class PolicyPath:
 
     def __init__(
         self,
-        table: ComputationTable,
+        predict_then: PredictThen,
         query_log: QueryLog,
         default: DefaultAnswer,
         metrics: ServerMetrics | None,
         clock: Clock,
     ) -> None:
-        self._table = table
+        self._predict_then = predict_then
         self._log = query_log
         self._default = default
         self._metrics = metrics
@@ -68,36 +70,32 @@ class PolicyPath:
         started = self._clock()
         state = route.book.state_for(uid)
         selection = route.config.policy.select(state, QueryContext(route.arms, uid, route.rng))
-        futures = self._ask(route, selection.models, buffers, query_ids, deadline)
-        pending = [f for group in futures.values() for f in group if not f.done()]
-        if pending:
-            await self._table.wait_all(pending, deadline)
+        answers = await self._ask(route, selection.models, buffers, deadline)
         predictions = [
-            self._combine(route, state, selection, uid, futures, index, query_id)
+            self._combine(route, state, selection, uid, answers, index, query_id)
             for index, query_id in enumerate(query_ids)
         ]
         if selection.shadows:
             self._mirror(route, selection.shadows, buffers, query_ids, deadline, started)
         return predictions
 
-    def _ask(
+    async def _ask(
         self,
         route: AppRoute,
-        models: Iterable[str],
+        models: tuple[str, ...],
         buffers: list[InputBuffer],
-        query_ids: list[int],
         deadline: float,
-    ) -> Futures:
-        futures = {}
+    ) -> ArmAnswers:
+        self._count(route, models, len(buffers))
+        versions = {arm: route.version_of(arm) for arm in models}
+        return await ask_versions(self._predict_then, versions, buffers, deadline)
+
+    @staticmethod
+    def _count(route: AppRoute, models: tuple[str, ...], inputs: int) -> None:
         for arm in models:
-            serving = route.servings[arm]
-            futures[arm] = self._table.start(
-                serving, route.use_cache[arm], buffers, query_ids, deadline
-            )
             counter = route.counters.get(arm)
             if counter is not None:
-                counter.inc(len(buffers))
-        return futures
+                counter.inc(inputs)
 
     def _combine(
         self,
@@ -105,7 +103,7 @@ class PolicyPath:
         state: PolicyState,
         selection: Selection,
         uid: int | None,
-        futures: Futures,
+        answers_of: ArmAnswers,
         index: int,
         query_id: int,
     ) -> Prediction:
@@ -113,12 +111,11 @@ class PolicyPath:
         answers: dict[str, Any] = {}
         reason: str | None = None
         for arm in selection.models:
-            future = futures[arm][index]
-            why = failure_reason(route.servings[arm], future)
-            if why is None:
-                answers[arm] = future.result()
+            prediction = answers_of[arm][index]
+            if not prediction.is_default:
+                answers[arm] = prediction.output
             elif reason is None:
-                reason = why
+                reason = prediction.explanation
         record = QueryRecord(route.app.name, uid, route.arms, selection.models, answers, (),
                              {arm: route.labels[arm] for arm in selection.models})  # fmt: skip
         self._log.remember(query_id, record)
@@ -141,25 +138,35 @@ class PolicyPath:
         deadline: float,
         started: float,
     ) -> None:
-        """Ask the shadows; each answer is recorded by a callback when it arrives."""
-        futures = self._ask(route, shadows, buffers, query_ids, deadline)
-        for arm, group in futures.items():
-            for query_id, future in zip(query_ids, group, strict=True):
-                future.add_done_callback(
-                    partial(self._shadow_answered, route, arm, query_id, started)
-                )
+        """Ask the shadows; each one's answers are recorded by a callback when they arrive."""
+        self._count(route, shadows, len(buffers))
+        for arm in shadows:
+            model, version = route.version_of(arm)
+            recorded = partial(self._shadow_answered, route, arm, query_ids, started)
+            try:
+                ready = self._predict_then(model, buffers, version, deadline, None, recorded)
+            except ClipperError as exc:
+                ready = [Prediction(0, None, True, str(exc)) for _ in buffers]
+            if ready is not None:
+                recorded(ready)
 
     def _shadow_answered(
-        self, route: AppRoute, arm: str, query_id: int, started: float, future: Any
+        self, route: AppRoute, arm: str, query_ids: list[int], started: float, answers: Answers
     ) -> None:
-        """Record a shadow's answer: agreement with the primary, latency, for feedback."""
-        app = route.app.name
-        if future.cancelled() or future.exception() is not None:
-            if self._metrics is not None:
-                self._metrics.shadow_answers.labels(app, arm, "failed").inc()
-            return
-        output = future.result()
+        """Record a shadow's answers: agreement with the primary, latency, for feedback."""
         latency_s = self._clock() - started
+        predictions = answers if isinstance(answers, list) else [None] * len(query_ids)
+        for query_id, prediction in zip(query_ids, predictions, strict=True):
+            if prediction is None or prediction.is_default:
+                if self._metrics is not None:
+                    self._metrics.shadow_answers.labels(route.app.name, arm, "failed").inc()
+            else:
+                self._shadow_answer(route, arm, query_id, prediction.output, latency_s)
+
+    def _shadow_answer(
+        self, route: AppRoute, arm: str, query_id: int, output: Any, latency_s: float
+    ) -> None:
+        app = route.app.name
         record = self._log.get(query_id)
         primary = record.answers.get(record.selected[0]) if record and record.selected else None
         agreed = bool(record and record.returned) and vote_key(output) == vote_key(primary)

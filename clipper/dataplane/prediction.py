@@ -28,6 +28,11 @@ class Prediction(NamedTuple):
 
 class ModelRef(NamedTuple):
     """A query for a model itself, not an application: answered by its `version` (None: the
-    current one) with no policy, and no default output (a failed input answers None)."""
+    current one) with no policy, and no default output (a failed input answers None, with
+    `is_default` set and the reason as its explanation).
+
+    `use_cache` None follows the version's own setting; an app's selection and pipeline
+    paths pass their route's (the app's and the version's settings together)."""
 
     model_name: str
+    use_cache: bool | None = None

@@ -18,6 +18,7 @@ from clipper.core.exceptions import InvalidRequest
 from clipper.core.records import AppRecord, RegistrySnapshot
 from clipper.core.types import ModelId
 from clipper.dataplane.model_serving import ModelServing
+from clipper.dataplane.prediction import ModelRef
 from clipper.metrics.server_metrics import ServerMetrics
 from clipper.selection import PolicyConfig, configure
 from clipper.selection.base import PolicyState
@@ -54,6 +55,11 @@ class AppRoute:
     def is_pipeline(self) -> bool:
         """True for a pipeline app."""
         return bool(self.app.pipeline)
+
+    def version_of(self, name: str) -> tuple[ModelRef, str]:
+        """How to ask the route's current version of model `name` (with its cache choice)."""
+        model_id = self.servings[name].model_id
+        return ModelRef(model_id.name, self.use_cache[name]), model_id.version
 
     def learn(self, uid: int | None, learn: Callable[[PolicyState], PolicyState]) -> None:
         """Update the state (global, and the user's when per user) and mark it dirty."""
