@@ -11,6 +11,7 @@ import socket
 import ssl
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,16 +26,19 @@ from clipper.control.service import ClusterService
 from clipper.control.store import Registry
 from clipper.core.config import Settings
 from clipper.core.exceptions import ClipperError
-from clipper.core.input_limits import InputLimits, http_limits, input_limits
+from clipper.core.input_limits import HttpLimits, InputLimits, http_limits, input_limits
+from clipper.core.open_files import ConnectionBudget, connection_budget, raise_open_files_limit
 from clipper.core.process_memory import freeze_startup_objects, keep_freed_memory, resume_collector
+from clipper.core.supervision import supervised
 from clipper.core.types import ModelId, ReplicaId
 from clipper.dataplane.dataplane import DataPlane
 from clipper.environments.manager import EnvironmentManager
 from clipper.frontend.clipper_api.query_api import ClipperQueryApi
-from clipper.frontend.oip.grpc_server import start_grpc
+from clipper.frontend.oip.grpc_server import GrpcConnectionLimits, start_grpc
 from clipper.frontend.oip.rest import V2RestApi
 from clipper.frontend.oip.service import InferenceService
 from clipper.frontend.query_port import QueryPort
+from clipper.http.connection_gate import ConnectionGate
 from clipper.http.cors import CorsPolicy
 from clipper.http.http11 import serve_http11
 from clipper.http.loop_polling import LoopPoller
@@ -43,7 +47,12 @@ from clipper.metrics.server_metrics import ServerMetrics
 from clipper.placement.local import LocalPlacement
 from clipper.rpc.protocol import Register
 from clipper.rpc.secret import load_or_create_secret
-from clipper.rpc.server import WorkerChannel, start_rpc_listener, start_unix_rpc_listener
+from clipper.rpc.server import (
+    DEFAULT_MAX_UNREGISTERED,
+    WorkerChannel,
+    start_rpc_listener,
+    start_unix_rpc_listener,
+)
 from clipper.security import (
     AdminTokenFile,
     QueryTokenGuard,
@@ -140,7 +149,9 @@ class ClipperServer:
         logs_dir = self.state_dir / "logs"
         while True:
             await asyncio.sleep(LOG_ROTATION_INTERVAL_S)
-            rotate_logs(logs_dir, self.settings.log_max_bytes, self.settings.log_backups)
+            await asyncio.to_thread(  # file copies stay off the event loop
+                rotate_logs, logs_dir, self.settings.log_max_bytes, self.settings.log_backups
+            )
 
     # -- status ---------------------------------------------------------------------
 
@@ -186,6 +197,7 @@ class ClipperServer:
         """Acquire every part of the server, each release pushed on `stack` at once."""
         settings = self.settings
         tls, token_file = self._prepare_security()
+        self.connections = self._connection_budget()
         query_sock = stack.enter_context(bind_socket(settings.host, settings.query_port))
         admin_sock = stack.enter_context(bind_socket(settings.host, settings.admin_port))
         rpc_port = await self._start_rpc(stack)
@@ -210,11 +222,24 @@ class ClipperServer:
         if demo:
             tasks.create_task(self._deploy_demo())
 
+    def _connection_budget(self) -> ConnectionBudget:
+        """Each port's connection cap under the open-files limit (raised first; logged)."""
+        settings = self.settings
+        budget = connection_budget(
+            raise_open_files_limit(), settings.max_connections, settings.admin_max_connections,
+            settings.grpc_max_connections, DEFAULT_MAX_UNREGISTERED,
+        )  # fmt: skip
+        log.info("%s", budget.describe())
+        return budget
+
+    def _gate(self, max_connections: int) -> ConnectionGate:
+        return ConnectionGate(max_connections, self.settings.max_connections_per_client)
+
     async def _start_rpc(self, stack: contextlib.AsyncExitStack) -> int:
         """The TCP listener workers dial; its port."""
         rpc = await start_rpc_listener(
             self.settings.rpc_host, self.settings.rpc_port, self._on_register, self._on_lost,
-            self.worker_secret, self.poller.touch,
+            self.worker_secret, self.poller.touch, self.connections.rpc_unregistered,
         )  # fmt: skip
         stack.callback(rpc.close)
         return int(rpc.sockets[0].getsockname()[1])
@@ -231,8 +256,9 @@ class ClipperServer:
             return rpc_address
         socket_path = self.state_dir / RPC_SOCKET_NAME
         local_rpc = await start_unix_rpc_listener(
-            socket_path, self._on_register, self._on_lost, self.worker_secret, self.poller.touch
-        )
+            socket_path, self._on_register, self._on_lost, self.worker_secret, self.poller.touch,
+            self.connections.rpc_unregistered,
+        )  # fmt: skip
         if local_rpc is None:
             return rpc_address
         stack.callback(socket_path.unlink, missing_ok=True)
@@ -242,12 +268,15 @@ class ClipperServer:
     def _start_background(
         self, stack: contextlib.AsyncExitStack, tasks: asyncio.TaskGroup, registry: Registry
     ) -> None:
+        # Each restarted after a failure (logged): none takes the server down.
         background = [
-            tasks.create_task(self.reconciler.run()),
-            tasks.create_task(self._watch_heartbeats()),
-            tasks.create_task(self._rotate_logs()),
+            tasks.create_task(supervised("reconciler", self.reconciler.run)),
+            tasks.create_task(supervised("heartbeat watch", self._watch_heartbeats)),
+            tasks.create_task(supervised("log rotation", self._rotate_logs)),
             # policy state is written behind; a last flush runs when cancelled
-            tasks.create_task(run_policy_flusher(registry, self.dataplane)),
+            tasks.create_task(
+                supervised("policy flusher", lambda: run_policy_flusher(registry, self.dataplane))
+            ),
             tasks.create_task(self._end_startup()),
         ]
         stack.callback(lambda: [task.cancel() for task in background])
@@ -263,6 +292,7 @@ class ClipperServer:
         self.grpc_server = await start_grpc(
             inference, settings.host, settings.grpc_port, settings.max_body_bytes,
             limits, self.query_guard, tls_files(settings),
+            GrpcConnectionLimits(self.connections.grpc, settings.header_timeout_s),
         )  # fmt: skip
         if self.grpc_server is not None:
             stack.push_async_callback(self.grpc_server.stop, SHUTDOWN_GRACE_S)
@@ -292,7 +322,10 @@ class ClipperServer:
             self.service, self.metrics, self.status, self.stopping.set, settings.max_body_bytes,
             token_file=token_file, query_guard=self.query_guard,
         )  # fmt: skip
-        admin_server = EmbeddedServer(admin_app, admin_sock, tls)
+        admin_gate = self._gate(self.connections.admin)
+        admin_server = EmbeddedServer(
+            admin_app, admin_sock, tls, admin_gate, settings.header_timeout_s
+        )
         query_stop = asyncio.Event()
         http_tasks = [
             tasks.create_task(self._serve_queries(query_api, query_sock, query_stop, tls)),
@@ -348,14 +381,19 @@ class ClipperServer:
     ) -> None:
         """The query API on the configured HTTP server."""
         if self.settings.query_http == "uvicorn":
-            server = EmbeddedServer(app, sock, tls)
+            gate = self._gate(self.connections.query)
+            server = EmbeddedServer(app, sock, tls, gate, self.settings.header_timeout_s)
             serving = asyncio.ensure_future(server.run_on_socket())
             await stop.wait()
             server.should_exit = True
             await serving
         else:
             await serve_http11(app, sock, self.settings.max_body_bytes, stop, tls,
-                               http_limits(self.settings), self.poller.touch)  # fmt: skip
+                               self._http_limits(), self.poller.touch)  # fmt: skip
+
+    def _http_limits(self) -> HttpLimits:
+        """The query port's HTTP limits, its connection cap within the budget."""
+        return replace(http_limits(self.settings), max_connections=self.connections.query)
 
     async def _deploy_demo(self) -> None:
         from clipper.demo import curl_command, deploy_demo

@@ -176,7 +176,21 @@ class Settings(BaseSettings):
     max_connections: int = Field(
         2048,
         gt=0,
-        description="Most open connections to the query port; more are answered 503 and closed.",
+        description="Most open connections to the query port, at most what the open-files "
+        "limit allows (see clipper.core.open_files); when full, a new connection closes the "
+        "longest-idle one, or is answered 503 and closed when none is idle.",
+    )
+    max_connections_per_client: int | None = Field(
+        None,
+        gt=0,
+        description="Most connections from one client address to the query port or the "
+        "admin port (503 past it); unset: half of the port's cap.",
+    )
+    admin_max_connections: int = Field(
+        256, gt=0, description="Most open connections to the admin port (as max_connections)."
+    )
+    grpc_max_connections: int = Field(
+        1024, gt=0, description="Most open connections to the gRPC port (refused past it)."
     )
     header_timeout_s: float = Field(
         10.0,

@@ -100,6 +100,8 @@ class HttpLimits:
     max_header_bytes: int = 16 * 1024
     max_headers: int = 100
     max_connections: int = 2048
+    max_connections_per_client: int | None = None
+    """None: half of `max_connections` (see clipper.http.connection_gate)."""
     header_timeout_s: float = 10.0
     body_timeout_s: float = 60.0
     keep_alive_timeout_s: float = 30.0

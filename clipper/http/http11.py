@@ -22,7 +22,9 @@ replaced by a fresh one.
 Limits (`clipper.core.input_limits.HttpLimits`), each answered, then the connection closed:
 a request line over `max_header_bytes` 414; headers over `max_header_bytes` (counted as received, so
 a header that never ends is cut off within one read of the limit) or more than
-`max_headers` fields 431; a connection past `max_connections` 503. Slow clients: each
+`max_headers` fields 431; past `max_connections` (or `max_connections_per_client` from one
+address) a new connection closes the longest-idle one, or gets 503 when none is idle
+(clipper.http.connection_gate). Slow clients: each
 connection holds one deadline, moved at each stage of a request (headers due
 `header_timeout_s` after its first byte, the body `body_timeout_s` after the headers, the
 next request `keep_alive_timeout_s` after an answer); one sweep per server, once a second,
@@ -54,6 +56,7 @@ from clipper.core.exceptions import (
     UriTooLong,
 )
 from clipper.core.input_limits import HttpLimits
+from clipper.http.connection_gate import ConnectionGate
 from clipper.http.errors import error_body
 
 __all__ = ["Http11Protocol", "serve_http11"]
@@ -97,7 +100,6 @@ _ERROR_BODY_408 = error_body(RequestTimeout("the request did not arrive in time"
 _ERROR_BODY_414 = error_body(UriTooLong("request line over max_header_bytes"))
 _ERROR_BODY_431_SIZE = error_body(HeadersTooLarge("headers over max_header_bytes"))
 _ERROR_BODY_431_COUNT = error_body(HeadersTooLarge("more than max_headers fields"))
-_ERROR_BODY_503 = error_body(TooManyConnections("too many connections"))
 SWEEP_INTERVAL_S = 1.0
 # A connection's stage decides what its deadline means (see the module's docstring).
 _IDLE, _HEADERS, _BODY, _ANSWERING = range(4)
@@ -170,19 +172,35 @@ class Http11Protocol(asyncio.BufferedProtocol):
     # -- asyncio.Protocol ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        """Remember the transport; refuse it when the server holds `max_connections`."""
+        """Remember the transport; refuse it (503) when the port's gate does."""
         self._transport = transport  # type: ignore[assignment]
-        if len(self._connections) >= self._limits.max_connections:
-            self._reply_and_close(503, _ERROR_BODY_503)
+        self._client = peer = transport.get_extra_info("peername")
+        refusal = self._connections.gate.admit(self, peer[0] if peer else None)
+        if refusal is not None:
+            self._reply_and_close(503, error_body(TooManyConnections(refusal)))
             return
-        self._client = transport.get_extra_info("peername")
         self._connections.add(self)
         self.deadline = _now() + self._limits.header_timeout_s
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Forget the connection; a handler still running finishes and writes nowhere."""
         self._closing = True
+        self._connections.gate.release(self)
         self._connections.discard(self)
+
+    # -- clipper.http.connection_gate.GatedConnection -------------------------------------
+
+    def is_idle(self) -> bool:
+        """No request in progress: between requests, or none sent yet."""
+        return self._stage == _IDLE and not self._busy and not self._ready
+
+    def idle_rank(self) -> float:
+        """The idle deadline: the connection nearest to being closed anyway goes first."""
+        return self.deadline
+
+    def evict(self) -> None:
+        """Close to make room for a new connection."""
+        self._close()
 
     def get_buffer(self, sizehint: int) -> memoryview:
         """Where the next read goes: the rest of a large body, else the scratch buffer."""
@@ -464,9 +482,12 @@ class _Connections(set[Any]):
     """The open connections; `all_closed` is set whenever there are none. `on_read` is
     called on every read (see clipper.http.loop_polling)."""
 
-    def __init__(self, on_read: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self, on_read: Callable[[], None] = lambda: None, gate: ConnectionGate | None = None
+    ) -> None:
         super().__init__()
         self.on_read = on_read
+        self.gate = gate if gate is not None else ConnectionGate(HttpLimits().max_connections)
         self.all_closed = asyncio.Event()
         self.all_closed.set()
         # The read buffer every connection shares: each read is consumed before the next.
@@ -508,7 +529,8 @@ async def serve_http11(
     once their current request is answered. With `ssl_context`, connections speak TLS.
     `on_read` is called on every read of a client connection."""
     limits = replace(limits or HttpLimits(), max_body_bytes=max_body_bytes)
-    connections = _Connections(on_read)
+    gate = ConnectionGate(limits.max_connections, limits.max_connections_per_client)
+    connections = _Connections(on_read, gate)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: Http11Protocol(app, limits, connections), sock=sock, ssl=ssl_context

@@ -4,7 +4,10 @@ Boundary: a connection is trusted only once it registered with the cluster's wor
 (`clipper.rpc.secret`). Before that it may send nothing but its registration, in frames of
 at most `FrameDecoder.UNREGISTERED_MAX_FRAME_BYTES`, within `REGISTER_TIMEOUT_S`; a wrong
 or missing secret is answered `refused` and the connection closed (logged with the peer's
-address, never the secret).
+address, never the secret; such lines at most once per 10 s per kind). An unregistered
+connection costs little: it reads through a `PREAUTH_CHUNK_BYTES` chunk (the large receive
+chunk comes with the registration), and a listener holds at most `max_unregistered` of
+them at once (more are closed at once).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from clipper.core.exceptions import ReplicaCrashed, RpcError
+from clipper.core.log_limits import RateLimitedLog
 from clipper.rpc.protocol import (
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
@@ -47,18 +51,29 @@ __all__ = [
 ]
 
 log = logging.getLogger("clipper.rpc")
+outsider_log = RateLimitedLog(log)  # lines any client can cause, rate-limited
 
 BatchOutcome = BatchReply | BatchError
 # Called with a registration; returns None to accept it or a reason to refuse it.
 RegisterHandler = Callable[["WorkerChannel", Register], str | None]
 LostHandler = Callable[["WorkerChannel"], None]
-REGISTER_TIMEOUT_S = 10.0
+REGISTER_TIMEOUT_S = 5.0
+PREAUTH_CHUNK_BYTES = 4096
+DEFAULT_MAX_UNREGISTERED = 64
 UNIX_PATH_MAX = 107  # bytes of a Unix socket path (sun_path holds 108 with its NUL)
 WRONG_SECRET = "missing or wrong cluster secret"
 
 
 def _nothing() -> None:
     """The default `on_read`."""
+
+
+class Unregistered:
+    """The connections of one listener that have not registered yet, at most `limit`."""
+
+    def __init__(self, limit: int = DEFAULT_MAX_UNREGISTERED) -> None:
+        self.limit = limit
+        self.count = 0
 
 
 class WorkerChannel(asyncio.BufferedProtocol):
@@ -77,13 +92,16 @@ class WorkerChannel(asyncio.BufferedProtocol):
         on_lost: LostHandler,
         secret: str | None = None,
         on_read: Callable[[], None] = _nothing,
+        unregistered: Unregistered | None = None,
     ) -> None:
+        self._unregistered = unregistered if unregistered is not None else Unregistered()
+        self._counted = False  # counted in `_unregistered`
         self._on_register = on_register
         self._on_read = on_read
         self._on_lost = on_lost
         self._secret = secret
         self._decoder = FrameDecoder(FrameDecoder.UNREGISTERED_MAX_FRAME_BYTES)
-        self._chunk = memoryview(bytearray(RECEIVE_CHUNK_BYTES))
+        self._chunk = memoryview(bytearray(PREAUTH_CHUNK_BYTES))  # RECEIVE_CHUNK_BYTES once in
         self._into_frame = False  # whether the last get_buffer() was the frame's own buffer
         self._register_timer: asyncio.TimerHandle | None = None
         self._transport: asyncio.Transport | None = None
@@ -99,13 +117,27 @@ class WorkerChannel(asyncio.BufferedProtocol):
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        unregistered = self._unregistered
+        if unregistered.count >= unregistered.limit:
+            waiting = unregistered.count
+            outsider_log.warning("busy", "closing an RPC connection from %s: %d connections "
+                                 "are waiting to register", self._peer(), waiting)  # fmt: skip
+            transport.close()
+            return
+        unregistered.count += 1
+        self._counted = True
         loop = asyncio.get_running_loop()
         self._register_timer = loop.call_later(REGISTER_TIMEOUT_S, self._registration_overdue)
 
+    def _uncount(self) -> None:
+        if self._counted:
+            self._counted = False
+            self._unregistered.count -= 1
+
     def _registration_overdue(self) -> None:
         if self.registration is None:
-            log.warning("closing RPC connection from %s: no registration within %.0f s",
-                        self._peer(), REGISTER_TIMEOUT_S)  # fmt: skip
+            outsider_log.warning("overdue", "closing an RPC connection from %s: no registration "
+                                 "within %.0f s", self._peer(), REGISTER_TIMEOUT_S)  # fmt: skip
             self.close()
 
     def _peer(self) -> str:
@@ -136,7 +168,12 @@ class WorkerChannel(asyncio.BufferedProtocol):
             for message in decode(data):
                 self._route(message)
         except RpcError as exc:
-            log.error("closing worker connection from %s: %s", self._peer(), exc)
+            if self.registration is None:
+                outsider_log.warning(
+                    "bad", "closing an RPC connection from %s: %s", self._peer(), exc
+                )
+            else:
+                log.error("closing worker connection from %s: %s", self._peer(), exc)
             self.close()
 
     def _route(self, message: Message) -> None:
@@ -156,7 +193,8 @@ class WorkerChannel(asyncio.BufferedProtocol):
             raise RpcError("worker registered twice")
         reason: str | None
         if self._secret is not None and not secret_matches(message.secret, self._secret):
-            log.warning("refused a worker registration from %s: %s", self._peer(), WRONG_SECRET)
+            outsider_log.warning("secret", "refused a worker registration from %s: %s",
+                                 self._peer(), WRONG_SECRET)  # fmt: skip
             reason = WRONG_SECRET
         elif message.protocol != PROTOCOL_VERSION:
             reason = f"protocol {message.protocol} unsupported; server speaks {PROTOCOL_VERSION}"
@@ -168,6 +206,8 @@ class WorkerChannel(asyncio.BufferedProtocol):
             self._write(encode_message(Refused(reason)))
             self.close()
             return
+        self._uncount()
+        self._chunk = memoryview(bytearray(RECEIVE_CHUNK_BYTES))
         self._decoder.max_frame_bytes = MAX_FRAME_BYTES
         self._write(encode_message(Welcome()))
 
@@ -212,6 +252,7 @@ class WorkerChannel(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """Fail every pending batch with ReplicaCrashed, then report the loss."""
         self.closed = True
+        self._uncount()
         if self._register_timer is not None:
             self._register_timer.cancel()
         pending, self._pending = self._pending, {}
@@ -231,11 +272,13 @@ async def start_rpc_listener(
     on_lost: LostHandler,
     secret: str,
     on_read: Callable[[], None] = _nothing,
+    max_unregistered: int = DEFAULT_MAX_UNREGISTERED,
 ) -> asyncio.Server:
     """Listen for workers on TCP `host:port`; only those presenting `secret` register."""
     loop = asyncio.get_running_loop()
+    unregistered = Unregistered(max_unregistered)
     return await loop.create_server(
-        lambda: WorkerChannel(on_register, on_lost, secret, on_read), host, port,
+        lambda: WorkerChannel(on_register, on_lost, secret, on_read, unregistered), host, port,
         reuse_address=True,
     )  # fmt: skip
 
@@ -246,6 +289,7 @@ async def start_unix_rpc_listener(
     on_lost: LostHandler,
     secret: str,
     on_read: Callable[[], None] = _nothing,
+    max_unregistered: int = DEFAULT_MAX_UNREGISTERED,
 ) -> asyncio.Server | None:
     """Listen for workers on this machine on a Unix socket at `path` (mode 0600; a stale
     one from a crashed server is replaced): a round trip costs about 20 us less than over
@@ -255,8 +299,9 @@ async def start_unix_rpc_listener(
         return None
     _remove_stale(path)
     loop = asyncio.get_running_loop()
+    unregistered = Unregistered(max_unregistered)
     server = await loop.create_unix_server(
-        lambda: WorkerChannel(on_register, on_lost, secret, on_read), str(path)
+        lambda: WorkerChannel(on_register, on_lost, secret, on_read, unregistered), str(path)
     )
     os.chmod(path, 0o600)
     return server

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import resource
 import signal
 import socket
 import ssl
@@ -79,6 +80,8 @@ class ServerHandle:
     """The CA (or self-signed certificate) of a server that serves TLS; None: plain HTTP."""
     env: dict[str, str] = field(default_factory=dict)
     """Added to the server's environment (its settings, e.g. `CLIPPER_MAX_BODY_BYTES`)."""
+    open_files: int | None = None
+    """The server's `RLIMIT_NOFILE` (soft and hard) when set: a machine with a low limit."""
 
     @property
     def scheme(self) -> str:
@@ -120,9 +123,15 @@ class ServerHandle:
             stdout=log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **self.env},
+            preexec_fn=None if self.open_files is None else self._limit_open_files,
         )
         log.close()
         wait_until(self._ready, STARTUP_TIMEOUT_S, "the server to be ready")
+
+    def _limit_open_files(self) -> None:
+        """In the server's process, before it starts."""
+        assert self.open_files is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files, self.open_files))
 
     def _ready(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
@@ -279,10 +288,14 @@ class ServerFactory:
         self._directory = directory
         self._started: list[ServerHandle] = []
 
-    def __call__(self, name: str = "test", **settings: object) -> ServerHandle:
-        """A server named `name` with these settings, ready."""
+    def __call__(
+        self, name: str = "test", *, open_files: int | None = None, **settings: object
+    ) -> ServerHandle:
+        """A server named `name` with these settings, ready; `open_files` lowers its
+        open-files limit (see `ServerHandle.open_files`)."""
         env = settings_env(**settings)
         handle = new_server_handle(self._directory / name / "state", name, **env)
+        handle.open_files = open_files
         self._started.append(handle)
         handle.start()
         return handle

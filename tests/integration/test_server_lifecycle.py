@@ -42,7 +42,7 @@ async def _afail(*args: Any, **kwargs: Any) -> Any:
     raise StepFailed("injected")
 
 
-async def _fail_after_a_while() -> None:
+async def _fail_after_a_while(*args: Any) -> None:
     await asyncio.sleep(1.0)  # the server is ready by then (the test checks it answered)
     raise StepFailed("injected while serving")
 
@@ -59,8 +59,9 @@ def _fail_on_second_call(real: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-# (step, how to make it fail): every step of ClipperServer._start in order, then a task that
-# fails while the server serves.
+# (step, how to make it fail): every step of ClipperServer._start in order, then a port's
+# serving task that fails while the server serves (background tasks are restarted instead,
+# see test_a_failing_background_task_is_restarted_and_the_server_serves_on).
 STEPS: dict[str, Callable[[pytest.MonkeyPatch, ClipperServer], None]] = {
     "security": lambda mp, s: mp.setattr(s, "_prepare_security", _fail),
     "admin-socket": lambda mp, s: mp.setattr(
@@ -75,7 +76,9 @@ STEPS: dict[str, Callable[[pytest.MonkeyPatch, ClipperServer], None]] = {
     "background": lambda mp, s: mp.setattr(s, "_start_background", _fail),
     "grpc": lambda mp, s: mp.setattr(server_module, "start_grpc", _afail),
     "http": lambda mp, s: mp.setattr(s, "_start_http", _fail),
-    "serving": lambda mp, s: mp.setattr(s, "_rotate_logs", _fail_after_a_while),
+    "serving": lambda mp, s: mp.setattr(
+        server_module.EmbeddedServer, "run_on_socket", _fail_after_a_while
+    ),
 }
 
 
@@ -137,3 +140,23 @@ async def test_a_failing_step_releases_everything_acquired_before_it(
     again.stopping.set()
     await asyncio.wait_for(serving, 60)
     assert not (tmp_path / RPC_SOCKET_NAME).exists()
+
+
+async def test_a_failing_background_task_is_restarted_and_the_server_serves_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = ClipperServer(_settings(tmp_path))
+    failures = []
+
+    async def rotate_logs_fails() -> None:
+        failures.append(1)
+        raise OSError(24, "Too many open files")  # what log rotation met at the fd limit
+
+    monkeypatch.setattr(server, "_rotate_logs", rotate_logs_fails)
+    running = await _serve_until_ready(server)
+    await asyncio.sleep(2.0)
+
+    assert not running.done(), "a failing background task took the server down"
+    assert len(failures) >= 2  # started again after each failure
+    server.stopping.set()
+    await asyncio.wait_for(running, 60)

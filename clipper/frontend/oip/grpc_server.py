@@ -11,6 +11,7 @@ port serves TLS with the query API's certificate.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,13 @@ from clipper.frontend.oip.service import InferenceService
 from clipper.http.errors import error_row
 from clipper.security.auth import QueryTokenGuard
 
-__all__ = ["InferenceServicer", "decode_infer_request", "encode_infer_response", "start_grpc"]
+__all__ = [
+    "GrpcConnectionLimits",
+    "InferenceServicer",
+    "decode_infer_request",
+    "encode_infer_response",
+    "start_grpc",
+]
 
 log = logging.getLogger("clipper.grpc")
 Context = Any  # grpc.aio.ServicerContext (grpc ships no type hints)
@@ -198,6 +205,26 @@ def encode_infer_response(response: InferResponse) -> Any:
     return message
 
 
+@dataclass(frozen=True, slots=True)
+class GrpcConnectionLimits:
+    """The gRPC port's connection bounds, enforced by gRPC's core: at most
+    `max_connections` (checked before the handshake, so connections that send nothing
+    count too), the TLS and HTTP/2 handshake due within `handshake_timeout_s`, and a
+    connection with no call for `idle_timeout_s` closed (a client reconnects on its next
+    call). gRPC has no per-address cap."""
+
+    max_connections: int = 1024
+    handshake_timeout_s: float = 10.0
+    idle_timeout_s: float = 300.0
+
+    def options(self) -> list[tuple[str, int]]:
+        return [
+            ("grpc.max_allowed_incoming_connections", self.max_connections),
+            ("grpc.server_handshake_timeout_ms", int(self.handshake_timeout_s * 1000)),
+            ("grpc.max_connection_idle_ms", int(self.idle_timeout_s * 1000)),
+        ]
+
+
 async def start_grpc(
     service: InferenceService,
     host: str,
@@ -206,14 +233,17 @@ async def start_grpc(
     limits: InputLimits | None = None,
     guard: QueryTokenGuard | None = None,
     tls: tuple[Path, Path] | None = None,
+    connections: GrpcConnectionLimits | None = None,
 ) -> grpc.aio.Server | None:
     """Serve gRPC on `host:port`, over TLS with `tls` = (certificate, key) files;
     None (logged) when the port cannot be bound."""
+    connections = connections if connections is not None else GrpcConnectionLimits()
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", -1),
             ("grpc.so_reuseport", 0),
+            *connections.options(),
         ]
     )
     servicer = InferenceServicer(service, limits, guard)
