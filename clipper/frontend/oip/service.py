@@ -153,8 +153,8 @@ class InferenceService:
         request: InferRequest,
         transport_budget_s: float | None = None,
     ) -> InferResponse:
-        """Run one inference request; the deadline is the request's `timeout` parameter,
-        else the transport's (gRPC deadline, `Clipper-Timeout-Us`), else the SLO."""
+        """Run one inference request by its deadline: the SLO, or sooner when the request's
+        `timeout` parameter or its transport (gRPC deadline, `Clipper-Timeout-Us`) asks."""
         started = time.monotonic()
         target = self.resolve(name, version)
         record = target.record
@@ -191,11 +191,17 @@ class InferenceService:
     def _budget_s(
         self, target: ModelTarget, request: InferRequest, transport_budget_s: float | None
     ) -> float:
-        timeout_us = request.timeout_us
-        if timeout_us is not None:
-            return timeout_us / 1e6
+        """The SLO (the app's, else the model's), or a shorter budget the request asks for:
+        its `timeout` parameter or the transport's (never a longer one, as Clipper's own
+        route does)."""
+        budget_s = self._slo_s(target)
+        if request.timeout_us is not None:
+            budget_s = min(budget_s, request.timeout_us / 1e6)
         if transport_budget_s is not None:
-            return transport_budget_s
+            budget_s = min(budget_s, transport_budget_s)
+        return budget_s
+
+    def _slo_s(self, target: ModelTarget) -> float:
         if target.app is not None:
             app = self._dataplane.app(target.app)
             if app is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -73,6 +75,23 @@ async def test_infer_without_replicas_is_unavailable_at_the_deadline() -> None:
 
     with pytest.raises(ReplicaUnavailable):
         await make_service().infer("sum", None, request)
+
+
+@pytest.mark.parametrize(
+    ("parameters", "transport_budget_s"), [({"timeout": 3_000_000}, None), ({}, 3.0)]
+)
+async def test_a_budget_longer_than_the_slo_is_cut_to_the_slo(
+    parameters: dict[str, int], transport_budget_s: float | None
+) -> None:
+    request = InferRequest(
+        [Tensor("input", "FP64", (1, 3), np.ones((1, 3)))], parameters=parameters
+    )
+    started = time.monotonic()
+
+    with pytest.raises(ReplicaUnavailable):  # no replica answers by the deadline
+        await make_service().infer("front", None, request, transport_budget_s)
+
+    assert time.monotonic() - started < 1.0  # the app's 50 ms SLO, not the 3 s asked
 
 
 async def test_unknown_requested_output_is_invalid_input() -> None:
