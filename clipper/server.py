@@ -59,6 +59,7 @@ from clipper.security import (
     check_bind,
     ensure_admin_token,
     prepare_admin_token,
+    private_state_dir,
     server_ssl_context,
     tls_files,
 )
@@ -435,6 +436,7 @@ async def _main(settings: Settings, demo: bool) -> None:
 def serve(settings: Settings, demo: bool = False) -> None:
     """Run a server in the foreground until SIGTERM, SIGINT or an admin shutdown."""
     state_dir = settings.resolved_state_dir()
+    private_state_dir(state_dir)
     prepare_admin_token(settings, sys.stdout)  # shown on a terminal, never in the log
     _configure_logging(settings, state_dir)
     keep_freed_memory(settings.malloc_keep_bytes)

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from clipper.security.auth import AdminAuth, QueryTokenGuard, bearer_token
-from clipper.security.startup import check_bind, is_loopback, prepare_admin_token
+from clipper.security.startup import (
+    check_bind,
+    is_loopback,
+    prepare_admin_token,
+    private_state_dir,
+)
 from clipper.security.tls import client_verify, scheme, server_ssl_context, tls_files
 from clipper.security.tokens import (
     AdminTokenFile,
@@ -28,6 +33,7 @@ __all__ = [
     "is_loopback",
     "new_token",
     "prepare_admin_token",
+    "private_state_dir",
     "read_admin_token",
     "scheme",
     "server_ssl_context",

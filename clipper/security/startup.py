@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+from pathlib import Path
 from typing import TextIO
 
 from clipper.core.config import Settings
 from clipper.core.exceptions import ClipperError
 from clipper.security.tokens import admin_token_path, ensure_admin_token
 
-__all__ = ["check_bind", "is_loopback", "prepare_admin_token"]
+__all__ = ["check_bind", "is_loopback", "prepare_admin_token", "private_state_dir"]
+
+PRIVATE_UMASK = 0o077
+"""What the server creates is its user's alone: directories 0700, files 0600."""
 
 
 def is_loopback(host: str) -> bool:
@@ -49,3 +54,12 @@ def prepare_admin_token(settings: Settings, console: TextIO) -> None:
     else:
         print(f"Admin token created in {path} (mode 0600)", file=console)
     console.flush()
+
+
+def private_state_dir(state_dir: Path) -> None:
+    """Make the state directory (registry, tokens, logs, artifacts) its owner's alone: mode
+    0700, which also closes what an earlier version left 0644 inside it, and the process's
+    umask 077 for everything created from now on (workers inherit it)."""
+    os.umask(PRIVATE_UMASK)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    os.chmod(state_dir, 0o700)
