@@ -70,6 +70,8 @@ class ClusterService:
         """Adopt the registry's current state in the dataplane and the reconciler."""
         self.snapshot = self.registry.snapshot()
         removed = self.dataplane.apply(self.snapshot)
+        for app, why in self.dataplane.take_state_resets():
+            self.registry.record_event("policy_state_reset", {"app": app, "reason": why})
         self.reconciler.set_desired(self._desired_launches())
         await asyncio.gather(*(serving.close() for serving in removed))
 

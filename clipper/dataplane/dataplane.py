@@ -402,6 +402,16 @@ class DataPlane:
             route = transient_route(app, self._snapshot, self._serving)
         return await self._feedback.update(route, request)
 
+    def take_state_resets(self) -> list[tuple[str, str]]:
+        """(app, why) for each policy state found broken at load and started afresh since
+        the last call (for the registry's events)."""
+        resets = []
+        for name, route in self._routes.items():
+            if route.book.reset_because is not None:
+                resets.append((name, route.book.reset_because))
+                route.book.reset_because = None
+        return resets
+
     def take_dirty_states(self) -> dict[str, bytes]:
         """The policy states changed since the last call, serialised for the registry
         (write-behind: the caller persists them); they count as clean afterwards."""

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from clipper.core.exceptions import InvalidInput
+from clipper.core.exceptions import Conflict, InvalidInput
 from clipper.dataplane.answers import PredictThen, ask_versions
 from clipper.dataplane.model_serving import Clock
 from clipper.dataplane.pipeline import PipelinePath
@@ -85,6 +85,12 @@ class FeedbackPath:
                 f"'{route.app.name}' under a selection policy or pipeline (the server "
                 f"remembers the last {self._log.capacity} of them)"
             )
+        if record.judged:
+            raise Conflict(
+                f"feedback on query_id {request.query_id} was already counted (each answer "
+                f"is judged once)"
+            )
+        record.judged = True
         if request.has_label:
             loss = route.config.loss
             rewards = {arm: loss(output, request.label) for arm, output in record.answers.items()}

@@ -32,10 +32,20 @@ class QueryRecord:
     `arms` were the candidate models then; `answers` maps each model (arm) that answered
     to its output, shadows included as their answers arrive; `labels` names their
     versions; `returned` are the models whose answers made the reply; `selected` is what
-    the policy selected.
+    the policy selected; `judged` is set once feedback on it was counted (it counts once).
     """
 
-    __slots__ = ("answers", "app", "arms", "labels", "returned", "selected", "size_bytes", "uid")
+    __slots__ = (
+        "answers",
+        "app",
+        "arms",
+        "judged",
+        "labels",
+        "returned",
+        "selected",
+        "size_bytes",
+        "uid",
+    )
 
     def __init__(
         self,
@@ -54,6 +64,7 @@ class QueryRecord:
         self.answers = answers
         self.returned = returned
         self.labels = labels
+        self.judged = False
         self.size_bytes = _RECORD_OVERHEAD_BYTES + sum(map(_output_bytes, answers.values()))
 
 

@@ -115,6 +115,10 @@ def _carry_over(
         blob = snapshot.policy_states.get(app.name)
         book = StateBook.from_bytes(blob, config.name, config.per_user, config.max_users)
         rng, dirty = random.Random(config.seed), False
+        if book.reset_because is not None:  # persisted broken: the fresh state replaces it
+            log.warning("app %s: its %s policy state was broken (%s); starting afresh",
+                        app.name, config.name, book.reset_because)  # fmt: skip
+            dirty = True
     return AppRoute(app, config, book, rng, dirty=dirty)
 
 

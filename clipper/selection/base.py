@@ -9,6 +9,7 @@ in the registry, reloaded after a restart and kept per user. Randomness comes fr
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -55,9 +56,14 @@ class PolicyState:
         """A JSON-compatible copy."""
         return {arm: dict(stats) for arm, stats in self.arms.items()}
 
+    def is_finite(self) -> bool:
+        """Every statistic a finite number (what each policy's update keeps)."""
+        return all(math.isfinite(value) for stats in self.arms.values() for value in stats.values())
+
     @classmethod
     def from_json_value(cls, value: Any) -> PolicyState:
-        """Rebuild a state from `to_json_value`; ValueError if it is not one."""
+        """Rebuild a state from `to_json_value`; ValueError if it is not one (a statistic
+        that is not a finite number included)."""
         if not isinstance(value, dict):
             raise ValueError("a policy state must be a JSON object")
         arms: dict[str, dict[str, float]] = {}
@@ -65,7 +71,10 @@ class PolicyState:
             if not isinstance(stats, dict):
                 raise ValueError(f"the statistics of arm {arm!r} must be a JSON object")
             arms[str(arm)] = {str(name): float(number) for name, number in stats.items()}
-        return cls(arms)
+        state = cls(arms)
+        if not state.is_finite():
+            raise ValueError("a policy state's statistics must be finite numbers")
+        return state
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +123,16 @@ class Feedback:
     arms: tuple[str, ...]
     selected: tuple[str, ...] = ()
     uid: int | None = None
+
+    def __post_init__(self) -> None:
+        """Rewards as every policy may assume them: in [0, 1], a NaN dropped (the update
+        route refuses such values; this keeps each policy's state sound whatever calls it)."""
+        bounded = {
+            arm: min(1.0, max(0.0, float(reward)))
+            for arm, reward in self.rewards.items()
+            if not math.isnan(reward)
+        }
+        object.__setattr__(self, "rewards", bounded)
 
 
 class SelectionPolicy(Protocol):

@@ -30,6 +30,8 @@ class StateBook:
         self.per_user = per_user
         self.max_users = max_users
         self.users: OrderedDict[int, PolicyState] = OrderedDict()
+        self.reset_because: str | None = None
+        """Why a persisted state was found broken and started afresh (`from_bytes`)."""
 
     def state_for(self, uid: int | None) -> PolicyState:
         """The state that selects for `uid` (the global one without a user state)."""
@@ -65,7 +67,8 @@ class StateBook:
         cls, blob: bytes | None, policy_name: str, per_user: bool, max_users: int
     ) -> StateBook:
         """Reload a persisted book; a fresh one when there is none, or when it was
-        written by another policy or cannot be read."""
+        written by another policy, or when it cannot be read or breaks a policy's invariants
+        (then `reset_because` says why)."""
         book = cls(None, per_user, max_users)
         if blob is None:
             return book
@@ -77,6 +80,8 @@ class StateBook:
             if per_user:
                 for uid, state in list(value.get("users", {}).items())[-max_users:]:
                     book.users[int(uid)] = PolicyState.from_json_value(state)
-        except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError):
-            return cls(None, per_user, max_users)
+        except (orjson.JSONDecodeError, AttributeError, TypeError, ValueError) as exc:
+            fresh = cls(None, per_user, max_users)
+            fresh.reset_because = str(exc) or type(exc).__name__
+            return fresh
         return book

@@ -1,7 +1,8 @@
 """Decoding `POST /<app>/update` bodies (feedback for the app's selection policy).
 
 Accepted: Clipper's `{"uid": int, "input": x, "label": y}`, or `{"query_id": n, "label": y}`
-/ `{"query_id": n, "reward": r}` for an earlier answer (with an optional `uid`).
+/ `{"query_id": n, "reward": r}` for an earlier answer (with an optional `uid`). A reward is a
+number in [0, 1] (1 best); JSON has no NaN or infinity, so labels are finite too.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ def decode_update_request(raw: bytes, input_type: InputType) -> FeedbackRequest:
         raise InvalidInput("query_id must be an integer")
     has_label = body.get("label") is not None
     reward = body.get("reward")
-    if reward is not None and (isinstance(reward, bool) or not isinstance(reward, (int, float))):
-        raise InvalidInput("reward must be a number")
+    if reward is not None and (
+        isinstance(reward, bool) or not isinstance(reward, (int, float)) or not 0 <= reward <= 1
+    ):
+        raise InvalidInput("reward must be a number in [0, 1] (1 best)")
     if has_label == (reward is not None):
         raise InvalidInput("feedback needs exactly one of 'label' and 'reward'")
     uid = optional_uid(body)
