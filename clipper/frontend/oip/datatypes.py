@@ -117,12 +117,24 @@ def datatype_of(dtype: np.dtype[Any]) -> str:
     return name
 
 
+MAX_DIMENSIONS = 32
+"""Most dimensions of a tensor (numpy 1 allows 32, numpy 2 64)."""
+MAX_DIMENSION = 2**31 - 1
+"""Largest dimension (int32's largest: what frameworks index with)."""
+
+
 def element_count(shape: Sequence[int]) -> int:
-    """Elements in a tensor of `shape`; InvalidInput for negative dimensions."""
+    """Elements in a tensor of `shape`; InvalidInput for a shape no array can have: more
+    than MAX_DIMENSIONS dimensions, or one that is negative or over MAX_DIMENSION."""
+    if len(shape) > MAX_DIMENSIONS:
+        raise InvalidInput(f"invalid shape: {len(shape)} dimensions, at most {MAX_DIMENSIONS}")
     count = 1
     for dim in shape:
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 0:
-            raise InvalidInput(f"invalid shape {list(shape)}: dimensions are integers >= 0")
+        if isinstance(dim, bool) or not isinstance(dim, int) or not 0 <= dim <= MAX_DIMENSION:
+            shown = list(shape) if len(str(shape)) < 200 else f"{str(list(shape))[:200]}..."
+            raise InvalidInput(
+                f"invalid shape {shown}: dimensions are integers in [0, {MAX_DIMENSION}]"
+            )
         count *= dim
     return count
 

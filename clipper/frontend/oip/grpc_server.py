@@ -175,7 +175,18 @@ def _contents(
         if elements:
             limits.check_string(max(map(len, elements)))
         return elements
-    return np.array(values, dtype=numpy_dtype(tensor.datatype)).reshape(shape)
+    dtype = numpy_dtype(tensor.datatype)
+    if dtype.kind not in "iu" or not len(values):
+        return np.array(values, dtype=dtype).reshape(shape)
+    wide = np.array(values)  # the contents field's own width (32 or 64 bits)
+    bounds = np.iinfo(dtype)
+    low, high = wide.min(), wide.max()
+    if low < bounds.min or high > bounds.max:
+        raise InvalidInput(
+            f"input {tensor.name!r}: {tensor.datatype} values must lie in "
+            f"[{bounds.min}, {bounds.max}]; got {low if low < bounds.min else high}"
+        )
+    return wide.astype(dtype, copy=False).reshape(shape)
 
 
 def _params(parameters: Any) -> dict[str, Any]:
