@@ -17,8 +17,6 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from pydantic import SecretStr
-
 from clipper.core.config import Settings
 from clipper.core.exceptions import ClipperError
 
@@ -172,11 +170,9 @@ def _spawn_detached(command: list[str], log: Path, env: dict[str, str]) -> int:
 def _child_env(settings: Settings) -> dict[str, str]:
     """The caller's environment, with every setting as `CLIPPER_<FIELD>` and clipper importable."""
     env = dict(os.environ)
-    for field, value in settings.model_dump().items():
-        if isinstance(value, SecretStr):  # model_dump keeps secrets masked
-            value = value.get_secret_value()
-        if value is not None:
-            env[f"CLIPPER_{field.upper()}"] = str(value)
+    for field in Settings.model_fields:  # a setting the caller's environment holds but the
+        env.pop(f"CLIPPER_{field.upper()}", None)  # settings left unset is not handed on
+    env.update(settings.to_env())
     env["CLIPPER_STATE_DIR"] = str(settings.resolved_state_dir())
     python_path = [str(_REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])]
     env["PYTHONPATH"] = os.pathsep.join(python_path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -9,6 +10,9 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["Settings", "default_state_dir"]
+
+_COMMA_SEPARATED = frozenset({"cors_allowed_origins"})
+"""List fields the environment gives comma-separated (`NoDecode` with a splitting validator)."""
 
 
 def default_state_dir(cluster_name: str) -> Path:
@@ -205,6 +209,18 @@ class Settings(BaseSettings):
         30.0, gt=0, description="An idle keep-alive connection is closed after this long."
     )
 
+    def to_env(self) -> dict[str, str]:
+        """Every setting as the `CLIPPER_<FIELD>` text this class reads back to the same
+        value (the launcher hands a detached server its settings this way): lists that the
+        environment gives comma-separated joined so, other lists and dicts as JSON, booleans
+        as true/false, secrets revealed; a field that is None is left out (its default)."""
+        env = {}
+        for name in type(self).model_fields:
+            text = _env_text(name, getattr(self, name))
+            if text is not None:
+                env[f"CLIPPER_{name.upper()}"] = text
+        return env
+
     def resolved_state_dir(self) -> Path:
         """The state directory, defaulting to ~/.clipper/<cluster_name>."""
         if self.state_dir is not None:
@@ -216,3 +232,17 @@ class Settings(BaseSettings):
         if self.env_cache_dir is not None:
             return self.env_cache_dir
         return self.resolved_state_dir() / "envs"
+
+
+def _env_text(name: str, value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)) and name in _COMMA_SEPARATED:
+        return ",".join(str(item) for item in value)
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value)
+    return str(value)
