@@ -8,7 +8,10 @@ How the tutorial is read:
   in a line matches anything;
 - `<!-- test: background -->` before a block runs it in the background (a server the reader
   starts in a second terminal) until the test ends, once its expected output appeared;
-- ```console blocks (installing) are not run: the test runs in the installed checkout.
+- ```console blocks (installing) are not run: the test runs in the installed checkout;
+- the web page that step 6 tells the reader to open is opened in Chromium at the address the
+  tutorial gives, right after that step: a digit is drawn, asked for, read, and feedback sent
+  (so the server must allow the page's origin exactly as step 1 started it).
 
 The server gets a fresh state directory and free ports: `CLIPPER_*` variables for the CLI,
 and the tutorial's default addresses (1337, 1338, 8000, `LocalContainerManager()`) replaced
@@ -27,9 +30,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.integration.browser import browser_for_test, new_page
 from tests.integration.cluster import free_port, kill_leftovers, pid_alive
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -185,6 +190,43 @@ def _stop_server(state_dir: Path, env: dict[str, str]) -> None:
         kill_leftovers([pid])
 
 
-def test_the_tutorial_runs_as_written(tutorial: Tutorial) -> None:
-    for index, step in enumerate(tutorial_steps(TUTORIAL.read_text())):
-        tutorial.run(step, index)
+_PAGE_ADDRESS = re.compile(r"Open <(http://127\.0\.0\.1:8000/\?[^>]+)>")
+
+
+def test_the_tutorial_runs_as_written(tutorial: Tutorial, request: pytest.FixtureRequest) -> None:
+    text = TUTORIAL.read_text()
+    page_address = _PAGE_ADDRESS.search(text)
+    assert page_address, "the tutorial no longer says which page to open"
+    served = used = False
+    with browser_for_test(request) as browser:
+        for index, step in enumerate(tutorial_steps(text)):
+            tutorial.run(step, index)
+            served = served or "examples/webapp/serve.py" in step.code
+            if served and not used and not step.background:  # the page is up: use it
+                use_the_web_page(browser, tutorial.localise(page_address.group(1)))
+                used = True
+    assert used
+
+
+def use_the_web_page(browser: Any, address: str) -> None:
+    """What step 6 asks of the reader: draw a digit, ask, read the answer, give feedback."""
+    page = new_page(browser)
+    page.goto(address)
+    box = page.locator("#pad").bounding_box()
+    page.mouse.move(box["x"] + 128, box["y"] + 40)  # a "1": one vertical stroke
+    page.mouse.down()
+    for step in range(1, 11):
+        page.mouse.move(box["x"] + 128, box["y"] + 40 + 17 * step)
+    page.mouse.up()
+    page.click("#predict")
+    page.wait_for_function(
+        "document.querySelector('#prediction').textContent !== '?'"
+        " || document.querySelector('#error').textContent !== ''"
+    )
+    assert page.text_content("#error") == "", page.problems
+    assert page.text_content("#prediction") in [str(digit) for digit in range(10)]
+    assert "digits:" in page.text_content("#details")
+    page.click("#labels button:text-is('1')")
+    page.wait_for_function("document.querySelector('#feedback-result').textContent !== ''")
+    assert "Rewards: digits:" in page.text_content("#feedback-result")
+    assert page.problems == []
