@@ -15,7 +15,7 @@ from typing import Any
 from clipper.artifacts.format import load_artifact_metadata, pack_directory
 from clipper.artifacts.python import directory_artifact
 from clipper.client import AdminClient, ServerUnreachable
-from clipper.core.exceptions import NotFound
+from clipper.core.exceptions import InvalidName, NotFound
 from clipper.core.types import parse_input_type, validate_name, validate_version
 from clipper.environments.declare import EnvironmentArg
 from clipper.worker.local import run_query_locally
@@ -30,6 +30,21 @@ Version = str | int
 def print_progress(line: str) -> None:
     """Print one line of deploy progress (an environment build's steps) to stderr."""
     print(f"[clipper] {line}", file=sys.stderr, flush=True)
+
+
+def lookup_name(name: object) -> str:
+    """A name to look up: any text (name rules apply when something is created; a name
+    that breaks them names nothing, and the server says "not found")."""
+    if not isinstance(name, str):
+        raise InvalidName(f"Invalid name {name!r}: must be a string")
+    return name
+
+
+def lookup_version(version: object) -> str:
+    """A version to look up: text, or an integer (as Clipper accepted)."""
+    if isinstance(version, bool) or not isinstance(version, (str, int)):
+        raise InvalidName(f"Invalid version {version!r}: must be a string or an integer")
+    return str(version)
 
 
 class ClipperConnection:
@@ -58,11 +73,20 @@ class ClipperConnection:
         except ServerUnreachable as exc:
             admin.close()
             raise ServerUnreachable(
-                f"Could not connect to Clipper cluster at {self.cm.get_admin_addr()}: {exc}"
+                f"Could not connect to Clipper cluster {self.cm.settings.cluster_name!r} at "
+                f"{self.cm.get_admin_addr()} ({self._address_origin()}): {exc}. Start it "
+                f"with `clipper start`, or ClipperConnection(...).start_clipper()"
             ) from exc
         self.close()
         self._admin = admin
         self.connected = True
+
+    def _address_origin(self) -> str:
+        """Where the admin address came from, when the manager can say."""
+        origin_of = getattr(self.cm, "origin_of", None)
+        if origin_of is None:
+            return "from the container manager"
+        return f"host from {origin_of('host')}, port from {origin_of('admin_port')}"
 
     def close(self) -> None:
         """Forget the connection (the cluster keeps running)."""
@@ -125,18 +149,18 @@ class ClipperConnection:
         """Change an app's selection policy (ours); `params` are the policy's parameters,
         e.g. `set_app_policy("app", "ab", weights={"a": 9, "b": 1})`. Switching to another
         policy forgets what the old one learned."""
-        self._admin_api().set_app_policy(validate_name(app_name), policy, params)
+        self._admin_api().set_app_policy(lookup_name(app_name), policy, params)
 
     def set_app_pipeline(self, app_name: str, model_names: Sequence[str]) -> None:
         """Make an app a pipeline (ours): each model's output is the next one's input. The
         types must chain (deploy every step but the last with `output_type`); an empty
         list makes the app plain again."""
-        names = [validate_name(model) for model in model_names]
-        self._admin_api().set_app_pipeline(validate_name(app_name), names)
+        names = [lookup_name(model) for model in model_names]
+        self._admin_api().set_app_pipeline(lookup_name(app_name), names)
 
     def unregister_application(self, name: str) -> None:
         """Remove an app; its models stay."""
-        self._admin_api().delete_app(validate_name(name))
+        self._admin_api().delete_app(lookup_name(name))
 
     def delete_application(self, name: str) -> None:
         """Deprecated alias of `unregister_application`."""
@@ -150,12 +174,12 @@ class ClipperConnection:
     def link_model_to_app(self, app_name: str, model_name: str) -> None:
         """Route the app's queries to the model (both must exist, with equal input types)."""
         admin = self._admin_api()
-        admin.add_model_links(validate_name(app_name), [validate_name(model_name)])
+        admin.add_model_links(lookup_name(app_name), [lookup_name(model_name)])
 
     def unlink_model_from_app(self, app_name: str, model_name: str) -> None:
         """Remove a link; error if there is none."""
         admin = self._admin_api()
-        admin.delete_model_links(validate_name(app_name), [validate_name(model_name)])
+        admin.delete_model_links(lookup_name(app_name), [lookup_name(model_name)])
 
     def get_all_apps(self, verbose: bool = False) -> list[Any]:
         """App names, or app info dicts when `verbose`."""
@@ -165,13 +189,13 @@ class ClipperConnection:
         """The app info dict, or None for an unknown app."""
         admin = self._admin_api()
         try:
-            return admin.get_application(validate_name(name))
+            return admin.get_application(lookup_name(name))
         except NotFound:
             return None
 
     def get_linked_models(self, app_name: str) -> list[str]:
         """Names of the models linked to the app (`[]` when none)."""
-        return self._admin_api().get_linked_models(validate_name(app_name))
+        return self._admin_api().get_linked_models(lookup_name(app_name))
 
     # -- models -------------------------------------------------------------------------
 
@@ -323,7 +347,7 @@ class ClipperConnection:
     ) -> None:
         """Make a registered version current, first scaling it to `num_replicas` if given."""
         admin = self._admin_api()
-        name, version = validate_name(name), validate_version(version)
+        name, version = lookup_name(name), lookup_version(version)
         if num_replicas is not None:
             admin.set_num_replicas(name, num_replicas, version)
             if num_replicas > 0:
@@ -332,22 +356,22 @@ class ClipperConnection:
 
     def get_current_model_version(self, name: str) -> str:
         """The model's current version."""
-        return self._admin_api().get_current_model_version(validate_name(name))
+        return self._admin_api().get_current_model_version(lookup_name(name))
 
     def set_num_replicas(
         self, name: str, num_replicas: int, version: Version | None = None
     ) -> None:
         """Scale a version (default: current) and wait until its replicas are ready."""
         admin = self._admin_api()
-        version = None if version is None else validate_version(version)
-        info = admin.set_num_replicas(validate_name(name), num_replicas, version)
+        version = None if version is None else lookup_version(version)
+        info = admin.set_num_replicas(lookup_name(name), num_replicas, version)
         if num_replicas > 0:
             admin.wait_model_ready(name, str(info["model_version"]))
 
     def get_num_replicas(self, name: str, version: Version | None = None) -> int:
         """The replica target of a version (default: current)."""
-        version = None if version is None else validate_version(version)
-        return self._admin_api().get_num_replicas(validate_name(name), version)
+        version = None if version is None else lookup_version(version)
+        return self._admin_api().get_num_replicas(lookup_name(name), version)
 
     def get_all_models(self, verbose: bool = False) -> list[Any]:
         """`"name:version"` strings, or model info dicts when `verbose`."""
@@ -357,7 +381,7 @@ class ClipperConnection:
         """The model info dict, or None for an unknown version."""
         admin = self._admin_api()
         try:
-            return admin.get_model(validate_name(name), validate_version(version))
+            return admin.get_model(lookup_name(name), lookup_version(version))
         except NotFound:
             return None
 
@@ -371,7 +395,7 @@ class ClipperConnection:
         """The replica info dict, or None for an unknown replica."""
         admin = self._admin_api()
         try:
-            return admin.get_container(validate_name(name), validate_version(version), replica_id)
+            return admin.get_container(lookup_name(name), lookup_version(version), replica_id)
         except NotFound:
             return None
 
@@ -379,13 +403,13 @@ class ClipperConnection:
 
     def stop_models(self, model_names: Iterable[str]) -> None:
         """Stop and unregister every version of these models."""
-        names = {validate_name(name) for name in model_names}
+        names = {lookup_name(name) for name in model_names}
         self._stop_versions(lambda info: info["model_name"] in names)
 
     def stop_versioned_models(self, model_versions_dict: Mapping[str, Iterable[Version]]) -> None:
         """Stop and unregister the given versions: `{name: [versions]}`."""
         wanted = {
-            (validate_name(name), validate_version(version))
+            (lookup_name(name), lookup_version(version))
             for name, versions in model_versions_dict.items()
             for version in versions
         }
@@ -393,7 +417,7 @@ class ClipperConnection:
 
     def stop_inactive_model_versions(self, model_names: Iterable[str]) -> None:
         """Stop and unregister every version of these models except the current one."""
-        names = {validate_name(name) for name in model_names}
+        names = {lookup_name(name) for name in model_names}
         self._stop_versions(
             lambda info: info["model_name"] in names and not info["is_current_version"]
         )

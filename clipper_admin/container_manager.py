@@ -6,6 +6,7 @@ local background process whose replicas are worker processes.
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any, Protocol
@@ -47,29 +48,44 @@ class ContainerManager(Protocol):
 
 
 class LocalContainerManager:
-    """Runs a cluster's server as a background process on this machine."""
+    """Runs a cluster's server as a background process on this machine.
+
+    Each address and port is the argument when one is given, else its `CLIPPER_<SETTING>`
+    environment variable, else the default: the rule of the CLI and the server."""
 
     def __init__(
         self,
-        cluster_name: str = "default-cluster",
-        clipper_query_port: int = 1337,
-        clipper_management_port: int = 1338,
-        clipper_rpc_port: int = 7000,
+        cluster_name: str | None = None,
+        clipper_query_port: int | None = None,
+        clipper_management_port: int | None = None,
+        clipper_rpc_port: int | None = None,
         state_dir: str | Path | None = None,
-        host: str = "127.0.0.1",
+        host: str | None = None,
+        clipper_grpc_port: int | None = None,
     ) -> None:
-        values: dict[str, Any] = {
+        given: dict[str, Any] = {
             "cluster_name": cluster_name,
             "host": host,
             "query_port": clipper_query_port,
             "admin_port": clipper_management_port,
             "rpc_port": clipper_rpc_port,
+            "grpc_port": clipper_grpc_port,
+            "state_dir": Path(state_dir) if state_dir is not None else None,
         }
-        if state_dir is not None:
-            values["state_dir"] = Path(state_dir)
+        values = {name: value for name, value in given.items() if value is not None}
         self._settings = Settings(**values)
+        self._given = frozenset(values)
         self.pid: int | None = None
         """Pid of the server this manager started, if it started one."""
+
+    def origin_of(self, setting: str) -> str:
+        """Where a setting's value came from: an argument, the environment or the default."""
+        if setting in self._given:
+            return "an argument of LocalContainerManager"
+        variable = f"CLIPPER_{setting.upper()}"
+        if variable in os.environ:
+            return f"${variable}"
+        return "the default"
 
     @property
     def settings(self) -> Settings:

@@ -13,15 +13,12 @@ import sqlite3
 
 from clipper.control import registry_sql as q
 from clipper.core.exceptions import Conflict, InvalidRequest, ModelNotFound
-from clipper.core.types import validate_name
 
 __all__ = ["check_pipeline", "check_step_output"]
 
 
 def check_pipeline(conn: sqlite3.Connection, app: str, app_type: str, models: list[str]) -> None:
     """Raise ModelNotFound or Conflict unless `models` is a well-typed pipeline for `app`."""
-    for model in models:
-        validate_name(model, "model name")
     if len(set(models)) != len(models):
         raise InvalidRequest("a pipeline names each model at most once")
     expected, source = app_type, f"application '{app}'"

@@ -168,9 +168,13 @@ class ServerMetrics:
         return generate_latest(self.registry)
 
     def snapshot(self) -> dict[str, float]:
-        """A flat dict of every sample, for `inspect_instance()`."""
+        """A flat dict of every sample, for `inspect_instance()`; a family with no sample
+        yet (no query, app or model so far) appears by its name with 0, so the same
+        families are there from the first second."""
         samples: dict[str, float] = {}
         for family in self.registry.collect():
+            if not family.samples:
+                samples[family.name] = 0.0
             for sample in family.samples:
                 labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
                 key = f"{sample.name}{{{labels}}}" if labels else sample.name

@@ -190,11 +190,18 @@ def test_update_accepts_a_query_id_or_clipper_uid_input_and_label(server: Server
     deploy(server, "two", answer_two, link=False)
     add_app(server, "judged", ["one", "two"], policy="exp4")
     reply = ok(server.predict("judged", {"input": [5.0]}))
+    second = ok(server.predict("judged", {"input": [7.0]}))
 
     by_query = update(server, "judged", {"query_id": reply["query_id"], "label": 2})
     by_input = update(server, "judged", {"uid": 3, "input": [6.0], "label": 1})
-    by_reward = update(server, "judged", {"query_id": reply["query_id"], "reward": 0.5})
+    by_reward = update(server, "judged", {"query_id": second["query_id"], "reward": 0.5})
     unknown = httpx.post(f"{server.query_url}/judged/update", json={"query_id": 10**9, "label": 1})
+    replay = httpx.post(
+        f"{server.query_url}/judged/update", json={"query_id": reply["query_id"], "label": 2}
+    )
+    out_of_range = httpx.post(
+        f"{server.query_url}/judged/update", json={"query_id": second["query_id"], "reward": -1e308}
+    )
 
     assert by_query == {
         "query_id": reply["query_id"],
@@ -202,8 +209,10 @@ def test_update_accepts_a_query_id_or_clipper_uid_input_and_label(server: Server
         "rewards": {"one:1": 0.0, "two:1": 1.0},
     }
     assert by_input["rewards"] == {"one:1": 1.0, "two:1": 0.0}
-    assert by_reward["rewards"] == {model: 0.5 for model in reply["models"]}
+    assert by_reward["rewards"] == {model: 0.5 for model in second["models"]}
     assert unknown.status_code == 400
+    assert (replay.status_code, replay.json()["code"]) == (409, "Conflict")  # counted once
+    assert (out_of_range.status_code, out_of_range.json()["code"]) == (400, "InvalidInput")
     assert metric(server, "clipper_policy_feedback_total", app="judged", model="two") == 3
 
 
