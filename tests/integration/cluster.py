@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -21,6 +22,7 @@ import httpx
 from clipper.core.config import Settings
 from clipper.security import read_admin_token
 from clipper.security.tls import client_context
+from tests.integration.certificates import self_signed_certificate
 
 STARTUP_TIMEOUT_S = 30.0
 
@@ -97,6 +99,11 @@ class ServerHandle:
     def admin_url(self) -> str:
         return f"{self.scheme}://127.0.0.1:{self.admin_port}"
 
+    @property
+    def log_path(self) -> Path:
+        """Where the server's stdout and stderr go (appended to across restarts)."""
+        return self.state_dir.parent / f"{self.cluster_name}-server.out"
+
     def admin_headers(self) -> dict[str, str]:
         """The admin token header, read from the state directory (as every client does)."""
         token = read_admin_token(self.state_dir)
@@ -114,7 +121,7 @@ class ServerHandle:
 
     def start(self) -> None:
         """Start `clipper start` in the foreground of a child process; wait until ready."""
-        log = open(self.state_dir.parent / f"{self.cluster_name}-server.out", "ab")  # noqa: SIM115
+        log = open(self.log_path, "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "-m", "clipper.cli", "start", *self.cli_flags()],
             stdout=log,
@@ -177,23 +184,6 @@ class ServerHandle:
                 wait_until(lambda pid=pid: not pid_alive(pid), 10, f"worker {pid} to exit")
             if pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
-
-
-@contextlib.contextmanager
-def running_server(tmp_path: Path, name: str = "test") -> Iterator[ServerHandle]:
-    """A started server on free ports with its own state directory; stopped afterwards."""
-    handle = ServerHandle(
-        state_dir=tmp_path / name,
-        cluster_name=name,
-        query_port=free_port(),
-        admin_port=free_port(),
-        rpc_port=free_port(),
-    )
-    handle.start()
-    try:
-        yield handle
-    finally:
-        handle.stop()
 
 
 def deploy(
@@ -279,10 +269,45 @@ class ServerFactory:
         self._directory = directory
         self._started: list[ServerHandle] = []
 
-    def __call__(self, name: str = "test", **settings: object) -> ServerHandle:
-        """A server named `name` with these settings, ready."""
+    def __call__(
+        self, name: str = "test", *, tls: bool = False, **settings: object
+    ) -> ServerHandle:
+        """A server named `name` with these settings, on free ports, ready. With `tls` it
+        serves https with a self-signed certificate made for it (its `ca_file`)."""
         env = settings_env(**settings)
-        handle = new_server_handle(self._directory / name / "state", name, **env)
+        server_dir = self._directory / name
+        server_dir.mkdir(parents=True, exist_ok=True)
+        ca_file = None
+        if tls:
+            ca_file, key_file = self_signed_certificate(server_dir)
+            env.update(settings_env(tls_cert_file=ca_file, tls_key_file=key_file))
+        handle = ServerHandle(
+            state_dir=server_dir / "state",
+            cluster_name=name,
+            query_port=free_port(),
+            admin_port=free_port(),
+            rpc_port=free_port(),
+            ca_file=ca_file,
+            env=env,
+        )
+        return self._start(handle)
+
+    def restart(self, handle: ServerHandle) -> ServerHandle:
+        """Stop `handle` if it still runs (it may have been killed), then start a new server
+        with its name, settings and state directory on fresh ports, as after a reboot."""
+        handle.stop()
+        again = dataclasses.replace(
+            handle,
+            query_port=free_port(),
+            admin_port=free_port(),
+            rpc_port=free_port(),
+            grpc_port=free_port(),
+            process=None,
+            worker_pids=set(),
+        )
+        return self._start(again)
+
+    def _start(self, handle: ServerHandle) -> ServerHandle:
         self._started.append(handle)
         handle.start()
         return handle
@@ -291,19 +316,6 @@ class ServerFactory:
         """Stop every server started, the newest first."""
         for handle in reversed(self._started):
             handle.stop()
-
-
-def new_server_handle(state_dir: Path, name: str, **env: str) -> ServerHandle:
-    """An unstarted handle on free ports for `state_dir`; `env` goes to the server."""
-    state_dir.parent.mkdir(parents=True, exist_ok=True)
-    return ServerHandle(
-        state_dir=state_dir,
-        cluster_name=name,
-        query_port=free_port(),
-        admin_port=free_port(),
-        rpc_port=free_port(),
-        env=dict(env),
-    )
 
 
 def wait_pids_exit(pids: Any, timeout_s: float, what: str) -> None:

@@ -29,7 +29,6 @@ from tests.integration.cluster import (
     deploy,
     free_port,
     metric,
-    new_server_handle,
 )
 
 pytestmark = pytest.mark.integration
@@ -362,12 +361,10 @@ def test_a_public_bind_without_admin_auth_is_refused(tmp_path: Path) -> None:
     assert "refusing to bind 0.0.0.0" in result.stderr
 
 
-def test_admin_auth_off_on_loopback_needs_no_token(tmp_path: Path) -> None:
-    handle = new_server_handle(tmp_path / "state", "open-admin", CLIPPER_ADMIN_AUTH="false")
-    try:
-        handle.start()
-        response = httpx.post(f"{handle.admin_url}/admin/get_all_applications", json={})
-        assert response.status_code == 200
-        assert read_admin_token(handle.state_dir) is None
-    finally:
-        handle.stop()
+def test_admin_auth_off_on_loopback_needs_no_token(configured_server: ServerFactory) -> None:
+    handle = configured_server("open-admin", admin_auth=False)
+
+    response = httpx.post(f"{handle.admin_url}/admin/get_all_applications", json={}, timeout=30)
+
+    assert response.status_code == 200
+    assert read_admin_token(handle.state_dir) is None

@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import httpx
 import pytest
 
-from tests.integration.cluster import (
-    ServerFactory,
-    ServerHandle,
-    deploy,
-    new_server_handle,
-)
+from tests.integration.cluster import ServerFactory, ServerHandle, deploy
 
 pytestmark = pytest.mark.integration
 
@@ -79,11 +72,9 @@ def test_cors_is_off_by_default(server: ServerHandle) -> None:
     assert "access-control-allow-origin" not in refused.headers
 
 
-def test_any_origin_with_a_star(tmp_path: Path) -> None:
-    server = new_server_handle(tmp_path / "star", "star", CLIPPER_CORS_ALLOWED_ORIGINS="*")
-    server.start()
-    try:
-        response = preflight(server, "/any/predict", "http://anywhere")
-        assert response.headers["access-control-allow-origin"] == "*"
-    finally:
-        server.stop()
+def test_any_origin_with_a_star(configured_server: ServerFactory) -> None:
+    server = configured_server("star", cors_allowed_origins=["*"])
+
+    response = preflight(server, "/any/predict", "http://anywhere")
+
+    assert response.headers["access-control-allow-origin"] == "*"

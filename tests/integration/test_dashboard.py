@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.integration.browser import browser_for_test, new_page
-from tests.integration.cluster import ServerHandle, deploy, running_server
+from tests.integration.cluster import ServerFactory, ServerHandle, deploy
 
 pytestmark = pytest.mark.integration
 
@@ -32,12 +32,12 @@ def auth(server: ServerHandle) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
+def server(module_server: ServerFactory) -> ServerHandle:
     """A server with app `hello` and two versions of model `hello` (2 is current)."""
-    with running_server(tmp_path_factory.mktemp("dashboard"), "dash") as handle:
-        deploy(handle, "hello", lambda xs: [float(sum(x)) for x in xs])
-        deploy(handle, "hello", lambda xs: [2.0 * sum(x) for x in xs], version="2", link=False)
-        yield handle
+    handle = module_server("dash")
+    deploy(handle, "hello", lambda xs: [float(sum(x)) for x in xs])
+    deploy(handle, "hello", lambda xs: [2.0 * sum(x) for x in xs], version="2", link=False)
+    return handle
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,31 +17,19 @@ import pytest
 
 from clipper.artifacts.format import pack_directory
 from clipper.artifacts.python import directory_artifact
-from tests.integration.cluster import (
-    ServerHandle,
-    deploy,
-    new_server_handle,
-    pid_alive,
-    wait_until,
-)
+from tests.integration.cluster import ServerFactory, ServerHandle, deploy, pid_alive, wait_until
 
 
 @pytest.fixture
-def fast_server(tmp_path: Path) -> Iterator[ServerHandle]:
+def fast_server(configured_server: ServerFactory) -> ServerHandle:
     """A server with short restart backoffs and heartbeat timeouts."""
-    handle = new_server_handle(
-        tmp_path / "lifecycle",
+    return configured_server(
         "lifecycle",
-        CLIPPER_RESTART_BACKOFF_INITIAL_S="0.05",
-        CLIPPER_RESTART_BACKOFF_MAX_S="0.4",
-        CLIPPER_HEARTBEAT_INTERVAL_S="0.2",
-        CLIPPER_HEARTBEAT_TIMEOUT_S="1.5",
+        restart_backoff_initial_s=0.05,
+        restart_backoff_max_s=0.4,
+        heartbeat_interval_s=0.2,
+        heartbeat_timeout_s=1.5,
     )
-    handle.start()
-    try:
-        yield handle
-    finally:
-        handle.stop()
 
 
 def version_one(inputs: list[Any]) -> list[float]:

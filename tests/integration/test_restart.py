@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import os
 import signal
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.integration.cluster import (
+    ServerFactory,
     ServerHandle,
     deploy,
-    kill_leftovers,
-    new_server_handle,
     pid_alive,
     wait_pids_exit,
     wait_until,
@@ -61,47 +59,38 @@ def build_cluster(server: ServerHandle) -> None:
     server.admin("add_model_links", {"app_name": "alias", "model_names": ["sum"]})
 
 
-def test_a_sigkilled_server_restarts_with_everything_and_its_workers_exit(tmp_path: Path) -> None:
-    state_dir = tmp_path / "state"
-    first = new_server_handle(state_dir, "restart")
-    first.start()
-    try:
-        build_cluster(first)
-        before = registry_view(first)
-        assert before["current"] == {"sum": "1", "words": "1"}
-        old_workers = set(first.replica_pids())
-        assert len(old_workers) == 4
-        first.kill()
-        wait_pids_exit(old_workers, 20, "a worker of the killed server")
-    finally:
-        first.stop()
+def test_a_sigkilled_server_restarts_with_everything_and_its_workers_exit(
+    configured_server: ServerFactory,
+) -> None:
+    first = configured_server("restart")
+    build_cluster(first)
+    before = registry_view(first)
+    assert before["current"] == {"sum": "1", "words": "1"}
+    old_workers = set(first.replica_pids())
+    assert len(old_workers) == 4
+    first.kill()
+    wait_pids_exit(old_workers, 20, "a worker of the killed server")
 
-    second = new_server_handle(state_dir, "restart")
-    second.start()
-    try:
-        # /readyz covers the versions apps use; sum:2 is only registered, so wait for it
-        # too before comparing views that include ready replica counts.
-        for model, version in (("sum", "1"), ("sum", "2"), ("words", "1")):
-            ready = second.admin(
-                "wait_model_ready", {"model_name": model, "model_version": version}
-            )
-            assert ready.status_code == 200, ready.text
-        assert registry_view(second) == before
-        assert second.admin("get_linked_models", {"app_name": "alias"}).json() == ["sum"]
-        assert second.admin("get_linked_models", {"app_name": "empty"}).json() == []
-        assert second.predict("sum", {"input": [1.0, 2.0]}).json()["output"] == 3.0
-        assert second.predict("alias", {"input": [2.0, 2.0]}).json()["output"] == 4.0
-        pinned = second.predict("sum", {"input": [1.0, 2.0], "version": "2"}).json()
-        assert pinned["output"] == 2.0
-        assert second.predict("words", {"input": "hi"}).json()["output"] == "HI!"
-        empty = second.predict("empty", {"input": [1.0]}).json()
-        assert (empty["output"], empty["default"]) == (-3, True)
-        new_workers = set(second.replica_pids())
-        assert len(new_workers) == 4
-        assert not new_workers & old_workers
-    finally:
-        second.stop()
-        kill_leftovers(old_workers)
+    second = configured_server.restart(first)  # same state directory, fresh ports
+
+    # /readyz covers the versions apps use; sum:2 is only registered, so wait for it
+    # too before comparing views that include ready replica counts.
+    for model, version in (("sum", "1"), ("sum", "2"), ("words", "1")):
+        ready = second.admin("wait_model_ready", {"model_name": model, "model_version": version})
+        assert ready.status_code == 200, ready.text
+    assert registry_view(second) == before
+    assert second.admin("get_linked_models", {"app_name": "alias"}).json() == ["sum"]
+    assert second.admin("get_linked_models", {"app_name": "empty"}).json() == []
+    assert second.predict("sum", {"input": [1.0, 2.0]}).json()["output"] == 3.0
+    assert second.predict("alias", {"input": [2.0, 2.0]}).json()["output"] == 4.0
+    pinned = second.predict("sum", {"input": [1.0, 2.0], "version": "2"}).json()
+    assert pinned["output"] == 2.0
+    assert second.predict("words", {"input": "hi"}).json()["output"] == "HI!"
+    empty = second.predict("empty", {"input": [1.0]}).json()
+    assert (empty["output"], empty["default"]) == (-3, True)
+    new_workers = set(second.replica_pids())
+    assert len(new_workers) == 4
+    assert not new_workers & old_workers
 
 
 def test_a_sigkilled_worker_is_replaced_and_queries_answer_again(server: ServerHandle) -> None:

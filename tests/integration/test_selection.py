@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.integration.cluster import (
-    ServerHandle,
-    deploy,
-    metric,
-    new_server_handle,
-    running_server,
-    wait_until,
-)
+from tests.integration.cluster import ServerFactory, ServerHandle, deploy, metric, wait_until
 
 ENSEMBLE_SLO_US = 200_000
 STRAGGLER_S = 2.0
@@ -28,10 +19,9 @@ CLIENT_OVERHEAD_S = 0.3
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
+def server(module_server: ServerFactory) -> ServerHandle:
     """One server for the tests of this module (each uses its own apps and models)."""
-    with running_server(tmp_path_factory.mktemp("selection"), "selection") as handle:
-        yield handle
+    return module_server("selection")
 
 
 def ok(response: httpx.Response) -> Any:
@@ -301,34 +291,25 @@ def test_an_ab_split_is_sticky_per_uid_and_can_be_changed_later(server: ServerHa
 # -- persistence ---------------------------------------------------------------------
 
 
-def test_policy_state_survives_a_server_restart(tmp_path: Path) -> None:
-    handle = new_server_handle(tmp_path / "state", "restart")
-    handle.start()
-    try:
-        deploy(handle, "good", echo_first, link=False)
-        deploy(handle, "bad", answer_one, link=False)
-        add_app(
-            handle,
-            "remember",
-            ["bad", "good"],
-            policy="exp3",
-            policy_params={"eta": 0.2, "seed": 3},
-        )
-        with httpx.Client(base_url=handle.query_url, timeout=30) as client:
-            for i in range(30):
-                reply = client.post("/remember/predict", json={"input": [5.0 + i]}).json()
-                client.post(
-                    "/remember/update", json={"query_id": reply["query_id"], "label": 5.0 + i}
-                )
-        before = ok(handle.admin("get_application", {"name": "remember"}))["policy_state"]
-    finally:
-        handle.stop()
+def test_policy_state_survives_a_server_restart(configured_server: ServerFactory) -> None:
+    handle = configured_server("restart")
+    deploy(handle, "good", echo_first, link=False)
+    deploy(handle, "bad", answer_one, link=False)
+    add_app(
+        handle,
+        "remember",
+        ["bad", "good"],
+        policy="exp3",
+        policy_params={"eta": 0.2, "seed": 3},
+    )
+    with httpx.Client(base_url=handle.query_url, timeout=30) as client:
+        for i in range(30):
+            reply = client.post("/remember/predict", json={"input": [5.0 + i]}).json()
+            client.post("/remember/update", json={"query_id": reply["query_id"], "label": 5.0 + i})
+    before = ok(handle.admin("get_application", {"name": "remember"}))["policy_state"]
 
-    again = new_server_handle(tmp_path / "state", "restart")
-    again.start()
-    try:
-        after = ok(again.admin("get_application", {"name": "remember"}))["policy_state"]
-    finally:
-        again.stop()
+    again = configured_server.restart(handle)
+
+    after = ok(again.admin("get_application", {"name": "remember"}))["policy_state"]
     assert before["good"]["weight"] > 0.6
     assert after == before

@@ -1,15 +1,11 @@
-"""TLS on both HTTP ports, end to end: a self-signed certificate made here, the Python
+"""TLS on both HTTP ports, end to end: a self-signed certificate made for the test, the Python
 clients and `curl --cacert`."""
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import json
 import shutil
 import subprocess
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -17,15 +13,11 @@ import httpx
 import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from clipper.client import AdminClient, QueryClient
 from clipper.core.config import Settings
 from clipper.security import read_admin_token
-from tests.integration.cluster import ServerHandle, deploy, new_server_handle
+from tests.integration.cluster import ServerFactory, ServerHandle, deploy
 
 pytestmark = pytest.mark.integration
 
@@ -36,56 +28,11 @@ def total(xs: list[Any]) -> list[float]:
     return [float(sum(x)) for x in xs]
 
 
-def self_signed(directory: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 and localhost, valid for a day, and its key."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "clipper-test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    names = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key_path.chmod(0o600)
-    return cert_path, key_path
-
-
-def tls_server(directory: Path, name: str, **env: str) -> ServerHandle:
-    cert, key = self_signed(directory)
-    handle = new_server_handle(
-        directory / "state", name, CLIPPER_TLS_CERT_FILE=str(cert), CLIPPER_TLS_KEY_FILE=str(key),
-        **env,
-    )  # fmt: skip
-    handle.ca_file = cert
-    return handle
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
-    handle = tls_server(tmp_path_factory.mktemp("tls"), "tls")
-    try:
-        handle.start()
-        deploy(handle, "sum", total)
-        yield handle
-    finally:
-        handle.stop()
+def server(module_server: ServerFactory) -> ServerHandle:
+    handle = module_server("tls", tls=True)
+    deploy(handle, "sum", total)
+    return handle
 
 
 def client_settings(server: ServerHandle) -> Settings:
@@ -169,11 +116,9 @@ def test_curl_queries_and_manages_over_tls(server: ServerHandle) -> None:
     assert refused.returncode == 60  # curl: peer certificate cannot be authenticated
 
 
-def test_the_uvicorn_query_server_serves_tls_too(tmp_path: Path) -> None:
-    handle = tls_server(tmp_path, "tls-uvicorn", CLIPPER_QUERY_HTTP="uvicorn")
-    try:
-        handle.start()  # waits for /readyz over https
-        reply = httpx.get(f"{handle.query_url}/healthz", verify=handle.verify, timeout=10)
-        assert reply.json() == {"status": "live"}
-    finally:
-        handle.stop()
+def test_the_uvicorn_query_server_serves_tls_too(configured_server: ServerFactory) -> None:
+    server = configured_server("tls-uvicorn", tls=True, query_http="uvicorn")  # ready over https
+
+    reply = httpx.get(f"{server.query_url}/healthz", verify=server.verify, timeout=10)
+
+    assert reply.json() == {"status": "live"}

@@ -18,10 +18,10 @@ import pytest
 
 from tests.integration.browser import browser_for_test, new_page
 from tests.integration.cluster import (
+    ServerFactory,
     ServerHandle,
     free_port,
     kill_leftovers,
-    new_server_handle,
     wait_until,
 )
 
@@ -67,26 +67,20 @@ def _answers(url: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def digits_server(
-    tmp_path_factory: pytest.TempPathFactory, webapp_origin: str
-) -> Iterator[ServerHandle]:
-    """A server that allows the web app's origin, with the digits app of the tutorial."""
+def digits_server(module_server: ServerFactory, webapp_origin: str) -> ServerHandle:
+    """A server that allows the web app's origin, with the digits app of the tutorial
+    (deployed by the example's own code, through `clipper_admin`)."""
     from clipper_admin import ClipperConnection, LocalContainerManager
 
     example = load_digits_example()
-    state_dir = tmp_path_factory.mktemp("webapp") / "cluster"
-    server = new_server_handle(state_dir, "webapp", CLIPPER_CORS_ALLOWED_ORIGINS=webapp_origin)
-    server.start()
-    try:
-        manager = LocalContainerManager(
-            "webapp", server.query_port, server.admin_port, server.rpc_port, state_dir
-        )
-        conn = ClipperConnection(manager)
-        conn.connect()
-        example.deploy(conn, example.train("logistic")[0], version=1)
-        yield server
-    finally:
-        server.stop()
+    server = module_server("webapp", cors_allowed_origins=[webapp_origin])
+    manager = LocalContainerManager(
+        "webapp", server.query_port, server.admin_port, server.rpc_port, server.state_dir
+    )
+    conn = ClipperConnection(manager)
+    conn.connect()
+    example.deploy(conn, example.train("logistic")[0], version=1)
+    return server
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ passes its memory limit is killed and reported while another model keeps answeri
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ import pytest
 from clipper.rpc.protocol import FrameDecoder, Heartbeat, Message, Refused, Register, Welcome
 from clipper.rpc.protocol import encode_message as encode
 from clipper.rpc.secret import SECRET_FILE
-from tests.integration.cluster import ServerHandle, deploy, running_server, wait_until
+from tests.integration.cluster import ServerFactory, ServerHandle, deploy, wait_until
 
 MEMORY_LIMIT_BYTES = 256 * 1024 * 1024
 
@@ -28,10 +27,10 @@ def memory_hog(xs: list[Any]) -> list[float]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
-    with running_server(tmp_path_factory.mktemp("boundary"), "boundary") as handle:
-        deploy(handle, "calm", feature_sum)
-        yield handle
+def server(module_server: ServerFactory) -> ServerHandle:
+    handle = module_server("boundary")
+    deploy(handle, "calm", feature_sum)
+    return handle
 
 
 def exchange(server: ServerHandle, *messages: Message) -> list[Message | None]:
@@ -76,7 +75,7 @@ def test_the_secret_is_kept_private_and_admits_a_worker(server: ServerHandle) ->
         while not answers:
             answers = decoder.feed(sock.recv(65536))
     assert answers == [Welcome()]
-    log = (server.state_dir.parent / "boundary-server.out").read_text()
+    log = server.log_path.read_text()
     assert path.read_text().strip() not in log
 
 

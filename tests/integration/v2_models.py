@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.cluster import ServerHandle, deploy, running_server
+from tests.integration.cluster import ServerFactory, ServerHandle, deploy
 
 MULTI_SIGNATURE = {
     "inputs": [
@@ -52,16 +50,16 @@ def multi(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def v2_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
+def v2_server(module_server: ServerFactory) -> ServerHandle:
     """One server for a test module: models sum, twice, shout, multi and app `front`."""
-    with running_server(Path(tmp_path_factory.mktemp("v2")), "v2") as server:
-        deploy(server, "sum", row_sums, input_type="doubles")
-        deploy(server, "twice", doubled, input_type="floats")
-        deploy(server, "shout", shout, input_type="strings")
-        deploy(server, "multi", multi, input_type="tensors", link=False, signature=MULTI_SIGNATURE)
-        server.admin("add_app", {
-            "name": "front", "input_type": "doubles", "default_output": "-1",
-            "latency_slo_micros": 5_000_000,
-        }).raise_for_status()  # fmt: skip
-        server.admin("add_model_links", {"app_name": "front", "model_names": ["sum"]})
-        yield server
+    server = module_server("v2")
+    deploy(server, "sum", row_sums, input_type="doubles")
+    deploy(server, "twice", doubled, input_type="floats")
+    deploy(server, "shout", shout, input_type="strings")
+    deploy(server, "multi", multi, input_type="tensors", link=False, signature=MULTI_SIGNATURE)
+    server.admin("add_app", {
+        "name": "front", "input_type": "doubles", "default_output": "-1",
+        "latency_slo_micros": 5_000_000,
+    }).raise_for_status()  # fmt: skip
+    server.admin("add_model_links", {"app_name": "front", "model_names": ["sum"]})
+    return server
