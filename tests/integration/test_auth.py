@@ -48,7 +48,7 @@ def secured(module_server: ServerFactory) -> ServerHandle:
     deploy(handle, "open", total)
     deploy(handle, "locked", total)
     flag = {"app_name": "locked", "require_query_token": True}
-    handle.admin("set_app_query_auth", flag).raise_for_status()
+    handle.admin_http("set_app_query_auth", flag).raise_for_status()
     return handle
 
 
@@ -64,7 +64,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def query_token(server: ServerHandle, *apps: str) -> str:
-    reply = server.admin("create_query_token", {"apps": list(apps), "label": "test"})
+    reply = server.admin_http("create_query_token", {"apps": list(apps), "label": "test"})
     reply.raise_for_status()
     return str(reply.json()["token"])
 
@@ -105,7 +105,7 @@ def test_admin_calls_without_the_token_get_401_and_change_nothing(
     body: dict[str, Any] | None,
     headers: dict[str, str],
 ) -> None:
-    before = secured.admin("get_all_applications", {"verbose": True}).json()
+    before = secured.admin.get_all_applications(verbose=True)
     content = b"junk" if body is None else None
 
     response = httpx.request(
@@ -114,8 +114,8 @@ def test_admin_calls_without_the_token_get_401_and_change_nothing(
     )  # fmt: skip
 
     assert_unauthorized(response)
-    assert secured.admin("get_all_applications", {"verbose": True}).json() == before
-    assert secured.admin("get_num_replicas", {"model_name": "open"}).json() == 1
+    assert secured.admin.get_all_applications(verbose=True) == before
+    assert secured.admin.get_num_replicas("open") == 1
     assert not (secured.state_dir / "models" / "intruder").exists()
 
 
@@ -161,11 +161,11 @@ def test_a_query_token_cannot_call_the_admin_api(secured: ServerHandle) -> None:
     )
 
     assert_unauthorized(response)
-    assert secured.admin("get_application", {"name": "intruder"}).json() is None
+    assert secured.admin.get_application("intruder") is None
 
 
 def test_app_info_shows_the_query_token_flag(secured: ServerHandle) -> None:
-    apps = secured.admin("get_all_applications", {"verbose": True}).json()
+    apps = secured.admin.get_all_applications(verbose=True)
 
     flags = {app["name"]: app["require_query_token"] for app in apps}
     assert flags["locked"] is True
@@ -265,25 +265,25 @@ def test_the_query_client_sends_its_token(secured: ServerHandle) -> None:
 
 
 def test_a_revoked_token_stops_working_at_once(secured: ServerHandle) -> None:
-    created = secured.admin("create_query_token", {"apps": ["locked"]}).json()
+    created = secured.admin_http("create_query_token", {"apps": ["locked"]}).json()
     headers = bearer(created["token"])
     assert secured.predict("locked", {"input": [1.0]}, headers=headers).status_code == 200
 
-    secured.admin("revoke_query_token", {"id": created["id"]}).raise_for_status()
+    secured.admin_http("revoke_query_token", {"id": created["id"]}).raise_for_status()
 
     assert_unauthorized(secured.predict("locked", {"input": [1.0]}, headers=headers))
-    listed = secured.admin("get_query_tokens").json()
+    listed = secured.admin_http("get_query_tokens").json()
     assert created["id"] not in [token["id"] for token in listed]
     assert all("token" not in token for token in listed)
 
 
 def test_the_flag_is_set_at_add_app_and_turned_off_later(secured: ServerHandle) -> None:
     body = {**ADD_APP, "name": "flagged", "require_query_token": True}
-    secured.admin("add_app", body).raise_for_status()
+    secured.admin_http("add_app", body).raise_for_status()  # AdminClient.add_app: no such flag
     assert_unauthorized(secured.predict("flagged", {"input": [1.0]}))
 
     flag = {"app_name": "flagged", "require_query_token": False}
-    secured.admin("set_app_query_auth", flag).raise_for_status()
+    secured.admin_http("set_app_query_auth", flag).raise_for_status()
 
     assert secured.predict("flagged", {"input": [1.0]}).status_code == 200
 

@@ -38,11 +38,7 @@ def server(module_server: ServerFactory) -> ServerHandle:
     deploy(handle, "m", feature_sum)
     deploy(handle, "ints", feature_sum, input_type="integers")
     deploy(handle, "bin", byte_count, input_type="bytes")
-    add_app = {
-        "name": "lonely", "input_type": "doubles", "default_output": "0.5",
-        "latency_slo_micros": 100_000,
-    }  # fmt: skip
-    handle.admin("add_app", add_app).raise_for_status()
+    handle.admin.add_app("lonely", "doubles", default_output="0.5", latency_slo_micros=100_000)
     return handle
 
 

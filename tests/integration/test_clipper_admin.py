@@ -32,9 +32,8 @@ from clipper_admin import (
     UnconnectedException,
 )
 from clipper_admin.deployers import python as python_deployer
+from tests.integration.clipper_admin_cluster import admin_cluster, admin_replica_pids
 from tests.integration.cluster import (
-    admin_cluster,
-    admin_replica_pids,
     free_port,
     pid_alive,
     wait_pids_exit,

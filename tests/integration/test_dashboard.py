@@ -12,23 +12,13 @@ from typing import Any
 import httpx
 import pytest
 
+from clipper.security import read_admin_token
 from tests.integration.browser import browser_for_test, new_page
 from tests.integration.cluster import ServerFactory, ServerHandle, deploy
 
 pytestmark = pytest.mark.integration
 
 GRAFANA_DASHBOARD = Path(__file__).resolve().parents[2] / "docs/grafana/clipper-dashboard.json"
-
-
-def admin_token(server: ServerHandle) -> str:
-    """The server's admin token ('' when the server has none)."""
-    path = server.state_dir / "admin_token"
-    return path.read_text().strip() if path.exists() else ""
-
-
-def auth(server: ServerHandle) -> dict[str, str]:
-    token = admin_token(server)
-    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +35,8 @@ def dashboard(request: pytest.FixtureRequest, server: ServerHandle) -> Iterator[
     """The dashboard page, signed in through the URL fragment, polling every 0.5 s."""
     with browser_for_test(request) as browser:
         page = new_page(browser)
-        page.goto(f"{server.admin_url}/?refresh=0.5&window=60#token={admin_token(server)}")
+        token = read_admin_token(server.state_dir) or ""
+        page.goto(f"{server.admin_url}/?refresh=0.5&window=60#token={token}")
         page.wait_for_selector("#connection.ok")
         yield page
 
@@ -98,9 +89,8 @@ def test_rollback_clicked_on_the_dashboard_changes_the_current_version(
         "document.querySelector('#models tr[data-model=hello] .current-version')"
         ".textContent === '1'"
     )
-    current = server.admin("get_current_model_version", {"model_name": "hello"})
-    assert current.json() == "1"
-    server.admin("set_model_version", {"model_name": "hello", "model_version": "2"})
+    assert server.admin.get_current_model_version("hello") == "1"
+    server.admin.set_model_version("hello", "2")
 
 
 def test_static_files_are_public_and_the_summary_counts_queries(server: ServerHandle) -> None:
@@ -110,11 +100,12 @@ def test_static_files_are_public_and_the_summary_counts_queries(server: ServerHa
     script = httpx.get(f"{server.admin_url}/dashboard/dashboard.js", timeout=10)
     assert script.status_code == 200
     server.predict("hello", {"input": [1.0, 2.0]}).raise_for_status()
-    summary = httpx.get(f"{server.admin_url}/admin/metrics_summary", headers=auth(server)).json()
+    auth = server.admin_headers()
+    summary = httpx.get(f"{server.admin_url}/admin/metrics_summary", headers=auth).json()
     assert summary["apps"]["hello"]["requests"] >= 1
     assert summary["apps"]["hello"]["latency_p50_s"] > 0
     assert summary["models"]["hello:2"]["replicas_ready"] == 1
-    errors = httpx.get(f"{server.admin_url}/admin/recent_errors", headers=auth(server)).json()
+    errors = httpx.get(f"{server.admin_url}/admin/recent_errors", headers=auth).json()
     assert errors == {"replicas": [], "log": errors["log"]}
 
 

@@ -14,7 +14,7 @@ import pytest
 from sklearn.datasets import load_iris
 
 from clipper_admin import ClipperConnection
-from tests.integration.cluster import admin_cluster
+from tests.integration.clipper_admin_cluster import admin_cluster
 
 pytestmark = pytest.mark.integration
 

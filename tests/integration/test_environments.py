@@ -17,7 +17,7 @@ import pytest
 from clipper.core.exceptions import DeployFailed
 from clipper_admin import ClipperConnection, ClipperException
 from clipper_admin.deployers import python as python_deployer
-from tests.integration.cluster import admin_cluster
+from tests.integration.clipper_admin_cluster import admin_cluster
 
 pytestmark = pytest.mark.integration
 

@@ -45,7 +45,7 @@ def version_two(inputs: list[Any]) -> list[float]:
 
 
 def _replicas(server: ServerHandle, model: str) -> list[dict[str, Any]]:
-    replicas = server.admin("get_all_containers", {"verbose": True}).json()
+    replicas = server.admin.get_all_containers(verbose=True)
     return [r for r in replicas if r["model_name"] == model]
 
 
@@ -106,16 +106,14 @@ def _kill_random_worker(server: ServerHandle, model: str, rng: random.Random) ->
 def test_chaos_every_query_is_answered(fast_server: ServerHandle) -> None:
     server = fast_server
     deploy(server, "chaos", version_one, slo_us=2_000_000)
-    server.admin("set_cache", {"app_name": "chaos", "enabled": False})
+    server.admin.set_cache(False, app_name="chaos")
     rng = random.Random(0)
 
     def scale(replicas: int) -> None:
-        body = {"model_name": "chaos", "num_replicas": replicas}
-        server.admin("set_num_replicas", body).raise_for_status()
+        server.admin.set_num_replicas("chaos", replicas)
 
     def roll_back() -> None:
-        body = {"model_name": "chaos", "model_version": 1}
-        server.admin("set_model_version", body).raise_for_status()
+        server.admin.set_model_version("chaos", 1)
 
     schedule = [
         (2.0, lambda: scale(4)),
@@ -156,7 +154,7 @@ def sleepy(inputs: list[Any]) -> list[float]:
 def test_scale_down_never_fails_an_in_flight_query(fast_server: ServerHandle) -> None:
     server = fast_server
     deploy(server, "shrink", sleepy, replicas=4, batch_size=1, slo_us=10_000_000)
-    server.admin("set_cache", {"app_name": "shrink", "enabled": False})
+    server.admin.set_cache(False, app_name="shrink")
 
     async def queries_while_scaling_down() -> list[Any]:
         async with httpx.AsyncClient(base_url=server.query_url, timeout=30) as client:
@@ -165,9 +163,7 @@ def test_scale_down_never_fails_an_in_flight_query(fast_server: ServerHandle) ->
                 for i in range(8)
             ]
             await asyncio.sleep(0.2)  # let the first batches reach the replicas
-            scale = asyncio.to_thread(
-                server.admin, "set_num_replicas", {"model_name": "shrink", "num_replicas": 1}
-            )
+            scale = asyncio.to_thread(server.admin.set_num_replicas, "shrink", 1)
             responses = await asyncio.gather(*sent, scale)
         return [response.json() for response in responses[:-1]]
 
@@ -194,13 +190,10 @@ def predict(inputs):
 
 
 def _deploy_archive(server: ServerHandle, name: str, archive: bytes) -> None:
-    server.admin("add_app", {"name": name, "input_type": "doubles", "default_output": "-1",
-                             "latency_slo_micros": 1_000_000}).raise_for_status()  # fmt: skip
-    url = f"{server.admin_url}/admin/artifacts/{name}/1"
-    httpx.put(url, content=archive, headers=server.admin_headers(), timeout=60).raise_for_status()
-    server.admin("add_model", {"model_name": name, "model_version": "1",
-                               "input_type": "doubles"}).raise_for_status()  # fmt: skip
-    server.admin("add_model_links", {"app_name": name, "model_names": [name]}).raise_for_status()
+    server.admin.add_app(name, "doubles", default_output="-1", latency_slo_micros=1_000_000)
+    server.admin.upload_artifact(name, "1", archive)
+    server.admin.add_model(name, "1", "doubles")
+    server.admin.add_model_links(name, [name])
 
 
 def test_a_replica_that_keeps_crashing_backs_off_and_shows_its_error(
@@ -264,7 +257,7 @@ def test_logs_hold_worker_output_and_tracebacks(server: ServerHandle) -> None:
     reply = server.predict("noisy", {"input": [1.0]}).json()
     assert reply["default"] is True
     assert "ValueError: model exploded on purpose" in reply["default_explanation"]
-    logs = server.admin("get_logs").json()["logs"]
+    logs = server.admin.get_logs()
     worker_log = next(log["content"] for log in logs if log["name"] == "noisy-1-0.log")
     assert "hello from the model" in worker_log
     assert "Traceback" in worker_log

@@ -31,7 +31,7 @@ def batch_size_of_each(inputs: list[Any]) -> list[float]:
 
 def test_fixed_batch_size_fills_batches_under_saturation(server: ServerHandle) -> None:
     deploy(server, "fixed9", batch_size_of_each, batch_size=9, replicas=3, slo_us=60_000_000)
-    server.admin("set_cache", {"app_name": "fixed9", "enabled": False})
+    server.admin.set_cache(False, app_name="fixed9")
     bodies = [{"input": [float(i)]} for i in range(450)]
     replies = asyncio.run(_predict_many(server, "fixed9", bodies))
     sizes = [reply["output"] for reply in replies]
@@ -49,7 +49,7 @@ def echo_first(inputs: list[Any]) -> list[float]:
 
 def test_each_answer_belongs_to_its_own_input(server: ServerHandle) -> None:
     deploy(server, "echo", echo_first, batch_size=-1)
-    server.admin("set_cache", {"app_name": "echo", "enabled": False})
+    server.admin.set_cache(False, app_name="echo")
     bodies = [{"input": [float(i), 0.5]} for i in range(200)]
     replies = asyncio.run(_predict_many(server, "echo", bodies))
     assert [reply["output"] for reply in replies] == [float(i) for i in range(200)]
@@ -101,7 +101,7 @@ def test_slow_model_answers_default_at_deadline_and_late_answer_is_cached(
 
 def test_queries_expired_in_the_queue_never_reach_the_worker(server: ServerHandle) -> None:
     deploy(server, "expire", sleep_300ms, batch_size=1, slo_us=100_000)
-    server.admin("set_cache", {"app_name": "expire", "enabled": False})
+    server.admin.set_cache(False, app_name="expire")
     replies = asyncio.run(
         _predict_many(server, "expire", [{"input": [float(i)]} for i in range(10)])
     )
@@ -131,8 +131,9 @@ def test_per_request_budget_shortens_the_deadline(server: ServerHandle, how: str
 
 def test_batch_policy_changes_at_run_time(server: ServerHandle) -> None:
     deploy(server, "policy", batch_size_of_each, batch_size=1, slo_us=60_000_000)
-    server.admin("set_cache", {"app_name": "policy", "enabled": False})
-    info = server.admin("set_batch_policy", {"model_name": "policy", "batch_size": 5}).json()
+    server.admin.set_cache(False, app_name="policy")
+    changed = server.admin_http("set_batch_policy", {"model_name": "policy", "batch_size": 5})
+    info = changed.raise_for_status().json()
     assert info["batch_size"] == 5
     replies = asyncio.run(
         _predict_many(server, "policy", [{"input": [float(i)]} for i in range(11)])

@@ -26,10 +26,10 @@ import httpx
 import pytest
 
 from clipper.artifacts.python import closure_artifact
-from clipper.security import read_admin_token
 from clipper_admin import ClipperConnection, ClipperException, RayContainerManager
 from clipper_admin.deployers import python as python_deployer
-from tests.integration.cluster import free_port, stop_admin_cluster, wait_until
+from tests.integration.clipper_admin_cluster import stop_admin_cluster
+from tests.integration.cluster import free_port, wait_until
 from tests.integration.ray_cluster import LocalRayCluster, local_ray_cluster
 
 pytestmark = [
@@ -108,7 +108,7 @@ def whoami(ray_clipper: RayClipper) -> str:
         resources={"num_cpus": 0.5, "resources": SLOT},
     )  # fmt: skip
     conn.link_model_to_app("whoami", "whoami")
-    admin_post(conn, "set_cache", {"model_name": "whoami", "enabled": False})  # it answers pids
+    conn._admin_api().set_cache(False, model_name="whoami")  # it answers pids
     return "whoami"
 
 
@@ -242,7 +242,7 @@ def test_scaled_up_gpu_model_stays_unschedulable_until_scaled_down(
     conn.deploy_artifact("gpu-scaled", 1, "doubles", artifact, num_replicas=0, progress=None,
                          resources={"num_gpus": 0.5, "num_cpus": 0})  # fmt: skip
 
-    admin_post(conn, "set_num_replicas", {"model_name": "gpu-scaled", "num_replicas": 1})
+    conn._admin_api().set_num_replicas("gpu-scaled", 1)  # returns at once: conn would wait
     wait_until(
         lambda: [i for i in ray_clipper.replicas("gpu-scaled") if i["state"] == "unschedulable"],
         30,
@@ -250,19 +250,10 @@ def test_scaled_up_gpu_model_stays_unschedulable_until_scaled_down(
         interval_s=0.2,
     )
     listing = clipper_cli(conn, "replicas")
-    admin_post(conn, "set_num_replicas", {"model_name": "gpu-scaled", "num_replicas": 0})
+    conn._admin_api().set_num_replicas("gpu-scaled", 0)
 
     assert "gpu-scaled:1:0 is unschedulable: it asks for GPU 0.5 per replica" in listing
     wait_until(lambda: not ray_clipper.replicas("gpu-scaled"), 30, "the pending replica to go")
-
-
-def admin_post(conn: ClipperConnection, operation: str, body: dict[str, Any]) -> Any:
-    """One admin API call, without the waiting `ClipperConnection` adds."""
-    url = f"http://{conn.cm.get_admin_addr()}/admin/{operation}"
-    token = read_admin_token(conn.cm.settings.resolved_state_dir())
-    reply = httpx.post(url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30)
-    reply.raise_for_status()
-    return reply.json()
 
 
 def clipper_cli(conn: ClipperConnection, *args: str) -> str:

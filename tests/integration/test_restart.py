@@ -35,11 +35,10 @@ def always_two(xs: list[Any]) -> list[float]:
 def registry_view(server: ServerHandle) -> dict[str, Any]:
     """Everything the registry holds, as the admin API lists it."""
     return {
-        "apps": server.admin("get_all_applications", {"verbose": True}).json(),
-        "models": server.admin("get_all_models", {"verbose": True}).json(),
+        "apps": server.admin.get_all_applications(verbose=True),
+        "models": server.admin.get_all_models(verbose=True),
         "current": {
-            name: server.admin("get_current_model_version", {"model_name": name}).json()
-            for name in ("sum", "words")
+            name: server.admin.get_current_model_version(name) for name in ("sum", "words")
         },
     }
 
@@ -48,15 +47,11 @@ def build_cluster(server: ServerHandle) -> None:
     """Apps `sum` (two versions, rolled back to 1), `words` (2 replicas), `alias`, `empty`."""
     deploy(server, "sum", feature_sum)
     deploy(server, "sum", always_two, version="2", link=False)
-    server.admin("set_model_version", {"model_name": "sum", "model_version": "1"})
+    server.admin.set_model_version("sum", "1")
     deploy(server, "words", shout, input_type="strings", replicas=2)
     for name, default in (("alias", "-2"), ("empty", "-3")):
-        body = {
-            "name": name, "input_type": "doubles", "default_output": default,
-            "latency_slo_micros": 1_000_000,
-        }  # fmt: skip
-        server.admin("add_app", body).raise_for_status()
-    server.admin("add_model_links", {"app_name": "alias", "model_names": ["sum"]})
+        server.admin.add_app(name, "doubles", default_output=default, latency_slo_micros=1_000_000)
+    server.admin.add_model_links("alias", ["sum"])
 
 
 def test_a_sigkilled_server_restarts_with_everything_and_its_workers_exit(
@@ -76,11 +71,10 @@ def test_a_sigkilled_server_restarts_with_everything_and_its_workers_exit(
     # /readyz covers the versions apps use; sum:2 is only registered, so wait for it
     # too before comparing views that include ready replica counts.
     for model, version in (("sum", "1"), ("sum", "2"), ("words", "1")):
-        ready = second.admin("wait_model_ready", {"model_name": model, "model_version": version})
-        assert ready.status_code == 200, ready.text
+        second.admin.wait_model_ready(model, version)
     assert registry_view(second) == before
-    assert second.admin("get_linked_models", {"app_name": "alias"}).json() == ["sum"]
-    assert second.admin("get_linked_models", {"app_name": "empty"}).json() == []
+    assert second.admin.get_linked_models("alias") == ["sum"]
+    assert second.admin.get_linked_models("empty") == []
     assert second.predict("sum", {"input": [1.0, 2.0]}).json()["output"] == 3.0
     assert second.predict("alias", {"input": [2.0, 2.0]}).json()["output"] == 4.0
     pinned = second.predict("sum", {"input": [1.0, 2.0], "version": "2"}).json()
@@ -101,9 +95,7 @@ def test_a_sigkilled_worker_is_replaced_and_queries_answer_again(server: ServerH
     wait_pids_exit([old_pid], 10, "the killed worker")
 
     def replaced() -> dict[str, Any] | None:
-        replica = server.admin(
-            "get_container", {"model_name": "crashy", "model_version": "1", "replica_id": 0}
-        ).json()
+        replica = server.admin.get_container("crashy", "1", replica_id=0)
         fresh = replica and replica["pid"] not in (None, old_pid) and replica["connected"]
         return replica if fresh and replica["state"] == "ready" else None
 
@@ -112,4 +104,4 @@ def test_a_sigkilled_worker_is_replaced_and_queries_answer_again(server: ServerH
     assert pid_alive(replica["pid"])
     reply = server.predict("crashy", {"input": [2.0, 3.0]}).json()
     assert (reply["output"], reply["default"]) == (5.0, False)
-    assert server.admin("get_num_replicas", {"model_name": "crashy"}).json() == 1
+    assert server.admin.get_num_replicas("crashy") == 1

@@ -37,20 +37,15 @@ def add_app(
     input_type: str = "doubles",
     **policy: Any,
 ) -> None:
-    ok(
-        server.admin(
-            "add_app",
-            {
-                "name": name,
-                "input_type": input_type,
-                "default_output": "-1",
-                "latency_slo_micros": slo_us,
-                **policy,
-            },
-        )
-    )
+    server.admin.add_app(name, input_type, default_output="-1", latency_slo_micros=slo_us, **policy)
     if models:
-        ok(server.admin("add_model_links", {"app_name": name, "model_names": models}))
+        server.admin.add_model_links(name, models)
+
+
+def app_info(server: ServerHandle, app: str) -> dict[str, Any]:
+    info = server.admin.get_application(app)
+    assert info is not None, f"no app {app}"
+    return info
 
 
 def update(server: ServerHandle, app: str, body: dict[str, Any]) -> Any:
@@ -140,11 +135,7 @@ def test_a_pipeline_of_a_featurizer_and_a_classifier_answers(server: ServerHandl
     deploy(server, "classifier", classify, link=False)
     add_app(server, "texts", [], input_type="strings")
 
-    info = ok(
-        server.admin(
-            "set_app_pipeline", {"app_name": "texts", "model_names": ["featurizer", "classifier"]}
-        )
-    )
+    info = server.admin.set_app_pipeline("texts", ["featurizer", "classifier"])
     long_reply = ok(server.predict("texts", {"input": "a rather long sentence"}))
     short_reply = ok(server.predict("texts", {"input": "short"}))
 
@@ -158,10 +149,10 @@ def test_a_pipeline_whose_types_do_not_chain_is_refused(server: ServerHandle) ->
     deploy(server, "labeler", classify, link=False)
     add_app(server, "words", [], input_type="strings")
 
-    wrong_order = server.admin(
+    wrong_order = server.admin_http(
         "set_app_pipeline", {"app_name": "words", "model_names": ["labeler", "tokens"]}
     )
-    undeclared = server.admin(
+    undeclared = server.admin_http(
         "set_app_pipeline", {"app_name": "words", "model_names": ["tokens", "labeler"]}
     )
 
@@ -169,7 +160,7 @@ def test_a_pipeline_whose_types_do_not_chain_is_refused(server: ServerHandle) ->
     assert "takes 'doubles'" in wrong_order.json()["cause"]
     assert undeclared.status_code == 409
     assert "output type" in undeclared.json()["cause"]
-    assert ok(server.admin("get_application", {"name": "words"}))["pipeline"] == []
+    assert app_info(server, "words")["pipeline"] == []
 
 
 # -- feedback ---------------------------------------------------------------------------
@@ -218,7 +209,7 @@ def test_a_bandit_learns_from_feedback_over_http(server: ServerHandle) -> None:
             chosen.append(reply["models"])
 
     assert chosen[-30:].count(["right:1"]) >= 27
-    state = ok(server.admin("get_application", {"name": "learner"}))["policy_state"]
+    state = app_info(server, "learner")["policy_state"]
     assert state["right"]["mean"] > 0.9 > max(state["wrong-a"]["mean"], state["wrong-b"]["mean"])
     assert metric(server, "clipper_policy_state", app="learner", model="right", stat="mean") > 0.9
 
@@ -260,16 +251,7 @@ def test_an_ab_split_is_sticky_per_uid_and_can_be_changed_later(server: ServerHa
     deploy(server, "arm-a", answer_one, link=False)
     deploy(server, "arm-b", answer_two, link=False)
     add_app(server, "split", ["arm-a", "arm-b"])
-    ok(
-        server.admin(
-            "set_app_policy",
-            {
-                "app_name": "split",
-                "policy": "ab",
-                "policy_params": {"weights": {"arm-a": 1, "arm-b": 1}},
-            },
-        )
-    )
+    server.admin.set_app_policy("split", "ab", {"weights": {"arm-a": 1, "arm-b": 1}})
 
     arms = {
         uid: {
@@ -281,7 +263,7 @@ def test_an_ab_split_is_sticky_per_uid_and_can_be_changed_later(server: ServerHa
 
     assert all(len(outputs) == 1 for outputs in arms.values())
     assert {output for outputs in arms.values() for output in outputs} == {1, 2}
-    refused = server.admin(
+    refused = server.admin_http(
         "set_app_policy",
         {"app_name": "split", "policy": "ab", "policy_params": {"weights": {"nope": 1}}},
     )
@@ -306,10 +288,10 @@ def test_policy_state_survives_a_server_restart(configured_server: ServerFactory
         for i in range(30):
             reply = client.post("/remember/predict", json={"input": [5.0 + i]}).json()
             client.post("/remember/update", json={"query_id": reply["query_id"], "label": 5.0 + i})
-    before = ok(handle.admin("get_application", {"name": "remember"}))["policy_state"]
+    before = app_info(handle, "remember")["policy_state"]
 
     again = configured_server.restart(handle)
 
-    after = ok(again.admin("get_application", {"name": "remember"}))["policy_state"]
+    after = app_info(again, "remember")["policy_state"]
     assert before["good"]["weight"] > 0.6
     assert after == before

@@ -80,7 +80,7 @@ def test_the_secret_is_kept_private_and_admits_a_worker(server: ServerHandle) ->
 
 
 def replica(server: ServerHandle, model: str) -> dict[str, Any]:
-    replicas = server.admin("get_all_containers", {"verbose": True}).json()
+    replicas = server.admin.get_all_containers(verbose=True)
     return next(r for r in replicas if r["model_name"] == model)
 
 

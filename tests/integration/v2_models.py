@@ -57,9 +57,6 @@ def v2_server(module_server: ServerFactory) -> ServerHandle:
     deploy(server, "twice", doubled, input_type="floats")
     deploy(server, "shout", shout, input_type="strings")
     deploy(server, "multi", multi, input_type="tensors", link=False, signature=MULTI_SIGNATURE)
-    server.admin("add_app", {
-        "name": "front", "input_type": "doubles", "default_output": "-1",
-        "latency_slo_micros": 5_000_000,
-    }).raise_for_status()  # fmt: skip
-    server.admin("add_model_links", {"app_name": "front", "model_names": ["sum"]})
+    server.admin.add_app("front", "doubles", default_output="-1", latency_slo_micros=5_000_000)
+    server.admin.add_model_links("front", ["sum"])
     return server
