@@ -27,7 +27,7 @@ from tests.integration.cluster import (
 
 pytestmark = pytest.mark.integration
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def load_digits_example() -> Any:

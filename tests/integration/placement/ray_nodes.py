@@ -1,4 +1,4 @@
-"""A local multi-node Ray cluster for tests: `python -m tests.integration.ray_nodes`.
+"""A local multi-node Ray cluster for tests: `python -m tests.integration.placement.ray_nodes`.
 
 Runs `ray.cluster_utils.Cluster` in its own process (and session), so Ray's process-group
 handling, environment and temp files stay away from pytest's. One JSON command per line

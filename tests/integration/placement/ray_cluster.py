@@ -1,8 +1,8 @@
 """A local multi-node Ray cluster that a test starts, drives and stops (only its own processes).
 
-The nodes run under `tests.integration.ray_nodes` in a process of their own session, with a
-private temp directory and auth token, so nothing machine-wide (`/tmp/ray`, `~/.ray`) is
-touched and no other Ray cluster on the machine is seen or stopped.
+The nodes run under `tests.integration.placement.ray_nodes` in a process of their own
+session, with a private temp directory and auth token, so nothing machine-wide (`/tmp/ray`,
+`~/.ray`) is touched and no other Ray cluster on the machine is seen or stopped.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class LocalRayCluster:
         self.address = ""
         self._log = open(self.temp_dir / "nodes.log", "ab")  # noqa: SIM115
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "tests.integration.ray_nodes"],
+            [sys.executable, "-m", "tests.integration.placement.ray_nodes"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,

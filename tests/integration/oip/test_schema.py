@@ -16,9 +16,6 @@ import schemathesis
 
 from clipper.frontend.oip.openapi import openapi_document
 from tests.integration.cluster import ServerHandle
-from tests.integration.v2_models import v2_server
-
-__all__ = ["v2_server"]
 
 FP64_ROWS = {"name": "input", "datatype": "FP64", "shape": [2, 2], "data": [1, 2, 3, 4]}
 BINARY = np.ones((1, 3), np.float64).tobytes()

@@ -34,7 +34,7 @@ from tests.integration.cluster import free_port, kill_leftovers, pid_alive
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TUTORIAL = REPO / "docs" / "tutorial.md"
 STEP_TIMEOUT_S = 120.0
 BACKGROUND_TIMEOUT_S = 15.0

@@ -11,9 +11,7 @@ import tritonclient.http as httpclient
 from tritonclient.utils import InferenceServerException
 
 from tests.integration.cluster import ServerHandle
-from tests.integration.v2_models import MULTI_SIGNATURE, v2_server
-
-__all__ = ["v2_server"]
+from tests.integration.oip.models import MULTI_SIGNATURE
 
 BYTES_OBJECT = np.object_
 

@@ -18,7 +18,7 @@ from tests.integration.cluster import ServerFactory, ServerHandle, deploy
 
 pytestmark = pytest.mark.integration
 
-GRAFANA_DASHBOARD = Path(__file__).resolve().parents[2] / "docs/grafana/clipper-dashboard.json"
+GRAFANA_DASHBOARD = Path(__file__).resolve().parents[3] / "docs/grafana/clipper-dashboard.json"
 
 
 @pytest.fixture(scope="module")

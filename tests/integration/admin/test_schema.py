@@ -20,7 +20,7 @@ from tests.integration.cluster import ServerFactory, ServerHandle
 pytestmark = pytest.mark.integration
 
 # Operations that stop the server or start worker processes are left out of the fuzzing:
-# their inputs are covered by tests/integration/test_bad_input.py.
+# their inputs are covered by tests/integration/query/test_bad_input.py.
 NOT_FUZZED = ["shutdown", "add_model"]
 EXAMPLES_PER_OPERATION = 12
 

@@ -30,7 +30,7 @@ from clipper_admin import ClipperConnection, ClipperException, RayContainerManag
 from clipper_admin.deployers import python as python_deployer
 from tests.integration.clipper_admin_cluster import stop_admin_cluster
 from tests.integration.cluster import free_port, wait_until
-from tests.integration.ray_cluster import LocalRayCluster, local_ray_cluster
+from tests.integration.placement.ray_cluster import LocalRayCluster, local_ray_cluster
 
 pytestmark = [
     pytest.mark.integration,
@@ -267,6 +267,6 @@ def clipper_cli(conn: ClipperConnection, *args: str) -> str:
         text=True,
         timeout=60,
         check=True,
-        cwd=Path(__file__).resolve().parents[2],
+        cwd=Path(__file__).resolve().parents[3],
     )
     return result.stdout
