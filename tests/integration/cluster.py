@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import resource
@@ -12,16 +13,19 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from clipper.client import AdminClient
 from clipper.core.config import Settings
+from clipper.core.exceptions import ClipperError
 from clipper.security import read_admin_token
 from clipper.security.tls import client_context
+from tests.integration.certificates import self_signed_certificate
 
 STARTUP_TIMEOUT_S = 30.0
 
@@ -100,6 +104,33 @@ class ServerHandle:
     def admin_url(self) -> str:
         return f"{self.scheme}://127.0.0.1:{self.admin_port}"
 
+    @property
+    def log_path(self) -> Path:
+        """Where the server's stdout and stderr go (appended to across restarts)."""
+        return self.state_dir.parent / f"{self.cluster_name}-server.out"
+
+    @cached_property
+    def admin(self) -> AdminClient:
+        """The product's admin client, bound to this server: its token re-read from the
+        state directory before each request, https when the server serves TLS."""
+        return AdminClient(
+            "127.0.0.1", self.admin_port, timeout_s=60, keep_alive=False,
+            token=lambda: read_admin_token(self.state_dir), https=self.ca_file is not None,
+            verify=self.verify,
+        )  # fmt: skip
+
+    def admin_http(self, operation: str, body: dict[str, Any] | None = None) -> httpx.Response:
+        """`POST /admin/<operation>` as raw HTTP, with the admin token: for tests that check
+        the admin API's statuses and bodies themselves, and for the operations `AdminClient`
+        has no method for (query tokens, `set_batch_policy`). Everything else: `admin`."""
+        return httpx.post(
+            f"{self.admin_url}/admin/{operation}",
+            json=body or {},
+            headers=self.admin_headers(),
+            timeout=60,
+            verify=self.verify,
+        )
+
     def admin_headers(self) -> dict[str, str]:
         """The admin token header, read from the state directory (as every client does)."""
         token = read_admin_token(self.state_dir)
@@ -117,7 +148,7 @@ class ServerHandle:
 
     def start(self) -> None:
         """Start `clipper start` in the foreground of a child process; wait until ready."""
-        log = open(self.state_dir.parent / f"{self.cluster_name}-server.out", "ab")  # noqa: SIM115
+        log = open(self.log_path, "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
             [sys.executable, "-m", "clipper.cli", "start", *self.cli_flags()],
             stdout=log,
@@ -142,22 +173,13 @@ class ServerHandle:
         except httpx.HTTPError:
             return False
 
-    def admin(self, operation: str, body: dict[str, Any] | None = None) -> httpx.Response:
-        return httpx.post(
-            f"{self.admin_url}/admin/{operation}",
-            json=body or {},
-            headers=self.admin_headers(),
-            timeout=60,
-            verify=self.verify,
-        )
-
     def predict(self, app: str, body: dict[str, Any], **kwargs: Any) -> httpx.Response:
         kwargs.setdefault("verify", self.verify)
         return httpx.post(f"{self.query_url}/{app}/predict", json=body, timeout=30, **kwargs)
 
     def replica_pids(self) -> list[int]:
         """Pids of this server's workers, remembered for cleanup."""
-        replicas = self.admin("get_all_containers", {"verbose": True}).json()
+        replicas = self.admin.get_all_containers(verbose=True)
         pids = [replica["pid"] for replica in replicas if replica["pid"]]
         self.worker_pids.update(pids)
         return pids
@@ -165,7 +187,7 @@ class ServerHandle:
     def kill(self) -> None:
         """SIGKILL the server (workers notice and exit by themselves)."""
         assert self.process is not None
-        with contextlib.suppress(httpx.HTTPError):
+        with contextlib.suppress(ClipperError):
             self.replica_pids()
         self.process.kill()
         self.process.wait(10)
@@ -173,7 +195,7 @@ class ServerHandle:
     def stop(self) -> None:
         """SIGTERM the server, then make sure every worker it started is gone."""
         if self.process is not None and self.process.poll() is None:
-            with contextlib.suppress(httpx.HTTPError):
+            with contextlib.suppress(ClipperError):
                 self.replica_pids()
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -186,23 +208,6 @@ class ServerHandle:
                 wait_until(lambda pid=pid: not pid_alive(pid), 10, f"worker {pid} to exit")
             if pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
-
-
-@contextlib.contextmanager
-def running_server(tmp_path: Path, name: str = "test") -> Iterator[ServerHandle]:
-    """A started server on free ports with its own state directory; stopped afterwards."""
-    handle = ServerHandle(
-        state_dir=tmp_path / name,
-        cluster_name=name,
-        query_port=free_port(),
-        admin_port=free_port(),
-        rpc_port=free_port(),
-    )
-    handle.start()
-    try:
-        yield handle
-    finally:
-        handle.stop()
 
 
 def deploy(
@@ -220,26 +225,14 @@ def deploy(
     """Register `app` (if new), deploy `func` as model `app` at `version`, link, wait ready."""
     from clipper.artifacts.python import closure_artifact
 
-    if server.admin("get_application", {"name": app}).json() is None:
-        response = server.admin("add_app", {
-            "name": app, "input_type": input_type, "default_output": "-1",
-            "latency_slo_micros": slo_us,
-        })  # fmt: skip
-        response.raise_for_status()
-    url = f"{server.admin_url}/admin/artifacts/{app}/{version}"
-    artifact = closure_artifact(func)
-    headers = server.admin_headers()
-    httpx.put(
-        url, content=artifact, headers=headers, timeout=60, verify=server.verify
-    ).raise_for_status()
-    server.admin("add_model", {
-        "model_name": app, "model_version": version, "input_type": input_type,
-        "num_replicas": replicas, **model_settings,
-    }).raise_for_status()  # fmt: skip
+    admin = server.admin
+    if admin.get_application(app) is None:
+        admin.add_app(app, input_type, default_output="-1", latency_slo_micros=slo_us)
+    admin.upload_artifact(app, version, closure_artifact(func))
+    admin.add_model(app, version, input_type, num_replicas=replicas, **model_settings)
     if link:
-        server.admin("add_model_links", {"app_name": app, "model_names": [app]}).raise_for_status()
-    ready = server.admin("wait_model_ready", {"model_name": app, "model_version": version})
-    ready.raise_for_status()
+        admin.add_model_links(app, [app])
+    admin.wait_model_ready(app, version)
 
 
 def metric(server: ServerHandle, name: str, **labels: str) -> float:
@@ -257,7 +250,7 @@ def metric(server: ServerHandle, name: str, **labels: str) -> float:
     return 0.0
 
 
-# -- helpers for the clipper_admin, restart, bad-input and CLI tests ----------------------
+# -- the fixture factory (configured_server, module_server) and process helpers ----------
 
 
 def settings_env(**settings: object) -> dict[str, str]:
@@ -289,13 +282,51 @@ class ServerFactory:
         self._started: list[ServerHandle] = []
 
     def __call__(
-        self, name: str = "test", *, open_files: int | None = None, **settings: object
+        self,
+        name: str = "test",
+        *,
+        tls: bool = False,
+        open_files: int | None = None,
+        **settings: object,
     ) -> ServerHandle:
-        """A server named `name` with these settings, ready; `open_files` lowers its
-        open-files limit (see `ServerHandle.open_files`)."""
+        """A server named `name` with these settings, on free ports, ready. With `tls` it
+        serves https with a self-signed certificate made for it (its `ca_file`);
+        `open_files` lowers its open-files limit (see `ServerHandle.open_files`)."""
         env = settings_env(**settings)
-        handle = new_server_handle(self._directory / name / "state", name, **env)
-        handle.open_files = open_files
+        server_dir = self._directory / name
+        server_dir.mkdir(parents=True, exist_ok=True)
+        ca_file = None
+        if tls:
+            ca_file, key_file = self_signed_certificate(server_dir)
+            env.update(settings_env(tls_cert_file=ca_file, tls_key_file=key_file))
+        handle = ServerHandle(
+            state_dir=server_dir / "state",
+            cluster_name=name,
+            query_port=free_port(),
+            admin_port=free_port(),
+            rpc_port=free_port(),
+            ca_file=ca_file,
+            env=env,
+            open_files=open_files,
+        )
+        return self._start(handle)
+
+    def restart(self, handle: ServerHandle) -> ServerHandle:
+        """Stop `handle` if it still runs (it may have been killed), then start a new server
+        with its name, settings and state directory on fresh ports, as after a reboot."""
+        handle.stop()
+        again = dataclasses.replace(
+            handle,
+            query_port=free_port(),
+            admin_port=free_port(),
+            rpc_port=free_port(),
+            grpc_port=free_port(),
+            process=None,
+            worker_pids=set(),
+        )
+        return self._start(again)
+
+    def _start(self, handle: ServerHandle) -> ServerHandle:
         self._started.append(handle)
         handle.start()
         return handle
@@ -304,19 +335,6 @@ class ServerFactory:
         """Stop every server started, the newest first."""
         for handle in reversed(self._started):
             handle.stop()
-
-
-def new_server_handle(state_dir: Path, name: str, **env: str) -> ServerHandle:
-    """An unstarted handle on free ports for `state_dir`; `env` goes to the server."""
-    state_dir.parent.mkdir(parents=True, exist_ok=True)
-    return ServerHandle(
-        state_dir=state_dir,
-        cluster_name=name,
-        query_port=free_port(),
-        admin_port=free_port(),
-        rpc_port=free_port(),
-        env=dict(env),
-    )
 
 
 def wait_pids_exit(pids: Any, timeout_s: float, what: str) -> None:
@@ -331,44 +349,3 @@ def kill_leftovers(pids: Any) -> None:
         if pid_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-
-
-def admin_replica_pids(conn: Any) -> set[int]:
-    """Pids of every replica a `ClipperConnection`'s cluster reports (empty if unreachable)."""
-    from clipper_admin import ClipperException
-
-    try:
-        replicas = conn.get_all_model_replicas(verbose=True)
-    except ClipperException:
-        return set()
-    return {replica["pid"] for replica in replicas if replica.get("pid")}
-
-
-@contextlib.contextmanager
-def admin_cluster(state_dir: Path, name: str) -> Iterator[Any]:
-    """A cluster started through `clipper_admin` on free ports; stopped (workers too) after."""
-    from clipper_admin import ClipperConnection, LocalContainerManager
-
-    manager = LocalContainerManager(
-        cluster_name=name,
-        clipper_query_port=free_port(),
-        clipper_management_port=free_port(),
-        clipper_rpc_port=free_port(),
-        state_dir=state_dir,
-    )
-    conn = ClipperConnection(manager)
-    conn.start_clipper()
-    try:
-        yield conn
-    finally:
-        stop_admin_cluster(conn)
-
-
-def stop_admin_cluster(conn: Any) -> None:
-    """Stop a `clipper_admin` cluster and make sure its server and workers are gone."""
-    server_pid = conn.cm.pid
-    pids = [*(admin_replica_pids(conn) if conn.connected else ()), *filter(None, [server_pid])]
-    conn.stop_all()
-    with contextlib.suppress(TimeoutError):
-        wait_pids_exit(pids, 10, "a process of the cluster")
-    kill_leftovers(pids)

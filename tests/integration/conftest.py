@@ -14,7 +14,10 @@ from tests.integration.cluster import ServerFactory, ServerHandle
 def configured_server(tmp_path: Path) -> Iterator[ServerFactory]:
     """`configured_server(name="test", **settings)`: start a server on free ports with its own
     state directory and these `Settings` fields (`max_body_bytes=1024`,
-    `cors_allowed_origins=[...]`), ready when it returns; each is stopped at teardown."""
+    `cors_allowed_origins=[...]`), ready when it returns; each is stopped at teardown.
+
+    `tls=True` serves https with a self-signed certificate made for the server;
+    `configured_server.restart(handle)` starts it again over the same state directory."""
     factory = ServerFactory(tmp_path)
     try:
         yield factory

@@ -1,0 +1,137 @@
+"""The web dashboard in headless Chromium against a real server, and its JSON endpoints."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from clipper.security import read_admin_token
+from tests.integration.browser import browser_for_test, new_page
+from tests.integration.cluster import ServerFactory, ServerHandle, deploy
+
+pytestmark = pytest.mark.integration
+
+GRAFANA_DASHBOARD = Path(__file__).resolve().parents[3] / "docs/grafana/clipper-dashboard.json"
+
+
+@pytest.fixture(scope="module")
+def server(module_server: ServerFactory) -> ServerHandle:
+    """A server with app `hello` and two versions of model `hello` (2 is current)."""
+    handle = module_server("dash")
+    deploy(handle, "hello", lambda xs: [float(sum(x)) for x in xs])
+    deploy(handle, "hello", lambda xs: [2.0 * sum(x) for x in xs], version="2", link=False)
+    return handle
+
+
+@pytest.fixture
+def dashboard(request: pytest.FixtureRequest, server: ServerHandle) -> Iterator[Any]:
+    """The dashboard page, signed in through the URL fragment, polling every 0.5 s."""
+    with browser_for_test(request) as browser:
+        page = new_page(browser)
+        token = read_admin_token(server.state_dir) or ""
+        page.goto(f"{server.admin_url}/?refresh=0.5&window=60#token={token}")
+        page.wait_for_selector("#connection.ok")
+        yield page
+
+
+def test_lists_apps_and_models_and_drops_the_token_from_the_address(
+    dashboard: Any, server: ServerHandle
+) -> None:
+    app_row = dashboard.wait_for_selector("#apps tr[data-app=hello]")
+    assert "doubles" in app_row.text_content()
+    model_row = dashboard.locator("#models tr[data-model=hello]")
+    assert model_row.locator(".current-version").text_content() == "2"
+    assert "1 / 1 ready" in model_row.text_content()
+    assert "token=" not in dashboard.url
+    assert dashboard.problems == []
+
+
+def test_charts_show_traffic_after_queries(dashboard: Any, server: ServerHandle) -> None:
+    stop = threading.Event()
+
+    def send_queries() -> None:
+        with httpx.Client(timeout=10) as client:
+            for i in range(100_000):
+                if stop.is_set():
+                    return
+                client.post(f"{server.query_url}/hello/predict", json={"input": [1.0, i % 7]})
+
+    sender = threading.Thread(target=send_queries)
+    sender.start()
+    try:
+        for chart in ("qps", "latency", "traffic", "batch", "cache"):
+            dashboard.wait_for_function(
+                f"Number(document.querySelector('[data-chart={chart}]').dataset.max) > 0"
+            )
+    finally:
+        stop.set()
+        sender.join(10)
+    legend = dashboard.text_content("[data-chart=qps] .legend")
+    assert re.search(r"hello: [1-9]", legend), legend
+    assert dashboard.problems == []
+
+
+def test_rollback_clicked_on_the_dashboard_changes_the_current_version(
+    dashboard: Any, server: ServerHandle
+) -> None:
+    row = dashboard.locator("#models tr[data-model=hello]")
+    assert row.locator(".current-version").text_content() == "2"
+    row.locator("button.rollback").click()
+    dashboard.wait_for_selector("#message:has-text('rolled back from version 2 to 1')")
+    dashboard.wait_for_function(
+        "document.querySelector('#models tr[data-model=hello] .current-version')"
+        ".textContent === '1'"
+    )
+    assert server.admin.get_current_model_version("hello") == "1"
+    server.admin.set_model_version("hello", "2")
+
+
+def test_static_files_are_public_and_the_summary_counts_queries(server: ServerHandle) -> None:
+    page = httpx.get(f"{server.admin_url}/", timeout=10)
+    assert page.status_code == 200
+    assert "<title>Clipper dashboard</title>" in page.text
+    script = httpx.get(f"{server.admin_url}/dashboard/dashboard.js", timeout=10)
+    assert script.status_code == 200
+    server.predict("hello", {"input": [1.0, 2.0]}).raise_for_status()
+    auth = server.admin_headers()
+    summary = httpx.get(f"{server.admin_url}/admin/metrics_summary", headers=auth).json()
+    assert summary["apps"]["hello"]["requests"] >= 1
+    assert summary["apps"]["hello"]["latency_p50_s"] > 0
+    assert summary["models"]["hello:2"]["replicas_ready"] == 1
+    errors = httpx.get(f"{server.admin_url}/admin/recent_errors", headers=auth).json()
+    assert errors == {"replicas": [], "log": errors["log"]}
+
+
+def test_grafana_dashboard_uses_only_metrics_the_server_exports(server: ServerHandle) -> None:
+    dashboard = json.loads(GRAFANA_DASHBOARD.read_text())
+    expressions = [
+        target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])
+    ]
+    assert len(expressions) >= 8
+    exported = _exported_names(httpx.get(f"{server.query_url}/metrics", timeout=10).text)
+    used = {name for expr in expressions for name in re.findall(r"\bclipper_[a-z_]+", expr)}
+    assert used, expressions
+    assert used <= exported, used - exported
+
+
+def _exported_names(text: str) -> set[str]:
+    """Every sample name /metrics can hold, from its `# TYPE` lines (families that have no
+    sample yet included)."""
+    suffixes = {
+        "counter": [""],  # the TYPE line names a counter with its _total
+        "histogram": ["_bucket", "_sum", "_count", "_created"],
+        "gauge": [""],
+    }
+    names = set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, family, kind = line.split()
+            names.update(family + suffix for suffix in suffixes.get(kind, [""]))
+    return names
