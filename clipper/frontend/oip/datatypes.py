@@ -125,18 +125,25 @@ MAX_DIMENSION = 2**31 - 1
 
 def element_count(shape: Sequence[int]) -> int:
     """Elements in a tensor of `shape`; InvalidInput for a shape no array can have: more
-    than MAX_DIMENSIONS dimensions, or one that is negative or over MAX_DIMENSION."""
+    than MAX_DIMENSIONS dimensions, a negative one, or one over MAX_DIMENSION beside a 0
+    (without a 0, a huge dimension is a count over the elements limit: 413)."""
     if len(shape) > MAX_DIMENSIONS:
         raise InvalidInput(f"invalid shape: {len(shape)} dimensions, at most {MAX_DIMENSIONS}")
     count = 1
     for dim in shape:
-        if isinstance(dim, bool) or not isinstance(dim, int) or not 0 <= dim <= MAX_DIMENSION:
-            shown = list(shape) if len(str(shape)) < 200 else f"{str(list(shape))[:200]}..."
-            raise InvalidInput(
-                f"invalid shape {shown}: dimensions are integers in [0, {MAX_DIMENSION}]"
-            )
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 0:
+            raise InvalidInput(f"invalid shape {_shown(shape)}: dimensions are integers >= 0")
         count *= dim
+    if count == 0 and any(dim > MAX_DIMENSION for dim in shape):
+        raise InvalidInput(
+            f"invalid shape {_shown(shape)}: dimensions are integers in [0, {MAX_DIMENSION}]"
+        )
     return count
+
+
+def _shown(shape: Sequence[int]) -> str:
+    text = str(list(shape))
+    return text if len(text) <= 200 else f"{text[:200]}..."
 
 
 def serialize_bytes(elements: Sequence[bytes]) -> bytes:

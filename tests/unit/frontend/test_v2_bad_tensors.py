@@ -17,7 +17,7 @@ from clipper.frontend.oip.rest_codec import decode_infer_request as decode_rest
     [
         ([1] * 65, "65 dimensions, at most 32"),
         ([1, 0, 9223372036854775807], "dimensions are integers in"),
-        ([1, -1], "dimensions are integers in"),
+        ([1, -1], "dimensions are integers >= 0"),
     ],
 )
 def test_impossible_shapes_are_invalid_input(shape: list[int], message: str) -> None:
