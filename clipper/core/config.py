@@ -196,6 +196,13 @@ class Settings(BaseSettings):
     grpc_max_connections: int = Field(
         1024, gt=0, description="Most open connections to the gRPC port (refused past it)."
     )
+    max_buffered_body_bytes: int | None = Field(
+        None,
+        gt=0,
+        description="Most bytes of request bodies the query port buffers at once (bodies of "
+        "256 KiB and more, and chunked ones); a new large body past it is answered 503 "
+        "`ServerBusy`. Unset: an eighth of the machine's memory, at least 64 MiB.",
+    )
     header_timeout_s: float = Field(
         10.0,
         gt=0,

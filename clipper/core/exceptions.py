@@ -124,6 +124,11 @@ class TooManyConnections(RequestRejected):
     """The server already holds as many connections as it may."""
 
 
+class ServerBusy(RequestRejected):
+    """The server already buffers as many request-body bytes as it may
+    (`max_buffered_body_bytes`); the client may try again."""
+
+
 class QueryError(ClipperError):
     """A query that cannot be answered as asked."""
 

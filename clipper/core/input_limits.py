@@ -102,6 +102,8 @@ class HttpLimits:
     max_connections: int = 2048
     max_connections_per_client: int | None = None
     """None: half of `max_connections` (see clipper.http.connection_gate)."""
+    max_buffered_body_bytes: int | None = None
+    """None: an eighth of the machine's memory, at least 64 MiB (clipper.http.body_budget)."""
     header_timeout_s: float = 10.0
     body_timeout_s: float = 60.0
     keep_alive_timeout_s: float = 30.0

@@ -12,9 +12,17 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import os
 import sys
 
-__all__ = ["freeze_startup_objects", "keep_freed_memory", "pause_collector", "resume_collector"]
+__all__ = [
+    "freeze_startup_objects",
+    "keep_freed_memory",
+    "pause_collector",
+    "physical_memory_bytes",
+    "resume_collector",
+    "return_freed_memory",
+]
 
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
@@ -34,6 +42,27 @@ def keep_freed_memory(trim_threshold_bytes: int) -> bool:
     mmap_threshold = min(_MMAP_THRESHOLD_MAX, trim_threshold_bytes)
     trim = bool(mallopt(_M_TRIM_THRESHOLD, ctypes.c_int(min(trim_threshold_bytes, 2**31 - 1))))
     return trim and bool(mallopt(_M_MMAP_THRESHOLD, ctypes.c_int(mmap_threshold)))
+
+
+def return_freed_memory() -> bool:
+    """Give the memory freed so far back to the OS now (glibc's `malloc_trim(0)`: the free
+    top of the heap and the free pages inside it), whatever `keep_freed_memory` keeps. For
+    after a burst (say, many large request bodies at once), not for steady traffic."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        malloc_trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    return bool(malloc_trim(ctypes.c_size_t(0)))
+
+
+def physical_memory_bytes() -> int:
+    """The machine's memory (0 where the OS does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 0
 
 
 def freeze_startup_objects() -> None:

@@ -62,6 +62,7 @@ ERROR_TABLE: tuple[ErrorRow, ...] = (
     _row(errors.UriTooLong, 414, "INVALID_ARGUMENT", "URI too long"),
     _row(errors.HeadersTooLarge, 431, "INVALID_ARGUMENT", "Headers too large"),
     _row(errors.TooManyConnections, 503, "UNAVAILABLE", "Service unavailable"),
+    _row(errors.ServerBusy, 503, "UNAVAILABLE", "Service unavailable"),
     _row(errors.QueryError, 400, "INVALID_ARGUMENT", "Query processing error"),
     _row(errors.InvalidInput, 400, "INVALID_ARGUMENT", "Json error"),
     _row(errors.UnknownApplication, 404, "NOT_FOUND", "Unknown application"),

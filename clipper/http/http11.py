@@ -52,10 +52,12 @@ from clipper.core.exceptions import (
     MalformedRequest,
     PayloadTooLarge,
     RequestTimeout,
+    ServerBusy,
     TooManyConnections,
     UriTooLong,
 )
 from clipper.core.input_limits import HttpLimits
+from clipper.http.body_budget import BodyBudget, default_body_budget_bytes
 from clipper.http.connection_gate import ConnectionGate
 from clipper.http.errors import error_body
 
@@ -90,6 +92,9 @@ _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 SHUTDOWN_GRACE_S = 5.0
 # Canned answers of the connection itself, from the one error table (clipper.http.errors).
 _ERROR_BODY_413 = error_body(PayloadTooLarge("request body over the limit"))
+_ERROR_BODY_503_BUSY = error_body(
+    ServerBusy("the server buffers as many request bodies as it may; try again")
+)
 _ERROR_BODY_400 = error_body(MalformedRequest("malformed HTTP request"))
 _INTERNAL_ERROR_REPLY = (
     500,
@@ -160,6 +165,10 @@ class Http11Protocol(asyncio.BufferedProtocol):
         self._transport: asyncio.Transport | None = None
         self._request = _Request()
         self._body_size = 0
+        # on_body's slow path runs past this size: the body limit, or for a chunked body the
+        # bytes its reservations cover so far (see `_body_past_limit`)
+        self._body_limit = limits.max_body_bytes
+        self._reserved = 0  # bytes of the port's BodyBudget this connection holds
         self._large_body: memoryview | None = None  # a large body being received in place
         self._large_filled = 0
         self._ready: list[_Request] = []
@@ -187,6 +196,13 @@ class Http11Protocol(asyncio.BufferedProtocol):
         self._closing = True
         self._connections.gate.release(self)
         self._connections.discard(self)
+        if self._reserved:  # the bodies go first, so that their memory is free to give back
+            self._large_body = None
+            self._request.body.clear()
+            for request in self._ready:
+                request.body.clear()
+            self._connections.bodies.release(self._reserved)
+            self._reserved = 0
 
     # -- clipper.http.connection_gate.GatedConnection -------------------------------------
 
@@ -290,6 +306,7 @@ class Http11Protocol(asyncio.BufferedProtocol):
                     length = -2
             elif name == b"transfer-encoding":
                 length = -2  # chunked (the parser refuses it with a Content-Length)
+                self._body_limit = min(LARGE_BODY_BYTES, self._max_body_bytes)
             elif name == b"expect":
                 expects_continue |= value.lower() == b"100-continue"
         if request.too_large:  # refused before its body is read
@@ -299,6 +316,7 @@ class Http11Protocol(asyncio.BufferedProtocol):
         request.method = self._parser.get_method()
         request.keep_alive = self._parser.should_keep_alive()
         if length >= LARGE_BODY_BYTES:
+            self._reserve(length)
             self._large_body, self._large_filled = receive_buffer(length), 0
 
     def on_body(self, body: bytes) -> None:
@@ -311,10 +329,31 @@ class Http11Protocol(asyncio.BufferedProtocol):
                 self._large_body_complete()
             return
         self._body_size += len(body)
-        if self._body_size > self._max_body_bytes:
-            self._request.too_large = True
+        if self._body_size > self._body_limit:
+            self._body_past_limit()
         if not self._request.too_large:
             self._request.body.append(body)
+
+    def _body_past_limit(self) -> None:
+        """Over the body limit: too large. A chunked body under it past what its
+        reservations cover: reserve the next stretch (503 when the budget is spent)."""
+        if self._body_size > self._max_body_bytes:
+            self._request.too_large = True
+            return
+        stretch = max(LARGE_BODY_BYTES, self._body_size - self._body_limit)
+        self._reserve(stretch)
+        self._body_limit = min(self._body_limit + stretch, self._max_body_bytes)
+
+    def _reserve(self, size: int) -> None:
+        if not self._connections.bodies.reserve(size):
+            raise _Rejected(503, _ERROR_BODY_503_BUSY)
+        self._reserved += size
+
+    def _release_bodies(self) -> None:
+        """Nothing is being received or waits: what this connection reserved is free."""
+        self._connections.bodies.release(self._reserved)
+        self._reserved = 0
+        self._body_limit = self._max_body_bytes
 
     def _large_body_complete(self) -> None:
         """The large body is all in: the request is complete (the parser may not know)."""
@@ -398,6 +437,8 @@ class Http11Protocol(asyncio.BufferedProtocol):
     def _answered(self, keep_alive: bool) -> None:
         """The current request's response is written: close, or go on with the next."""
         self._busy = False
+        if self._reserved and not self._ready and self._stage in (_IDLE, _ANSWERING):
+            self._release_bodies()
         if not keep_alive:
             self._close()
             return
@@ -483,11 +524,15 @@ class _Connections(set[Any]):
     called on every read (see clipper.http.loop_polling)."""
 
     def __init__(
-        self, on_read: Callable[[], None] = lambda: None, gate: ConnectionGate | None = None
+        self,
+        on_read: Callable[[], None] = lambda: None,
+        gate: ConnectionGate | None = None,
+        bodies: BodyBudget | None = None,
     ) -> None:
         super().__init__()
         self.on_read = on_read
         self.gate = gate if gate is not None else ConnectionGate(HttpLimits().max_connections)
+        self.bodies = bodies if bodies is not None else BodyBudget(default_body_budget_bytes())
         self.all_closed = asyncio.Event()
         self.all_closed.set()
         # The read buffer every connection shares: each read is consumed before the next.
@@ -530,7 +575,8 @@ async def serve_http11(
     `on_read` is called on every read of a client connection."""
     limits = replace(limits or HttpLimits(), max_body_bytes=max_body_bytes)
     gate = ConnectionGate(limits.max_connections, limits.max_connections_per_client)
-    connections = _Connections(on_read, gate)
+    budget = limits.max_buffered_body_bytes or default_body_budget_bytes()
+    connections = _Connections(on_read, gate, BodyBudget(budget))
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: Http11Protocol(app, limits, connections), sock=sock, ssl=ssl_context

@@ -21,6 +21,7 @@ EXPECTED: dict[type[errors.ClipperError], tuple[int, grpc.StatusCode, str]] = {
     errors.UriTooLong: (414, grpc.StatusCode.INVALID_ARGUMENT, "URI too long"),
     errors.HeadersTooLarge: (431, grpc.StatusCode.INVALID_ARGUMENT, "Headers too large"),
     errors.TooManyConnections: (503, grpc.StatusCode.UNAVAILABLE, "Service unavailable"),
+    errors.ServerBusy: (503, grpc.StatusCode.UNAVAILABLE, "Service unavailable"),
     errors.QueryError: (400, grpc.StatusCode.INVALID_ARGUMENT, "Query processing error"),
     errors.InvalidInput: (400, grpc.StatusCode.INVALID_ARGUMENT, "Json error"),
     errors.UnknownApplication: (404, grpc.StatusCode.NOT_FOUND, "Unknown application"),
