@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
@@ -282,7 +283,10 @@ async def get_events(service: ClusterService, body: Body) -> Any:
 
 
 async def get_logs(service: ClusterService, body: Body) -> Any:
-    logs_dir = service.state_dir / "logs"
+    return await asyncio.to_thread(_read_logs, service.state_dir / "logs")  # off the loop
+
+
+def _read_logs(logs_dir: Path) -> dict[str, Any]:
     files = sorted(logs_dir.glob("*.log")) if logs_dir.is_dir() else []
     return {"logs": [{"name": path.name, "content": _read_text(path)} for path in files]}
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -47,9 +48,10 @@ def dashboard_routes(service: ClusterService, metrics: ServerMetrics) -> list[Ba
         return _json(metrics_summary(metrics))
 
     async def recent_errors(request: Request) -> Response:
+        server_log = service.state_dir / "logs" / "server.log"
         return _json({
             "replicas": replica_problems(service),
-            "log": log_problems(service.state_dir / "logs" / "server.log"),
+            "log": await asyncio.to_thread(log_problems, server_log),  # file I/O off the loop
         })  # fmt: skip
 
     return [

@@ -96,6 +96,8 @@ class ClusterService:
             heartbeat_interval_s=self.settings.heartbeat_interval_s,
             spin_us=self.settings.worker_spin_us,
             resources=record.resources,
+            log_max_bytes=self.settings.log_max_bytes,
+            log_backups=self.settings.log_backups,
         )
 
     # -- applications -------------------------------------------------------------------

@@ -31,6 +31,9 @@ class ReplicaLaunch:
     heartbeat_interval_s: float
     spin_us: int = 0
     resources: ResourceRequest = field(default_factory=ResourceRequest)
+    log_max_bytes: int = 10 * 1024 * 1024
+    log_backups: int = 3
+    """The replica's log file's cap: the worker rotates it (clipper.worker.output_log)."""
 
 
 class RunningReplica(Protocol):

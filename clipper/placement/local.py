@@ -153,6 +153,9 @@ class LocalPlacement:
             "--heartbeat-interval-s", str(launch.heartbeat_interval_s),
             "--spin-us", str(launch.spin_us),
             "--parent-pid", str(os.getpid()),
+            "--log-file", str(launch.log_path),
+            "--log-max-bytes", str(launch.log_max_bytes),
+            "--log-backups", str(launch.log_backups),
             *launch.resources.limits.worker_args(),
         ]  # fmt: skip
         launch.log_path.parent.mkdir(parents=True, exist_ok=True)

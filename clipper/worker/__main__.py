@@ -16,6 +16,7 @@ from clipper.core.resources import ReplicaLimits
 from clipper.core.types import parse_input_type
 from clipper.rpc.secret import SECRET_ENV
 from clipper.worker.connection import WorkerConnection
+from clipper.worker.output_log import capture_output
 from clipper.worker.rlimits import MEMORY_LIMIT_EXCEEDED, MEMORY_LIMIT_EXIT_CODE, apply_limits
 from clipper.worker.serve import ReplicaSpec, serve
 
@@ -48,6 +49,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory-limit-mode", choices=("auto", "rlimit"), default="auto")
     parser.add_argument("--cpu-share", type=float, default=None)
     parser.add_argument("--max-open-files", type=int, default=None)
+    parser.add_argument("--log-file", type=Path, default=None, help="see worker.output_log")
+    parser.add_argument("--log-max-bytes", type=int, default=10 * 1024 * 1024)
+    parser.add_argument("--log-backups", type=int, default=3)
     return parser.parse_args(argv)
 
 
@@ -59,6 +63,8 @@ def _take_secret() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Load the model, dial the server, serve batches."""
     args = _parse_args(argv)
+    if args.log_file is not None:
+        capture_output(args.log_file, args.log_max_bytes, args.log_backups)
     logging.basicConfig(
         level=logging.INFO,
         format=f"%(asctime)s {args.model}:{args.version}:{args.replica} %(levelname)s %(message)s",
