@@ -44,7 +44,7 @@ from clipper.http.http11 import serve_http11
 from clipper.http.loop_polling import LoopPoller
 from clipper.http.uvicorn_host import EmbeddedServer, bind_socket
 from clipper.metrics.server_metrics import ServerMetrics
-from clipper.placement.local import LocalPlacement
+from clipper.placement.local import LocalPlacement, reap_leftovers
 from clipper.rpc.protocol import Register
 from clipper.rpc.secret import load_or_create_secret
 from clipper.rpc.server import (
@@ -98,7 +98,9 @@ class ClipperServer:
         # Workers must present it to register (clipper.rpc.secret); never logged.
         self.worker_secret = load_or_create_secret(self.state_dir)
         self.ray_placement = _ray_placement(settings, self.worker_secret)
-        local = LocalPlacement(settings.worker_python, self.environments, self.worker_secret)
+        local = LocalPlacement(
+            settings.worker_python, self.environments, self.worker_secret, self.state_dir
+        )
         self.reconciler = Reconciler(
             self.ray_placement or local,
             settings.restart_backoff_initial_s,
@@ -199,6 +201,8 @@ class ClipperServer:
         settings = self.settings
         tls, token_file = self._prepare_security()
         self.connections = self._connection_budget()
+        if self.ray_placement is None:
+            reap_leftovers(self.state_dir)  # an earlier server's, after a kill -9
         query_sock = stack.enter_context(bind_socket(settings.host, settings.query_port))
         admin_sock = stack.enter_context(bind_socket(settings.host, settings.admin_port))
         rpc_port = await self._start_rpc(stack)

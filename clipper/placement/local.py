@@ -1,11 +1,22 @@
-"""Local placement: one subprocess per replica on this machine, in the model's environment."""
+"""Local placement: one subprocess per replica on this machine, in the model's environment.
+
+Each worker leads its own process group (a session of its own), and processes the model
+forks join it: stopping a replica signals the whole group, and whatever is left of the
+group when the worker exits is killed. Every worker's environment names the state directory
+it serves and its server's pid (`OWNER_ENV`, `SERVER_PID_ENV`, inherited by what the model
+starts), so a server starting on a state directory kills what is left of the workers of an
+earlier server of it that is gone (`reap_leftovers`), say after a `kill -9`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
+import signal
 import sys
+from pathlib import Path
 
 from clipper.artifacts.format import artifact_environment
 from clipper.core.exceptions import ClipperError
@@ -15,9 +26,13 @@ from clipper.placement.base import ReplicaLaunch
 from clipper.rpc.secret import SECRET_ENV
 from clipper.worker.rlimits import reap_cgroup
 
-__all__ = ["LocalPlacement", "LocalReplica", "PendingReplica"]
+__all__ = ["LocalPlacement", "LocalReplica", "PendingReplica", "reap_leftovers"]
+
+log = logging.getLogger("clipper.placement")
 
 BUILD_FAILED_EXIT_CODE = 3
+OWNER_ENV = "CLIPPER_WORKER_OF"
+SERVER_PID_ENV = "CLIPPER_WORKER_SERVER_PID"
 
 
 class LocalReplica:
@@ -32,19 +47,26 @@ class LocalReplica:
         return self._process.pid
 
     async def wait(self) -> int:
-        """Wait for exit; return the exit code (negative: killed by that signal;
-        MEMORY_LIMIT_EXIT_CODE: killed for exceeding its memory cgroup's limit)."""
-        return reap_cgroup(self._process.pid, await self._process.wait())
+        """Wait for exit, then kill what is left of its process group; return the exit
+        code (negative: killed by that signal; MEMORY_LIMIT_EXIT_CODE: killed for exceeding
+        its memory cgroup's limit)."""
+        code = await self._process.wait()
+        _signal_group(self._process.pid, signal.SIGKILL)
+        return reap_cgroup(self._process.pid, code)
 
     def terminate(self) -> None:
-        """SIGTERM, if still running."""
-        with contextlib.suppress(ProcessLookupError):
-            self._process.terminate()
+        """SIGTERM to the worker's process group (what the model forked included)."""
+        _signal_group(self._process.pid, signal.SIGTERM)
 
     def kill(self) -> None:
-        """SIGKILL, if still running."""
-        with contextlib.suppress(ProcessLookupError):
-            self._process.kill()
+        """SIGKILL to the worker's process group."""
+        _signal_group(self._process.pid, signal.SIGKILL)
+
+
+def _signal_group(leader: int, signum: int) -> None:
+    """Signal the process group `leader` leads (a worker: a session of its own)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(leader, signum)
 
 
 class PendingReplica:
@@ -122,10 +144,12 @@ class LocalPlacement:
         python: str | None = None,
         environments: EnvironmentManager | None = None,
         secret: str = "",
+        owner: Path | None = None,
     ) -> None:
         self._python = python or sys.executable
         self.environments = environments
         self._secret = secret
+        self._owner = {OWNER_ENV: str(owner), SERVER_PID_ENV: str(os.getpid())} if owner else {}
 
     async def start(self, launch: ReplicaLaunch) -> LocalReplica | PendingReplica:
         """Spawn the worker now if its interpreter is ready, else once it is built."""
@@ -159,7 +183,7 @@ class LocalPlacement:
             *launch.resources.limits.worker_args(),
         ]  # fmt: skip
         launch.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", SECRET_ENV: self._secret}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", SECRET_ENV: self._secret, **self._owner}
         # Opening a local log file for append does not block the loop in any way that matters.
         with open(launch.log_path, "ab") as log_file:  # noqa: ASYNC230
             process = await asyncio.create_subprocess_exec(
@@ -185,3 +209,44 @@ def _append_log(launch: ReplicaLaunch, text: str) -> None:
     launch.log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(launch.log_path, "a", encoding="utf-8") as log_file:
         log_file.write(text)
+
+
+def reap_leftovers(owner: Path) -> list[int]:
+    """SIGKILL this user's processes left by the workers of an earlier server of `owner`
+    (its state directory) whose server is gone; their pids. A process of a live server's
+    workers is never touched (its server pid is alive), nor another user's."""
+    marker = f"{OWNER_ENV}={owner}".encode()
+    killed = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if entry.stat().st_uid != os.getuid():
+                continue
+            environ = (entry / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue  # gone meanwhile, or not ours to read
+        if marker not in environ or _server_alive(environ):
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(int(entry.name), signal.SIGKILL)
+            killed.append(int(entry.name))
+    if killed:
+        log.warning("killed %d processes left by the workers of an earlier server: %s",
+                    len(killed), killed)  # fmt: skip
+    return killed
+
+
+def _server_alive(environ: list[bytes]) -> bool:
+    prefix = f"{SERVER_PID_ENV}=".encode()
+    for item in environ:
+        if item.startswith(prefix) and item[len(prefix) :].isdigit():
+            pid = int(item[len(prefix) :])
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:
+                return True
+            return True
+    return False
