@@ -217,6 +217,7 @@ class ClipperServer:
         )  # fmt: skip
         inference = InferenceService(self.dataplane, lambda: self.service.snapshot, self.metrics)
         tasks = await stack.enter_async_context(asyncio.TaskGroup())
+        self.service.roll_back_unfinished_deploys()  # a deploy the server died during
         await self.service.refresh()
         reload_guard(self.query_guard, self.service)
         self._start_background(stack, tasks, registry)

@@ -95,7 +95,19 @@ _V2: tuple[str, ...] = (
     )""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2)
+_V3 = (
+    # A version registered by a deploy that has not finished (its replicas are starting):
+    # a server that finds one at start rolls the deploy back (clipper.control.service).
+    """CREATE TABLE pending_deploys (
+        model_name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        PRIMARY KEY (model_name, version),
+        FOREIGN KEY (model_name, version)
+            REFERENCES model_versions (name, version) ON DELETE CASCADE
+    )""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import dataclasses
 import io
+import logging
 import shutil
 import tarfile
 import tempfile
@@ -38,6 +39,8 @@ from clipper.placement.base import ReplicaLaunch
 from clipper.selection import configure
 
 __all__ = ["ClusterService"]
+
+log = logging.getLogger("clipper.control")
 
 DRAIN_TIMEOUT_S = 30.0
 READY_TIMEOUT_S = 120.0
@@ -218,6 +221,21 @@ class ClusterService:
             raise
         self.registry.set_current_version(record.name, record.version)
         await self.refresh()
+
+    def roll_back_unfinished_deploys(self) -> list[str]:
+        """At start, before anything runs: unregister each version whose deploy did not
+        finish (its server died while its replicas started; the deploy never answered), and
+        remove its artifact, so that the same deploy can run again. Logged, and recorded as
+        `deploy_rolled_back` events; the versions rolled back."""
+        rolled_back = []
+        for name, version in self.registry.pending_deploys():
+            self.registry.delete_model_version(name, version)
+            shutil.rmtree(self.artifact_dir(name, version), ignore_errors=True)
+            self.registry.record_event("deploy_rolled_back", {"model": f"{name}:{version}"})
+            log.warning("rolled back the unfinished deploy of %s:%s (the server stopped during "
+                        "it); deploy it again", name, version)  # fmt: skip
+            rolled_back.append(f"{name}:{version}")
+        return rolled_back
 
     async def prepare_environment(
         self, name: str, version: str, path: Path | None = None

@@ -159,7 +159,8 @@ class Registry:
     # -- model versions -----------------------------------------------------------------
 
     def add_model_version(self, record: ModelVersionRecord, make_current: bool = True) -> None:
-        """Register a model version and, by default, make it current (roll forward).
+        """Register a model version and, by default, make it current (roll forward); else
+        it is recorded as a pending deploy until it is made current (or deleted).
 
         AlreadyExists if the version exists; Conflict if the model's other versions take
         a different input type. `created_at` 0.0 means now.
@@ -185,6 +186,11 @@ class Registry:
             q.insert_version(conn, record)
             if make_current:
                 q.switch_current(conn, name, version, self._clock())
+            else:
+                conn.execute(
+                    "INSERT INTO pending_deploys (model_name, version) VALUES (?, ?)",
+                    (name, version),
+                )
 
     def delete_model_version(self, name: str, version: str) -> None:
         """Remove a version; ModelNotFound if unknown.
@@ -215,6 +221,18 @@ class Registry:
         with self._write() as conn:
             q.require_version(conn, name, version)
             q.switch_current(conn, name, version, self._clock())
+            conn.execute(
+                "DELETE FROM pending_deploys WHERE model_name = ? AND version = ?",
+                (name, version),
+            )
+
+    def pending_deploys(self) -> list[tuple[str, str]]:
+        """(model, version) of each deploy that registered a version and did not finish."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT model_name, version FROM pending_deploys ORDER BY model_name, version"
+            ).fetchall()
+        return [(str(name), str(version)) for name, version in rows]
 
     def get_current_version(self, name: str) -> str | None:
         """The model's current version, or None (also for an unknown model)."""
