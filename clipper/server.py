@@ -45,6 +45,7 @@ from clipper.http.loop_polling import LoopPoller
 from clipper.http.uvicorn_host import EmbeddedServer, bind_socket
 from clipper.metrics.server_metrics import ServerMetrics
 from clipper.placement.local import LocalPlacement, reap_leftovers
+from clipper.rpc.credentials import ReplicaCredentials
 from clipper.rpc.protocol import Register
 from clipper.rpc.secret import load_or_create_secret
 from clipper.rpc.server import (
@@ -101,11 +102,15 @@ class ClipperServer:
         local = LocalPlacement(
             settings.worker_python, self.environments, self.worker_secret, self.state_dir
         )
+        # Who may register: a one-time credential per replica started, the cluster's secret
+        # only for workers of containerless versions (clipper.rpc.credentials).
+        self.credentials = ReplicaCredentials(self.worker_secret, self._is_external)
         self.reconciler = Reconciler(
             self.ray_placement or local,
             settings.restart_backoff_initial_s,
             settings.restart_backoff_max_s,
             drain=self._drain_replica,
+            credentials=self._issue_credential,
         )
         self.stopping = asyncio.Event()
         self.started_at = time.time()
@@ -114,6 +119,15 @@ class ClipperServer:
         self.query_guard = QueryTokenGuard()
 
     # -- worker connections ---------------------------------------------------------
+
+    def _issue_credential(self, replica: ReplicaId) -> str:
+        return self.credentials.issue(replica.model.name, replica.model.version, replica.replica)
+
+    def _is_external(self, model: str, version: str) -> bool:
+        """Whether a version's workers are started by someone else (containerless)."""
+        service: ClusterService | None = getattr(self, "service", None)
+        record = None if service is None else service.snapshot.versions.get(ModelId(model, version))
+        return record is not None and record.containerless
 
     def _on_register(self, channel: WorkerChannel, message: Register) -> str | None:
         reason = self.dataplane.attach(channel, message)
@@ -245,7 +259,7 @@ class ClipperServer:
         """The TCP listener workers dial; its port."""
         rpc = await start_rpc_listener(
             self.settings.rpc_host, self.settings.rpc_port, self._on_register, self._on_lost,
-            self.worker_secret, self.poller.touch, self.connections.rpc_unregistered,
+            self.credentials.check, self.poller.touch, self.connections.rpc_unregistered,
         )  # fmt: skip
         stack.callback(rpc.close)
         return int(rpc.sockets[0].getsockname()[1])
@@ -262,8 +276,8 @@ class ClipperServer:
             return rpc_address
         socket_path = self.state_dir / RPC_SOCKET_NAME
         local_rpc = await start_unix_rpc_listener(
-            socket_path, self._on_register, self._on_lost, self.worker_secret, self.poller.touch,
-            self.connections.rpc_unregistered,
+            socket_path, self._on_register, self._on_lost, self.credentials.check,
+            self.poller.touch, self.connections.rpc_unregistered,
         )  # fmt: skip
         if local_rpc is None:
             return rpc_address

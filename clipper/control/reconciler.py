@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import enum
 import logging
 import time
@@ -88,9 +89,11 @@ class Reconciler:
         backoff_max_s: float,
         clock: Callable[[], float] = time.monotonic,
         drain: Callable[[ReplicaId], Awaitable[None]] | None = None,
+        credentials: Callable[[ReplicaId], str] | None = None,
     ) -> None:
         self._placement = placement
         self._drain = drain
+        self._credentials = credentials  # a fresh one-time credential per start
         self._backoff_initial_s = backoff_initial_s
         self._backoff_max_s = backoff_max_s
         self._clock = clock
@@ -158,6 +161,10 @@ class Reconciler:
     async def _start(self, status: ReplicaStatus) -> None:
         status.state = ReplicaState.STARTING
         status.ready_since = None
+        if self._credentials is not None:
+            replica_id = status.launch.replica_id
+            credential = self._credentials(replica_id)
+            status.launch = dataclasses.replace(status.launch, credential=credential)
         try:
             status.process = await self._placement.start(status.launch)
         except Exception as exc:

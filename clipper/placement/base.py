@@ -33,6 +33,9 @@ class ReplicaLaunch:
     resources: ResourceRequest = field(default_factory=ResourceRequest)
     log_max_bytes: int = 10 * 1024 * 1024
     log_backups: int = 3
+    credential: str = ""
+    """The one-time credential its worker registers with (clipper.rpc.credentials), handed
+    over a pipe; empty: the cluster's secret, in its environment (in-process uses only)."""
     """The replica's log file's cap: the worker rotates it (clipper.worker.output_log)."""
 
 

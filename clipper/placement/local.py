@@ -24,6 +24,7 @@ from clipper.environments.manager import EnvironmentManager
 from clipper.environments.spec import Environment
 from clipper.placement.base import ReplicaLaunch
 from clipper.rpc.secret import SECRET_ENV
+from clipper.worker.credential_handover import CREDENTIAL_FD_FLAG, credential_pipe
 from clipper.worker.rlimits import reap_cgroup
 
 __all__ = ["LocalPlacement", "LocalReplica", "PendingReplica", "reap_leftovers"]
@@ -183,18 +184,30 @@ class LocalPlacement:
             *launch.resources.limits.worker_args(),
         ]  # fmt: skip
         launch.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", SECRET_ENV: self._secret, **self._owner}
-        # Opening a local log file for append does not block the loop in any way that matters.
-        with open(launch.log_path, "ab") as log_file:  # noqa: ASYNC230
-            process = await asyncio.create_subprocess_exec(
-                python,
-                *args,
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log_file,
-                stderr=asyncio.subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self._owner}
+        env.pop(SECRET_ENV, None)
+        handover: tuple[int, ...] = ()
+        if launch.credential:  # over a pipe: never in the environment the model can read
+            handover = (credential_pipe(launch.credential),)
+            args += [CREDENTIAL_FD_FLAG, str(handover[0])]
+        else:
+            env[SECRET_ENV] = self._secret
+        try:
+            # Opening a local log file for append does not block the loop in a way that matters.
+            with open(launch.log_path, "ab") as log_file:  # noqa: ASYNC230
+                process = await asyncio.create_subprocess_exec(
+                    python,
+                    *args,
+                    stdin=asyncio.subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=asyncio.subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                    pass_fds=handover,
+                )
+        finally:
+            for fd in handover:
+                os.close(fd)
         return LocalReplica(process)
 
 

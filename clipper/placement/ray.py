@@ -149,7 +149,8 @@ class RayPlacement:
         options = self._actor_options(launch.resources)
         name = str(launch.replica_id)
         args = worker_args(launch)
-        actor = self._actor_class.options(**options).remote(name, args, artifact, self._secret)
+        credential = launch.credential or self._secret  # the replica's own, when issued
+        actor = self._actor_class.options(**options).remote(name, args, artifact, credential)
         replica = RayReplica(actor, launch, self._explain)
         self._replicas.add(replica)
         replica.supervisor.add_done_callback(lambda _: self._forget(replica))

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from clipper.rpc.secret import SECRET_ENV
+from clipper.worker.credential_handover import CREDENTIAL_FD_FLAG, credential_pipe
 from clipper.worker.rlimits import reap_cgroup
 
 __all__ = ["ReplicaActor", "unpack_artifact"]
@@ -45,8 +46,8 @@ class ReplicaActor:
     """Runs `python -m clipper.worker` on this node and reports on it.
 
     `worker_args` is the worker's command line after the interpreter, less `--artifact` and
-    `--parent-pid`, which only this node knows; `secret` is the cluster's worker secret,
-    handed to the worker in its environment.
+    `--parent-pid`, which only this node knows; `secret` is what the worker registers
+    with (its replica's one-time credential), handed to it over a pipe.
     """
 
     def __init__(
@@ -74,16 +75,23 @@ class ReplicaActor:
 
     def _spawn(self, artifact: Path, log_path: Path) -> subprocess.Popen[bytes]:
         args = [*self._worker_args, "--artifact", str(artifact), "--parent-pid", str(os.getpid())]
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", SECRET_ENV: self._secret}
-        with open(log_path, "ab") as log:
-            return subprocess.Popen(
-                [sys.executable, *args],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                start_new_session=True,
-            )
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env.pop(SECRET_ENV, None)
+        handover = credential_pipe(self._secret)
+        args += [CREDENTIAL_FD_FLAG, str(handover)]
+        try:
+            with open(log_path, "ab") as log:
+                return subprocess.Popen(
+                    [sys.executable, *args],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                    pass_fds=(handover,),
+                )
+        finally:
+            os.close(handover)
 
     async def wait(self) -> int:
         """Wait for the worker to exit; its exit code (negative: killed by that signal;

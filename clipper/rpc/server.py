@@ -1,13 +1,14 @@
 """The server's side of the worker RPC: one `WorkerChannel` per connected worker.
 
-Boundary: a connection is trusted only once it registered with the cluster's worker secret
-(`clipper.rpc.secret`). Before that it may send nothing but its registration, in frames of
-at most `FrameDecoder.UNREGISTERED_MAX_FRAME_BYTES`, within `REGISTER_TIMEOUT_S`; a wrong
-or missing secret is answered `refused` and the connection closed (logged with the peer's
-address, never the secret; such lines at most once per 10 s per kind). An unregistered
-connection costs little: it reads through a `PREAUTH_CHUNK_BYTES` chunk (the large receive
-chunk comes with the registration), and a listener holds at most `max_unregistered` of
-them at once (more are closed at once).
+Boundary: a connection is trusted only once its registration is admitted: with the one-time
+credential the server issued for that replica, or the cluster's secret for a worker of a
+containerless version (`clipper.rpc.credentials`). Before that it may send nothing but its
+registration, in frames of at most `FrameDecoder.UNREGISTERED_MAX_FRAME_BYTES`, within
+`REGISTER_TIMEOUT_S`; a refused registration is answered `refused` and the connection
+closed (logged with the peer's address, never the credential; such lines at most once per
+10 s per kind). An unregistered connection costs little: it reads through a
+`PREAUTH_CHUNK_BYTES` chunk (the large receive chunk comes with the registration), and a
+listener holds at most `max_unregistered` of them at once (more are closed at once).
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from clipper.rpc.protocol import (
     Welcome,
     encode_message,
 )
-from clipper.rpc.secret import secret_matches
 
 __all__ = [
     "BatchOutcome",
@@ -56,12 +56,13 @@ outsider_log = RateLimitedLog(log)  # lines any client can cause, rate-limited
 BatchOutcome = BatchReply | BatchError
 # Called with a registration; returns None to accept it or a reason to refuse it.
 RegisterHandler = Callable[["WorkerChannel", Register], str | None]
+Authenticator = Callable[[Register], str | None]
+"""None to admit a registration, else the reason to refuse it (clipper.rpc.credentials)."""
 LostHandler = Callable[["WorkerChannel"], None]
 REGISTER_TIMEOUT_S = 5.0
 PREAUTH_CHUNK_BYTES = 4096
 DEFAULT_MAX_UNREGISTERED = 64
 UNIX_PATH_MAX = 107  # bytes of a Unix socket path (sun_path holds 108 with its NUL)
-WRONG_SECRET = "missing or wrong cluster secret"
 
 
 def _nothing() -> None:
@@ -83,14 +84,14 @@ class WorkerChannel(asyncio.BufferedProtocol):
     Reads go into a reused chunk, except the rest of a large frame (a big tensor reply),
     which the kernel copies straight into the frame's own buffer (`receive_view`).
 
-    `secret` None accepts any registration (in-process tests only; the server always
-    passes the cluster's secret). `on_read` is called on every read (see LoopPoller)."""
+    `authenticate` None admits any registration (in-process tests only; the server always
+    passes its ReplicaCredentials.check). `on_read` is called on every read (see LoopPoller)."""
 
     def __init__(
         self,
         on_register: RegisterHandler,
         on_lost: LostHandler,
-        secret: str | None = None,
+        authenticate: Authenticator | None = None,
         on_read: Callable[[], None] = _nothing,
         unregistered: Unregistered | None = None,
     ) -> None:
@@ -99,7 +100,7 @@ class WorkerChannel(asyncio.BufferedProtocol):
         self._on_register = on_register
         self._on_read = on_read
         self._on_lost = on_lost
-        self._secret = secret
+        self._authenticate = authenticate
         self._decoder = FrameDecoder(FrameDecoder.UNREGISTERED_MAX_FRAME_BYTES)
         self._chunk = memoryview(bytearray(PREAUTH_CHUNK_BYTES))  # RECEIVE_CHUNK_BYTES once in
         self._into_frame = False  # whether the last get_buffer() was the frame's own buffer
@@ -192,10 +193,12 @@ class WorkerChannel(asyncio.BufferedProtocol):
         if self.registration is not None:
             raise RpcError("worker registered twice")
         reason: str | None
-        if self._secret is not None and not secret_matches(message.secret, self._secret):
-            outsider_log.warning("secret", "refused a worker registration from %s: %s",
-                                 self._peer(), WRONG_SECRET)  # fmt: skip
-            reason = WRONG_SECRET
+        refusal = self._authenticate(message) if self._authenticate is not None else None
+        if refusal is not None:
+            outsider_log.warning("secret", "refused a worker registration (%s) from %s: %s",
+                                 f"{message.model}:{message.version}:{message.replica}",
+                                 self._peer(), refusal)  # fmt: skip
+            reason = refusal
         elif message.protocol != PROTOCOL_VERSION:
             reason = f"protocol {message.protocol} unsupported; server speaks {PROTOCOL_VERSION}"
         else:
@@ -270,15 +273,16 @@ async def start_rpc_listener(
     port: int,
     on_register: RegisterHandler,
     on_lost: LostHandler,
-    secret: str,
+    authenticate: Authenticator,
     on_read: Callable[[], None] = _nothing,
     max_unregistered: int = DEFAULT_MAX_UNREGISTERED,
 ) -> asyncio.Server:
-    """Listen for workers on TCP `host:port`; only those presenting `secret` register."""
+    """Listen for workers on TCP `host:port`; only those `authenticate` admits register."""
     loop = asyncio.get_running_loop()
     unregistered = Unregistered(max_unregistered)
     return await loop.create_server(
-        lambda: WorkerChannel(on_register, on_lost, secret, on_read, unregistered), host, port,
+        lambda: WorkerChannel(on_register, on_lost, authenticate, on_read, unregistered),
+        host, port,
         reuse_address=True,
     )  # fmt: skip
 
@@ -287,7 +291,7 @@ async def start_unix_rpc_listener(
     path: Path,
     on_register: RegisterHandler,
     on_lost: LostHandler,
-    secret: str,
+    authenticate: Authenticator,
     on_read: Callable[[], None] = _nothing,
     max_unregistered: int = DEFAULT_MAX_UNREGISTERED,
 ) -> asyncio.Server | None:
@@ -301,7 +305,8 @@ async def start_unix_rpc_listener(
     loop = asyncio.get_running_loop()
     unregistered = Unregistered(max_unregistered)
     server = await loop.create_unix_server(
-        lambda: WorkerChannel(on_register, on_lost, secret, on_read, unregistered), str(path)
+        lambda: WorkerChannel(on_register, on_lost, authenticate, on_read, unregistered),
+        str(path),
     )
     os.chmod(path, 0o600)
     return server

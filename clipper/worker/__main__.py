@@ -16,6 +16,7 @@ from clipper.core.resources import ReplicaLimits
 from clipper.core.types import parse_input_type
 from clipper.rpc.secret import SECRET_ENV
 from clipper.worker.connection import WorkerConnection
+from clipper.worker.credential_handover import CREDENTIAL_FD_FLAG, read_credential
 from clipper.worker.output_log import capture_output
 from clipper.worker.rlimits import MEMORY_LIMIT_EXCEEDED, MEMORY_LIMIT_EXIT_CODE, apply_limits
 from clipper.worker.serve import ReplicaSpec, serve
@@ -52,12 +53,17 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--log-file", type=Path, default=None, help="see worker.output_log")
     parser.add_argument("--log-max-bytes", type=int, default=10 * 1024 * 1024)
     parser.add_argument("--log-backups", type=int, default=3)
+    parser.add_argument(CREDENTIAL_FD_FLAG, type=int, default=None, dest="credential_fd",
+                        help="a pipe holding the registration credential")  # fmt: skip
     return parser.parse_args(argv)
 
 
-def _take_secret() -> str:
-    """The cluster's worker secret, removed from the environment the model's code sees."""
-    return os.environ.pop(SECRET_ENV, "")
+def _take_credential(fd: int | None) -> str:
+    """What this worker registers with: from the pipe at `fd` (closed), else the cluster's
+    secret from the environment (a worker started by hand), removed from the environment
+    the model's code sees either way."""
+    from_environment = os.environ.pop(SECRET_ENV, "")
+    return read_credential(fd) if fd is not None else from_environment
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         args.version,
         args.replica,
         parse_input_type(args.input_type),
-        secret=_take_secret(),
+        secret=_take_credential(args.credential_fd),
         memory_limited=limits.memory_limit_bytes is not None,
     )
     for applied in apply_limits(limits, args.memory_limit_mode):

@@ -1,5 +1,7 @@
-"""The worker boundary: only workers with the cluster's secret register, and a model that
-passes its memory limit is killed and reported while another model keeps answering."""
+"""The worker boundary: a replica registers only with the one-time credential the server
+issued it (over a pipe: nothing in the model's environment), the cluster's secret admits
+only workers of containerless versions, and a model that passes its memory limit is killed
+and reported while another model keeps answering (issue 28, item 7)."""
 
 from __future__ import annotations
 
@@ -47,8 +49,14 @@ def exchange(server: ServerHandle, *messages: Message) -> list[Message | None]:
             answers.extend(decoder.feed(data))
 
 
-def register(secret: str) -> Register:
-    return Register("calm", "1", 7, "doubles", pid=1, secret=secret)
+def register(secret: str, model: str = "calm", replica: int = 7) -> Register:
+    return Register(model, "1", replica, "doubles", pid=1, secret=secret)
+
+
+def environ_of_model(xs: list[Any]) -> list[str]:
+    """What the model can read of its own process's environment."""
+    with open("/proc/self/environ", "rb") as environ:
+        return [environ.read().decode(errors="replace") for _ in xs]
 
 
 @pytest.mark.parametrize("secret", ["", "0" * 64, "not-the-secret"])
@@ -65,18 +73,52 @@ def test_a_connection_that_does_not_register_first_is_closed(server: ServerHandl
     assert exchange(server, Heartbeat()) == [None]
 
 
-def test_the_secret_is_kept_private_and_admits_a_worker(server: ServerHandle) -> None:
-    path = server.state_dir / SECRET_FILE
-    assert path.stat().st_mode & 0o777 == 0o600
+def first_answer(server: ServerHandle, message: Message) -> Message:
     decoder = FrameDecoder()
     with socket.create_connection(("127.0.0.1", server.rpc_port), timeout=15) as sock:
-        sock.sendall(encode(register(path.read_text().strip())))
+        sock.sendall(encode(message))
         answers: list[Message] = []
         while not answers:
             answers = decoder.feed(sock.recv(65536))
-    assert answers == [Welcome()]
-    log = server.log_path.read_text()
-    assert path.read_text().strip() not in log
+    return answers[0]
+
+
+def test_the_cluster_secret_cannot_register_a_replica_the_server_starts(
+    server: ServerHandle,
+) -> None:
+    secret = (server.state_dir / SECRET_FILE).read_text().strip()
+
+    for forged in [register(secret, replica=7), register(secret, replica=0)]:
+        answer = first_answer(server, forged)
+        assert isinstance(answer, Refused), answer
+        assert "containerless" in answer.reason
+    assert server.predict("calm", {"input": [1.0, 2.0]}).json()["output"] == 3.0
+    assert secret not in server.log_path.read_text()
+
+
+def test_the_secret_is_kept_private_and_admits_a_worker_of_a_containerless_version(
+    server: ServerHandle,
+) -> None:
+    path = server.state_dir / SECRET_FILE
+    assert path.stat().st_mode & 0o777 == 0o600
+    server.admin_http("add_model", {
+        "model_name": "outside", "model_version": "1", "input_type": "doubles",
+        "containerless": True,
+    }).raise_for_status()  # fmt: skip
+
+    answer = first_answer(server, register(path.read_text().strip(), model="outside"))
+
+    assert answer == Welcome()
+    assert path.read_text().strip() not in server.log_path.read_text()
+
+
+def test_a_model_finds_no_credential_in_its_environment(server: ServerHandle) -> None:
+    deploy(server, "nosy", environ_of_model)
+    environ = server.predict("nosy", {"input": [1.0]}).json()["output"]
+    secret = (server.state_dir / SECRET_FILE).read_text().strip()
+
+    assert "CLIPPER_WORKER_SECRET" not in environ
+    assert secret not in environ
 
 
 def replica(server: ServerHandle, model: str) -> dict[str, Any]:

@@ -6,8 +6,11 @@ import asyncio
 import stat
 from pathlib import Path
 
+from clipper.rpc.credentials import ReplicaCredentials
 from clipper.rpc.protocol import FrameDecoder, Refused, Register, encode_message
 from clipper.rpc.server import UNIX_PATH_MAX, WorkerChannel, start_unix_rpc_listener
+
+CHECK = ReplicaCredentials("the-secret", lambda model, version: True).check
 
 
 def accept_all(channel: WorkerChannel, message: Register) -> str | None:
@@ -22,7 +25,7 @@ async def test_the_socket_is_private_and_replaces_a_stale_file(tmp_path: Path) -
     path = tmp_path / "rpc.sock"
     path.write_text("left by a crashed server")
 
-    server = await start_unix_rpc_listener(path, accept_all, forget, "the-secret")
+    server = await start_unix_rpc_listener(path, accept_all, forget, CHECK)
 
     assert server is not None
     try:
@@ -40,4 +43,4 @@ async def test_the_socket_is_private_and_replaces_a_stale_file(tmp_path: Path) -
 async def test_a_path_too_long_for_a_socket_address_gives_none(tmp_path: Path) -> None:
     deep = tmp_path / ("d" * (UNIX_PATH_MAX - len(str(tmp_path)))) / "rpc.sock"
 
-    assert await start_unix_rpc_listener(deep, accept_all, forget, "the-secret") is None
+    assert await start_unix_rpc_listener(deep, accept_all, forget, CHECK) is None
