@@ -1,10 +1,10 @@
 """The per-cluster worker secret: workers present it when they register.
 
 The server keeps one secret per cluster in `<state_dir>/worker.secret` (mode 0600, made at
-first start), so workers it did not start (an operator's, a Ray node's across a server
-restart) can be given it. Workers the server starts get it in their environment
-(`CLIPPER_WORKER_SECRET`), never on a command line that `ps` shows. The secret is never
-logged.
+first start) for workers it does not start: it registers only workers of containerless
+versions (clipper.rpc.credentials). A worker started by hand reads it from
+`CLIPPER_WORKER_SECRET`; the workers the server starts never see it: each registers with a
+one-time credential of its own, handed over a pipe. The secret is never logged.
 """
 
 from __future__ import annotations
