@@ -255,7 +255,7 @@ def deploy(args: argparse.Namespace, settings: Settings) -> None:
     """Deploy a new model version: a function from a Python file, or a model directory."""
     with _admin_client(settings) as admin:
         if args.file is not None:
-            name, version, input_type, artifact = _function_deploy(args)
+            name, version, input_type, artifact = _function_deploy(args, admin)
         else:
             name, version, input_type, artifact = _directory_deploy(args, admin)
         admin.deploy_artifact(
@@ -286,14 +286,26 @@ def _json_object(text: str | None, flag: str) -> dict[str, Any] | None:
     return value
 
 
-def _function_deploy(args: argparse.Namespace) -> tuple[str, str, str, bytes]:
-    if args.version is None or args.input_type is None:
-        raise InvalidRequest("deploy NAME VERSION --file FILE needs VERSION and --input-type")
+def _function_deploy(args: argparse.Namespace, admin: AdminClient) -> tuple[str, str, str, bytes]:
+    name = args.target
+    version, input_type = _version_and_type(admin, name, args.version, args.input_type)
     function = load_function(Path(args.file), args.function or "predict")
     artifact = closure_artifact(
         function, environment=args.environment or "capture", pkgs_to_install=args.pkg
     )
-    return args.target, args.version, args.input_type, artifact
+    return name, version, input_type, artifact
+
+
+def _version_and_type(
+    admin: AdminClient, name: str, version: str | None, input_type: str | None
+) -> tuple[str, str]:
+    """The version to deploy (default: the next integer one) and the input type (default:
+    the model's registered one; a new model needs --input-type)."""
+    versions = [info for info in admin.get_all_models(verbose=True) if info["model_name"] == name]
+    input_type = input_type or next((v["input_type"] for v in versions), None)
+    if input_type is None:
+        raise InvalidRequest(f"model {name!r} is new: give its --input-type")
+    return version or _next_version(str(v["model_version"]) for v in versions), input_type
 
 
 def _directory_deploy(args: argparse.Namespace, admin: AdminClient) -> tuple[str, str, str, bytes]:
@@ -303,11 +315,7 @@ def _directory_deploy(args: argparse.Namespace, admin: AdminClient) -> tuple[str
             f"{args.target} is not a directory; deploy a function with NAME VERSION --file FILE"
         )
     name = args.name or re.sub(r"[^a-z0-9]+", "-", directory.resolve().name.lower()).strip("-")
-    versions = [info for info in admin.get_all_models(verbose=True) if info["model_name"] == name]
-    input_type = args.input_type or next((v["input_type"] for v in versions), None)
-    if input_type is None:
-        raise InvalidRequest(f"model {name!r} is new: give its --input-type")
-    version = args.version or _next_version(str(v["model_version"]) for v in versions)
+    version, input_type = _version_and_type(admin, name, args.version, args.input_type)
     metadata = directory_artifact(
         directory, function=args.function, environment=args.environment,
         pkgs_to_install=args.pkg,

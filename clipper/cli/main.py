@@ -139,11 +139,12 @@ def _add_app_commands(add: _Adder) -> None:
 def _add_model_commands(add: _Adder) -> None:
     deploy = add(
         "deploy",
-        "deploy a new model version: NAME VERSION --file FILE (a function in a Python "
-        "file), or DIR [VERSION] (a model directory with predict.py and requirements.txt)",
+        "deploy a new model version: NAME [VERSION] --file FILE (a function in a Python "
+        "file), or DIR [VERSION] (a model directory with predict.py and requirements.txt); "
+        "VERSION defaults to the next integer one",
     )
     deploy.add_argument("target", metavar="NAME|DIR", help="model name, or model directory")
-    deploy.add_argument("version", nargs="?", help="version (directory default: next integer)")
+    deploy.add_argument("version", nargs="?", help="version (default: the next integer one)")
     deploy.add_argument("--file", help="Python file defining the function")
     deploy.add_argument("--function", help="function (or class) to serve; default: predict")
     deploy.add_argument("--name", help="model name of a directory (default: its name)")

@@ -120,9 +120,11 @@ class ClusterService:
             raise InvalidRequest("latency_slo_micros must be a positive integer")
         params = dict(policy_params or {})
         configure(policy, params)
-        self.registry.add_app(
+        added = self.registry.add_app(
             AppRecord(name, input_type, default_output, latency_slo_us, policy, True, params)
         )
+        if not added:
+            return  # exactly this app exists already: a script run again
         self.registry.record_event("add_app", {"name": name})
         await self.refresh()
 
@@ -178,7 +180,10 @@ class ClusterService:
         validate_name(name, "model name")
         version = validate_version(version)
         if self.registry.get_model_version(name, version) is not None:
-            raise Conflict(f"model version {name}:{version} is registered; its artifact is fixed")
+            raise Conflict(
+                f"model version {name}:{version} is registered; its artifact is fixed: deploy "
+                f"it as a new version (the next is {self.registry.next_version(name)})"
+            )
         target = self.artifact_dir(name, version)
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{version}-", dir=target.parent))

@@ -73,14 +73,24 @@ class Registry:
 
     # -- applications -------------------------------------------------------------------
 
-    def add_app(self, record: AppRecord) -> None:
-        """Register an application; AlreadyExists if the name is taken."""
+    def add_app(self, record: AppRecord) -> bool:
+        """Register an application; False (nothing changed) if exactly this one exists, so
+        a script can run again; AlreadyExists naming what differs if another one does."""
         validate_name(record.name, "application name")
         parse_input_type(record.input_type)
         with self._write() as conn:
-            if q.read_app(conn, record.name) is not None:
-                raise AlreadyExists(f"Application '{record.name}' already exists")
+            existing = q.read_app(conn, record.name)
+            if existing is not None:
+                differences = _app_differences(existing, record)
+                if not differences:
+                    return False
+                raise AlreadyExists(
+                    f"Application '{record.name}' already exists with "
+                    f"{'; '.join(differences)}: delete it first, or change it with the "
+                    "set_app_* operations"
+                )
             q.insert_app(conn, record)
+        return True
 
     def delete_app(self, name: str) -> None:
         """Remove an application and its links; ApplicationNotFound if unknown."""
@@ -174,7 +184,10 @@ class Registry:
         record = dataclasses.replace(record, version=version, created_at=created_at)
         with self._write() as conn:
             if q.version_exists(conn, name, version):
-                raise AlreadyExists(f"Model version '{name}:{version}' already exists")
+                raise AlreadyExists(
+                    f"Model version '{name}:{version}' already exists; deploy it as a new "
+                    f"version (the next is {_next_version(conn, name)})"
+                )
             existing = q.model_input_type(conn, name)
             if existing is not None and existing != input_type:
                 raise Conflict(
@@ -191,6 +204,11 @@ class Registry:
                     "INSERT INTO pending_deploys (model_name, version) VALUES (?, ?)",
                     (name, version),
                 )
+
+    def next_version(self, name: str) -> str:
+        """One more than the model's highest integer version ("1" for a new model)."""
+        with self._read() as conn:
+            return _next_version(conn, name)
 
     def delete_model_version(self, name: str, version: str) -> None:
         """Remove a version; ModelNotFound if unknown.
@@ -493,3 +511,26 @@ def _encode_json(value: Mapping[str, object], what: str) -> str:
         return json.dumps(dict(value), sort_keys=True)
     except (TypeError, ValueError) as exc:
         raise InvalidRequest(f"{what} must be JSON-serialisable: {exc}") from exc
+
+
+def _app_differences(existing: AppRecord, asked: AppRecord) -> list[str]:
+    """What an app registered again asks differently (its policy only when it names one)."""
+    differences = []
+    pairs: list[tuple[str, object, object]] = [
+        ("input_type", existing.input_type.value, asked.input_type.value),
+        ("default_output", existing.default_output, asked.default_output),
+        ("latency_slo_micros", existing.latency_slo_us, asked.latency_slo_us),
+    ]
+    if asked.policy != "single" or asked.policy_params:
+        pairs.append(("policy", existing.policy, asked.policy))
+        pairs.append(("policy_params", dict(existing.policy_params), dict(asked.policy_params)))
+    for field, have, want in pairs:
+        if have != want:
+            differences.append(f"{field} {have!r} (asked {want!r})")
+    return differences
+
+
+def _next_version(conn: sqlite3.Connection, name: str) -> str:
+    rows = conn.execute("SELECT version FROM model_versions WHERE name = ?", (name,))
+    numbers = [int(row[0]) for row in rows if str(row[0]).isdigit()]
+    return str(max(numbers, default=0) + 1)

@@ -161,6 +161,28 @@ def test_versions_rollback_and_set_version(cli: Cli, model_file: str) -> None:
     assert cli.predict("versioned", "[1.0, 2.0]", "--version", "1")["output"] == 3.0
 
 
+def test_running_a_script_again_works_and_versions_follow_on(cli: Cli, model_file: str) -> None:
+    """Issue 21, item 6: registering the same app again is quiet, a deploy without VERSION
+    takes the next one (and the model's input type), and a clash says which version is next."""
+    register = ("register-app", "again", "--input-type", "doubles", "--slo-micros", "100000")
+    cli.run(*register)
+    cli.run(*register)  # the same again: quietly
+    differing = cli.run(*register[:-1], "200000", ok=False)
+    assert differing.returncode != 0
+    assert "already exists with latency_slo_micros 100000 (asked 200000)" in differing.stderr
+    first = cli.run("deploy", "again", "--file", model_file, "--function", "feature_sum",
+                    "--input-type", "doubles").stdout  # fmt: skip
+    second = cli.run("deploy", "again", "--file", model_file, "--function", "doubled_sum").stdout
+    clash = cli.run(
+        "deploy", "again", "2", "--file", model_file, "--function", "feature_sum", ok=False
+    )
+
+    assert "Deployed again:1" in first
+    assert "Deployed again:2" in second  # the next version, the registered input type
+    assert clash.returncode != 0
+    assert "the next is 3" in clash.stderr
+
+
 def test_scale(cli: Cli, model_file: str) -> None:
     deploy(cli, model_file, "scaled", "1", "feature_sum", "--input-type", "doubles")
     assert "runs 2 replica(s)" in cli.run("scale", "scaled", "2").stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -99,10 +100,26 @@ def test_get_unknown_app_is_none(registry: Registry) -> None:
     assert registry.get_app("nope") is None
 
 
-def test_add_app_twice_raises_already_exists(registry: Registry) -> None:
+def test_adding_the_same_app_again_changes_nothing(registry: Registry) -> None:
+    assert registry.add_app(app())
+    assert not registry.add_app(app())  # a script run again
+    assert registry.list_apps() == [app()]
+
+
+def test_adding_an_app_again_with_other_settings_names_what_differs(registry: Registry) -> None:
     registry.add_app(app())
-    with pytest.raises(AlreadyExists, match="'app'"):
-        registry.add_app(app())
+    other = dataclasses.replace(app(), latency_slo_us=app().latency_slo_us + 1)
+    with pytest.raises(AlreadyExists, match=r"'app' already exists with latency_slo_micros"):
+        registry.add_app(other)
+
+
+def test_a_version_that_exists_names_the_next_one(registry: Registry) -> None:
+    registry.add_model_version(version("model", "1"))
+    registry.add_model_version(version("model", "7"))
+    assert registry.next_version("model") == "8"
+    assert registry.next_version("new") == "1"
+    with pytest.raises(AlreadyExists, match=r"the next is 8"):
+        registry.add_model_version(version("model", "7"))
 
 
 def test_add_app_validates_name(registry: Registry) -> None:
