@@ -13,6 +13,7 @@ import json
 import re
 import sys
 import time
+import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMMANDS",
+    "DEFAULT_ANSWER_EXIT_CODE",
     "Command",
     "format_table",
     "load_function",
@@ -44,8 +46,12 @@ __all__ = [
     "previous_version",
 ]
 
-Command = Callable[[argparse.Namespace, Settings], None]
-"""A command: parsed arguments and settings in, output on stdout, ClipperError on failure."""
+Command = Callable[[argparse.Namespace, Settings], int | None]
+"""A command: parsed arguments and settings in, output on stdout, ClipperError on failure;
+an exit status other than 0 it may return (None: 0)."""
+
+DEFAULT_ANSWER_EXIT_CODE = 2
+"""`clipper predict`'s exit status when an answer is the app's default output."""
 
 
 def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
@@ -76,14 +82,38 @@ def load_function(path: Path, name: str) -> Callable[..., Any]:
         raise InvalidRequest(f"Cannot import {path}")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # the user's code: one line that says where, not a traceback
+        del sys.modules[module_name]
+        raise InvalidRequest(f"could not import {path}: {_where(exc, path)}") from None
     import cloudpickle  # only deploying needs it
 
     cloudpickle.register_pickle_by_value(module)
     function: object = getattr(module, name, None)
     if not callable(function):
-        raise InvalidRequest(f"{path} defines no function {name!r}")
+        defined = sorted(
+            attribute for attribute, value in vars(module).items()
+            if callable(value) and getattr(value, "__module__", None) == module_name
+        )  # fmt: skip
+        listed = ", ".join(defined) if defined else "none"
+        raise InvalidRequest(
+            f"{path} defines no function {name!r}; it defines: {listed} (choose with --function)"
+        )
     return function
+
+
+def _where(exc: BaseException, path: Path) -> str:
+    """`Type: message (file, line n)` of an exception raised by the code in `path`."""
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError: {exc.msg} ({exc.filename}, line {exc.lineno})"
+    line = next(
+        (frame.lineno for frame in reversed(traceback.extract_tb(exc.__traceback__))
+         if Path(frame.filename) == path),
+        None,
+    )  # fmt: skip
+    place = f" ({path}, line {line})" if line is not None else ""
+    return f"{type(exc).__name__}: {exc}{place}"
 
 
 def previous_version(versions: Sequence[Mapping[str, Any]], current: str) -> str:
@@ -374,7 +404,7 @@ def scale(args: argparse.Namespace, settings: Settings) -> None:
     print(f"{args.model}:{version} runs {args.num_replicas} replica(s)")
 
 
-def predict(args: argparse.Namespace, settings: Settings) -> None:
+def predict(args: argparse.Namespace, settings: Settings) -> int | None:
     """Send one query (or a batch with --batch) and print the JSON reply."""
     try:
         value = json.loads(args.json_input)
@@ -388,6 +418,10 @@ def predict(args: argparse.Namespace, settings: Settings) -> None:
         else:
             reply = client.predict(args.app, input=value, version=args.version)
     print(json.dumps(reply))
+    answers = reply.get("batch_predictions", [reply])
+    if any(answer.get("default") for answer in answers):
+        return DEFAULT_ANSWER_EXIT_CODE
+    return None
 
 
 def logs(args: argparse.Namespace, settings: Settings) -> None:

@@ -8,13 +8,14 @@ Every command takes the cluster flags (`--cluster-name`, `--host`, `--query-port
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from clipper.cli import commands as cli_commands
 from clipper.core.config import Settings
-from clipper.core.exceptions import ClipperError
+from clipper.core.exceptions import ClipperError, ServerUnreachable, Unauthorized
 
 __all__ = ["build_parser", "main", "settings_from_args"]
 
@@ -28,17 +29,42 @@ _START_FLAGS = ("placement", "ray_address", "rpc_host", "rpc_advertise_host")
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `clipper` command; returns the exit status (1 with `error: ...` on failure)."""
     args = build_parser().parse_args(argv)
+    settings = settings_from_args(args)
     try:
-        cli_commands.COMMANDS[args.command](args, settings_from_args(args))
+        status = cli_commands.COMMANDS[args.command](args, settings)
+        sys.stdout.flush()
     except ClipperError as exc:
         first_line, *details = str(exc).splitlines() or [type(exc).__name__]
         print(f"error: {first_line}", file=sys.stderr)
-        for line in details:
+        for line in [*details, *_hints(exc, args.command, settings)]:
             print(line, file=sys.stderr)
         return 1
+    except BrokenPipeError:  # `clipper logs | head`: the reader has what it wanted
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
+        return 0
     except KeyboardInterrupt:
         return 130
-    return 0
+    return status or 0
+
+
+def _hints(exc: ClipperError, command: str, settings: Settings) -> list[str]:
+    """What to do next, for the errors a new user meets first."""
+    if isinstance(exc, ServerUnreachable):
+        return [
+            f"hint: no server answers for cluster {settings.cluster_name!r} at "
+            f"{settings.host} (admin port {settings.admin_port}, query port "
+            f"{settings.query_port}); start one with `clipper start`, or point at it with "
+            "--admin-port/--query-port or CLIPPER_ADMIN_PORT/CLIPPER_QUERY_PORT"
+        ]
+    if isinstance(exc, Unauthorized) and command == "predict":
+        return ["hint: this app takes queries only with a query token: give it with --token"]
+    if isinstance(exc, Unauthorized):
+        return [
+            "hint: the admin API needs the cluster's token: `clipper token show` prints it "
+            "(the CLI reads it from the state directory, or from CLIPPER_ADMIN_TOKEN)"
+        ]
+    return []
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

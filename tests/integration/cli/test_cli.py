@@ -236,3 +236,74 @@ def test_start_detach_then_stop_leaves_nothing_running(tmp_path: Path, model_fil
         assert cluster.run("stop").stdout.strip() == "No Clipper server is running"
     finally:
         cluster.close()
+
+
+# -- errors that say what to do (issue 21, item 7) -----------------------------------------
+
+
+def test_a_default_answer_exits_non_zero(cli: Cli) -> None:
+    cli.run("register-app", "unlinked", "--input-type", "doubles")
+    result = cli.run("predict", "unlinked", "[1.0]", ok=False)
+
+    assert result.returncode == 2
+    assert json.loads(result.stdout)["default"] is True
+
+
+def test_an_unreachable_server_suggests_clipper_start(tmp_path: Path) -> None:
+    nobody = Cli.on_free_ports(tmp_path / "state", "nobody-home")
+    result = nobody.run("apps", ok=False)
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "cluster 'nobody-home'" in result.stderr
+    assert "`clipper start`" in result.stderr
+
+
+def test_a_wrong_admin_token_mentions_clipper_token_show(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLIPPER_ADMIN_TOKEN", "not-the-token")
+    result = cli.run("apps", ok=False)
+
+    assert result.returncode == 1
+    assert "`clipper token show`" in result.stderr
+
+
+def test_logs_into_a_closed_pipe_end_quietly(cli: Cli) -> None:
+    command = " ".join([sys.executable, "-m", "clipper.cli", "logs", *cli.flags])
+    result = subprocess.run(["bash", "-o", "pipefail", "-c", f"{command} | head -c 10"],
+                            capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
+
+    assert (result.returncode, result.stderr) == (0, "")
+    assert len(result.stdout) == 10
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("x = 1\ny = undefined_name\n", "NameError: name 'undefined_name' is not defined"),
+        ("def predict(xs:\n", "SyntaxError:"),
+    ],
+)
+def test_a_model_file_that_does_not_import_is_one_line(
+    cli: Cli, tmp_path: Path, source: str, expected: str
+) -> None:
+    path = tmp_path / "broken.py"
+    path.write_text(source)
+    result = cli.run("deploy", "broken", "--file", str(path), "--input-type", "doubles", ok=False)
+
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    first = result.stderr.splitlines()[0]
+    assert first.startswith(f"error: could not import {path}: ")
+    assert expected in first
+    assert "line " in first
+
+
+def test_a_missing_function_lists_those_the_file_defines(cli: Cli, model_file: str) -> None:
+    result = cli.run("deploy", "nofn", "--file", model_file, "--function", "nope",
+                     "--input-type", "doubles", ok=False)  # fmt: skip
+
+    assert result.returncode == 1
+    assert "defines no function 'nope'; it defines: " in result.stderr
+    assert "feature_sum" in result.stderr
