@@ -10,6 +10,7 @@ import argparse
 import importlib
 import importlib.util
 import json
+import os
 import re
 import sys
 import time
@@ -152,6 +153,9 @@ def start(args: argparse.Namespace, settings: Settings) -> None:
     prepare_admin_token(settings, sys.stdout)  # here: a detached server's output is its log
     if not args.detach:
         pause_collector()  # while the server starts: ClipperServer.run resumes it
+        # Before gRPC loads: the server forks only to exec workers, so gRPC's fork handlers
+        # have nothing to do (and would log a line at every spawn).
+        os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
         try:
             server = importlib.import_module("clipper.server")
             server.serve(settings, demo=args.demo)

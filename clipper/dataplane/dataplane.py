@@ -201,7 +201,10 @@ class DataPlane:
         serving = self._serving.get(ModelId(registration.model, registration.version))
         if serving is not None:
             serving.detach(channel)
-        log.warning("replica %s disconnected", channel.name)
+        if channel.asked_to_exit:  # a planned stop (drained, scaled down, shutting down)
+            log.info("replica %s stopped", channel.name)
+        else:
+            log.warning("replica %s disconnected", channel.name)
 
     async def drain_replica(self, model_id: ModelId, replica: int, timeout_s: float) -> None:
         """Let a replica finish its in-flight batches, then tell its worker to exit."""

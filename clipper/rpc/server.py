@@ -111,6 +111,7 @@ class WorkerChannel(asyncio.BufferedProtocol):
         self.registration: Register | None = None
         self.last_seen = time.monotonic()
         self.closed = False
+        self.asked_to_exit = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Keep the transport; small frames must not wait for Nagle."""
@@ -244,7 +245,8 @@ class WorkerChannel(asyncio.BufferedProtocol):
         return len(self._pending)
 
     def shutdown(self) -> None:
-        """Ask the worker to exit."""
+        """Ask the worker to exit (its disconnection is then planned, see `asked_to_exit`)."""
+        self.asked_to_exit = True
         self._write(encode_message(Shutdown()))
 
     def close(self) -> None:
