@@ -19,6 +19,7 @@ from pathlib import Path
 
 from clipper.core.config import Settings
 from clipper.core.exceptions import ClipperError
+from clipper.core.processes import process_alive
 
 __all__ = [
     "log_path",
@@ -139,22 +140,6 @@ def stop_server(settings: Settings, timeout_s: float = 30.0) -> bool:
         os.kill(pid, signal.SIGKILL)
         _wait_until(time.monotonic() + 5.0, lambda: not process_alive(pid))
     return True
-
-
-def process_alive(pid: int) -> bool:
-    """True while process `pid` exists and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    stat = Path(f"/proc/{pid}/stat")
-    try:
-        state = stat.read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True  # no procfs: trust kill(0)
-    return state not in ("Z", "X")
 
 
 def _spawn_detached(command: list[str], log: Path, env: dict[str, str]) -> int:

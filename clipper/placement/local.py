@@ -20,6 +20,7 @@ from pathlib import Path
 
 from clipper.artifacts.format import artifact_environment
 from clipper.core.exceptions import ClipperError
+from clipper.core.processes import process_alive
 from clipper.environments.manager import EnvironmentManager
 from clipper.environments.spec import Environment
 from clipper.placement.base import ReplicaLaunch
@@ -254,12 +255,5 @@ def _server_alive(environ: list[bytes]) -> bool:
     prefix = f"{SERVER_PID_ENV}=".encode()
     for item in environ:
         if item.startswith(prefix) and item[len(prefix) :].isdigit():
-            pid = int(item[len(prefix) :])
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return False
-            except PermissionError:
-                return True
-            return True
+            return process_alive(int(item[len(prefix) :]))
     return False

@@ -107,3 +107,19 @@ def save_screenshots(browser: Any, test_id: str) -> None:
             page.screenshot(path=str(path), full_page=True)
             print(f"screenshot of {page.url}: {path}")
             print("browser console errors:", getattr(page, "problems", []))
+
+
+def draw_a_one_and_ask(page: Any) -> None:
+    """On the digits web app: draw a "1" (one vertical stroke) and press Predict; returns
+    once an answer or an error is shown."""
+    box = page.locator("#pad").bounding_box()
+    page.mouse.move(box["x"] + 128, box["y"] + 40)
+    page.mouse.down()
+    for step in range(1, 11):
+        page.mouse.move(box["x"] + 128, box["y"] + 40 + 17 * step)
+    page.mouse.up()
+    page.click("#predict")
+    page.wait_for_function(
+        "document.querySelector('#prediction').textContent !== '?'"
+        " || document.querySelector('#error').textContent !== ''"
+    )

@@ -59,6 +59,15 @@ def wait_until(condition: Any, timeout_s: float, what: str, interval_s: float = 
         time.sleep(interval_s)
 
 
+def rss_bytes(pid: int) -> int:
+    """The resident memory of process `pid`."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for pid {pid}")
+
+
 def pid_alive(pid: int) -> bool:
     """True while `pid` exists and is not a zombie."""
     try:

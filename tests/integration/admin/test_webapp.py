@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.browser import browser_for_test, new_page
+from tests.integration.browser import browser_for_test, draw_a_one_and_ask, new_page
 from tests.integration.cluster import (
     ServerFactory,
     ServerHandle,
@@ -115,15 +115,9 @@ def test_a_drawn_digit_gets_a_prediction_and_feedback_is_accepted(
     browser: Any, webapp_origin: str, digits_server: ServerHandle
 ) -> None:
     page = open_app(browser, webapp_origin, digits_server)
-    box = page.locator("#pad").bounding_box()
-    page.mouse.move(box["x"] + 128, box["y"] + 40)  # a "1": one vertical stroke
-    page.mouse.down()
-    for step in range(1, 11):
-        page.mouse.move(box["x"] + 128, box["y"] + 40 + 17 * step)
-    page.mouse.up()
+    draw_a_one_and_ask(page)
     assert len(page.input_value("#input").split(",")) == 64
-    page.click("#predict")
-    page.wait_for_function("document.querySelector('#prediction').textContent !== '?'")
+    assert page.text_content("#error") == ""
     assert page.text_content("#prediction") in [str(digit) for digit in range(10)]
     assert "digits:1" in page.text_content("#details")
     page.click("#labels button:text-is('1')")

@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.browser import browser_for_test, new_page
+from tests.integration.browser import browser_for_test, draw_a_one_and_ask, new_page
 from tests.integration.cluster import free_port, kill_leftovers, pid_alive
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
@@ -212,17 +212,7 @@ def use_the_web_page(browser: Any, address: str) -> None:
     """What step 6 asks of the reader: draw a digit, ask, read the answer, give feedback."""
     page = new_page(browser)
     page.goto(address)
-    box = page.locator("#pad").bounding_box()
-    page.mouse.move(box["x"] + 128, box["y"] + 40)  # a "1": one vertical stroke
-    page.mouse.down()
-    for step in range(1, 11):
-        page.mouse.move(box["x"] + 128, box["y"] + 40 + 17 * step)
-    page.mouse.up()
-    page.click("#predict")
-    page.wait_for_function(
-        "document.querySelector('#prediction').textContent !== '?'"
-        " || document.querySelector('#error').textContent !== ''"
-    )
+    draw_a_one_and_ask(page)
     assert page.text_content("#error") == "", page.problems
     assert page.text_content("#prediction") in [str(digit) for digit in range(10)]
     assert "digits:" in page.text_content("#details")

@@ -26,7 +26,7 @@ import pytest
 
 from clipper.frontend.oip.grpc import grpc_predict_v2_pb2 as pb
 from clipper.frontend.oip.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
-from tests.integration.cluster import ServerFactory, ServerHandle, deploy, wait_until
+from tests.integration.cluster import ServerFactory, ServerHandle, deploy, rss_bytes, wait_until
 
 OPEN_FILES = 1024
 FLOOD_SOURCES = [f"127.0.0.{host}" for host in range(2, 10)]
@@ -171,14 +171,6 @@ def _refusal(sockets: list[socket.socket]) -> bytes | None:
         if data:
             return data
     return None
-
-
-def rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
 
 
 def open_fds(pid: int) -> int:

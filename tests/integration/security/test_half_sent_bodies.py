@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.cluster import ServerFactory, ServerHandle, deploy, wait_until
+from tests.integration.cluster import ServerFactory, ServerHandle, deploy, rss_bytes, wait_until
 
 MIB = 1024 * 1024
 BODY_BYTES = 16 * MIB
@@ -35,14 +35,6 @@ def server(module_server: ServerFactory) -> ServerHandle:
     )  # fmt: skip
     deploy(handle, "m", feature_sum)
     return handle
-
-
-def rss_bytes(pid: int) -> int:
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmRSS")
 
 
 @contextlib.contextmanager
