@@ -13,6 +13,15 @@ or stop; RSS and the anonymous part do not. It prints the throughput, the respon
 status and error kind, the 5xx count, and memory at the end of warm-up and at the end with
 the growth in between; exit status 1 if any 5xx came back or the server's RSS or anonymous
 memory grew by 10 % or more after warm-up.
+
+With `--attacks` (issue 28) the run has three equal phases, before, during and after an
+attack that runs beside the same mix: an idle connection flood on the query and admin ports
+(from 127.0.0.2-9, more connections than either port allows), clients that send most of a
+large body and stall, and a model that prints as fast as it can. Per phase it reports the
+valid requests' p99 latency, the 5xx responses and transport failures of the mix, and the
+server's RSS and open file descriptors at the phase's end (and their peak); exit status 1 if
+the mix got any 5xx or failure, a phase's p99 passed the SLO, or the server's RSS after the
+attack is not within 10 % of its RSS before it.
 """
 
 from __future__ import annotations
@@ -20,7 +29,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import contextlib
 import itertools
+import os
+import socket
+import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +55,32 @@ LIMITS_ENV = {
 }
 CONCURRENCY = 16
 MAX_GROWTH = 0.10
+SLO_US = 1_000_000
+PHASES = ("before", "during", "after")
+ATTACK_ENV = {
+    "CLIPPER_MAX_CONNECTIONS": "512",
+    "CLIPPER_ADMIN_MAX_CONNECTIONS": "64",
+    "CLIPPER_MAX_BUFFERED_BODY_BYTES": str(4 * 1024 * 1024),
+    "CLIPPER_LOG_MAX_BYTES": str(1024 * 1024),
+}
+FLOOD_SOURCES = [f"127.0.0.{host}" for host in range(2, 10)]
+FLOOD_QUERY, FLOOD_ADMIN, HALF_SENT = 1500, 300, 40
+
+
+def storm(xs: list[Any]) -> list[str]:
+    """The attack's model: starts, once, a thread that prints as fast as it can."""
+    import sys
+    import threading
+
+    def shout() -> None:
+        line = "x" * 1023 + "\n"
+        while True:
+            sys.stdout.write(line * 64)
+
+    if not getattr(storm, "started", False):
+        storm.started = True  # type: ignore[attr-defined]
+        threading.Thread(target=shout, daemon=True).start()
+    return ["storming" for _ in xs]
 
 
 def feature_sum(xs: list[Any]) -> list[float]:
@@ -127,8 +166,18 @@ class Tally:
     server_errors: int = 0
     failures: int = 0
     sent: int = 0
+    phase: str = PHASES[0]
+    """Set by the attack's driver; what the counts below are kept by."""
+    latencies: dict[str, list[float]] = field(default_factory=lambda: collections.defaultdict(list))
+    errors_by_phase: collections.Counter[str] = field(default_factory=collections.Counter)
 
-    def record(self, probe: Probe, response: httpx.Response) -> None:
+    def record(self, probe: Probe, response: httpx.Response, latency_s: float = 0.0) -> None:
+        if probe.name.startswith("valid"):
+            self.latencies[self.phase].append(latency_s)
+        if response.status_code >= 500 or (
+            probe.name.startswith("valid") and response.status_code != 200
+        ):
+            self.errors_by_phase[self.phase] += 1
         kind = ""
         if response.status_code != 200:
             try:
@@ -148,6 +197,7 @@ class Sample:
     elapsed_s: float
     server: Memory
     workers: Memory
+    open_fds: int = 0
 
 
 async def _drive(url: str, rate: float, duration_s: float, tally: Tally) -> None:
@@ -158,11 +208,13 @@ async def _drive(url: str, rate: float, duration_s: float, tally: Tally) -> None
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
 
         async def one(probe: Probe) -> None:
+            started = time.monotonic()
             try:
                 response = await client.post(probe.path, content=probe.body, headers=probe.headers)
-                tally.record(probe, response)
+                tally.record(probe, response, time.monotonic() - started)
             except httpx.HTTPError:
                 tally.failures += 1
+                tally.errors_by_phase[tally.phase] += 1
             finally:
                 in_flight.release()
 
@@ -188,8 +240,16 @@ async def _sample(server: BenchServer, every_s: float, samples: list[Sample]) ->
             (memory_of(replica["pid"]) for replica in replicas if replica.get("pid")), Memory()
         )
         elapsed_s = time.monotonic() - start
-        samples.append(Sample(elapsed_s, memory_of(server.process.pid), workers))
+        pid = server.process.pid
+        samples.append(Sample(elapsed_s, memory_of(pid), workers, _open_fds(pid)))
         await asyncio.sleep(every_s)
+
+
+def _open_fds(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return 0
 
 
 async def _soak(server: BenchServer, args: argparse.Namespace) -> tuple[Tally, list[Sample]]:
@@ -202,6 +262,100 @@ async def _soak(server: BenchServer, args: argparse.Namespace) -> tuple[Tally, l
         sampler.cancel()
         await asyncio.gather(sampler, return_exceptions=True)
     return tally, samples
+
+
+async def _attacked(server: BenchServer, args: argparse.Namespace) -> tuple[Tally, list[Sample]]:
+    """The mix for the whole run; the attack in its middle third."""
+    tally, samples = Tally(), []
+    url = f"http://127.0.0.1:{server.query_port}"
+    phase_s = args.duration / len(PHASES)
+    sampler = asyncio.create_task(_sample(server, args.sample, samples))
+    driver = asyncio.create_task(_drive(url, args.rate, args.duration, tally))
+    try:
+        await asyncio.sleep(phase_s)
+        tally.phase = "during"
+        sockets = await asyncio.to_thread(_start_attack, server)  # off the mix's loop
+        try:
+            await asyncio.sleep(phase_s)
+        finally:
+            await asyncio.to_thread(_stop_attack, server, sockets)
+        tally.phase = "after"
+        await driver
+    finally:
+        sampler.cancel()
+        await asyncio.gather(sampler, return_exceptions=True)
+    return tally, samples
+
+
+def _start_attack(server: BenchServer) -> list[socket.socket]:
+    """The print storm, the flood and the half-sent bodies; their sockets."""
+    server.deploy("storm", storm, slo_us=SLO_US)
+    httpx.post(f"http://127.0.0.1:{server.query_port}/storm/predict", json={"input": [1.0]},
+               timeout=30)  # fmt: skip
+    return [
+        *_connections(server.query_port, FLOOD_QUERY),
+        *_connections(server.admin_port, FLOOD_ADMIN),
+        *_half_sent(server.query_port, HALF_SENT, int(LIMITS_ENV["CLIPPER_MAX_BODY_BYTES"])),
+    ]
+
+
+def _stop_attack(server: BenchServer, sockets: list[socket.socket]) -> None:
+    for sock in sockets:
+        sock.close()
+    server.admin("set_num_replicas", {"model_name": "storm", "num_replicas": 0})
+
+
+def _connections(port: int, count: int) -> list[socket.socket]:
+    """`count` connections to `port` from FLOOD_SOURCES that send nothing."""
+    sockets = []
+    for index in range(count):
+        sock = socket.socket()
+        sock.bind((FLOOD_SOURCES[index % len(FLOOD_SOURCES)], 0))
+        sock.setblocking(False)
+        sock.connect_ex(("127.0.0.1", port))
+        sockets.append(sock)
+    return sockets
+
+
+def _half_sent(port: int, count: int, size: int) -> list[socket.socket]:
+    """`count` requests announcing a `size` body that send all of it but the last KiB."""
+    head = b"POST /soak/predict HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size
+    sockets = []
+    for index in range(count):
+        sock = socket.socket()
+        sock.bind((FLOOD_SOURCES[index % len(FLOOD_SOURCES)], 0))
+        sock.settimeout(5)
+        with contextlib.suppress(OSError):  # refused (503) past the body budget: also fine
+            sock.connect(("127.0.0.1", port))
+            sock.sendall(head + b"0" * (size - 1024))
+        sockets.append(sock)
+    return sockets
+
+
+def _attack_report(tally: Tally, samples: list[Sample], args: argparse.Namespace) -> bool:
+    """The per-phase table; whether the mix stayed whole and within its SLO and the memory
+    came back."""
+    phase_s = args.duration / len(PHASES)
+    print(f"\n## Soak under attack: {args.duration:g} s at {args.rate:g} requests/s offered\n")
+    rows, ends, ok = [], {}, True
+    for index, phase in enumerate(PHASES):
+        inside = [s for s in samples if index * phase_s <= s.elapsed_s < (index + 1) * phase_s]
+        end = inside[-1] if inside else samples[-1]
+        ends[phase] = end
+        latencies = tally.latencies.get(phase, [])
+        p99 = statistics.quantiles(latencies, n=100)[98] if len(latencies) >= 2 else 0.0
+        ok &= tally.errors_by_phase[phase] == 0 and p99 < SLO_US / 1e6
+        rows.append([
+            phase, str(len(latencies)), f"{p99 * 1000:.1f}", str(tally.errors_by_phase[phase]),
+            _mib(end.server.rss), str(end.open_fds), str(max((s.open_fds for s in inside),
+                                                             default=0)),
+        ])  # fmt: skip
+    print_table(["phase", "valid requests", "p99 ms", "errors (5xx, failures, non-200 valid)",
+                 "server RSS MiB (end)", "open fds (end)", "open fds (peak)"], rows)  # fmt: skip
+    before, after = ends["before"].server.rss, ends["after"].server.rss
+    growth = (after - before) / max(before, 1)
+    print(f"\nserver RSS after the attack against before it: {growth:+.1%}")
+    return ok and growth < MAX_GROWTH
 
 
 def _mib(size: int) -> str:
@@ -258,9 +412,15 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=150.0, help="requests per second")
     parser.add_argument("--warmup", type=float, default=60.0, help="seconds before the baseline")
     parser.add_argument("--sample", type=float, default=5.0, help="seconds between samples")
+    parser.add_argument("--attacks", action="store_true",
+                        help="attack the server in the run's middle third (see above)")  # fmt: skip
     args = parser.parse_args()
-    with bench_server(LIMITS_ENV) as server:
-        server.deploy("soak", feature_sum, slo_us=1_000_000)
+    env = {**LIMITS_ENV, **(ATTACK_ENV if args.attacks else {})}
+    with bench_server(env) as server:
+        server.deploy("soak", feature_sum, slo_us=SLO_US)
+        if args.attacks:
+            tally, samples = asyncio.run(_attacked(server, args))
+            return 0 if _attack_report(tally, samples, args) else 1
         tally, samples = asyncio.run(_soak(server, args))
     return 0 if _report(tally, samples, args) else 1
 
