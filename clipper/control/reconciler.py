@@ -38,7 +38,7 @@ STABLE_AFTER_S = 10.0
 LOG_TAIL_BYTES = 4000
 
 
-class ReplicaState(str, enum.Enum):
+class ReplicaState(str, enum.Enum):  # noqa: UP042 (str() and f-strings of members unchanged)
     """Life cycle of a replica, as shown to operators.
 
     UNSCHEDULABLE is a STARTING replica that its placement cannot place yet (e.g. no Ray

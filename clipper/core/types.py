@@ -26,7 +26,7 @@ InputBuffer = bytes | memoryview
 _NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
-class InputType(str, enum.Enum):
+class InputType(str, enum.Enum):  # noqa: UP042 (str() and f-strings of members unchanged)
     """The five input types of Clipper, by their stored (canonical) names, and `tensors`:
     named tensors (a dict of numpy arrays per input) for models with a declared Open
     Inference Protocol signature; such models are queried through `/v2` and gRPC only."""

@@ -17,7 +17,7 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
     own CA), and `directory/key.pem`, its key (mode 0600)."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "clipper-test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     names = [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]
     certificate = (
         x509.CertificateBuilder()
