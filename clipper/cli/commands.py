@@ -202,10 +202,20 @@ def dashboard(args: argparse.Namespace, settings: Settings) -> None:
         webbrowser.open(url)
 
 
+def _as_json(args: argparse.Namespace, records: list[Any]) -> bool:
+    """With --json: print the records as JSON (True: nothing else to print)."""
+    if not getattr(args, "json", False):
+        return False
+    print(json.dumps(records, indent=2, default=str))
+    return True
+
+
 def apps(args: argparse.Namespace, settings: Settings) -> None:
     """List applications."""
     with _admin_client(settings) as admin:
         infos = admin.get_all_applications(verbose=True)
+    if _as_json(args, infos):
+        return
     keys = ["name", "input_type", "default_output", "latency_slo_micros", "policy"]
     keys += ["linked_models", "pipeline"]
     rows = [[info.get(key) for key in keys] for info in infos]
@@ -217,6 +227,8 @@ def models(args: argparse.Namespace, settings: Settings) -> None:
     """List model versions."""
     with _admin_client(settings) as admin:
         infos = admin.get_all_models(verbose=True)
+    if _as_json(args, infos):
+        return
     keys = ["model_name", "model_version", "input_type", "is_current_version"]
     keys += ["num_replicas", "batch_size", "containerless"]
     headers = ["MODEL", "VERSION", "INPUT", "CURRENT", "REPLICAS", "BATCH", "CONTAINERLESS"]
@@ -227,6 +239,8 @@ def replicas(args: argparse.Namespace, settings: Settings) -> None:
     """List replicas."""
     with _admin_client(settings) as admin:
         infos = admin.get_all_containers(verbose=True)
+    if _as_json(args, infos):
+        return
     keys = ["model_name", "model_version", "model_replica_id", "state", "pid", "connected"]
     headers = ["MODEL", "VERSION", "REPLICA", "STATE", "PID", "CONNECTED", "NODE"]
     rows = [[*(info.get(key) for key in keys), info.get("node")] for info in infos]

@@ -23,7 +23,7 @@ _Adder = Callable[[str, str], argparse.ArgumentParser]
 _SETTINGS_FLAGS = (
     "cluster_name", "host", "query_port", "admin_port", "rpc_port", "grpc_port", "state_dir",
 )  # fmt: skip
-_START_FLAGS = ("placement", "ray_address", "rpc_host", "rpc_advertise_host")
+_START_FLAGS = ("placement", "ray_address", "rpc_host", "rpc_advertise_host", "log_level")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -67,6 +67,16 @@ def _hints(exc: ClipperError, command: str, settings: Settings) -> list[str]:
     return []
 
 
+def _version() -> str:
+    """The installed distribution's version (the source tree's, when not installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("clipper-serving")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def settings_from_args(args: argparse.Namespace) -> Settings:
     """Settings from the cluster flags, over the environment, over the defaults."""
     overrides: dict[str, Any] = {
@@ -81,6 +91,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
     parser = argparse.ArgumentParser(prog="clipper", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"clipper {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     cluster = _cluster_flags()
 
@@ -114,6 +125,10 @@ def _add_server_commands(add: _Adder) -> None:
     start.add_argument("--detach", action="store_true", help="run in the background")
     start.add_argument("--demo", action="store_true", help="register a demo app and model")
     _timeout(start, 30.0, "how long --detach waits for the server to answer")
+    start.add_argument(
+        "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
+        help="the server's log level (CLIPPER_LOG_LEVEL)",
+    )  # fmt: skip
     placement = start.add_argument_group("placement (default: CLIPPER_<FIELD> or local)")
     placement.add_argument("--placement", choices=["local", "ray"], help="where replicas run")
     placement.add_argument(
@@ -134,9 +149,11 @@ def _add_server_commands(add: _Adder) -> None:
 
 
 def _add_listing_commands(add: _Adder) -> None:
-    add("apps", "list applications")
-    add("models", "list model versions")
-    add("replicas", "list replicas")
+    for name, what in (("apps", "applications"), ("models", "model versions"),
+                       ("replicas", "replicas")):  # fmt: skip
+        listing = add(name, f"list {what}")
+        listing.add_argument("--json", action="store_true",
+                             help="print the admin API's records as JSON, not a table")  # fmt: skip
 
 
 def _add_app_commands(add: _Adder) -> None:

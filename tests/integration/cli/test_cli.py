@@ -183,6 +183,17 @@ def test_running_a_script_again_works_and_versions_follow_on(cli: Cli, model_fil
     assert "the next is 3" in clash.stderr
 
 
+def test_listings_as_json(cli: Cli, model_file: str) -> None:
+    cli.run("register-app", "listed", "--input-type", "doubles")
+    apps = json.loads(cli.run("apps", "--json").stdout)
+    models = json.loads(cli.run("models", "--json").stdout)
+    replicas = json.loads(cli.run("replicas", "--json").stdout)
+
+    assert "listed" in [app["name"] for app in apps]
+    assert all("model_version" in model for model in models)
+    assert all("model_replica_id" in replica for replica in replicas)
+
+
 def test_scale(cli: Cli, model_file: str) -> None:
     deploy(cli, model_file, "scaled", "1", "feature_sum", "--input-type", "doubles")
     assert "runs 2 replica(s)" in cli.run("scale", "scaled", "2").stdout
