@@ -50,6 +50,14 @@ def _json(value: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(value), status, media_type="application/json")
 
 
+def _unexpected(operation: str, exc: Exception) -> Response:
+    """The error shape (500 `InternalError`) for what no handler expected; the log has the
+    traceback. The admin API's callers hold the admin token, so the cause is shown."""
+    log.error("admin operation %s failed", operation, exc_info=exc)
+    cause = f"{operation} failed: {type(exc).__name__}: {exc} (the server log has more)"
+    return _error(InternalError(cause))
+
+
 def _error(exc: BaseException, headers: Mapping[str, str] | None = None) -> Response:
     body = error_body(exc)
     return Response(body, error_row(exc).http_status, headers, media_type="application/json")
@@ -343,6 +351,8 @@ def build_admin_app(
             answer = await handler(service, parse_body(await read_body(request)))
         except ClipperError as exc:
             return _error(exc)
+        except Exception as exc:  # a bug or the machine (say, a read-only state directory)
+            return _unexpected(operation, exc)
         finally:
             if query_guard is not None and not handler.__name__.startswith("get_"):
                 query_tokens.reload_guard(query_guard, service)
@@ -357,6 +367,8 @@ def build_admin_app(
             )
         except ClipperError as exc:
             return _error(exc)
+        except Exception as exc:
+            return _unexpected("upload_artifact", exc)
         return _json({"model_data_path": str(path)})
 
     async def ping(request: Request) -> Response:

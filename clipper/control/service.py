@@ -42,6 +42,8 @@ __all__ = ["ClusterService"]
 
 log = logging.getLogger("clipper.control")
 
+MAX_DEFAULT_OUTPUT_BYTES = 64 * 1024
+
 DRAIN_TIMEOUT_S = 30.0
 READY_TIMEOUT_S = 120.0
 
@@ -118,6 +120,11 @@ class ClusterService:
         validate_name(name, "application name")
         if latency_slo_us <= 0:
             raise InvalidRequest("latency_slo_micros must be a positive integer")
+        if len(default_output.encode()) > MAX_DEFAULT_OUTPUT_BYTES:
+            raise InvalidRequest(
+                f"default_output is over {MAX_DEFAULT_OUTPUT_BYTES} bytes: a default answer is "
+                "sent with every query that misses its SLO"
+            )
         params = dict(policy_params or {})
         configure(policy, params)
         added = self.registry.add_app(

@@ -24,6 +24,8 @@ InputBuffer = bytes | memoryview
 (format "B", hashable) of a received tensor's memory, which is not copied on the way."""
 
 _NAME_PATTERN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+MAX_NAME_LENGTH = 63
+"""Longest app, model or version name: a DNS label's (names end up in paths and labels)."""
 
 
 class InputType(str, enum.Enum):  # noqa: UP042 (str() and f-strings of members unchanged)
@@ -67,7 +69,10 @@ def parse_input_type(value: object) -> InputType:
 
 
 def validate_name(name: object, what: str = "name") -> str:
-    """Return `name` if it matches Clipper's name pattern, else raise InvalidName."""
+    """Return `name` if it matches Clipper's name pattern (at most MAX_NAME_LENGTH long),
+    else raise InvalidName."""
+    if isinstance(name, str) and len(name) > MAX_NAME_LENGTH:
+        raise InvalidName(f"Invalid {what} {name[:80]!r}...: at most {MAX_NAME_LENGTH} characters")
     if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name):
         raise InvalidName(
             f"Invalid {what} {name!r}: must match {_NAME_PATTERN.pattern} "
