@@ -268,6 +268,20 @@ def read_query_tokens(conn: sqlite3.Connection) -> list[tuple[int, str, list[str
     return [(row[0], row[1], json.loads(row[2]), row[3], row[4]) for row in rows]
 
 
+def unscope_query_tokens(conn: sqlite3.Connection, app: str) -> None:
+    """Take `app` out of every token's scope; delete the tokens left with none."""
+    for token_id, _, apps, _, _ in read_query_tokens(conn):
+        if app not in apps:
+            continue
+        left = [name for name in apps if name != app]
+        if left:
+            conn.execute(
+                "UPDATE query_tokens SET apps = ? WHERE id = ?", (json.dumps(left), token_id)
+            )
+        else:
+            delete_query_token(conn, token_id)
+
+
 def delete_query_token(conn: sqlite3.Connection, token_id: int) -> bool:
     """Remove a token; whether it existed."""
     return conn.execute("DELETE FROM query_tokens WHERE id = ?", (token_id,)).rowcount > 0

@@ -93,10 +93,13 @@ class Registry:
         return True
 
     def delete_app(self, name: str) -> None:
-        """Remove an application and its links; ApplicationNotFound if unknown."""
+        """Remove an application, its links, and itself from every query token's scope (a
+        token scoped to it is for that app, not for a later one of the same name; a token
+        left with no app is deleted); ApplicationNotFound if unknown."""
         with self._write() as conn:
             q.require_app(conn, name)
             conn.execute("DELETE FROM apps WHERE name = ?", (name,))
+            q.unscope_query_tokens(conn, name)
 
     def get_app(self, name: str) -> AppRecord | None:
         """The application named `name`, or None."""

@@ -277,6 +277,31 @@ def test_a_revoked_token_stops_working_at_once(secured: ServerHandle) -> None:
     assert all("token" not in token for token in listed)
 
 
+def test_a_token_of_a_deleted_app_does_not_open_a_new_app_of_its_name(
+    secured: ServerHandle,
+) -> None:
+    """Issue 28, item 15: a token is scoped to an app, not to whatever later takes its name."""
+    body = {**ADD_APP, "name": "reborn", "require_query_token": True}
+    secured.admin_http("add_app", body).raise_for_status()
+    deploy(secured, "reborn", total)
+    old = secured.admin_http("create_query_token", {"apps": ["reborn", "locked"]}).json()
+    only_old = secured.admin_http("create_query_token", {"apps": ["reborn"]}).json()
+    assert secured.predict("reborn", {"input": [1.0]}, headers=bearer(old["token"])).json()
+
+    secured.admin_http("delete_app", {"name": "reborn"}).raise_for_status()
+    secured.admin_http("add_app", body).raise_for_status()
+    secured.admin_http("add_model_links", {"app_name": "reborn", "model_names": ["reborn"]})
+
+    refused = secured.predict("reborn", {"input": [1.0]}, headers=bearer(old["token"]))
+    assert (refused.status_code, refused.json()["code"]) == (403, "Forbidden")  # not scoped now
+    assert_unauthorized(  # a token left with no app is gone
+        secured.predict("reborn", {"input": [1.0]}, headers=bearer(only_old["token"]))
+    )
+    listed = {token["id"]: token["apps"] for token in secured.admin_http("get_query_tokens").json()}
+    assert listed[old["id"]] == ["locked"]  # still good for the app it was also scoped to
+    assert only_old["id"] not in listed  # scoped to nothing any more: gone
+
+
 def test_the_flag_is_set_at_add_app_and_turned_off_later(secured: ServerHandle) -> None:
     body = {**ADD_APP, "name": "flagged", "require_query_token": True}
     secured.admin_http("add_app", body).raise_for_status()  # AdminClient.add_app: no such flag
