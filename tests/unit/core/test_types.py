@@ -56,7 +56,7 @@ def test_only_the_array_types_are_numeric() -> None:
     assert numeric == {InputType.INTEGERS, InputType.FLOATS, InputType.DOUBLES}
 
 
-@pytest.mark.parametrize("name", ["a", "7", "my-model", "a1-b2-c3", "1abc", "x" * 100])
+@pytest.mark.parametrize("name", ["a", "7", "my-model", "a1-b2-c3", "1abc", "x" * 63])
 def test_valid_names_are_returned(name: str) -> None:
     assert validate_name(name) == name
 
@@ -67,6 +67,11 @@ def test_valid_names_are_returned(name: str) -> None:
 def test_invalid_names_are_refused_naming_what_was_checked(name: object) -> None:
     with pytest.raises(InvalidName, match="Invalid app name"):
         validate_name(name, "app name")
+
+
+def test_a_name_over_63_characters_is_refused() -> None:
+    with pytest.raises(InvalidName, match="at most 63 characters"):
+        validate_name("x" * 64)
 
 
 def test_a_name_with_a_trailing_newline_is_refused() -> None:
