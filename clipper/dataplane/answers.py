@@ -14,6 +14,7 @@ from functools import partial
 from clipper.core.exceptions import ClipperError
 from clipper.core.types import InputBuffer
 from clipper.dataplane.prediction import ModelRef, Prediction
+from clipper.metrics.server_metrics import ServerMetrics
 
 __all__ = [
     "Answers",
@@ -22,6 +23,8 @@ __all__ = [
     "answers_or_future",
     "ask_versions",
     "deliver",
+    "observe_answers",
+    "refused_answers",
 ]
 
 Answers = list[Prediction] | BaseException
@@ -79,7 +82,7 @@ async def ask_versions(
             start = partial(predict_then, model, buffers, version, deadline, None)
             ready = answers_or_future(start)
         except ClipperError as exc:
-            answers[key] = [Prediction(0, None, True, str(exc)) for _ in buffers]
+            answers[key] = refused_answers(len(buffers), str(exc))
             continue
         if isinstance(ready, list):
             answers[key] = ready
@@ -90,8 +93,28 @@ async def ask_versions(
     for key, future in waiting.items():
         error = future.exception()
         answers[key] = (
-            [Prediction(0, None, True, f"Model error: {error}") for _ in buffers]
+            refused_answers(len(buffers), f"Model error: {error}")
             if error is not None
             else future.result()
         )
     return answers
+
+
+def refused_answers(count: int, why: str) -> list[Prediction]:
+    """`count` failed answers (no output, `why` as the explanation) of a model the data
+    plane could not ask."""
+    return [Prediction(0, None, True, why) for _ in range(count)]
+
+
+def observe_answers(
+    metrics: ServerMetrics, app: str, predictions: list[Prediction], latency_s: float
+) -> None:
+    """Count one answered request of `app` (any query surface): its latency, and each
+    default answer by its reason (the explanation up to its first colon)."""
+    app_metrics = metrics.for_app(app)
+    app_metrics.requests.inc()
+    app_metrics.latency.observe(latency_s)
+    for prediction in predictions:
+        if prediction.is_default:
+            reason = (prediction.explanation or "").split(":")[0]
+            metrics.defaults.labels(app, reason).inc()

@@ -18,7 +18,7 @@ from typing import Any
 
 from clipper.core.exceptions import ClipperError
 from clipper.core.types import InputBuffer
-from clipper.dataplane.answers import Answers, PredictThen, ask_versions
+from clipper.dataplane.answers import Answers, PredictThen, ask_versions, refused_answers
 from clipper.dataplane.computations import NO_MODELS
 from clipper.dataplane.model_serving import Clock
 from clipper.dataplane.prediction import Prediction
@@ -146,7 +146,7 @@ class PolicyPath:
             try:
                 ready = self._predict_then(model, buffers, version, deadline, None, recorded)
             except ClipperError as exc:
-                ready = [Prediction(0, None, True, str(exc)) for _ in buffers]
+                ready = refused_answers(len(buffers), str(exc))
             if ready is not None:
                 recorded(ready)
 

@@ -54,14 +54,6 @@ class Request:
         headers: Headers = self.scope["headers"]
         return headers
 
-    @property
-    def method(self) -> str:
-        return str(self.scope["method"])
-
-    @property
-    def path(self) -> str:
-        return str(self.scope["path"])
-
 
 Handler = Callable[[Request], Awaitable[Reply]]
 DirectHandler = Callable[[Mapping[str, str], Headers, bytes, DirectDone], None]

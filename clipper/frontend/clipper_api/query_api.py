@@ -22,6 +22,7 @@ from clipper.core.exceptions import ClipperError, InternalError, InvalidInput, U
 from clipper.core.input_limits import InputLimits
 from clipper.core.inputs import PredictRequest, decode_predict_request
 from clipper.core.outputs import json_default
+from clipper.dataplane.answers import observe_answers
 from clipper.dataplane.dataplane import Answers, DataPlane, Prediction
 from clipper.frontend.clipper_api.feedback import decode_update_request
 from clipper.frontend.error_replies import clipper_error_reply, error_headers
@@ -144,7 +145,7 @@ class ClipperQueryApi:
     def _predict_body(
         self, app_name: str, request: PredictRequest, predictions: list[Prediction], started: float
     ) -> bytes:
-        self._observe(app_name, predictions, time.monotonic() - started)
+        observe_answers(self._metrics, app_name, predictions, time.monotonic() - started)
         if request.is_batch:
             return _dumps({"batch_predictions": [_reply_dict(p) for p in predictions]})
         return _dumps(_reply_dict(predictions[0]))
@@ -190,16 +191,6 @@ class ClipperQueryApi:
             done(_INTERNAL_ERROR)
         else:
             done((200, _JSON_BLOCK, self._predict_body(app_name, request, answers, started)))
-
-    def _observe(self, app_name: str, predictions: list[Prediction], latency_s: float) -> None:
-        metrics = self._metrics
-        app_metrics = metrics.for_app(app_name)
-        app_metrics.requests.inc()
-        app_metrics.latency.observe(latency_s)
-        for prediction in predictions:
-            if prediction.is_default:
-                reason = (prediction.explanation or "").split(":")[0]
-                metrics.defaults.labels(app_name, reason).inc()
 
 
 def _dumps(reply: dict[str, Any]) -> bytes:

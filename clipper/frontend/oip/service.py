@@ -28,6 +28,7 @@ from clipper.core.exceptions import (
 )
 from clipper.core.records import ModelVersionRecord, RegistrySnapshot
 from clipper.core.types import ModelId
+from clipper.dataplane.answers import observe_answers
 from clipper.dataplane.dataplane import NO_MODELS, SLO_MISSED, DataPlane, Prediction
 from clipper.dataplane.prediction import ModelRef
 from clipper.frontend.oip.datatypes import InferRequest, InferResponse
@@ -164,7 +165,8 @@ class InferenceService:
         deadline = started + self._budget_s(target, request, transport_budget_s)
         if target.app is not None:
             predictions = await self._dataplane.predict(target.app, buffers, version, deadline)
-            self._observe(target.app, predictions, time.monotonic() - started)
+            if self._metrics is not None:
+                observe_answers(self._metrics, target.app, predictions, time.monotonic() - started)
         else:
             model = ModelRef(record.name)
             predictions = await self._dataplane.predict(model, buffers, record.version, deadline)
@@ -208,18 +210,6 @@ class InferenceService:
                 return app.latency_slo_us / 1e6
         serving = self._dataplane.serving(target.record.model_id)
         return serving.policy.slo_s if serving is not None else DEFAULT_BUDGET_S
-
-    def _observe(self, app: str, predictions: list[Prediction], latency_s: float) -> None:
-        metrics = self._metrics
-        if metrics is None:
-            return
-        app_metrics = metrics.for_app(app)
-        app_metrics.requests.inc()
-        app_metrics.latency.observe(latency_s)
-        for prediction in predictions:
-            if prediction.is_default:
-                reason = (prediction.explanation or "").split(":")[0]
-                metrics.defaults.labels(app, reason).inc()
 
 
 def _binary(requested: bool | None, default: bool) -> bool:

@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from benchmarks.soak import storm
 from tests.integration.cluster import ServerFactory, deploy
 
 LOG_MAX_BYTES = 256 * 1024
@@ -21,22 +22,6 @@ SLO_US = 500_000
 STORM_S = 6.0
 STORM_GIVE_UP_S = 40.0
 SLACK_BYTES = 64 * 1024  # the server's own lines about the replica, appended by name
-
-
-def storm(xs: list[Any]) -> list[str]:
-    """Starts, once, a thread that prints forever: as fast as the pipe takes it."""
-    import sys
-    import threading
-
-    def shout() -> None:
-        line = "x" * 1023 + "\n"
-        while True:
-            sys.stdout.write(line * 64)
-
-    if not getattr(storm, "started", False):
-        storm.started = True  # type: ignore[attr-defined]
-        threading.Thread(target=shout, daemon=True).start()
-    return ["storming" for _ in xs]
 
 
 def calm(xs: list[Any]) -> list[float]:
