@@ -169,8 +169,10 @@ class AdminClient(_HttpClient):
         latency_slo_micros: int,
         policy: str | None = None,
         policy_params: Mapping[str, Any] | None = None,
+        show_model_errors: bool = False,
     ) -> dict[str, Any]:
-        """Register an application, optionally under a selection policy (clipper.selection)."""
+        """Register an application, optionally under a selection policy (clipper.selection).
+        `show_model_errors` sends a model's exception text to its clients (development)."""
         body: dict[str, Any] = {
             "name": name,
             "input_type": input_type,
@@ -181,6 +183,8 @@ class AdminClient(_HttpClient):
             body["policy"] = policy
         if policy_params:
             body["policy_params"] = dict(policy_params)
+        if show_model_errors:
+            body["show_model_errors"] = True
         return _as_dict(self._post("add_app", body))
 
     def set_app_policy(
@@ -194,6 +198,11 @@ class AdminClient(_HttpClient):
         """Make an app a pipeline of models (types checked); `[]` makes it plain again."""
         body = {"app_name": app_name, "model_names": list(model_names)}
         return _as_dict(self._post("set_app_pipeline", body))
+
+    def set_app_model_errors(self, app_name: str, show: bool) -> dict[str, Any]:
+        """Whether the app's default answers carry its models' exception text (for
+        development) or only the exception's type and a reference into the server log."""
+        return _as_dict(self._post("set_app_model_errors", {"app_name": app_name, "show": show}))
 
     def set_cache(
         self, enabled: bool, *, app_name: str | None = None, model_name: str | None = None

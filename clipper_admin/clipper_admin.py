@@ -133,16 +133,25 @@ class ClipperConnection:
         slo_micros: int,
         policy: str = "single",
         policy_params: Mapping[str, Any] | None = None,
+        show_model_errors: bool = False,
     ) -> None:
         """Register an app, served at `/<name>/predict`; error if it exists.
 
         Ours: `policy` selects among the app's linked models (`single`, `ab`,
         `epsilon_greedy`, `thompson`, `exp3`, `exp4`, `shadow`; see clipper.selection).
+        `show_model_errors` lets the app's clients read a model's exception text in a
+        default answer (for development; by default they get its type and a query id).
         """
         admin = self._admin_api()
         input_type = parse_input_type(input_type).value
         admin.add_app(
-            validate_name(name), input_type, default_output, slo_micros, policy, policy_params
+            validate_name(name),
+            input_type,
+            default_output,
+            slo_micros,
+            policy,
+            policy_params,
+            show_model_errors,
         )
 
     def set_app_policy(self, app_name: str, policy: str, **params: Any) -> None:
@@ -157,6 +166,10 @@ class ClipperConnection:
         list makes the app plain again."""
         names = [lookup_name(model) for model in model_names]
         self._admin_api().set_app_pipeline(lookup_name(app_name), names)
+
+    def set_app_model_errors(self, app_name: str, show: bool) -> None:
+        """Whether the app's default answers carry its models' exception text (ours)."""
+        self._admin_api().set_app_model_errors(lookup_name(app_name), show)
 
     def unregister_application(self, name: str) -> None:
         """Remove an app; its models stay."""

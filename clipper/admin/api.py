@@ -95,6 +95,7 @@ async def add_app(service: ClusterService, body: Body) -> Any:
         required(body, "latency_slo_micros", int),
         optional(body, "policy", str, "single"),
         optional(body, "policy_params", dict, {}),
+        optional(body, "show_model_errors", bool, False),
     )
     if optional(body, "require_query_token", bool, False):
         service.registry.set_app_query_auth(name, True)
@@ -108,6 +109,13 @@ async def set_app_policy(service: ClusterService, body: Body) -> Any:
         required(body, "policy", str),
         optional(body, "policy_params", dict, {}),
     )
+
+
+async def set_app_model_errors(service: ClusterService, body: Body) -> Any:
+    app_name = required(body, "app_name", str)
+    show = required(body, "show", bool)
+    await service.set_show_model_errors(app_name, show)
+    return {"app_name": app_name, "show": show}
 
 
 async def set_app_pipeline(service: ClusterService, body: Body) -> Any:
@@ -314,7 +322,7 @@ _HANDLERS: dict[str, Handler] = {
         get_linked_models, get_all_models, get_model, get_all_containers, get_container,
         set_num_replicas, get_num_replicas, get_current_model_version, wait_model_ready,
         set_batch_policy, set_cache, get_logs, prepare_environment, get_environments,
-        get_events, set_app_policy, set_app_pipeline,
+        get_events, set_app_policy, set_app_pipeline, set_app_model_errors,
         query_tokens.create_query_token, query_tokens.get_query_tokens,
         query_tokens.revoke_query_token, query_tokens.set_app_query_auth,
     )

@@ -56,7 +56,7 @@ OPERATIONS: dict[str, Schema] = {
             "name": _STR, "input_type": _STR,
             "default_output": {"oneOf": [_STR, {"type": "number"}]},
             "latency_slo_micros": {"type": "integer"}, "policy": {**_STR, "nullable": True},
-            "policy_params": _OBJ, "require_query_token": _BOOL,
+            "policy_params": _OBJ, "require_query_token": _BOOL, "show_model_errors": _BOOL,
         },
         ["name", "input_type", "default_output", "latency_slo_micros"],
         errors=(409,),
@@ -69,6 +69,10 @@ OPERATIONS: dict[str, Schema] = {
     "set_app_pipeline": _op(
         "Make an app a pipeline of models ([] makes it plain).",
         {"app_name": _STR, "model_names": _OPT_NAMES}, ["app_name"], errors=(409,),
+    ),
+    "set_app_model_errors": _op(
+        "Let an app's clients read its models' exception text in default answers (or not).",
+        {"app_name": _STR, "show": {"type": "boolean"}}, ["app_name", "show"],
     ),
     "set_app_query_auth": _op(
         "Make an app's queries require a query token scoped to it (or not).",

@@ -163,6 +163,8 @@ def _add_app_commands(add: _Adder) -> None:
     register.add_argument("--default-output", default="None", help="answer when no prediction")
     register.add_argument("--slo-micros", type=int, default=100_000, help="latency objective")
     register.add_argument("--policy", default="single", help="selection policy (default single)")
+    register.add_argument("--show-model-errors", action="store_true",
+                          help="send models' exception text to clients (development)")  # fmt: skip
     _policy_param_flag(register)
     set_policy = add("set-policy", "set an app's selection policy: single, ab, epsilon_greedy, "
                      "thompson, exp3, exp4 or shadow")  # fmt: skip

@@ -40,7 +40,7 @@ __all__ = [
 
 _APP_COLUMNS = (
     "name, input_type, default_output, latency_slo_us, policy, cache_enabled, policy_params, "
-    "pipeline"
+    "pipeline, show_model_errors"
 )
 _VERSION_COLUMNS = (
     "name, version, input_type, labels, container_name, model_data_path, "
@@ -60,6 +60,7 @@ def insert_app(conn: sqlite3.Connection, record: AppRecord) -> None:
         int(record.cache_enabled),
         json.dumps(dict(record.policy_params), sort_keys=True),
         json.dumps(list(record.pipeline)),
+        int(record.show_model_errors),
     )
     placeholders = ", ".join("?" * len(values))
     conn.execute(f"INSERT INTO apps ({_APP_COLUMNS}) VALUES ({placeholders})", values)
@@ -210,7 +211,8 @@ def read_snapshot(conn: sqlite3.Connection) -> RegistrySnapshot:
 
 
 def _app_from_row(row: tuple[Any, ...]) -> AppRecord:
-    name, input_type, default_output, latency_slo_us, policy, cache_enabled, params, pipeline = row
+    (name, input_type, default_output, latency_slo_us, policy, cache_enabled, params, pipeline,
+     show_model_errors) = row  # fmt: skip
     return AppRecord(
         name,
         parse_input_type(input_type),
@@ -220,6 +222,7 @@ def _app_from_row(row: tuple[Any, ...]) -> AppRecord:
         bool(cache_enabled),
         json.loads(params),
         tuple(json.loads(pipeline)),
+        bool(show_model_errors),
     )
 
 

@@ -107,7 +107,13 @@ _V3 = (
     )""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3)
+_V4 = (
+    # Issue 28: a model's exception text reaches an app's clients only where this is set
+    # (for development); by default they get its type and a reference into the server log.
+    "ALTER TABLE apps ADD COLUMN show_model_errors INTEGER NOT NULL DEFAULT 0",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

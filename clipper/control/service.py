@@ -115,6 +115,7 @@ class ClusterService:
         latency_slo_us: int,
         policy: str = "single",
         policy_params: Mapping[str, Any] | None = None,
+        show_model_errors: bool = False,
     ) -> None:
         """Register an application (with a selection policy, `single` by default)."""
         validate_name(name, "application name")
@@ -128,7 +129,16 @@ class ClusterService:
         params = dict(policy_params or {})
         configure(policy, params)
         added = self.registry.add_app(
-            AppRecord(name, input_type, default_output, latency_slo_us, policy, True, params)
+            AppRecord(
+                name,
+                input_type,
+                default_output,
+                latency_slo_us,
+                policy,
+                True,
+                params,
+                show_model_errors=show_model_errors,
+            )
         )
         if not added:
             return  # exactly this app exists already: a script run again
@@ -166,6 +176,7 @@ class ClusterService:
             "cache_enabled": app.cache_enabled,
             "policy_params": dict(app.policy_params),
             "pipeline": list(app.pipeline),
+            "show_model_errors": app.show_model_errors,
             "policy_state": self.dataplane.policy_view(name),
         }
 
@@ -352,6 +363,12 @@ class ClusterService:
             self.registry.set_app_cache(app_name, on)
         elif model_name is not None:
             self.registry.set_model_cache(model_name, on)
+        await self.refresh()
+
+    async def set_show_model_errors(self, app_name: str, show: bool) -> None:
+        """Let an app's clients read its models' exception text (development), or not."""
+        self.registry.set_app_show_model_errors(app_name, show)
+        self.registry.record_event("set_show_model_errors", {"name": app_name, "show": show})
         await self.refresh()
 
     def model_info(self, record: ModelVersionRecord) -> dict[str, Any]:

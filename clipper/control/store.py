@@ -320,6 +320,12 @@ class Registry:
             q.require_app(conn, name)
             conn.execute("UPDATE apps SET cache_enabled = ? WHERE name = ?", (int(enabled), name))
 
+    def set_app_show_model_errors(self, name: str, show: bool) -> None:
+        """Whether an app's default answers carry its models' exception text."""
+        with self._write() as conn:
+            q.require_app(conn, name)
+            conn.execute("UPDATE apps SET show_model_errors = ? WHERE name = ?", (int(show), name))
+
     # -- links --------------------------------------------------------------------------
 
     def add_links(self, app: str, model_names: list[str]) -> None:
@@ -524,6 +530,8 @@ def _app_differences(existing: AppRecord, asked: AppRecord) -> list[str]:
         ("default_output", existing.default_output, asked.default_output),
         ("latency_slo_micros", existing.latency_slo_us, asked.latency_slo_us),
     ]
+    if asked.show_model_errors:
+        pairs.append(("show_model_errors", existing.show_model_errors, True))
     if asked.policy != "single" or asked.policy_params:
         pairs.append(("policy", existing.policy, asked.policy))
         pairs.append(("policy_params", dict(existing.policy_params), dict(asked.policy_params)))

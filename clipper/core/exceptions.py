@@ -169,6 +169,16 @@ class ModelError(ReplicaError):
     """The model raised, or returned a wrong number of outputs."""
 
 
+class ModelRaised(ModelError):
+    """The model's own code raised: `error_type` is the exception's class name, `message`
+    its text (which may hold the model's data: see `AppRecord.show_model_errors`)."""
+
+    def __init__(self, error_type: str, message: str = "") -> None:
+        super().__init__(f"{error_type}: {message}" if message else error_type)
+        self.error_type = error_type
+        self.message = message
+
+
 class WrongNumberOfOutputs(ModelError):
     """The model returned None, or not one output per input."""
 

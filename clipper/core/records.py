@@ -18,7 +18,9 @@ class AppRecord:
 
     `policy` and `policy_params` choose how its linked models answer (clipper.selection);
     a non-empty `pipeline` names models that answer in turn, each one's output the next
-    one's input, instead.
+    one's input, instead. `show_model_errors` lets its clients read a model's exception
+    text in a default answer (for development); otherwise they get the exception's type and
+    a reference into the server log, which holds the text.
     """
 
     name: str
@@ -29,6 +31,7 @@ class AppRecord:
     cache_enabled: bool = True
     policy_params: Mapping[str, Any] = field(default_factory=dict)
     pipeline: tuple[str, ...] = ()
+    show_model_errors: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,16 +13,33 @@ from functools import partial
 from typing import Any
 
 from clipper.batching.queue import PendingQuery
-from clipper.core.exceptions import DeadlineExceeded, ModelError, ReplicaCrashed
+from clipper.core.exceptions import DeadlineExceeded, ModelError, ModelRaised, ReplicaCrashed
 from clipper.core.types import InputBuffer, ModelId
 from clipper.dataplane.cache import PredictionCache
 from clipper.dataplane.deadlines import DeadlineTimer, Waiter
 from clipper.dataplane.model_serving import Clock, ModelServing
 
-__all__ = ["NO_MODELS", "SLO_MISSED", "ComputationTable", "failure_reason"]
+__all__ = ["NO_MODELS", "SLO_MISSED", "ComputationTable", "failure_reason", "slo_missed"]
 
 NO_MODELS = "No connected models found for query"
 SLO_MISSED = "Failed to retrieve a prediction response within the specified latency SLO"
+"""Clipper's explanation of a missed deadline; the query surfaces add the budget to it
+(`slo_missed`), so it stays a prefix a Clipper client can match."""
+
+
+def slo_missed(budget_us: int, slo_us: int) -> str:
+    """`SLO_MISSED` stating the budget a query missed: the app's SLO, or the shorter
+    timeout the request asked for."""
+    if budget_us >= slo_us:
+        return f"{SLO_MISSED} ({_duration(slo_us)})"
+    return (
+        f"{SLO_MISSED} ({_duration(budget_us)}, the request's timeout; "
+        f"the SLO is {_duration(slo_us)})"
+    )
+
+
+def _duration(us: int) -> str:
+    return f"{us} µs" if us < 1000 else f"{us / 1000:g} ms"
 
 
 class ComputationTable:
@@ -126,8 +143,14 @@ class ComputationTable:
         self._deadlines.add(deadline, Waiter(futures, callback))
 
 
-def failure_reason(serving: ModelServing, future: asyncio.Future[Any]) -> str | None:
-    """Why a computation gave no output by now (`default_explanation`); None if it did."""
+def failure_reason(
+    serving: ModelServing, future: asyncio.Future[Any], query_id: int, show_errors: bool
+) -> str | None:
+    """Why a computation gave no output by now (`default_explanation`); None if it did.
+
+    An exception the model raised is told by its type and the query's id unless
+    `show_errors`: its text may hold the model's data, and the server log has it (see
+    `ModelServing`, which logs it with the ids of the batch's queries)."""
     if not future.done():
         return SLO_MISSED if serving.ready_replicas else NO_MODELS
     error = future.exception()
@@ -135,6 +158,11 @@ def failure_reason(serving: ModelServing, future: asyncio.Future[Any]) -> str | 
         return None
     if isinstance(error, DeadlineExceeded):
         return SLO_MISSED if serving.ready_replicas else NO_MODELS
+    if isinstance(error, ModelRaised) and not show_errors:
+        return (
+            f"Model error: {error.error_type} raised by {serving.model_id} "
+            f"(its message is in the server log, query {query_id})"
+        )
     if isinstance(error, ModelError):
         return f"Model error: {error}"
     if isinstance(error, ReplicaCrashed):

@@ -27,6 +27,7 @@ from clipper.dataplane.computations import (
     SLO_MISSED,
     ComputationTable,
     failure_reason,
+    slo_missed,
 )
 from clipper.dataplane.feedback import FeedbackPath, FeedbackRequest
 from clipper.dataplane.model_serving import BatchPolicy, Clock, ModelServing
@@ -48,6 +49,7 @@ __all__ = [
     "FeedbackRequest",
     "ModelRef",
     "Prediction",
+    "slo_missed",
 ]
 
 log = logging.getLogger("clipper.dataplane")
@@ -82,7 +84,8 @@ class DataPlane:
         self._routes: dict[str, AppRoute] = {}
         # Apps without a route, resolved once per snapshot: the current version (None
         # without a linked model), and whether its queries use the cache.
-        self._direct: dict[str, tuple[ModelServing | None, bool]] = {}
+        # app -> (current version, whether it uses the cache, app.show_model_errors)
+        self._direct: dict[str, tuple[ModelServing | None, bool, bool]] = {}
         self.query_log = query_log or QueryLog()
         ask = self.predict_then  # the paths of routed apps ask their models through it too
         self._policies = PolicyPath(ask, self.query_log, self._default, metrics, clock)
@@ -121,7 +124,7 @@ class DataPlane:
             if name not in self._routes:
                 current = self.resolve_model(app, None)
                 cached = current is not None and self._cache_on(app.cache_enabled, current)
-                self._direct[name] = (current, cached)
+                self._direct[name] = (current, cached, app.show_model_errors)
         return removed
 
     def _cache_on(self, app_cache_enabled: bool, serving: ModelServing) -> bool:
@@ -290,7 +293,9 @@ class DataPlane:
                 use_model_cache = target.use_cache
                 if use_model_cache is None:
                     use_model_cache = self._cache_on(True, model)
-                return self._start_on(model, use_model_cache, None, buffers, deadline, then)
+                return self._start_on(
+                    model, use_model_cache, None, target.show_errors, buffers, deadline, then
+                )
             app = self._snapshot.apps.get(target)
             if app is None:
                 raise UnknownApplication(f"No application named {target!r}")
@@ -302,11 +307,12 @@ class DataPlane:
                 task.add_done_callback(partial(deliver, then))
                 return None
             asked = self.resolve_model(app, version)
-            direct = (asked, asked is not None and self._cache_on(app.cache_enabled, asked))
-        serving, use_cache = direct
+            use_cache = asked is not None and self._cache_on(app.cache_enabled, asked)
+            direct = (asked, use_cache, app.show_model_errors)
+        serving, use_cache, show_errors = direct
         if serving is None:
             return [self._default(target, NO_MODELS) for _ in buffers]  # type: ignore[arg-type]
-        return self._start_on(serving, use_cache, target, buffers, deadline, then)  # type: ignore[arg-type]
+        return self._start_on(serving, use_cache, target, show_errors, buffers, deadline, then)  # type: ignore[arg-type]
 
     def _model_serving(self, model_name: str, version: str | None) -> ModelServing:
         """The serving of a model version asked by name (None: the current version)."""
@@ -335,6 +341,7 @@ class DataPlane:
         serving: ModelServing,
         use_cache: bool,
         app_name: str | None,
+        show_errors: bool,
         buffers: list[InputBuffer],
         deadline: float,
         then: AnswersCallback,
@@ -343,7 +350,7 @@ class DataPlane:
             query_id = next(self._query_ids)
 
             def finish_alone() -> None:  # called in a later loop iteration: `alone` is set
-                then([self._answer(app_name, serving, query_id, alone)])
+                then([self._answer(app_name, serving, show_errors, query_id, alone)])
 
             alone = self._table.start_alone(serving, buffers[0], query_id, deadline, finish_alone)
             return None
@@ -351,10 +358,10 @@ class DataPlane:
         computations = self._table.start(serving, use_cache, buffers, query_ids, deadline)
         pending = list(itertools.filterfalse(_is_done, computations))
         if not pending:
-            return self._answers(app_name, serving, query_ids, computations)
+            return self._answers(app_name, serving, show_errors, query_ids, computations)
 
         def finish() -> None:
-            then(self._answers(app_name, serving, query_ids, computations))
+            then(self._answers(app_name, serving, show_errors, query_ids, computations))
 
         self._table.when_all(pending, deadline, finish)
         return None
@@ -363,13 +370,14 @@ class DataPlane:
         self,
         app_name: str | None,
         serving: ModelServing,
+        show_errors: bool,
         query_ids: list[int],
         computations: list[asyncio.Future[Any]],
     ) -> list[Prediction]:
         if len(computations) == 1:  # the common query, without a comprehension's frame
-            return [self._answer(app_name, serving, query_ids[0], computations[0])]
+            return [self._answer(app_name, serving, show_errors, query_ids[0], computations[0])]
         return [
-            self._answer(app_name, serving, query_id, future)
+            self._answer(app_name, serving, show_errors, query_id, future)
             for query_id, future in zip(query_ids, computations, strict=True)
         ]
 
@@ -377,10 +385,11 @@ class DataPlane:
         self,
         app_name: str | None,
         serving: ModelServing,
+        show_errors: bool,
         query_id: int,
         future: asyncio.Future[Any],
     ) -> Prediction:
-        reason = failure_reason(serving, future)
+        reason = failure_reason(serving, future, query_id, show_errors)
         if reason is None:
             return Prediction(query_id, future.result(), models=serving.models)
         return self._default(app_name, reason, query_id)

@@ -12,7 +12,13 @@ from typing import Any
 
 from clipper.batching.queue import BatchQueue, PendingQuery
 from clipper.batching.sizing import BatchSizer, make_sizer
-from clipper.core.exceptions import DeadlineExceeded, ModelError, ReplicaCrashed, ReplicaError
+from clipper.core.exceptions import (
+    DeadlineExceeded,
+    ModelError,
+    ModelRaised,
+    ReplicaCrashed,
+    ReplicaError,
+)
 from clipper.core.types import InputType, ModelId
 from clipper.metrics.server_metrics import ModelMetrics
 from clipper.rpc.protocol import BatchError, encode_batch
@@ -293,7 +299,7 @@ class ModelServing:
             self._metrics.replica_batches(handle.replica_id).inc()
         if isinstance(outcome, BatchError):
             self._count_error(handle)
-            error = ModelError(f"{outcome.error_type}: {outcome.message}")
+            error = _model_error(outcome)
             ids = ", ".join(str(query.query_id) for query in batch)
             log.error("model %s failed on queries %s: %s", self.model_id, ids, error)
             for query in batch:
@@ -393,3 +399,14 @@ def _notify(on_settled: Callable[[], None], query_id: int) -> None:
         on_settled()
     except Exception:
         log.exception("answering query %d failed", query_id)
+
+
+_WORKER_ERRORS = frozenset({"WrongNumberOfOutputs", "MemoryError"})
+"""Errors whose text the worker writes itself (no model data in it): see
+clipper.worker.serve."""
+
+
+def _model_error(outcome: BatchError) -> ModelError:
+    if outcome.error_type in _WORKER_ERRORS:
+        return ModelError(f"{outcome.error_type}: {outcome.message}")
+    return ModelRaised(outcome.error_type, outcome.message)

@@ -32,7 +32,9 @@ class ModelRef(NamedTuple):
     `is_default` set and the reason as its explanation).
 
     `use_cache` None follows the version's own setting; an app's selection and pipeline
-    paths pass their route's (the app's and the version's settings together)."""
+    paths pass their route's (the app's and the version's settings together), and the
+    app's `show_model_errors` as `show_errors`."""
 
     model_name: str
     use_cache: bool | None = None
+    show_errors: bool = False

@@ -74,6 +74,7 @@ ERROR_TABLE: tuple[ErrorRow, ...] = (
     _row(errors.ReplicaError, 503, "UNAVAILABLE", "Model unavailable"),
     _row(errors.ReplicaUnavailable, 503, "UNAVAILABLE", "Model unavailable"),
     _row(errors.ReplicaCrashed, 503, "UNAVAILABLE", "Model unavailable"),
+    _row(errors.ModelRaised, 500, "INTERNAL", "Model error"),  # before: the code's class
     _row(errors.ModelError, 500, "INTERNAL", "Model error"),
     _row(errors.WrongNumberOfOutputs, 500, "INTERNAL", "Model error"),
     _row(errors.ManagementError, 400, "FAILED_PRECONDITION", "Json error"),

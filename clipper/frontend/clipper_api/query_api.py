@@ -23,7 +23,7 @@ from clipper.core.input_limits import InputLimits
 from clipper.core.inputs import PredictRequest, decode_predict_request
 from clipper.core.outputs import json_default
 from clipper.dataplane.answers import observe_answers
-from clipper.dataplane.dataplane import Answers, DataPlane, Prediction
+from clipper.dataplane.dataplane import SLO_MISSED, Answers, DataPlane, Prediction, slo_missed
 from clipper.frontend.clipper_api.feedback import decode_update_request
 from clipper.frontend.error_replies import clipper_error_reply, error_headers
 from clipper.http.errors import error_body, error_row
@@ -114,11 +114,12 @@ class ClipperQueryApi:
         self._guard.require(app_name, request.headers)
         body = await read_body(request.headers, request.receive, self._max_body_bytes)
         started = time.monotonic()
-        predict, deadline = self._decode(app_name, body, request.headers, started)
+        predict, budget_us = self._decode(app_name, body, request.headers)
+        deadline = started + budget_us / 1e6
         predictions = await self._dataplane.predict(
             app_name, predict.buffers, predict.version, deadline, predict.uid
         )
-        return Reply(200, self._predict_body(app_name, predict, predictions, started))
+        return Reply(200, self._predict_body(app_name, predict, predictions, started, budget_us))
 
     async def _update_route(self, request: Request) -> Reply:
         """Feedback for the app's selection policy (see clipper.frontend.clipper_api.feedback)."""
@@ -131,21 +132,24 @@ class ClipperQueryApi:
         update = decode_update_request(body, app.input_type)
         return Reply(200, _dumps(await self._dataplane.update(app_name, update)))
 
-    def _decode(
-        self, app_name: str, body: bytes, headers: Headers, started: float
-    ) -> tuple[PredictRequest, float]:
-        """The decoded body of a predict request and its deadline."""
+    def _decode(self, app_name: str, body: bytes, headers: Headers) -> tuple[PredictRequest, int]:
+        """The decoded body of a predict request and its budget (microseconds)."""
         app = self._dataplane.app(app_name)
         if app is None:
             raise UnknownApplication(f"No application named {app_name!r}")
         request = decode_predict_request(body, app.input_type, self._limits)
-        budget_us = _budget_us(app.latency_slo_us, request.latency_slo_us, headers)
-        return request, started + budget_us / 1e6
+        return request, _budget_us(app.latency_slo_us, request.latency_slo_us, headers)
 
     def _predict_body(
-        self, app_name: str, request: PredictRequest, predictions: list[Prediction], started: float
+        self,
+        app_name: str,
+        request: PredictRequest,
+        predictions: list[Prediction],
+        started: float,
+        budget_us: int,
     ) -> bytes:
         observe_answers(self._metrics, app_name, predictions, time.monotonic() - started)
+        predictions = self._with_slo_stated(app_name, predictions, budget_us)
         if request.is_batch:
             return _dumps({"batch_predictions": [_reply_dict(p) for p in predictions]})
         return _dumps(_reply_dict(predictions[0]))
@@ -165,8 +169,9 @@ class ClipperQueryApi:
         started = time.monotonic()
         try:
             self._guard.require(app_name, headers)
-            request, deadline = self._decode(app_name, body, headers, started)
-            then = partial(self._finish, done, app_name, request, started)
+            request, budget_us = self._decode(app_name, body, headers)
+            deadline = started + budget_us / 1e6
+            then = partial(self._finish, done, app_name, request, started, budget_us)
             answers = self._dataplane.predict_then(
                 app_name, request.buffers, request.version, deadline, request.uid, then
             )
@@ -174,7 +179,8 @@ class ClipperQueryApi:
             done(_direct_error(exc))
             return
         if answers is not None:
-            done((200, _JSON_BLOCK, self._predict_body(app_name, request, answers, started)))
+            body = self._predict_body(app_name, request, answers, started, budget_us)
+            done((200, _JSON_BLOCK, body))
 
     def _finish(
         self,
@@ -182,6 +188,7 @@ class ClipperQueryApi:
         app_name: str,
         request: PredictRequest,
         started: float,
+        budget_us: int,
         answers: Answers,
     ) -> None:
         if isinstance(answers, ClipperError):
@@ -190,7 +197,22 @@ class ClipperQueryApi:
             log.error("predict on %s failed", app_name, exc_info=answers)
             done(_INTERNAL_ERROR)
         else:
-            done((200, _JSON_BLOCK, self._predict_body(app_name, request, answers, started)))
+            body = self._predict_body(app_name, request, answers, started, budget_us)
+            done((200, _JSON_BLOCK, body))
+
+    def _with_slo_stated(
+        self, app_name: str, predictions: list[Prediction], budget_us: int
+    ) -> list[Prediction]:
+        """The answers, a missed SLO's explanation stating the budget it missed."""
+        if not any(p.explanation == SLO_MISSED for p in predictions):
+            return predictions  # the common reply: no explanation to change
+        app = self._dataplane.app(app_name)
+        slo_us = app.latency_slo_us if app is not None else budget_us
+        stated = slo_missed(budget_us, slo_us)
+        return [
+            p._replace(explanation=stated) if p.explanation == SLO_MISSED else p
+            for p in predictions
+        ]
 
 
 def _dumps(reply: dict[str, Any]) -> bytes:

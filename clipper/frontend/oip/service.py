@@ -29,7 +29,7 @@ from clipper.core.exceptions import (
 from clipper.core.records import ModelVersionRecord, RegistrySnapshot
 from clipper.core.types import ModelId
 from clipper.dataplane.answers import observe_answers
-from clipper.dataplane.dataplane import NO_MODELS, SLO_MISSED, DataPlane, Prediction
+from clipper.dataplane.dataplane import NO_MODELS, SLO_MISSED, DataPlane, Prediction, slo_missed
 from clipper.dataplane.prediction import ModelRef
 from clipper.frontend.oip.datatypes import InferRequest, InferResponse
 from clipper.frontend.oip.rows import input_buffers, output_tensors
@@ -162,7 +162,8 @@ class InferenceService:
         signature = target.signature
         requested = self._requested(signature, request)
         buffers = input_buffers(signature, record.input_type, request.inputs)
-        deadline = started + self._budget_s(target, request, transport_budget_s)
+        budget_s = self._budget_s(target, request, transport_budget_s)
+        deadline = started + budget_s
         if target.app is not None:
             predictions = await self._dataplane.predict(target.app, buffers, version, deadline)
             if self._metrics is not None:
@@ -170,7 +171,8 @@ class InferenceService:
         else:
             model = ModelRef(record.name)
             predictions = await self._dataplane.predict(model, buffers, record.version, deadline)
-        outputs = output_tensors(signature, record.input_type, _answers(predictions))
+        answers = _answers(predictions, round(budget_s * 1e6), round(self._slo_s(target) * 1e6))
+        outputs = output_tensors(signature, record.input_type, answers)
         chosen = [tensor for tensor in outputs if tensor.name in requested]
         return InferResponse(
             model_name=target.name,
@@ -216,17 +218,17 @@ def _binary(requested: bool | None, default: bool) -> bool:
     return default if requested is None else requested
 
 
-def _answers(predictions: list[Prediction]) -> list[Any]:
+def _answers(predictions: list[Prediction], budget_us: int, slo_us: int) -> list[Any]:
     """The outputs, or the error of the first input that got none."""
     for prediction in predictions:
         if prediction.is_default:
-            raise _failure(prediction.explanation or "no answer")
+            raise _failure(prediction.explanation or "no answer", budget_us, slo_us)
     return [prediction.output for prediction in predictions]
 
 
-def _failure(explanation: str) -> Exception:
+def _failure(explanation: str, budget_us: int, slo_us: int) -> Exception:
     if explanation == SLO_MISSED:
-        return DeadlineExceeded(explanation)
+        return DeadlineExceeded(slo_missed(budget_us, slo_us))
     if explanation == NO_MODELS:
         return ReplicaUnavailable(explanation)
     if explanation.startswith("Model error"):

@@ -593,15 +593,31 @@ def return_nothing(xs: list[Any]) -> list[float]:
 
 
 def test_a_model_that_raises_answers_default_with_the_exception(
-    conn: ClipperConnection,
+    conn: ClipperConnection, tmp_path: Path
 ) -> None:
+    """Clients get the exception's type and their query's id; its text is the server log's
+    (it may hold the model's data), unless the app shows model errors (development)."""
     name = deploy_app(conn, raise_value_error, "raises")
     pids = replica_pids(conn, name)
-    for value in (1.0, 2.0):
-        reply = predict(conn, name, {"input": [value]})
-        assert (reply["default"], reply["output"]) == (True, -1.0)
-        assert "ValueError" in reply["default_explanation"]
-        assert "cannot score 1 input(s)" in reply["default_explanation"]
+    reply = predict(conn, name, {"input": [1.0]})
+    assert (reply["default"], reply["output"]) == (True, -1.0)
+    assert reply["default_explanation"] == (
+        f"Model error: ValueError raised by {name}:1 (its message is in the server log, "
+        f"query {reply['query_id']})"
+    )
+    [server_log] = [p for p in conn.get_clipper_logs(str(tmp_path)) if p.endswith("server.log")]
+    logged = [line for line in Path(server_log).read_text().splitlines() if name in line]
+    assert any(
+        f"queries {reply['query_id']}" in line and "cannot score 1 input(s)" in line
+        for line in logged
+    ), logged
+
+    conn.set_app_model_errors(name, True)
+    assert conn.get_app_info(name)["show_model_errors"] is True
+    reply = predict(conn, name, {"input": [2.0]})
+    assert reply["default_explanation"] == "Model error: ValueError: cannot score 1 input(s)"
+    conn.set_app_model_errors(name, False)
+    assert "cannot score" not in predict(conn, name, {"input": [3.0]})["default_explanation"]
     assert replica_pids(conn, name) == pids
     assert all(pid_alive(pid) for pid in pids)
     healthy = deploy_app(conn, feature_sum, "healthy")

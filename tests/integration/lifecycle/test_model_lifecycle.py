@@ -256,7 +256,8 @@ def test_logs_hold_worker_output_and_tracebacks(server: ServerHandle) -> None:
     deploy(server, "noisy", print_then_raise)
     reply = server.predict("noisy", {"input": [1.0]}).json()
     assert reply["default"] is True
-    assert "ValueError: model exploded on purpose" in reply["default_explanation"]
+    assert "ValueError raised by noisy:1" in reply["default_explanation"]
+    assert "exploded" not in reply["default_explanation"]  # the text is the log's
     logs = server.admin.get_logs()
     worker_log = next(log["content"] for log in logs if log["name"] == "noisy-1-0.log")
     assert "hello from the model" in worker_log

@@ -85,7 +85,7 @@ def test_slow_model_answers_default_at_deadline_and_late_answer_is_cached(
     assert time.monotonic() - started < 0.25
     assert first["default"] is True
     assert first["output"] == -1
-    assert first["default_explanation"] == SLO_MISSED
+    assert first["default_explanation"] == f"{SLO_MISSED} (50 ms)"
     cached = wait_until(
         lambda: (
             (r := server.predict("slow", {"input": [1.0, 2.0]}).json())["default"] is False and r
@@ -126,7 +126,9 @@ def test_per_request_budget_shortens_the_deadline(server: ServerHandle, how: str
     started = time.monotonic()
     reply = server.predict("budget", body, headers=headers).json()
     assert time.monotonic() - started < 0.25
-    assert reply["default_explanation"] == SLO_MISSED
+    assert reply["default_explanation"] == (
+        f"{SLO_MISSED} (50 ms, the request's timeout; the SLO is 5000 ms)"
+    )
 
 
 def test_batch_policy_changes_at_run_time(server: ServerHandle) -> None:

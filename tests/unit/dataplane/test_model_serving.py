@@ -242,8 +242,14 @@ async def test_a_fixed_batch_size_of_9_sends_9_then_9_then_2_distinct_inputs(
 # -- DataPlane ------------------------------------------------------------------------
 
 
-def snapshot(linked: bool = True) -> RegistrySnapshot:
-    app = AppRecord("app", InputType.DOUBLES, default_output="-1", latency_slo_us=100_000)
+def snapshot(linked: bool = True, show_model_errors: bool = False) -> RegistrySnapshot:
+    app = AppRecord(
+        "app",
+        InputType.DOUBLES,
+        default_output="-1",
+        latency_slo_us=100_000,
+        show_model_errors=show_model_errors,
+    )
     version = ModelVersionRecord("m", "1", InputType.DOUBLES)
     return RegistrySnapshot(
         apps={"app": app},
@@ -324,6 +330,22 @@ async def test_a_replica_answer_becomes_the_prediction(dataplane: DataPlane) -> 
 
 
 async def test_a_model_error_becomes_the_default_with_the_reason(dataplane: DataPlane) -> None:
+    worker = replica_for(dataplane)
+    pending = asyncio.create_task(predict(dataplane, 2.0))
+
+    batch = await worker.next_batch()
+    worker.answer(BatchError(batch.id, "ValueError", "boom"))
+
+    [prediction] = await pending
+    assert (prediction.output, prediction.explanation) == (
+        -1,
+        f"Model error: ValueError raised by m:1 (its message is in the server log, "
+        f"query {prediction.query_id})",
+    )
+
+
+async def test_an_app_that_shows_model_errors_gets_the_message(dataplane: DataPlane) -> None:
+    dataplane.apply(snapshot(show_model_errors=True))
     worker = replica_for(dataplane)
     pending = asyncio.create_task(predict(dataplane, 2.0))
 

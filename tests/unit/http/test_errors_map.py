@@ -31,6 +31,7 @@ EXPECTED: dict[type[errors.ClipperError], tuple[int, grpc.StatusCode, str]] = {
     errors.ReplicaError: (503, grpc.StatusCode.UNAVAILABLE, "Model unavailable"),
     errors.ReplicaUnavailable: (503, grpc.StatusCode.UNAVAILABLE, "Model unavailable"),
     errors.ReplicaCrashed: (503, grpc.StatusCode.UNAVAILABLE, "Model unavailable"),
+    errors.ModelRaised: (500, grpc.StatusCode.INTERNAL, "Model error"),
     errors.ModelError: (500, grpc.StatusCode.INTERNAL, "Model error"),
     errors.WrongNumberOfOutputs: (500, grpc.StatusCode.INTERNAL, "Model error"),
     errors.ManagementError: (400, grpc.StatusCode.FAILED_PRECONDITION, "Json error"),
