@@ -8,6 +8,7 @@
     │   ├── RequestTimeout          headers or body did not arrive in time
     │   ├── UriTooLong
     │   ├── HeadersTooLarge         too many header bytes or fields
+    │   ├── UnsupportedTransferCoding  a transfer coding other than chunked
     │   └── TooManyConnections      the server holds as many connections as it may
     ├── QueryError                  a query that cannot be answered as asked
     │   ├── InvalidInput            bad JSON, missing keys, wrong element types
@@ -19,6 +20,7 @@
     │   ├── ReplicaUnavailable      no replica connected
     │   ├── ReplicaCrashed          the worker died with the batch in flight
     │   └── ModelError              the model raised, or returned the wrong number of outputs
+    │       ├── ModelRaised         the model's own code raised (its text is not for clients)
     │       └── WrongNumberOfOutputs
     ├── ManagementError             refused admin operations
     │   ├── InvalidName
@@ -68,6 +70,7 @@ __all__ = [
     "ModelError",
     "ModelLoadError",
     "ModelNotFound",
+    "ModelRaised",
     "NotFound",
     "PayloadTooLarge",
     "QueryError",
@@ -83,6 +86,7 @@ __all__ = [
     "Unauthorized",
     "UnknownApplication",
     "UnknownVersion",
+    "UnsupportedTransferCoding",
     "UriTooLong",
     "WrongNumberOfOutputs",
 ]
@@ -118,6 +122,10 @@ class UriTooLong(RequestRejected):
 
 class HeadersTooLarge(RequestRejected):
     """Headers over the byte limit, or more header fields than allowed."""
+
+
+class UnsupportedTransferCoding(RequestRejected):
+    """A request body in a transfer coding the server does not decode (only `chunked`)."""
 
 
 class TooManyConnections(RequestRejected):

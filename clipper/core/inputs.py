@@ -154,6 +154,8 @@ def decode_predict_request(
     slo_us = _optional_int(body, "latency_slo_micros")
     uid = optional_uid(body)
     if "input" in body:
+        if "input_batch" in body:
+            raise InvalidInput("give either 'input' or 'input_batch', not both")
         buffers: list[InputBuffer] = [encode_input(body["input"], input_type, limits)]
         return PredictRequest(buffers, False, version, slo_us, uid)
     if "input_batch" in body:

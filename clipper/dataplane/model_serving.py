@@ -21,7 +21,7 @@ from clipper.core.exceptions import (
 )
 from clipper.core.types import InputType, ModelId
 from clipper.metrics.server_metrics import ModelMetrics
-from clipper.rpc.protocol import BatchError, encode_batch
+from clipper.rpc.protocol import WORKER_ERROR_TYPES, BatchError, encode_batch
 from clipper.rpc.server import BatchOutcome, WorkerChannel
 
 __all__ = ["BatchPolicy", "ModelServing", "ReplicaHandle"]
@@ -401,12 +401,7 @@ def _notify(on_settled: Callable[[], None], query_id: int) -> None:
         log.exception("answering query %d failed", query_id)
 
 
-_WORKER_ERRORS = frozenset({"WrongNumberOfOutputs", "MemoryError"})
-"""Errors whose text the worker writes itself (no model data in it): see
-clipper.worker.serve."""
-
-
 def _model_error(outcome: BatchError) -> ModelError:
-    if outcome.error_type in _WORKER_ERRORS:
+    if outcome.error_type in WORKER_ERROR_TYPES:
         return ModelError(f"{outcome.error_type}: {outcome.message}")
     return ModelRaised(outcome.error_type, outcome.message)

@@ -60,6 +60,7 @@ ERROR_TABLE: tuple[ErrorRow, ...] = (
     _row(errors.MethodNotAllowed, 405, "UNIMPLEMENTED", "Method not allowed"),
     _row(errors.RequestTimeout, 408, "DEADLINE_EXCEEDED", "Request timeout"),
     _row(errors.UriTooLong, 414, "INVALID_ARGUMENT", "URI too long"),
+    _row(errors.UnsupportedTransferCoding, 501, "UNIMPLEMENTED", "Not implemented"),
     _row(errors.HeadersTooLarge, 431, "INVALID_ARGUMENT", "Headers too large"),
     _row(errors.TooManyConnections, 503, "UNAVAILABLE", "Service unavailable"),
     _row(errors.ServerBusy, 503, "UNAVAILABLE", "Service unavailable"),

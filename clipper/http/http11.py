@@ -54,6 +54,7 @@ from clipper.core.exceptions import (
     RequestTimeout,
     ServerBusy,
     TooManyConnections,
+    UnsupportedTransferCoding,
     UriTooLong,
 )
 from clipper.core.input_limits import HttpLimits
@@ -85,7 +86,7 @@ _STATUS_LINES = {
         (408, "Request Timeout"), (409, "Conflict"), (413, "Payload Too Large"),
         (414, "URI Too Long"), (415, "Unsupported Media Type"), (422, "Unprocessable Entity"),
         (431, "Request Header Fields Too Large"), (500, "Internal Server Error"),
-        (503, "Service Unavailable"),
+        (501, "Not Implemented"), (503, "Service Unavailable"),
     )
 }  # fmt: skip
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -96,6 +97,9 @@ _ERROR_BODY_503_BUSY = error_body(
     ServerBusy("the server buffers as many request bodies as it may; try again")
 )
 _ERROR_BODY_400 = error_body(MalformedRequest("malformed HTTP request"))
+_ERROR_BODY_501 = error_body(
+    UnsupportedTransferCoding("a request body's only transfer coding may be chunked")
+)
 _INTERNAL_ERROR_REPLY = (
     500,
     [(b"content-type", b"application/json")],
@@ -177,6 +181,8 @@ class Http11Protocol(asyncio.BufferedProtocol):
         self._paused = False  # reading paused: requests are queued (see on_message_complete)
         self._closing = False
         self._client: tuple[str, int] | None = None
+        # what to answer once the queued requests are: the parser refused what followed them
+        self._rejection: tuple[int, bytes] | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -240,21 +246,35 @@ class Http11Protocol(asyncio.BufferedProtocol):
         self._on_read()
         if self._stage < _BODY:
             self._header_bytes += len(data)
+        if self._rejection is not None:
+            return  # bytes read before reading paused: the parser has failed already
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as exc:
             rejected = exc.__context__
             if isinstance(rejected, _Rejected):
-                self._reply_and_close(rejected.status, rejected.body)
+                self._reject(rejected.status, rejected.body)
             else:
-                self._reply_and_close(400, _ERROR_BODY_400)
+                self._reject(400, _ERROR_BODY_400)
             return
         except httptools.HttpParserUpgrade:
-            self._reply_and_close(400, _ERROR_BODY_400)
+            self._reject(400, _ERROR_BODY_400)
             return
         if self._stage == _HEADERS and self._header_bytes > self._limits.max_header_bytes:
-            self._reply_and_close(431, _ERROR_BODY_431_SIZE)
+            self._reject(431, _ERROR_BODY_431_SIZE)
             return
+        self._next()
+
+    def _reject(self, status: int, body: bytes) -> None:
+        """The bytes after the complete requests are refused: answer those requests (sent
+        before in the same stream, so they are owed an answer), then `status`, and close."""
+        if not self._busy and not self._ready:
+            self._reply_and_close(status, body)
+            return
+        self._rejection = (status, body)
+        self._stage = _ANSWERING  # no request is being received any more
+        if self._transport is not None:
+            self._transport.pause_reading()
         self._next()
 
     def expire(self, now: float) -> None:
@@ -305,6 +325,8 @@ class Http11Protocol(asyncio.BufferedProtocol):
                 else:
                     length = -2
             elif name == b"transfer-encoding":
+                if value.strip().lower() != b"chunked":  # gzip, chunked: never read as is
+                    raise _Rejected(501, _ERROR_BODY_501)
                 length = -2  # chunked (the parser refuses it with a Content-Length)
                 self._body_limit = min(LARGE_BODY_BYTES, self._max_body_bytes)
             elif name == b"expect":
@@ -444,6 +466,9 @@ class Http11Protocol(asyncio.BufferedProtocol):
             return
         if self._ready:
             self._next()
+            return
+        if self._rejection is not None:  # the requests before the refused bytes are answered
+            self._reply_and_close(*self._rejection)
             return
         if self._stage == _ANSWERING:
             self._stage = _IDLE

@@ -54,6 +54,8 @@ __all__ = [
     "FRAME_PREFIX",
     "PROTOCOL_VERSION",
     "RECEIVE_CHUNK_BYTES",
+    "UNSERIALISABLE_OUTPUT",
+    "WORKER_ERROR_TYPES",
     "Batch",
     "BatchError",
     "BatchReply",
@@ -123,6 +125,12 @@ class BatchReply:
     id: int
     outputs: list[Any]
     expired: list[int] = field(default_factory=list)
+
+
+UNSERIALISABLE_OUTPUT = "UnserialisableOutput"
+WORKER_ERROR_TYPES = frozenset({"MemoryError", "WrongNumberOfOutputs", UNSERIALISABLE_OUTPUT})
+"""`BatchError.error_type`s whose message the worker writes itself (no model data in it);
+any other names the exception the model's code raised, with its text."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ from typing import Any
 from clipper.artifacts.loader import PredictFunction
 from clipper.core.types import InputType
 from clipper.rpc.protocol import (
+    UNSERIALISABLE_OUTPUT,
     Batch,
     BatchError,
     BatchReply,
@@ -84,7 +85,7 @@ def _run_batch(predict: PredictFunction, input_type: InputType, batch: Batch) ->
         return BatchReply(batch.id, wire_outputs(outputs))
     except Exception as exc:
         log.error("batch %d: outputs are not serialisable\n%s", batch.id, traceback.format_exc())
-        return BatchError(batch.id, type(exc).__name__, f"unserialisable output: {exc}")
+        return BatchError(batch.id, UNSERIALISABLE_OUTPUT, f"{type(exc).__name__}: {exc}")
 
 
 def _out_of_memory(reply: BatchReply | BatchError) -> bool:

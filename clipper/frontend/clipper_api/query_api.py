@@ -16,12 +16,10 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
-import orjson
-
 from clipper.core.exceptions import ClipperError, InternalError, InvalidInput, UnknownApplication
 from clipper.core.input_limits import InputLimits
 from clipper.core.inputs import PredictRequest, decode_predict_request
-from clipper.core.outputs import json_default
+from clipper.core.outputs import dumps_outputs
 from clipper.dataplane.answers import observe_answers
 from clipper.dataplane.dataplane import SLO_MISSED, Answers, DataPlane, Prediction, slo_missed
 from clipper.frontend.clipper_api.feedback import decode_update_request
@@ -216,8 +214,9 @@ class ClipperQueryApi:
 
 
 def _dumps(reply: dict[str, Any]) -> bytes:
-    """Outputs may hold numpy arrays and bytes (see clipper.core.outputs.to_wire_value)."""
-    return orjson.dumps(reply, default=json_default, option=orjson.OPT_SERIALIZE_NUMPY)
+    """Outputs may hold numpy arrays, bytes and non-finite floats (see
+    clipper.core.outputs.dumps_outputs)."""
+    return dumps_outputs(reply)
 
 
 def _direct_error(exc: ClipperError) -> DirectReply:

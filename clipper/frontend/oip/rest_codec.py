@@ -19,7 +19,7 @@ import orjson
 
 from clipper.core.exceptions import InvalidInput
 from clipper.core.input_limits import InputLimits, check_nesting, json_error
-from clipper.core.outputs import json_default
+from clipper.core.outputs import dumps_outputs
 from clipper.frontend.oip.datatypes import (
     BYTES,
     InferRequest,
@@ -271,8 +271,7 @@ def encode_infer_response(response: InferResponse) -> tuple[bytes, list[Any]]:
     }
     if response.id is not None:
         body["id"] = response.id
-    header = orjson.dumps(body, default=json_default, option=orjson.OPT_SERIALIZE_NUMPY)
-    return header, chunks
+    return dumps_outputs(body), chunks
 
 
 def _binary_chunk(tensor: Tensor) -> Any:

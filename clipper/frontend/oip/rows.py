@@ -16,11 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import orjson
 
 from clipper.core.dtypes import NUMERIC_DTYPES
 from clipper.core.exceptions import InvalidInput, ModelError
-from clipper.core.outputs import json_default
+from clipper.core.outputs import dumps_outputs
 from clipper.core.types import InputBuffer, InputType
 from clipper.frontend.oip.datatypes import BYTES, Tensor, datatype_of, numpy_dtype
 from clipper.frontend.oip.signature import Signature, TensorSpec
@@ -58,6 +57,12 @@ def _match_inputs(signature: Signature, inputs: list[Tensor]) -> list[Tensor]:
     if not signature.declared:
         if len(inputs) != 1:
             raise InvalidInput(f"the model takes one input tensor, got {len(inputs)}")
+        expected = signature.inputs[0].name
+        if inputs[0].name != expected:
+            raise InvalidInput(
+                f"unknown input {inputs[0].name!r}: the model's one input is {expected!r} "
+                "(see its metadata)"
+            )
         tensors = inputs
     else:
         by_name = {tensor.name: tensor for tensor in inputs}
@@ -202,11 +207,17 @@ def _declared_output(spec: TensorSpec, values: list[Any]) -> Tensor:
     else:
         dtype = numpy_dtype(spec.datatype)
         array = _stack(spec.name, values)
-        converted = array.astype(dtype, copy=False)
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked below
+            converted = array.astype(dtype, copy=False)
         if not np.can_cast(array.dtype, dtype, "same_kind") and not np.array_equal(
             converted, array
         ):
             raise ModelError(f"output {spec.name!r} does not fit datatype {spec.datatype}")
+        if _overflowed(array, converted):
+            raise ModelError(
+                f"output {spec.name!r} holds values beyond {spec.datatype}'s range "
+                f"(largest magnitude {float(np.nanmax(np.abs(array[np.isfinite(array)]))):g})"
+            )
         tensor = Tensor(spec.name, spec.datatype, converted.shape, converted)
     if not spec.accepts_shape(tensor.shape):
         raise ModelError(
@@ -239,7 +250,16 @@ def _fits(array: np.ndarray[Any, Any], dtype: np.dtype[Any]) -> bool:
     if dtype.kind in "iu" and array.size:
         info = np.iinfo(dtype)
         return bool(array.min() >= info.min and array.max() <= info.max)
-    return True
+    with np.errstate(over="ignore"):
+        return not _overflowed(array, array.astype(dtype, copy=False))
+
+
+def _overflowed(array: np.ndarray[Any, Any], converted: np.ndarray[Any, Any]) -> bool:
+    """Whether a conversion to a narrower float made a finite value infinite (FP16 tops
+    out at 65504): never done silently."""
+    if converted.dtype.kind != "f" or converted.dtype.itemsize >= array.dtype.itemsize:
+        return False
+    return bool(np.any(np.isinf(converted) & np.isfinite(array)))
 
 
 def _stack(name: str, values: list[Any]) -> np.ndarray[Any, Any]:
@@ -282,4 +302,4 @@ def _element(value: Any) -> bytes:
 
 
 def _json(value: Any) -> bytes:
-    return orjson.dumps(value, default=json_default, option=orjson.OPT_SERIALIZE_NUMPY)
+    return dumps_outputs(value)

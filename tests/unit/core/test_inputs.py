@@ -137,6 +137,7 @@ def test_latency_slo_micros_must_be_a_positive_integer(slo: Any) -> None:
         (b"[1, 2]", "must be a JSON object"),
         (b'"input"', "must be a JSON object"),
         (b"{}", "'input' or an 'input_batch' key"),
+        (b'{"input": [1.0], "input_batch": [[2.0]]}', "either 'input' or 'input_batch'"),
         (b'{"inputs": [1.0]}', "'input' or an 'input_batch' key"),
         (b'{"input": [[1.0, 2.0]]}', "flat list of numbers"),
         (b'{"input": [[1.0], [2.0, 3.0]]}', "flat list of numbers"),

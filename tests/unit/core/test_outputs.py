@@ -9,7 +9,13 @@ import numpy as np
 import orjson
 import pytest
 
-from clipper.core.outputs import json_default, parse_output_string, to_json_value, to_wire_value
+from clipper.core.outputs import (
+    dumps_outputs,
+    json_default,
+    parse_output_string,
+    to_json_value,
+    to_wire_value,
+)
 
 
 class Labelled:
@@ -111,3 +117,38 @@ def test_wire_values_render_as_the_json_values_would() -> None:
 def test_json_default_refuses_what_it_cannot_render() -> None:
     with pytest.raises(TypeError, match="Labelled is not JSON serialisable"):
         json_default(Labelled())
+
+
+class Opaque:
+    """An object with neither __str__ nor __repr__ of its own."""
+
+
+def test_an_object_without_a_text_of_its_own_is_refused_not_sent_as_its_address() -> None:
+    with pytest.raises(TypeError, match="an output of type Opaque has no JSON form"):
+        to_wire_value(Opaque())
+    with pytest.raises(TypeError, match="Opaque"):
+        to_json_value([1, {"x": Opaque()}])
+
+
+@pytest.mark.parametrize(
+    ("output", "expected"),
+    [
+        (float("nan"), b'{"output":"NaN"}'),
+        (float("inf"), b'{"output":"Infinity"}'),
+        ([1.0, float("-inf")], b'{"output":[1.0,"-Infinity"]}'),
+        (np.array([np.nan, 2.0], np.float32), b'{"output":["NaN",2.0]}'),
+        ({"a": np.float64("inf"), "b": None}, b'{"output":{"a":"Infinity","b":null}}'),
+        (np.array([1.0, 2.0]), b'{"output":[1.0,2.0]}'),
+        (None, b'{"output":null}'),
+    ],
+)
+def test_non_finite_floats_are_written_as_protobuf_json_strings(
+    output: Any, expected: bytes
+) -> None:
+    assert dumps_outputs({"output": output}) == expected
+
+
+def test_numpy_reads_the_non_finite_strings_back_as_floats() -> None:
+    sent = np.array([np.nan, np.inf, -np.inf, 1.5])
+    read = np.array(orjson.loads(dumps_outputs(sent)), np.float32)
+    np.testing.assert_array_equal(read, sent.astype(np.float32))

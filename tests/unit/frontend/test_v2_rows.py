@@ -66,7 +66,7 @@ def test_undeclared_numeric_inputs_cast_within_their_kind() -> None:
     ints = np.array([[1, 2]], dtype=np.int64)
 
     [buffer] = input_buffers(default_signature(InputType.DOUBLES), InputType.DOUBLES,
-                             [Tensor("x", "INT64", (1, 2), ints)])  # fmt: skip
+                             [Tensor("input", "INT64", (1, 2), ints)])  # fmt: skip
 
     assert np.frombuffer(buffer, np.float64).tolist() == [1.0, 2.0]
 
@@ -83,7 +83,14 @@ def test_undeclared_inputs_that_do_not_fit_are_refused(
     input_type: InputType, array: Any, datatype: str, match: str
 ) -> None:
     with pytest.raises(InvalidInput, match=match):
-        input_buffers(default_signature(input_type), input_type, [tensor("x", array, datatype)])
+        input_buffers(default_signature(input_type), input_type, [tensor("input", array, datatype)])
+
+
+def test_an_undeclared_input_under_another_name_is_refused() -> None:
+    ints = np.array([[1, 2]], dtype=np.int64)
+    with pytest.raises(InvalidInput, match="unknown input 'x': the model's one input is 'input'"):
+        input_buffers(default_signature(InputType.DOUBLES), InputType.DOUBLES,
+                      [Tensor("x", "INT64", (1, 2), ints)])  # fmt: skip
 
 
 def test_strings_are_one_input_per_element() -> None:
@@ -208,3 +215,26 @@ def test_bytes_model_signature_takes_any_datatype() -> None:
            "outputs": [{"name": "y", "datatype": "BYTES", "shape": [-1]}]}  # fmt: skip
 
     assert validate_signature(one, InputType.BYTES) is not None
+
+
+HALF = {
+    "inputs": [{"name": "x", "datatype": "FP32", "shape": [-1]}],
+    "outputs": [{"name": "y", "datatype": "FP16", "shape": [-1]}],
+}
+
+
+def test_a_value_beyond_fp16_is_a_model_error_not_infinity() -> None:
+    with pytest.raises(ModelError, match=r"beyond FP16's range \(largest magnitude 70000\)"):
+        output_tensors(declared(HALF), InputType.TENSORS, [{"y": 70000.0}, {"y": 1.0}])
+
+
+def test_fp16_keeps_values_in_range_and_the_models_own_infinities() -> None:
+    [y] = output_tensors(declared(HALF), InputType.TENSORS, [{"y": 65504.0}, {"y": np.inf}])
+
+    assert y.data.tolist() == [65504.0, np.inf]  # type: ignore[union-attr]
+
+
+def test_undeclared_numbers_beyond_the_models_dtype_keep_their_own() -> None:
+    [out] = output_tensors(default_signature(InputType.FLOATS), InputType.FLOATS, [1e300, 2.0])
+
+    assert (out.datatype, out.data.tolist()) == ("FP64", [1e300, 2.0])  # type: ignore[union-attr]

@@ -19,6 +19,7 @@ EXPECTED: dict[type[errors.ClipperError], tuple[int, grpc.StatusCode, str]] = {
     errors.MethodNotAllowed: (405, grpc.StatusCode.UNIMPLEMENTED, "Method not allowed"),
     errors.RequestTimeout: (408, grpc.StatusCode.DEADLINE_EXCEEDED, "Request timeout"),
     errors.UriTooLong: (414, grpc.StatusCode.INVALID_ARGUMENT, "URI too long"),
+    errors.UnsupportedTransferCoding: (501, grpc.StatusCode.UNIMPLEMENTED, "Not implemented"),
     errors.HeadersTooLarge: (431, grpc.StatusCode.INVALID_ARGUMENT, "Headers too large"),
     errors.TooManyConnections: (503, grpc.StatusCode.UNAVAILABLE, "Service unavailable"),
     errors.ServerBusy: (503, grpc.StatusCode.UNAVAILABLE, "Service unavailable"),

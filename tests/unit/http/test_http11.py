@@ -80,6 +80,38 @@ async def test_pipelined_requests_are_answered_in_order(port: int) -> None:
     assert [a.rsplit(b"\r\n\r\n", 1)[1] for a in answers] == [b"POST /one 1", b"POST /two 2"]
 
 
+async def test_pipelined_requests_before_garbage_are_answered_then_400(port: int) -> None:
+    stream = post("/one", b"1") + post("/two", b"2") + b"\x00GARBAGE\r\n\r\n"
+    answers = await exchange(port, stream, replies=3)
+    assert [a.rsplit(b"\r\n\r\n", 1)[1] for a in answers[:2]] == [b"POST /one 1", b"POST /two 2"]
+    assert answers[2].startswith(b"HTTP/1.1 400")
+    assert b'"code":"MalformedRequest"' in answers[2]
+
+
+async def test_a_pipelined_request_over_the_limit_is_refused_after_the_ones_before(
+    port: int,
+) -> None:
+    answers = await exchange(port, post("/one", b"1") + post("/big", b"x" * 100), replies=2)
+    assert answers[0].endswith(b"POST /one 1")
+    assert answers[1].startswith(b"HTTP/1.1 413")
+
+
+@pytest.mark.parametrize("coding", [b"gzip, chunked", b"gzip", b"deflate,chunked"])
+async def test_a_transfer_coding_other_than_chunked_gets_501(port: int, coding: bytes) -> None:
+    request = b"POST /z HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: %s\r\n\r\n2\r\nab\r\n0\r\n\r\n"
+    [answer] = await exchange(port, request % coding)
+    assert answer.startswith(b"HTTP/1.1 501 Not Implemented")
+    assert b'"code":"UnsupportedTransferCoding"' in answer
+
+
+async def test_a_chunked_body_is_read(port: int) -> None:
+    request = (
+        b"POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: Chunked\r\n\r\n2\r\nab\r\n0\r\n\r\n"
+    )
+    [answer] = await exchange(port, request)
+    assert answer.endswith(b"POST /c ab")
+
+
 async def test_a_body_over_the_limit_gets_413(port: int) -> None:
     [answer] = await exchange(port, post("/big", b"x" * 100))
     assert answer.startswith(b"HTTP/1.1 413")

@@ -101,7 +101,7 @@ def test_an_output_that_cannot_be_rendered_gives_a_batch_error() -> None:
     error = run(RecordingModel(lambda inputs: [1, Unprintable()]))
 
     assert isinstance(error, BatchError)
-    assert (error.error_type, error.message) == ("RuntimeError", "unserialisable output: no str")
+    assert (error.error_type, error.message) == ("UnserialisableOutput", "RuntimeError: no str")
 
 
 def test_a_batch_with_no_budget_left_is_all_expired_without_calling_the_model() -> None:
