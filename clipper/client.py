@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import ssl
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -427,17 +427,55 @@ class AdminClient(_HttpClient):
         return str(self._post("get_current_model_version", {"model_name": model_name}))
 
     def get_logs(self) -> list[dict[str, str]]:
-        """The server's and every replica's log: `[{"name": ..., "content": ...}]`."""
-        logs = _as_list(_as_dict(self._post("get_logs", {}))["logs"])
-        return [{"name": str(log["name"]), "content": str(log["content"])} for log in logs]
+        """The server's and every replica's log, whole: `[{"name": ..., "content": ...}]`
+        (read a page at a time, see `log_page`)."""
+        return [
+            {"name": name, "content": "".join(self.read_log(name))} for name in self.log_names()
+        ]
+
+    def log_names(self) -> list[str]:
+        """The names of the server's and the replicas' logs."""
+        page = self.log_page(max_bytes=4)  # the smallest page: names and sizes
+        return [str(entry["name"]) for entry in page]
+
+    def log_page(
+        self, name: str | None = None, offset: int = 0, max_bytes: int | None = None
+    ) -> list[dict[str, Any]]:
+        """One page of the logs (`POST /admin/get_logs`): per log `{name, size, offset,
+        next_offset, content}`, at most `max_bytes` of content in all (the server's default
+        1 MiB when None)."""
+        body: dict[str, Any] = {"name": name, "offset": offset}
+        if max_bytes is not None:
+            body["max_bytes"] = max_bytes
+        return [
+            _as_dict(entry) for entry in _as_list(_as_dict(self._post("get_logs", body))["logs"])
+        ]
+
+    def read_log(self, name: str, offset: int = 0) -> Iterator[str]:
+        """The text of log `name` from `offset` to its end, a page at a time."""
+        for page in self.log_pages(name, offset):
+            if page["content"]:
+                yield str(page["content"])
+
+    def log_pages(self, name: str, offset: int = 0) -> Iterator[dict[str, Any]]:
+        """The pages of log `name` from `offset` to its end (its size when the first
+        page was read): `log_page`'s entries, the last one's `next_offset` where it ended."""
+        while True:
+            [page] = self.log_page(name, offset)
+            yield page
+            offset = int(page["next_offset"])
+            if offset >= int(page["size"]) or offset == int(page["offset"]):
+                return
 
     def save_logs(self, directory: Path) -> list[Path]:
-        """Write every log from `get_logs` into `directory`; returns the files written."""
+        """Write every log into `directory` a page at a time; returns the files written."""
         directory.mkdir(parents=True, exist_ok=True)
         paths = []
-        for log in self.get_logs():
-            path = directory / Path(log["name"]).name  # never outside `directory`
-            path.write_text(log["content"], encoding="utf-8")
+        for name in self.log_names():
+            path = directory / Path(name).name  # never outside `directory`
+            with path.open("w", encoding="utf-8") as file:
+                for text in self.read_log(name):
+                    file.write(text)
             paths.append(path)
         return paths
 

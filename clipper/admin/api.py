@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -17,6 +16,7 @@ from starlette.routing import Route
 
 from clipper.admin import query_tokens
 from clipper.admin.dashboard_api import dashboard_routes
+from clipper.admin.log_pages import DEFAULT_PAGE_BYTES, read_log_pages
 from clipper.admin.openapi import admin_openapi_json
 from clipper.admin.request_fields import optional, parse_body, required, string_list
 from clipper.control import policies
@@ -299,16 +299,13 @@ async def get_events(service: ClusterService, body: Body) -> Any:
 
 
 async def get_logs(service: ClusterService, body: Body) -> Any:
-    return await asyncio.to_thread(_read_logs, service.state_dir / "logs")  # off the loop
-
-
-def _read_logs(logs_dir: Path) -> dict[str, Any]:
-    files = sorted(logs_dir.glob("*.log")) if logs_dir.is_dir() else []
-    return {"logs": [{"name": path.name, "content": _read_text(path)} for path in files]}
-
-
-def _read_text(path: Path) -> str:
-    return path.read_bytes().decode("utf-8", "replace")
+    return await asyncio.to_thread(  # file I/O: off the loop
+        read_log_pages,
+        service.state_dir / "logs",
+        optional(body, "name", str, None),
+        optional(body, "offset", int, 0),
+        optional(body, "max_bytes", int, DEFAULT_PAGE_BYTES),
+    )
 
 
 _GET_ONLY = frozenset({"ping"})

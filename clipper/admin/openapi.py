@@ -152,7 +152,11 @@ OPERATIONS: dict[str, Schema] = {
          "enabled": {"type": "boolean"}},
         ["enabled"],
     ),
-    "get_logs": _op("The server's and every replica's log."),
+    "get_logs": _op(
+        "A page of the server's and every replica's log (or of the one named): each from "
+        "offset, max_bytes in all; ask again from each log's next_offset up to its size.",
+        {"name": {**_STR, "nullable": True}, "offset": _INT, "max_bytes": _INT},
+    ),
     "prepare_environment": _op(
         "Build (or find) an uploaded artifact's environment.", _MODEL, _MODEL_REQUIRED,
         errors=(409, 500),

@@ -445,30 +445,36 @@ def predict(args: argparse.Namespace, settings: Settings) -> int | None:
 
 def logs(args: argparse.Namespace, settings: Settings) -> None:
     """Print the server's and replicas' logs (--model: one model's; --follow: keep
-    printing new lines until Ctrl-C), or write them to files with --out."""
+    printing new lines until Ctrl-C), or write them to files with --out. Logs are read a
+    page at a time from where the last read ended, never whole in one reply."""
     with _admin_client(settings) as admin:
         if args.out is not None:
             for path in admin.save_logs(Path(args.out)):
                 print(path)
             return
-        printed: dict[str, int] = {}
+        printed: dict[str, int] = {}  # log name -> the offset read up to
+        model = getattr(args, "model", None)
         while True:
-            for entry in admin.get_logs():
-                _print_new_lines(entry, printed, getattr(args, "model", None))
+            for entry in admin.log_page(max_bytes=4):
+                name = str(entry["name"])
+                if model is None or name.startswith(f"{model}-"):
+                    _print_new_text(admin, name, int(entry["size"]), printed)
             if not getattr(args, "follow", False):
                 return
             time.sleep(LOG_FOLLOW_INTERVAL_S)
 
 
-def _print_new_lines(entry: dict[str, Any], printed: dict[str, int], model: str | None) -> None:
-    name, content = str(entry["name"]), str(entry["content"])
-    if model is not None and not name.startswith(f"{model}-"):
+def _print_new_text(admin: AdminClient, name: str, size: int, printed: dict[str, int]) -> None:
+    offset = printed.get(name, 0)
+    if size < offset:  # rotated: start over
+        offset = 0
+    if size == offset:
         return
-    seen = printed.get(name, 0)
-    if len(content) < seen:  # rotated: start over
-        seen = 0
-    new = content[seen:]
-    printed[name] = len(content)
+    text = []
+    for page in admin.log_pages(name, offset):
+        text.append(str(page["content"]))
+        printed[name] = int(page["next_offset"])
+    new = "".join(text)
     if new.strip():
         print(f"==> {name} <==")
         print(new.rstrip("\n"), flush=True)

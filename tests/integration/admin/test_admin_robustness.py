@@ -1,14 +1,55 @@
-"""The admin API under careless operators (issue 28, item 14, in part): a read-only state
+"""The admin API under careless operators (issue 28, item 14): a read-only state
 directory answers the JSON error shape with a code, not plain text; names and default
-outputs have length limits."""
+outputs have length limits; logs come a page at a time, never in one huge reply."""
 
 from __future__ import annotations
 
 import resource
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.integration.cluster import ServerFactory, ServerHandle
+from tests.integration.cluster import ServerFactory, ServerHandle, deploy
+
+LINE = "x" * 1023 + "\n"
+
+
+def print_3_mib(inputs: list[Any]) -> list[float]:
+    """Writes 3 MiB to its log, then answers."""
+    print(LINE * 3072, end="", flush=True)
+    return [0.0 for _ in inputs]
+
+
+def test_logs_come_a_page_at_a_time_and_whole_to_every_client(
+    server: ServerHandle, tmp_path: Path
+) -> None:
+    deploy(server, "chatty", print_3_mib)
+    assert server.predict("chatty", {"input": [1.0]}).json()["default"] is False
+    on_disk = server.state_dir / "logs" / "chatty-1-0.log"
+    assert on_disk.stat().st_size >= 3 << 20
+
+    page = server.admin_http("get_logs", {})
+    assert page.status_code == 200
+    assert len(page.content) < (1 << 20) + 64 * 1024  # one page: 1 MiB of text in all
+    entries = {entry["name"]: entry for entry in page.json()["logs"]}
+    assert entries["chatty-1-0.log"]["size"] == on_disk.stat().st_size
+
+    whole = {log["name"]: log["content"] for log in server.admin.get_logs()}
+    assert whole["chatty-1-0.log"].count(LINE) >= 3072
+    [saved] = [p for p in server.admin.save_logs(tmp_path) if p.name == "chatty-1-0.log"]
+    assert saved.read_bytes() == on_disk.read_bytes()[: saved.stat().st_size]
+    assert saved.stat().st_size >= 3 << 20
+
+    printed = subprocess.run(
+        [sys.executable, "-m", "clipper.cli", "logs", "--model", "chatty", *server.cli_flags()],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout.startswith("==> chatty-1-0.log <==\n")
+    assert printed.stdout.count(LINE) >= 3072
 
 
 @pytest.fixture(scope="module")
