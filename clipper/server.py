@@ -64,6 +64,7 @@ from clipper.security import (
     server_ssl_context,
     tls_files,
 )
+from clipper.worker.rlimits import sweep_cgroups
 
 if TYPE_CHECKING:
     from clipper.placement.ray import RayPlacement
@@ -217,6 +218,7 @@ class ClipperServer:
         self.connections = self._connection_budget()
         if self.ray_placement is None:
             reap_leftovers(self.state_dir)  # an earlier server's, after a kill -9
+        sweep_cgroups()  # of workers gone with their server, after a kill -9
         query_sock = stack.enter_context(bind_socket(settings.host, settings.query_port))
         admin_sock = stack.enter_context(bind_socket(settings.host, settings.admin_port))
         rpc_port = await self._start_rpc(stack)

@@ -277,7 +277,13 @@ def _exit_report(launch: ReplicaLaunch, exit_code: int) -> str:
     if exit_code != MEMORY_LIMIT_EXIT_CODE:
         return tail
     limit = launch.resources.limits.memory_limit_bytes
-    return f"{tail}\nclipper: {MEMORY_LIMIT_EXCEEDED} (limit {limit} bytes); worker stopped"
+    if limit:
+        return f"{tail}\nclipper: {MEMORY_LIMIT_EXCEEDED} (limit {limit} bytes); worker stopped"
+    return (
+        f"{tail}\nclipper: {MEMORY_LIMIT_EXCEEDED} (the cluster's default, replica_memory_limit "
+        f"{launch.default_memory_limit}; the version's resources may set memory_limit, 0 for "
+        "none); worker stopped"
+    )
 
 
 def _read_tail(launch: ReplicaLaunch) -> str:

@@ -32,6 +32,7 @@ from clipper.core.exceptions import (
     ModelNotFound,
 )
 from clipper.core.records import AppRecord, ModelVersionRecord, RegistrySnapshot
+from clipper.core.resources import DefaultMemoryLimit
 from clipper.core.types import InputType, ModelId, ReplicaId, validate_name, validate_version
 from clipper.dataplane.dataplane import DataPlane
 from clipper.environments.manager import EnvironmentManager
@@ -103,6 +104,7 @@ class ClusterService:
             resources=record.resources,
             log_max_bytes=self.settings.log_max_bytes,
             log_backups=self.settings.log_backups,
+            default_memory_limit=DefaultMemoryLimit.parse(self.settings.replica_memory_limit),
         )
 
     # -- applications -------------------------------------------------------------------

@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from clipper.core.resources import DefaultMemoryLimit
+
 __all__ = ["Settings", "default_state_dir"]
 
 _COMMA_SEPARATED = frozenset({"cors_allowed_origins"})
@@ -97,6 +99,20 @@ class Settings(BaseSettings):
         10 * 1024 * 1024, description="Log files (server and workers) rotate past this size."
     )
     log_backups: int = Field(3, description="Rotated copies kept of each log file.")
+    replica_memory_limit: str = Field(
+        "50%",
+        description="Memory limit of each replica whose model version sets no "
+        "`memory_limit`: a share of the memory of the machine the replica runs on (the "
+        "lower of its RAM and its cgroup's limit), an amount (`4GiB`, `512MB`, bytes), or "
+        "`off`. Past it the replica is stopped and reported 'memory limit exceeded' (a "
+        "cgroup where the worker may make one, else a watch of its resident memory).",
+    )
+
+    @field_validator("replica_memory_limit")
+    @classmethod
+    def _check_memory_limit(cls, value: str) -> str:
+        return str(DefaultMemoryLimit.parse(value))  # ValueError: a clear settings error
+
     log_level: str = Field("INFO", description="Server log level.")
     env_cache_dir: Path | None = Field(
         None,

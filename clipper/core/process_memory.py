@@ -14,10 +14,13 @@ import ctypes
 import gc
 import os
 import sys
+from pathlib import Path
 
 __all__ = [
     "freeze_startup_objects",
     "keep_freed_memory",
+    "machine_memory_bytes",
+    "own_memory_cgroup",
     "pause_collector",
     "physical_memory_bytes",
     "resume_collector",
@@ -63,6 +66,48 @@ def physical_memory_bytes() -> int:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return 0
+
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+_NO_LIMIT = 1 << 62  # cgroup v1 writes "no limit" as about 2**63 rounded to a page
+
+
+def own_memory_cgroup(root: Path = CGROUP_ROOT) -> tuple[Path, str] | None:
+    """This process's memory cgroup directory and its file naming the limit: cgroup v1's
+    memory controller (`memory.limit_in_bytes`) or v2's unified tree (`memory.max`); None
+    where /proc/self/cgroup names neither."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "memory" in controllers.split(","):
+            return root / "memory" / path.lstrip("/"), "memory.limit_in_bytes"
+    for line in lines:
+        hierarchy, controllers, path = line.split(":", 2)
+        if hierarchy == "0" and not controllers:
+            return root / path.lstrip("/"), "memory.max"
+    return None
+
+
+def machine_memory_bytes(root: Path = CGROUP_ROOT) -> int:
+    """The memory this process's machine gives it: the lower of the RAM and every limit of
+    its memory cgroup and the groups above it (0 where the OS says neither)."""
+    lowest = physical_memory_bytes() or _NO_LIMIT
+    group = own_memory_cgroup(root)
+    if group is not None:
+        directory, limit_file = group
+        for level in (directory, *directory.parents):
+            if not level.is_relative_to(root):
+                break
+            try:
+                text = (level / limit_file).read_text().strip()
+            except OSError:
+                continue
+            if text.isdigit():
+                lowest = min(lowest, int(text))
+    return 0 if lowest >= _NO_LIMIT else lowest
 
 
 def freeze_startup_objects() -> None:

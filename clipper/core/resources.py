@@ -12,7 +12,8 @@ A request mirrors Ray's actor options:
 
 `memory` is in bytes, a reservation Ray schedules by. Three keys are limits every placement
 enforces on each replica's worker (`ReplicaLimits`, applied by `clipper.worker.rlimits`):
-`memory_limit` (bytes; the worker is killed and reported "memory limit exceeded" past it),
+`memory_limit` (bytes; the worker is killed and reported "memory limit exceeded" past it;
+not given: the cluster's `replica_memory_limit`, half of the machine unless set; 0: none),
 `cpu_share` (0 < share <= 1, the CPU weight relative to a default process) and
 `max_open_files`. Ray gives each node a
 custom resource `node:<ip>`, so `{"resources": {"node:10.0.0.5": 0.01}}` pins replicas to
@@ -23,6 +24,7 @@ local placement enforces only the limits).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +34,7 @@ from clipper.core.exceptions import InvalidRequest
 __all__ = [
     "DEFAULT_NUM_CPUS",
     "RESOURCE_KEYS",
+    "DefaultMemoryLimit",
     "ReplicaLimits",
     "ResourceRequest",
 ]
@@ -56,18 +59,78 @@ MIN_OPEN_FILES = 16  # the worker's own interpreter, log and socket
 _BUILT_IN = {"CPU": "num_cpus", "GPU": "num_gpus", "memory": "memory"}
 
 
+_UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4,
+          "ki": 1 << 10, "mi": 1 << 20, "gi": 1 << 30, "ti": 1 << 40}  # fmt: skip
+_AMOUNT = re.compile(r"(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[kmgt]i?)?b?", re.IGNORECASE)
+_OFF = ("off", "none", "0")
+
+
+@dataclass(frozen=True, slots=True)
+class DefaultMemoryLimit:
+    """The memory limit of a replica whose version sets none: a share of the memory of the
+    machine it runs on (the worker works it out there), a number of bytes, or none."""
+
+    fraction: float | None = None
+    limit_bytes: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> DefaultMemoryLimit:
+        """`50%`, `4GiB`, `512MB`, `2000000000`, or `off` (also `none`, `0`); ValueError
+        says what is accepted."""
+        cleaned = text.strip().lower()
+        if cleaned in _OFF:
+            return cls()
+        if cleaned.endswith("%"):
+            try:
+                percent = float(cleaned[:-1])
+            except ValueError:
+                percent = math.nan
+            if not 0 < percent <= 100:
+                raise ValueError(f"a memory share must be in (0%, 100%], got {text!r}")
+            return cls(fraction=percent / 100)
+        match = _AMOUNT.fullmatch(cleaned)
+        if match is None:
+            raise ValueError(
+                f"a memory limit is a share of the machine (50%), an amount (4GiB, 512MB, "
+                f"bytes) or off; got {text!r}"
+            )
+        amount = int(float(match["number"]) * _UNITS[(match["unit"] or "").lower()])
+        if amount < MIN_MEMORY_LIMIT_BYTES:
+            raise ValueError(f"a memory limit must be at least {MIN_MEMORY_LIMIT_BYTES} bytes")
+        return cls(limit_bytes=amount)
+
+    def __str__(self) -> str:
+        if self.fraction is not None:
+            return f"{self.fraction * 100:g}%"
+        return "off" if self.limit_bytes is None else str(self.limit_bytes)
+
+    def resolve(self, machine_bytes: int) -> int | None:
+        """The limit in bytes on a machine with `machine_bytes` of memory (0: unknown, so no
+        share of it), never below what a worker needs to start."""
+        if self.fraction is None:
+            return self.limit_bytes
+        if machine_bytes <= 0:
+            return None
+        return max(MIN_MEMORY_LIMIT_BYTES, int(machine_bytes * self.fraction))
+
+
 @dataclass(frozen=True, slots=True)
 class ReplicaLimits:
-    """What one replica's worker may use; None: unlimited."""
+    """What one replica's worker may use; None: unlimited, except `memory_limit_bytes`:
+    None takes the cluster's default, 0 is no limit."""
 
     memory_limit_bytes: int | None = None
     cpu_share: float | None = None
     max_open_files: int | None = None
 
-    def worker_args(self) -> list[str]:
-        """The worker's command-line flags for these limits."""
+    def worker_args(self, default_memory: DefaultMemoryLimit | None = None) -> list[str]:
+        """The worker's command-line flags for these limits, with `default_memory` where
+        they set no memory limit."""
         args: list[str] = []
-        if self.memory_limit_bytes is not None:
+        if self.memory_limit_bytes is None:
+            if default_memory is not None and str(default_memory) != "off":
+                args += ["--default-memory-limit", str(default_memory)]
+        elif self.memory_limit_bytes > 0:
             args += ["--memory-limit-bytes", str(self.memory_limit_bytes)]
         if self.cpu_share is not None:
             args += ["--cpu-share", repr(self.cpu_share)]
@@ -183,8 +246,10 @@ def _memory(body: Mapping[str, object]) -> int | None:
 
 def _limits(body: Mapping[str, object]) -> ReplicaLimits:
     memory = _optional_amount(body, "memory_limit")
-    if memory is not None and memory < MIN_MEMORY_LIMIT_BYTES:
-        raise InvalidRequest(f"'memory_limit' must be at least {MIN_MEMORY_LIMIT_BYTES} bytes")
+    if memory is not None and 0 < memory < MIN_MEMORY_LIMIT_BYTES:
+        raise InvalidRequest(
+            f"'memory_limit' must be at least {MIN_MEMORY_LIMIT_BYTES} bytes (0: no limit)"
+        )
     share = _optional_amount(body, "cpu_share")
     if share is not None and not 0 < share <= 1:
         raise InvalidRequest(f"'cpu_share' must be in (0, 1], got {share:g}")

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from clipper.core.resources import ResourceRequest
+from clipper.core.resources import DefaultMemoryLimit, ResourceRequest
 from clipper.core.types import InputType, ReplicaId
 
 __all__ = [
@@ -32,11 +32,17 @@ class ReplicaLaunch:
     spin_us: int = 0
     resources: ResourceRequest = field(default_factory=ResourceRequest)
     log_max_bytes: int = 10 * 1024 * 1024
+    """The replica's log file's cap: the worker rotates it (clipper.worker.output_log)."""
     log_backups: int = 3
     credential: str = ""
     """The one-time credential its worker registers with (clipper.rpc.credentials), handed
     over a pipe; empty: the cluster's secret, in its environment (in-process uses only)."""
-    """The replica's log file's cap: the worker rotates it (clipper.worker.output_log)."""
+    default_memory_limit: DefaultMemoryLimit = field(default_factory=DefaultMemoryLimit)
+    """The memory limit where `resources` sets none (the cluster's `replica_memory_limit`)."""
+
+    def limit_args(self) -> list[str]:
+        """The worker's command-line flags for its limits."""
+        return self.resources.limits.worker_args(self.default_memory_limit)
 
 
 class RunningReplica(Protocol):

@@ -182,7 +182,7 @@ class LocalPlacement:
             "--log-file", str(launch.log_path),
             "--log-max-bytes", str(launch.log_max_bytes),
             "--log-backups", str(launch.log_backups),
-            *launch.resources.limits.worker_args(),
+            *launch.limit_args(),
         ]  # fmt: skip
         launch.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self._owner}

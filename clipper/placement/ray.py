@@ -62,7 +62,7 @@ def worker_args(launch: ReplicaLaunch) -> list[str]:
         "--input-type", launch.input_type.value,
         "--heartbeat-interval-s", str(launch.heartbeat_interval_s),
         "--spin-us", str(launch.spin_us),
-        *launch.resources.limits.worker_args(),
+        *launch.limit_args(),
     ]  # fmt: skip
 
 

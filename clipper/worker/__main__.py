@@ -6,6 +6,7 @@ import argparse
 import ctypes
 import logging
 import os
+import resource
 import signal
 import sys
 from pathlib import Path
@@ -47,7 +48,15 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connect-timeout-s", type=float, default=30.0)
     parser.add_argument("--parent-pid", type=int, default=0)
     parser.add_argument("--memory-limit-bytes", type=int, default=None)
-    parser.add_argument("--memory-limit-mode", choices=("auto", "rlimit"), default="auto")
+    parser.add_argument(
+        "--memory-limit-mode", choices=("auto", "rlimit", "watch"), default="auto",
+        help="how a memory limit is enforced (see worker.rlimits); auto: a cgroup where "
+        "the worker may make one",
+    )  # fmt: skip
+    parser.add_argument(
+        "--default-memory-limit", default=None, metavar="LIMIT",
+        help="the cluster's limit (50%%, 4GiB, bytes) where --memory-limit-bytes is not given",
+    )  # fmt: skip
     parser.add_argument("--cpu-share", type=float, default=None)
     parser.add_argument("--max-open-files", type=int, default=None)
     parser.add_argument("--log-file", type=Path, default=None, help="see worker.output_log")
@@ -79,23 +88,25 @@ def main(argv: list[str] | None = None) -> int:
     _die_with_parent(args.parent_pid)
     log = logging.getLogger("clipper.worker")
     limits = ReplicaLimits(args.memory_limit_bytes, args.cpu_share, args.max_open_files)
+    secret = _take_credential(args.credential_fd)
+    for applied in apply_limits(limits, args.memory_limit_mode, args.default_memory_limit):
+        log.info("limit: %s", applied)
     spec = ReplicaSpec(
         args.model,
         args.version,
         args.replica,
         parse_input_type(args.input_type),
-        secret=_take_credential(args.credential_fd),
-        memory_limited=limits.memory_limit_bytes is not None,
+        secret=secret,
+        # A MemoryError is the limit only under RLIMIT_AS (a cgroup or the watch kills).
+        memory_limited=resource.getrlimit(resource.RLIMIT_AS)[0] != resource.RLIM_INFINITY,
     )
-    for applied in apply_limits(limits, args.memory_limit_mode):
-        log.info("limit: %s", applied)
     try:
         predict = load_model(args.artifact)
-    except MemoryError:
-        log.exception("%s while loading the model", MEMORY_LIMIT_EXCEEDED)
-        log.error("%s%s", LOAD_FAILED_PREFIX, MEMORY_LIMIT_EXCEEDED)
-        return MEMORY_LIMIT_EXIT_CODE
     except Exception as exc:
+        if isinstance(exc, MemoryError) and spec.memory_limited:
+            log.exception("%s while loading the model", MEMORY_LIMIT_EXCEEDED)
+            log.error("%s%s", LOAD_FAILED_PREFIX, MEMORY_LIMIT_EXCEEDED)
+            return MEMORY_LIMIT_EXIT_CODE
         log.exception("failed to load the model from %s", args.artifact)
         # The last line of the log is what a failed deploy reports first.
         log.error("%s%s: %s", LOAD_FAILED_PREFIX, type(exc).__name__, exc)

@@ -1,11 +1,15 @@
 """Per-replica OS limits, applied by the worker to itself before it loads the model.
 
-Memory: a cgroup v1 memory controller where this process may create a group (the kernel
-then kills the worker, and only it, when the group's usage passes the limit), else
-`RLIMIT_AS` (the model's allocations past the limit raise MemoryError; note it bounds
-virtual address space, which exceeds resident memory). Either way the replica is reported
-as having exceeded its memory limit (`MEMORY_LIMIT_EXIT_CODE`): the worker exits with it
-after a MemoryError, and the placement turns the cgroup's OOM kill into it (`reap_cgroup`).
+Memory: a cgroup v1 memory controller where this process may create a group, a child of
+the group it was started in, so every limit above still holds (the kernel then kills the
+worker, and only it, when the group's usage passes the limit). Else, for a limit the model
+version set, `RLIMIT_AS` (the model's allocations past the limit raise MemoryError; it
+bounds virtual address space, which exceeds resident memory); for the cluster's default
+limit, a watch of the worker's resident memory (`memory_watch`: RLIMIT_AS at a default
+would break models that reserve address space, CUDA's among them). Either way the replica
+is reported as having exceeded its memory limit (`MEMORY_LIMIT_EXIT_CODE`): the worker
+exits with it after a MemoryError or when the watch sees the limit passed, and the
+placement turns the cgroup's OOM kill into it (`reap_cgroup`).
 CPU share: a nice value with the same CFS weight ratio. Open files: `RLIMIT_NOFILE`.
 
 Invariant: limits only ever tighten (soft and hard limits are set together, so the model's
@@ -21,7 +25,10 @@ import os
 import resource
 from pathlib import Path
 
-from clipper.core.resources import ReplicaLimits
+from clipper.core.process_memory import CGROUP_ROOT, machine_memory_bytes, own_memory_cgroup
+from clipper.core.processes import process_alive
+from clipper.core.resources import DefaultMemoryLimit, ReplicaLimits
+from clipper.worker.memory_watch import watch_resident_memory
 
 __all__ = [
     "MEMORY_LIMIT_EXCEEDED",
@@ -30,13 +37,13 @@ __all__ = [
     "cgroup_path",
     "nice_for_share",
     "reap_cgroup",
+    "sweep_cgroups",
 ]
 
 log = logging.getLogger("clipper.worker")
 
 MEMORY_LIMIT_EXIT_CODE = 12  # ENOMEM: the worker exceeded its memory limit
 MEMORY_LIMIT_EXCEEDED = "memory limit exceeded"
-CGROUP_V1_MEMORY = Path("/sys/fs/cgroup/memory")
 _CFS_WEIGHT_STEP = 1.25  # each nice level weighs 1.25 times less (kernel sched_prio_to_weight)
 
 
@@ -47,19 +54,37 @@ def nice_for_share(share: float) -> int:
     return min(19, round(-math.log(share) / math.log(_CFS_WEIGHT_STEP)))
 
 
-def cgroup_path(pid: int, root: Path = CGROUP_V1_MEMORY) -> Path:
-    """The memory cgroup a worker with `pid` makes for itself."""
-    return root / f"clipper-worker-{pid}"
+def memory_cgroup_root(root: Path = CGROUP_ROOT) -> Path | None:
+    """The cgroup v1 memory group this process runs in, where workers make theirs."""
+    group = own_memory_cgroup(root)
+    return group[0] if group is not None and group[1] == "memory.limit_in_bytes" else None
 
 
-def apply_limits(limits: ReplicaLimits, memory_mode: str = "auto") -> list[str]:
+def cgroup_path(pid: int, root: Path | None = None) -> Path | None:
+    """The memory cgroup a worker with `pid`, started by this process, makes for itself
+    (None: no cgroup v1 memory controller)."""
+    parent = memory_cgroup_root() if root is None else root
+    return None if parent is None else parent / f"clipper-worker-{pid}"
+
+
+def apply_limits(
+    limits: ReplicaLimits, memory_mode: str = "auto", default_memory: str | None = None
+) -> list[str]:
     """Apply `limits` to this process; a description of each limit applied, for the log.
 
-    `memory_mode`: "auto" (cgroup v1 where writable, else RLIMIT_AS) or "rlimit".
+    `memory_mode` of a version's own limit: "auto" (cgroup v1 where writable, else
+    RLIMIT_AS), "rlimit" or "watch". `default_memory`: the cluster's default
+    (`DefaultMemoryLimit` text), where `limits` set no memory limit: a cgroup, else the watch.
     """
     applied = []
-    if limits.memory_limit_bytes is not None:
+    if limits.memory_limit_bytes:
         applied.append(_limit_memory(limits.memory_limit_bytes, memory_mode))
+    elif limits.memory_limit_bytes is None and default_memory is not None:
+        default = DefaultMemoryLimit.parse(default_memory)
+        limit = default.resolve(machine_memory_bytes())
+        if limit is not None:
+            how = _limit_memory(limit, "auto-watch" if memory_mode == "auto" else memory_mode)
+            applied.append(f"{how}: the cluster's default replica_memory_limit, {default}")
     if limits.cpu_share is not None:
         nice = nice_for_share(limits.cpu_share)
         os.nice(nice)
@@ -72,22 +97,29 @@ def apply_limits(limits: ReplicaLimits, memory_mode: str = "auto") -> list[str]:
 
 
 def _limit_memory(limit_bytes: int, mode: str) -> str:
-    if mode == "auto":
+    """Enforce `limit_bytes` by `mode`: "auto" (cgroup, else RLIMIT_AS), "auto-watch"
+    (cgroup, else the watch), "rlimit" or "watch"."""
+    if mode in ("auto", "auto-watch"):
         try:
             _join_memory_cgroup(limit_bytes)
         except OSError as exc:
-            log.info("no writable cgroup v1 memory controller (%s); using RLIMIT_AS", exc)
+            fallback = "RLIMIT_AS" if mode == "auto" else "a watch of resident memory"
+            log.info("no writable cgroup v1 memory controller (%s); using %s", exc, fallback)
         else:
             return f"memory {limit_bytes} bytes (cgroup v1)"
+        mode = "rlimit" if mode == "auto" else "watch"
+    if mode == "watch":
+        watch_resident_memory(limit_bytes, MEMORY_LIMIT_EXIT_CODE)
+        return f"memory {limit_bytes} bytes (resident memory watched)"
     resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
     return f"memory {limit_bytes} bytes (RLIMIT_AS)"
 
 
 def _join_memory_cgroup(limit_bytes: int) -> None:
     """Make this process's own memory cgroup with the limit and move into it."""
-    if not (CGROUP_V1_MEMORY / "memory.limit_in_bytes").exists():
-        raise OSError("no cgroup v1 memory controller")
     group = cgroup_path(os.getpid())
+    if group is None or not (group.parent / "memory.limit_in_bytes").exists():
+        raise OSError("no cgroup v1 memory controller")
     group.mkdir(exist_ok=True)
     try:
         (group / "memory.limit_in_bytes").write_text(str(limit_bytes))
@@ -103,14 +135,14 @@ def _join_memory_cgroup(limit_bytes: int) -> None:
         raise
 
 
-def reap_cgroup(pid: int | None, exit_code: int, root: Path = CGROUP_V1_MEMORY) -> int:
+def reap_cgroup(pid: int | None, exit_code: int, root: Path | None = None) -> int:
     """After worker `pid` exited with `exit_code`: remove its memory cgroup, if any, and
     return MEMORY_LIMIT_EXIT_CODE when the kernel killed it there for memory, else
     `exit_code`. Called by whoever started the worker, on its node."""
     if pid is None:
         return exit_code
     group = cgroup_path(pid, root)
-    if not group.is_dir():
+    if group is None or not group.is_dir():
         return exit_code
     oom_killed = exit_code < 0 and _oom_kills(group) > 0
     with contextlib.suppress(OSError):
@@ -128,3 +160,20 @@ def _oom_kills(group: Path) -> int:
         return int((group / "memory.failcnt").read_text())
     except (OSError, ValueError):
         return 0
+
+
+def sweep_cgroups(root: Path | None = None) -> int:
+    """Remove the memory cgroups of workers that are gone without being reaped (their
+    starter was killed); how many. A live worker's group is never touched, nor a group
+    that still holds a process (the kernel refuses to remove it)."""
+    parent = memory_cgroup_root() if root is None else root
+    if parent is None:
+        return 0
+    removed = 0
+    for group in parent.glob("clipper-worker-*"):
+        pid = group.name.rpartition("-")[2]
+        if pid.isdigit() and not process_alive(int(pid)):
+            with contextlib.suppress(OSError):
+                group.rmdir()
+                removed += 1
+    return removed

@@ -23,6 +23,7 @@ CHOSEN: dict[str, Any] = {
     "env_installer": "pip",
     "cors_allowed_origins": ["http://127.0.0.1:8000", "https://app.example"],
     "admin_token": SecretStr("s3cret-token"),
+    "replica_memory_limit": "2147483648",
 }
 
 
