@@ -128,7 +128,7 @@ class ClipperQueryApi:
         if app is None:
             raise UnknownApplication(f"No application named {app_name!r}")
         update = decode_update_request(body, app.input_type)
-        return Reply(200, _dumps(await self._dataplane.update(app_name, update)))
+        return Reply(200, dumps_outputs(await self._dataplane.update(app_name, update)))
 
     def _decode(self, app_name: str, body: bytes, headers: Headers) -> tuple[PredictRequest, int]:
         """The decoded body of a predict request and its budget (microseconds)."""
@@ -147,10 +147,12 @@ class ClipperQueryApi:
         budget_us: int,
     ) -> bytes:
         observe_answers(self._metrics, app_name, predictions, time.monotonic() - started)
-        predictions = self._with_slo_stated(app_name, predictions, budget_us)
         if request.is_batch:
-            return _dumps({"batch_predictions": [_reply_dict(p) for p in predictions]})
-        return _dumps(_reply_dict(predictions[0]))
+            predictions = self._with_slo_stated(app_name, predictions, budget_us)
+            return dumps_outputs({"batch_predictions": [_reply_dict(p) for p in predictions]})
+        if predictions[0].is_default:  # the rare path: an explanation may need the SLO
+            predictions = self._with_slo_stated(app_name, predictions, budget_us)
+        return dumps_outputs(_reply_dict(predictions[0]))
 
     # -- the direct path of the lean HTTP server (see clipper.http.http11) ----------
 
@@ -202,7 +204,10 @@ class ClipperQueryApi:
         self, app_name: str, predictions: list[Prediction], budget_us: int
     ) -> list[Prediction]:
         """The answers, a missed SLO's explanation stating the budget it missed."""
-        if not any(p.explanation == SLO_MISSED for p in predictions):
+        for prediction in predictions:
+            if prediction.explanation == SLO_MISSED:
+                break
+        else:
             return predictions  # the common reply: no explanation to change
         app = self._dataplane.app(app_name)
         slo_us = app.latency_slo_us if app is not None else budget_us
@@ -211,12 +216,6 @@ class ClipperQueryApi:
             p._replace(explanation=stated) if p.explanation == SLO_MISSED else p
             for p in predictions
         ]
-
-
-def _dumps(reply: dict[str, Any]) -> bytes:
-    """Outputs may hold numpy arrays, bytes and non-finite floats (see
-    clipper.core.outputs.dumps_outputs)."""
-    return dumps_outputs(reply)
 
 
 def _direct_error(exc: ClipperError) -> DirectReply:
