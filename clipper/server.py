@@ -140,7 +140,13 @@ class ClipperServer:
 
     def _on_lost(self, channel: WorkerChannel) -> None:
         self._channels.discard(channel)
-        self.dataplane.detach(channel)
+        registration = channel.registration
+        external = registration is not None and self._is_external(
+            registration.model, registration.version
+        )
+        # A worker the server started ends when its connection does (EOF): the reconciler
+        # logs that once, as "stopped" or "exited with code N".
+        self.dataplane.detach(channel, logged_elsewhere=not external)
 
     async def _watch_heartbeats(self) -> None:
         """Kill workers that stay silent past the heartbeat timeout (hung)."""

@@ -196,15 +196,18 @@ class DataPlane:
         log.info("replica %s connected (pid %d)", channel.name, message.pid)
         return None
 
-    def detach(self, channel: WorkerChannel) -> None:
-        """Forget a replica whose connection closed."""
+    def detach(self, channel: WorkerChannel, logged_elsewhere: bool = False) -> None:
+        """Forget a replica whose connection closed; log it unless `logged_elsewhere` (the
+        end of a worker process the server started is logged where it is seen to exit)."""
         registration = channel.registration
         if registration is None:
             return
         serving = self._serving.get(ModelId(registration.model, registration.version))
         if serving is not None:
             serving.detach(channel)
-        if channel.asked_to_exit:  # a planned stop (drained, scaled down, shutting down)
+        if logged_elsewhere:
+            log.debug("replica %s disconnected", channel.name)
+        elif channel.asked_to_exit:  # a planned stop (drained, scaled down, shutting down)
             log.info("replica %s stopped", channel.name)
         else:
             log.warning("replica %s disconnected", channel.name)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import importlib.util
 import json
+import os
 import shutil
 import sys
 import time
@@ -150,10 +151,21 @@ def _write_pth(directory: Path) -> None:
         (site_packages / "_clipper_worker.pth").write_text(f"{relative}\n")
 
 
+_SERVER_PATH_VARIABLES = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONUSERBASE")
+"""The server's own interpreter settings: an installer that saw them would count the
+server's packages (Clipper's checkout among them) as the venv's, and report their missing
+dependencies as conflicts (pip's `ERROR: ... dependency conflicts`)."""
+
+
+def _installer_env() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items() if key not in _SERVER_PATH_VARIABLES}
+
+
 async def _run(command: list[str], cwd: Path, log: TextIO, progress: Progress) -> None:
     process = await asyncio.create_subprocess_exec(
         *command,
         cwd=cwd,  # not the server's: nothing there may leak into the venv or its check
+        env=_installer_env(),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
