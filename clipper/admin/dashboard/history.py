@@ -70,9 +70,7 @@ class SummaryHistory:
         return head[:-1] + b',"samples":[' + samples + b"]}"
 
 
-async def sample_summaries(
-    history: SummaryHistory, take: Callable[[], dict[str, Any]]
-) -> None:
+async def sample_summaries(history: SummaryHistory, take: Callable[[], dict[str, Any]]) -> None:
     """Add `take()` to `history` now and every `history.interval_s` after, until cancelled.
     The schedule is absolute (monotonic), so a slow sample does not shift the next ones."""
     loop = asyncio.get_running_loop()
