@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from clipper.admin.api import build_admin_app
+from clipper.admin.dashboard.history import SummaryHistory, history_capacity, sample_summaries
+from clipper.admin.dashboard.summary import metrics_summary
 from clipper.admin.query_tokens import reload_guard
 from clipper.control.log_rotation import rotate_logs
 from clipper.control.policies import run_policy_flusher
@@ -118,6 +120,10 @@ class ClipperServer:
         self._channels: set[WorkerChannel] = set()
         self.grpc_server: grpc.aio.Server | None = None
         self.query_guard = QueryTokenGuard()
+        interval_s = settings.dashboard_sample_interval_s
+        self.summary_history = SummaryHistory(
+            history_capacity(settings.dashboard_history_s, interval_s), interval_s
+        )
 
     # -- worker connections ---------------------------------------------------------
 
@@ -176,6 +182,10 @@ class ClipperServer:
             await asyncio.to_thread(  # file copies stay off the event loop
                 rotate_logs, logs_dir, self.settings.log_max_bytes, self.settings.log_backups
             )
+
+    async def _sample_summaries(self) -> None:
+        """The dashboard's history of metrics summaries (in memory, no file I/O)."""
+        await sample_summaries(self.summary_history, lambda: metrics_summary(self.metrics))
 
     # -- status ---------------------------------------------------------------------
 
@@ -305,6 +315,7 @@ class ClipperServer:
             tasks.create_task(
                 supervised("policy flusher", lambda: run_policy_flusher(registry, self.dataplane))
             ),
+            tasks.create_task(supervised("dashboard history", self._sample_summaries)),
             tasks.create_task(self._end_startup()),
         ]
         stack.callback(lambda: [task.cancel() for task in background])
@@ -348,7 +359,7 @@ class ClipperServer:
         )
         admin_app = build_admin_app(
             self.service, self.metrics, self.status, self.stopping.set, settings.max_body_bytes,
-            token_file=token_file, query_guard=self.query_guard,
+            token_file=token_file, query_guard=self.query_guard, history=self.summary_history,
         )  # fmt: skip
         admin_gate = self._gate(self.connections.admin)
         admin_server = EmbeddedServer(

@@ -15,6 +15,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from clipper.admin import query_tokens
+from clipper.admin.dashboard.history import SummaryHistory
 from clipper.admin.dashboard_api import dashboard_routes
 from clipper.admin.log_pages import DEFAULT_PAGE_BYTES, read_log_pages
 from clipper.admin.openapi import admin_openapi_json
@@ -335,9 +336,11 @@ def build_admin_app(
     *,
     token_file: AdminTokenFile | None = None,
     query_guard: QueryTokenGuard | None = None,
+    history: SummaryHistory | None = None,
 ) -> Starlette | AdminAuth:
     """The admin ASGI app over a ClusterService: behind the admin token when `token_file`
-    is given; `query_guard` is rebuilt after every operation that may change it."""
+    is given; `query_guard` is rebuilt after every operation that may change it; `history`
+    is the dashboard's (clipper.admin.dashboard.history), empty when not given."""
 
     async def read_body(request: Request) -> bytes:
         length = request.headers.get("content-length", "")
@@ -399,7 +402,7 @@ def build_admin_app(
         Route("/admin/status", status_json, methods=["GET", "POST"]),
         Route("/admin/shutdown", shutdown, methods=["POST"]),
         Route("/admin/artifacts/{model_name}/{model_version}", upload_artifact, methods=["PUT"]),
-        *dashboard_routes(service, metrics),  # the web dashboard at / (issue 10)
+        *dashboard_routes(service, metrics, history),  # the web dashboard at / (issue 10)
         Route("/admin/{operation}", dispatch, methods=["POST"]),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})

@@ -4,6 +4,8 @@
   page sends the admin token with every API call it makes);
 - `GET|POST /admin/metrics_summary`: counters and histograms per app and model version
   (see clipper.admin.dashboard.summary);
+- `GET|POST /admin/metrics_history`: the summaries the server took in the last minutes,
+  oldest first (see clipper.admin.dashboard.history), so the page's charts start full;
 - `GET|POST /admin/recent_errors`: replicas that failed, with their last error, and the
   newest warnings and errors of the server's log.
 """
@@ -22,6 +24,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from clipper.admin.dashboard import STATIC_DIR
+from clipper.admin.dashboard.history import SummaryHistory
 from clipper.admin.dashboard.summary import metrics_summary
 from clipper.control.service import ClusterService
 from clipper.metrics.server_metrics import ServerMetrics
@@ -38,14 +41,21 @@ _LOG_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ([A-Z]+) ")
 """The start of a record of the server's log (clipper.server's format), with its level."""
 
 
-def dashboard_routes(service: ClusterService, metrics: ServerMetrics) -> list[BaseRoute]:
-    """The routes to add to the admin app."""
+def dashboard_routes(
+    service: ClusterService, metrics: ServerMetrics, history: SummaryHistory | None = None
+) -> list[BaseRoute]:
+    """The routes to add to the admin app (`history`: an empty one when not given)."""
+    if history is None:  # not `or`: an empty history is falsy
+        history = SummaryHistory(1, 1.0)
 
     async def index(request: Request) -> Response:
         return FileResponse(STATIC_DIR / "index.html", headers=_NO_CACHE)
 
     async def summary(request: Request) -> Response:
         return _json(metrics_summary(metrics))
+
+    async def summary_history(request: Request) -> Response:
+        return Response(history.to_json(), media_type="application/json", headers=_NO_CACHE)
 
     async def recent_errors(request: Request) -> Response:
         server_log = service.state_dir / "logs" / "server.log"
@@ -57,6 +67,7 @@ def dashboard_routes(service: ClusterService, metrics: ServerMetrics) -> list[Ba
     return [
         Route("/", index, methods=["GET"]),
         Route("/admin/metrics_summary", summary, methods=["GET", "POST"]),
+        Route("/admin/metrics_history", summary_history, methods=["GET", "POST"]),
         Route("/admin/recent_errors", recent_errors, methods=["GET", "POST"]),
         Mount("/dashboard", StaticFiles(directory=STATIC_DIR), name="dashboard"),
     ]

@@ -244,6 +244,11 @@ def _fixed_paths() -> Schema:
             "metrics_summary", "Counters and histograms per app and model (the dashboard's).",
             object_answer,
         ),
+        "/admin/metrics_history": _get_and_post(
+            "metrics_history",
+            "The metrics summaries of the last minutes, oldest first (the dashboard's charts).",
+            object_answer,
+        ),
         "/admin/recent_errors": _get_and_post(
             "recent_errors", "Failed replicas and the newest log warnings and errors.",
             object_answer,

@@ -99,6 +99,18 @@ class Settings(BaseSettings):
         10 * 1024 * 1024, description="Log files (server and workers) rotate past this size."
     )
     log_backups: int = Field(3, description="Rotated copies kept of each log file.")
+    dashboard_sample_interval_s: float = Field(
+        3.0,
+        gt=0,
+        description="How often the server adds a metrics summary to the dashboard's history "
+        "(`GET /admin/metrics_history`), so its charts are full when the page opens.",
+    )
+    dashboard_history_s: float = Field(
+        600.0,
+        ge=0,
+        description="How far back the dashboard's history reaches, in seconds (at most 1000 "
+        "samples are kept: a short interval keeps a shorter span).",
+    )
     replica_memory_limit: str = Field(
         "50%",
         description="Memory limit of each replica whose model version sets no "

@@ -2,6 +2,8 @@
 
 The front end (`static/`) is plain HTML, CSS and JavaScript, shipped in the package: no build
 step, no network access. It calls the admin API with the admin token, if the server has one.
+`summary.py` builds the metrics summary it charts; `history.py` keeps the last minutes of
+summaries, so its charts are full when the page opens.
 """
 
 from __future__ import annotations

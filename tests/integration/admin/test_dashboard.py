@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,17 +16,19 @@ import pytest
 
 from clipper.security import read_admin_token
 from tests.integration.browser import browser_for_test, new_page
-from tests.integration.cluster import ServerFactory, ServerHandle, deploy
+from tests.integration.cluster import ServerFactory, ServerHandle, deploy, wait_until
 
 pytestmark = pytest.mark.integration
 
 GRAFANA_DASHBOARD = Path(__file__).resolve().parents[3] / "docs/grafana/clipper-dashboard.json"
+SAMPLE_INTERVAL_S = 0.2  # the server's history takes a summary this often
 
 
 @pytest.fixture(scope="module")
 def server(module_server: ServerFactory) -> ServerHandle:
-    """A server with app `hello` and two versions of model `hello` (2 is current)."""
-    handle = module_server("dash")
+    """A server with app `hello` and two versions of model `hello` (2 is current), keeping a
+    summary every SAMPLE_INTERVAL_S for the dashboard's history."""
+    handle = module_server("dash", dashboard_sample_interval_s=SAMPLE_INTERVAL_S)
     deploy(handle, "hello", lambda xs: [float(sum(x)) for x in xs])
     deploy(handle, "hello", lambda xs: [2.0 * sum(x) for x in xs], version="2", link=False)
     return handle
@@ -135,3 +139,82 @@ def _exported_names(text: str) -> set[str]:
             _, _, family, kind = line.split()
             names.update(family + suffix for suffix in suffixes.get(kind, [""]))
     return names
+
+
+def test_history_returns_the_summaries_taken_with_their_query_counts(
+    server: ServerHandle,
+) -> None:
+    before = _history(server)["samples"][-1]["time"]
+    for i in range(5):
+        server.predict("hello", {"input": [3.0, float(i)]}).raise_for_status()
+    sent = time.time()
+    history = wait_until(
+        lambda: (
+            (answer := _history(server))["samples"][-1]["time"] > sent + SAMPLE_INTERVAL_S
+            and answer
+        ),
+        20,
+        "two samples taken after the queries",
+    )
+    assert history["interval_s"] == SAMPLE_INTERVAL_S
+    times = [sample["time"] for sample in history["samples"]]
+    assert times == sorted(times)
+    assert len(set(times)) == len(times)
+    assert min(b - a for a, b in itertools.pairwise(times)) > SAMPLE_INTERVAL_S / 2
+    earlier = [s for s in history["samples"] if s["time"] <= before]
+    counts = [s["apps"]["hello"]["requests"] for s in (earlier[-1], history["samples"][-1])]
+    assert counts[1] - counts[0] >= 5, counts
+    assert httpx.get(f"{server.admin_url}/admin/metrics_history", timeout=10).status_code == 401
+
+
+def test_charts_are_full_when_the_page_opens(
+    request: pytest.FixtureRequest, server: ServerHandle
+) -> None:
+    _send_queries_for(server, 8 * SAMPLE_INTERVAL_S)
+    done = time.time()
+    wait_until(lambda: _history(server)["samples"][-1]["time"] > done, 20, "a sample after")
+    with browser_for_test(request) as browser:
+        page = new_page(browser)
+        token = read_admin_token(server.state_dir) or ""
+        # One poll only (refresh every 10 min): every point but the last is the history's.
+        page.goto(f"{server.admin_url}/?refresh=600&window=60#token={token}")
+        page.wait_for_selector("#connection.ok")
+        page.wait_for_function("document.querySelector('[data-chart=cache]').dataset.points")
+        charts = page.evaluate(_READ_CHARTS)
+        replicas = page.text_content("#models tr[data-model=hello] .replica-counts")
+        assert page.problems == []
+    assert int(charts["qps"]["points"]) >= 6, charts
+    assert float(charts["qps"]["max"]) > 0, charts
+    assert int(charts["latency"]["points"]) >= 4, charts
+    assert charts["cache"]["top"] == "100%", charts  # not 200% (the nice ceiling of 110)
+    assert float(charts["cache"]["max"]) > 50, charts
+    for name, chart in charts.items():
+        colors = json.loads(chart["colors"])
+        assert len(set(colors)) == len(colors), (name, colors)
+    assert len(json.loads(charts["latency"]["colors"])) == 2  # p50 and p99, two colours
+    assert len(json.loads(charts["traffic"]["colors"])) == 2  # hello:1 and hello:2
+    assert "hello:2 (current) — 1 / 1 ready" in replicas, replicas
+    assert "hello:1 — " in replicas, replicas
+
+
+_READ_CHARTS = """() => Object.fromEntries([...document.querySelectorAll('[data-chart]')]
+    .map((figure) => [figure.dataset.chart, { ...figure.dataset }]))"""
+
+
+def _history(server: ServerHandle) -> dict[str, Any]:
+    answer = httpx.get(
+        f"{server.admin_url}/admin/metrics_history", headers=server.admin_headers(), timeout=10
+    )
+    answer.raise_for_status()
+    history: dict[str, Any] = answer.json()
+    return history
+
+
+def _send_queries_for(server: ServerHandle, seconds: float) -> None:
+    """Queries one after the other for `seconds`, from a few repeated inputs (cache hits)."""
+    deadline = time.monotonic() + seconds
+    with httpx.Client(timeout=10) as client:
+        for i in itertools.count():
+            if time.monotonic() > deadline:
+                return
+            client.post(f"{server.query_url}/hello/predict", json={"input": [1.0, i % 7]})

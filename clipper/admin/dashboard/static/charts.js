@@ -4,14 +4,30 @@
 // chart.draw(series, now, windowS) draws each series ({name, color, dashed, points:
 // [[t, value or null], ...]}, t in seconds) over the last windowS seconds; a null value
 // breaks the line (no traffic, nothing to show). The y axis starts at 0 and grows to the
-// largest value shown. The figure's data-max attribute holds that value (tests read it).
+// largest value shown, but never past the chart's `ceiling` (100 for a ratio in %).
+// What was drawn is in the figure's data attributes (tests read them): data-max (the
+// largest value shown), data-top (the top axis label), data-points (the most points one
+// series drew) and data-colors (the series' stroke colours, JSON).
 
+// Each series key gets its own colour, the first time it is seen, and keeps it: the
+// palette's colours first, then hues spread by the golden angle (never one used before).
 const PALETTE = ["#2f6fde", "#e07b39", "#23864b", "#b03fb5", "#c2362b", "#1f9ab0",
-  "#7a5c2e", "#5b6478"];
+  "#7a5c2e", "#5b6478", "#d4a017", "#8a9a1b", "#e0529c", "#4b3fb0"];
+const seriesColors = new Map();
+
+function colorOf(key) {
+  if (!seriesColors.has(key)) {
+    const index = seriesColors.size;
+    seriesColors.set(key, index < PALETTE.length ? PALETTE[index]
+      : `hsl(${((index - PALETTE.length) * 137.508 + 17) % 360}, 62%, 40%)`);
+  }
+  return seriesColors.get(key);
+}
 
 class LineChart {
-  constructor(figure, format) {
+  constructor(figure, format, { ceiling = Infinity } = {}) {
     this.figure = figure;
+    this.ceiling = ceiling;
     this.canvas = figure.querySelector("canvas");
     this.legend = figure.querySelector(".legend");
     this.format = format;
@@ -24,16 +40,20 @@ class LineChart {
     const plotW = width - pad.left - pad.right;
     const plotH = height - pad.top - pad.bottom;
     const maxValue = maxOf(series, now - windowS);
-    const top = niceCeiling(maxValue * 1.1);
+    const top = Math.min(this.ceiling, niceCeiling(maxValue * 1.1));
     const x = (t) => pad.left + plotW * (1 - (now - t) / windowS);
-    const y = (v) => pad.top + plotH * (1 - v / top);
+    const y = (v) => pad.top + plotH * (1 - Math.min(v, top) / top);
 
     ctx.clearRect(0, 0, width, height);
     this.drawGrid(ctx, pad, plotW, top, y, windowS);
+    let points = 0;
     for (const line of series) {
-      this.drawLine(ctx, line, x, y, now - windowS);
+      points = Math.max(points, this.drawLine(ctx, line, x, y, now - windowS));
     }
-    this.figure.dataset.max = String(maxValue);
+    Object.assign(this.figure.dataset, {
+      max: String(maxValue), top: this.format(top), points: String(points),
+      colors: JSON.stringify(series.map((line) => line.color)),
+    });
     this.drawLegend(series);
   }
 
@@ -74,12 +94,14 @@ class LineChart {
     }
   }
 
+  // Returns the number of points drawn.
   drawLine(ctx, line, x, y, since) {
     ctx.strokeStyle = line.color;
     ctx.lineWidth = 2;
     ctx.setLineDash(line.dashed ? [5, 4] : []);
     ctx.beginPath();
     let drawing = false;
+    let drawn = 0;
     for (const [t, value] of line.points) {
       if (t < since || value === null || !Number.isFinite(value)) {
         drawing = false;
@@ -88,8 +110,10 @@ class LineChart {
       if (drawing) ctx.lineTo(x(t), y(value));
       else ctx.moveTo(x(t), y(value));
       drawing = true;
+      drawn++;
     }
     ctx.stroke();
+    return drawn;
   }
 
   drawLegend(series) {
@@ -138,8 +162,4 @@ function niceCeiling(value) {
     if (step * power >= value) return step * power;
   }
   return 10 * power;
-}
-
-function colorFor(index) {
-  return PALETTE[index % PALETTE.length];
 }

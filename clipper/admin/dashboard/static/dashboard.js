@@ -6,16 +6,22 @@
 // `clipper dashboard`; it is moved to sessionStorage and removed from the address bar) or
 // from the sign-in form, and is sent as `Authorization: Bearer` on every API call.
 // Options in the query string: ?refresh=<seconds between polls> (default 3),
-// &window=<seconds shown by the charts> (default 180).
+// &window=<seconds shown by the charts> (default: the span of the server's history, 10 min
+// unless the server's dashboard_history_s says otherwise).
+//
+// The charts start full: the first poll also fetches the summaries the server took in the
+// last minutes (GET /admin/metrics_history); each poll after adds the live summary.
 
 const TOKEN_KEY = "clipper-admin-token";
 const params = new URLSearchParams(location.search);
 const REFRESH_S = Math.max(0.5, Number(params.get("refresh")) || 3);
-const WINDOW_S = Math.max(10, Number(params.get("window")) || 180);
+const WINDOW_PARAM_S = Number(params.get("window")) || null;
+let WINDOW_S = Math.max(10, WINDOW_PARAM_S || 180);
 
 const state = {
   snapshots: [],       // metrics summaries, oldest first, within the chart window
   models: [],          // get_all_models(verbose)
+  historyLoaded: false, // the server's history is in `snapshots`
   busy: false,         // an operation is running: tables are not redrawn under the cursor
   timer: null,
 };
@@ -55,7 +61,8 @@ function errorText(value) {
 
 async function refresh() {
   try {
-    const [status, apps, models, replicas, summary, errors, events] = await Promise.all([
+    const [status, apps, models, replicas, summary, errors, events, history] =
+      await Promise.all([
       api("status"),
       api("get_all_applications", { verbose: true }),
       api("get_all_models", { verbose: true }),
@@ -63,9 +70,11 @@ async function refresh() {
       api("metrics_summary"),
       api("recent_errors"),
       api("get_events", { limit: 15 }),
+      state.historyLoaded ? null : api("metrics_history"),
     ]);
     setConnection(true);
     state.models = models;
+    if (history) loadHistory(history);
     addSnapshot(summary);
     renderHeader(status);
     if (!state.busy) {
@@ -204,7 +213,7 @@ function modelRow(name, versions, replicas) {
     }, info.model_version)));
   const count = el("input", {
     type: "number", min: 0, max: 64, value: current.num_replicas,
-    ariaLabel: `replicas of ${name}`,
+    ariaLabel: `replicas of ${name}:${current.model_version}`,
   });
   return el("tr", { dataset: { model: name } },
     el("td", {}, el("strong", {}, name)),
@@ -212,7 +221,7 @@ function modelRow(name, versions, replicas) {
     el("td", {}, versions.map((info) => el("span", {
       className: `pill${info === current ? " current" : ""}`,
     }, info.model_version))),
-    el("td", {}, `${current.ready_replicas} / ${current.num_replicas} ready`),
+    el("td", { className: "replica-counts" }, replicaCounts(name, versions, current)),
     el("td", {}, states.length ? states : el("span", { className: "muted" }, "none")),
     el("td", {}, el("div", { className: "actions" },
       select,
@@ -223,9 +232,21 @@ function modelRow(name, versions, replicas) {
         onclick: () => rollBack(name) }, "Roll back"),
       count,
       el("button", { type: "button", className: "scale",
+        title: `scale version ${current.model_version}`,
         onclick: () => scale(name, current.model_version, Number(count.value)) }, "Scale"),
     )),
   );
+}
+
+// One line per version that has replicas (wanted or ready), the current version first, each
+// naming the version it counts: "hello:2 (current) — 1 / 1 ready".
+function replicaCounts(name, versions, current) {
+  const counted = versions.filter((info) =>
+    info === current || info.num_replicas > 0 || info.ready_replicas > 0);
+  counted.sort((a, b) => (b === current) - (a === current));
+  return counted.map((info) => el("div", { dataset: { version: info.model_version } },
+    `${name}:${info.model_version}${info === current ? " (current)" : ""} — ` +
+    `${info.ready_replicas} / ${info.num_replicas} ready`));
 }
 
 // -- operations ---------------------------------------------------------------------------
@@ -278,7 +299,19 @@ function scale(name, version, replicas) {
 
 // -- metrics: rates between snapshots -------------------------------------------------------
 
+// The server's samples, oldest first; the chart window spans them unless ?window= is given.
+function loadHistory(history) {
+  if (!WINDOW_PARAM_S && history.samples.length > 1) {
+    WINDOW_S = Math.max(10, (history.capacity - 1) * history.interval_s);
+  }
+  for (const sample of history.samples) addSnapshot(sample);
+  state.historyLoaded = true;
+}
+
+// Snapshots stay in time order: one not newer than the last is dropped.
 function addSnapshot(summary) {
+  const last = state.snapshots.at(-1);
+  if (last && summary.time <= last.time) return;
   state.snapshots.push(summary);
   const since = summary.time - WINDOW_S - REFRESH_S;
   while (state.snapshots.length > 2 && state.snapshots[0].time < since) state.snapshots.shift();
@@ -349,34 +382,42 @@ function renderCharts() {
   const now = snapshots.at(-1).time;
   document.getElementById("window").textContent =
     `(last ${formatDuration(WINDOW_S)}, every ${REFRESH_S} s)`;
-  const colored = (series) => series.map((line, i) => ({ ...line, color: colorFor(i) }));
+  // Each series its own colour, kept across polls (colorOf in charts.js).
+  const colored = (kind) => (series) =>
+    series.map((line) => ({ ...line, color: colorOf(`${kind} ${line.name}`) }));
+  const appColors = colored("app");
+  const modelColors = colored("model");
 
   const latency = seriesOf("apps", (b, a) => [
     quantileBetween(b, a, "latency_buckets", 0.5), quantileBetween(b, a, "latency_buckets", 0.99),
   ]);
-  const latencyLines = latency.flatMap((line, i) => [
-    { name: `${line.name} p50`, color: colorFor(i),
+  const latencyLines = latency.flatMap((line) => [
+    { name: `${line.name} p50`, color: colorOf(`app ${line.name}`),
       points: line.points.map(([t, v]) => [t, v && v[0] !== null ? 1000 * v[0] : null]) },
-    { name: `${line.name} p99`, color: colorFor(i), dashed: true,
+    { name: `${line.name} p99`, color: colorOf(`app ${line.name} p99`), dashed: true,
       points: line.points.map(([t, v]) => [t, v && v[1] !== null ? 1000 * v[1] : null]) },
   ]);
 
-  draw("qps", formatNumber, colored(seriesOf("apps", (b, a, s) => delta(b, a, "requests") / s)));
+  draw("qps", formatNumber, appColors(seriesOf("apps", (b, a, s) =>
+    delta(b, a, "requests") / s)));
   draw("latency", formatNumber, latencyLines);
-  draw("defaults", formatPercent, colored(seriesOf("apps", (b, a) =>
+  draw("defaults", formatPercent, appColors(seriesOf("apps", (b, a) =>
     ratio(delta(b, a, "defaults"), delta(b, a, "requests")))));
-  draw("traffic", formatNumber, colored(seriesOf("models", (b, a, s) =>
+  draw("traffic", formatNumber, modelColors(seriesOf("models", (b, a, s) =>
     (delta(b, a, "batch_inputs") + delta(b, a, "cache_hits")) / s)));
-  draw("batch", formatNumber, colored(seriesOf("models", (b, a) => {
+  draw("batch", formatNumber, modelColors(seriesOf("models", (b, a) => {
     const batches = delta(b, a, "batch_count");
     return batches > 0 ? delta(b, a, "batch_inputs") / batches : null;
   })));
-  draw("cache", formatPercent, colored(seriesOf("models", (b, a) =>
+  draw("cache", formatPercent, modelColors(seriesOf("models", (b, a) =>
     ratio(delta(b, a, "cache_hits"), delta(b, a, "cache_hits") + delta(b, a, "cache_misses")))));
 
+  // A ratio's axis runs from 0 to at most 100%.
   function draw(name, format, series) {
     if (!charts[name]) {
-      charts[name] = new LineChart(document.querySelector(`[data-chart=${name}]`), format);
+      const ceiling = format === formatPercent ? 100 : Infinity;
+      charts[name] = new LineChart(document.querySelector(`[data-chart=${name}]`), format,
+        { ceiling });
     }
     charts[name].draw(series, now, WINDOW_S);
   }
