@@ -21,6 +21,7 @@ from clipper.artifacts._loading import (
     read_pickle,
 )
 from clipper.artifacts.format import artifact_metadata, build_artifact, directory_files
+from clipper.artifacts.source_names import SOURCES_FIELD, record_sources, restore_sources
 from clipper.core.exceptions import InvalidRequest
 from clipper.environments.capture import capture_pickle, imports_of_directory
 from clipper.environments.declare import EnvironmentArg, declare_environment
@@ -63,7 +64,9 @@ def closure_artifact(
     """
     pickled, modules = capture_pickle(func)
     declared = declare_environment(environment, modules=modules, pkgs_to_install=pkgs_to_install)
-    return build_artifact("python_closure", {CLOSURE_FILE: pickled}, declared)
+    return build_artifact(
+        "python_closure", {CLOSURE_FILE: pickled}, declared, **{SOURCES_FIELD: record_sources(func)}
+    )
 
 
 def class_artifact(
@@ -83,7 +86,8 @@ def class_artifact(
     files = {CLASS_FILE: pickled}
     if model_data_path is not None:
         files.update(directory_files(Path(model_data_path), prefix=DATA_DIR))
-    return build_artifact("python_class", files, declared, data_dir=DATA_DIR)
+    sources = {SOURCES_FIELD: record_sources(model_class)}
+    return build_artifact("python_class", files, declared, data_dir=DATA_DIR, **sources)
 
 
 def directory_artifact(
@@ -130,6 +134,7 @@ def model_object_function(model: Any, data_path: Path | None) -> PredictFunction
 def load_closure(path: Path, metadata: dict[str, Any]) -> PredictFunction:
     """`python_closure`: `func.pkl` holds the callable."""
     func = read_pickle(artifact_file(path, metadata, "file", CLOSURE_FILE), metadata)
+    restore_sources(func, metadata.get(SOURCES_FIELD))
     if not callable(func):
         raise ModelLoadError(f"func.pkl holds a {type(func).__name__}, not a callable")
     if isinstance(func, type) and hasattr(func, "predict"):
@@ -140,6 +145,7 @@ def load_closure(path: Path, metadata: dict[str, Any]) -> PredictFunction:
 def load_class(path: Path, metadata: dict[str, Any]) -> PredictFunction:
     """`python_class`: `model_class.pkl` holds a class or instance; `data/` goes to load."""
     model = read_pickle(artifact_file(path, metadata, "class_file", CLASS_FILE), metadata)
+    restore_sources(model, metadata.get(SOURCES_FIELD))
     return model_object_function(model, path / str(metadata.get("data_dir", DATA_DIR)))
 
 

@@ -39,7 +39,12 @@ def test_closure_artifact_holds_a_callable_pickle() -> None:
 
 def test_closure_metadata_records_versions() -> None:
     metadata = json.loads(_members(closure_artifact(add_offset))["clipper_model.json"])
+    sources = metadata.pop("sources")  # for tracebacks (tests/integration/workers)
 
+    assert sources["functions"] == {
+        f"add_offset:{add_offset.__code__.co_firstlineno}": __file__,
+    }
+    assert sources["files"] == {__file__: Path(__file__).read_text()}
     assert metadata == {
         "kind": "python_closure",
         "python_version": platform.python_version(),
