@@ -13,14 +13,14 @@ from clipper.artifacts.python import class_artifact
 from clipper.cli.commands import load_function
 from tests.integration.cluster import ServerFactory, ServerHandle, deploy, wait_until
 
-MODEL_FILE = textwrap.dedent('''
+MODEL_FILE = textwrap.dedent("""
     class Broken:
         def predict(self, inputs):
             return [self.helper(x) for x in inputs]
 
         def helper(self, x):
             raise ValueError("boom from helper")
-''').lstrip()
+""").lstrip()
 
 
 def failing_closure(xs: list[Any]) -> list[float]:
