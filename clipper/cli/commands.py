@@ -307,7 +307,7 @@ def deploy(args: argparse.Namespace, settings: Settings) -> None:
             name, version, input_type, artifact = _function_deploy(args, admin)
         else:
             name, version, input_type, artifact = _directory_deploy(args, admin)
-        admin.deploy_artifact(
+        info = admin.deploy_artifact(
             name,
             version,
             input_type,
@@ -320,7 +320,7 @@ def deploy(args: argparse.Namespace, settings: Settings) -> None:
             output_type=args.output_type,
             resources=_json_object(args.resources, "--resources"),
         )
-    print(f"Deployed {name}:{version} with {args.replicas} replica(s)")
+    print(f"Deployed {name}:{version} with {info.get('num_replicas', args.replicas)} replica(s)")
 
 
 def _json_object(text: str | None, flag: str) -> dict[str, Any] | None:

@@ -199,7 +199,8 @@ def _add_model_commands(add: _Adder) -> None:
                         "(directory default: its requirements.txt, else capture)")  # fmt: skip
     deploy.add_argument("--pkg", action="append", default=[], metavar="REQUIREMENT",
                         help="add a package to the environment (repeatable)")  # fmt: skip
-    deploy.add_argument("--replicas", type=int, default=1, help="number of replicas")
+    deploy.add_argument("--replicas", type=int, help="number of replicas (default: as many as "
+                        "the current version has, 1 for a new model)")  # fmt: skip
     deploy.add_argument("--batch-size", type=int, default=-1, help="-1: adaptive batching")
     deploy.add_argument("--output-type", help="type of the outputs, as the next pipeline step's "
                         "input (bytes|ints|floats|doubles|strings)")  # fmt: skip
