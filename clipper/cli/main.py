@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from clipper.cli import commands as cli_commands
+from clipper.cli.serve import add_serve_command
 from clipper.core.config import Settings
 from clipper.core.exceptions import ClipperError, ServerUnreachable, Unauthorized
 
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_listing_commands(add)
     _add_app_commands(add)
     _add_model_commands(add)
+    add_serve_command(add)
     _add_query_commands(add)
     _add_token_commands(add)
     return parser
