@@ -236,7 +236,7 @@ class AdminClient(_HttpClient):
         container_name: str = "",
         model_data_path: str = "",
         batch_size: int = -1,
-        num_replicas: int = 1,
+        num_replicas: int | None = None,
         containerless: bool = False,
         batch_wait_timeout_micros: int = 0,
         max_in_flight: int = 1,
@@ -250,20 +250,24 @@ class AdminClient(_HttpClient):
         within `ready_timeout_s`). `signature` declares its Open Inference Protocol
         inputs and outputs (see clipper.frontend.oip.signature); `output_type` the type of
         its outputs as the input of a next pipeline step; `resources` what each replica
-        asks of its node (see clipper.core.resources). Returns its info dict."""
-        body = {
+        asks of its node (see clipper.core.resources). `num_replicas` None leaves the count
+        to the server: as many as the current version has (1 for a new model), and the
+        version it replaces is scaled to zero once this one is current. Returns its info
+        dict."""
+        body: dict[str, Any] = {
             **_model_key(model_name, model_version),
             "input_type": input_type,
             "labels": list(labels),
             "container_name": container_name,
             "model_data_path": model_data_path,
             "batch_size": batch_size,
-            "num_replicas": num_replicas,
             "containerless": containerless,
             "batch_wait_timeout_micros": batch_wait_timeout_micros,
             "max_in_flight": max_in_flight,
             "ready_timeout_s": ready_timeout_s,
         }
+        if num_replicas is not None:
+            body["num_replicas"] = num_replicas
         if signature is not None:
             body["signature"] = signature
         if output_type is not None:
@@ -336,7 +340,7 @@ class AdminClient(_HttpClient):
         labels: Sequence[str] = (),
         container_name: str = "",
         batch_size: int = -1,
-        num_replicas: int = 1,
+        num_replicas: int | None = None,
         ready_timeout_s: float = 60.0,
         signature: dict[str, Any] | str | None = None,
         progress: Callable[[str], None] | None = None,
@@ -346,7 +350,7 @@ class AdminClient(_HttpClient):
     ) -> dict[str, Any]:
         """Upload `artifact`, prepare its environment (building a venv if the server's
         interpreter does not satisfy it, reporting each step to `progress`), register the
-        version and wait until its replicas are ready.
+        version and wait until its replicas are ready (`num_replicas` None: as `add_model`).
 
         Returns the version's model info dict; raises DeployFailed if the environment cannot
         be built or the replicas do not start.

@@ -219,14 +219,16 @@ class ClipperConnection:
         input_type: str,
         image: str,
         labels: Sequence[str] | None = None,
-        num_replicas: int = 1,
+        num_replicas: int | None = None,
         batch_size: int = -1,
         resources: Mapping[str, Any] | None = None,
     ) -> None:
         """Deploy the artifact at `image` (a directory or archive holding `clipper_model.json`).
 
         Returns once the version's replicas are ready; it becomes the current version.
-        `resources` (ours) is what each replica asks of its node on Ray, e.g.
+        `num_replicas` None (ours; Clipper's default is 1): as many as the current version
+        has, 1 for a new model; the version it replaces is scaled to zero once it is
+        current. `resources` (ours) is what each replica asks of its node on Ray, e.g.
         `{"num_cpus": 1, "num_gpus": 0.5, "resources": {"my_resource": 1}}`.
         """
         self._admin_api()
@@ -246,7 +248,7 @@ class ClipperConnection:
         artifact: bytes,
         container_name: str = "",
         labels: Sequence[str] | None = None,
-        num_replicas: int = 1,
+        num_replicas: int | None = None,
         batch_size: int = -1,
         ready_timeout_s: float = 60.0,
         signature: dict[str, Any] | str | None = None,
@@ -317,7 +319,7 @@ class ClipperConnection:
         base_image: str = "default",
         labels: Sequence[str] | None = None,
         container_registry: str | None = None,
-        num_replicas: int = 1,
+        num_replicas: int | None = None,
         batch_size: int = -1,
         pkgs_to_install: Sequence[str] | None = None,
         environment: EnvironmentArg = None,

@@ -148,6 +148,7 @@ async def add_model(service: ClusterService, body: Body) -> Any:
     model_id = _model_id(body)
     containerless = optional(body, "containerless", bool, False)
     input_type = parse_input_type(required(body, "input_type", str))
+    num_replicas = optional(body, "num_replicas", int, None)  # absent: follow the current
     record = ModelVersionRecord(
         name=model_id.name,
         version=model_id.version,
@@ -158,13 +159,14 @@ async def add_model(service: ClusterService, body: Body) -> Any:
         batch_size=optional(body, "batch_size", int, -1),
         batch_wait_timeout_us=optional(body, "batch_wait_timeout_micros", int, 0),
         max_in_flight=optional(body, "max_in_flight", int, 1),
-        num_replicas=0 if containerless else optional(body, "num_replicas", int, 1),
+        num_replicas=0 if containerless or num_replicas is None else num_replicas,
         containerless=containerless,
         signature=validate_signature(body.get("signature"), input_type),
         output_type=_output_type(body),
         resources=ResourceRequest.parse(body.get("resources")),
     )
-    await service.add_model(record, _ready_timeout_s(body))
+    given = num_replicas is not None
+    await service.add_model(record, _ready_timeout_s(body), replicas_given=given)
     return _model_info(service, model_id)
 
 

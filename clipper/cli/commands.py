@@ -11,18 +11,23 @@ import importlib
 import importlib.util
 import json
 import os
-import re
 import sys
 import time
-import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from clipper.admin.dashboard import dashboard_url
 from clipper.artifacts.format import pack_directory
-from clipper.artifacts.python import closure_artifact, directory_artifact
-from clipper.cli import launcher
+from clipper.artifacts.python import directory_artifact
+from clipper.cli import launcher, serve
+from clipper.cli.deploying import (
+    deploy_function_file,
+    load_function,
+    model_name_of,
+    print_progress,
+    version_and_type,
+)
 from clipper.core.config import Settings
 from clipper.core.exceptions import InvalidRequest, ModelNotFound
 from clipper.core.process_memory import pause_collector, resume_collector
@@ -73,50 +78,6 @@ def format_table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> st
     return "\n".join(lines)
 
 
-def load_function(path: Path, name: str) -> Callable[..., Any]:
-    """Import `name` from the Python file `path`, registered to be pickled by value."""
-    if not path.is_file():
-        raise InvalidRequest(f"No such file: {path}")
-    module_name = f"clipper_user_{path.stem}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise InvalidRequest(f"Cannot import {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:  # the user's code: one line that says where, not a traceback
-        del sys.modules[module_name]
-        raise InvalidRequest(f"could not import {path}: {_where(exc, path)}") from None
-    import cloudpickle  # only deploying needs it
-
-    cloudpickle.register_pickle_by_value(module)
-    function: object = getattr(module, name, None)
-    if not callable(function):
-        defined = sorted(
-            attribute for attribute, value in vars(module).items()
-            if callable(value) and getattr(value, "__module__", None) == module_name
-        )  # fmt: skip
-        listed = ", ".join(defined) if defined else "none"
-        raise InvalidRequest(
-            f"{path} defines no function {name!r}; it defines: {listed} (choose with --function)"
-        )
-    return function
-
-
-def _where(exc: BaseException, path: Path) -> str:
-    """`Type: message (file, line n)` of an exception raised by the code in `path`."""
-    if isinstance(exc, SyntaxError):
-        return f"SyntaxError: {exc.msg} ({exc.filename}, line {exc.lineno})"
-    line = next(
-        (frame.lineno for frame in reversed(traceback.extract_tb(exc.__traceback__))
-         if Path(frame.filename) == path),
-        None,
-    )  # fmt: skip
-    place = f" ({path}, line {line})" if line is not None else ""
-    return f"{type(exc).__name__}: {exc}{place}"
-
-
 def previous_version(versions: Sequence[Mapping[str, Any]], current: str) -> str:
     """The most recent version created before `current`.
 
@@ -150,25 +111,19 @@ def _query_client(settings: Settings, token: str | None) -> QueryClient:
 
 def start(args: argparse.Namespace, settings: Settings) -> None:
     """Run a server in the foreground, or in the background with --detach."""
-    prepare_admin_token(settings, sys.stdout)  # here: a detached server's output is its log
-    if not args.detach:
-        pause_collector()  # while the server starts: ClipperServer.run resumes it
-        # Before gRPC loads: the server forks only to exec workers, so gRPC's fork handlers
-        # have nothing to do (and would log a line at every spawn).
-        os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
-        try:
-            server = importlib.import_module("clipper.server")
-            server.serve(settings, demo=args.demo)
-        finally:
-            resume_collector()  # also when the server stops (or fails) before that
+    if args.detach:
+        launcher.start_detached(settings, ["--demo"] if args.demo else [], args.timeout, sys.stdout)
         return
-    extra_args = ["--demo"] if args.demo else []
-    pid = launcher.start_server_process(settings, extra_args, timeout_s=args.timeout)
-    launcher.wait_query_ready(settings, timeout_s=args.timeout)
-    print(f"Clipper cluster {settings.cluster_name!r} started (pid {pid})")
-    print(f"  query API: {scheme(settings)}://{settings.host}:{settings.query_port}")
-    print(f"  admin API: {scheme(settings)}://{settings.host}:{settings.admin_port}")
-    print(f"  logs:      {launcher.log_path(settings)}")
+    prepare_admin_token(settings, sys.stdout)
+    pause_collector()  # while the server starts: ClipperServer.run resumes it
+    # Before gRPC loads: the server forks only to exec workers, so gRPC's fork handlers
+    # have nothing to do (and would log a line at every spawn).
+    os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+    try:
+        server = importlib.import_module("clipper.server")
+        server.serve(settings, demo=args.demo)
+    finally:
+        resume_collector()  # also when the server stops (or fails) before that
 
 
 def stop(args: argparse.Namespace, settings: Settings) -> None:
@@ -302,25 +257,27 @@ def unregister_app(args: argparse.Namespace, settings: Settings) -> None:
 
 def deploy(args: argparse.Namespace, settings: Settings) -> None:
     """Deploy a new model version: a function from a Python file, or a model directory."""
+    options: dict[str, Any] = {
+        "batch_size": args.batch_size, "ready_timeout_s": args.timeout,
+        "output_type": args.output_type,
+        "resources": _json_object(args.resources, "--resources"),
+    }  # fmt: skip
     with _admin_client(settings) as admin:
         if args.file is not None:
-            name, version, input_type, artifact = _function_deploy(args, admin)
+            name = args.target
+            version, input_type = version_and_type(admin, name, args.version, args.input_type)
+            info = deploy_function_file(
+                admin, name, version, input_type, Path(args.file), args.function or "predict",
+                environment=args.environment, pkgs=args.pkg, num_replicas=args.replicas,
+                **options,
+            )  # fmt: skip
         else:
             name, version, input_type, artifact = _directory_deploy(args, admin)
-        admin.deploy_artifact(
-            name,
-            version,
-            input_type,
-            artifact,
-            container_name="python-closure" if args.file is not None else "python-directory",
-            batch_size=args.batch_size,
-            num_replicas=args.replicas,
-            ready_timeout_s=args.timeout,
-            progress=_print_progress,
-            output_type=args.output_type,
-            resources=_json_object(args.resources, "--resources"),
-        )
-    print(f"Deployed {name}:{version} with {args.replicas} replica(s)")
+            info = admin.deploy_artifact(
+                name, version, input_type, artifact, container_name="python-directory",
+                num_replicas=args.replicas, progress=print_progress, **options,
+            )  # fmt: skip
+    print(f"Deployed {name}:{version} with {info.get('num_replicas', args.replicas)} replica(s)")
 
 
 def _json_object(text: str | None, flag: str) -> dict[str, Any] | None:
@@ -335,50 +292,19 @@ def _json_object(text: str | None, flag: str) -> dict[str, Any] | None:
     return value
 
 
-def _function_deploy(args: argparse.Namespace, admin: AdminClient) -> tuple[str, str, str, bytes]:
-    name = args.target
-    version, input_type = _version_and_type(admin, name, args.version, args.input_type)
-    function = load_function(Path(args.file), args.function or "predict")
-    artifact = closure_artifact(
-        function, environment=args.environment or "capture", pkgs_to_install=args.pkg
-    )
-    return name, version, input_type, artifact
-
-
-def _version_and_type(
-    admin: AdminClient, name: str, version: str | None, input_type: str | None
-) -> tuple[str, str]:
-    """The version to deploy (default: the next integer one) and the input type (default:
-    the model's registered one; a new model needs --input-type)."""
-    versions = [info for info in admin.get_all_models(verbose=True) if info["model_name"] == name]
-    input_type = input_type or next((v["input_type"] for v in versions), None)
-    if input_type is None:
-        raise InvalidRequest(f"model {name!r} is new: give its --input-type")
-    return version or _next_version(str(v["model_version"]) for v in versions), input_type
-
-
 def _directory_deploy(args: argparse.Namespace, admin: AdminClient) -> tuple[str, str, str, bytes]:
     directory = Path(args.target)
     if not directory.is_dir():
         raise InvalidRequest(
             f"{args.target} is not a directory; deploy a function with NAME VERSION --file FILE"
         )
-    name = args.name or re.sub(r"[^a-z0-9]+", "-", directory.resolve().name.lower()).strip("-")
-    version, input_type = _version_and_type(admin, name, args.version, args.input_type)
+    name = args.name or model_name_of(directory.resolve().name)
+    version, input_type = version_and_type(admin, name, args.version, args.input_type)
     metadata = directory_artifact(
         directory, function=args.function, environment=args.environment,
         pkgs_to_install=args.pkg,
     )  # fmt: skip
     return name, version, input_type, pack_directory(directory, metadata)
-
-
-def _next_version(versions: Iterable[str]) -> str:
-    """One more than the highest integer version (1 for none)."""
-    return str(max((int(v) for v in versions if v.isdigit()), default=0) + 1)
-
-
-def _print_progress(line: str) -> None:
-    print(f"  {line}", file=sys.stderr, flush=True)
 
 
 def link(args: argparse.Namespace, settings: Settings) -> None:
@@ -514,6 +440,7 @@ COMMANDS: dict[str, Command] = {
     "set-version": set_version,
     "rollback": rollback,
     "scale": scale,
+    "serve": serve.serve,
     "predict": predict,
     "logs": logs,
     "dashboard": dashboard,

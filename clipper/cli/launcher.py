@@ -16,16 +16,20 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TextIO
 
 from clipper.core.config import Settings
 from clipper.core.exceptions import ClipperError
 from clipper.core.processes import process_alive
+from clipper.security import prepare_admin_token, scheme
 
 __all__ = [
+    "answers_ping",
     "log_path",
     "pid_path",
     "process_alive",
     "server_command",
+    "start_detached",
     "start_server_process",
     "stop_server",
     "wait_query_ready",
@@ -83,7 +87,7 @@ def start_server_process(
     the server log if the process exits (or does not answer) within `timeout_s`.
     """
     deadline = time.monotonic() + timeout_s
-    if _answers_ping(settings):
+    if answers_ping(settings):
         raise ClipperError(
             f"A Clipper server already answers at {settings.host}:{settings.admin_port}; "
             "stop it first"
@@ -91,11 +95,26 @@ def start_server_process(
     log = log_path(settings)
     log.parent.mkdir(parents=True, exist_ok=True)
     pid = _spawn_detached(server_command(settings, extra_args), log, _child_env(settings))
-    ready = _wait_until(deadline, lambda: _answers_ping(settings) or not process_alive(pid))
+    ready = _wait_until(deadline, lambda: answers_ping(settings) or not process_alive(pid))
     if ready and process_alive(pid):
         return pid
     reason = "exited" if not process_alive(pid) else f"did not answer within {timeout_s:g}s"
     raise ClipperError(f"Clipper server (pid {pid}) {reason}; end of {log}:\n{_tail(log)}")
+
+
+def start_detached(
+    settings: Settings, extra_args: Sequence[str], timeout_s: float, console: TextIO
+) -> int:
+    """`clipper start --detach`: create the admin token, start the server in the
+    background, wait until its query API answers, print its addresses on `console`; its pid."""
+    prepare_admin_token(settings, console)
+    pid = start_server_process(settings, extra_args, timeout_s=timeout_s)
+    wait_query_ready(settings, timeout_s=timeout_s)
+    print(f"Clipper cluster {settings.cluster_name!r} started (pid {pid})", file=console)
+    print(f"  query API: {scheme(settings)}://{settings.host}:{settings.query_port}", file=console)
+    print(f"  admin API: {scheme(settings)}://{settings.host}:{settings.admin_port}", file=console)
+    print(f"  logs:      {log_path(settings)}", file=console, flush=True)
+    return pid
 
 
 def wait_query_ready(settings: Settings, timeout_s: float = 30.0) -> None:
@@ -164,7 +183,8 @@ def _child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _answers_ping(settings: Settings) -> bool:
+def answers_ping(settings: Settings) -> bool:
+    """Whether a Clipper server answers `/admin/ping` at the settings' admin address."""
     from clipper.client import AdminClient
 
     with AdminClient.from_settings(settings, timeout_s=2.0) as client:

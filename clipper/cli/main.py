@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from clipper.cli import commands as cli_commands
+from clipper.cli.serve import add_serve_command
 from clipper.core.config import Settings
 from clipper.core.exceptions import ClipperError, ServerUnreachable, Unauthorized
 
@@ -102,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_listing_commands(add)
     _add_app_commands(add)
     _add_model_commands(add)
+    add_serve_command(add)
     _add_query_commands(add)
     _add_token_commands(add)
     return parser
@@ -199,7 +201,8 @@ def _add_model_commands(add: _Adder) -> None:
                         "(directory default: its requirements.txt, else capture)")  # fmt: skip
     deploy.add_argument("--pkg", action="append", default=[], metavar="REQUIREMENT",
                         help="add a package to the environment (repeatable)")  # fmt: skip
-    deploy.add_argument("--replicas", type=int, default=1, help="number of replicas")
+    deploy.add_argument("--replicas", type=int, help="number of replicas (default: as many as "
+                        "the current version has, 1 for a new model)")  # fmt: skip
     deploy.add_argument("--batch-size", type=int, default=-1, help="-1: adaptive batching")
     deploy.add_argument("--output-type", help="type of the outputs, as the next pipeline step's "
                         "input (bytes|ints|floats|doubles|strings)")  # fmt: skip

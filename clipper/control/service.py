@@ -218,12 +218,26 @@ class ClusterService:
         return target
 
     async def add_model(
-        self, record: ModelVersionRecord, ready_timeout_s: float = READY_TIMEOUT_S
+        self,
+        record: ModelVersionRecord,
+        ready_timeout_s: float = READY_TIMEOUT_S,
+        *,
+        replicas_given: bool = True,
     ) -> None:
         """Register a version, start its replicas and, once they are all ready, make it
         current (roll forward): traffic never moves to a version that cannot answer. If
-        the replicas fail to start, the version is removed again and DeployFailed raised."""
+        the replicas fail to start, the version is removed again and DeployFailed raised.
+
+        Replicas follow the current version: without `replicas_given`, the version gets as
+        many replicas as the current one has (at least one; one for a new model), and once
+        this deploy has made it current, the version that was current is scaled to zero
+        (still registered, so a rollback brings it back).
+        """
         if not record.containerless:
+            if not replicas_given:
+                record = dataclasses.replace(
+                    record, num_replicas=self._following_replicas(record.name)
+                )
             path = Path(record.model_data_path or self.artifact_dir(record.name, record.version))
             if not (path / "clipper_model.json").is_file():
                 raise InvalidRequest(
@@ -244,8 +258,11 @@ class ClusterService:
         except DeployFailed:
             await self.delete_version(record.name, record.version)
             raise
+        previous = self.registry.get_current_version(record.name)
         self.registry.set_current_version(record.name, record.version)
-        await self.refresh()
+        if previous is not None and previous != record.version:
+            self._scale_to_zero(record.name, previous)
+        await self.refresh()  # traffic moves to the new version; the old one drains, then stops
 
     def roll_back_unfinished_deploys(self) -> list[str]:
         """At start, before anything runs: unregister each version whose deploy did not
@@ -290,7 +307,7 @@ class ClusterService:
             return
         if not record.containerless:
             if record.num_replicas == 0:
-                self.registry.set_num_replicas(name, version, max(1, self._current_replicas(name)))
+                self.registry.set_num_replicas(name, version, self._following_replicas(name))
                 await self.refresh()
             await self.wait_ready(record.model_id, ready_timeout_s)
         self.registry.set_current_version(name, version)
@@ -313,6 +330,19 @@ class ClusterService:
         self.registry.record_event("delete_model_version", {"model": f"{name}:{version}"})
         await self.refresh()
         shutil.rmtree(self.artifact_dir(name, version), ignore_errors=True)
+
+    def _following_replicas(self, name: str) -> int:
+        """Replicas of a version deployed without a count: the current version's, at least 1."""
+        return max(1, self._current_replicas(name))
+
+    def _scale_to_zero(self, name: str, version: str) -> None:
+        """Set a version that stopped being current to no replicas (registry only)."""
+        record = self.registry.get_model_version(name, version)
+        if record is None or record.containerless or record.num_replicas == 0:
+            return
+        self.registry.set_num_replicas(name, version, 0)
+        log.info("%s:%s is no longer current: scaled from %d replicas to 0 (set-version or "
+                 "rollback brings it back)", name, version, record.num_replicas)  # fmt: skip
 
     def _current_replicas(self, name: str) -> int:
         current = self.registry.get_current_version(name)

@@ -18,12 +18,13 @@ def deploy_built(
     artifact: bytes,
     container_name: str,
     labels: Sequence[str] | None,
-    num_replicas: int,
+    num_replicas: int | None,
     batch_size: int,
     resources: Mapping[str, Any] | None = None,
 ) -> None:
     """Upload `artifact` as `name:version`, prepare its environment (progress on stderr),
     start its replicas and return once they answer; it becomes the current version.
+    `num_replicas` None: as many as the current version has (1 for a new model).
     `resources` is what each replica asks of its node (Ray placement)."""
     clipper_conn.deploy_artifact(
         name,

@@ -21,7 +21,7 @@ def deploy_lightgbm_model(
     input_type: str,
     model: Any,
     labels: Sequence[str] | None = None,
-    num_replicas: int = 1,
+    num_replicas: int | None = None,
     batch_size: int = -1,
     pkgs_to_install: Sequence[str] | None = None,
     environment: EnvironmentArg = "capture",

@@ -24,7 +24,7 @@ def deploy_pytorch_model(
     base_image: str = "default",
     labels: Sequence[str] | None = None,
     registry: str | None = None,
-    num_replicas: int = 1,
+    num_replicas: int | None = None,
     batch_size: int = -1,
     pkgs_to_install: Sequence[str] | None = None,
     environment: EnvironmentArg = "capture",
@@ -51,7 +51,7 @@ def create_endpoint(
     default_output: str = "None",
     version: Version = 1,
     slo_micros: int = 3000000,
-    num_replicas: int = 1,
+    num_replicas: int | None = None,
     batch_size: int = -1,
 ) -> None:
     """Register app `name`, deploy the module as model `name`, and link the two."""

@@ -21,7 +21,7 @@ def deploy_sklearn_model(
     model: Any,
     method: str = "predict",
     labels: Sequence[str] | None = None,
-    num_replicas: int = 1,
+    num_replicas: int | None = None,
     batch_size: int = -1,
     pkgs_to_install: Sequence[str] | None = None,
     environment: EnvironmentArg = "capture",
@@ -44,7 +44,7 @@ def create_endpoint(
     default_output: str = "None",
     version: Version = 1,
     slo_micros: int = 3000000,
-    num_replicas: int = 1,
+    num_replicas: int | None = None,
     batch_size: int = -1,
 ) -> None:
     """Register app `name`, deploy `model` as model `name`, and link the two."""

@@ -22,7 +22,7 @@ def deploy_xgboost_model(
     model: Any,
     method: str = "predict",
     labels: Sequence[str] | None = None,
-    num_replicas: int = 1,
+    num_replicas: int | None = None,
     batch_size: int = -1,
     pkgs_to_install: Sequence[str] | None = None,
     environment: EnvironmentArg = "capture",

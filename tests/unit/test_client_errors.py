@@ -92,6 +92,21 @@ def test_add_model_sends_stringified_version() -> None:
     }
 
 
+def test_add_model_without_num_replicas_leaves_the_count_to_the_server() -> None:
+    sent: list[dict[str, Any]] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        return httpx.Response(200, json={"model_name": "m", "model_version": "2"})
+
+    with _admin(record) as admin:
+        admin.add_model("m", 2, "doubles")
+        admin.add_model("m", 3, "doubles", num_replicas=1)
+
+    assert "num_replicas" not in sent[0]
+    assert sent[1]["num_replicas"] == 1
+
+
 def _model_fields(body: dict[str, Any]) -> dict[str, Any]:
     keys = ("model_name", "model_version", "input_type", "containerless", "num_replicas")
     return {key: body[key] for key in keys}

@@ -431,6 +431,21 @@ def test_new_version_rolls_forward_and_set_model_version_rolls_back(
         conn.get_current_model_version(unique("ghost"))
 
 
+def test_a_new_version_without_num_replicas_follows_the_current_one(
+    conn: ClipperConnection,
+) -> None:
+    """Clipper's default num_replicas=1 holds for a new model; a later version deployed
+    without it takes the current version's count, and an explicit count wins."""
+    name = deploy_app(conn, constant(1.0), "follow")
+    assert conn.get_num_replicas(name) == 1
+    conn.set_num_replicas(name, 2)
+    python_deployer.deploy_python_closure(conn, name, 2, "doubles", constant(2.0))
+    assert (conn.get_num_replicas(name), conn.get_num_replicas(name, 1)) == (2, 0)
+    python_deployer.deploy_python_closure(conn, name, 3, "doubles", constant(3.0), num_replicas=1)
+    assert (conn.get_num_replicas(name), conn.get_num_replicas(name, 2)) == (1, 0)
+    assert predict(conn, name, {"input": [0.0]})["output"] == 3.0
+
+
 def test_set_and_get_num_replicas(conn: ClipperConnection) -> None:
     name = deploy_app(conn, feature_sum, "scale")
     assert conn.get_num_replicas(name) == 1
@@ -498,6 +513,9 @@ def test_stop_models_versioned_and_inactive(conn: ClipperConnection) -> None:
     python_deployer.deploy_python_closure(conn, versioned, 2, "doubles", constant(2.0))
     whole = deploy_app(conn, constant(1.0), "whole")
     python_deployer.deploy_python_closure(conn, whole, 2, "doubles", constant(2.0))
+    # A deploy scales the version it replaces to zero: run the old ones again to stop them.
+    for name in (inactive, versioned, whole):
+        conn.set_num_replicas(name, 1, version=1)
     old_inactive = replica_pids(conn, inactive, "1")
     old_versioned = replica_pids(conn, versioned, "1")
     all_whole = replica_pids(conn, whole)
