@@ -102,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_listing_commands(add)
     _add_app_commands(add)
     _add_model_commands(add)
+    _add_change_commands(add)
     _add_query_commands(add)
     _add_token_commands(add)
     return parser
@@ -215,6 +216,37 @@ def _add_model_commands(add: _Adder) -> None:
     scale.add_argument("num_replicas", type=int, metavar="N")
     scale.add_argument("--version", help="default: the current version")
     _timeout(scale, 60.0, "how long to wait for the replicas to be ready")
+
+
+def _add_change_commands(add: _Adder) -> None:
+    update = add("update-app", "change an app's latency SLO and default output (an extension: "
+                 "Clipper has no such operation); what is not given stays")  # fmt: skip
+    update.add_argument("name", help="the application")
+    update.add_argument("--slo-micros", type=int, help="new latency objective (microseconds)")
+    update.add_argument("--default-output", help="new answer when no prediction is in time")
+    cache = add("set-cache", "turn the prediction cache of an app or of a model on or off "
+                "(a query uses it only where both its app and its model have it on)")  # fmt: skip
+    cache.add_argument("state", choices=["on", "off"], help="on or off")
+    target = cache.add_mutually_exclusive_group(required=True)
+    target.add_argument("--app", help="the application whose cache to set")
+    target.add_argument("--model", help="the model (every version) whose cache to set")
+    batching = add("set-batching", "change a model version's batching; what is not given stays")
+    batching.add_argument("model", help="the model")
+    batching.add_argument("--version", help="default: the current version")
+    batching.add_argument(
+        "--batch-size",
+        type=int,
+        help="most inputs in a batch (-1: adaptive, sized against the SLO)",
+    )
+    batching.add_argument(
+        "--wait-timeout-micros", type=int, help="how long a batch may wait to fill under light load"
+    )
+    batching.add_argument("--max-in-flight", type=int,
+                          help="how many batches one replica may hold at once")  # fmt: skip
+    delete = add("delete-version", "stop a model version's replicas (drained first) and "
+                 "unregister it")  # fmt: skip
+    delete.add_argument("model", help="the model")
+    delete.add_argument("version", help="the version to delete")
 
 
 def _add_query_commands(add: _Adder) -> None:
