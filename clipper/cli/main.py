@@ -1,8 +1,9 @@
 """The `clipper` command line: run a server and manage a cluster through its admin API.
 
 Every command takes the cluster flags (`--cluster-name`, `--host`, `--query-port`,
-`--admin-port`, `--rpc-port`, `--state-dir`); a flag left out falls back to its
-`CLIPPER_<FIELD>` environment variable, then to the `Settings` default.
+`--admin-port`, `--rpc-port`, `--grpc-port`, `--state-dir`), before or after the command's
+name; a flag left out falls back to its `CLIPPER_<FIELD>` environment variable, then to the
+`Settings` default.
 """
 
 from __future__ import annotations
@@ -92,11 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
     parser = argparse.ArgumentParser(prog="clipper", description=__doc__)
     parser.add_argument("--version", action="version", version=f"clipper {_version()}")
+    _add_cluster_flags(parser, hidden=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    cluster = _cluster_flags()
+    # After COMMAND, the same flags, hidden from its help. SUPPRESS: a flag not given there
+    # sets nothing, so it leaves the value given before COMMAND (argparse copies every
+    # attribute of the subcommand's namespace, defaults included, over the top level's).
+    cluster = argparse.ArgumentParser(add_help=False)
+    _add_cluster_flags(cluster, hidden=True)
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        return commands.add_parser(name, help=help_text, description=help_text, parents=[cluster])
+        return commands.add_parser(
+            name, help=help_text, description=help_text, parents=[cluster], epilog=_CLUSTER_NOTE
+        )
 
     _add_server_commands(add)
     _add_listing_commands(add)
@@ -108,17 +116,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cluster_flags() -> argparse.ArgumentParser:
-    flags = argparse.ArgumentParser(add_help=False)
-    group = flags.add_argument_group("cluster (default: CLIPPER_<FIELD> or the Settings default)")
-    group.add_argument("--cluster-name", help="name of the cluster")
-    group.add_argument("--host", help="address of the query and admin APIs")
-    group.add_argument("--query-port", type=int, help="port of the query API")
-    group.add_argument("--admin-port", type=int, help="port of the admin API")
-    group.add_argument("--rpc-port", type=int, help="port of the worker RPC listener")
-    group.add_argument("--grpc-port", type=int, help="port of the V2 (KServe) gRPC API")
-    group.add_argument("--state-dir", help="registry, artifacts and logs of the cluster")
-    return flags
+_CLUSTER_TITLE = (
+    "cluster flags, before or after COMMAND (default: CLIPPER_<FIELD> or the Settings default)"
+)
+_CLUSTER_NOTE = "The cluster flags (--admin-port, --state-dir, ...) are in `clipper --help`."
+
+
+def _add_cluster_flags(parser: argparse.ArgumentParser, *, hidden: bool) -> None:
+    """The cluster flags: in a group with help and default None at the top level; `hidden`
+    (after COMMAND) without help and with SUPPRESS defaults."""
+    flags: list[tuple[str, type, str]] = [
+        ("--cluster-name", str, "name of the cluster"),
+        ("--host", str, "address of the query and admin APIs"),
+        ("--query-port", int, "port of the query API"),
+        ("--admin-port", int, "port of the admin API"),
+        ("--rpc-port", int, "port of the worker RPC listener"),
+        ("--grpc-port", int, "port of the V2 (KServe) gRPC API"),
+        ("--state-dir", str, "registry, artifacts and logs of the cluster"),
+    ]
+    target = parser if hidden else parser.add_argument_group(_CLUSTER_TITLE)
+    for flag, kind, help_text in flags:
+        if hidden:
+            target.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        else:
+            target.add_argument(flag, type=kind, help=help_text)
 
 
 def _add_server_commands(add: _Adder) -> None:
