@@ -1,9 +1,10 @@
 """The `clipper` command line: run a server and manage a cluster through its admin API.
 
 Every command takes the cluster flags (`--cluster-name`, `--host`, `--query-port`,
-`--admin-port`, `--rpc-port`, `--grpc-port`, `--state-dir`), before or after the command's
-name; a flag left out falls back to its `CLIPPER_<FIELD>` environment variable, then to the
-`Settings` default.
+`--admin-port`, `--rpc-port`, `--grpc-port`, `--state-dir`, `--config`), before or after
+the command's name; a setting's flag wins over its `CLIPPER_<FIELD>` environment variable,
+which wins over the config file (`--config FILE` or `CLIPPER_CONFIG`, TOML: any Settings
+field as a key), which wins over the `Settings` default.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from clipper.cli import commands as cli_commands
+from clipper.cli.config_file import load_settings
 from clipper.core.config import Settings
 from clipper.core.exceptions import ClipperError, ServerUnreachable, Unauthorized
 
@@ -30,16 +33,15 @@ _START_FLAGS = ("placement", "ray_address", "rpc_host", "rpc_advertise_host", "l
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `clipper` command; returns the exit status (1 with `error: ...` on failure)."""
     args = build_parser().parse_args(argv)
-    settings = settings_from_args(args)
+    try:
+        settings = settings_from_args(args)
+    except ClipperError as exc:
+        return _report(exc, [])
     try:
         status = cli_commands.COMMANDS[args.command](args, settings)
         sys.stdout.flush()
     except ClipperError as exc:
-        first_line, *details = str(exc).splitlines() or [type(exc).__name__]
-        print(f"error: {first_line}", file=sys.stderr)
-        for line in [*details, *_hints(exc, args.command, settings)]:
-            print(line, file=sys.stderr)
-        return 1
+        return _report(exc, _hints(exc, args.command, settings))
     except BrokenPipeError:  # `clipper logs | head`: the reader has what it wanted
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
@@ -47,6 +49,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return status or 0
+
+
+def _report(exc: ClipperError, hints: list[str]) -> int:
+    """Print `error: <first line>`, the rest of the message and the hints; exit status 1."""
+    first_line, *details = str(exc).splitlines() or [type(exc).__name__]
+    print(f"error: {first_line}", file=sys.stderr)
+    for line in [*details, *hints]:
+        print(line, file=sys.stderr)
+    return 1
 
 
 def _hints(exc: ClipperError, command: str, settings: Settings) -> list[str]:
@@ -79,14 +90,14 @@ def _version() -> str:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Settings from the cluster flags, over the environment, over the defaults."""
-    overrides: dict[str, Any] = {
-        field: getattr(args, field) for field in _SETTINGS_FLAGS if getattr(args, field) is not None
-    }
-    for field in _START_FLAGS:  # only `start` has these
+    """Settings from the flags, over the environment, over the config file (`--config`,
+    else `CLIPPER_CONFIG`), over the defaults; InvalidSettings names what is wrong."""
+    flags: dict[str, Any] = {}
+    for field in (*_SETTINGS_FLAGS, *_START_FLAGS):  # only `start` has the latter
         if getattr(args, field, None) is not None:
-            overrides[field] = getattr(args, field)
-    return Settings(**overrides)
+            flags[field] = getattr(args, field)
+    config = getattr(args, "config", None)
+    return load_settings(flags, Path(config) if config is not None else None)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 _CLUSTER_TITLE = (
-    "cluster flags, before or after COMMAND (default: CLIPPER_<FIELD> or the Settings default)"
+    "cluster flags, before or after COMMAND (default: CLIPPER_<FIELD>, else the config file, "
+    "else the Settings default)"
 )
 _CLUSTER_NOTE = "The cluster flags (--admin-port, --state-dir, ...) are in `clipper --help`."
 
@@ -133,6 +145,12 @@ def _add_cluster_flags(parser: argparse.ArgumentParser, *, hidden: bool) -> None
         ("--rpc-port", int, "port of the worker RPC listener"),
         ("--grpc-port", int, "port of the V2 (KServe) gRPC API"),
         ("--state-dir", str, "registry, artifacts and logs of the cluster"),
+        (
+            "--config",
+            str,
+            "a TOML file of settings (any Settings field; default: "
+            "CLIPPER_CONFIG); flags and CLIPPER_<FIELD> variables win over it",
+        ),
     ]
     target = parser if hidden else parser.add_argument_group(_CLUSTER_TITLE)
     for flag, kind, help_text in flags:
