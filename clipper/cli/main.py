@@ -198,7 +198,7 @@ def _add_listing_commands(add: _Adder) -> None:
 
 def _add_app_commands(add: _Adder) -> None:
     register = add("register-app", "register an application")
-    register.add_argument("name")
+    register.add_argument("name", help="the application's name (its URL: /NAME/predict)")
     register.add_argument("--input-type", required=True, help="bytes|ints|floats|doubles|strings")
     register.add_argument("--default-output", default="None", help="answer when no prediction")
     register.add_argument("--slo-micros", type=int, default=100_000, help="latency objective")
@@ -208,17 +208,21 @@ def _add_app_commands(add: _Adder) -> None:
     _policy_param_flag(register)
     set_policy = add("set-policy", "set an app's selection policy: single, ab, epsilon_greedy, "
                      "thompson, exp3, exp4 or shadow")  # fmt: skip
-    set_policy.add_argument("app")
-    set_policy.add_argument("policy")
+    set_policy.add_argument("app", help="the application")
+    set_policy.add_argument("policy", help="the policy's name")
     _policy_param_flag(set_policy)
     set_pipeline = add("set-pipeline", "make an app a pipeline of models (none: a plain app)")
-    set_pipeline.add_argument("app")
-    set_pipeline.add_argument("models", nargs="*", metavar="MODEL")
-    add("unregister-app", "remove an application (its models stay)").add_argument("name")
+    set_pipeline.add_argument("app", help="the application")
+    set_pipeline.add_argument(
+        "models", nargs="*", metavar="MODEL", help="the models in order, each one's output the "
+        "next one's input",
+    )  # fmt: skip
+    unregister = add("unregister-app", "remove an application (its models stay)")
+    unregister.add_argument("name", help="the application")
     for name, help_text in (("link", "link a model to an app"), ("unlink", "unlink a model")):
         command = add(name, help_text)
-        command.add_argument("app")
-        command.add_argument("model")
+        command.add_argument("app", help="the application")
+        command.add_argument("model", help="the model (all its versions)")
 
 
 def _add_model_commands(add: _Adder) -> None:
@@ -247,13 +251,15 @@ def _add_model_commands(add: _Adder) -> None:
                         'node, e.g. \'{"num_cpus": 1, "num_gpus": 0.5}\'')  # fmt: skip
     _timeout(deploy, 60.0, "how long to wait for the replicas to be ready")
     set_version = add("set-version", "make a registered version current")
-    set_version.add_argument("model")
-    set_version.add_argument("version")
-    add("rollback", "make the version before the current one current").add_argument("model")
-    scale = add("scale", "set the number of replicas of a version")
-    scale.add_argument("model")
-    scale.add_argument("num_replicas", type=int, metavar="N")
-    scale.add_argument("--version", help="default: the current version")
+    set_version.add_argument("model", help="the model")
+    set_version.add_argument("version", help="the registered version to make current")
+    rollback = add("rollback", "make the version before the current one current")
+    rollback.add_argument("model", help="the model")
+    scale = add("scale", "set the number of replicas of a version (waits until they are ready)")
+    scale.add_argument("model", help="the model to scale")
+    scale.add_argument("num_replicas", type=int, metavar="N",
+                       help="how many replicas to run (0 stops them all)")  # fmt: skip
+    scale.add_argument("--version", help="the version to scale (default: the current one)")
     _timeout(scale, 60.0, "how long to wait for the replicas to be ready")
 
 
@@ -289,11 +295,15 @@ def _add_change_commands(add: _Adder) -> None:
 
 
 def _add_query_commands(add: _Adder) -> None:
-    predict = add("predict", "query an application and print the JSON reply")
-    predict.add_argument("app")
-    predict.add_argument("json_input", metavar="JSON_INPUT", help='e.g. "[1.0, 2.0]"')
-    predict.add_argument("--batch", action="store_true", help="JSON_INPUT is a list of inputs")
-    predict.add_argument("--version", help="ask for this model version")
+    predict = add("predict", "query an application and print the JSON reply (exit status "
+                  "2 when an answer is the app's default output)")  # fmt: skip
+    predict.add_argument("app", help="the application to query")
+    predict.add_argument("json_input", metavar="JSON_INPUT",
+                         help='the input as JSON in the app\'s input type, e.g. "[1.0, 2.0]" '
+                         'for doubles, \'"text"\' for strings')  # fmt: skip
+    predict.add_argument("--batch", action="store_true",
+                         help="JSON_INPUT is a JSON list of inputs, answered together")  # fmt: skip
+    predict.add_argument("--version", help="ask this model version, not the current one")
     predict.add_argument("--token", help="query token, for apps that require one")
 
 
@@ -303,7 +313,7 @@ def _add_token_commands(add: _Adder) -> None:
         "the admin token: 'show' prints it, 'rotate' writes a new one to "
         "<state_dir>/admin_token, which the running server reads at its next request",
     )
-    token.add_argument("action", choices=["show", "rotate"])
+    token.add_argument("action", choices=["show", "rotate"], help="show or rotate")
 
 
 def _policy_param_flag(command: argparse.ArgumentParser) -> None:

@@ -1,6 +1,9 @@
-"""CLI flags that need no server: --version, start's --log-level, the listings' --json."""
+"""CLI flags that need no server: --version, start's --log-level, the listings' --json, the
+cluster flags before or after COMMAND, and a help text for every argument."""
 
 from __future__ import annotations
+
+import argparse
 
 import pytest
 
@@ -61,3 +64,17 @@ def test_cluster_flags_are_listed_once_in_the_top_level_help(
     assert "port of the admin API" not in scale
     assert "ADMIN_PORT" not in scale
     assert "`clipper --help`" in scale
+
+
+def test_every_argument_of_every_command_says_what_it_is() -> None:
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    undescribed = [
+        f"{name} {action.dest}"
+        for name, command in commands.choices.items()
+        for action in command._actions
+        if not action.help
+    ]
+
+    assert {"scale", "predict", "update-app"} <= set(commands.choices)
+    assert undescribed == []
