@@ -151,9 +151,9 @@ class ClusterService:
             raise InvalidRequest("give latency_slo_micros or default_output (or both)")
         _check_app_answer(latency_slo_us, default_output)
         self.registry.update_app(name, latency_slo_us, default_output)
-        changed = {"latency_slo_micros": latency_slo_us, "default_output": default_output}
-        event = {key: value for key, value in changed.items() if value is not None}
-        self.registry.record_event("update_app", {"name": name, **event})
+        asked = {"latency_slo_micros": latency_slo_us, "default_output": default_output}
+        changed = [key for key, value in asked.items() if value is not None]
+        self.registry.record_event("update_app", {"name": name, "changed": changed})
         await self.refresh()
         info = self.app_info(name)
         if info is None:  # deleted by another registry user since
