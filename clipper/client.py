@@ -187,6 +187,22 @@ class AdminClient(_HttpClient):
             body["show_model_errors"] = True
         return _as_dict(self._post("add_app", body))
 
+    def update_app(
+        self,
+        name: str,
+        *,
+        latency_slo_micros: int | None = None,
+        default_output: str | None = None,
+    ) -> dict[str, Any]:
+        """Change an app's latency SLO and default output (one left None stays), in effect
+        for its next query; returns the app's info."""
+        body: dict[str, Any] = {"name": name}
+        if latency_slo_micros is not None:
+            body["latency_slo_micros"] = latency_slo_micros
+        if default_output is not None:
+            body["default_output"] = default_output
+        return _as_dict(self._post("update_app", body))
+
     def set_app_policy(
         self, app_name: str, policy: str, policy_params: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
@@ -211,6 +227,27 @@ class AdminClient(_HttpClient):
         answered from the cache only where both its app and its model have it on."""
         body = {"app_name": app_name, "model_name": model_name, "enabled": enabled}
         return _as_dict(self._post("set_cache", body))
+
+    def set_batch_policy(
+        self,
+        model_name: str,
+        model_version: Version | None = None,
+        *,
+        batch_size: int | None = None,
+        batch_wait_timeout_micros: int | None = None,
+        max_in_flight: int | None = None,
+    ) -> dict[str, Any]:
+        """Change a version's batching (default: the current version); a setting left None
+        keeps its value. `batch_size` -1 is adaptive. Returns the version's info."""
+        body: dict[str, Any] = {
+            "model_name": model_name,
+            "batch_size": batch_size,
+            "batch_wait_timeout_micros": batch_wait_timeout_micros,
+            "max_in_flight": max_in_flight,
+        }
+        if model_version is not None:
+            body["model_version"] = str(model_version)
+        return _as_dict(self._post("set_batch_policy", body))
 
     def delete_app(self, name: str) -> dict[str, Any]:
         """Remove an application; its models stay."""

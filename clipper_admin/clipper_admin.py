@@ -154,6 +154,16 @@ class ClipperConnection:
             show_model_errors,
         )
 
+    def update_application(
+        self, name: str, slo_micros: int | None = None, default_output: str | None = None
+    ) -> None:
+        """Change a registered app's latency SLO and default output (an extension: Clipper
+        0.4.1 cannot change an app short of unregistering it). One left None stays; the
+        app's next query uses the new ones, and they outlast a restart."""
+        self._admin_api().update_app(
+            lookup_name(name), latency_slo_micros=slo_micros, default_output=default_output
+        )
+
     def set_app_policy(self, app_name: str, policy: str, **params: Any) -> None:
         """Change an app's selection policy (ours); `params` are the policy's parameters,
         e.g. `set_app_policy("app", "ab", weights={"a": 9, "b": 1})`. Switching to another

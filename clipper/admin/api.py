@@ -103,6 +103,15 @@ async def add_app(service: ClusterService, body: Body) -> Any:
     return {"name": name}
 
 
+async def update_app(service: ClusterService, body: Body) -> Any:
+    default_output = optional(body, "default_output", (str, int, float), None)
+    return await service.update_app(
+        required(body, "name", str),
+        optional(body, "latency_slo_micros", int, None),
+        None if default_output is None else str(default_output),
+    )
+
+
 async def set_app_policy(service: ClusterService, body: Body) -> Any:
     return await policies.set_app_policy(
         service,
@@ -317,7 +326,7 @@ _GET_ONLY = frozenset({"ping"})
 _HANDLERS: dict[str, Handler] = {
     handler.__name__: handler
     for handler in (
-        add_app, delete_app, add_model_links, delete_model_links, add_model,
+        add_app, update_app, delete_app, add_model_links, delete_model_links, add_model,
         set_model_version, delete_versioned_model, get_all_applications, get_application,
         get_linked_models, get_all_models, get_model, get_all_containers, get_container,
         set_num_replicas, get_num_replicas, get_current_model_version, wait_model_ready,

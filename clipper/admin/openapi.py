@@ -61,6 +61,14 @@ OPERATIONS: dict[str, Schema] = {
         ["name", "input_type", "default_output", "latency_slo_micros"],
         errors=(409,),
     ),
+    "update_app": _op(
+        "Change an app's latency SLO and default output (the ones left out stay).",
+        {
+            "name": _STR, "latency_slo_micros": _INT,
+            "default_output": {"oneOf": [_STR, {"type": "number"}], "nullable": True},
+        },
+        ["name"], _OBJECT_OR_NULL,
+    ),
     "delete_app": _op("Remove an application (its models stay).", {"name": _STR}, ["name"]),
     "set_app_policy": _op(
         "Set an app's selection policy and its parameters.",

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 from clipper.admin.dashboard import dashboard_url
 from clipper.artifacts.format import pack_directory
 from clipper.artifacts.python import directory_artifact
-from clipper.cli import launcher, serve
+from clipper.cli import change_commands, launcher, serve
+from clipper.cli.clients import admin_client, query_client
 from clipper.cli.deploying import (
     deploy_function_file,
     load_function,
@@ -40,7 +41,7 @@ from clipper.security import (
 )
 
 if TYPE_CHECKING:
-    from clipper.client import AdminClient, QueryClient
+    from clipper.client import AdminClient
 
 __all__ = [
     "COMMANDS",
@@ -95,20 +96,6 @@ def previous_version(versions: Sequence[Mapping[str, Any]], current: str) -> str
     return names[position - 1]
 
 
-# The clients (httpx) load on first use: `clipper start` in the foreground never needs them,
-# and the server's start-up time counts from the process's.
-def _admin_client(settings: Settings) -> AdminClient:
-    from clipper.client import AdminClient
-
-    return AdminClient.from_settings(settings)
-
-
-def _query_client(settings: Settings, token: str | None) -> QueryClient:
-    from clipper.client import QueryClient
-
-    return QueryClient.from_settings(settings, token=token)
-
-
 def start(args: argparse.Namespace, settings: Settings) -> None:
     """Run a server in the foreground, or in the background with --detach."""
     if args.detach:
@@ -134,7 +121,7 @@ def stop(args: argparse.Namespace, settings: Settings) -> None:
 
 def status(args: argparse.Namespace, settings: Settings) -> None:
     """Print the server's status."""
-    with _admin_client(settings) as admin:
+    with admin_client(settings) as admin:
         report = admin.status()
     width = max(map(len, report), default=0)
     for key, value in report.items():
@@ -167,7 +154,7 @@ def _as_json(args: argparse.Namespace, records: list[Any]) -> bool:
 
 def apps(args: argparse.Namespace, settings: Settings) -> None:
     """List applications."""
-    with _admin_client(settings) as admin:
+    with admin_client(settings) as admin:
         infos = admin.get_all_applications(verbose=True)
     if _as_json(args, infos):
         return
@@ -180,7 +167,7 @@ def apps(args: argparse.Namespace, settings: Settings) -> None:
 
 def models(args: argparse.Namespace, settings: Settings) -> None:
     """List model versions."""
-    with _admin_client(settings) as admin:
+    with admin_client(settings) as admin:
         infos = admin.get_all_models(verbose=True)
     if _as_json(args, infos):
         return
@@ -192,7 +179,7 @@ def models(args: argparse.Namespace, settings: Settings) -> None:
 
 def replicas(args: argparse.Namespace, settings: Settings) -> None:
     """List replicas."""
-    with _admin_client(settings) as admin:
+    with admin_client(settings) as admin:
         infos = admin.get_all_containers(verbose=True)
     if _as_json(args, infos):
         return
@@ -210,7 +197,7 @@ def replicas(args: argparse.Namespace, settings: Settings) -> None:
 
 def register_app(args: argparse.Namespace, settings: Settings) -> None:
     """Register an application."""
-    with _admin_client(settings) as admin:
+    with admin_client(settings) as admin:
         admin.add_app(args.name, args.input_type, args.default_output, args.slo_micros,
                       args.policy, policy_params(args.param),
                       show_model_errors=args.show_model_errors)  # fmt: skip
@@ -219,7 +206,7 @@ def register_app(args: argparse.Namespace, settings: Settings) -> None:
 
 def set_policy(args: argparse.Namespace, settings: Settings) -> None:
     """Set an app's selection policy and its parameters."""
-    with _admin_client(settings) as admin:
+    with admin_client(settings) as admin:
         info = admin.set_app_policy(args.app, args.policy, policy_params(args.param))
     params = json.dumps(info.get("policy_params") or {})
     print(f"App {args.app!r}: policy {info.get('policy')} {params}")
@@ -227,7 +214,7 @@ def set_policy(args: argparse.Namespace, settings: Settings) -> None:
 
 def set_pipeline(args: argparse.Namespace, settings: Settings) -> None:
     """Make an app a pipeline of models, or a plain app again with no models."""
-    with _admin_client(settings) as admin:
+    with admin_client(settings) as admin:
         admin.set_app_pipeline(args.app, args.models)
     steps = " -> ".join(args.models) or "none (plain app)"
     print(f"App {args.app!r}: pipeline {steps}")
@@ -250,7 +237,7 @@ def policy_params(pairs: Sequence[str]) -> dict[str, Any]:
 
 def unregister_app(args: argparse.Namespace, settings: Settings) -> None:
     """Remove an application."""
-    with _admin_client(settings) as admin:
+    with admin_client(settings) as admin:
         admin.delete_app(args.name)
     print(f"Unregistered app {args.name!r}")
 
@@ -262,7 +249,7 @@ def deploy(args: argparse.Namespace, settings: Settings) -> None:
         "output_type": args.output_type,
         "resources": _json_object(args.resources, "--resources"),
     }  # fmt: skip
-    with _admin_client(settings) as admin:
+    with admin_client(settings) as admin:
         if args.file is not None:
             name = args.target
             version, input_type = version_and_type(admin, name, args.version, args.input_type)
@@ -309,28 +296,28 @@ def _directory_deploy(args: argparse.Namespace, admin: AdminClient) -> tuple[str
 
 def link(args: argparse.Namespace, settings: Settings) -> None:
     """Link a model to an application."""
-    with _admin_client(settings) as admin:
+    with admin_client(settings) as admin:
         admin.add_model_links(args.app, [args.model])
     print(f"Linked model {args.model!r} to app {args.app!r}")
 
 
 def unlink(args: argparse.Namespace, settings: Settings) -> None:
     """Unlink a model from an application."""
-    with _admin_client(settings) as admin:
+    with admin_client(settings) as admin:
         admin.delete_model_links(args.app, [args.model])
     print(f"Unlinked model {args.model!r} from app {args.app!r}")
 
 
 def set_version(args: argparse.Namespace, settings: Settings) -> None:
     """Make a registered version current."""
-    with _admin_client(settings) as admin:
+    with admin_client(settings) as admin:
         admin.set_model_version(args.model, args.version)
     print(f"{args.model}: current version is now {args.version}")
 
 
 def rollback(args: argparse.Namespace, settings: Settings) -> None:
     """Make the version registered before the current one current again."""
-    with _admin_client(settings) as admin:
+    with admin_client(settings) as admin:
         current = admin.get_current_model_version(args.model)
         infos = admin.get_all_models(verbose=True)
         versions = [info for info in infos if info.get("model_name") == args.model]
@@ -341,7 +328,7 @@ def rollback(args: argparse.Namespace, settings: Settings) -> None:
 
 def scale(args: argparse.Namespace, settings: Settings) -> None:
     """Set the number of replicas of a version (default: the current one)."""
-    with _admin_client(settings) as admin:
+    with admin_client(settings) as admin:
         info = admin.set_num_replicas(args.model, args.num_replicas, args.version)
         version = str(info.get("model_version", args.version))
         if args.num_replicas > 0:
@@ -357,7 +344,7 @@ def predict(args: argparse.Namespace, settings: Settings) -> int | None:
         raise InvalidRequest(f"JSON_INPUT is not valid JSON: {exc}") from exc
     if args.batch and not isinstance(value, list):
         raise InvalidRequest("With --batch, JSON_INPUT must be a JSON list")
-    with _query_client(settings, getattr(args, "token", None)) as client:
+    with query_client(settings, getattr(args, "token", None)) as client:
         if args.batch:
             reply = client.predict(args.app, input_batch=value, version=args.version)
         else:
@@ -373,7 +360,7 @@ def logs(args: argparse.Namespace, settings: Settings) -> None:
     """Print the server's and replicas' logs (--model: one model's; --follow: keep
     printing new lines until Ctrl-C), or write them to files with --out. Logs are read a
     page at a time from where the last read ended, never whole in one reply."""
-    with _admin_client(settings) as admin:
+    with admin_client(settings) as admin:
         if args.out is not None:
             for path in admin.save_logs(Path(args.out)):
                 print(path)
@@ -445,6 +432,7 @@ COMMANDS: dict[str, Command] = {
     "logs": logs,
     "dashboard": dashboard,
     "token": token,
+    **change_commands.COMMANDS,
 }
 """Every command by its name on the command line."""
 

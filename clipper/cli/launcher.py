@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TextIO
 
-from clipper.core.config import Settings
+from clipper.core.config import CONFIG_FILE_ENV, Settings
 from clipper.core.exceptions import ClipperError
 from clipper.core.processes import process_alive
 from clipper.security import prepare_admin_token, scheme
@@ -172,10 +172,12 @@ def _spawn_detached(command: list[str], log: Path, env: dict[str, str]) -> int:
 
 
 def _child_env(settings: Settings) -> dict[str, str]:
-    """The caller's environment, with every setting as `CLIPPER_<FIELD>` and clipper importable."""
+    """The caller's environment, with every setting as `CLIPPER_<FIELD>` and clipper
+    importable; a config file's settings are among them, so the file itself is not named."""
     env = dict(os.environ)
     for field in Settings.model_fields:  # a setting the caller's environment holds but the
         env.pop(f"CLIPPER_{field.upper()}", None)  # settings left unset is not handed on
+    env.pop(CONFIG_FILE_ENV, None)
     env.update(settings.to_env())
     env["CLIPPER_STATE_DIR"] = str(settings.resolved_state_dir())
     python_path = [str(_REPO_ROOT), *filter(None, [env.get("PYTHONPATH")])]

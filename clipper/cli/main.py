@@ -1,8 +1,10 @@
 """The `clipper` command line: run a server and manage a cluster through its admin API.
 
 Every command takes the cluster flags (`--cluster-name`, `--host`, `--query-port`,
-`--admin-port`, `--rpc-port`, `--state-dir`); a flag left out falls back to its
-`CLIPPER_<FIELD>` environment variable, then to the `Settings` default.
+`--admin-port`, `--rpc-port`, `--grpc-port`, `--state-dir`, `--config`), before or after
+the command's name; a setting's flag wins over its `CLIPPER_<FIELD>` environment variable,
+which wins over the config file (`--config FILE` or `CLIPPER_CONFIG`, TOML: any Settings
+field as a key), which wins over the `Settings` default.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from clipper.cli import commands as cli_commands
+from clipper.cli.config_file import load_settings
 from clipper.cli.serve import add_serve_command
 from clipper.core.config import Settings
 from clipper.core.exceptions import ClipperError, ServerUnreachable, Unauthorized
@@ -30,16 +34,15 @@ _START_FLAGS = ("placement", "ray_address", "rpc_host", "rpc_advertise_host", "l
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one `clipper` command; returns the exit status (1 with `error: ...` on failure)."""
     args = build_parser().parse_args(argv)
-    settings = settings_from_args(args)
+    try:
+        settings = settings_from_args(args)
+    except ClipperError as exc:
+        return _report(exc, [])
     try:
         status = cli_commands.COMMANDS[args.command](args, settings)
         sys.stdout.flush()
     except ClipperError as exc:
-        first_line, *details = str(exc).splitlines() or [type(exc).__name__]
-        print(f"error: {first_line}", file=sys.stderr)
-        for line in [*details, *_hints(exc, args.command, settings)]:
-            print(line, file=sys.stderr)
-        return 1
+        return _report(exc, _hints(exc, args.command, settings))
     except BrokenPipeError:  # `clipper logs | head`: the reader has what it wanted
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes at exit
@@ -47,6 +50,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     return status or 0
+
+
+def _report(exc: ClipperError, hints: list[str]) -> int:
+    """Print `error: <first line>`, the rest of the message and the hints; exit status 1."""
+    first_line, *details = str(exc).splitlines() or [type(exc).__name__]
+    print(f"error: {first_line}", file=sys.stderr)
+    for line in [*details, *hints]:
+        print(line, file=sys.stderr)
+    return 1
 
 
 def _hints(exc: ClipperError, command: str, settings: Settings) -> list[str]:
@@ -79,47 +91,75 @@ def _version() -> str:
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Settings from the cluster flags, over the environment, over the defaults."""
-    overrides: dict[str, Any] = {
-        field: getattr(args, field) for field in _SETTINGS_FLAGS if getattr(args, field) is not None
-    }
-    for field in _START_FLAGS:  # only `start` has these
+    """Settings from the flags, over the environment, over the config file (`--config`,
+    else `CLIPPER_CONFIG`), over the defaults; InvalidSettings names what is wrong."""
+    flags: dict[str, Any] = {}
+    for field in (*_SETTINGS_FLAGS, *_START_FLAGS):  # only `start` has the latter
         if getattr(args, field, None) is not None:
-            overrides[field] = getattr(args, field)
-    return Settings(**overrides)
+            flags[field] = getattr(args, field)
+    config = getattr(args, "config", None)
+    return load_settings(flags, Path(config) if config is not None else None)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
     parser = argparse.ArgumentParser(prog="clipper", description=__doc__)
     parser.add_argument("--version", action="version", version=f"clipper {_version()}")
+    _add_cluster_flags(parser, hidden=False)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    cluster = _cluster_flags()
+    # After COMMAND, the same flags, hidden from its help. SUPPRESS: a flag not given there
+    # sets nothing, so it leaves the value given before COMMAND (argparse copies every
+    # attribute of the subcommand's namespace, defaults included, over the top level's).
+    cluster = argparse.ArgumentParser(add_help=False)
+    _add_cluster_flags(cluster, hidden=True)
 
     def add(name: str, help_text: str) -> argparse.ArgumentParser:
-        return commands.add_parser(name, help=help_text, description=help_text, parents=[cluster])
+        return commands.add_parser(
+            name, help=help_text, description=help_text, parents=[cluster], epilog=_CLUSTER_NOTE
+        )
 
     _add_server_commands(add)
     _add_listing_commands(add)
     _add_app_commands(add)
     _add_model_commands(add)
     add_serve_command(add)
+    _add_change_commands(add)
     _add_query_commands(add)
     _add_token_commands(add)
     return parser
 
 
-def _cluster_flags() -> argparse.ArgumentParser:
-    flags = argparse.ArgumentParser(add_help=False)
-    group = flags.add_argument_group("cluster (default: CLIPPER_<FIELD> or the Settings default)")
-    group.add_argument("--cluster-name", help="name of the cluster")
-    group.add_argument("--host", help="address of the query and admin APIs")
-    group.add_argument("--query-port", type=int, help="port of the query API")
-    group.add_argument("--admin-port", type=int, help="port of the admin API")
-    group.add_argument("--rpc-port", type=int, help="port of the worker RPC listener")
-    group.add_argument("--grpc-port", type=int, help="port of the V2 (KServe) gRPC API")
-    group.add_argument("--state-dir", help="registry, artifacts and logs of the cluster")
-    return flags
+_CLUSTER_TITLE = (
+    "cluster flags, before or after COMMAND (default: CLIPPER_<FIELD>, else the config file, "
+    "else the Settings default)"
+)
+_CLUSTER_NOTE = "The cluster flags (--admin-port, --state-dir, ...) are in `clipper --help`."
+
+
+def _add_cluster_flags(parser: argparse.ArgumentParser, *, hidden: bool) -> None:
+    """The cluster flags: in a group with help and default None at the top level; `hidden`
+    (after COMMAND) without help and with SUPPRESS defaults."""
+    flags: list[tuple[str, type, str]] = [
+        ("--cluster-name", str, "name of the cluster"),
+        ("--host", str, "address of the query and admin APIs"),
+        ("--query-port", int, "port of the query API"),
+        ("--admin-port", int, "port of the admin API"),
+        ("--rpc-port", int, "port of the worker RPC listener"),
+        ("--grpc-port", int, "port of the V2 (KServe) gRPC API"),
+        ("--state-dir", str, "registry, artifacts and logs of the cluster"),
+        (
+            "--config",
+            str,
+            "a TOML file of settings (any Settings field; default: "
+            "CLIPPER_CONFIG); flags and CLIPPER_<FIELD> variables win over it",
+        ),
+    ]
+    target = parser if hidden else parser.add_argument_group(_CLUSTER_TITLE)
+    for flag, kind, help_text in flags:
+        if hidden:
+            target.add_argument(flag, type=kind, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        else:
+            target.add_argument(flag, type=kind, help=help_text)
 
 
 def _add_server_commands(add: _Adder) -> None:
@@ -160,7 +200,7 @@ def _add_listing_commands(add: _Adder) -> None:
 
 def _add_app_commands(add: _Adder) -> None:
     register = add("register-app", "register an application")
-    register.add_argument("name")
+    register.add_argument("name", help="the application's name (its URL: /NAME/predict)")
     register.add_argument("--input-type", required=True, help="bytes|ints|floats|doubles|strings")
     register.add_argument("--default-output", default="None", help="answer when no prediction")
     register.add_argument("--slo-micros", type=int, default=100_000, help="latency objective")
@@ -170,17 +210,21 @@ def _add_app_commands(add: _Adder) -> None:
     _policy_param_flag(register)
     set_policy = add("set-policy", "set an app's selection policy: single, ab, epsilon_greedy, "
                      "thompson, exp3, exp4 or shadow")  # fmt: skip
-    set_policy.add_argument("app")
-    set_policy.add_argument("policy")
+    set_policy.add_argument("app", help="the application")
+    set_policy.add_argument("policy", help="the policy's name")
     _policy_param_flag(set_policy)
     set_pipeline = add("set-pipeline", "make an app a pipeline of models (none: a plain app)")
-    set_pipeline.add_argument("app")
-    set_pipeline.add_argument("models", nargs="*", metavar="MODEL")
-    add("unregister-app", "remove an application (its models stay)").add_argument("name")
+    set_pipeline.add_argument("app", help="the application")
+    set_pipeline.add_argument(
+        "models", nargs="*", metavar="MODEL", help="the models in order, each one's output the "
+        "next one's input",
+    )  # fmt: skip
+    unregister = add("unregister-app", "remove an application (its models stay)")
+    unregister.add_argument("name", help="the application")
     for name, help_text in (("link", "link a model to an app"), ("unlink", "unlink a model")):
         command = add(name, help_text)
-        command.add_argument("app")
-        command.add_argument("model")
+        command.add_argument("app", help="the application")
+        command.add_argument("model", help="the model (all its versions)")
 
 
 def _add_model_commands(add: _Adder) -> None:
@@ -210,22 +254,59 @@ def _add_model_commands(add: _Adder) -> None:
                         'node, e.g. \'{"num_cpus": 1, "num_gpus": 0.5}\'')  # fmt: skip
     _timeout(deploy, 60.0, "how long to wait for the replicas to be ready")
     set_version = add("set-version", "make a registered version current")
-    set_version.add_argument("model")
-    set_version.add_argument("version")
-    add("rollback", "make the version before the current one current").add_argument("model")
-    scale = add("scale", "set the number of replicas of a version")
-    scale.add_argument("model")
-    scale.add_argument("num_replicas", type=int, metavar="N")
-    scale.add_argument("--version", help="default: the current version")
+    set_version.add_argument("model", help="the model")
+    set_version.add_argument("version", help="the registered version to make current")
+    rollback = add("rollback", "make the version before the current one current")
+    rollback.add_argument("model", help="the model")
+    scale = add("scale", "set the number of replicas of a version (waits until they are ready)")
+    scale.add_argument("model", help="the model to scale")
+    scale.add_argument("num_replicas", type=int, metavar="N",
+                       help="how many replicas to run (0 stops them all)")  # fmt: skip
+    scale.add_argument("--version", help="the version to scale (default: the current one)")
     _timeout(scale, 60.0, "how long to wait for the replicas to be ready")
 
 
+def _add_change_commands(add: _Adder) -> None:
+    update = add("update-app", "change an app's latency SLO and default output (an extension: "
+                 "Clipper has no such operation); what is not given stays")  # fmt: skip
+    update.add_argument("name", help="the application")
+    update.add_argument("--slo-micros", type=int, help="new latency objective (microseconds)")
+    update.add_argument("--default-output", help="new answer when no prediction is in time")
+    cache = add("set-cache", "turn the prediction cache of an app or of a model on or off "
+                "(a query uses it only where both its app and its model have it on)")  # fmt: skip
+    cache.add_argument("state", choices=["on", "off"], help="on or off")
+    target = cache.add_mutually_exclusive_group(required=True)
+    target.add_argument("--app", help="the application whose cache to set")
+    target.add_argument("--model", help="the model (every version) whose cache to set")
+    batching = add("set-batching", "change a model version's batching; what is not given stays")
+    batching.add_argument("model", help="the model")
+    batching.add_argument("--version", help="default: the current version")
+    batching.add_argument(
+        "--batch-size",
+        type=int,
+        help="most inputs in a batch (-1: adaptive, sized against the SLO)",
+    )
+    batching.add_argument(
+        "--wait-timeout-micros", type=int, help="how long a batch may wait to fill under light load"
+    )
+    batching.add_argument("--max-in-flight", type=int,
+                          help="how many batches one replica may hold at once")  # fmt: skip
+    delete = add("delete-version", "stop a model version's replicas (drained first) and "
+                 "unregister it")  # fmt: skip
+    delete.add_argument("model", help="the model")
+    delete.add_argument("version", help="the version to delete")
+
+
 def _add_query_commands(add: _Adder) -> None:
-    predict = add("predict", "query an application and print the JSON reply")
-    predict.add_argument("app")
-    predict.add_argument("json_input", metavar="JSON_INPUT", help='e.g. "[1.0, 2.0]"')
-    predict.add_argument("--batch", action="store_true", help="JSON_INPUT is a list of inputs")
-    predict.add_argument("--version", help="ask for this model version")
+    predict = add("predict", "query an application and print the JSON reply (exit status "
+                  "2 when an answer is the app's default output)")  # fmt: skip
+    predict.add_argument("app", help="the application to query")
+    predict.add_argument("json_input", metavar="JSON_INPUT",
+                         help='the input as JSON in the app\'s input type, e.g. "[1.0, 2.0]" '
+                         'for doubles, \'"text"\' for strings')  # fmt: skip
+    predict.add_argument("--batch", action="store_true",
+                         help="JSON_INPUT is a JSON list of inputs, answered together")  # fmt: skip
+    predict.add_argument("--version", help="ask this model version, not the current one")
     predict.add_argument("--token", help="query token, for apps that require one")
 
 
@@ -235,7 +316,7 @@ def _add_token_commands(add: _Adder) -> None:
         "the admin token: 'show' prints it, 'rotate' writes a new one to "
         "<state_dir>/admin_token, which the running server reads at its next request",
     )
-    token.add_argument("action", choices=["show", "rotate"])
+    token.add_argument("action", choices=["show", "rotate"], help="show or rotate")
 
 
 def _policy_param_flag(command: argparse.ArgumentParser) -> None:

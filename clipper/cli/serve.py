@@ -181,7 +181,10 @@ def add_serve_command(add: Callable[[str, str], argparse.ArgumentParser]) -> Non
         "model named after the file (my_model.py -> my-model), starting a server if none "
         "runs, and print the curl line that queries it; --reload deploys each change",
     )
-    command.add_argument("target", metavar="FILE[:FUNCTION]")
+    command.add_argument(
+        "target", metavar="FILE[:FUNCTION]",
+        help="the Python file and the function or class in it (default: predict)",
+    )  # fmt: skip
     command.add_argument("--input-type", help="bytes|ints|floats|doubles|strings (default: "
                          "the model's registered one)")  # fmt: skip
     command.add_argument("--name", help="app and model name (default: the file's stem)")

@@ -26,6 +26,7 @@ from clipper.control.reconciler import Reconciler, ReplicaState, ReplicaStatus
 from clipper.control.store import Registry
 from clipper.core.config import Settings
 from clipper.core.exceptions import (
+    ApplicationNotFound,
     Conflict,
     DeployFailed,
     InvalidRequest,
@@ -121,13 +122,7 @@ class ClusterService:
     ) -> None:
         """Register an application (with a selection policy, `single` by default)."""
         validate_name(name, "application name")
-        if latency_slo_us <= 0:
-            raise InvalidRequest("latency_slo_micros must be a positive integer")
-        if len(default_output.encode()) > MAX_DEFAULT_OUTPUT_BYTES:
-            raise InvalidRequest(
-                f"default_output is over {MAX_DEFAULT_OUTPUT_BYTES} bytes: a default answer is "
-                "sent with every query that misses its SLO"
-            )
+        _check_app_answer(latency_slo_us, default_output)
         params = dict(policy_params or {})
         configure(policy, params)
         added = self.registry.add_app(
@@ -146,6 +141,24 @@ class ClusterService:
             return  # exactly this app exists already: a script run again
         self.registry.record_event("add_app", {"name": name})
         await self.refresh()
+
+    async def update_app(
+        self, name: str, latency_slo_us: int | None = None, default_output: str | None = None
+    ) -> dict[str, Any]:
+        """Change an app's latency SLO and default output (None: keep it), checked as
+        `add_app` checks them; its queries use them from the refresh on. The app's info."""
+        if latency_slo_us is None and default_output is None:
+            raise InvalidRequest("give latency_slo_micros or default_output (or both)")
+        _check_app_answer(latency_slo_us, default_output)
+        self.registry.update_app(name, latency_slo_us, default_output)
+        asked = {"latency_slo_micros": latency_slo_us, "default_output": default_output}
+        changed = [key for key, value in asked.items() if value is not None]
+        self.registry.record_event("update_app", {"name": name, "changed": changed})
+        await self.refresh()
+        info = self.app_info(name)
+        if info is None:  # deleted by another registry user since
+            raise ApplicationNotFound(f"No application with name '{name}'")
+        return info
 
     async def delete_app(self, name: str) -> None:
         """Remove an application; its models stay."""
@@ -522,6 +535,17 @@ class ClusterService:
                     f"{status.last_exit_code} before it was ready"
                     f"{_failure_reason(status.last_error)}:\n{status.last_error}"
                 )
+
+
+def _check_app_answer(latency_slo_us: int | None, default_output: str | None) -> None:
+    """What `add_app` and `update_app` accept as an app's SLO and default output."""
+    if latency_slo_us is not None and latency_slo_us <= 0:
+        raise InvalidRequest("latency_slo_micros must be a positive integer")
+    if default_output is not None and len(default_output.encode()) > MAX_DEFAULT_OUTPUT_BYTES:
+        raise InvalidRequest(
+            f"default_output is over {MAX_DEFAULT_OUTPUT_BYTES} bytes: a default answer is "
+            "sent with every query that misses its SLO"
+        )
 
 
 def _failure_reason(log_tail: str) -> str:

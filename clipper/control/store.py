@@ -320,6 +320,20 @@ class Registry:
             q.require_app(conn, name)
             conn.execute("UPDATE apps SET cache_enabled = ? WHERE name = ?", (int(enabled), name))
 
+    def update_app(self, name: str, latency_slo_us: int | None, default_output: str | None) -> None:
+        """Change an app's latency SLO and default output (None: keep it), in one
+        transaction; ApplicationNotFound if unknown."""
+        with self._write() as conn:
+            q.require_app(conn, name)
+            if latency_slo_us is not None:
+                conn.execute(
+                    "UPDATE apps SET latency_slo_us = ? WHERE name = ?", (latency_slo_us, name)
+                )
+            if default_output is not None:
+                conn.execute(
+                    "UPDATE apps SET default_output = ? WHERE name = ?", (default_output, name)
+                )
+
     def set_app_show_model_errors(self, name: str, show: bool) -> None:
         """Whether an app's default answers carry its models' exception text."""
         with self._write() as conn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -11,7 +12,16 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from clipper.core.resources import DefaultMemoryLimit
 
-__all__ = ["Settings", "default_state_dir"]
+__all__ = [
+    "CONFIG_FILE_ENV",
+    "Settings",
+    "default_state_dir",
+    "environment_config_file",
+    "fields_in_environment",
+]
+
+CONFIG_FILE_ENV = "CLIPPER_CONFIG"
+"""The variable naming a TOML config file of settings (see clipper.core.config_file)."""
 
 _COMMA_SEPARATED = frozenset({"cors_allowed_origins"})
 """List fields the environment gives comma-separated (`NoDecode` with a splitting validator)."""
@@ -267,6 +277,19 @@ class Settings(BaseSettings):
         if self.env_cache_dir is not None:
             return self.env_cache_dir
         return self.resolved_state_dir() / "envs"
+
+
+def environment_config_file() -> Path | None:
+    """The config file `CLIPPER_CONFIG` names, or None when it is unset or empty."""
+    value = os.environ.get(CONFIG_FILE_ENV, "")
+    return Path(value) if value else None
+
+
+def fields_in_environment() -> set[str]:
+    """The Settings fields a `CLIPPER_<FIELD>` variable sets (names read case-insensitively,
+    as `Settings` reads them)."""
+    names = {key.upper() for key in os.environ}
+    return {field for field in Settings.model_fields if f"CLIPPER_{field.upper()}" in names}
 
 
 def _env_text(name: str, value: object) -> str | None:

@@ -37,6 +37,7 @@
     ├── ModelLoadError              an artifact that cannot be loaded in the worker's environment
     ├── RpcError                    malformed frames or protocol mismatch on the worker RPC
     ├── ServerUnreachable           (client side) the server refused, reset or timed out
+    ├── InvalidSettings             a flag, variable or config file that does not validate
     └── AuthError                   a request without the credentials it needs
         ├── Unauthorized            no bearer token, or not a valid one
         └── Forbidden               a valid token not scoped to what was asked
@@ -64,6 +65,7 @@ __all__ = [
     "InvalidInputType",
     "InvalidName",
     "InvalidRequest",
+    "InvalidSettings",
     "MalformedRequest",
     "ManagementError",
     "MethodNotAllowed",
@@ -262,3 +264,9 @@ class Forbidden(AuthError):
 class ServerUnreachable(ClipperError):
     """The server could not be reached (refused, reset or timed-out connection); raised by
     the client, never sent by a server."""
+
+
+class InvalidSettings(ClipperError):
+    """Settings that do not validate: a CLI flag, a `CLIPPER_*` variable or a config file's
+    key (unknown, or of the wrong type); raised where `Settings` are built, never sent by a
+    server."""

@@ -93,6 +93,7 @@ ERROR_TABLE: tuple[ErrorRow, ...] = (
     _row(errors.ModelLoadError, 500, "INTERNAL", "Model load failed"),
     _row(errors.RpcError, 502, "INTERNAL", "Worker protocol error"),
     _row(errors.ServerUnreachable, 503, "UNAVAILABLE", "Server unreachable"),
+    _row(errors.InvalidSettings, 400, "INVALID_ARGUMENT", "Invalid settings"),
     _row(errors.AuthError, 401, "UNAUTHENTICATED", "Unauthorized"),
     _row(errors.Unauthorized, 401, "UNAUTHENTICATED", "Unauthorized"),
     _row(errors.Forbidden, 403, "PERMISSION_DENIED", "Forbidden"),

@@ -131,7 +131,7 @@ class ServerHandle:
     def admin_http(self, operation: str, body: dict[str, Any] | None = None) -> httpx.Response:
         """`POST /admin/<operation>` as raw HTTP, with the admin token: for tests that check
         the admin API's statuses and bodies themselves, and for the operations `AdminClient`
-        has no method for (query tokens, `set_batch_policy`). Everything else: `admin`."""
+        has no method for (query tokens). Everything else: `admin`."""
         return httpx.post(
             f"{self.admin_url}/admin/{operation}",
             json=body or {},

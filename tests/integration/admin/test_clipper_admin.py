@@ -211,6 +211,22 @@ def test_register_and_unregister_applications(conn: ClipperConnection) -> None:
         conn.unregister_application(app)
 
 
+def test_update_application_changes_the_slo_and_default_output(conn: ClipperConnection) -> None:
+    app = unique("updated")
+    conn.register_application(app, "doubles", "-1.0", 100_000)
+    conn.update_application(app, slo_micros=5_000)
+    conn.update_application(app, default_output="0.25")
+
+    info = conn.get_app_info(app)
+    assert info is not None
+    assert (info["latency_slo_micros"], info["default_output"]) == (5_000, "0.25")
+    assert predict(conn, app, {"input": [1.0]})["output"] == 0.25  # no model: the default
+    with pytest.raises(ClipperException, match="positive"):
+        conn.update_application(app, slo_micros=-1)
+    with pytest.raises(ClipperException):
+        conn.update_application(unique("never"), slo_micros=1_000)
+
+
 def test_delete_application_is_a_deprecated_alias(conn: ClipperConnection) -> None:
     app = unique("old")
     conn.register_application(app, "strings", "none", 100_000)

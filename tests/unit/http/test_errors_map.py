@@ -50,6 +50,7 @@ EXPECTED: dict[type[errors.ClipperError], tuple[int, grpc.StatusCode, str]] = {
     errors.ModelLoadError: (500, grpc.StatusCode.INTERNAL, "Model load failed"),
     errors.RpcError: (502, grpc.StatusCode.INTERNAL, "Worker protocol error"),
     errors.ServerUnreachable: (503, grpc.StatusCode.UNAVAILABLE, "Server unreachable"),
+    errors.InvalidSettings: (400, grpc.StatusCode.INVALID_ARGUMENT, "Invalid settings"),
     errors.AuthError: (401, grpc.StatusCode.UNAUTHENTICATED, "Unauthorized"),
     errors.Unauthorized: (401, grpc.StatusCode.UNAUTHENTICATED, "Unauthorized"),
     errors.Forbidden: (403, grpc.StatusCode.PERMISSION_DENIED, "Forbidden"),
