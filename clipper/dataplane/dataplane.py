@@ -119,6 +119,9 @@ class DataPlane:
             elif existing.policy != policy:
                 existing.set_policy(policy)
         self._routes = build_routes(snapshot, self._serving, self._routes, self._metrics)
+        if self._metrics is not None:
+            for name, app in snapshot.apps.items():
+                self._metrics.for_app(name).set_slo(app.latency_slo_us / 1e6)
         self._direct = {}
         for name, app in snapshot.apps.items():
             if name not in self._routes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -22,13 +23,23 @@ _BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 
 class AppMetrics:
-    """The per-request metrics of one app, with labels bound once (cheap to update)."""
+    """The per-request metrics of one app, with labels bound once (cheap to update).
+    `slo_s` is the app's latency SLO, kept current by the data plane (`set_slo`)."""
 
-    __slots__ = ("latency", "requests")
+    __slots__ = ("_slo_gauge", "answers", "answers_within_slo", "latency", "requests", "slo_s")
 
     def __init__(self, server: ServerMetrics, app: str) -> None:
         self.requests = server.requests.labels(app)
         self.latency = server.latency.labels(app)
+        self.answers = server.answers.labels(app)
+        self.answers_within_slo = server.answers_within_slo.labels(app)
+        self._slo_gauge = server.latency_slo.labels(app)
+        self.slo_s = math.inf  # until the data plane says: every answer counts as in time
+
+    def set_slo(self, slo_s: float) -> None:
+        """The app's latency SLO, in seconds."""
+        self.slo_s = slo_s
+        self._slo_gauge.set(slo_s)
 
 
 class ModelMetrics:
@@ -73,6 +84,18 @@ class ServerMetrics:
             "End-to-end latency of predict requests per app.",
             ["app"], _LATENCY_BUCKETS_S,
         )  # fmt: skip
+        self.answers = CounterFamily(
+            "clipper_app_answers", "Queries answered per app (each input of a batch).", ["app"]
+        )
+        self.answers_within_slo = CounterFamily(
+            "clipper_app_answers_within_slo",
+            "Queries of an app answered by a model (not the default output) within the app's "
+            "latency SLO: the SLO attainment is its rate over clipper_app_answers_total's.",
+            ["app"],
+        )
+        self.latency_slo = Gauge(
+            "clipper_app_latency_slo_seconds", "The app's latency SLO.", ["app"], registry=registry
+        )
         self.defaults = Counter(
             "clipper_app_default_answers",
             "Answers given with the app's default output, by reason.",
@@ -106,8 +129,9 @@ class ServerMetrics:
             "clipper_replica_batches", "Batches served per replica.", [*model, "replica"]
         )
         registry.register(MetricFamilies([
-            self.requests, self.latency, self.queue_delay, self.batch_size, self.batch_latency,
-            self.cache_hits, self.cache_misses, self.replica_batches,
+            self.requests, self.latency, self.answers, self.answers_within_slo, self.queue_delay,
+            self.batch_size, self.batch_latency, self.cache_hits, self.cache_misses,
+            self.replica_batches,
         ]))  # fmt: skip
         self.replica_errors = Counter(
             "clipper_replica_errors", "Failed batches per replica.",
