@@ -25,8 +25,8 @@ from clipper.control.autoscaling_config import AutoscalingConfig
 from clipper.control.service import ClusterService
 from clipper.core.exceptions import (
     ClipperError,
-    InvalidRequest,
     InternalError,
+    InvalidRequest,
     MethodNotAllowed,
     ModelNotFound,
     NotFound,
@@ -340,8 +340,9 @@ _HANDLERS: dict[str, Handler] = {
         add_app, delete_app, add_model_links, delete_model_links, add_model,
         set_model_version, delete_versioned_model, get_all_applications, get_application,
         get_linked_models, get_all_models, get_model, get_all_containers, get_container,
-        set_num_replicas, set_autoscaling, get_num_replicas, get_current_model_version, wait_model_ready,
-        set_batch_policy, set_cache, get_logs, prepare_environment, get_environments,
+        set_num_replicas, get_num_replicas, get_current_model_version, wait_model_ready,
+        set_autoscaling, set_batch_policy, set_cache, get_logs, prepare_environment,
+        get_environments,
         get_events, set_app_policy, set_app_pipeline, set_app_model_errors,
         query_tokens.create_query_token, query_tokens.get_query_tokens,
         query_tokens.revoke_query_token, query_tokens.set_app_query_auth,
