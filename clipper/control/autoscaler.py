@@ -205,7 +205,7 @@ def _capped(decision: Decision, machine: MachineLimit | None, model: str) -> Dec
     if machine is None or decision.desired <= machine.replicas:
         return decision
     desired = max(decision.current, machine.replicas)
-    head = decision.reason.split(":", 1)[1].strip()
+    head = decision.reason.split(": ", 1)[1]
     if desired == decision.current:
         reason = f"{model} stays at {desired}: {head}"
     else:
