@@ -218,6 +218,14 @@ def _add_model_commands(add: _Adder) -> None:
     scale.add_argument("num_replicas", type=int, metavar="N")
     scale.add_argument("--version", help="default: the current version")
     _timeout(scale, 60.0, "how long to wait for the replicas to be ready")
+    autoscale = add("autoscale", "scale a version against its SLO (README: Autoscaling)")
+    autoscale.add_argument("model")
+    autoscale.add_argument("--version", help="default: the current version")
+    autoscale.add_argument("--min", type=int, default=1, dest="min_replicas", metavar="N")
+    autoscale.add_argument("--max", type=int, dest="max_replicas", metavar="N")
+    autoscale.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
+                           help="another setting, e.g. downscale_delay_s=120")  # fmt: skip
+    autoscale.add_argument("--off", action="store_true", help="stop autoscaling the version")
 
 
 def _add_query_commands(add: _Adder) -> None:
