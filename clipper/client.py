@@ -351,6 +351,7 @@ class AdminClient(_HttpClient):
         build_timeout_s: float = 900.0,
         output_type: str | None = None,
         resources: Mapping[str, Any] | None = None,
+        autoscaling: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Upload `artifact`, prepare its environment (building a venv if the server's
         interpreter does not satisfy it, reporting each step to `progress`), register the
@@ -380,6 +381,7 @@ class AdminClient(_HttpClient):
             signature=signature,
             output_type=output_type,
             resources=resources,
+            autoscaling=autoscaling,
         )
         return info
 

@@ -6,9 +6,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from clipper.artifacts.python import closure_artifact
+from clipper_admin import ClipperException
+from clipper_admin.deployers.python import deploy_python_closure
+from tests.integration.clipper_admin_cluster import admin_cluster
 from tests.integration.cluster import ServerHandle, deploy, metric, wait_until
 
 
@@ -65,3 +71,18 @@ def test_a_new_version_follows_the_autoscaled_count_and_settings(configured_serv
     )  # fmt: skip
     assert server.admin.get_num_replicas("follow", "1") == 0  # parked, not raised to min
     assert server.predict("follow", {"input": [1.0]}).json()["output"] == 2.0
+
+
+def test_clipper_admin_deploys_autoscaled_and_turns_it_off(tmp_path: Path) -> None:
+    with admin_cluster(tmp_path / "state", "autoscale-admin") as conn:
+        deploy_python_closure(conn, "admin-auto", 1, "doubles", answers(1.0), num_replicas=1,
+                              resources={"num_cpus": 0.5},
+                              autoscaling={"min_replicas": 1, "max_replicas": 2})  # fmt: skip
+        info = conn.get_model_info("admin-auto", 1)
+        assert info is not None
+        assert info["autoscaling"]["max_replicas"] == 2
+        with pytest.raises(ClipperException, match="autoscaled between 1 and 2"):
+            conn.set_num_replicas("admin-auto", 2)
+        assert conn.set_autoscaling("admin-auto", None)["autoscaling"] is None
+        conn.set_num_replicas("admin-auto", 2)
+        assert conn.get_num_replicas("admin-auto") == 2
