@@ -90,7 +90,9 @@ def test_scales_up_under_load_and_down_when_it_stops(configured_server: Any) -> 
     after = load.answered_share(ended - 2.0, ended)
     assert after >= before
     assert after >= 0.95
-    ratio_before = int(re.search(r"queue delay (\d+)%", first["reason"])[1]) / 100  # type: ignore[index]
+    found = re.search(r"queue delay (\d+)%", first["reason"])
+    assert found is not None
+    ratio_before = int(found[1]) / 100
     assert ratio_after < ratio_before
     info = server.admin.get_model("auto", "1")
     assert info is not None
