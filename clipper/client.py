@@ -281,6 +281,7 @@ class AdminClient(_HttpClient):
         signature: dict[str, Any] | str | None = None,
         output_type: str | None = None,
         resources: Mapping[str, Any] | None = None,
+        autoscaling: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Register a model version; the server starts its replicas and makes it current
         once they are all ready (DeployFailed, with the worker's error, if they are not
@@ -289,8 +290,9 @@ class AdminClient(_HttpClient):
         its outputs as the input of a next pipeline step; `resources` what each replica
         asks of its node (see clipper.core.resources). `num_replicas` None leaves the count
         to the server: as many as the current version has (1 for a new model), and the
-        version it replaces is scaled to zero once this one is current. Returns its info
-        dict."""
+        version it replaces is scaled to zero once this one is current. `autoscaling`
+        (`{"min_replicas", "max_replicas", ...}`, README.md#autoscaling) lets the server
+        scale it against its SLO. Returns its info dict."""
         body: dict[str, Any] = {
             **_model_key(model_name, model_version),
             "input_type": input_type,
@@ -311,6 +313,8 @@ class AdminClient(_HttpClient):
             body["output_type"] = output_type
         if resources:
             body["resources"] = dict(resources)
+        if autoscaling is not None:
+            body["autoscaling"] = dict(autoscaling)
         return _as_dict(self._post("add_model", body, timeout_s=ready_timeout_s + self._timeout_s))
 
     def set_model_version(
@@ -384,6 +388,7 @@ class AdminClient(_HttpClient):
         build_timeout_s: float = 900.0,
         output_type: str | None = None,
         resources: Mapping[str, Any] | None = None,
+        autoscaling: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Upload `artifact`, prepare its environment (building a venv if the server's
         interpreter does not satisfy it, reporting each step to `progress`), register the
@@ -413,6 +418,7 @@ class AdminClient(_HttpClient):
             signature=signature,
             output_type=output_type,
             resources=resources,
+            autoscaling=autoscaling,
         )
         return info
 
@@ -455,6 +461,23 @@ class AdminClient(_HttpClient):
         if model_version is not None:
             body["model_version"] = str(model_version)
         return _as_dict(self._post("set_num_replicas", body))
+
+    def set_autoscaling(
+        self,
+        model_name: str,
+        autoscaling: Mapping[str, Any] | None,
+        model_version: Version | None = None,
+    ) -> dict[str, Any]:
+        """Autoscale a version (default: the current one) within `autoscaling`
+        (`{"min_replicas", "max_replicas", ...}`, README.md#autoscaling), or stop (None):
+        its replicas then stay where the autoscaler left them. Returns its info dict."""
+        body: dict[str, Any] = {
+            "model_name": model_name,
+            "autoscaling": None if autoscaling is None else dict(autoscaling),
+        }
+        if model_version is not None:
+            body["model_version"] = str(model_version)
+        return _as_dict(self._post("set_autoscaling", body))
 
     def get_num_replicas(self, model_name: str, model_version: Version | None = None) -> int:
         """A version's replica target (default: the current version)."""

@@ -21,6 +21,7 @@ from clipper.admin.api import build_admin_app
 from clipper.admin.dashboard.history import SummaryHistory, history_capacity, sample_summaries
 from clipper.admin.dashboard.summary import metrics_summary
 from clipper.admin.query_tokens import reload_guard
+from clipper.control.autoscaling_loop import AutoscalerLoop
 from clipper.control.log_rotation import rotate_logs
 from clipper.control.policies import run_policy_flusher
 from clipper.control.reconciler import Reconciler
@@ -306,8 +307,13 @@ class ClipperServer:
     def _start_background(
         self, stack: contextlib.AsyncExitStack, tasks: asyncio.TaskGroup, registry: Registry
     ) -> None:
+        autoscaler = AutoscalerLoop(
+            self.service, self.metrics, self.settings.autoscaler_interval_s,
+            local=self.ray_placement is None,
+        )  # fmt: skip
         # Each restarted after a failure (logged): none takes the server down.
         background = [
+            tasks.create_task(supervised("autoscaler", autoscaler.run)),
             tasks.create_task(supervised("reconciler", self.reconciler.run)),
             tasks.create_task(supervised("heartbeat watch", self._watch_heartbeats)),
             tasks.create_task(supervised("log rotation", self._rotate_logs)),

@@ -265,6 +265,7 @@ class ClipperConnection:
         progress: Callable[[str], None] | None = print_progress,
         output_type: str | None = None,
         resources: Mapping[str, Any] | None = None,
+        autoscaling: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Upload an artifact archive, prepare its environment, register the version, wait
         for its replicas (ours). Environment builds are reported line by line to `progress`
@@ -272,7 +273,9 @@ class ClipperConnection:
 
         `signature` declares the model's Open Inference Protocol inputs and outputs;
         `output_type` the type of its outputs as the next step's input in a pipeline;
-        `resources` what each replica asks of its node (Ray placement)."""
+        `resources` what each replica asks of its node (Ray placement); `autoscaling`
+        (`{"min_replicas", "max_replicas", ...}`) scales it against its SLO (see
+        `set_autoscaling`)."""
         admin = self._admin_api()
         return admin.deploy_artifact(
             validate_name(name),
@@ -288,6 +291,7 @@ class ClipperConnection:
             output_type=None if output_type is None else parse_input_type(output_type).value,
             progress=progress,
             resources=resources,
+            autoscaling=autoscaling,
         )
 
     def build_model(
@@ -392,6 +396,19 @@ class ClipperConnection:
         info = admin.set_num_replicas(lookup_name(name), num_replicas, version)
         if num_replicas > 0:
             admin.wait_model_ready(name, str(info["model_version"]))
+
+    def set_autoscaling(
+        self,
+        name: str,
+        autoscaling: Mapping[str, Any] | None,
+        version: Version | None = None,
+    ) -> dict[str, Any]:
+        """Scale a version (default: current) against its SLO between
+        `autoscaling["min_replicas"]` and `["max_replicas"]` (ours; README.md#autoscaling
+        lists the other settings), or stop (None). While a version is autoscaled,
+        `set_num_replicas` on it is refused. Returns its model info dict."""
+        version = None if version is None else lookup_version(version)
+        return self._admin_api().set_autoscaling(lookup_name(name), autoscaling, version)
 
     def get_num_replicas(self, name: str, version: Version | None = None) -> int:
         """The replica target of a version (default: current)."""

@@ -21,10 +21,12 @@ from clipper.admin.log_pages import DEFAULT_PAGE_BYTES, read_log_pages
 from clipper.admin.openapi import admin_openapi_json
 from clipper.admin.request_fields import optional, parse_body, required, string_list
 from clipper.control import policies
+from clipper.control.autoscaling_config import AutoscalingConfig
 from clipper.control.service import ClusterService
 from clipper.core.exceptions import (
     ClipperError,
     InternalError,
+    InvalidRequest,
     MethodNotAllowed,
     ModelNotFound,
     NotFound,
@@ -175,8 +177,26 @@ async def add_model(service: ClusterService, body: Body) -> Any:
         resources=ResourceRequest.parse(body.get("resources")),
     )
     given = num_replicas is not None
-    await service.add_model(record, _ready_timeout_s(body), replicas_given=given)
+    await service.add_model(
+        record, _ready_timeout_s(body), replicas_given=given, autoscaling=_autoscaling(body)
+    )
     return _model_info(service, model_id)
+
+
+def _autoscaling(body: Body) -> AutoscalingConfig | None:
+    value = body.get("autoscaling")
+    return None if value is None else AutoscalingConfig.parse(value)
+
+
+async def set_autoscaling(service: ClusterService, body: Body) -> Any:
+    name = required(body, "model_name", str)
+    version = optional(body, "model_version", (str, int), None)
+    if "autoscaling" not in body:
+        raise InvalidRequest("missing field 'autoscaling' (its settings, or null to turn it off)")
+    record = await service.set_autoscaling(
+        name, None if version is None else str(version), _autoscaling(body)
+    )
+    return service.model_info(record)
 
 
 def _output_type(body: Body) -> InputType | None:
@@ -330,7 +350,8 @@ _HANDLERS: dict[str, Handler] = {
         set_model_version, delete_versioned_model, get_all_applications, get_application,
         get_linked_models, get_all_models, get_model, get_all_containers, get_container,
         set_num_replicas, get_num_replicas, get_current_model_version, wait_model_ready,
-        set_batch_policy, set_cache, get_logs, prepare_environment, get_environments,
+        set_autoscaling, set_batch_policy, set_cache, get_logs, prepare_environment,
+        get_environments,
         get_events, set_app_policy, set_app_pipeline, set_app_model_errors,
         query_tokens.create_query_token, query_tokens.get_query_tokens,
         query_tokens.revoke_query_token, query_tokens.set_app_query_auth,

@@ -103,7 +103,7 @@ OPERATIONS: dict[str, Schema] = {
             "model_data_path": {**_STR, "nullable": True}, "batch_size": _INT,
             "batch_wait_timeout_micros": _INT, "max_in_flight": _INT, "num_replicas": _INT,
             "containerless": _BOOL, "signature": _ANY, "output_type": {**_STR, "nullable": True},
-            "resources": _OBJ, "ready_timeout_s": _NUM,
+            "resources": _OBJ, "ready_timeout_s": _NUM, "autoscaling": _OBJ,
         },
         [*_MODEL_REQUIRED, "input_type"], _OBJECT_OR_NULL, (409, 500),
     ),
@@ -134,6 +134,13 @@ OPERATIONS: dict[str, Schema] = {
         {"model_name": _STR, "num_replicas": {"type": "integer"},
          "model_version": {**_VERSION, "nullable": True}},
         ["model_name", "num_replicas"], _OBJECT_OR_NULL, (409,),
+    ),
+    "set_autoscaling": _op(
+        "Autoscale a version (default: the current version) within its settings, or stop "
+        "(autoscaling null).",
+        {"model_name": _STR, "model_version": {**_VERSION, "nullable": True},
+         "autoscaling": _OBJ},
+        ["model_name", "autoscaling"], _OBJECT_OR_NULL, (409,),
     ),
     "get_num_replicas": _op(
         "A version's replica target.",

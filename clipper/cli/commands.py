@@ -336,6 +336,35 @@ def scale(args: argparse.Namespace, settings: Settings) -> None:
     print(f"{args.model}:{version} runs {args.num_replicas} replica(s)")
 
 
+def autoscale(args: argparse.Namespace, settings: Settings) -> None:
+    """Autoscale a version (default: the current one) between --min and --max, or --off."""
+    config = None if args.off else _autoscaling_settings(args)
+    with admin_client(settings) as admin:
+        info = admin.set_autoscaling(args.model, config, args.version)
+    name = f"{args.model}:{info.get('model_version', args.version)}"
+    if config is None:
+        print(f"{name} is no longer autoscaled; it runs {info.get('num_replicas')} replica(s)")
+    else:
+        print(f"{name} is autoscaled between {args.min_replicas} and {args.max_replicas} "
+              f"replicas (now {info.get('num_replicas')})")  # fmt: skip
+
+
+def _autoscaling_settings(args: argparse.Namespace) -> dict[str, object]:
+    if args.max_replicas is None:
+        raise InvalidRequest("autoscale needs --max N (or --off)")
+    config: dict[str, object] = {"min_replicas": args.min_replicas,
+                                 "max_replicas": args.max_replicas}  # fmt: skip
+    for setting in args.setting:
+        name, equals, value = setting.partition("=")
+        try:
+            config[name.strip()] = json.loads(value)
+        except ValueError:
+            equals = ""
+        if not equals:
+            raise InvalidRequest(f"--setting takes NAME=NUMBER, got {setting!r}")
+    return config
+
+
 def predict(args: argparse.Namespace, settings: Settings) -> int | None:
     """Send one query (or a batch with --batch) and print the JSON reply."""
     try:
@@ -427,6 +456,7 @@ COMMANDS: dict[str, Command] = {
     "set-version": set_version,
     "rollback": rollback,
     "scale": scale,
+    "autoscale": autoscale,
     "serve": serve.serve,
     "predict": predict,
     "logs": logs,

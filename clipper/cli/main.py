@@ -264,6 +264,16 @@ def _add_model_commands(add: _Adder) -> None:
                        help="how many replicas to run (0 stops them all)")  # fmt: skip
     scale.add_argument("--version", help="the version to scale (default: the current one)")
     _timeout(scale, 60.0, "how long to wait for the replicas to be ready")
+    autoscale = add("autoscale", "scale a version against its SLO (README: Autoscaling)")
+    autoscale.add_argument("model", help="the model to autoscale")
+    autoscale.add_argument("--version", help="default: the current version")
+    autoscale.add_argument("--min", type=int, default=1, dest="min_replicas", metavar="N",
+                           help="fewest replicas (at least 1; default 1)")  # fmt: skip
+    autoscale.add_argument("--max", type=int, dest="max_replicas", metavar="N",
+                           help="most replicas (required unless --off)")  # fmt: skip
+    autoscale.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
+                           help="another setting, e.g. downscale_delay_s=120")  # fmt: skip
+    autoscale.add_argument("--off", action="store_true", help="stop autoscaling the version")
 
 
 def _add_change_commands(add: _Adder) -> None:

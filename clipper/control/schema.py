@@ -113,7 +113,22 @@ _V4 = (
     "ALTER TABLE apps ADD COLUMN show_model_errors INTEGER NOT NULL DEFAULT 0",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4)
+_V5 = (
+    # Issue 22: a version's autoscaling settings (clipper.control.autoscaling_config, as
+    # JSON) and the autoscaler's last decision (JSON, or NULL before the first); no row:
+    # autoscaling is off. The row goes with its version.
+    """CREATE TABLE autoscaling (
+        model_name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        config TEXT NOT NULL,
+        last_decision TEXT,
+        PRIMARY KEY (model_name, version),
+        FOREIGN KEY (model_name, version)
+            REFERENCES model_versions (name, version) ON DELETE CASCADE
+    )""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -21,6 +21,8 @@ from typing import Any
 
 import orjson
 
+from clipper.control.autoscaler import Decision
+from clipper.control.autoscaling_config import AutoscalingConfig
 from clipper.control.environment_deploy import environment_info, prepare_environment
 from clipper.control.reconciler import Reconciler, ReplicaState, ReplicaStatus
 from clipper.control.store import Registry
@@ -70,17 +72,29 @@ class ClusterService:
         self.rpc_address = rpc_address
         self.state_dir = settings.resolved_state_dir()
         self.snapshot = RegistrySnapshot()
+        self.autoscaling: dict[ModelId, AutoscalingConfig] = {}
+        """The autoscaled versions' settings, as of the last `refresh()`."""
+        self.autoscaling_decisions: dict[ModelId, dict[str, Any]] = {}
 
     # -- the one path from registry to the running world ---------------------------
 
     async def refresh(self) -> None:
         """Adopt the registry's current state in the dataplane and the reconciler."""
         self.snapshot = self.registry.snapshot()
+        self._load_autoscaling()
         removed = self.dataplane.apply(self.snapshot)
         for app, why in self.dataplane.take_state_resets():
             self.registry.record_event("policy_state_reset", {"app": app, "reason": why})
         self.reconciler.set_desired(self._desired_launches())
         await asyncio.gather(*(serving.close() for serving in removed))
+
+    def _load_autoscaling(self) -> None:
+        self.autoscaling, self.autoscaling_decisions = {}, {}
+        for (name, version), (config, decision) in self.registry.autoscaling().items():
+            model_id = ModelId(name, version)
+            self.autoscaling[model_id] = AutoscalingConfig.parse(config)
+            if decision is not None:
+                self.autoscaling_decisions[model_id] = decision
 
     def _desired_launches(self) -> list[ReplicaLaunch]:
         launches = []
@@ -236,6 +250,7 @@ class ClusterService:
         ready_timeout_s: float = READY_TIMEOUT_S,
         *,
         replicas_given: bool = True,
+        autoscaling: AutoscalingConfig | None = None,
     ) -> None:
         """Register a version, start its replicas and, once they are all ready, make it
         current (roll forward): traffic never moves to a version that cannot answer. If
@@ -244,13 +259,22 @@ class ClusterService:
         Replicas follow the current version: without `replicas_given`, the version gets as
         many replicas as the current one has (at least one; one for a new model), and once
         this deploy has made it current, the version that was current is scaled to zero
-        (still registered, so a rollback brings it back).
+        (still registered, so a rollback brings it back). Without `autoscaling` and
+        `replicas_given`, the version is autoscaled as the current version is, if it is;
+        an autoscaled version starts within its bounds.
         """
+        if record.containerless and autoscaling is not None:
+            raise InvalidRequest("a containerless model cannot be autoscaled")
         if not record.containerless:
             if not replicas_given:
+                autoscaling = autoscaling or self._current_autoscaling(record.name)
                 record = dataclasses.replace(
                     record, num_replicas=self._following_replicas(record.name)
                 )
+            if autoscaling is not None:
+                replicas = min(max(record.num_replicas, autoscaling.min_replicas),
+                               autoscaling.max_replicas)  # fmt: skip
+                record = dataclasses.replace(record, num_replicas=replicas)
             path = Path(record.model_data_path or self.artifact_dir(record.name, record.version))
             if not (path / "clipper_model.json").is_file():
                 raise InvalidRequest(
@@ -262,6 +286,8 @@ class ClusterService:
                 await self.prepare_environment(record.name, record.version, path)
         waits = record.num_replicas > 0
         self.registry.add_model_version(record, make_current=not waits)
+        if autoscaling is not None:
+            self.registry.set_autoscaling(record.name, record.version, autoscaling.to_dict())
         self.registry.record_event("add_model", {"model": f"{record.name}:{record.version}"})
         await self.refresh()
         if not waits:
@@ -348,6 +374,10 @@ class ClusterService:
         """Replicas of a version deployed without a count: the current version's, at least 1."""
         return max(1, self._current_replicas(name))
 
+    def _current_autoscaling(self, name: str) -> AutoscalingConfig | None:
+        current = self.registry.get_current_version(name)
+        return None if current is None else self.autoscaling.get(ModelId(name, current))
+
     def _scale_to_zero(self, name: str, version: str) -> None:
         """Set a version that stopped being current to no replicas (registry only)."""
         record = self.registry.get_model_version(name, version)
@@ -372,9 +402,44 @@ class ClusterService:
         return current
 
     async def set_num_replicas(self, name: str, num_replicas: int, version: str | None) -> None:
-        """Scale a version (default: current) to `num_replicas`."""
+        """Scale a version (default: current) to `num_replicas`; Conflict while it is
+        autoscaled (the autoscaler owns its count: change its bounds, or turn it off)."""
         resolved = self.resolve_version(name, version)
+        config = self.autoscaling.get(ModelId(name, resolved))
+        if config is not None:
+            raise Conflict(
+                f"{name}:{resolved} is autoscaled between {config.min_replicas} and "
+                f"{config.max_replicas} replicas: change its bounds with set_autoscaling, "
+                "or turn autoscaling off (set_autoscaling null) to set its replicas by hand"
+            )
         self.registry.set_num_replicas(name, resolved, num_replicas)
+        await self.refresh()
+
+    async def set_autoscaling(
+        self, name: str, version: str | None, config: AutoscalingConfig | None
+    ) -> ModelVersionRecord:
+        """Autoscale a version (default: current) within `config`, or stop (None): its
+        count then stays where the autoscaler left it."""
+        resolved = self.resolve_version(name, version)
+        self.registry.set_autoscaling(name, resolved, None if config is None else config.to_dict())
+        detail = {"model": f"{name}:{resolved}", "autoscaling": config and config.to_dict()}
+        self.registry.record_event("set_autoscaling", detail)
+        await self.refresh()
+        return self.snapshot.versions[ModelId(name, resolved)]
+
+    async def apply_autoscaling(self, model_id: ModelId, decision: Decision) -> None:
+        """Record an autoscaler decision (last decision and `autoscaled` event) and, when it
+        moves the target, scale the version (the path `set_num_replicas` takes)."""
+        detail = {
+            "model": str(model_id),
+            "from": decision.current,
+            "to": decision.desired,
+            "reason": decision.reason,
+            "capped": decision.capped,
+            "ts": time.time(),
+        }
+        target = decision.desired if decision.changes else None
+        self.registry.record_autoscaled(model_id.name, model_id.version, target, detail)
         await self.refresh()
 
     async def set_batch_policy(
@@ -437,8 +502,14 @@ class ClusterService:
             "output_type": record.output_type.value if record.output_type else None,
             "signature": orjson.loads(record.signature) if record.signature else None,
             "resources": record.resources.to_dict(),
+            "autoscaling": self._autoscaling_info(record.model_id),
+            "autoscaling_last_decision": self.autoscaling_decisions.get(record.model_id),
             **environment_info(self.environments, Path(record.model_data_path)),
         }
+
+    def _autoscaling_info(self, model_id: ModelId) -> dict[str, Any] | None:
+        config = self.autoscaling.get(model_id)
+        return None if config is None else config.to_dict()
 
     # -- replicas -----------------------------------------------------------------------
 

@@ -287,6 +287,67 @@ class Registry:
                 (n, name, version),
             )
 
+    def set_autoscaling(self, name: str, version: str, config: Mapping[str, object] | None) -> None:
+        """Store a version's autoscaling settings (None: turn autoscaling off).
+
+        ModelNotFound for an unknown version; Conflict for a containerless one.
+        """
+        encoded = None if config is None else _encode_json(config, "Autoscaling settings")
+        with self._write() as conn:
+            record = q.require_version(conn, name, version)
+            if encoded is None:
+                conn.execute(
+                    "DELETE FROM autoscaling WHERE model_name = ? AND version = ?", (name, version)
+                )
+                return
+            if record.containerless:
+                raise Conflict(
+                    f"'{name}:{version}' is a containerless model: external workers serve "
+                    "it, so it cannot be autoscaled"
+                )
+            conn.execute(
+                "INSERT INTO autoscaling (model_name, version, config) VALUES (?, ?, ?) "
+                "ON CONFLICT (model_name, version) DO UPDATE SET config = excluded.config",
+                (name, version, encoded),
+            )
+
+    def autoscaling(self) -> dict[tuple[str, str], tuple[dict[str, Any], dict[str, Any] | None]]:
+        """Each autoscaled version's settings and last decision (None before the first)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT model_name, version, config, last_decision FROM autoscaling"
+            ).fetchall()
+        return {
+            (str(name), str(version)): (json.loads(config), decision and json.loads(decision))
+            for name, version, config, decision in rows
+        }
+
+    def record_autoscaled(
+        self, name: str, version: str, num_replicas: int | None, decision: Mapping[str, object]
+    ) -> None:
+        """In one transaction: an autoscaler decision becomes the version's last decision
+        and an `autoscaled` event, and its target becomes `num_replicas` (None: unchanged).
+        Nothing changes if the version is no longer autoscaled (turned off meanwhile)."""
+        encoded = _encode_json(decision, "Autoscaling decision")
+        with self._write() as conn:
+            record = q.require_version(conn, name, version)
+            updated = conn.execute(
+                "UPDATE autoscaling SET last_decision = ? WHERE model_name = ? AND version = ?",
+                (encoded, name, version),
+            )
+            if updated.rowcount == 0:
+                return
+            if num_replicas is not None:
+                _check_replicas(num_replicas, record.containerless, name, version)
+                conn.execute(
+                    "UPDATE model_versions SET num_replicas = ? WHERE name = ? AND version = ?",
+                    (num_replicas, name, version),
+                )
+            conn.execute(
+                "INSERT INTO events (ts, kind, detail) VALUES (?, 'autoscaled', ?)",
+                (self._clock(), encoded),
+            )
+
     def set_batch_policy(
         self,
         name: str,

@@ -115,6 +115,13 @@ class Settings(BaseSettings):
         description="How often the server adds a metrics summary to the dashboard's history "
         "(`GET /admin/metrics_history`), so its charts are full when the page opens.",
     )
+    autoscaler_interval_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="How often the autoscaler observes each autoscaled model version and "
+        "decides its replica count (README.md#autoscaling).",
+    )
     dashboard_history_s: float = Field(
         600.0,
         ge=0,

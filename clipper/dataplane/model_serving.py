@@ -20,6 +20,7 @@ from clipper.core.exceptions import (
     ReplicaError,
 )
 from clipper.core.types import InputType, ModelId
+from clipper.dataplane.load import LoadCounters
 from clipper.metrics.server_metrics import ModelMetrics
 from clipper.rpc.protocol import WORKER_ERROR_TYPES, BatchError, encode_batch
 from clipper.rpc.server import BatchOutcome, WorkerChannel
@@ -92,6 +93,8 @@ class ModelServing:
         self.dropped_expired = 0
         self.latency_estimate_s = 0.0
         self.metrics = self._metrics = metrics
+        self.load = LoadCounters()
+        """Cumulative per-batch load, read by the autoscaler."""
         self._clock = clock
         self._pump_scheduled = False
         self._fill_until: float | None = None  # delayed batching: dispatch by then at most
@@ -292,6 +295,7 @@ class ModelServing:
             return
         outcome = future.result()
         latency_s = self._clock() - started
+        self.load.busy_s += latency_s
         handle.sizer.observe(len(batch), latency_s)
         self.latency_estimate_s = 0.8 * self.latency_estimate_s + 0.2 * latency_s
         if self._metrics is not None:
@@ -328,6 +332,7 @@ class ModelServing:
 
     def _expire(self, expired: list[PendingQuery]) -> None:
         self.dropped_expired += len(expired)
+        self.load.expired += len(expired)
         if self._metrics is not None:
             self._metrics.dropped_expired.inc(len(expired))
         for query in expired:
@@ -349,12 +354,14 @@ class ModelServing:
             self.queue.put_group(retry)  # the caller pumps
 
     def _observe_dispatch(self, batch: list[PendingQuery]) -> None:
+        wall_now = time.monotonic()
+        delays = [wall_now - query.enqueued_at for query in batch]
+        self.load.dispatched(len(delays), sum(delays))
         metrics = self._metrics
         if metrics is None:
             return
         metrics.batch_size.observe(len(batch))
-        wall_now = time.monotonic()
-        metrics.queue_delay.observe_each([wall_now - query.enqueued_at for query in batch])
+        metrics.queue_delay.observe_each(delays)
 
     def _count_error(self, handle: ReplicaHandle) -> None:
         if self._metrics is not None:

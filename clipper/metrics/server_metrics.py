@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterable, Iterator
 
@@ -139,6 +140,7 @@ class ServerMetrics:
         )  # fmt: skip
 
         self._add_selection_metrics(registry)
+        self._add_autoscaler_metrics(registry, model)
         self._apps: dict[str, AppMetrics] = {}
 
     def _add_selection_metrics(self, registry: CollectorRegistry) -> None:
@@ -170,6 +172,31 @@ class ServerMetrics:
             "clipper_shadow_latency_seconds", "Time from a query's arrival to a shadow's answer.",
             ["app", "model"], buckets=_LATENCY_BUCKETS_S, registry=registry,
         )  # fmt: skip
+
+    def _add_autoscaler_metrics(self, registry: CollectorRegistry, model: list[str]) -> None:
+        """Metrics of autoscaled versions (issue 22), set once per autoscaler interval."""
+        self.autoscaler_desired = Gauge(
+            "clipper_autoscaler_desired_replicas",
+            "Replicas the autoscaler wants for a version (after its bounds and the machine's).",
+            model, registry=registry,
+        )  # fmt: skip
+        self.autoscaler_current = Gauge(
+            "clipper_autoscaler_current_replicas",
+            "A version's replica target when the autoscaler last looked.",
+            model, registry=registry,
+        )  # fmt: skip
+        self.autoscaler_queue_delay_ratio = Gauge(
+            "clipper_autoscaler_queue_delay_ratio",
+            "Mean batch-queue delay over the version's SLO, over its upscale window.",
+            model, registry=registry,
+        )  # fmt: skip
+
+    def forget_autoscaled(self, model: str, version: str) -> None:
+        """Drop the autoscaler gauges of a version no longer autoscaled."""
+        for gauge in (self.autoscaler_desired, self.autoscaler_current,
+                      self.autoscaler_queue_delay_ratio):  # fmt: skip
+            with contextlib.suppress(KeyError):
+                gauge.remove(model, version)
 
     def watch_policies(self, samples: Callable[[], Iterable[PolicySample]]) -> None:
         """Export what selection policies hold (weights, posteriors) as the gauge

@@ -21,11 +21,13 @@ def deploy_built(
     num_replicas: int | None,
     batch_size: int,
     resources: Mapping[str, Any] | None = None,
+    autoscaling: Mapping[str, Any] | None = None,
 ) -> None:
     """Upload `artifact` as `name:version`, prepare its environment (progress on stderr),
     start its replicas and return once they answer; it becomes the current version.
     `num_replicas` None: as many as the current version has (1 for a new model).
-    `resources` is what each replica asks of its node (Ray placement)."""
+    `resources` is what each replica asks of its node (Ray placement); `autoscaling` lets
+    the server scale it against its SLO (ClipperConnection.set_autoscaling)."""
     clipper_conn.deploy_artifact(
         name,
         version,
@@ -36,4 +38,5 @@ def deploy_built(
         num_replicas=num_replicas,
         batch_size=batch_size,
         resources=resources,
+        autoscaling=autoscaling,
     )

@@ -39,18 +39,20 @@ def deploy_python_closure(
     pkgs_to_install: Sequence[str] | None = None,
     environment: EnvironmentArg = "capture",
     resources: Mapping[str, Any] | None = None,
+    autoscaling: Mapping[str, Any] | None = None,
 ) -> None:
     """Deploy `func` as version `version` of model `name`; it becomes the current version.
 
     `base_image` is recorded as the container name; `registry` is accepted and ignored.
     `resources` is what each replica asks of its node with the Ray placement, e.g.
-    `{"num_cpus": 1, "num_gpus": 0.5}` (see clipper.core.resources).
+    `{"num_cpus": 1, "num_gpus": 0.5}` (see clipper.core.resources); `autoscaling`
+    (`{"min_replicas", "max_replicas", ...}`) scales it against its SLO.
     """
     artifact = closure_artifact(
         func, environment=environment, pkgs_to_install=pkgs_to_install or ()
     )
     deploy_built(clipper_conn, name, version, input_type, artifact, base_image, labels,
-                 num_replicas, batch_size, resources)  # fmt: skip
+                 num_replicas, batch_size, resources, autoscaling)  # fmt: skip
 
 
 def deploy_model_class(
@@ -66,10 +68,12 @@ def deploy_model_class(
     pkgs_to_install: Sequence[str] | None = None,
     environment: EnvironmentArg = "capture",
     resources: Mapping[str, Any] | None = None,
+    autoscaling: Mapping[str, Any] | None = None,
 ) -> None:
     """Deploy a model class (or an instance of one): each worker instantiates it (a class
     with no arguments), calls `load(path)` once with a copy of `model_data_path` (a file or
-    directory, optional), then `predict(inputs)` per batch. `resources` as for closures."""
+    directory, optional), then `predict(inputs)` per batch. `resources` and `autoscaling` as
+    for closures."""
     artifact = class_artifact(
         model_class,
         model_data_path=model_data_path,
@@ -77,7 +81,7 @@ def deploy_model_class(
         pkgs_to_install=pkgs_to_install or (),
     )
     deploy_built(clipper_conn, name, version, input_type, artifact, "python-class", labels,
-                 num_replicas, batch_size, resources)  # fmt: skip
+                 num_replicas, batch_size, resources, autoscaling)  # fmt: skip
 
 
 def create_endpoint(

@@ -576,3 +576,21 @@ async def test_draining_a_replica_waits_for_its_batch_in_flight(serving: ModelSe
 
     assert await future == "done"
     assert serving.ready_replicas == 0
+
+
+async def test_the_load_counters_count_each_batch_for_the_autoscaler(
+    serving: ModelServing,
+) -> None:
+    serving.set_policy(BatchPolicy(batch_size=2))
+    submit(serving, 9.0, deadline_s=-1.0)  # expires in the queue
+    futures = submit(serving, 1.0, 2.0)
+    worker = replica_of(serving)
+
+    batch = await worker.next_batch()
+    worker.answer(BatchReply(batch.id, ["a", "b"]))
+    await asyncio.gather(*futures)
+
+    reading = serving.load.reading()
+    assert (reading.queries, reading.expired) == (2, 1)
+    assert reading.queue_delay_s > 0
+    assert reading.busy_s > 0

@@ -1,0 +1,177 @@
+"""The autoscaler's loop: observe each autoscaled version, decide, apply.
+
+Every `interval_s` (a supervised background task of the server) it reads each autoscaled
+version's load counters (clipper.dataplane.load, updated per batch), turns the difference
+since the last reading into an `Observation`, asks `clipper.control.autoscaler.decide`
+and applies a decision that moves the target through `ClusterService.apply_autoscaling`
+(the registry, then `refresh()`, as `set_num_replicas` does), recorded as an
+`autoscaled` event with its reason. It keeps no state worth persisting: after a restart
+it starts from each version's registered target, with an empty history.
+
+A version with no replicas (parked by a deploy that replaced it) is left alone, and while
+a version's replicas start (ready < target) its history starts over, so what a starting
+replica could not serve does not count against the count being reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+
+from clipper.control.autoscaler import (
+    Decision,
+    MachineLimit,
+    Observation,
+    ScalingHistory,
+    decide,
+    machine_limit,
+    mean_queue_delay_ratio,
+    replica_cpus,
+)
+from clipper.control.autoscaling_config import AutoscalingConfig
+from clipper.control.service import ClusterService
+from clipper.core.exceptions import ClipperError
+from clipper.core.records import ModelVersionRecord
+from clipper.core.types import ModelId
+from clipper.dataplane.load import LoadReading
+from clipper.dataplane.model_serving import ModelServing
+from clipper.metrics.server_metrics import ServerMetrics
+
+__all__ = ["AutoscalerLoop"]
+
+log = logging.getLogger("clipper.control")
+Clock = Callable[[], float]
+
+
+class AutoscalerLoop:
+    """Feeds `decide` and applies its decisions, for every autoscaled version."""
+
+    def __init__(
+        self,
+        service: ClusterService,
+        metrics: ServerMetrics | None,
+        interval_s: float,
+        *,
+        local: bool = True,
+        cpu_count: Callable[[], int | None] = os.cpu_count,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        """`local`: replicas run on this machine, so its `cpu_count()` bounds them."""
+        self.service = service
+        self.metrics = metrics
+        self.interval_s = interval_s
+        self.local = local
+        self._cpu_count = cpu_count
+        self._clock = clock
+        self._histories: dict[ModelId, ScalingHistory] = {}
+        self._readings: dict[ModelId, tuple[float, LoadReading]] = {}
+        self._capped_at: dict[ModelId, int] = {}  # a capped hold is recorded once per count
+
+    async def run(self) -> None:
+        """Decide every `interval_s` until cancelled."""
+        while True:
+            await asyncio.sleep(self.interval_s)
+            await self.tick()
+
+    async def tick(self) -> None:
+        """One round over the autoscaled versions."""
+        configs = self.service.autoscaling
+        for model_id in list(self._histories):
+            if model_id not in configs:
+                self._forget(model_id)
+        for model_id, config in list(configs.items()):
+            try:
+                await self._tick_version(model_id, config)
+            except ClipperError as exc:  # deleted or changed meanwhile: next round
+                log.warning("autoscaling %s: %s", model_id, exc)
+
+    async def _tick_version(self, model_id: ModelId, config: AutoscalingConfig) -> None:
+        record = self.service.snapshot.versions.get(model_id)
+        serving = self.service.dataplane.serving(model_id)
+        if record is None or serving is None or record.num_replicas == 0:
+            self._forget(model_id)
+            return
+        now = self._clock()
+        history = self._histories.get(model_id)
+        if history is None:
+            horizon_s = max(config.upscale_window_s, config.downscale_delay_s) + self.interval_s
+            history = self._histories[model_id] = ScalingHistory(horizon_s)
+        observation = self._observe(model_id, serving, now)
+        if serving.ready_replicas < record.num_replicas:
+            history.reset(now)
+        elif observation is not None:
+            history.add(observation)
+        decision = decide(
+            config, history, now, record.num_replicas, serving.ready_replicas,
+            str(model_id), self._machine(record),
+        )  # fmt: skip
+        self._export(model_id, decision, history, config, now)
+        await self._apply(model_id, decision, history, now)
+
+    async def _apply(
+        self, model_id: ModelId, decision: Decision, history: ScalingHistory, now: float
+    ) -> None:
+        if decision.changes:
+            log.info("%s", decision.reason)
+            await self.service.apply_autoscaling(model_id, decision)
+            history.reset(now)
+            self._capped_at.pop(model_id, None)
+        elif decision.capped and self._capped_at.get(model_id) != decision.current:
+            log.info("%s", decision.reason)
+            await self.service.apply_autoscaling(model_id, decision)
+            self._capped_at[model_id] = decision.current
+
+    def _observe(self, model_id: ModelId, serving: ModelServing, now: float) -> Observation | None:
+        """What the version did since the last reading (None at the first)."""
+        reading = serving.load.reading()
+        previous = self._readings.get(model_id)
+        self._readings[model_id] = (now, reading)
+        if previous is None or now <= previous[0]:
+            return None
+        at, before = previous
+        interval_s = now - at
+        slo_s = serving.policy.slo_s
+        expired = reading.expired - before.expired
+        queries = reading.queries - before.queries + expired
+        waited_s = reading.queue_delay_s - before.queue_delay_s + expired * slo_s
+        ratio = waited_s / queries / slo_s if queries else 0.0
+        slots = max(1, serving.ready_replicas) * serving.policy.max_in_flight
+        utilization = (reading.busy_s - before.busy_s) / (interval_s * slots)
+        return Observation(now, interval_s, ratio, utilization, queries)
+
+    def _machine(self, record: ModelVersionRecord) -> MachineLimit | None:
+        """How many replicas of the version this machine holds (None: not bounded here)."""
+        if not self.local:
+            return None
+        others = sum(
+            replica_cpus(other.resources) * other.num_replicas
+            for other in self.service.snapshot.versions.values()
+            if other.model_id != record.model_id and not other.containerless
+        )
+        return machine_limit(self._cpu_count() or 1, replica_cpus(record.resources), others)
+
+    def _export(
+        self,
+        model_id: ModelId,
+        decision: Decision,
+        history: ScalingHistory,
+        config: AutoscalingConfig,
+        now: float,
+    ) -> None:
+        if self.metrics is None:
+            return
+        labels = (model_id.name, model_id.version)
+        ratio = mean_queue_delay_ratio(history.window(now, config.upscale_window_s))
+        self.metrics.autoscaler_desired.labels(*labels).set(decision.desired)
+        self.metrics.autoscaler_current.labels(*labels).set(decision.current)
+        self.metrics.autoscaler_queue_delay_ratio.labels(*labels).set(ratio)
+
+    def _forget(self, model_id: ModelId) -> None:
+        self._histories.pop(model_id, None)
+        self._readings.pop(model_id, None)
+        self._capped_at.pop(model_id, None)
+        if self.metrics is not None:
+            self.metrics.forget_autoscaled(model_id.name, model_id.version)
