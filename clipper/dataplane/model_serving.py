@@ -105,6 +105,7 @@ class ModelServing:
         self.replicas: dict[int, ReplicaHandle] = {}
         self.dropped_expired = 0
         self.latency_estimate_s = 0.0
+        self.latency_deviation_s = 0.0  # mean deviation from the estimate (as TCP's RTTVAR)
         self.metrics = self._metrics = metrics
         self._clock = clock
         self._pump_scheduled = False
@@ -218,7 +219,11 @@ class ModelServing:
         admission = self.admission
         admission.per_round = max(1, sizes * policy.max_in_flight)
         admission.free_slots = free
-        admission.batch_latency_s = self.latency_estimate_s if sizes else 0.0
+        # A batch's latency as admission counts it: the mean plus twice its deviation (a
+        # late estimate refuses a few queries that would have made it; an early one admits
+        # queries that then wait until their deadline).
+        latency_s = self.latency_estimate_s + 2 * self.latency_deviation_s
+        admission.batch_latency_s = latency_s if sizes else 0.0
         bound = policy.max_queued or derived_max_queued(
             admission.per_round, admission.batch_latency_s, policy.longest_slo_s
         )
@@ -356,6 +361,8 @@ class ModelServing:
         outcome = future.result()
         latency_s = self._clock() - started
         handle.sizer.observe(len(batch), latency_s)
+        deviation_s = abs(latency_s - self.latency_estimate_s)
+        self.latency_deviation_s = 0.75 * self.latency_deviation_s + 0.25 * deviation_s
         self.latency_estimate_s = 0.8 * self.latency_estimate_s + 0.2 * latency_s
         if self._metrics is not None:
             self._metrics.batch_latency.observe(latency_s)
