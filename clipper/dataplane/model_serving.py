@@ -197,12 +197,13 @@ class ModelServing:
         if self._metrics is not None:
             self._metrics.admission_refused(app, reason).inc()
         why = (
-            f"its queue is full ({self.admission.max_queued} queued)"
+            f"the queue of {self.model_id} is full ({self.admission.max_queued} queued)"
             if full
-            else f"could not answer within the latency SLO ({_duration(self.policy.slo_s)})"
+            else f"{self.model_id} could not answer within the latency SLO "
+            f"({_duration(self.policy.slo_s)})"
         )
         return Overloaded(
-            f"{OVERLOADED}: {self.model_id} {why}; query refused at once",
+            f"{OVERLOADED}: {why}; query refused at once",
             max(1.0, self.admission.retry_after_s(queued)),
         )
 
@@ -361,6 +362,8 @@ class ModelServing:
         outcome = future.result()
         latency_s = self._clock() - started
         handle.sizer.observe(len(batch), latency_s)
+        if not self.latency_estimate_s:  # the first measurement is the estimate
+            self.latency_estimate_s = latency_s
         deviation_s = abs(latency_s - self.latency_estimate_s)
         self.latency_deviation_s = 0.75 * self.latency_deviation_s + 0.25 * deviation_s
         self.latency_estimate_s = 0.8 * self.latency_estimate_s + 0.2 * latency_s
