@@ -170,9 +170,12 @@ class AdminClient(_HttpClient):
         policy: str | None = None,
         policy_params: Mapping[str, Any] | None = None,
         show_model_errors: bool = False,
+        overload: str = "default",
     ) -> dict[str, Any]:
         """Register an application, optionally under a selection policy (clipper.selection).
-        `show_model_errors` sends a model's exception text to its clients (development)."""
+        `show_model_errors` sends a model's exception text to its clients (development).
+        `overload` is what its queries refused by admission control get: the default output
+        (`default`) or an `Overloaded` error (`reject`: 429 with Retry-After)."""
         body: dict[str, Any] = {
             "name": name,
             "input_type": input_type,
@@ -185,6 +188,8 @@ class AdminClient(_HttpClient):
             body["policy_params"] = dict(policy_params)
         if show_model_errors:
             body["show_model_errors"] = True
+        if overload != "default":
+            body["overload"] = overload
         return _as_dict(self._post("add_app", body))
 
     def update_app(
@@ -219,6 +224,12 @@ class AdminClient(_HttpClient):
         """Whether the app's default answers carry its models' exception text (for
         development) or only the exception's type and a reference into the server log."""
         return _as_dict(self._post("set_app_model_errors", {"app_name": app_name, "show": show}))
+
+    def set_app_overload(self, app_name: str, overload: str) -> dict[str, Any]:
+        """What the app's queries refused by admission control get: its default output
+        (`default`) or an `Overloaded` error (`reject`)."""
+        body = {"app_name": app_name, "overload": overload}
+        return _as_dict(self._post("set_app_overload", body))
 
     def set_cache(
         self, enabled: bool, *, app_name: str | None = None, model_name: str | None = None
@@ -277,6 +288,7 @@ class AdminClient(_HttpClient):
         containerless: bool = False,
         batch_wait_timeout_micros: int = 0,
         max_in_flight: int = 1,
+        max_queued: int = 0,
         ready_timeout_s: float = 120.0,
         signature: dict[str, Any] | str | None = None,
         output_type: str | None = None,
@@ -288,9 +300,10 @@ class AdminClient(_HttpClient):
         within `ready_timeout_s`). `signature` declares its Open Inference Protocol
         inputs and outputs (see clipper.frontend.oip.signature); `output_type` the type of
         its outputs as the input of a next pipeline step; `resources` what each replica
-        asks of its node (see clipper.core.resources). `num_replicas` None leaves the count
-        to the server: as many as the current version has (1 for a new model), and the
-        version it replaces is scaled to zero once this one is current. `autoscaling`
+        asks of its node (see clipper.core.resources). `max_queued` bounds its batch queue
+        (0: what its replicas can finish within the longest SLO). `num_replicas` None leaves
+        the count to the server: as many as the current version has (1 for a new model), and
+        the version it replaces is scaled to zero once this one is current. `autoscaling`
         (`{"min_replicas", "max_replicas", ...}`, README.md#autoscaling) lets the server
         scale it against its SLO. Returns its info dict."""
         body: dict[str, Any] = {
@@ -307,6 +320,8 @@ class AdminClient(_HttpClient):
         }
         if num_replicas is not None:
             body["num_replicas"] = num_replicas
+        if max_queued:
+            body["max_queued"] = max_queued
         if signature is not None:
             body["signature"] = signature
         if output_type is not None:

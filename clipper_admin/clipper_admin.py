@@ -134,6 +134,7 @@ class ClipperConnection:
         policy: str = "single",
         policy_params: Mapping[str, Any] | None = None,
         show_model_errors: bool = False,
+        overload: str = "default",
     ) -> None:
         """Register an app, served at `/<name>/predict`; error if it exists.
 
@@ -141,6 +142,8 @@ class ClipperConnection:
         `epsilon_greedy`, `thompson`, `exp3`, `exp4`, `shadow`; see clipper.selection).
         `show_model_errors` lets the app's clients read a model's exception text in a
         default answer (for development; by default they get its type and a query id).
+        `overload` is what a query refused by admission control gets: the default output
+        (`default`, Clipper's way) or an error (`reject`: 429 with Retry-After).
         """
         admin = self._admin_api()
         input_type = parse_input_type(input_type).value
@@ -152,6 +155,7 @@ class ClipperConnection:
             policy,
             policy_params,
             show_model_errors,
+            overload,
         )
 
     def update_application(
@@ -180,6 +184,11 @@ class ClipperConnection:
     def set_app_model_errors(self, app_name: str, show: bool) -> None:
         """Whether the app's default answers carry its models' exception text (ours)."""
         self._admin_api().set_app_model_errors(lookup_name(app_name), show)
+
+    def set_app_overload(self, app_name: str, overload: str) -> None:
+        """What the app's queries refused by admission control get (ours): its default
+        output (`default`) or an error (`reject`: 429 with Retry-After)."""
+        self._admin_api().set_app_overload(lookup_name(app_name), overload)
 
     def unregister_application(self, name: str) -> None:
         """Remove an app; its models stay."""

@@ -99,6 +99,7 @@ async def add_app(service: ClusterService, body: Body) -> Any:
         optional(body, "policy", str, "single"),
         optional(body, "policy_params", dict, {}),
         optional(body, "show_model_errors", bool, False),
+        optional(body, "overload", str, "default"),
     )
     if optional(body, "require_query_token", bool, False):
         service.registry.set_app_query_auth(name, True)
@@ -128,6 +129,13 @@ async def set_app_model_errors(service: ClusterService, body: Body) -> Any:
     show = required(body, "show", bool)
     await service.set_show_model_errors(app_name, show)
     return {"app_name": app_name, "show": show}
+
+
+async def set_app_overload(service: ClusterService, body: Body) -> Any:
+    app_name = required(body, "app_name", str)
+    overload = required(body, "overload", str)
+    await service.set_app_overload(app_name, overload)
+    return {"app_name": app_name, "overload": overload}
 
 
 async def set_app_pipeline(service: ClusterService, body: Body) -> Any:
@@ -170,6 +178,7 @@ async def add_model(service: ClusterService, body: Body) -> Any:
         batch_size=optional(body, "batch_size", int, -1),
         batch_wait_timeout_us=optional(body, "batch_wait_timeout_micros", int, 0),
         max_in_flight=optional(body, "max_in_flight", int, 1),
+        max_queued=optional(body, "max_queued", int, 0),
         num_replicas=0 if containerless or num_replicas is None else num_replicas,
         containerless=containerless,
         signature=validate_signature(body.get("signature"), input_type),
@@ -353,6 +362,7 @@ _HANDLERS: dict[str, Handler] = {
         set_autoscaling, set_batch_policy, set_cache, get_logs, prepare_environment,
         get_environments,
         get_events, set_app_policy, set_app_pipeline, set_app_model_errors,
+        set_app_overload,
         query_tokens.create_query_token, query_tokens.get_query_tokens,
         query_tokens.revoke_query_token, query_tokens.set_app_query_auth,
     )

@@ -49,6 +49,8 @@ def _op(
     }
 
 
+_OVERLOAD: Schema = {"type": "string", "enum": ["default", "reject"]}
+
 OPERATIONS: dict[str, Schema] = {
     "add_app": _op(
         "Register an application.",
@@ -57,6 +59,7 @@ OPERATIONS: dict[str, Schema] = {
             "default_output": {"oneOf": [_STR, {"type": "number"}]},
             "latency_slo_micros": {"type": "integer"}, "policy": {**_STR, "nullable": True},
             "policy_params": _OBJ, "require_query_token": _BOOL, "show_model_errors": _BOOL,
+            "overload": _OVERLOAD,
         },
         ["name", "input_type", "default_output", "latency_slo_micros"],
         errors=(409,),
@@ -82,6 +85,11 @@ OPERATIONS: dict[str, Schema] = {
         "Let an app's clients read its models' exception text in default answers (or not).",
         {"app_name": _STR, "show": {"type": "boolean"}}, ["app_name", "show"],
     ),
+    "set_app_overload": _op(
+        "What an app's queries refused by admission control get: its default output "
+        "(default) or 429 / RESOURCE_EXHAUSTED (reject).",
+        {"app_name": _STR, "overload": _OVERLOAD}, ["app_name", "overload"],
+    ),
     "set_app_query_auth": _op(
         "Make an app's queries require a query token scoped to it (or not).",
         {"app_name": _STR, "require_query_token": {"type": "boolean"}},
@@ -102,8 +110,9 @@ OPERATIONS: dict[str, Schema] = {
             "container_name": {**_STR, "nullable": True},
             "model_data_path": {**_STR, "nullable": True}, "batch_size": _INT,
             "batch_wait_timeout_micros": _INT, "max_in_flight": _INT, "num_replicas": _INT,
-            "containerless": _BOOL, "signature": _ANY, "output_type": {**_STR, "nullable": True},
-            "resources": _OBJ, "ready_timeout_s": _NUM, "autoscaling": _OBJ,
+            "max_queued": _INT, "containerless": _BOOL, "signature": _ANY,
+            "output_type": {**_STR, "nullable": True}, "resources": _OBJ, "ready_timeout_s": _NUM,
+            "autoscaling": _OBJ,
         },
         [*_MODEL_REQUIRED, "input_type"], _OBJECT_OR_NULL, (409, 500),
     ),

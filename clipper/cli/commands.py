@@ -200,7 +200,8 @@ def register_app(args: argparse.Namespace, settings: Settings) -> None:
     with admin_client(settings) as admin:
         admin.add_app(args.name, args.input_type, args.default_output, args.slo_micros,
                       args.policy, policy_params(args.param),
-                      show_model_errors=args.show_model_errors)  # fmt: skip
+                      show_model_errors=args.show_model_errors,
+                      overload=args.overload)  # fmt: skip
     print(f"Registered app {args.name!r}: POST /{args.name}/predict")
 
 

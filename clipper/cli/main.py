@@ -205,6 +205,9 @@ def _add_app_commands(add: _Adder) -> None:
     register.add_argument("--default-output", default="None", help="answer when no prediction")
     register.add_argument("--slo-micros", type=int, default=100_000, help="latency objective")
     register.add_argument("--policy", default="single", help="selection policy (default single)")
+    register.add_argument("--overload", choices=("default", "reject"), default="default",
+                          help="what a query refused by admission control gets: the default "
+                          "output, or 429 / RESOURCE_EXHAUSTED")  # fmt: skip
     register.add_argument("--show-model-errors", action="store_true",
                           help="send models' exception text to clients (development)")  # fmt: skip
     _policy_param_flag(register)

@@ -40,12 +40,12 @@ __all__ = [
 
 _APP_COLUMNS = (
     "name, input_type, default_output, latency_slo_us, policy, cache_enabled, policy_params, "
-    "pipeline, show_model_errors"
+    "pipeline, show_model_errors, overload"
 )
 _VERSION_COLUMNS = (
     "name, version, input_type, labels, container_name, model_data_path, "
     "batch_size, num_replicas, containerless, created_at, batch_wait_timeout_us, "
-    "max_in_flight, cache_enabled, signature, output_type, resources"
+    "max_in_flight, cache_enabled, signature, output_type, resources, max_queued"
 )
 
 
@@ -61,6 +61,7 @@ def insert_app(conn: sqlite3.Connection, record: AppRecord) -> None:
         json.dumps(dict(record.policy_params), sort_keys=True),
         json.dumps(list(record.pipeline)),
         int(record.show_model_errors),
+        record.overload,
     )
     placeholders = ", ".join("?" * len(values))
     conn.execute(f"INSERT INTO apps ({_APP_COLUMNS}) VALUES ({placeholders})", values)
@@ -105,6 +106,7 @@ def insert_version(conn: sqlite3.Connection, record: ModelVersionRecord) -> None
         record.signature,
         None if record.output_type is None else parse_input_type(record.output_type).value,
         json.dumps(record.resources.to_dict()),
+        record.max_queued,
     )
     placeholders = ", ".join("?" * len(values))
     conn.execute(f"INSERT INTO model_versions ({_VERSION_COLUMNS}) VALUES ({placeholders})", values)
@@ -212,7 +214,7 @@ def read_snapshot(conn: sqlite3.Connection) -> RegistrySnapshot:
 
 def _app_from_row(row: tuple[Any, ...]) -> AppRecord:
     (name, input_type, default_output, latency_slo_us, policy, cache_enabled, params, pipeline,
-     show_model_errors) = row  # fmt: skip
+     show_model_errors, overload) = row  # fmt: skip
     return AppRecord(
         name,
         parse_input_type(input_type),
@@ -223,12 +225,14 @@ def _app_from_row(row: tuple[Any, ...]) -> AppRecord:
         json.loads(params),
         tuple(json.loads(pipeline)),
         bool(show_model_errors),
+        overload,
     )
 
 
 def _version_from_row(row: tuple[Any, ...]) -> ModelVersionRecord:
     (name, version, input_type, labels, container, data_path, batch, replicas, bare, created,
-     wait_us, in_flight, cache_enabled, signature, output_type, resources) = row  # fmt: skip
+     wait_us, in_flight, cache_enabled, signature, output_type, resources,
+     max_queued) = row  # fmt: skip
     return ModelVersionRecord(
         name=name,
         version=version,
@@ -246,6 +250,7 @@ def _version_from_row(row: tuple[Any, ...]) -> ModelVersionRecord:
         signature=signature,
         output_type=None if output_type is None else parse_input_type(output_type),
         resources=ResourceRequest.parse(json.loads(resources)),
+        max_queued=max_queued,
     )
 
 

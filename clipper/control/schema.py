@@ -128,7 +128,15 @@ _V5 = (
     )""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5)
+_V6 = (
+    # Issue 22: admission control. What an app's refused queries get ("default": its
+    # default output, "reject": 429 / RESOURCE_EXHAUSTED), and a version's queue bound
+    # (0: derived from what its replicas can finish within the longest SLO).
+    "ALTER TABLE apps ADD COLUMN overload TEXT NOT NULL DEFAULT 'default'",
+    "ALTER TABLE model_versions ADD COLUMN max_queued INTEGER NOT NULL DEFAULT 0",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

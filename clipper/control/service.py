@@ -25,7 +25,7 @@ from clipper.control.autoscaler import Decision
 from clipper.control.autoscaling_config import AutoscalingConfig
 from clipper.control.environment_deploy import environment_info, prepare_environment
 from clipper.control.reconciler import Reconciler, ReplicaState, ReplicaStatus
-from clipper.control.store import Registry
+from clipper.control.store import Registry, check_overload
 from clipper.core.config import Settings
 from clipper.core.exceptions import (
     ApplicationNotFound,
@@ -133,12 +133,15 @@ class ClusterService:
         policy: str = "single",
         policy_params: Mapping[str, Any] | None = None,
         show_model_errors: bool = False,
+        overload: str = "default",
     ) -> None:
-        """Register an application (with a selection policy, `single` by default)."""
+        """Register an application (with a selection policy, `single` by default).
+        `overload` is what its queries refused by admission control get."""
         validate_name(name, "application name")
         _check_app_answer(latency_slo_us, default_output)
         params = dict(policy_params or {})
         configure(policy, params)
+        check_overload(overload)
         added = self.registry.add_app(
             AppRecord(
                 name,
@@ -149,6 +152,7 @@ class ClusterService:
                 True,
                 params,
                 show_model_errors=show_model_errors,
+                overload=overload,
             )
         )
         if not added:
@@ -206,6 +210,7 @@ class ClusterService:
             "policy_params": dict(app.policy_params),
             "pipeline": list(app.pipeline),
             "show_model_errors": app.show_model_errors,
+            "overload": app.overload,
             "policy_state": self.dataplane.policy_view(name),
         }
 
@@ -481,6 +486,13 @@ class ClusterService:
         self.registry.record_event("set_show_model_errors", {"name": app_name, "show": show})
         await self.refresh()
 
+    async def set_app_overload(self, app_name: str, overload: str) -> None:
+        """What an app's queries refused by admission control get: the default output
+        (`default`) or an error (`reject`)."""
+        self.registry.set_app_overload(app_name, overload)
+        self.registry.record_event("set_app_overload", {"name": app_name, "overload": overload})
+        await self.refresh()
+
     def model_info(self, record: ModelVersionRecord) -> dict[str, Any]:
         """Clipper's model info dict."""
         current = self.snapshot.current_versions.get(record.name)
@@ -495,6 +507,7 @@ class ClusterService:
             "batch_size": record.batch_size,
             "batch_wait_timeout_micros": record.batch_wait_timeout_us,
             "max_in_flight": record.max_in_flight,
+            "max_queued": record.max_queued,
             "cache_enabled": record.cache_enabled,
             "num_replicas": record.num_replicas,
             "ready_replicas": self._ready_count(record.model_id),

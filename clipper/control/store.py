@@ -30,10 +30,10 @@ from clipper.core.exceptions import (
     ModelNotFound,
     NotFound,
 )
-from clipper.core.records import AppRecord, ModelVersionRecord, RegistrySnapshot
+from clipper.core.records import OVERLOAD_MODES, AppRecord, ModelVersionRecord, RegistrySnapshot
 from clipper.core.types import parse_input_type, validate_name, validate_version
 
-__all__ = ["Clock", "Registry"]
+__all__ = ["Clock", "Registry", "check_overload"]
 
 Clock = Callable[[], float]
 
@@ -183,6 +183,8 @@ class Registry:
         input_type = parse_input_type(record.input_type).value
         _check_replicas(record.num_replicas, record.containerless, name, version)
         _check_batch_policy(record.batch_size, record.batch_wait_timeout_us, record.max_in_flight)
+        if record.max_queued < 0:
+            raise InvalidRequest("max_queued must be 0 (derived) or a positive integer")
         created_at = record.created_at or self._clock()
         record = dataclasses.replace(record, version=version, created_at=created_at)
         with self._write() as conn:
@@ -401,6 +403,13 @@ class Registry:
             q.require_app(conn, name)
             conn.execute("UPDATE apps SET show_model_errors = ? WHERE name = ?", (int(show), name))
 
+    def set_app_overload(self, name: str, overload: str) -> None:
+        """What an app's queries refused by admission control get (`OVERLOAD_MODES`)."""
+        check_overload(overload)
+        with self._write() as conn:
+            q.require_app(conn, name)
+            conn.execute("UPDATE apps SET overload = ? WHERE name = ?", (overload, name))
+
     # -- links --------------------------------------------------------------------------
 
     def add_links(self, app: str, model_names: list[str]) -> None:
@@ -566,6 +575,13 @@ class Registry:
             return conn.execute(f"SELECT {column} FROM apps WHERE name = ?", (app,)).fetchone()[0]
 
 
+def check_overload(overload: str) -> None:
+    """Raise InvalidRequest unless `overload` is one of `OVERLOAD_MODES`."""
+    if overload not in OVERLOAD_MODES:
+        modes = " or ".join(repr(mode) for mode in OVERLOAD_MODES)
+        raise InvalidRequest(f"overload must be {modes}, got {overload!r}")
+
+
 def _check_batch_policy(batch_size: int, wait_timeout_us: int, max_in_flight: int) -> None:
     if batch_size == 0 or batch_size < -1:
         raise InvalidRequest("batch_size must be -1 (adaptive) or a positive integer")
@@ -607,6 +623,8 @@ def _app_differences(existing: AppRecord, asked: AppRecord) -> list[str]:
     ]
     if asked.show_model_errors:
         pairs.append(("show_model_errors", existing.show_model_errors, True))
+    if asked.overload != "default":
+        pairs.append(("overload", existing.overload, asked.overload))
     if asked.policy != "single" or asked.policy_params:
         pairs.append(("policy", existing.policy, asked.policy))
         pairs.append(("policy_params", dict(existing.policy_params), dict(asked.policy_params)))

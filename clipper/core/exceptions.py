@@ -16,6 +16,7 @@
     │   ├── UnknownVersion          the query named a version that does not exist
     │   └── PayloadTooLarge
     ├── DeadlineExceeded            the query's deadline passed before a model answered
+    ├── Overloaded                  refused at once: its model could not answer it in time
     ├── ReplicaError                what went wrong on the model side (become default answers)
     │   ├── ReplicaUnavailable      no replica connected
     │   ├── ReplicaCrashed          the worker died with the batch in flight
@@ -74,6 +75,7 @@ __all__ = [
     "ModelNotFound",
     "ModelRaised",
     "NotFound",
+    "Overloaded",
     "PayloadTooLarge",
     "QueryError",
     "ReplicaCrashed",
@@ -161,6 +163,17 @@ class PayloadTooLarge(QueryError):
 
 class DeadlineExceeded(ClipperError):
     """The deadline passed before a model answered (the query was dropped or is late)."""
+
+
+class Overloaded(ClipperError):
+    """A query refused at once, when queued (admission control): its model version could
+    not have answered it by its deadline, or its queue is full. `retry_after_s` estimates
+    when the queue ahead of it will have drained. Raised only for an app whose `overload`
+    is `reject`; under `default` the query gets the app's default output instead."""
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 class ReplicaError(ClipperError):

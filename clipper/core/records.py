@@ -9,7 +9,10 @@ from typing import Any
 from clipper.core.resources import ResourceRequest
 from clipper.core.types import InputType, ModelId
 
-__all__ = ["AppRecord", "ModelVersionRecord", "RegistrySnapshot"]
+__all__ = ["OVERLOAD_MODES", "AppRecord", "ModelVersionRecord", "RegistrySnapshot"]
+
+OVERLOAD_MODES = ("default", "reject")
+"""What an app's queries refused by admission control get (see `AppRecord.overload`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +23,9 @@ class AppRecord:
     a non-empty `pipeline` names models that answer in turn, each one's output the next
     one's input, instead. `show_model_errors` lets its clients read a model's exception
     text in a default answer (for development); otherwise they get the exception's type and
-    a reference into the server log, which holds the text.
+    a reference into the server log, which holds the text. `overload` is what a query
+    refused by admission control gets (`OVERLOAD_MODES`): the default output (`default`,
+    Clipper's way) or an error (`reject`: 429 with Retry-After, gRPC RESOURCE_EXHAUSTED).
     """
 
     name: str
@@ -32,6 +37,7 @@ class AppRecord:
     policy_params: Mapping[str, Any] = field(default_factory=dict)
     pipeline: tuple[str, ...] = ()
     show_model_errors: bool = False
+    overload: str = "default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +51,9 @@ class ModelVersionRecord:
     the Open Inference Protocol signature declared at deploy time (JSON text, see
     clipper.frontend.oip.signature), or None. `output_type` is the declared type of its
     outputs as another model's input (for pipelines), or None. `resources` is what each
-    replica asks of the node it runs on (honoured by the Ray placement).
+    replica asks of the node it runs on (honoured by the Ray placement). `max_queued`
+    bounds its batch queue (0: derived from what its replicas can finish within the longest
+    SLO of the apps using it).
     """
 
     name: str
@@ -64,6 +72,7 @@ class ModelVersionRecord:
     signature: str | None = None
     output_type: InputType | None = None
     resources: ResourceRequest = field(default_factory=ResourceRequest)
+    max_queued: int = 0
 
     @property
     def model_id(self) -> ModelId:

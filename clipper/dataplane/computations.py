@@ -13,7 +13,13 @@ from functools import partial
 from typing import Any
 
 from clipper.batching.queue import PendingQuery
-from clipper.core.exceptions import DeadlineExceeded, ModelError, ModelRaised, ReplicaCrashed
+from clipper.core.exceptions import (
+    DeadlineExceeded,
+    ModelError,
+    ModelRaised,
+    Overloaded,
+    ReplicaCrashed,
+)
 from clipper.core.types import InputBuffer, ModelId
 from clipper.dataplane.cache import PredictionCache
 from clipper.dataplane.deadlines import DeadlineTimer, Waiter
@@ -70,8 +76,11 @@ class ComputationTable:
         buffers: list[InputBuffer],
         query_ids: list[int],
         deadline: float,
+        app: str = "",
     ) -> list[asyncio.Future[Any]]:
-        """One future per input: a cached answer, a shared in-flight one, or a new one."""
+        """One future per input: a cached answer, a shared in-flight one, or a new one.
+        New ones that admission control refuses are failed at once with `Overloaded`
+        (counted for `app`)."""
         loop = asyncio.get_running_loop()
         metrics = serving.metrics
         futures: list[asyncio.Future[Any]] = []
@@ -104,7 +113,13 @@ class ComputationTable:
             fresh.append(PendingQuery(query_id, buffer, deadline, future))
             futures.append(future)
         if fresh:
-            serving.submit(fresh)
+            queued = len(serving.queue) + len(fresh) - 1
+            if serving.admission.admits(queued, deadline):
+                serving.submit(fresh)
+            else:
+                error = serving.refuse(app, queued)
+                for query in fresh:
+                    query.future.set_exception(error)
         return futures
 
     def start_alone(
@@ -156,6 +171,8 @@ def failure_reason(
     error = future.exception()
     if error is None:
         return None
+    if isinstance(error, Overloaded):
+        return str(error)
     if isinstance(error, DeadlineExceeded):
         return SLO_MISSED if serving.ready_replicas else NO_MODELS
     if isinstance(error, ModelRaised) and not show_errors:

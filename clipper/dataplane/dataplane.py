@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from functools import partial
 from typing import Any
 
-from clipper.core.exceptions import ModelNotFound, UnknownApplication, UnknownVersion
+from clipper.core.exceptions import ModelNotFound, Overloaded, UnknownApplication, UnknownVersion
 from clipper.core.outputs import parse_output_string
 from clipper.core.records import AppRecord, ModelVersionRecord, RegistrySnapshot
 from clipper.core.types import InputBuffer, ModelId
@@ -86,6 +86,7 @@ class DataPlane:
         # without a linked model), and whether its queries use the cache.
         # app -> (current version, whether it uses the cache, app.show_model_errors)
         self._direct: dict[str, tuple[ModelServing | None, bool, bool]] = {}
+        self._rejecting: frozenset[str] = frozenset()  # apps whose refused queries raise
         self.query_log = query_log or QueryLog()
         ask = self.predict_then  # the paths of routed apps ask their models through it too
         self._policies = PolicyPath(ask, self.query_log, self._default, metrics, clock)
@@ -104,6 +105,9 @@ class DataPlane:
         self._defaults = {
             name: parse_output_string(app.default_output) for name, app in snapshot.apps.items()
         }
+        self._rejecting = frozenset(
+            name for name, app in snapshot.apps.items() if app.overload == "reject"
+        )
         removed = [s for mid, s in self._serving.items() if mid not in snapshot.versions]
         for serving in removed:
             del self._serving[serving.model_id]
@@ -140,16 +144,19 @@ class DataPlane:
             batch_size=record.batch_size,
             wait_timeout_s=record.batch_wait_timeout_us / 1e6,
             max_in_flight=record.max_in_flight,
-            slo_s=self._slo_for_model(record.name),
+            slo_s=min(slos := self._slos_for_model(record.name)),
+            longest_slo_s=max(slos),
+            max_queued=record.max_queued,
         )
 
-    def _slo_for_model(self, model_name: str) -> float:
+    def _slos_for_model(self, model_name: str) -> list[float]:
+        """The SLOs of the apps that may ask the model (the default SLO when none does)."""
         slos = [
             app.latency_slo_us / 1e6
             for app in self._snapshot.apps.values()
             if model_name in self._models_of(app.name)
         ]
-        return min(slos) if slos else DEFAULT_SLO_S
+        return slos or [DEFAULT_SLO_S]
 
     def _models_of(self, app_name: str) -> tuple[str, ...]:
         """The models an app's queries may go to: its pipeline's steps, or its links."""
@@ -353,6 +360,9 @@ class DataPlane:
         then: AnswersCallback,
     ) -> list[Prediction] | None:
         if not use_cache and len(buffers) == 1:  # the common query: a computation of its own
+            queued = len(serving.queue)
+            if not serving.admission.admits(queued, deadline):
+                return self._refused(serving, app_name, queued)
             query_id = next(self._query_ids)
 
             def finish_alone() -> None:  # called in a later loop iteration: `alone` is set
@@ -361,13 +371,20 @@ class DataPlane:
             alone = self._table.start_alone(serving, buffers[0], query_id, deadline, finish_alone)
             return None
         query_ids = list(itertools.islice(self._query_ids, len(buffers)))
-        computations = self._table.start(serving, use_cache, buffers, query_ids, deadline)
+        computations = self._table.start(
+            serving, use_cache, buffers, query_ids, deadline, app_name or ""
+        )
         pending = list(itertools.filterfalse(_is_done, computations))
         if not pending:
             return self._answers(app_name, serving, show_errors, query_ids, computations)
 
         def finish() -> None:
-            then(self._answers(app_name, serving, show_errors, query_ids, computations))
+            try:
+                answers = self._answers(app_name, serving, show_errors, query_ids, computations)
+            except Overloaded as exc:  # refused inputs of an app that rejects
+                then(exc)
+                return
+            then(answers)
 
         self._table.when_all(pending, deadline, finish)
         return None
@@ -398,7 +415,20 @@ class DataPlane:
         reason = failure_reason(serving, future, query_id, show_errors)
         if reason is None:
             return Prediction(query_id, future.result(), models=serving.models)
+        error = future.exception() if future.done() else None
+        if isinstance(error, Overloaded) and app_name in self._rejecting:
+            raise error
         return self._default(app_name, reason, query_id)
+
+    def _refused(
+        self, serving: ModelServing, app_name: str | None, queued: int
+    ) -> list[Prediction]:
+        """A query admission control turned away, answered at once: the app's default
+        output, or Overloaded raised for an app whose `overload` is `reject`."""
+        error = serving.refuse(app_name or "", queued)
+        if app_name in self._rejecting:
+            raise error
+        return [self._default(app_name, str(error))]
 
     def _default(
         self, app_name: str | None, explanation: str, query_id: int | None = None

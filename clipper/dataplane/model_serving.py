@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from clipper.batching.admission import UNBOUNDED, Admission, derived_max_queued
 from clipper.batching.queue import BatchQueue, PendingQuery
 from clipper.batching.sizing import BatchSizer, make_sizer
 from clipper.core.exceptions import (
     DeadlineExceeded,
     ModelError,
     ModelRaised,
+    Overloaded,
     ReplicaCrashed,
     ReplicaError,
 )
@@ -25,7 +27,10 @@ from clipper.metrics.server_metrics import ModelMetrics
 from clipper.rpc.protocol import WORKER_ERROR_TYPES, BatchError, encode_batch
 from clipper.rpc.server import BatchOutcome, WorkerChannel
 
-__all__ = ["BatchPolicy", "ModelServing", "ReplicaHandle"]
+__all__ = ["OVERLOADED", "BatchPolicy", "ModelServing", "ReplicaHandle"]
+
+OVERLOADED = "Server overloaded"
+"""The start of a refused query's explanation (see `ModelServing.refuse`)."""
 
 log = logging.getLogger("clipper.dataplane")
 Clock = Callable[[], float]
@@ -33,12 +38,17 @@ Clock = Callable[[], float]
 
 @dataclass(frozen=True, slots=True)
 class BatchPolicy:
-    """How a model version's queries are batched; changeable at run time."""
+    """How a model version's queries are batched and admitted; changeable at run time.
+
+    `slo_s` is the shortest SLO of the apps using the version (the batch sizing's target),
+    `longest_slo_s` the longest (the derived queue bound's); `max_queued` 0 derives it."""
 
     batch_size: int = -1
     wait_timeout_s: float = 0.0
     max_in_flight: int = 1
     slo_s: float = 0.1
+    longest_slo_s: float = 0.1
+    max_queued: int = 0
 
 
 class ReplicaHandle:
@@ -73,6 +83,10 @@ class ModelServing:
     Invariant: every query put in the queue has its computation future resolved exactly
     once: by the worker's output, a ReplicaError, or DeadlineExceeded when it expired in
     the queue. A replica holds at most `max_in_flight` batches at once.
+
+    Admission control: callers ask `admission.admits(len(queue) + n - 1, deadline)` before
+    queueing n inputs, and `refuse` those it turns away. `admission` is refreshed from the
+    replicas after each batch and each change of replicas or policy, never per query.
     """
 
     def __init__(
@@ -92,6 +106,7 @@ class ModelServing:
         self.replicas: dict[int, ReplicaHandle] = {}
         self.dropped_expired = 0
         self.latency_estimate_s = 0.0
+        self.latency_deviation_s = 0.0  # mean deviation from the estimate (as TCP's RTTVAR)
         self.metrics = self._metrics = metrics
         self.load = LoadCounters()
         """Cumulative per-batch load, read by the autoscaler."""
@@ -100,6 +115,10 @@ class ModelServing:
         self._fill_until: float | None = None  # delayed batching: dispatch by then at most
         self._fill_timer: asyncio.TimerHandle | None = None
         self._closed = False
+        self.admission = Admission(clock)
+        self._refresh_admission()
+        if metrics is not None:
+            metrics.max_queued.set(-1 if policy.max_queued == 0 else policy.max_queued)
 
     def submit(self, queries: list[PendingQuery]) -> None:
         """Enqueue the inputs of one request as a group."""
@@ -117,6 +136,7 @@ class ModelServing:
         if _sizing(old) != _sizing(policy):
             for handle in self.replicas.values():
                 handle.sizer = make_sizer(*_sizing(policy))
+        self._refresh_admission()
         self._schedule_pump()
 
     def attach(self, replica_id: int, channel: WorkerChannel) -> None:
@@ -136,6 +156,7 @@ class ModelServing:
         self._report_replicas()
 
     def _report_replicas(self) -> None:
+        self._refresh_admission()
         if self._metrics is not None:
             self._metrics.replicas_ready.set(len(self.replicas))
 
@@ -162,12 +183,58 @@ class ModelServing:
         if handle is None:
             return
         handle.draining = True
+        self._refresh_admission()
         self._schedule_pump()  # what this replica would have taken goes to the others
         if handle.in_flight:
             handle.drained = asyncio.get_running_loop().create_future()
             await asyncio.wait([handle.drained], timeout=timeout_s)
         self.replicas.pop(replica_id, None)
         self._report_replicas()
+
+    # -- admission --------------------------------------------------------------------
+
+    def refuse(self, app: str, queued: int) -> Overloaded:
+        """The error of a query refused at once (`queued` inputs ahead of it), counted."""
+        full = self.admission.full(queued)
+        reason = "queue_full" if full else "deadline"
+        if self._metrics is not None:
+            self._metrics.admission_refused(app, reason).inc()
+        why = (
+            f"the queue of {self.model_id} is full ({self.admission.max_queued} queued)"
+            if full
+            else f"{self.model_id} could not answer within the latency SLO "
+            f"({_duration(self.policy.slo_s)})"
+        )
+        return Overloaded(
+            f"{OVERLOADED}: {why}; query refused at once",
+            max(1.0, self.admission.retry_after_s(queued)),
+        )
+
+    def _refresh_admission(self) -> None:
+        """Bring the admission estimate up to date with the replicas (per batch, not per
+        query). A version without an accepting replica admits (its queries wait for one, as
+        before admission control), and so does one with no batch latency measured yet."""
+        policy = self.policy
+        sizes = free = 0
+        for handle in self.replicas.values():
+            if handle.accepting:
+                sizes += handle.sizer.size
+                free += policy.max_in_flight - handle.in_flight
+        admission = self.admission
+        admission.per_round = max(1, sizes * policy.max_in_flight)
+        admission.free_slots = free
+        # A batch's latency as admission counts it: the mean plus twice its deviation (a
+        # late estimate refuses a few queries that would have made it; an early one admits
+        # queries that then wait until their deadline).
+        latency_s = self.latency_estimate_s + 2 * self.latency_deviation_s
+        admission.batch_latency_s = latency_s if sizes else 0.0
+        bound = policy.max_queued or derived_max_queued(
+            admission.per_round, admission.batch_latency_s, policy.longest_slo_s
+        )
+        if bound != admission.max_queued:
+            admission.max_queued = bound
+            if self._metrics is not None:
+                self._metrics.max_queued.set(-1 if bound == UNBOUNDED else bound)
 
     # -- dispatch -------------------------------------------------------------------------
 
@@ -247,6 +314,7 @@ class ModelServing:
         )
         self._observe_dispatch(batch)
         handle.in_flight += 1
+        self.admission.free_slots -= 1
         outcome = channel.send_batch(batch_id, frame)
         outcome.add_done_callback(partial(self._on_outcome, handle, batch, started))
 
@@ -269,6 +337,7 @@ class ModelServing:
         finally:
             if handle.in_flight == 0:
                 _resolve_drained(handle)
+            self._refresh_admission()
             self._schedule_pump()
 
     def _resolve(
@@ -297,6 +366,10 @@ class ModelServing:
         latency_s = self._clock() - started
         self.load.busy_s += latency_s
         handle.sizer.observe(len(batch), latency_s)
+        if not self.latency_estimate_s:  # the first measurement is the estimate
+            self.latency_estimate_s = latency_s
+        deviation_s = abs(latency_s - self.latency_estimate_s)
+        self.latency_deviation_s = 0.75 * self.latency_deviation_s + 0.25 * deviation_s
         self.latency_estimate_s = 0.8 * self.latency_estimate_s + 0.2 * latency_s
         if self._metrics is not None:
             self._metrics.batch_latency.observe(latency_s)
@@ -374,6 +447,11 @@ def _sizing(policy: BatchPolicy) -> tuple[int, float]:
     an equal share of the SLO: adaptive sizing then keeps queue wait plus compute within it.
     """
     return policy.batch_size, policy.slo_s / (1 + policy.max_in_flight)
+
+
+def _duration(seconds: float) -> str:
+    us = round(seconds * 1e6)
+    return f"{us} µs" if us < 1000 else f"{us / 1000:g} ms"
 
 
 def _replica_error(error: BaseException) -> ReplicaError:

@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
-from clipper.core.exceptions import AuthError
+from clipper.core.exceptions import AuthError, Overloaded
 from clipper.http.errors import error_body, error_row, oip_error_body
 from clipper.http.reply import JSON_HEADERS, Headers, Reply
 from clipper.security.auth import auth_headers
@@ -14,7 +15,10 @@ __all__ = ["clipper_error_reply", "error_headers", "oip_error_reply"]
 
 
 def error_headers(exc: BaseException) -> Headers:
-    """The headers of an error reply: JSON, and for a 401 the scheme to authenticate with."""
+    """The headers of an error reply: JSON; for a 401 the scheme to authenticate with, for a
+    query refused by admission control (429) when to retry (whole seconds, at least 1)."""
+    if isinstance(exc, Overloaded):
+        return [*JSON_HEADERS, (b"retry-after", b"%d" % max(1, math.ceil(exc.retry_after_s)))]
     return auth_headers(exc) if isinstance(exc, AuthError) else JSON_HEADERS
 
 

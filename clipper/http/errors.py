@@ -72,6 +72,7 @@ ERROR_TABLE: tuple[ErrorRow, ...] = (
     _row(errors.UnknownVersion, 404, "NOT_FOUND", "Query processing error"),
     _row(errors.PayloadTooLarge, 413, "RESOURCE_EXHAUSTED", "Payload too large"),
     _row(errors.DeadlineExceeded, 504, "DEADLINE_EXCEEDED", "Deadline exceeded"),
+    _row(errors.Overloaded, 429, "RESOURCE_EXHAUSTED", "Server overloaded"),
     _row(errors.ReplicaError, 503, "UNAVAILABLE", "Model unavailable"),
     _row(errors.ReplicaUnavailable, 503, "UNAVAILABLE", "Model unavailable"),
     _row(errors.ReplicaCrashed, 503, "UNAVAILABLE", "Model unavailable"),

@@ -55,9 +55,20 @@ class ModelMetrics:
         self.cache_misses = server.cache_misses.labels(*labels)
         self.dropped_expired = server.dropped_expired.labels(*labels)
         self.replicas_ready = server.replicas_ready.labels(*labels)
+        self.max_queued = server.max_queued.labels(*labels)
         self._server = server
         self._labels = labels
         self._replica_batches: dict[int, CounterCell] = {}
+        self._refused: dict[tuple[str, str], CounterCell] = {}
+
+    def admission_refused(self, app: str, reason: str) -> CounterCell:
+        """Queries of `app` refused at once by admission control, for `reason`."""
+        counter = self._refused.get((app, reason))
+        if counter is None:
+            model = f"{self._labels[0]}:{self._labels[1]}"
+            counter = self._server.admission_refused.labels(app, model, reason)
+            self._refused[app, reason] = counter
+        return counter
 
     def replica_batches(self, replica: int) -> CounterCell:
         """Batches served by one replica."""
@@ -129,10 +140,23 @@ class ServerMetrics:
         self.replica_batches = CounterFamily(
             "clipper_replica_batches", "Batches served per replica.", [*model, "replica"]
         )
+        self.admission_refused = CounterFamily(
+            "clipper_admission_refused",
+            "Queries refused at once by admission control, per app, model version "
+            "(name:version) and reason: deadline (it could not be answered in time) or "
+            "queue_full (the version's max_queued).",
+            ["app", "model", "reason"],
+        )
+        self.max_queued = Gauge(
+            "clipper_model_max_queued",
+            "The bound of a model version's batch queue (-1: none yet, before its first "
+            "batch latency is measured).",
+            model, registry=registry,
+        )  # fmt: skip
         registry.register(MetricFamilies([
             self.requests, self.latency, self.answers, self.answers_within_slo, self.queue_delay,
             self.batch_size, self.batch_latency, self.cache_hits, self.cache_misses,
-            self.replica_batches,
+            self.replica_batches, self.admission_refused,
         ]))  # fmt: skip
         self.replica_errors = Counter(
             "clipper_replica_errors", "Failed batches per replica.",

@@ -11,6 +11,7 @@ port serves TLS with the query API's certificate.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from typing import Any
 import grpc
 import numpy as np
 
-from clipper.core.exceptions import ClipperError, InvalidInput
+from clipper.core.exceptions import ClipperError, InvalidInput, Overloaded
 from clipper.core.input_limits import InputLimits
 from clipper.frontend.oip.datatypes import (
     BYTES,
@@ -121,6 +122,9 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
             )
             return encode_infer_response(response)
         except ClipperError as exc:
+            if isinstance(exc, Overloaded):  # RESOURCE_EXHAUSTED, and when to retry
+                seconds = max(1, math.ceil(exc.retry_after_s))
+                context.set_trailing_metadata((("retry-after", str(seconds)),))
             await context.abort(_grpc_status(exc), str(exc))
 
 

@@ -22,6 +22,7 @@ from clipper.core.exceptions import (
     InvalidInput,
     ModelError,
     ModelNotFound,
+    Overloaded,
     ReplicaCrashed,
     ReplicaUnavailable,
     UnknownVersion,
@@ -30,6 +31,7 @@ from clipper.core.records import ModelVersionRecord, RegistrySnapshot
 from clipper.core.types import ModelId
 from clipper.dataplane.answers import observe_answers
 from clipper.dataplane.dataplane import NO_MODELS, SLO_MISSED, DataPlane, Prediction, slo_missed
+from clipper.dataplane.model_serving import OVERLOADED
 from clipper.dataplane.prediction import ModelRef
 from clipper.frontend.oip.datatypes import InferRequest, InferResponse
 from clipper.frontend.oip.rows import input_buffers, output_tensors
@@ -235,4 +237,6 @@ def _failure(explanation: str, budget_us: int, slo_us: int) -> Exception:
         return ModelError(explanation)
     if explanation.startswith("Replica crashed"):
         return ReplicaCrashed(explanation)
+    if explanation.startswith(OVERLOADED):  # refused by admission control
+        return Overloaded(explanation)
     return ReplicaUnavailable(explanation)

@@ -29,6 +29,7 @@ EXPECTED: dict[type[errors.ClipperError], tuple[int, grpc.StatusCode, str]] = {
     errors.UnknownVersion: (404, grpc.StatusCode.NOT_FOUND, "Query processing error"),
     errors.PayloadTooLarge: (413, grpc.StatusCode.RESOURCE_EXHAUSTED, "Payload too large"),
     errors.DeadlineExceeded: (504, grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline exceeded"),
+    errors.Overloaded: (429, grpc.StatusCode.RESOURCE_EXHAUSTED, "Server overloaded"),
     errors.ReplicaError: (503, grpc.StatusCode.UNAVAILABLE, "Model unavailable"),
     errors.ReplicaUnavailable: (503, grpc.StatusCode.UNAVAILABLE, "Model unavailable"),
     errors.ReplicaCrashed: (503, grpc.StatusCode.UNAVAILABLE, "Model unavailable"),
