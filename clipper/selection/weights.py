@@ -23,8 +23,11 @@ def shared(log_weights: Mapping[str, float], share: float) -> dict[str, float]:
     so no weight falls far below the others and a model that improves can come back.
     The result is rescaled so the largest log-weight is 0 (they never overflow)."""
     arms = list(log_weights)
-    weights = normalised([log_weights[arm] for arm in arms])
     bonus = share / max(1, len(arms))
+    if bonus == 0:  # nothing shared: the log-weights shifted (a weight that underflows to
+        top_log = max(log_weights.values(), default=0.0)  # 0 would have no logarithm)
+        return {arm: log_weights[arm] - top_log for arm in arms}
+    weights = normalised([log_weights[arm] for arm in arms])
     mixed = [weight + bonus for weight in weights]
     top = max(mixed, default=1.0)
     return {arm: math.log(weight / top) for arm, weight in zip(arms, mixed, strict=True)}
