@@ -112,15 +112,10 @@ def observe_answers(
     """Count one answered request of `app` (any query surface): its latency, its answers
     (those a model gave within the app's SLO apart), and each default answer by its reason
     (the explanation up to its first colon)."""
-    app_metrics = metrics.for_app(app)
-    app_metrics.requests.inc()
-    app_metrics.latency.observe(latency_s)
-    answered = len(predictions)
-    app_metrics.answers.inc(answered)
+    answers = from_model = len(predictions)
     for prediction in predictions:
         if prediction.is_default:
-            answered -= 1
+            from_model -= 1
             reason = (prediction.explanation or "").split(":")[0]
             metrics.defaults.labels(app, reason).inc()
-    if answered and latency_s <= app_metrics.slo_s:
-        app_metrics.answers_within_slo.inc(answered)
+    metrics.for_app(app).observe_request(latency_s, answers, from_model)
