@@ -289,7 +289,8 @@ async def _attacked(server: BenchServer, args: argparse.Namespace) -> tuple[Tall
 
 def _start_attack(server: BenchServer) -> list[socket.socket]:
     """The print storm, the flood and the half-sent bodies; their sockets."""
-    server.deploy("storm", storm, slo_us=SLO_US)
+    server.admin("set_num_replicas", {"model_name": "storm", "num_replicas": 1})
+    server.admin("wait_model_ready", {"model_name": "storm", "model_version": "1"})
     httpx.post(f"http://127.0.0.1:{server.query_port}/storm/predict", json={"input": [1.0]},
                timeout=30)  # fmt: skip
     return [
@@ -418,7 +419,8 @@ def main() -> int:
     env = {**LIMITS_ENV, **(ATTACK_ENV if args.attacks else {})}
     with bench_server(env) as server:
         server.deploy("soak", feature_sum, slo_us=SLO_US)
-        if args.attacks:
+        if args.attacks:  # the storm's app and model exist before the baseline is taken;
+            server.deploy("storm", storm, slo_us=SLO_US, replicas=0)  # it starts in the attack
             tally, samples = asyncio.run(_attacked(server, args))
             return 0 if _attack_report(tally, samples, args) else 1
         tally, samples = asyncio.run(_soak(server, args))
