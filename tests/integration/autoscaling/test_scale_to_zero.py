@@ -11,7 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import pytest
 
+from clipper.security import read_admin_token
+from tests.integration.browser import browser_for_test, new_page
 from tests.integration.cluster import ServerHandle, deploy, wait_until
 
 TO_ZERO = {
@@ -47,12 +50,28 @@ def clipper(server: ServerHandle, *args: str) -> str:
     return result.stdout
 
 
+def dashboard_models(request: pytest.FixtureRequest, server: ServerHandle) -> str:
+    """The replica counts of model `cold` in the dashboard's model table, as shown."""
+    with browser_for_test(request) as browser:
+        page = new_page(browser)
+        token = read_admin_token(server.state_dir) or ""
+        page.goto(f"{server.admin_url}/?refresh=600#token={token}")
+        page.wait_for_selector("#models tr[data-model=cold] .replica-counts")
+        counts = str(page.text_content("#models tr[data-model=cold] .replica-counts"))
+        header = str(page.text_content("#cluster"))
+        assert page.problems == []
+    assert "1 cold" in header, header
+    return counts
+
+
 def wait_cold(server: ServerHandle) -> None:
     wait_until(lambda: info(server)["num_replicas"] == 0, 15, "scaled to zero once idle")
     wait_until(lambda: info(server)["ready_replicas"] == 0, 15, "its replica stopped")
 
 
-def test_an_idle_version_scales_to_zero_and_a_burst_wakes_it(configured_server: Any) -> None:
+def test_an_idle_version_scales_to_zero_and_a_burst_wakes_it(
+    configured_server: Any, request: pytest.FixtureRequest
+) -> None:
     server = configured_server(autoscaler_interval_s=0.25)
     deploy(server, "cold", double, slo_us=10_000_000, autoscaling=TO_ZERO)
     assert info(server)["cold"] is False
@@ -69,6 +88,7 @@ def test_an_idle_version_scales_to_zero_and_a_burst_wakes_it(configured_server: 
     status = dict(line.split(None, 1) for line in clipper(server, "status").splitlines()[:20]
                   if " " in line)  # fmt: skip
     assert status["cold"] == "cold:1"
+    assert "cold (the next query starts a replica)" in dashboard_models(request, server)
 
     with ThreadPoolExecutor(8) as pool:  # the first wakes it, the others arrive meanwhile
         answers = list(pool.map(lambda x: query(server, float(x)), range(8)))
