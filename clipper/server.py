@@ -207,6 +207,7 @@ class ClipperServer:
             "apps": len(snapshot.apps),
             "models": len(snapshot.versions),
             "replicas": len(self.service.all_replicas()),
+            "cold": self.service.cold_versions(),
         }
 
     # -- life cycle -----------------------------------------------------------------

@@ -174,7 +174,11 @@ def models(args: argparse.Namespace, settings: Settings) -> None:
     keys = ["model_name", "model_version", "input_type", "is_current_version"]
     keys += ["num_replicas", "batch_size", "containerless"]
     headers = ["MODEL", "VERSION", "INPUT", "CURRENT", "REPLICAS", "BATCH", "CONTAINERLESS"]
-    print(format_table(headers, [[info.get(key) for key in keys] for info in infos]))
+    rows = [[info.get(key) for key in keys] for info in infos]
+    for row, info in zip(rows, infos, strict=True):
+        if info.get("cold"):  # scaled to zero: the next query starts a replica
+            row[4] = f"{info.get('num_replicas')} (cold)"
+    print(format_table(headers, rows))
 
 
 def replicas(args: argparse.Namespace, settings: Settings) -> None:

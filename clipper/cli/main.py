@@ -271,7 +271,7 @@ def _add_model_commands(add: _Adder) -> None:
     autoscale.add_argument("model", help="the model to autoscale")
     autoscale.add_argument("--version", help="default: the current version")
     autoscale.add_argument("--min", type=int, default=1, dest="min_replicas", metavar="N",
-                           help="fewest replicas (at least 1; default 1)")  # fmt: skip
+                           help="fewest replicas (default 1; 0: none when idle)")  # fmt: skip
     autoscale.add_argument("--max", type=int, dest="max_replicas", metavar="N",
                            help="most replicas (required unless --off)")  # fmt: skip
     autoscale.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",

@@ -6,13 +6,17 @@ reason in words. The rules, in order:
 
 1. Bounds: a target below `min_replicas` or above `max_replicas` moves to the bound at once.
 2. While a step's replicas are still starting (ready < target) nothing else is decided.
-3. Up, fast: when the queries' mean queue delay over the last `upscale_window_s` is above
+3. To zero: with `min_replicas` 0, when no query reached the version for
+   `scale_to_zero_after_s` (`ScalingHistory.last_query_s`): to 0, every replica at once.
+   The way back is `wake`: the first query for a version at 0 starts one replica.
+4. Up, fast: when the queries' mean queue delay over the last `upscale_window_s` is above
    `target_queue_delay_ratio` of the SLO, to ceil(n * ratio / target), at least n + 1 and
    at most ceil(n * upscaling_factor).
-4. Down, slowly: when every observation of the last `downscale_delay_s` had a queue delay
+5. Down, slowly: when every observation of the last `downscale_delay_s` had a queue delay
    below `downscale_queue_delay_ratio` of the SLO and the mean in-flight load would keep
-   n - 1 replicas at most `target_utilization` busy: one replica fewer.
-5. Otherwise hold (the band between the up and down conditions is the hysteresis).
+   n - 1 replicas at most `target_utilization` busy: one replica fewer (never below 1:
+   only rule 3 takes the last one).
+6. Otherwise hold (the band between the up and down conditions is the hysteresis).
 
 A step clears the history (`ScalingHistory.reset`): the next step reads only what the new
 count did, so a step up is followed by the next only after a full `upscale_window_s` and a
@@ -42,6 +46,7 @@ __all__ = [
     "machine_limit",
     "mean_queue_delay_ratio",
     "replica_cpus",
+    "wake",
 ]
 
 _EPSILON_S = 1e-6
@@ -93,18 +98,25 @@ class ScalingHistory:
 
     Invariant: every observation ended after `since_s`, the time of the last step (or of
     the first observation's start), so `covers(length)` says whether the history holds a
-    whole window of that length.
+    whole window of that length. `last_query_s`, which a step does not reset, is the end
+    of the last interval in which a query reached the version (or `queried`), else the
+    start of the first observation.
     """
 
     def __init__(self, horizon_s: float) -> None:
         self.horizon_s = horizon_s
         self.since_s: float | None = None
+        self.last_query_s: float | None = None
         self._observations: deque[Observation] = deque()
 
     def add(self, observation: Observation) -> None:
         """Append one interval's observation, forgetting those past the horizon."""
         if self.since_s is None:
             self.since_s = observation.at_s - observation.interval_s
+        if observation.queries:
+            self.last_query_s = observation.at_s
+        elif self.last_query_s is None:
+            self.last_query_s = observation.at_s - observation.interval_s
         self._observations.append(observation)
         oldest = observation.at_s - self.horizon_s
         while self._observations and self._observations[0].at_s <= oldest:
@@ -114,6 +126,14 @@ class ScalingHistory:
         """A step was taken at `at_s`: start over."""
         self._observations.clear()
         self.since_s = at_s
+
+    def queried(self, at_s: float) -> None:
+        """A query reached the version at `at_s` outside the observations (it woke it)."""
+        self.last_query_s = at_s
+
+    def idle_for(self, now_s: float) -> float:
+        """Seconds since the last query (0 before any observation)."""
+        return 0.0 if self.last_query_s is None else now_s - self.last_query_s
 
     def covers(self, now_s: float, length_s: float) -> bool:
         """Whether the observations span the last `length_s` seconds."""
@@ -140,6 +160,9 @@ def decide(
         return bounded
     if ready < current:
         return Decision(current, current)
+    idle = _to_zero(config, history, now_s, current, model)
+    if idle is not None:
+        return idle
     up = _upscale(config, history, now_s, current, model, machine)
     if up is not None:
         return up
@@ -158,6 +181,24 @@ def _bounds(
         return None
     reason = f"scaled {model} from {current} to {config.min_replicas}: below min_replicas"
     return _capped(Decision(current, config.min_replicas, reason), machine, model)
+
+
+def _to_zero(
+    config: AutoscalingConfig, history: ScalingHistory, now_s: float, current: int, model: str
+) -> Decision | None:
+    after_s = config.scale_to_zero_after_s
+    if not config.scales_to_zero or current == 0:
+        return None
+    if history.idle_for(now_s) < after_s - _EPSILON_S:
+        return None
+    return Decision(current, 0, f"scaled {model} from {current} to 0: idle for {after_s:g} s "
+                                "(no query; the next one starts a replica)")  # fmt: skip
+
+
+def wake(model: str) -> Decision:
+    """A query asked for `model`, at 0 replicas with `min_replicas` 0: one replica, at once
+    (a cold start is never capped by the machine: the query would wait for nothing)."""
+    return Decision(0, 1, f"scaled {model} from 0 to 1: a query arrived while it was cold")
 
 
 def _upscale(
@@ -186,7 +227,7 @@ def _downscale(
     config: AutoscalingConfig, history: ScalingHistory, now_s: float, current: int, model: str
 ) -> Decision | None:
     length_s = config.downscale_delay_s
-    if current <= config.min_replicas or not history.covers(now_s, length_s):
+    if current <= max(1, config.min_replicas) or not history.covers(now_s, length_s):
         return None
     window = history.window(now_s, length_s)
     worst = max((o.queue_delay_ratio for o in window), default=0.0)

@@ -3,7 +3,8 @@
 Off unless set (deploy time or `set_autoscaling`); stored in the registry as the JSON of
 `to_dict()`. Each field is documented in README.md#autoscaling; the defaults follow what
 Ray Serve's AutoscalingConfig and KServe's windows lead users to expect: scale up within
-seconds of the SLO being eaten into, scale down one replica at a time after a minute idle.
+seconds of the SLO being eaten into, scale down one replica at a time after a minute idle,
+and (with `min_replicas` 0) to no replica after five minutes without a query.
 """
 
 from __future__ import annotations
@@ -25,13 +26,15 @@ MAX_AUTOSCALED_REPLICAS = 1024  # the registry's bound on any version's replica 
 class AutoscalingConfig:
     """When and how far the autoscaler moves a version's replica target.
 
-    Invariants (checked by `parse`): 1 <= min_replicas <= max_replicas <= 1024; every
-    ratio in (0, 1] except `upscaling_factor` > 1; every window and delay > 0;
+    Invariants (checked by `parse`): 0 <= min_replicas <= max_replicas <= 1024 and
+    max_replicas >= 1; every ratio in (0, 1] except `upscaling_factor` > 1; every window
+    and delay > 0;
     downscale_queue_delay_ratio < target_queue_delay_ratio (the band between them is the
     hysteresis: no step is taken in it).
     """
 
     min_replicas: int = 1
+    """0 lets the version scale to zero (`scale_to_zero_after_s`); a query then starts one."""
     max_replicas: int = 1
     target_queue_delay_ratio: float = 0.2
     """Scale up when queries wait in the batch queue, on average over `upscale_window_s`,
@@ -46,6 +49,8 @@ class AutoscalingConfig:
     """...and while the in-flight load would keep one replica fewer at most this busy."""
     downscale_delay_s: float = 60.0
     """...for this long (every observation of the window): then one replica goes."""
+    scale_to_zero_after_s: float = 300.0
+    """With `min_replicas` 0: no query for this long, and every replica goes."""
 
     @classmethod
     def parse(cls, value: object) -> AutoscalingConfig:
@@ -67,15 +72,23 @@ class AutoscalingConfig:
         config._check()
         return config
 
+    @property
+    def scales_to_zero(self) -> bool:
+        """Whether the version may have no replica (`min_replicas` 0)."""
+        return self.min_replicas == 0
+
     def to_dict(self) -> dict[str, Any]:
         """Every setting, as `parse` reads it back."""
         return dataclasses.asdict(self)
 
     def _check(self) -> None:
-        if not 1 <= self.min_replicas <= self.max_replicas <= MAX_AUTOSCALED_REPLICAS:
+        if not 0 <= self.min_replicas <= self.max_replicas <= MAX_AUTOSCALED_REPLICAS or (
+            self.max_replicas < 1
+        ):
             raise InvalidRequest(
-                "autoscaling needs 1 <= min_replicas <= max_replicas <= "
-                f"{MAX_AUTOSCALED_REPLICAS}, got {self.min_replicas} and {self.max_replicas}"
+                "autoscaling needs 0 <= min_replicas <= max_replicas <= "
+                f"{MAX_AUTOSCALED_REPLICAS} and max_replicas >= 1, got {self.min_replicas} "
+                f"and {self.max_replicas}"
             )
         for name in ("target_queue_delay_ratio", "downscale_queue_delay_ratio",
                      "target_utilization"):  # fmt: skip
@@ -87,7 +100,7 @@ class AutoscalingConfig:
             )
         if not self.upscaling_factor > 1:
             raise InvalidRequest("autoscaling upscaling_factor must be above 1")
-        for name in ("upscale_window_s", "downscale_delay_s"):
+        for name in ("upscale_window_s", "downscale_delay_s", "scale_to_zero_after_s"):
             if not 0 < getattr(self, name) <= 86_400:
                 raise InvalidRequest(f"autoscaling {name} must be in (0, 86400] seconds")
 

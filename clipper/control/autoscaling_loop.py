@@ -8,14 +8,21 @@ and applies a decision that moves the target through `ClusterService.apply_autos
 `autoscaled` event with its reason. It keeps no state worth persisting: after a restart
 it starts from each version's registered target, with an empty history.
 
-A version with no replicas (parked by a deploy that replaced it) is left alone, and while
-a version's replicas start (ready < target) its history starts over, so what a starting
-replica could not serve does not count against the count being reached.
+A version with no replicas (parked by a deploy that replaced it, or scaled to zero) is
+left alone, and while a version's replicas start (ready < target), and for the interval in
+which they became ready, its history starts over, so what a starting replica could not
+serve does not count against the count being reached.
+
+Cold starts: between intervals it awaits the data plane's `ColdStarts`, and a version
+autoscaled with `min_replicas` 0 that a query asked for at 0 replicas is scaled to 1 at
+once (`wake`), not at the next interval. Its count is in the registry like any other, so a
+version scaled to zero stays there across a restart until a query comes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -30,6 +37,7 @@ from clipper.control.autoscaler import (
     machine_limit,
     mean_queue_delay_ratio,
     replica_cpus,
+    wake,
 )
 from clipper.control.autoscaling_config import AutoscalingConfig
 from clipper.control.service import ClusterService
@@ -69,12 +77,44 @@ class AutoscalerLoop:
         self._histories: dict[ModelId, ScalingHistory] = {}
         self._readings: dict[ModelId, tuple[float, LoadReading]] = {}
         self._capped_at: dict[ModelId, int] = {}  # a capped hold is recorded once per count
+        self._starting: set[ModelId] = set()  # replicas were starting at the last reading
 
     async def run(self) -> None:
-        """Decide every `interval_s` until cancelled."""
+        """Decide every `interval_s`, and start cold versions as queries ask for them,
+        until cancelled."""
+        cold_starts = self.service.dataplane.cold_starts
+        loop = asyncio.get_running_loop()
+        next_tick = loop.time() + self.interval_s
         while True:
-            await asyncio.sleep(self.interval_s)
-            await self.tick()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(next_tick):
+                    await cold_starts.wait()
+            await self.start_cold(cold_starts.take())
+            if loop.time() >= next_tick:
+                await self.tick()
+                next_tick = loop.time() + self.interval_s
+
+    async def start_cold(self, model_ids: set[ModelId]) -> None:
+        """Scale each version a query found at 0 replicas to 1, if it is autoscaled with
+        `min_replicas` 0 (any other at 0 stays: parked, or set to 0 by hand)."""
+        for model_id in sorted(model_ids, key=str):
+            config = self.service.autoscaling.get(model_id)
+            record = self.service.snapshot.versions.get(model_id)
+            if config is None or not config.scales_to_zero or record is None:
+                continue
+            if record.num_replicas:
+                continue  # starting already
+            decision = wake(str(model_id))
+            log.info("%s", decision.reason)
+            try:
+                await self.service.apply_autoscaling(model_id, decision)
+            except ClipperError as exc:  # deleted or changed meanwhile
+                log.warning("autoscaling %s: %s", model_id, exc)
+                continue
+            now = self._clock()
+            history = self._history(model_id, config)
+            history.reset(now)
+            history.queried(now)
 
     async def tick(self) -> None:
         """One round over the autoscaled versions."""
@@ -93,23 +133,36 @@ class AutoscalerLoop:
         serving = self.service.dataplane.serving(model_id)
         if record is None or serving is None or record.num_replicas == 0:
             self._forget(model_id)
+            if record is not None and config.scales_to_zero:
+                self._export_zero(model_id)
             return
         now = self._clock()
-        history = self._histories.get(model_id)
-        if history is None:
-            horizon_s = max(config.upscale_window_s, config.downscale_delay_s) + self.interval_s
-            history = self._histories[model_id] = ScalingHistory(horizon_s)
+        history = self._history(model_id, config)
         observation = self._observe(model_id, serving, now)
-        if serving.ready_replicas < record.num_replicas:
+        starting = serving.ready_replicas < record.num_replicas
+        if starting or model_id in self._starting:
             history.reset(now)
+            if observation is not None and observation.queries:
+                history.queried(now)
         elif observation is not None:
             history.add(observation)
+        if starting:
+            self._starting.add(model_id)
+        else:
+            self._starting.discard(model_id)
         decision = decide(
             config, history, now, record.num_replicas, serving.ready_replicas,
             str(model_id), self._machine(record),
         )  # fmt: skip
         self._export(model_id, decision, history, config, now)
         await self._apply(model_id, decision, history, now)
+
+    def _history(self, model_id: ModelId, config: AutoscalingConfig) -> ScalingHistory:
+        history = self._histories.get(model_id)
+        if history is None:
+            horizon_s = max(config.upscale_window_s, config.downscale_delay_s) + self.interval_s
+            history = self._histories[model_id] = ScalingHistory(horizon_s)
+        return history
 
     async def _apply(
         self, model_id: ModelId, decision: Decision, history: ScalingHistory, now: float
@@ -169,9 +222,19 @@ class AutoscalerLoop:
         self.metrics.autoscaler_current.labels(*labels).set(decision.current)
         self.metrics.autoscaler_queue_delay_ratio.labels(*labels).set(ratio)
 
+    def _export_zero(self, model_id: ModelId) -> None:
+        """A version scaled to zero keeps its gauges, at 0."""
+        if self.metrics is None:
+            return
+        labels = (model_id.name, model_id.version)
+        self.metrics.autoscaler_desired.labels(*labels).set(0)
+        self.metrics.autoscaler_current.labels(*labels).set(0)
+        self.metrics.autoscaler_queue_delay_ratio.labels(*labels).set(0)
+
     def _forget(self, model_id: ModelId) -> None:
         self._histories.pop(model_id, None)
         self._readings.pop(model_id, None)
         self._capped_at.pop(model_id, None)
+        self._starting.discard(model_id)
         if self.metrics is not None:
             self.metrics.forget_autoscaled(model_id.name, model_id.version)

@@ -83,6 +83,9 @@ class ClusterService:
         self.snapshot = self.registry.snapshot()
         self._load_autoscaling()
         removed = self.dataplane.apply(self.snapshot)
+        self.dataplane.set_scale_to_zero(
+            [model_id for model_id, config in self.autoscaling.items() if config.scales_to_zero]
+        )
         for app, why in self.dataplane.take_state_resets():
             self.registry.record_event("policy_state_reset", {"app": app, "reason": why})
         self.reconciler.set_desired(self._desired_launches())
@@ -517,8 +520,19 @@ class ClusterService:
             "resources": record.resources.to_dict(),
             "autoscaling": self._autoscaling_info(record.model_id),
             "autoscaling_last_decision": self.autoscaling_decisions.get(record.model_id),
+            "cold": self.is_cold(record.model_id),
             **environment_info(self.environments, Path(record.model_data_path)),
         }
+
+    def is_cold(self, model_id: ModelId) -> bool:
+        """Whether a version that may scale to zero has no ready replica: at zero (its next
+        query starts one), or starting the one a query asked for."""
+        config = self.autoscaling.get(model_id)
+        return config is not None and config.scales_to_zero and not self._ready_count(model_id)
+
+    def cold_versions(self) -> list[str]:
+        """`name:version` of each cold version (see `is_cold`), sorted."""
+        return sorted(str(model_id) for model_id in self.autoscaling if self.is_cold(model_id))
 
     def _autoscaling_info(self, model_id: ModelId) -> dict[str, Any] | None:
         config = self.autoscaling.get(model_id)

@@ -22,6 +22,7 @@ from clipper.core.exceptions import (
 )
 from clipper.core.types import InputBuffer, ModelId
 from clipper.dataplane.cache import PredictionCache
+from clipper.dataplane.cold_starts import cold_explanation
 from clipper.dataplane.deadlines import DeadlineTimer, Waiter
 from clipper.dataplane.model_serving import Clock, ModelServing
 
@@ -167,14 +168,14 @@ def failure_reason(
     `show_errors`: its text may hold the model's data, and the server log has it (see
     `ModelServing`, which logs it with the ids of the batch's queries)."""
     if not future.done():
-        return SLO_MISSED if serving.ready_replicas else NO_MODELS
+        return _unanswered(serving)
     error = future.exception()
     if error is None:
         return None
     if isinstance(error, Overloaded):
         return str(error)
     if isinstance(error, DeadlineExceeded):
-        return SLO_MISSED if serving.ready_replicas else NO_MODELS
+        return _unanswered(serving)
     if isinstance(error, ModelRaised) and not show_errors:
         return (
             f"Model error: {error.error_type} raised by {serving.model_id} "
@@ -185,3 +186,11 @@ def failure_reason(
     if isinstance(error, ReplicaCrashed):
         return f"Replica crashed: {error}"
     return f"{type(error).__name__}: {error}"
+
+
+def _unanswered(serving: ModelServing) -> str:
+    """Why a query's deadline passed before its output: the SLO, no replica at all, or a
+    cold start (the version was scaled to zero and its replica is starting)."""
+    if serving.ready_replicas:
+        return SLO_MISSED
+    return cold_explanation(serving.model_id) if serving.waking else NO_MODELS

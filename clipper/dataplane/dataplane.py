@@ -12,7 +12,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from functools import partial
 from typing import Any
 
@@ -22,6 +22,7 @@ from clipper.core.records import AppRecord, ModelVersionRecord, RegistrySnapshot
 from clipper.core.types import InputBuffer, ModelId
 from clipper.dataplane.answers import Answers, AnswersCallback, answers_or_future, deliver
 from clipper.dataplane.cache import PredictionCache
+from clipper.dataplane.cold_starts import ColdStarts
 from clipper.dataplane.computations import (
     NO_MODELS,
     SLO_MISSED,
@@ -93,6 +94,8 @@ class DataPlane:
         self._pipelines = PipelinePath(ask, self.query_log, self._default)
         self._feedback = FeedbackPath(ask, self.query_log, self._pipelines, metrics, clock)
         self._routed: set[asyncio.Future[list[Prediction]]] = set()
+        self.cold_starts = ColdStarts()
+        """The versions scaled to zero that queries asked for (the autoscaler takes them)."""
         self.ready = False
         if metrics is not None:
             metrics.watch_policies(self.policy_samples)
@@ -173,13 +176,19 @@ class DataPlane:
         """The ModelServing of a version, or None."""
         return self._serving.get(model_id)
 
+    def set_scale_to_zero(self, model_ids: Collection[ModelId]) -> None:
+        """The versions that may have no replica (autoscaled with `min_replicas` 0): a query
+        for one of them with no replica attached asks `cold_starts` for one."""
+        for model_id, serving in self._serving.items():
+            serving.wake = self.cold_starts.ask if model_id in model_ids else None
+
     def app_ready(self, app_name: str) -> bool:
         """Every model linked to the app (or step of its pipeline) has a ready replica of
-        its current version."""
+        its current version, or may scale to zero (its next query starts one)."""
         for model_name in self._models_of(app_name):
             current = self._snapshot.current_versions.get(model_name)
             serving = self._serving.get(ModelId(model_name, current)) if current else None
-            if serving is None or not serving.ready_replicas:
+            if serving is None or not (serving.ready_replicas or serving.wake is not None):
                 return False
         return True
 

@@ -84,6 +84,10 @@ class ModelServing:
     once: by the worker's output, a ReplicaError, or DeadlineExceeded when it expired in
     the queue. A replica holds at most `max_in_flight` batches at once.
 
+    Cold starts: `wake` (None unless the version may scale to zero) is called when queries
+    are queued and no replica is attached, on the dispatcher's no-replica path only;
+    `waking` then stays True until a replica attaches. The queries wait in the queue.
+
     Admission control: callers ask `admission.admits(len(queue) + n - 1, deadline)` before
     queueing n inputs, and `refuse` those it turns away. `admission` is refreshed from the
     replicas after each batch and each change of replicas or policy, never per query.
@@ -115,6 +119,10 @@ class ModelServing:
         self._fill_until: float | None = None  # delayed batching: dispatch by then at most
         self._fill_timer: asyncio.TimerHandle | None = None
         self._closed = False
+        self.wake: Callable[[ModelId], None] | None = None
+        """Asks for a replica of this version, which may scale to zero (see above)."""
+        self.waking = False
+        """A query found no replica and `wake` was called; False again once one attaches."""
         self.admission = Admission(clock)
         self._refresh_admission()
         if metrics is not None:
@@ -143,6 +151,7 @@ class ModelServing:
         """Start dispatching to a newly registered replica."""
         sizer = make_sizer(*_sizing(self.policy))
         self.replicas[replica_id] = ReplicaHandle(replica_id, channel, sizer)
+        self.waking = False
         self._report_replicas()
         self._schedule_pump()
 
@@ -251,6 +260,8 @@ class ModelServing:
         while len(self.queue) and not self._closed:
             handle = self._least_loaded(max_in_flight)
             if handle is None:
+                if not self.replicas:
+                    self._wake()
                 return
             size = handle.sizer.size
             if self._should_wait_for_fill(size):
@@ -260,6 +271,13 @@ class ModelServing:
                 self._expire(expired)
             if batch:
                 self._send(handle, batch)
+
+    def _wake(self) -> None:
+        """Queries wait and no replica is attached: ask for one if the version may scale to
+        zero (a cold start)."""
+        if self.wake is not None:
+            self.waking = True
+            self.wake(self.model_id)
 
     def _least_loaded(self, max_in_flight: int) -> ReplicaHandle | None:
         best: ReplicaHandle | None = None

@@ -11,6 +11,7 @@ from clipper.control.autoscaler import (
     decide,
     machine_limit,
     replica_cpus,
+    wake,
 )
 from clipper.control.autoscaling_config import AutoscalingConfig
 from clipper.core.exceptions import InvalidRequest
@@ -171,5 +172,81 @@ def test_config_parse_round_trips_and_checks() -> None:
                 {"max_replicas": 2, "speed": 1}, {"max_replicas": "2"},
                 {"max_replicas": 2, "target_queue_delay_ratio": 0.01},
                 {"max_replicas": 2, "upscaling_factor": 1}, []):  # fmt: skip
+        with pytest.raises(InvalidRequest):
+            AutoscalingConfig.parse(bad)
+
+
+# -- scale to zero ----------------------------------------------------------------------
+
+TO_ZERO = AutoscalingConfig(
+    min_replicas=0, max_replicas=4, downscale_delay_s=30.0, scale_to_zero_after_s=60.0
+)
+
+
+def observe(version: Version, seconds: int, queries: int) -> None:
+    """`seconds` 1 s intervals of `queries` each (no queue delay, idle replicas)."""
+    for _ in range(seconds):
+        version.now += 1.0
+        version.history.add(Observation(version.now, 1.0, 0.0, 0.01, queries))
+        decision = decide(version.config, version.history, version.now, version.current,
+                          version.current, "m:1")  # fmt: skip
+        if decision.changes:
+            version.decisions.append(decision)
+            version.current = decision.desired
+            version.history.reset(version.now)
+
+
+def test_an_idle_version_scales_to_zero_only_after_scale_to_zero_after_s() -> None:
+    version = Version(TO_ZERO, current=1)
+    observe(version, 59, queries=0)
+    assert version.current == 1  # the usual downscale never takes the last replica
+    observe(version, 1, queries=0)
+    [decision] = version.decisions
+    assert (decision.current, decision.desired) == (1, 0)
+    assert decision.reason == (
+        "scaled m:1 from 1 to 0: idle for 60 s (no query; the next one starts a replica)"
+    )
+
+
+def test_a_query_restarts_the_idle_time_and_steps_do_not() -> None:
+    version = Version(TO_ZERO, current=3)
+    observe(version, 50, queries=0)
+    assert version.current == 2  # one step down after 30 s, as with min_replicas 1
+    observe(version, 1, queries=1)
+    observe(version, 59, queries=0)
+    assert version.current == 1
+    observe(version, 1, queries=0)
+    assert version.current == 0
+    assert version.decisions[-1].reason.startswith("scaled m:1 from 1 to 0: idle for 60 s")
+
+
+def test_min_zero_with_traffic_keeps_a_replica() -> None:
+    version = Version(TO_ZERO, current=1)
+    observe(version, 600, queries=1)
+    assert version.decisions == []
+    assert version.current == 1
+
+
+def test_min_one_never_scales_to_zero() -> None:
+    config = AutoscalingConfig(min_replicas=1, max_replicas=4, scale_to_zero_after_s=1.0)
+    version = Version(config, current=1)
+    observe(version, 600, queries=0)
+    assert version.current == 1
+
+
+def test_a_wake_is_one_replica_with_its_reason() -> None:
+    decision = wake("m:1")
+    assert (decision.current, decision.desired) == (0, 1)
+    assert decision.reason == "scaled m:1 from 0 to 1: a query arrived while it was cold"
+    # At 0 the rules hold: only a wake brings the version back.
+    assert not decide(TO_ZERO, ScalingHistory(10), 0.0, 0, 0, "m:1").changes
+
+
+def test_config_allows_min_zero_but_not_max_zero() -> None:
+    config = AutoscalingConfig.parse({"min_replicas": 0, "max_replicas": 2})
+    assert config.scales_to_zero
+    assert config.scale_to_zero_after_s == 300.0
+    for bad in ({"min_replicas": 0, "max_replicas": 0}, {"min_replicas": -1, "max_replicas": 2},
+                {"max_replicas": 2, "scale_to_zero_after_s": 0}):  # fmt: skip
         with pytest.raises(InvalidRequest):
             AutoscalingConfig.parse(bad)

@@ -153,7 +153,9 @@ function say(text, isError = false) {
 function renderHeader(status) {
   document.getElementById("cluster").textContent =
     `${status.cluster_name} · ${status.apps} apps · ${status.models} model versions · ` +
-    `${status.replicas} replicas · up ${formatDuration(status.uptime_s)}`;
+    `${status.replicas} replicas · ` +
+    (status.cold && status.cold.length ? `${status.cold.length} cold · ` : "") +
+    `up ${formatDuration(status.uptime_s)}`;
   document.getElementById("updated").textContent =
     `updated ${new Date().toLocaleTimeString()}`;
 }
@@ -238,15 +240,20 @@ function modelRow(name, versions, replicas) {
   );
 }
 
-// One line per version that has replicas (wanted or ready), the current version first, each
-// naming the version it counts: "hello:2 (current) — 1 / 1 ready".
+// One line per version that has replicas (wanted or ready) or is cold, the current version
+// first, each naming the version it counts: "hello:2 (current) — 1 / 1 ready"; a version
+// scaled to zero says so: "hello:2 (current) — 0 / 0 ready · cold (the next query starts
+// a replica)".
 function replicaCounts(name, versions, current) {
   const counted = versions.filter((info) =>
-    info === current || info.num_replicas > 0 || info.ready_replicas > 0);
+    info === current || info.num_replicas > 0 || info.ready_replicas > 0 || info.cold);
   counted.sort((a, b) => (b === current) - (a === current));
-  return counted.map((info) => el("div", { dataset: { version: info.model_version } },
+  return counted.map((info) => el("div", {
+    dataset: { version: info.model_version }, className: info.cold ? "cold" : "",
+  },
     `${name}:${info.model_version}${info === current ? " (current)" : ""} — ` +
-    `${info.ready_replicas} / ${info.num_replicas} ready`));
+    `${info.ready_replicas} / ${info.num_replicas} ready` +
+    (info.cold ? " · cold (the next query starts a replica)" : "")));
 }
 
 // -- operations ---------------------------------------------------------------------------
