@@ -171,11 +171,13 @@ class AdminClient(_HttpClient):
         policy_params: Mapping[str, Any] | None = None,
         show_model_errors: bool = False,
         overload: str = "default",
+        payload_log: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Register an application, optionally under a selection policy (clipper.selection).
         `show_model_errors` sends a model's exception text to its clients (development).
         `overload` is what its queries refused by admission control get: the default output
-        (`default`) or an `Overloaded` error (`reject`: 429 with Retry-After)."""
+        (`default`) or an `Overloaded` error (`reject`: 429 with Retry-After).
+        `payload_log` records its queries (see `set_payload_log`)."""
         body: dict[str, Any] = {
             "name": name,
             "input_type": input_type,
@@ -190,6 +192,8 @@ class AdminClient(_HttpClient):
             body["show_model_errors"] = True
         if overload != "default":
             body["overload"] = overload
+        if payload_log is not None:
+            body["payload_log"] = dict(payload_log)
         return _as_dict(self._post("add_app", body))
 
     def update_app(
@@ -230,6 +234,16 @@ class AdminClient(_HttpClient):
         (`default`) or an `Overloaded` error (`reject`)."""
         body = {"app_name": app_name, "overload": overload}
         return _as_dict(self._post("set_app_overload", body))
+
+    def set_payload_log(
+        self, app_name: str, payload_log: Mapping[str, Any] | None
+    ) -> dict[str, Any]:
+        """Record each sampled query of the app (and its feedback): `payload_log` is
+        `{"sink": "jsonl" | "cloudevents:URL" | "redis://HOST:PORT/STREAM", "sample": 0.1,
+        "fields": [...]}` (README's "Payload logging"); None turns it off. Returns
+        `{"name", "payload_log"}` as stored."""
+        body = {"name": app_name, "payload_log": None if payload_log is None else dict(payload_log)}
+        return _as_dict(self._post("set_payload_log", body))
 
     def set_cache(
         self, enabled: bool, *, app_name: str | None = None, model_name: str | None = None

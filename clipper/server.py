@@ -47,6 +47,7 @@ from clipper.http.http11 import serve_http11
 from clipper.http.loop_polling import LoopPoller
 from clipper.http.uvicorn_host import EmbeddedServer, bind_socket
 from clipper.metrics.server_metrics import ServerMetrics
+from clipper.payloads import PayloadLog, SinkSettings
 from clipper.placement.local import LocalPlacement, reap_leftovers
 from clipper.rpc.credentials import ReplicaCredentials
 from clipper.rpc.protocol import Register
@@ -93,6 +94,14 @@ class ClipperServer:
         self.state_dir = settings.resolved_state_dir()
         self.metrics = ServerMetrics()
         self.dataplane = DataPlane(self.metrics, settings.cache_bytes)
+        self.payloads = PayloadLog(
+            SinkSettings(
+                self.state_dir / "payloads", settings.payload_log_max_bytes,
+                settings.payload_log_backups, settings.payload_log_timeout_s,
+                f"http://{settings.host}:{settings.query_port}", settings.cluster_name,
+            ),
+            settings.payload_log_buffer, self.metrics,
+        )  # fmt: skip
         self.poller = LoopPoller(settings.server_spin_us / 1e6)  # queries' and replies' reads
         self.environments = EnvironmentManager(
             settings.resolved_env_cache_dir(),
@@ -249,7 +258,10 @@ class ClipperServer:
             settings, registry, self.dataplane, self.reconciler,
             rpc_address, environments=self.environments,
         )  # fmt: skip
-        inference = InferenceService(self.dataplane, lambda: self.service.snapshot, self.metrics)
+        self.service.snapshot_listeners.append(self.payloads.apply)
+        inference = InferenceService(
+            self.dataplane, lambda: self.service.snapshot, self.metrics, self.payloads.taps
+        )
         tasks = await stack.enter_async_context(asyncio.TaskGroup())
         self.service.roll_back_unfinished_deploys()  # a deploy the server died during
         await self.service.refresh()
@@ -323,6 +335,8 @@ class ClipperServer:
                 supervised("policy flusher", lambda: run_policy_flusher(registry, self.dataplane))
             ),
             tasks.create_task(supervised("dashboard history", self._sample_summaries)),
+            # payload records, written behind; a last bounded flush runs when cancelled
+            tasks.create_task(supervised("payload log", self.payloads.run)),
             tasks.create_task(self._end_startup()),
         ]
         stack.callback(lambda: [task.cancel() for task in background])
@@ -360,7 +374,9 @@ class ClipperServer:
         body_limit, guard = settings.max_body_bytes, self.query_guard
         cors = CorsPolicy(settings.cors_allowed_origins) if settings.cors_allowed_origins else None
         query_api = QueryPort(
-            ClipperQueryApi(self.dataplane, self.metrics, body_limit, guard, limits),
+            ClipperQueryApi(
+                self.dataplane, self.metrics, body_limit, guard, limits, self.payloads.taps
+            ),
             V2RestApi(inference, body_limit, limits, guard),
             cors,
         )

@@ -190,6 +190,12 @@ class ClipperConnection:
         output (`default`) or an error (`reject`: 429 with Retry-After)."""
         self._admin_api().set_app_overload(lookup_name(app_name), overload)
 
+    def set_payload_log(self, app_name: str, payload_log: Mapping[str, Any] | None) -> None:
+        """Record each sampled query of the app and its feedback (ours): `payload_log` is
+        `{"sink": "jsonl" | "cloudevents:URL" | "redis://HOST:PORT/STREAM", "sample": 0.1,
+        "fields": [...]}`; None turns it off."""
+        self._admin_api().set_payload_log(lookup_name(app_name), payload_log)
+
     def unregister_application(self, name: str) -> None:
         """Remove an app; its models stay."""
         self._admin_api().delete_app(lookup_name(name))

@@ -100,6 +100,7 @@ async def add_app(service: ClusterService, body: Body) -> Any:
         optional(body, "policy_params", dict, {}),
         optional(body, "show_model_errors", bool, False),
         optional(body, "overload", str, "default"),
+        optional(body, "payload_log", dict, None),
     )
     if optional(body, "require_query_token", bool, False):
         service.registry.set_app_query_auth(name, True)
@@ -136,6 +137,14 @@ async def set_app_overload(service: ClusterService, body: Body) -> Any:
     overload = required(body, "overload", str)
     await service.set_app_overload(app_name, overload)
     return {"app_name": app_name, "overload": overload}
+
+
+async def set_payload_log(service: ClusterService, body: Body) -> Any:
+    name = required(body, "name", str)
+    if "payload_log" not in body:
+        raise InvalidRequest("missing field 'payload_log' (null turns payload logging off)")
+    stored = await service.set_payload_log(name, optional(body, "payload_log", dict, None))
+    return {"name": name, "payload_log": stored}
 
 
 async def set_app_pipeline(service: ClusterService, body: Body) -> Any:
@@ -362,7 +371,7 @@ _HANDLERS: dict[str, Handler] = {
         set_autoscaling, set_batch_policy, set_cache, get_logs, prepare_environment,
         get_environments,
         get_events, set_app_policy, set_app_pipeline, set_app_model_errors,
-        set_app_overload,
+        set_app_overload, set_payload_log,
         query_tokens.create_query_token, query_tokens.get_query_tokens,
         query_tokens.revoke_query_token, query_tokens.set_app_query_auth,
     )

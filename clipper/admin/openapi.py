@@ -50,6 +50,16 @@ def _op(
 
 
 _OVERLOAD: Schema = {"type": "string", "enum": ["default", "reject"]}
+_PAYLOAD_LOG: Schema = {
+    "type": "object",
+    "nullable": True,
+    "properties": {
+        "sink": {"type": "string"},
+        "sample": {"type": "number", "minimum": 0, "maximum": 1},
+        "fields": {"type": "array", "items": {"type": "string"}},
+    },
+    "additionalProperties": False,
+}
 
 OPERATIONS: dict[str, Schema] = {
     "add_app": _op(
@@ -59,7 +69,7 @@ OPERATIONS: dict[str, Schema] = {
             "default_output": {"oneOf": [_STR, {"type": "number"}]},
             "latency_slo_micros": {"type": "integer"}, "policy": {**_STR, "nullable": True},
             "policy_params": _OBJ, "require_query_token": _BOOL, "show_model_errors": _BOOL,
-            "overload": _OVERLOAD,
+            "overload": _OVERLOAD, "payload_log": _PAYLOAD_LOG,
         },
         ["name", "input_type", "default_output", "latency_slo_micros"],
         errors=(409,),
@@ -89,6 +99,12 @@ OPERATIONS: dict[str, Schema] = {
         "What an app's queries refused by admission control get: its default output "
         "(default) or 429 / RESOURCE_EXHAUSTED (reject).",
         {"app_name": _STR, "overload": _OVERLOAD}, ["app_name", "overload"],
+    ),
+    "set_payload_log": _op(
+        "Where a record of each sampled query of an app (and its feedback) goes: "
+        "{sink: jsonl | cloudevents:URL | redis://HOST:PORT/STREAM, sample, fields}; null: off.",
+        {"name": _STR, "payload_log": _PAYLOAD_LOG}, ["name"],
+        {"type": "object", "properties": {"name": _STR, "payload_log": _PAYLOAD_LOG}},
     ),
     "set_app_query_auth": _op(
         "Make an app's queries require a query token scoped to it (or not).",

@@ -1,5 +1,5 @@
 """Commands that change a registered app or model version in place (or remove a version):
-`update-app`, `set-cache`, `set-batching` and `delete-version`.
+`update-app`, `set-cache`, `set-batching`, `set-payload-log` and `delete-version`.
 
 Each prints one line of confirmation, what the server reports after the change, and
 raises ClipperError on failure (the CLI prints it as one `error: ...` line, exit 1).
@@ -68,6 +68,22 @@ def batching_summary(info: Mapping[str, Any]) -> str:
     )
 
 
+def set_payload_log(args: argparse.Namespace, settings: Settings) -> None:
+    """Record an app's sampled queries in a sink, or stop (`--off`)."""
+    payload_log: dict[str, Any] | None = None
+    if not args.off:
+        payload_log = {"sink": args.sink, "sample": args.sample}
+        if args.fields:
+            payload_log["fields"] = args.fields
+    with admin_client(settings) as admin:
+        stored = admin.set_payload_log(args.app, payload_log).get("payload_log")
+    if stored is None:
+        print(f"App {args.app!r}: payload log off")
+    else:
+        print(f"App {args.app!r}: payload log to {stored['sink']}, sample {stored['sample']}, "
+              f"fields {' '.join(stored['fields'])}")  # fmt: skip
+
+
 def delete_version(args: argparse.Namespace, settings: Settings) -> None:
     """Stop a version's replicas (each drained first) and unregister it."""
     with admin_client(settings) as admin:
@@ -79,6 +95,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Settings], None]] = {
     "update-app": update_app,
     "set-cache": set_cache,
     "set-batching": set_batching,
+    "set-payload-log": set_payload_log,
     "delete-version": delete_version,
 }
 """These commands by their names on the command line."""

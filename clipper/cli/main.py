@@ -304,6 +304,18 @@ def _add_change_commands(add: _Adder) -> None:
     )
     batching.add_argument("--max-in-flight", type=int,
                           help="how many batches one replica may hold at once")  # fmt: skip
+    payloads = add("set-payload-log", "record each sampled query of an app and its feedback "
+                   "in a sink (README's \"Payload logging\"), or stop (--off)")  # fmt: skip
+    payloads.add_argument("app", help="the application")
+    payloads.add_argument("--sink", default="jsonl", help="jsonl (<state_dir>/payloads/APP.jsonl, "
+                          "the default), cloudevents:URL, or redis://HOST:PORT/STREAM")  # fmt: skip
+    payloads.add_argument("--sample", type=float, default=1.0,
+                          help="share of queries recorded, 0 to 1 (default 1)")  # fmt: skip
+    payloads.add_argument("--fields", nargs="+", metavar="FIELD",
+                          help="keep only these fields (kind and query_id always stay): time "
+                          "app models input output latency_ms default explanation "
+                          "feedback")  # fmt: skip
+    payloads.add_argument("--off", action="store_true", help="stop recording the app's queries")
     delete = add("delete-version", "stop a model version's replicas (drained first) and "
                  "unregister it")  # fmt: skip
     delete.add_argument("model", help="the model")

@@ -11,6 +11,7 @@ import sqlite3
 from typing import Any
 
 from clipper.core.exceptions import ApplicationNotFound, ModelNotFound
+from clipper.core.payload_config import PayloadLogConfig, parse_payload_log
 from clipper.core.records import AppRecord, ModelVersionRecord, RegistrySnapshot
 from clipper.core.resources import ResourceRequest
 from clipper.core.types import parse_input_type
@@ -18,6 +19,7 @@ from clipper.core.types import parse_input_type
 __all__ = [
     "current_version",
     "delete_query_token",
+    "encode_payload_log",
     "insert_app",
     "insert_query_token",
     "insert_version",
@@ -40,7 +42,7 @@ __all__ = [
 
 _APP_COLUMNS = (
     "name, input_type, default_output, latency_slo_us, policy, cache_enabled, policy_params, "
-    "pipeline, show_model_errors, overload"
+    "pipeline, show_model_errors, overload, payload_log"
 )
 _VERSION_COLUMNS = (
     "name, version, input_type, labels, container_name, model_data_path, "
@@ -62,6 +64,7 @@ def insert_app(conn: sqlite3.Connection, record: AppRecord) -> None:
         json.dumps(list(record.pipeline)),
         int(record.show_model_errors),
         record.overload,
+        encode_payload_log(record.payload_log),
     )
     placeholders = ", ".join("?" * len(values))
     conn.execute(f"INSERT INTO apps ({_APP_COLUMNS}) VALUES ({placeholders})", values)
@@ -214,7 +217,7 @@ def read_snapshot(conn: sqlite3.Connection) -> RegistrySnapshot:
 
 def _app_from_row(row: tuple[Any, ...]) -> AppRecord:
     (name, input_type, default_output, latency_slo_us, policy, cache_enabled, params, pipeline,
-     show_model_errors, overload) = row  # fmt: skip
+     show_model_errors, overload, payload_log) = row  # fmt: skip
     return AppRecord(
         name,
         parse_input_type(input_type),
@@ -226,7 +229,13 @@ def _app_from_row(row: tuple[Any, ...]) -> AppRecord:
         tuple(json.loads(pipeline)),
         bool(show_model_errors),
         overload,
+        parse_payload_log(None if payload_log is None else json.loads(payload_log)),
     )
+
+
+def encode_payload_log(config: PayloadLogConfig | None) -> str | None:
+    """An app's payload log as the registry stores it: JSON, or NULL (off)."""
+    return None if config is None else json.dumps(config.to_dict())
 
 
 def _version_from_row(row: tuple[Any, ...]) -> ModelVersionRecord:

@@ -136,7 +136,12 @@ _V6 = (
     "ALTER TABLE model_versions ADD COLUMN max_queued INTEGER NOT NULL DEFAULT 0",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+_V7 = (
+    # Issue 25: an app's payload log (clipper.core.payload_config, as JSON); NULL: off.
+    "ALTER TABLE apps ADD COLUMN payload_log TEXT",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

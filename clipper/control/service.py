@@ -15,7 +15,7 @@ import shutil
 import tarfile
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +34,13 @@ from clipper.core.exceptions import (
     InvalidRequest,
     ModelNotFound,
 )
+from clipper.core.payload_config import parse_payload_log
 from clipper.core.records import AppRecord, ModelVersionRecord, RegistrySnapshot
 from clipper.core.resources import DefaultMemoryLimit
 from clipper.core.types import InputType, ModelId, ReplicaId, validate_name, validate_version
 from clipper.dataplane.dataplane import DataPlane
 from clipper.environments.manager import EnvironmentManager
+from clipper.payloads.sinks import check_sink_available
 from clipper.placement.base import ReplicaLaunch
 from clipper.selection import configure
 
@@ -75,6 +77,8 @@ class ClusterService:
         self.autoscaling: dict[ModelId, AutoscalingConfig] = {}
         """The autoscaled versions' settings, as of the last `refresh()`."""
         self.autoscaling_decisions: dict[ModelId, dict[str, Any]] = {}
+        self.snapshot_listeners: list[Callable[[RegistrySnapshot], None]] = []
+        """Told each new snapshot after the data plane (the payload log, clipper.payloads)."""
 
     # -- the one path from registry to the running world ---------------------------
 
@@ -86,6 +90,8 @@ class ClusterService:
         self.dataplane.set_scale_to_zero(
             [model_id for model_id, config in self.autoscaling.items() if config.scales_to_zero]
         )
+        for listener in self.snapshot_listeners:
+            listener(self.snapshot)
         for app, why in self.dataplane.take_state_resets():
             self.registry.record_event("policy_state_reset", {"app": app, "reason": why})
         self.reconciler.set_desired(self._desired_launches())
@@ -137,14 +143,18 @@ class ClusterService:
         policy_params: Mapping[str, Any] | None = None,
         show_model_errors: bool = False,
         overload: str = "default",
+        payload_log: Mapping[str, Any] | None = None,
     ) -> None:
         """Register an application (with a selection policy, `single` by default).
-        `overload` is what its queries refused by admission control get."""
+        `overload` is what its queries refused by admission control get; `payload_log`
+        where a record of its queries goes (clipper.core.payload_config; None: nowhere)."""
         validate_name(name, "application name")
         _check_app_answer(latency_slo_us, default_output)
         params = dict(policy_params or {})
         configure(policy, params)
         check_overload(overload)
+        payloads = parse_payload_log(payload_log)
+        check_sink_available(payloads)
         added = self.registry.add_app(
             AppRecord(
                 name,
@@ -156,6 +166,7 @@ class ClusterService:
                 params,
                 show_model_errors=show_model_errors,
                 overload=overload,
+                payload_log=payloads,
             )
         )
         if not added:
@@ -214,6 +225,7 @@ class ClusterService:
             "pipeline": list(app.pipeline),
             "show_model_errors": app.show_model_errors,
             "overload": app.overload,
+            "payload_log": None if app.payload_log is None else app.payload_log.to_dict(),
             "policy_state": self.dataplane.policy_view(name),
         }
 
@@ -495,6 +507,19 @@ class ClusterService:
         self.registry.set_app_overload(app_name, overload)
         self.registry.record_event("set_app_overload", {"name": app_name, "overload": overload})
         await self.refresh()
+
+    async def set_payload_log(
+        self, app_name: str, payload_log: Mapping[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """Where a record of each sampled query of an app goes (None: logging off); the
+        setting as stored."""
+        config = parse_payload_log(payload_log)
+        check_sink_available(config)
+        self.registry.set_app_payload_log(app_name, config)
+        shown = None if config is None else config.to_dict()
+        self.registry.record_event("set_payload_log", {"name": app_name, "payload_log": shown})
+        await self.refresh()
+        return shown
 
     def model_info(self, record: ModelVersionRecord) -> dict[str, Any]:
         """Clipper's model info dict."""

@@ -30,6 +30,7 @@ from clipper.core.exceptions import (
     ModelNotFound,
     NotFound,
 )
+from clipper.core.payload_config import PayloadLogConfig
 from clipper.core.records import OVERLOAD_MODES, AppRecord, ModelVersionRecord, RegistrySnapshot
 from clipper.core.types import parse_input_type, validate_name, validate_version
 
@@ -409,6 +410,15 @@ class Registry:
         with self._write() as conn:
             q.require_app(conn, name)
             conn.execute("UPDATE apps SET overload = ? WHERE name = ?", (overload, name))
+
+    def set_app_payload_log(self, name: str, config: PayloadLogConfig | None) -> None:
+        """Where a record of an app's queries goes (clipper.payloads), or None (off)."""
+        with self._write() as conn:
+            q.require_app(conn, name)
+            conn.execute(
+                "UPDATE apps SET payload_log = ? WHERE name = ?",
+                (q.encode_payload_log(config), name),
+            )
 
     # -- links --------------------------------------------------------------------------
 

@@ -109,6 +109,27 @@ class Settings(BaseSettings):
         10 * 1024 * 1024, description="Log files (server and workers) rotate past this size."
     )
     log_backups: int = Field(3, description="Rotated copies kept of each log file.")
+    payload_log_max_bytes: int = Field(
+        64 * 1024 * 1024,
+        gt=0,
+        description="An app's JSONL payload log (<state_dir>/payloads/<app>.jsonl) rotates "
+        "past this size.",
+    )
+    payload_log_backups: int = Field(
+        3, ge=0, description="Rotated copies kept of each JSONL payload log (<app>.jsonl.1, ...)."
+    )
+    payload_log_buffer: int = Field(
+        10_000,
+        gt=0,
+        description="Payload records an app may have waiting for its sink; past that, new "
+        "ones are dropped and counted (clipper_payload_log_dropped_total), never waited for.",
+    )
+    payload_log_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="The longest one write to a payload sink may take; the records of a write "
+        "that takes longer are dropped and counted (reason sink_timeout).",
+    )
     dashboard_sample_interval_s: float = Field(
         3.0,
         gt=0,

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from clipper.core.payload_config import PayloadLogConfig
 from clipper.core.resources import ResourceRequest
 from clipper.core.types import InputType, ModelId
 
@@ -26,6 +27,7 @@ class AppRecord:
     a reference into the server log, which holds the text. `overload` is what a query
     refused by admission control gets (`OVERLOAD_MODES`): the default output (`default`,
     Clipper's way) or an error (`reject`: 429 with Retry-After, gRPC RESOURCE_EXHAUSTED).
+    `payload_log` is where a record of its queries goes (clipper.payloads), or None.
     """
 
     name: str
@@ -38,6 +40,7 @@ class AppRecord:
     pipeline: tuple[str, ...] = ()
     show_model_errors: bool = False
     overload: str = "default"
+    payload_log: PayloadLogConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)

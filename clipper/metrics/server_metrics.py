@@ -163,10 +163,22 @@ class ServerMetrics:
             "batch latency is measured).",
             model, registry=registry,
         )  # fmt: skip
+        self.payload_records = CounterFamily(
+            "clipper_payload_log_records",
+            "Payload records written per app and sink kind (jsonl, cloudevents, redis).",
+            ["app", "sink"],
+        )
+        self.payload_dropped = CounterFamily(
+            "clipper_payload_log_dropped",
+            "Payload records dropped per app and reason: buffer_full (the sink is behind; "
+            "the query did not wait), sink_error, sink_timeout, or encode_error.",
+            ["app", "reason"],
+        )
         registry.register(MetricFamilies([
             self.requests, self.latency, self.answers, self.answers_within_slo, self.queue_delay,
             self.batch_size, self.batch_latency, self.cache_hits, self.cache_misses,
-            self.replica_batches, self.admission_refused,
+            self.replica_batches, self.admission_refused, self.payload_records,
+            self.payload_dropped,
         ]))  # fmt: skip
         self.replica_errors = Counter(
             "clipper_replica_errors", "Failed batches per replica.",
@@ -237,6 +249,16 @@ class ServerMetrics:
         `clipper_policy_state{app, model, stat}`, read from `samples` at each scrape."""
         self.registry.register(_PolicyCollector(samples))
 
+    def watch_payload_buffers(self, depths: Callable[[], Iterable[tuple[str, int]]]) -> None:
+        """Export each app's payload records waiting for their sink as the gauge
+        `clipper_payload_log_buffered{app}`, read from `depths` at each scrape."""
+        self.registry.register(_GaugeCollector(
+            "clipper_payload_log_buffered",
+            "Payload records of an app waiting for its sink (back-pressure: a full buffer "
+            "drops new records).",
+            "app", depths,
+        ))  # fmt: skip
+
     def for_app(self, app: str) -> AppMetrics:
         """The bound per-request metrics of an app (kept for the server's lifetime)."""
         metrics = self._apps.get(app)
@@ -265,6 +287,29 @@ class ServerMetrics:
                 key = f"{sample.name}{{{labels}}}" if labels else sample.name
                 samples[key] = sample.value
         return samples
+
+
+class _GaugeCollector:
+    """A gauge with one label, read at scrape time: nothing is updated on the query path."""
+
+    def __init__(
+        self, name: str, documentation: str, label: str,
+        samples: Callable[[], Iterable[tuple[str, int]]],
+    ) -> None:  # fmt: skip
+        self._name, self._documentation, self._label = name, documentation, label
+        self._samples = samples
+
+    def describe(self) -> list[Metric]:
+        return [self._family()]
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        for value_label, value in self._samples():
+            family.add_metric([value_label], value)
+        yield family
+
+    def _family(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(self._name, self._documentation, labels=[self._label])
 
 
 class _PolicyCollector:

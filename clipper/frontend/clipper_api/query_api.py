@@ -22,13 +22,14 @@ from clipper.core.inputs import PredictRequest, decode_predict_request
 from clipper.core.outputs import dumps_outputs
 from clipper.dataplane.answers import observe_answers
 from clipper.dataplane.dataplane import SLO_MISSED, Answers, DataPlane, Prediction, slo_missed
-from clipper.frontend.clipper_api.feedback import decode_update_request
+from clipper.frontend.clipper_api.feedback import decode_update_request, logged_feedback
 from clipper.frontend.error_replies import clipper_error_reply, error_headers
 from clipper.http.errors import error_body, error_row
 from clipper.http.reply import Headers, Reply
 from clipper.http.request_body import TIMEOUT_HEADER, read_body
 from clipper.http.routes import DirectReply, Request, Route, RouteGroup
 from clipper.metrics.server_metrics import CONTENT_TYPE_LATEST, ServerMetrics
+from clipper.payloads.tap import AppTap
 from clipper.security.auth import QueryTokenGuard
 
 __all__ = ["ClipperQueryApi"]
@@ -69,8 +70,11 @@ class ClipperQueryApi:
         max_body_bytes: int,
         guard: QueryTokenGuard | None = None,
         limits: InputLimits | None = None,
+        payloads: Mapping[str, AppTap] | None = None,
     ) -> None:
         self._dataplane = dataplane
+        # app -> its payload tap, kept current in place by clipper.payloads.PayloadLog
+        self._payloads = payloads if payloads is not None else {}
         self._limits = limits if limits is not None else InputLimits()
         self._guard = guard if guard is not None else QueryTokenGuard()  # query tokens
         self._metrics = metrics
@@ -128,7 +132,12 @@ class ClipperQueryApi:
         if app is None:
             raise UnknownApplication(f"No application named {app_name!r}")
         update = decode_update_request(body, app.input_type)
-        return Reply(200, dumps_outputs(await self._dataplane.update(app_name, update)))
+        tap = self._payloads.get(app_name)
+        if tap is None:
+            return Reply(200, dumps_outputs(await self._dataplane.update(app_name, update)))
+        reply = await logged_feedback(self._dataplane, app, update)
+        tap.offer_feedback(update, reply)
+        return Reply(200, dumps_outputs(reply))
 
     def _decode(self, app_name: str, body: bytes, headers: Headers) -> tuple[PredictRequest, int]:
         """The decoded body of a predict request and its budget (microseconds)."""
@@ -146,7 +155,11 @@ class ClipperQueryApi:
         started: float,
         budget_us: int,
     ) -> bytes:
-        observe_answers(self._metrics, app_name, predictions, time.monotonic() - started)
+        latency_s = time.monotonic() - started
+        observe_answers(self._metrics, app_name, predictions, latency_s)
+        tap = self._payloads.get(app_name)
+        if tap is not None:
+            tap.offer(request.buffers, predictions, latency_s)
         if request.is_batch:
             predictions = self._with_slo_stated(app_name, predictions, budget_us)
             return dumps_outputs({"batch_predictions": [_reply_dict(p) for p in predictions]})

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib.metadata
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,7 @@ from clipper.frontend.oip.datatypes import InferRequest, InferResponse
 from clipper.frontend.oip.rows import input_buffers, output_tensors
 from clipper.frontend.oip.signature import Signature, signature_for
 from clipper.metrics.server_metrics import ServerMetrics
+from clipper.payloads.tap import AppTap
 
 __all__ = ["EXTENSIONS", "PLATFORM", "SERVER_NAME", "InferenceService", "ModelTarget"]
 
@@ -69,10 +70,13 @@ class InferenceService:
         dataplane: DataPlane,
         snapshot: Callable[[], RegistrySnapshot],
         metrics: ServerMetrics | None = None,
+        payloads: Mapping[str, AppTap] | None = None,
     ) -> None:
         self._dataplane = dataplane
         self._snapshot = snapshot
         self._metrics = metrics
+        # app -> its payload tap, kept current in place by clipper.payloads.PayloadLog
+        self._payloads = payloads if payloads is not None else {}
         self._indexed: RegistrySnapshot | None = None
         self._versions: dict[str, tuple[str, ...]] = {}
         try:
@@ -168,8 +172,12 @@ class InferenceService:
         deadline = started + budget_s
         if target.app is not None:
             predictions = await self._dataplane.predict(target.app, buffers, version, deadline)
+            latency_s = time.monotonic() - started
             if self._metrics is not None:
-                observe_answers(self._metrics, target.app, predictions, time.monotonic() - started)
+                observe_answers(self._metrics, target.app, predictions, latency_s)
+            tap = self._payloads.get(target.app)
+            if tap is not None:
+                tap.offer(buffers, predictions, latency_s)
         else:
             model = ModelRef(record.name)
             predictions = await self._dataplane.predict(model, buffers, record.version, deadline)
