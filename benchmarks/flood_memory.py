@@ -13,24 +13,18 @@ from __future__ import annotations
 
 import argparse
 import re
-import socket
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from benchmarks.harness import bench_server
+from benchmarks.soak import feature_sum, idle_connections
 from benchmarks.table import print_table
 
 __all__ = ["main"]
 
-SOURCES = [f"127.0.0.{host}" for host in range(2, 10)]
 HOLD_S, SETTLE_S = 3.0, 4.0
-
-
-def feature_sum(xs: list[Any]) -> list[float]:
-    return [float(sum(x)) for x in xs]
 
 
 def rss_mib(pid: int) -> float:
@@ -54,13 +48,7 @@ def regions_kib(pid: int) -> dict[str, int]:
 
 
 def flood(port: int, count: int) -> None:
-    sockets = []
-    for index in range(count):
-        sock = socket.socket()
-        sock.bind((SOURCES[index % len(SOURCES)], 0))
-        sock.setblocking(False)
-        sock.connect_ex(("127.0.0.1", port))
-        sockets.append(sock)
+    sockets = idle_connections(port, count)
     time.sleep(HOLD_S)
     for sock in sockets:
         sock.close()

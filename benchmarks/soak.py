@@ -45,7 +45,7 @@ import orjson
 from benchmarks.harness import BenchServer, bench_server
 from benchmarks.table import print_table
 
-__all__ = ["main"]
+__all__ = ["feature_sum", "idle_connections", "main", "storm"]
 
 LIMITS_ENV = {
     "CLIPPER_MAX_BODY_BYTES": str(256 * 1024),
@@ -294,8 +294,8 @@ def _start_attack(server: BenchServer) -> list[socket.socket]:
     httpx.post(f"http://127.0.0.1:{server.query_port}/storm/predict", json={"input": [1.0]},
                timeout=30)  # fmt: skip
     return [
-        *_connections(server.query_port, FLOOD_QUERY),
-        *_connections(server.admin_port, FLOOD_ADMIN),
+        *idle_connections(server.query_port, FLOOD_QUERY),
+        *idle_connections(server.admin_port, FLOOD_ADMIN),
         *_half_sent(server.query_port, HALF_SENT, int(LIMITS_ENV["CLIPPER_MAX_BODY_BYTES"])),
     ]
 
@@ -306,7 +306,7 @@ def _stop_attack(server: BenchServer, sockets: list[socket.socket]) -> None:
     server.admin("set_num_replicas", {"model_name": "storm", "num_replicas": 0})
 
 
-def _connections(port: int, count: int) -> list[socket.socket]:
+def idle_connections(port: int, count: int) -> list[socket.socket]:
     """`count` connections to `port` from FLOOD_SOURCES that send nothing."""
     sockets = []
     for index in range(count):
