@@ -149,9 +149,9 @@ def decide(verdict: Verdict, elapsed_s: float, step: Step) -> Decision:
 def _judge_one(check: Check, new: Figures, current: Figures, slack_s: float) -> CheckResult:
     kind = check.kind
     ours, theirs = new.metric(kind.metric), current.metric(kind.metric)
-    needed = max(0, check.min_queries - new.count_for(kind.metric))
+    needed = max(0, check.needs - new.count_for(kind.metric))
     if kind.relative:
-        needed = max(needed, check.min_queries - current.count_for(kind.metric))
+        needed = max(needed, check.needs - current.count_for(kind.metric))
     limit: float | None = check.threshold
     if kind.relative:
         limit = None if theirs is None else theirs * check.threshold + slack_s

@@ -39,6 +39,8 @@ DEFAULT_SHARES = (0.05, 0.25, 0.5, 1.0)
 DEFAULT_MIN_QUERIES = 50
 DEFAULT_LATENCY_SLACK_S = 0.005
 ON_RESTART = ("resume", "abort")
+WARMUP_SHARE = 0.2
+MAX_WARMUP_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,15 +52,16 @@ class CheckKind:
     upper: bool  # the figure must stay at or below the limit (else at or above)
     relative: bool
     shadow_only: bool = False
+    min_samples: int = 0  # a 99th percentile of fewer than 100 latencies is their maximum
 
 
 CHECKS: dict[str, CheckKind] = {
     "max_error_rate": CheckKind("error_rate", True, False),
     "max_default_rate": CheckKind("default_rate", True, False),
     "max_p50_s": CheckKind("p50_s", True, False),
-    "max_p99_s": CheckKind("p99_s", True, False),
+    "max_p99_s": CheckKind("p99_s", True, False, min_samples=100),
     "max_p50_ratio": CheckKind("p50_s", True, True),
-    "max_p99_ratio": CheckKind("p99_s", True, True),
+    "max_p99_ratio": CheckKind("p99_s", True, True, min_samples=100),
     "min_agreement": CheckKind("agreement", False, False, shadow_only=True),
 }
 """Every check a plan may name."""
@@ -81,6 +84,13 @@ class Step:
     share: float = 0.0
     shadow: bool = False
 
+    @property
+    def warmup_s(self) -> float:
+        """The start of the step whose traffic is not judged: `WARMUP_SHARE` of it, at most
+        `MAX_WARMUP_S` (a fresh replica's first batches, and a batch sizer adapting to a
+        new share, are slower than what follows)."""
+        return min(self.duration_s * WARMUP_SHARE, MAX_WARMUP_S)
+
     def describe(self) -> str:
         """`shadow`, or the share as a percentage."""
         return "shadow" if self.shadow else f"{self.share * 100:g}%"
@@ -98,6 +108,11 @@ class Check:
     def kind(self) -> CheckKind:
         """What it compares (`CHECKS`)."""
         return CHECKS[self.name]
+
+    @property
+    def needs(self) -> int:
+        """The observations it needs before it judges (a p99 check, at least 100)."""
+        return max(self.min_queries, self.kind.min_samples)
 
     def applies_to(self, step: Step) -> bool:
         """Whether it judges `step` (agreement is measured in a shadow step only)."""

@@ -24,6 +24,7 @@ from clipper.control.service import READY_TIMEOUT_S, ClusterService
 from clipper.core.exceptions import ClipperError, Conflict, InvalidRequest, ModelNotFound
 from clipper.core.records import RolloutRecord
 from clipper.core.types import ModelId, validate_version
+from clipper.dataplane.model_serving import ModelServing
 from clipper.dataplane.rollout_split import RolloutSplit
 
 __all__ = [
@@ -39,9 +40,14 @@ __all__ = [
 log = logging.getLogger("clipper.control")
 Clock = Callable[[], float]
 
+PARK_WAIT_S = 5.0
+"""How long an ended rollout waits for the version it leaves to answer its queue."""
+PARK_POLL_S = 0.02
+
 
 def check_can_start(service: ClusterService, model: str, version: str | None = None) -> str:
     """The model's current version (the baseline), or why a rollout cannot start."""
+    service.refuse_under_rollout(model, "start another")
     baseline = service.registry.get_current_version(model)
     if baseline is None:
         raise InvalidRequest(
@@ -49,7 +55,6 @@ def check_can_start(service: ClusterService, model: str, version: str | None = N
         )
     if version is not None and version == baseline:
         raise InvalidRequest(f"{model}:{version} is the current version already")
-    service.refuse_under_rollout(model, "start another")
     return baseline
 
 
@@ -179,8 +184,12 @@ class RolloutLoop:
                 _enter(service, record, plan, record.step)
             return
         step = plan.steps[record.step]
+        elapsed_s = time.time() - record.step_started_at
+        if elapsed_s < step.warmup_s:
+            split.reset_windows()
+            return
         verdict = judge(plan, step, *_figures(split))
-        decision = decide(verdict, time.time() - record.step_started_at, step)
+        decision = decide(verdict, elapsed_s, step)
         if decision is Decision.ROLL_BACK:
             await _roll_back(service, record, step, verdict)
         elif decision is Decision.ADVANCE:
@@ -224,6 +233,27 @@ async def _end(
     )
     service.dataplane.end_split(record.model)  # traffic follows the registry's current version
     await service.refresh()
+    parked = record.baseline if state == "promoted" else record.version
+    await _park_when_idle(service, ModelId(record.model, parked))
+
+
+async def _park_when_idle(service: ClusterService, model_id: ModelId) -> None:
+    """Scale the version that no longer gets traffic to zero replicas (still registered)
+    once it has answered what was queued for it (bounded by `PARK_WAIT_S`)."""
+    serving = service.dataplane.serving(model_id)
+    for _ in range(round(PARK_WAIT_S / PARK_POLL_S)):  # bounded: a stuck batch parks anyway
+        if serving is None or _idle(serving):
+            break
+        await asyncio.sleep(PARK_POLL_S)
+    record = service.registry.get_model_version(model_id.name, model_id.version)
+    if record is None or record.containerless or record.num_replicas == 0:
+        return
+    service.registry.set_num_replicas(model_id.name, model_id.version, 0)
+    await service.refresh()
+
+
+def _idle(serving: ModelServing) -> bool:
+    return not len(serving.queue) and not any(h.in_flight for h in serving.replicas.values())
 
 
 def _enter(service: ClusterService, record: RolloutRecord, plan: RolloutPlan, index: int) -> None:
@@ -257,7 +287,7 @@ def _figures(split: RolloutSplit) -> tuple[Figures, Figures]:
     """The canary's figures, and the baseline's to judge them against (in a step where
     the baseline gets no traffic, its window of the step before)."""
     baseline = split.baseline_window
-    if not baseline.queries and split.previous_baseline is not None:
+    if split.share >= 1 and split.previous_baseline is not None:
         baseline = split.previous_baseline
     return Figures.of(split.canary_window), Figures.of(baseline)
 

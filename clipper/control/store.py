@@ -500,23 +500,15 @@ class Registry:
     def end_rollout(
         self, record: RolloutRecord, state: str, reason: str, detail: Mapping[str, object]
     ) -> bool:
-        """End a running rollout in one transaction with its `rollout_<state>` event:
-        `promoted` makes its version current and scales the baseline to zero replicas,
-        any other end scales the new version to zero (both stay registered). False (and
+        """End a running rollout in one transaction with its `rollout_<state>` event;
+        `promoted` makes its version current (the baseline stays registered). False (and
         nothing changed) if it was no longer running."""
         encoded = _encode_json(detail, "Rollout event")
         with self._write() as conn:
             if not rollout_sql.end(conn, record.rollout_id, state, reason, self._clock()):
                 return False
-            parked = record.version
             if state == "promoted":
                 q.switch_current(conn, record.model, record.version, self._clock())
-                parked = record.baseline
-            conn.execute(
-                "UPDATE model_versions SET num_replicas = 0 "
-                "WHERE name = ? AND version = ? AND containerless = 0",
-                (record.model, parked),
-            )
             conn.execute("INSERT INTO events (ts, kind, detail) VALUES (?, ?, ?)",
                          (self._clock(), f"rollout_{state}", encoded))  # fmt: skip
         return True

@@ -116,6 +116,10 @@ class RolloutSplit:
         self.share, self.shadow = share, shadow
         self.baseline_window, self.canary_window = VersionWindow(), VersionWindow()
 
+    def reset_windows(self) -> None:
+        """Start both windows afresh (the step's warm-up: what came before is dropped)."""
+        self.baseline_window, self.canary_window = VersionWindow(), VersionWindow()
+
     def to_canary(self) -> bool:
         """Whether this query goes to the canary (traffic steps)."""
         return not self.shadow and self.share > 0 and self.rng.random() < self.share
