@@ -439,8 +439,15 @@ def build_admin_app(
         return _json(status())
 
     async def get_rollout(request: Request) -> Response:
-        body = {"model_name": request.query_params.get("model_name")}
+        """`get_rollout` by POST (as every operation) or by GET with `?model_name=`."""
         try:
+            if request.method == "POST":
+                body = parse_body(await read_body(request))
+            else:
+                unknown = sorted(set(request.query_params) - {"model_name"})
+                if unknown:
+                    raise InvalidRequest(f"unknown query parameter(s): {', '.join(unknown)}")
+                body = {"model_name": request.query_params.get("model_name")}
             return _json(await rollout_handlers.get_rollout(service, body))
         except ClipperError as exc:
             return _error(exc)
@@ -458,7 +465,7 @@ def build_admin_app(
         Route("/admin/metrics", metrics_json, methods=["GET", "POST"]),
         Route("/admin/status", status_json, methods=["GET", "POST"]),
         Route("/admin/shutdown", shutdown, methods=["POST"]),
-        Route("/admin/get_rollout", get_rollout, methods=["GET"]),
+        Route("/admin/get_rollout", get_rollout, methods=["GET", "POST"]),
         Route("/admin/artifacts/{model_name}/{model_version}", upload_artifact, methods=["PUT"]),
         *dashboard_routes(service, metrics, history),  # the web dashboard at / (issue 10)
         Route("/admin/{operation}", dispatch, methods=["POST"]),

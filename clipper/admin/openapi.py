@@ -320,12 +320,24 @@ def _fixed_paths() -> Schema:
     }  # fmt: skip
 
 
+def _get_rollout_by_query() -> Schema:
+    """`GET /admin/get_rollout?model_name=...`, the POST operation's twin."""
+    spec = OPERATIONS["get_rollout"]
+    return {
+        "operationId": "get_rollout_get",
+        "summary": spec["summary"],
+        "parameters": [{"in": "query", "name": "model_name", "required": True, "schema": _STR}],
+        "responses": _responses(spec["answer"], spec["errors"]),
+    }
+
+
 @cache
 def admin_openapi() -> Schema:
     """The document as a dict."""
     paths = _fixed_paths()
     for name, spec in OPERATIONS.items():
         paths[f"/admin/{name}"] = _operation_path(name, spec)
+    paths["/admin/get_rollout"]["get"] = _get_rollout_by_query()
     error = error_schema()
     return {
         "openapi": "3.0.3",
