@@ -308,6 +308,7 @@ class AdminClient(_HttpClient):
         output_type: str | None = None,
         resources: Mapping[str, Any] | None = None,
         autoscaling: Mapping[str, Any] | None = None,
+        rollout: bool | Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Register a model version; the server starts its replicas and makes it current
         once they are all ready (DeployFailed, with the worker's error, if they are not
@@ -319,7 +320,9 @@ class AdminClient(_HttpClient):
         the count to the server: as many as the current version has (1 for a new model), and
         the version it replaces is scaled to zero once this one is current. `autoscaling`
         (`{"min_replicas", "max_replicas", ...}`, README.md#autoscaling) lets the server
-        scale it against its SLO. Returns its info dict."""
+        scale it against its SLO. `rollout` (True, or a plan: README.md#canary-rollouts)
+        starts a canary rollout of it against the current version once its replicas are
+        ready, instead of making it current (see `get_rollout`). Returns its info dict."""
         body: dict[str, Any] = {
             **_model_key(model_name, model_version),
             "input_type": input_type,
@@ -344,6 +347,8 @@ class AdminClient(_HttpClient):
             body["resources"] = dict(resources)
         if autoscaling is not None:
             body["autoscaling"] = dict(autoscaling)
+        if rollout:
+            body["rollout"] = rollout if rollout is True else dict(rollout)
         return _as_dict(self._post("add_model", body, timeout_s=ready_timeout_s + self._timeout_s))
 
     def set_model_version(
@@ -418,10 +423,12 @@ class AdminClient(_HttpClient):
         output_type: str | None = None,
         resources: Mapping[str, Any] | None = None,
         autoscaling: Mapping[str, Any] | None = None,
+        rollout: bool | Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Upload `artifact`, prepare its environment (building a venv if the server's
         interpreter does not satisfy it, reporting each step to `progress`), register the
-        version and wait until its replicas are ready (`num_replicas` None: as `add_model`).
+        version and wait until its replicas are ready (`num_replicas` None and `rollout`:
+        as `add_model`).
 
         Returns the version's model info dict; raises DeployFailed if the environment cannot
         be built or the replicas do not start.
@@ -448,6 +455,7 @@ class AdminClient(_HttpClient):
             output_type=output_type,
             resources=resources,
             autoscaling=autoscaling,
+            rollout=rollout,
         )
         return info
 
@@ -507,6 +515,36 @@ class AdminClient(_HttpClient):
         if model_version is not None:
             body["model_version"] = str(model_version)
         return _as_dict(self._post("set_autoscaling", body))
+
+    def start_rollout(
+        self,
+        model_name: str,
+        model_version: Version,
+        plan: Mapping[str, Any] | None = None,
+        ready_timeout_s: float = 120.0,
+    ) -> dict[str, Any]:
+        """Roll a registered version out against the model's current version, step by
+        step, judged on the live traffic; `plan` None: the defaults (README.md#canary-
+        rollouts). Returns the rollout's status (as `get_rollout`)."""
+        body: dict[str, Any] = {**_model_key(model_name, model_version),
+                                "ready_timeout_s": ready_timeout_s}  # fmt: skip
+        if plan is not None:
+            body["plan"] = dict(plan)
+        timeout_s = ready_timeout_s + self._timeout_s
+        return _as_dict(self._post("start_rollout", body, timeout_s=timeout_s))
+
+    def get_rollout(self, model_name: str) -> dict[str, Any] | None:
+        """The model's running rollout (else its last one): state, step, share, each
+        check's figures against its threshold, time left; None if it never had one."""
+        return _as_optional_dict(self._post("get_rollout", {"model_name": model_name}))
+
+    def promote_rollout(self, model_name: str) -> dict[str, Any]:
+        """Skip the rest of the model's running rollout: its new version becomes current."""
+        return _as_dict(self._post("promote_rollout", {"model_name": model_name}))
+
+    def abort_rollout(self, model_name: str) -> dict[str, Any]:
+        """Stop the model's running rollout: all traffic goes back to the current version."""
+        return _as_dict(self._post("abort_rollout", {"model_name": model_name}))
 
     def get_num_replicas(self, model_name: str, model_version: Version | None = None) -> int:
         """A version's replica target (default: the current version)."""

@@ -25,6 +25,7 @@ from clipper.control.autoscaling_loop import AutoscalerLoop
 from clipper.control.log_rotation import rotate_logs
 from clipper.control.policies import run_policy_flusher
 from clipper.control.reconciler import Reconciler
+from clipper.control.rollouts import RolloutLoop, resume_rollouts
 from clipper.control.service import ClusterService
 from clipper.control.store import Registry
 from clipper.core.config import Settings
@@ -265,6 +266,7 @@ class ClipperServer:
         tasks = await stack.enter_async_context(asyncio.TaskGroup())
         self.service.roll_back_unfinished_deploys()  # a deploy the server died during
         await self.service.refresh()
+        await resume_rollouts(self.service)  # a rollout the server stopped during
         reload_guard(self.query_guard, self.service)
         self._start_background(stack, tasks, registry)
         limits = input_limits(settings)
@@ -324,9 +326,11 @@ class ClipperServer:
             self.service, self.metrics, self.settings.autoscaler_interval_s,
             local=self.ray_placement is None,
         )  # fmt: skip
+        rollouts = RolloutLoop(self.service, self.settings.rollout_interval_s)
         # Each restarted after a failure (logged): none takes the server down.
         background = [
             tasks.create_task(supervised("autoscaler", autoscaler.run)),
+            tasks.create_task(supervised("rollouts", rollouts.run)),
             tasks.create_task(supervised("reconciler", self.reconciler.run)),
             tasks.create_task(supervised("heartbeat watch", self._watch_heartbeats)),
             tasks.create_task(supervised("log rotation", self._rotate_logs)),

@@ -398,6 +398,26 @@ class ClipperConnection:
                 admin.wait_model_ready(name, version)
         admin.set_model_version(name, version)
 
+    def start_rollout(
+        self, name: str, version: Version, plan: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Roll a registered version out against the current one, step by step, judged on
+        the live traffic (ours; `plan` None: the defaults, README.md#canary-rollouts).
+        Returns the rollout's status; `get_rollout` follows it."""
+        return self._admin_api().start_rollout(lookup_name(name), lookup_version(version), plan)
+
+    def get_rollout(self, name: str) -> dict[str, Any] | None:
+        """The model's running rollout, else its last one (None: it never had one)."""
+        return self._admin_api().get_rollout(lookup_name(name))
+
+    def promote_rollout(self, name: str) -> dict[str, Any]:
+        """Make the version under rollout current now."""
+        return self._admin_api().promote_rollout(lookup_name(name))
+
+    def abort_rollout(self, name: str) -> dict[str, Any]:
+        """Stop the model's rollout: all traffic back to the current version."""
+        return self._admin_api().abort_rollout(lookup_name(name))
+
     def get_current_model_version(self, name: str) -> str:
         """The model's current version."""
         return self._admin_api().get_current_model_version(lookup_name(name))

@@ -14,13 +14,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from clipper.admin import query_tokens
+from clipper.admin import query_tokens, rollout_handlers
 from clipper.admin.dashboard.history import SummaryHistory
 from clipper.admin.dashboard_api import dashboard_routes
 from clipper.admin.log_pages import DEFAULT_PAGE_BYTES, read_log_pages
 from clipper.admin.openapi import admin_openapi_json
 from clipper.admin.request_fields import optional, parse_body, required, string_list
-from clipper.control import policies
+from clipper.control import policies, rollouts
 from clipper.control.autoscaling_config import AutoscalingConfig
 from clipper.control.service import ClusterService
 from clipper.core.exceptions import (
@@ -195,9 +195,15 @@ async def add_model(service: ClusterService, body: Body) -> Any:
         resources=ResourceRequest.parse(body.get("resources")),
     )
     given = num_replicas is not None
+    plan = rollout_handlers.parse_rollout_field(body)
+    if plan is not None:  # checked before the deploy, which then leaves the version non-current
+        rollouts.check_can_start(service, model_id.name, model_id.version)
     await service.add_model(
-        record, _ready_timeout_s(body), replicas_given=given, autoscaling=_autoscaling(body)
-    )
+        record, _ready_timeout_s(body), replicas_given=given, autoscaling=_autoscaling(body),
+        make_current=plan is None,
+    )  # fmt: skip
+    if plan is not None:
+        await rollouts.start_rollout(service, model_id.name, model_id.version, plan)
     return _model_info(service, model_id)
 
 
@@ -374,6 +380,8 @@ _HANDLERS: dict[str, Handler] = {
         set_app_overload, set_payload_log,
         query_tokens.create_query_token, query_tokens.get_query_tokens,
         query_tokens.revoke_query_token, query_tokens.set_app_query_auth,
+        rollout_handlers.start_rollout, rollout_handlers.get_rollout,
+        rollout_handlers.promote_rollout, rollout_handlers.abort_rollout,
     )
 }  # fmt: skip
 
@@ -439,6 +447,20 @@ def build_admin_app(
     async def status_json(request: Request) -> Response:
         return _json(status())
 
+    async def get_rollout(request: Request) -> Response:
+        """`get_rollout` by POST (as every operation) or by GET with `?model_name=`."""
+        try:
+            if request.method == "POST":
+                body = parse_body(await read_body(request))
+            else:
+                unknown = sorted(set(request.query_params) - {"model_name"})
+                if unknown:
+                    raise InvalidRequest(f"unknown query parameter(s): {', '.join(unknown)}")
+                body = {"model_name": request.query_params.get("model_name")}
+            return _json(await rollout_handlers.get_rollout(service, body))
+        except ClipperError as exc:
+            return _error(exc)
+
     async def openapi(request: Request) -> Response:
         return Response(admin_openapi_json(), media_type="application/json")
 
@@ -452,6 +474,7 @@ def build_admin_app(
         Route("/admin/metrics", metrics_json, methods=["GET", "POST"]),
         Route("/admin/status", status_json, methods=["GET", "POST"]),
         Route("/admin/shutdown", shutdown, methods=["POST"]),
+        Route("/admin/get_rollout", get_rollout, methods=["GET", "POST"]),
         Route("/admin/artifacts/{model_name}/{model_version}", upload_artifact, methods=["PUT"]),
         *dashboard_routes(service, metrics, history),  # the web dashboard at / (issue 10)
         Route("/admin/{operation}", dispatch, methods=["POST"]),

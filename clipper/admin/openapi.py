@@ -128,9 +128,29 @@ OPERATIONS: dict[str, Schema] = {
             "batch_wait_timeout_micros": _INT, "max_in_flight": _INT, "num_replicas": _INT,
             "max_queued": _INT, "containerless": _BOOL, "signature": _ANY,
             "output_type": {**_STR, "nullable": True}, "resources": _OBJ, "ready_timeout_s": _NUM,
-            "autoscaling": _OBJ,
+            "autoscaling": _OBJ, "rollout": _ANY,
         },
         [*_MODEL_REQUIRED, "input_type"], _OBJECT_OR_NULL, (409, 500),
+    ),
+    "start_rollout": _op(
+        "Roll a registered version out against the current one, step by step, judged on "
+        "the live traffic (plan: README.md#canary-rollouts; absent: the defaults).",
+        {**_MODEL, "plan": _OBJ, "ready_timeout_s": _NUM}, _MODEL_REQUIRED, _OBJECT_OR_NULL,
+        (409, 500),
+    ),
+    "get_rollout": _op(
+        "A model's running rollout (else its last one): step, share, each check's figures "
+        "against its threshold, time left; null if it never had one (also GET "
+        "/admin/get_rollout?model_name=...).",
+        {"model_name": _STR}, ["model_name"], _OBJECT_OR_NULL,
+    ),
+    "promote_rollout": _op(
+        "Skip the rest of a model's running rollout: its new version becomes current now.",
+        {"model_name": _STR}, ["model_name"], _OBJECT_OR_NULL, (409,),
+    ),
+    "abort_rollout": _op(
+        "Stop a model's running rollout: all traffic goes back to the current version.",
+        {"model_name": _STR}, ["model_name"], _OBJECT_OR_NULL, (409,),
     ),
     "set_model_version": _op(
         "Make a registered version current once its replicas are ready.",
@@ -316,12 +336,24 @@ def _fixed_paths() -> Schema:
     }  # fmt: skip
 
 
+def _get_rollout_by_query() -> Schema:
+    """`GET /admin/get_rollout?model_name=...`, the POST operation's twin."""
+    spec = OPERATIONS["get_rollout"]
+    return {
+        "operationId": "get_rollout_get",
+        "summary": spec["summary"],
+        "parameters": [{"in": "query", "name": "model_name", "required": True, "schema": _STR}],
+        "responses": _responses(spec["answer"], spec["errors"]),
+    }
+
+
 @cache
 def admin_openapi() -> Schema:
     """The document as a dict."""
     paths = _fixed_paths()
     for name, spec in OPERATIONS.items():
         paths[f"/admin/{name}"] = _operation_path(name, spec)
+    paths["/admin/get_rollout"]["get"] = _get_rollout_by_query()
     error = error_schema()
     return {
         "openapi": "3.0.3",

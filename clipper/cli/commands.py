@@ -29,6 +29,7 @@ from clipper.cli.deploying import (
     print_progress,
     version_and_type,
 )
+from clipper.cli.rollout_commands import parse_plan, rollout
 from clipper.core.config import Settings
 from clipper.core.exceptions import InvalidRequest, ModelNotFound
 from clipper.core.process_memory import pause_collector, resume_collector
@@ -254,6 +255,8 @@ def deploy(args: argparse.Namespace, settings: Settings) -> None:
         "output_type": args.output_type,
         "resources": _json_object(args.resources, "--resources"),
     }  # fmt: skip
+    if args.rollout is not None:
+        options["rollout"] = parse_plan(args.rollout) or True
     with admin_client(settings) as admin:
         if args.file is not None:
             name = args.target
@@ -270,6 +273,8 @@ def deploy(args: argparse.Namespace, settings: Settings) -> None:
                 num_replicas=args.replicas, progress=print_progress, **options,
             )  # fmt: skip
     print(f"Deployed {name}:{version} with {info.get('num_replicas', args.replicas)} replica(s)")
+    if args.rollout is not None:
+        print(f"Rolling {name}:{version} out: clipper rollout status {name}")
 
 
 def _json_object(text: str | None, flag: str) -> dict[str, Any] | None:
@@ -467,6 +472,7 @@ COMMANDS: dict[str, Command] = {
     "logs": logs,
     "dashboard": dashboard,
     "token": token,
+    "rollout": rollout,
     **change_commands.COMMANDS,
 }
 """Every command by its name on the command line."""

@@ -18,6 +18,7 @@ from typing import Any
 
 from clipper.cli import commands as cli_commands
 from clipper.cli.config_file import load_settings
+from clipper.cli.rollout_commands import add_rollout_command
 from clipper.cli.serve import add_serve_command
 from clipper.core.config import Settings
 from clipper.core.exceptions import ClipperError, ServerUnreachable, Unauthorized
@@ -126,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_change_commands(add)
     _add_query_commands(add)
     _add_token_commands(add)
+    add_rollout_command(add)
     return parser
 
 
@@ -255,6 +257,10 @@ def _add_model_commands(add: _Adder) -> None:
                         "input (bytes|ints|floats|doubles|strings)")  # fmt: skip
     deploy.add_argument("--resources", metavar="JSON", help='what each replica asks of its Ray '
                         'node, e.g. \'{"num_cpus": 1, "num_gpus": 0.5}\'')  # fmt: skip
+    deploy.add_argument("--rollout", nargs="?", const="{}", metavar="JSON",
+                        help="roll it out against the current version step by step instead "
+                        "of making it current (optionally with a plan; README: Canary "
+                        "rollouts)")  # fmt: skip
     _timeout(deploy, 60.0, "how long to wait for the replicas to be ready")
     set_version = add("set-version", "make a registered version current")
     set_version.add_argument("model", help="the model")

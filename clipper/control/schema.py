@@ -141,7 +141,32 @@ _V7 = (
     "ALTER TABLE apps ADD COLUMN payload_log TEXT",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+_V8 = (
+    # Issue 23: canary rollouts. One row per rollout of a model's new version (`version`)
+    # against the version current when it started (`baseline`), its plan (canonical JSON,
+    # clipper.control.rollout_plan) and its step; `state` is running until it ends as
+    # promoted, rolled_back or aborted (`reason` says why). At most one runs per model.
+    """CREATE TABLE rollouts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        model_name TEXT NOT NULL,
+        version TEXT NOT NULL,
+        baseline TEXT NOT NULL,
+        plan TEXT NOT NULL,
+        step INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL DEFAULT 'running',
+        reason TEXT NOT NULL DEFAULT '',
+        started_at REAL NOT NULL,
+        step_started_at REAL NOT NULL,
+        ended_at REAL,
+        FOREIGN KEY (model_name, version)
+            REFERENCES model_versions (name, version) ON DELETE CASCADE,
+        FOREIGN KEY (model_name, baseline)
+            REFERENCES model_versions (name, version) ON DELETE CASCADE
+    )""",
+    "CREATE UNIQUE INDEX one_running_rollout ON rollouts (model_name) WHERE state = 'running'",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

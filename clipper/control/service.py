@@ -271,6 +271,7 @@ class ClusterService:
         *,
         replicas_given: bool = True,
         autoscaling: AutoscalingConfig | None = None,
+        make_current: bool = True,
     ) -> None:
         """Register a version, start its replicas and, once they are all ready, make it
         current (roll forward): traffic never moves to a version that cannot answer. If
@@ -281,7 +282,9 @@ class ClusterService:
         this deploy has made it current, the version that was current is scaled to zero
         (still registered, so a rollback brings it back). Without `autoscaling` and
         `replicas_given`, the version is autoscaled as the current version is, if it is;
-        an autoscaled version starts within its bounds.
+        an autoscaled version starts within its bounds. Without `make_current` the deploy
+        ends once the replicas are ready and the version stays non-current (a canary
+        rollout, clipper.control.rollouts, takes it from there).
         """
         if record.containerless and autoscaling is not None:
             raise InvalidRequest("a containerless model cannot be autoscaled")
@@ -317,6 +320,9 @@ class ClusterService:
         except DeployFailed:
             await self.delete_version(record.name, record.version)
             raise
+        if not make_current:
+            self.registry.finish_deploy(record.name, record.version)
+            return
         previous = self.registry.get_current_version(record.name)
         self.registry.set_current_version(record.name, record.version)
         if previous is not None and previous != record.version:
@@ -360,6 +366,7 @@ class ClusterService:
         least one) first.
         """
         version = validate_version(version)
+        self.refuse_under_rollout(name, "set its current version")
         record = self.registry.get_model_version(name, version)
         if record is None:
             self.registry.set_current_version(name, version)  # raises the right NotFound
@@ -374,8 +381,16 @@ class ClusterService:
         await self.refresh()
 
     async def delete_version(self, name: str, version: str) -> None:
-        """Stop a version's replicas and unregister it."""
+        """Stop a version's replicas and unregister it; Conflict while a rollout of the
+        model runs from or to it."""
         version = validate_version(version)
+        rollout = self.registry.latest_rollout(name)
+        running = rollout is not None and rollout.state == "running"
+        if rollout is not None and running and version in (rollout.version, rollout.baseline):
+            raise Conflict(
+                f"{name}:{version} is under a rollout ({rollout.baseline} -> "
+                f"{rollout.version}): abort or promote it before deleting the version"
+            )
         record = self.registry.get_model_version(name, version)
         if record is None:
             self.registry.delete_model_version(name, version)  # raises the right NotFound
@@ -389,6 +404,15 @@ class ClusterService:
         self.registry.record_event("delete_model_version", {"model": f"{name}:{version}"})
         await self.refresh()
         shutil.rmtree(self.artifact_dir(name, version), ignore_errors=True)
+
+    def refuse_under_rollout(self, name: str, what: str) -> None:
+        """Conflict if a rollout of model `name` runs (`what` could not be done)."""
+        rollout = self.registry.latest_rollout(name)
+        if rollout is not None and rollout.state == "running":
+            raise Conflict(
+                f"model {name} is under a rollout to version {rollout.version}: abort or "
+                f"promote it before you {what}"
+            )
 
     def _following_replicas(self, name: str) -> int:
         """Replicas of a version deployed without a count: the current version's, at least 1."""

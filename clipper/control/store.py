@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Any
 
 from clipper.control import registry_sql as q
+from clipper.control import rollout_sql
 from clipper.control.pipelines import check_pipeline, check_step_output
 from clipper.control.schema import connect
 from clipper.core.exceptions import (
@@ -31,7 +32,13 @@ from clipper.core.exceptions import (
     NotFound,
 )
 from clipper.core.payload_config import PayloadLogConfig
-from clipper.core.records import OVERLOAD_MODES, AppRecord, ModelVersionRecord, RegistrySnapshot
+from clipper.core.records import (
+    OVERLOAD_MODES,
+    AppRecord,
+    ModelVersionRecord,
+    RegistrySnapshot,
+    RolloutRecord,
+)
 from clipper.core.types import parse_input_type, validate_name, validate_version
 
 __all__ = ["Clock", "Registry", "check_overload"]
@@ -250,6 +257,14 @@ class Registry:
                 (name, version),
             )
 
+    def finish_deploy(self, name: str, version: str) -> None:
+        """A deploy that leaves its version non-current (a rollout takes over) is done."""
+        with self._write() as conn:
+            conn.execute(
+                "DELETE FROM pending_deploys WHERE model_name = ? AND version = ?",
+                (name, version),
+            )
+
     def pending_deploys(self) -> list[tuple[str, str]]:
         """(model, version) of each deploy that registered a version and did not finish."""
         with self._read() as conn:
@@ -460,6 +475,53 @@ class Registry:
         with self._read() as conn:
             q.require_app(conn, app)
             return q.linked_models(conn, app)
+
+    # -- canary rollouts (issue 23) -------------------------------------------------------
+
+    def start_rollout(
+        self, model: str, version: str, baseline: str, plan: Mapping[str, object]
+    ) -> RolloutRecord:
+        """Record a running rollout and its `rollout_started` event; Conflict if the model
+        has one running, ModelNotFound for an unknown version."""
+        encoded = _encode_json(plan, "Rollout plan")
+        detail = _encode_json({"model": model, "version": version, "baseline": baseline,
+                               "plan": plan}, "Rollout event")  # fmt: skip
+        with self._write() as conn:
+            record = rollout_sql.insert(conn, model, version, baseline, encoded, self._clock())
+            conn.execute("INSERT INTO events (ts, kind, detail) VALUES (?, 'rollout_started', ?)",
+                         (self._clock(), detail))  # fmt: skip
+        return record
+
+    def running_rollouts(self) -> list[RolloutRecord]:
+        """Every running rollout."""
+        with self._read() as conn:
+            return rollout_sql.running(conn)
+
+    def latest_rollout(self, model: str) -> RolloutRecord | None:
+        """The model's running rollout, else its last one (None: it never had one)."""
+        with self._read() as conn:
+            return rollout_sql.latest(conn, model)
+
+    def set_rollout_step(self, rollout_id: int, step: int) -> bool:
+        """Move a running rollout to `step`, begun now; False if it is no longer running."""
+        with self._write() as conn:
+            return rollout_sql.set_step(conn, rollout_id, step, self._clock())
+
+    def end_rollout(
+        self, record: RolloutRecord, state: str, reason: str, detail: Mapping[str, object]
+    ) -> bool:
+        """End a running rollout in one transaction with its `rollout_<state>` event;
+        `promoted` makes its version current (the baseline stays registered). False (and
+        nothing changed) if it was no longer running."""
+        encoded = _encode_json(detail, "Rollout event")
+        with self._write() as conn:
+            if not rollout_sql.end(conn, record.rollout_id, state, reason, self._clock()):
+                return False
+            if state == "promoted":
+                q.switch_current(conn, record.model, record.version, self._clock())
+            conn.execute("INSERT INTO events (ts, kind, detail) VALUES (?, ?, ?)",
+                         (self._clock(), f"rollout_{state}", encoded))  # fmt: skip
+        return True
 
     # -- events and snapshot ------------------------------------------------------------
 

@@ -136,6 +136,13 @@ class Settings(BaseSettings):
         description="How often the server adds a metrics summary to the dashboard's history "
         "(`GET /admin/metrics_history`), so its charts are full when the page opens.",
     )
+    rollout_interval_s: float = Field(
+        0.25,
+        gt=0,
+        le=10,
+        description="How often each running canary rollout is judged on its live traffic "
+        "(README.md#canary-rollouts): a failed check rolls it back within this time.",
+    )
     autoscaler_interval_s: float = Field(
         1.0,
         gt=0,

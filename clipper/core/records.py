@@ -10,7 +10,13 @@ from clipper.core.payload_config import PayloadLogConfig
 from clipper.core.resources import ResourceRequest
 from clipper.core.types import InputType, ModelId
 
-__all__ = ["OVERLOAD_MODES", "AppRecord", "ModelVersionRecord", "RegistrySnapshot"]
+__all__ = [
+    "OVERLOAD_MODES",
+    "AppRecord",
+    "ModelVersionRecord",
+    "RegistrySnapshot",
+    "RolloutRecord",
+]
 
 OVERLOAD_MODES = ("default", "reject")
 """What an app's queries refused by admission control get (see `AppRecord.overload`)."""
@@ -92,3 +98,24 @@ class RegistrySnapshot:
     current_versions: dict[str, str] = field(default_factory=dict)
     links: dict[str, tuple[str, ...]] = field(default_factory=dict)
     policy_states: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RolloutRecord:
+    """A canary rollout of `model:version` against `baseline` (the version current when it
+    started). `plan` is its canonical JSON form (clipper.control.rollout_plan); `step`
+    indexes its steps; `state` is `running`, `promoted`, `rolled_back` or `aborted`, and
+    `reason` says why it ended. Times are wall-clock seconds; `step_started_at` is when
+    the step began (again, with fresh windows, after a restart)."""
+
+    rollout_id: int
+    model: str
+    version: str
+    baseline: str
+    plan: Mapping[str, Any]
+    step: int
+    state: str
+    reason: str
+    started_at: float
+    step_started_at: float
+    ended_at: float | None = None

@@ -12,7 +12,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Coroutine, Iterator
 from functools import partial
 from typing import Any
 
@@ -36,6 +36,8 @@ from clipper.dataplane.pipeline import PipelinePath
 from clipper.dataplane.policy_path import PolicyPath
 from clipper.dataplane.prediction import ModelRef, Prediction
 from clipper.dataplane.query_log import QueryLog
+from clipper.dataplane.rollout_path import RolloutPath, SplitRoute
+from clipper.dataplane.rollout_split import RolloutSplit
 from clipper.dataplane.routes import AppRoute, build_routes, transient_route
 from clipper.metrics.server_metrics import PolicySample, ServerMetrics
 from clipper.rpc.protocol import Register
@@ -88,11 +90,16 @@ class DataPlane:
         # app -> (current version, whether it uses the cache, app.show_model_errors)
         self._direct: dict[str, tuple[ModelServing | None, bool, bool]] = {}
         self._rejecting: frozenset[str] = frozenset()  # apps whose refused queries raise
+        # Models under a canary rollout, and the apps (without a route) whose first linked
+        # model is one of them: those take the rollout path, not the direct one.
+        self._splits: dict[str, RolloutSplit] = {}
+        self._split_apps: dict[str, SplitRoute] = {}
         self.query_log = query_log or QueryLog()
         ask = self.predict_then  # the paths of routed apps ask their models through it too
         self._policies = PolicyPath(ask, self.query_log, self._default, metrics, clock)
         self._pipelines = PipelinePath(ask, self.query_log, self._default)
         self._feedback = FeedbackPath(ask, self.query_log, self._pipelines, metrics, clock)
+        self._rollouts = RolloutPath(self._table, self._query_ids, self._answer, clock)
         self._routed: set[asyncio.Future[list[Prediction]]] = set()
         self.cold_starts = ColdStarts()
         """The versions scaled to zero that queries asked for (the autoscaler takes them)."""
@@ -129,13 +136,53 @@ class DataPlane:
         if self._metrics is not None:
             for name, app in snapshot.apps.items():
                 self._metrics.for_app(name).set_slo(app.latency_slo_us / 1e6)
-        self._direct = {}
-        for name, app in snapshot.apps.items():
-            if name not in self._routes:
-                current = self.resolve_model(app, None)
-                cached = current is not None and self._cache_on(app.cache_enabled, current)
-                self._direct[name] = (current, cached, app.show_model_errors)
+        self._resolve_direct()
         return removed
+
+    def _resolve_direct(self) -> None:
+        """The direct path (or the rollout path) of every app without a route."""
+        self._direct, self._split_apps = {}, {}
+        for name, app in self._snapshot.apps.items():
+            if name in self._routes:
+                continue
+            split_route = self._split_route(app)
+            if split_route is not None:
+                self._split_apps[name] = split_route
+                continue
+            current = self.resolve_model(app, None)
+            cached = current is not None and self._cache_on(app.cache_enabled, current)
+            self._direct[name] = (current, cached, app.show_model_errors)
+
+    def _split_route(self, app: AppRecord) -> SplitRoute | None:
+        """The rollout path of an app whose first linked model is under rollout (None
+        while either version is not registered)."""
+        linked = self._snapshot.links.get(app.name, ())
+        split = self._splits.get(linked[0]) if linked else None
+        if split is None:
+            return None
+        baseline = self._serving.get(ModelId(split.model, split.baseline))
+        canary = self._serving.get(ModelId(split.model, split.canary))
+        if baseline is None or canary is None:
+            return None
+        cached = partial(self._cache_on, app.cache_enabled)
+        return SplitRoute(app.name, split, baseline, canary, cached(baseline), cached(canary),
+                          app.show_model_errors)  # fmt: skip
+
+    # -- canary rollouts ----------------------------------------------------------------
+
+    def start_split(self, split: RolloutSplit) -> None:
+        """Split the traffic of `split.model`'s apps as `split` says, from now on."""
+        self._splits[split.model] = split
+        self._resolve_direct()
+
+    def end_split(self, model_name: str) -> None:
+        """Send all of the model's traffic to its current version again."""
+        if self._splits.pop(model_name, None) is not None:
+            self._resolve_direct()
+
+    def split_of(self, model_name: str) -> RolloutSplit | None:
+        """The model's rollout split, or None."""
+        return self._splits.get(model_name)
 
     def _cache_on(self, app_cache_enabled: bool, serving: ModelServing) -> bool:
         """Whether queries to a version use the cache (both the app and version allow it)."""
@@ -323,10 +370,11 @@ class DataPlane:
                 raise UnknownApplication(f"No application named {target!r}")
             route = self._routes.get(target)
             if route is not None and version is None:
-                task = asyncio.ensure_future(self._predict_routed(route, buffers, uid, deadline))
-                self._routed.add(task)  # held until done: the loop keeps only weak references
-                task.add_done_callback(self._routed.discard)
-                task.add_done_callback(partial(deliver, then))
+                self._run(self._predict_routed(route, buffers, uid, deadline), then)
+                return None
+            split_route = self._split_apps.get(target) if version is None else None
+            if split_route is not None:
+                self._run(self._rollouts.predict(split_route, buffers, deadline), then)
                 return None
             asked = self.resolve_model(app, version)
             use_cache = asked is not None and self._cache_on(app.cache_enabled, asked)
@@ -350,6 +398,13 @@ class DataPlane:
                 f"Requested version: {version} does not exist for model: {model_name}"
             )
         return serving
+
+    def _run(self, answering: Coroutine[Any, Any, list[Prediction]], then: AnswersCallback) -> None:
+        """Answer a query as a task whose outcome goes to `then`."""
+        task = asyncio.ensure_future(answering)
+        self._routed.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(self._routed.discard)
+        task.add_done_callback(partial(deliver, then))
 
     async def _predict_routed(
         self, route: AppRoute, buffers: list[InputBuffer], uid: int | None, deadline: float

@@ -1,0 +1,125 @@
+"""A model under a canary rollout, as the data plane sees it: how its traffic is split
+between the current version (the baseline) and the new one (the canary), and what each
+version did with it since the step began (`VersionWindow`).
+
+Pure values and counters: no I/O, no clock. The control plane (clipper.control.rollouts)
+creates a split, moves it from step to step (share, shadow, fresh windows) and judges the
+windows; the data plane's rollout path (`rollout_path.py`) fills them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from dataclasses import dataclass, field
+from enum import Enum
+
+__all__ = ["MAX_LATENCY_SAMPLES", "Outcome", "RolloutSplit", "VersionWindow"]
+
+MAX_LATENCY_SAMPLES = 20_000
+"""Latencies a window keeps; past that it keeps a uniform sample of them (reservoir)."""
+
+
+class Outcome(Enum):
+    """What became of one input asked of a version."""
+
+    ANSWERED = "answered"
+    ERROR = "error"  # the model raised, or its replica crashed
+    MISSED = "missed"  # no answer by the deadline (or no replica to ask)
+    REFUSED = "refused"  # admission control turned it away
+
+    @property
+    def failed(self) -> bool:
+        """No model answer: the input's answer would be the default."""
+        return self is not Outcome.ANSWERED
+
+
+@dataclass(slots=True)
+class VersionWindow:
+    """One version's figures over a window of live traffic.
+
+    Invariants: `errors <= defaults <= queries` (every error is also an input without a
+    model answer); `agreed <= compared`; `latencies_s` is sorted, and holds every latency
+    observed while there were at most `MAX_LATENCY_SAMPLES`, a uniform sample after.
+    """
+
+    queries: int = 0
+    errors: int = 0
+    defaults: int = 0
+    compared: int = 0
+    agreed: int = 0
+    latencies_s: list[float] = field(default_factory=list)
+    _timed: int = 0
+    _rng: random.Random = field(default_factory=lambda: random.Random(0))
+
+    def observe(self, outcome: Outcome, latency_s: float | None) -> None:
+        """Count one input; `latency_s` for an answered or missed one (None: not timed)."""
+        self.queries += 1
+        if outcome is not Outcome.ANSWERED:
+            self.defaults += 1
+        if outcome is Outcome.ERROR:
+            self.errors += 1
+        if latency_s is not None:
+            self._sample(latency_s)
+
+    def compare(self, agreed: bool) -> None:
+        """Count one input both versions answered, and whether their answers agreed."""
+        self.compared += 1
+        self.agreed += agreed
+
+    def quantile(self, q: float) -> float | None:
+        """The `q` quantile (0..1) of the latencies, nearest rank; None without any."""
+        if not self.latencies_s:
+            return None
+        rank = min(len(self.latencies_s) - 1, max(0, int(q * len(self.latencies_s) + 0.5) - 1))
+        return self.latencies_s[rank]
+
+    def _sample(self, latency_s: float) -> None:
+        self._timed += 1
+        if len(self.latencies_s) < MAX_LATENCY_SAMPLES:
+            bisect.insort(self.latencies_s, latency_s)
+            return
+        slot = self._rng.randrange(self._timed)
+        if slot < MAX_LATENCY_SAMPLES:  # replace a random kept sample: a uniform reservoir
+            del self.latencies_s[self._rng.randrange(MAX_LATENCY_SAMPLES)]
+            bisect.insort(self.latencies_s, latency_s)
+
+
+@dataclass(slots=True)
+class RolloutSplit:
+    """How the queries of the apps linked to `model` are split during its rollout.
+
+    In a shadow step every query goes to `baseline` and a copy to `canary`, whose answers
+    are compared and never returned. In a traffic step a query goes to the canary with
+    probability `share`, else to the baseline; an input the canary fails is asked of the
+    baseline again while its deadline allows (`retried` counts them). The windows hold
+    what each version did since the step began; `previous_baseline` is the baseline's
+    window of the step before (what a step with share 1 compares against).
+    """
+
+    model: str
+    baseline: str
+    canary: str
+    share: float = 0.0
+    shadow: bool = False
+    baseline_window: VersionWindow = field(default_factory=VersionWindow)
+    canary_window: VersionWindow = field(default_factory=VersionWindow)
+    previous_baseline: VersionWindow | None = None
+    retried: int = 0
+    rng: random.Random = field(default_factory=random.Random)
+
+    def enter_step(self, share: float, shadow: bool) -> None:
+        """Begin a step: its share (or shadow) and fresh windows; the baseline's window of
+        the step that ends is kept as `previous_baseline` when it saw any query."""
+        if self.baseline_window.queries:
+            self.previous_baseline = self.baseline_window
+        self.share, self.shadow = share, shadow
+        self.baseline_window, self.canary_window = VersionWindow(), VersionWindow()
+
+    def reset_windows(self) -> None:
+        """Start both windows afresh (the step's warm-up: what came before is dropped)."""
+        self.baseline_window, self.canary_window = VersionWindow(), VersionWindow()
+
+    def to_canary(self) -> bool:
+        """Whether this query goes to the canary (traffic steps)."""
+        return not self.shadow and self.share > 0 and self.rng.random() < self.share
