@@ -49,6 +49,7 @@ from clipper.http.loop_polling import LoopPoller
 from clipper.http.uvicorn_host import EmbeddedServer, bind_socket
 from clipper.metrics.server_metrics import ServerMetrics
 from clipper.payloads import PayloadLog, SinkSettings
+from clipper.placement.gpu_discovery import GpuProbe, discover_gpus
 from clipper.placement.local import LocalPlacement, reap_leftovers
 from clipper.rpc.credentials import ReplicaCredentials
 from clipper.rpc.protocol import Register
@@ -113,9 +114,12 @@ class ClipperServer:
         # Workers must present it to register (clipper.rpc.secret); never logged.
         self.worker_secret = load_or_create_secret(self.state_dir)
         self.ray_placement = _ray_placement(settings, self.worker_secret)
+        # The GPUs local replicas share (fake ones from `gpus`, else NVML's, else none).
+        gpus = discover_gpus(settings.gpus) if self.ray_placement is None else GpuProbe(())
         local = LocalPlacement(
-            settings.worker_python, self.environments, self.worker_secret, self.state_dir
+            settings.worker_python, self.environments, self.worker_secret, self.state_dir, gpus
         )
+        self.metrics.watch_gpus(local.gpus.samples)
         # Who may register: a one-time credential per replica started, the cluster's secret
         # only for workers of containerless versions (clipper.rpc.credentials).
         self.credentials = ReplicaCredentials(self.worker_secret, self._is_external)

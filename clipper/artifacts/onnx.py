@@ -23,7 +23,7 @@ from clipper.core.exceptions import InvalidRequest
 from clipper.environments.capture import capture_pickle
 from clipper.environments.declare import EnvironmentArg
 
-__all__ = ["export_pytorch", "load_onnx", "onnx_artifact", "onnx_bytes"]
+__all__ = ["export_pytorch", "load_onnx", "onnx_artifact", "onnx_bytes", "onnx_providers"]
 
 FRAMEWORKS = {"onnxruntime": "onnxruntime", "numpy": "numpy"}
 
@@ -103,15 +103,25 @@ _ONNX_DTYPES = {
 }  # fmt: skip
 
 
+def onnx_providers(available: Sequence[str], visible: str | None) -> list[Any]:
+    """ONNX Runtime's providers for a replica: CUDA on its first visible GPU (device 0:
+    the local placement's CUDA_VISIBLE_DEVICES lists only its own) when the runtime has
+    CUDA and the replica was not given an empty CUDA_VISIBLE_DEVICES, then the CPU."""
+    providers: list[Any] = []
+    if "CUDAExecutionProvider" in available and visible != "":
+        providers.append(("CUDAExecutionProvider", {"device_id": 0}))
+    return [*providers, "CPUExecutionProvider"]
+
+
 def load_onnx(path: Path, metadata: dict[str, Any]) -> PredictFunction:
-    """`onnx`: an ONNX Runtime session (CUDA provider first when available); the stacked
+    """`onnx`: an ONNX Runtime session (`onnx_providers`: the replica's GPU first); the stacked
     batch goes to the model's first input (cast to its element type); each input gets its
     row of the first output, or of every output in `output_names` as a dict. With a
     `func_file`, `func(session, inputs)` answers instead."""
     import onnxruntime
 
-    available = onnxruntime.get_available_providers()
-    providers = [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    providers = onnx_providers(onnxruntime.get_available_providers(), visible)
     session = onnxruntime.InferenceSession(
         str(artifact_file(path, metadata, "model_file", "model.onnx")), providers=providers
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import io
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from clipper.artifacts.format import build_artifact
 from clipper.environments.capture import capture_pickle
 from clipper.environments.declare import EnvironmentArg
 
-__all__ = ["load_pytorch", "pytorch_artifact"]
+__all__ = ["choose_device", "load_pytorch", "pytorch_artifact"]
 
 FRAMEWORKS = {"torch": "torch", "numpy": "numpy"}
 
@@ -67,7 +68,9 @@ def load_pytorch(path: Path, metadata: dict[str, Any]) -> PredictFunction:
     import torch
 
     skeleton = read_pickle(artifact_file(path, metadata, "module_file", "module.pkl"), metadata)
-    device = _torch_device(torch, str(metadata.get("device", "auto")))
+    device = torch.device(choose_device(str(metadata.get("device", "auto")),
+                                        torch.cuda.is_available()))  # fmt: skip
+    _cap_gpu_memory(torch, device)
     weights = torch.load(
         artifact_file(path, metadata, "weights_file", "weights.pt"),
         map_location=device,
@@ -89,10 +92,21 @@ def load_pytorch(path: Path, metadata: dict[str, Any]) -> PredictFunction:
     return predict
 
 
-def _torch_device(torch: Any, wanted: str) -> Any:
+def choose_device(wanted: str, cuda_available: bool) -> str:
+    """The device a model asking for `wanted` loads on: `auto` is the replica's first
+    visible GPU (`cuda:0`: the local placement's CUDA_VISIBLE_DEVICES lists only its own)
+    when CUDA has one, else the CPU; any other name as given."""
     if wanted == "auto":
-        wanted = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(wanted)
+        return "cuda:0" if cuda_available else "cpu"
+    return wanted
+
+
+def _cap_gpu_memory(torch: Any, device: Any) -> None:
+    """On a fraction of a GPU (the placement's CLIPPER_GPU_FRACTION), cap the caching
+    allocator at that share of the device's memory."""
+    share = os.environ.get("CLIPPER_GPU_FRACTION")
+    if device.type == "cuda" and share:
+        torch.cuda.set_per_process_memory_fraction(float(share), device)
 
 
 def _torch_default(model: Any, inputs: list[Any]) -> list[Any]:

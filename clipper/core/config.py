@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from clipper.core.gpu_devices import parse_gpu_setting
 from clipper.core.resources import DefaultMemoryLimit
 
 __all__ = [
@@ -169,6 +170,20 @@ class Settings(BaseSettings):
     @classmethod
     def _check_memory_limit(cls, value: str) -> str:
         return str(DefaultMemoryLimit.parse(value))  # ValueError: a clear settings error
+
+    gpus: str | None = Field(
+        None,
+        description="The GPUs the local placement shares out, as fake devices for tests: a "
+        'count (`2`) or a JSON list (`[{"name": "fake-a100", "memory": 40000000000}]`); '
+        "unset: the GPUs NVML finds (clipper[gpu]), else none (README.md#gpus).",
+    )
+
+    @field_validator("gpus")
+    @classmethod
+    def _check_gpus(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_gpu_setting(value)  # ValueError: a clear settings error
+        return value
 
     log_level: str = Field("INFO", description="Server log level.")
     env_cache_dir: Path | None = Field(

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from clipper.core.gpu_devices import GpuSample
 from clipper.metrics.families import CounterCell, CounterFamily, HistogramFamily, MetricFamilies
 
 __all__ = ["CONTENT_TYPE_LATEST", "AppMetrics", "ModelMetrics", "PolicySample", "ServerMetrics"]
@@ -259,6 +260,14 @@ class ServerMetrics:
             "app", depths,
         ))  # fmt: skip
 
+    def watch_gpus(self, samples: Callable[[], Iterable[GpuSample]]) -> None:
+        """Export the machine's GPUs (none: the families, without samples), read from
+        `samples` at each scrape: `clipper_gpu_allocated_fraction{gpu}`,
+        `clipper_gpu_replicas{gpu}`, `clipper_gpu_utilization_ratio{gpu}` and
+        `clipper_gpu_memory_used_bytes{gpu}` (where NVML measures them), and
+        `clipper_replica_gpu_fraction{replica, gpu}` (the share each replica holds)."""
+        self.registry.register(_GpuCollector(samples))
+
     def for_app(self, app: str) -> AppMetrics:
         """The bound per-request metrics of an app (kept for the server's lifetime)."""
         metrics = self._apps.get(app)
@@ -334,3 +343,58 @@ class _PolicyCollector:
             "What each app's selection policy holds per model (weights, posteriors).",
             labels=["app", "model", "stat"],
         )
+
+
+class _GpuCollector:
+    """The GPUs of the machine and who holds them, read at scrape time."""
+
+    def __init__(self, samples: Callable[[], Iterable[GpuSample]]) -> None:
+        self._samples = samples
+
+    def describe(self) -> list[Metric]:
+        return list(self._families().values())
+
+    def collect(self) -> Iterator[Metric]:
+        families = self._families()
+        for sample in self._samples():
+            gpu = [str(sample.device.index)]
+            families["allocated"].add_metric(gpu, sample.allocated)
+            families["replicas"].add_metric(gpu, len(sample.holders))
+            families["memory_total"].add_metric(gpu, sample.device.memory_bytes)
+            if sample.utilization is not None:
+                families["utilization"].add_metric(gpu, sample.utilization)
+            if sample.memory_used_bytes is not None:
+                families["memory_used"].add_metric(gpu, sample.memory_used_bytes)
+            for replica, share in sample.holders:
+                families["replica"].add_metric([replica, *gpu], share)
+        yield from families.values()
+
+    @staticmethod
+    def _families() -> dict[str, GaugeMetricFamily]:
+        gpu = ["gpu"]
+        return {
+            "allocated": GaugeMetricFamily(
+                "clipper_gpu_allocated_fraction",
+                "Share of a GPU handed out to replicas (0..1; never above 1).",
+                labels=gpu,
+            ),
+            "replicas": GaugeMetricFamily(
+                "clipper_gpu_replicas", "Replicas holding a share of a GPU.", labels=gpu
+            ),
+            "memory_total": GaugeMetricFamily(
+                "clipper_gpu_memory_total_bytes", "A GPU's memory (0: unknown).", labels=gpu
+            ),
+            "utilization": GaugeMetricFamily(
+                "clipper_gpu_utilization_ratio",
+                "A GPU's utilisation over NVML's last sample period (0..1).",
+                labels=gpu,
+            ),
+            "memory_used": GaugeMetricFamily(
+                "clipper_gpu_memory_used_bytes", "A GPU's memory in use (NVML).", labels=gpu
+            ),
+            "replica": GaugeMetricFamily(
+                "clipper_replica_gpu_fraction",
+                "The share of a GPU a replica (name:version:replica) holds.",
+                labels=["replica", "gpu"],
+            ),
+        }

@@ -39,6 +39,8 @@ class ReplicaLaunch:
     over a pipe; empty: the cluster's secret, in its environment (in-process uses only)."""
     default_memory_limit: DefaultMemoryLimit = field(default_factory=DefaultMemoryLimit)
     """The memory limit where `resources` sets none (the cluster's `replica_memory_limit`)."""
+    environment: tuple[tuple[str, str], ...] = ()
+    """Added to the worker's environment by the local placement (its GPUs: CUDA_VISIBLE_DEVICES)."""
 
     def limit_args(self) -> list[str]:
         """The worker's command-line flags for its limits."""

@@ -23,7 +23,9 @@ from clipper.core.exceptions import ClipperError
 from clipper.core.processes import process_alive
 from clipper.environments.manager import EnvironmentManager
 from clipper.environments.spec import Environment
-from clipper.placement.base import ReplicaLaunch
+from clipper.placement.base import ReplicaLaunch, RunningReplica
+from clipper.placement.gpu_discovery import GpuProbe
+from clipper.placement.gpu_replica import GpuPool, GpuReplica
 from clipper.rpc.secret import SECRET_ENV
 from clipper.worker.credential_handover import CREDENTIAL_FD_FLAG, credential_pipe
 from clipper.worker.rlimits import reap_cgroup
@@ -138,7 +140,10 @@ class LocalPlacement:
     The interpreter is the server's (or `python`) when it satisfies the environment the
     artifact records, else the environment's cached virtual environment, built first when
     missing (see `clipper.environments.manager`). Workers get the cluster's `secret` in
-    their environment and the replica's limits as flags.
+    their environment and the replica's limits as flags. A replica that asks for
+    `num_gpus` gets its devices from the machine's GPUs (`gpus`; see
+    `clipper.placement.gpu_replica`), waiting while none fit; one that asks for none sees
+    no GPU (CUDA_VISIBLE_DEVICES empty) on a machine that has some.
     """
 
     def __init__(
@@ -147,14 +152,22 @@ class LocalPlacement:
         environments: EnvironmentManager | None = None,
         secret: str = "",
         owner: Path | None = None,
+        gpus: GpuProbe | None = None,
     ) -> None:
         self._python = python or sys.executable
+        self.gpus = GpuPool(gpus or GpuProbe(()))
         self.environments = environments
         self._secret = secret
         self._owner = {OWNER_ENV: str(owner), SERVER_PID_ENV: str(os.getpid())} if owner else {}
 
-    async def start(self, launch: ReplicaLaunch) -> LocalReplica | PendingReplica:
-        """Spawn the worker now if its interpreter is ready, else once it is built."""
+    async def start(self, launch: ReplicaLaunch) -> RunningReplica:
+        """Spawn the worker now if its interpreter (and its GPUs) are ready, else once they
+        are."""
+        if not launch.resources.num_gpus:
+            return await self._start_worker(self.gpus.hidden(launch))
+        return GpuReplica(self.gpus, launch, self._start_worker, self.gpus.try_grant(launch))
+
+    async def _start_worker(self, launch: ReplicaLaunch) -> LocalReplica | PendingReplica:
         environments = self.environments
         env = _environment_of(launch) if environments is not None else None
         if env is None or environments is None:
@@ -185,7 +198,7 @@ class LocalPlacement:
             *launch.limit_args(),
         ]  # fmt: skip
         launch.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self._owner}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self._owner, **dict(launch.environment)}
         env.pop(SECRET_ENV, None)
         handover: tuple[int, ...] = ()
         if launch.credential:  # over a pipe: never in the environment the model can read
