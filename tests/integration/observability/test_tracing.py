@@ -92,7 +92,7 @@ class Receiver:
                 span.end_time_unix_nano,
                 {a.key: _value(a.value) for a in span.attributes},
                 [(link.trace_id.hex(), link.span_id.hex()) for link in span.links],
-            )  # fmt: skip
+            )
             for resource in request.resource_spans
             for scope in resource.scope_spans
             for span in scope.spans
@@ -231,8 +231,9 @@ def test_a_v2_rest_query_is_traced_too(server: ServerHandle, receiver: Receiver)
     body = {"inputs": [{"name": "input", "datatype": "FP64", "shape": [1, 2],
                         "data": fresh_input()}]}  # fmt: skip
 
-    reply = httpx.post(f"{server.query_url}/v2/models/sum/infer", json=body,
-                       headers={"traceparent": parent, "tracestate": "vendor=1"}, timeout=10)  # fmt: skip
+    headers = {"traceparent": parent, "tracestate": "vendor=1"}
+
+    reply = httpx.post(f"{server.query_url}/v2/models/sum/infer", json=body, headers=headers)
 
     assert reply.status_code == 200, reply.text
     assert reply.headers["traceparent"].split("-")[1] == trace_id

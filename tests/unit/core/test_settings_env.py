@@ -24,6 +24,8 @@ CHOSEN: dict[str, Any] = {
     "cors_allowed_origins": ["http://127.0.0.1:8000", "https://app.example"],
     "admin_token": SecretStr("s3cret-token"),
     "replica_memory_limit": "2147483648",
+    "otel_protocol": "grpc",
+    "otel_sample_ratio": 0.25,
 }
 
 
