@@ -70,10 +70,12 @@ from clipper.security import (
     server_ssl_context,
     tls_files,
 )
+from clipper.tracing import open_tracing
 from clipper.worker.rlimits import sweep_cgroups
 
 if TYPE_CHECKING:
     from clipper.placement.ray import RayPlacement
+    from clipper.tracing.session import QueryTracing
 
 __all__ = ["ClipperServer", "serve"]
 
@@ -134,6 +136,7 @@ class ClipperServer:
         self.started_at = time.time()
         self._channels: set[WorkerChannel] = set()
         self.grpc_server: grpc.aio.Server | None = None
+        self.tracing: QueryTracing | None = None  # set at start when otel_endpoint is
         self.query_guard = QueryTokenGuard()
         interval_s = settings.dashboard_sample_interval_s
         self.summary_history = SummaryHistory(
@@ -222,6 +225,8 @@ class ClipperServer:
             "models": len(snapshot.versions),
             "replicas": len(self.service.all_replicas()),
             "cold": self.service.cold_versions(),
+            "tracing": self.tracing is not None,
+            "opentelemetry_loaded": "opentelemetry" in sys.modules,
         }
 
     # -- life cycle -----------------------------------------------------------------
@@ -253,6 +258,9 @@ class ClipperServer:
         sweep_cgroups()  # of workers gone with their server, after a kill -9
         query_sock = stack.enter_context(bind_socket(settings.host, settings.query_port))
         admin_sock = stack.enter_context(bind_socket(settings.host, settings.admin_port))
+        self.tracing = open_tracing(settings, self.dataplane)  # None: nothing imported
+        if self.tracing is not None:
+            stack.push_async_callback(self.tracing.aclose)  # the last spans exported
         rpc_port = await self._start_rpc(stack)
         registry = self._open_registry(stack)
         stack.push_async_callback(self.environments.aclose)
@@ -361,6 +369,7 @@ class ClipperServer:
             inference, settings.host, settings.grpc_port, settings.max_body_bytes,
             limits, self.query_guard, tls_files(settings),
             GrpcConnectionLimits(self.connections.grpc, settings.header_timeout_s),
+            self.tracing,
         )  # fmt: skip
         if self.grpc_server is not None:
             stack.push_async_callback(self.grpc_server.stop, SHUTDOWN_GRACE_S)
@@ -387,6 +396,7 @@ class ClipperServer:
             ),
             V2RestApi(inference, body_limit, limits, guard),
             cors,
+            self.tracing,
         )
         admin_app = build_admin_app(
             self.service, self.metrics, self.status, self.stopping.set, settings.max_body_bytes,

@@ -131,6 +131,35 @@ class Settings(BaseSettings):
         description="The longest one write to a payload sink may take; the records of a write "
         "that takes longer are dropped and counted (reason sink_timeout).",
     )
+    otel_endpoint: str | None = Field(
+        None,
+        description="Where traces of sampled queries go: an OTLP collector's base URL "
+        "(http://host:4318; spans are posted to /v1/traces over HTTP/protobuf), or host:port "
+        "with otel_protocol 'grpc'. Unset: tracing is off and OpenTelemetry is not imported.",
+    )
+    otel_protocol: Literal["http/protobuf", "grpc"] = Field(
+        "http/protobuf",
+        description="OTLP transport of otel_endpoint; 'grpc' needs the "
+        "opentelemetry-exporter-otlp-proto-grpc package.",
+    )
+    otel_sample_ratio: float | None = Field(
+        None,
+        ge=0.0,
+        le=1.0,
+        description="Share of queries without a sampled caller's traceparent that are traced "
+        "(0..1; default 0.01 with an endpoint). A traceparent's sampled flag decides for its "
+        "query.",
+    )
+    otel_service_name: str = Field(
+        "clipper",
+        description="service.name of the traces' resource (the cluster's name is clipper.cluster).",
+    )
+    otel_export_delay_s: float = Field(
+        2.0,
+        gt=0,
+        description="How long finished spans may wait in the background exporter's buffer "
+        "before they are sent (OpenTelemetry's BatchSpanProcessor schedule delay).",
+    )
     dashboard_sample_interval_s: float = Field(
         3.0,
         gt=0,

@@ -12,7 +12,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Collection, Coroutine, Iterator
+from collections.abc import Callable, Collection, Coroutine, Iterator, Mapping
 from functools import partial
 from typing import Any
 
@@ -106,6 +106,14 @@ class DataPlane:
         self.ready = False
         if metrics is not None:
             metrics.watch_policies(self.policy_samples)
+
+    def trace_computations(
+        self,
+        make: Callable[[PredictionCache, Mapping[ModelId, object], Clock], ComputationTable],
+    ) -> None:
+        """Replace the computation table by `make(cache, versions, clock)` (clipper.tracing's
+        subclass, when tracing is on); called before the first query, nothing in flight."""
+        self._table = make(self.cache, self._serving, self._clock)
 
     # -- registry view ---------------------------------------------------------------
 

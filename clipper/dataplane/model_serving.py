@@ -34,6 +34,8 @@ OVERLOADED = "Server overloaded"
 
 log = logging.getLogger("clipper.dataplane")
 Clock = Callable[[], float]
+BatchHook = Callable[[ModelId, int, list[PendingQuery], "asyncio.Future[BatchOutcome]"], None]
+"""Told of each batch sent: (version, replica, its queries, its outcome); clipper.tracing's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +126,9 @@ class ModelServing:
         self.waking = False
         """A query found no replica and `wake` was called; False again once one attaches."""
         self.admission = Admission(clock)
+        self.on_batch: BatchHook | None = None
+        """Set by clipper.tracing while tracing is on: told of each batch before its
+        outcome's own callback is added, so it sees the reply before the queries settle."""
         self._refresh_admission()
         if metrics is not None:
             metrics.max_queued.set(-1 if policy.max_queued == 0 else policy.max_queued)
@@ -334,6 +339,8 @@ class ModelServing:
         handle.in_flight += 1
         self.admission.free_slots -= 1
         outcome = channel.send_batch(batch_id, frame)
+        if self.on_batch is not None:  # tracing on: one check per batch, none per query
+            self.on_batch(self.model_id, handle.replica_id, batch, outcome)
         outcome.add_done_callback(partial(self._on_outcome, handle, batch, started))
 
     def _on_outcome(

@@ -12,13 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clipper.frontend.clipper_api.query_api import ClipperQueryApi
 from clipper.frontend.oip.rest import V2RestApi
 from clipper.http.cors import CorsPolicy
 from clipper.http.reply import Headers, send_reply
 from clipper.http.routes import DirectReply, RouteTable
+
+if TYPE_CHECKING:
+    from clipper.tracing.session import QueryTracing
 
 __all__ = ["DIRECT_TARGETS_HELD", "QueryPort"]
 
@@ -38,10 +41,13 @@ class QueryPort:
         clipper_api: ClipperQueryApi,
         oip_rest: V2RestApi | None = None,
         cors: CorsPolicy | None = None,
+        tracing: QueryTracing | None = None,
     ) -> None:
         groups = [clipper_api.routes()]
         if oip_rest is not None:
             groups.append(oip_rest.routes())
+        if tracing is not None:  # wrapped once here: tracing off adds nothing per request
+            groups = [tracing.wrap_group(group) for group in groups]
         self.routes = RouteTable(groups)
         self._cors = cors  # None: CORS off, nothing on the hot path
         self._direct_targets: dict[bytes, DirectCall] = {}  # request target -> its handler

@@ -16,8 +16,9 @@ from clipper.core.process_memory import pause_collector, resume_collector
 from clipper.server import ClipperServer
 
 # Loaded when a feature needs them, never to become ready: building model environments
-# (packaging), `clipper dashboard --open` (webbrowser), WebSockets, which no app has.
-NOT_AT_START = ("packaging", "webbrowser", "websockets")
+# (packaging), `clipper dashboard --open` (webbrowser), WebSockets, which no app has,
+# OpenTelemetry (only with otel_endpoint set).
+NOT_AT_START = ("packaging", "webbrowser", "websockets", "opentelemetry")
 
 
 def modules_after(script: str) -> set[str]:

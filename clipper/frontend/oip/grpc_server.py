@@ -14,7 +14,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import numpy as np
@@ -36,6 +36,9 @@ from clipper.frontend.oip.rest_codec import binary_data, check_shape
 from clipper.frontend.oip.service import InferenceService
 from clipper.http.errors import error_row
 from clipper.security.auth import QueryTokenGuard
+
+if TYPE_CHECKING:
+    from clipper.tracing.session import QueryTracing
 
 __all__ = [
     "GrpcConnectionLimits",
@@ -249,9 +252,10 @@ async def start_grpc(
     guard: QueryTokenGuard | None = None,
     tls: tuple[Path, Path] | None = None,
     connections: GrpcConnectionLimits | None = None,
+    tracing: QueryTracing | None = None,
 ) -> grpc.aio.Server | None:
-    """Serve gRPC on `host:port`, over TLS with `tls` = (certificate, key) files;
-    None (logged) when the port cannot be bound."""
+    """Serve gRPC on `host:port`, over TLS with `tls` = (certificate, key) files, its
+    ModelInfer traced by `tracing` when given; None (logged) when the port cannot be bound."""
     connections = connections if connections is not None else GrpcConnectionLimits()
     server = grpc.aio.server(
         options=[
@@ -262,6 +266,8 @@ async def start_grpc(
         ]
     )
     servicer = InferenceServicer(service, limits, guard)
+    if tracing is not None:  # ModelInfer traced when sampled; nothing added when off
+        servicer.ModelInfer = tracing.wrap_grpc("ModelInfer", servicer.ModelInfer)  # type: ignore[method-assign,assignment]
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
     address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:

@@ -25,6 +25,8 @@ CHOSEN: dict[str, Any] = {
     "admin_token": SecretStr("s3cret-token"),
     "replica_memory_limit": "2147483648",
     "gpus": '[{"name": "fake-a100", "memory": 40000000000}, {}]',
+    "otel_protocol": "grpc",
+    "otel_sample_ratio": 0.25,
 }
 
 

@@ -1,0 +1,45 @@
+"""OpenTelemetry traces of the query path (issue 25): off unless `otel_endpoint` is set.
+
+Layering: `tracing` sits above `http`, `payloads` and the data plane, below the query
+surfaces (frontend/), which take its wrappers; the server composes it. Nothing here imports
+OpenTelemetry until `open_tracing` is called with an endpoint: a server without one never
+loads it, and its query path pays nothing (the wrappers are not installed at all).
+
+    session.py       QueryTracing: sampling, the surfaces' wrappers, the exporter's life
+    requests.py      RequestTrace: one sampled request's span and its decode/reply children
+    computations.py  the traced computation table and batch hook: model, queue, batch spans
+    provider.py      the TracerProvider, BatchSpanProcessor and OTLP exporter (imports otel)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from clipper.core.config import Settings
+    from clipper.dataplane.dataplane import DataPlane
+    from clipper.tracing.session import QueryTracing
+
+__all__ = ["DEFAULT_SAMPLE_RATIO", "open_tracing"]
+
+DEFAULT_SAMPLE_RATIO = 0.01
+"""The share of queries traced when an endpoint is set and `otel_sample_ratio` is not."""
+
+
+def open_tracing(settings: Settings, dataplane: DataPlane) -> QueryTracing | None:
+    """The server's tracing, exporting to `settings.otel_endpoint` (its computations traced
+    from now on); None, with nothing imported, when no endpoint is set."""
+    if not settings.otel_endpoint:
+        return None
+    from clipper.tracing.provider import open_provider
+    from clipper.tracing.session import QueryTracing
+
+    provider = open_provider(
+        settings.otel_endpoint,
+        settings.otel_protocol,
+        settings.otel_service_name,
+        settings.cluster_name,
+        settings.otel_export_delay_s,
+    )
+    ratio = settings.otel_sample_ratio
+    return QueryTracing(provider, DEFAULT_SAMPLE_RATIO if ratio is None else ratio, dataplane)
