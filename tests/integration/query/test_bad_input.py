@@ -378,3 +378,14 @@ def test_every_query_still_answers_after_bad_input(
         "lonely",
         "m",
     ]
+
+
+def test_get_on_a_predict_route_is_405_naming_post(
+    http: httpx.Client, server: ServerHandle
+) -> None:
+    """Issue 21, item 7: a browser's address bar asks with GET; the answer says to POST."""
+    response = http.get(f"{server.query_url}/m/predict")
+
+    assert (response.status_code, response.headers["allow"]) == (405, "POST")
+    assert response.headers["content-type"].startswith("application/json")
+    assert "code" in response.json()
