@@ -147,6 +147,14 @@ class _Request:
         self.keep_alive = True
 
 
+class _NoCallbacks:
+    """The callbacks of a closed connection's parser: none."""
+
+
+_CLOSED_PARSER = httptools.HttpRequestParser(_NoCallbacks())
+"""What a closed connection holds instead of its parser (nothing feeds it)."""
+
+
 class Http11Protocol(asyncio.BufferedProtocol):
     """One client connection."""
 
@@ -209,6 +217,11 @@ class Http11Protocol(asyncio.BufferedProtocol):
                 request.body.clear()
             self._connections.bodies.release(self._reserved)
             self._reserved = 0
+        # The parser and the transport refer back to this protocol: without these cycles it
+        # is freed when its last handler ends, not at the next full collection, which an
+        # idle server may not run for a long while (a flood of connections stayed in memory).
+        self._parser = _CLOSED_PARSER
+        self._transport = None
 
     # -- clipper.http.connection_gate.GatedConnection -------------------------------------
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import uvloop
 
-from clipper.http.http11 import LARGE_BODY_BYTES, serve_http11
+from clipper.http.http11 import LARGE_BODY_BYTES, Http11Protocol, serve_http11
 from clipper.http.uvicorn_host import bind_socket
 
 
@@ -219,3 +220,22 @@ def test_large_bodies_on_uvloop_too() -> None:
             await test_answers_a_request(port)
 
     uvloop.run(scenario())
+
+
+async def test_a_closed_connection_is_freed_without_the_cycle_collector(port: int) -> None:
+    """Issue 28: an idle server may not run a full collection for a long while, so a
+    connection must not outlive its close in a reference cycle (parser and transport both
+    refer back to it): a flood of connections otherwise stayed in memory, flood after flood."""
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(20):
+            assert await exchange(port, post("/x", b"hi"))  # answered, then closed
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)  # idle, then gone
+        writer.close()
+        await asyncio.sleep(0.2)  # the server sees every close
+        alive = [o for o in gc.get_objects() if isinstance(o, Http11Protocol)]
+    finally:
+        gc.enable()
+
+    assert alive == []
