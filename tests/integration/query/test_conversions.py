@@ -139,6 +139,22 @@ def test_a_gzip_transfer_coding_is_refused_on_the_admin_port(server: ServerHandl
     ) % (name.encode(), value.encode())
     with socket.create_connection(("127.0.0.1", server.admin_port), timeout=10) as sock:
         sock.sendall(request)
-        answer = sock.recv(65536)
+        answer = _whole_reply(sock)
     assert answer.startswith(b"HTTP/1.1 400"), answer
     assert b'"code":"InvalidRequest"' in answer or b'"code":"InvalidInput"' in answer, answer
+
+
+def _whole_reply(sock: socket.socket) -> bytes:
+    """One HTTP reply with a content-length, read whole (its head and body may come in
+    separate segments)."""
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += sock.recv(65536) or b"\r\n\r\n"
+    head, _, body = answer.partition(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
