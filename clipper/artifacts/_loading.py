@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import platform
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ __all__ = [
     "Loader",
     "ModelLoadError",
     "PredictFunction",
+    "StreamFunction",
     "artifact_file",
     "as_batch_function",
     "check_pickle_environment",
@@ -73,7 +74,10 @@ def read_pickle(file: Path, metadata: dict[str, Any]) -> Any:
 
 def as_batch_function(func: Callable[..., Any]) -> PredictFunction:
     """`func` itself, or for an `async def` a function that runs it to completion on the
-    worker's own event loop (one loop per worker, kept across batches)."""
+    worker's own event loop (one loop per worker, kept across batches); a generator or an
+    async generator function is a streaming model (`StreamFunction`)."""
+    if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+        return StreamFunction(func)
     if not inspect.iscoroutinefunction(func):
         return func
     return _AsyncBatchFunction(func)
@@ -92,6 +96,46 @@ class _AsyncBatchFunction:
     def __del__(self) -> None:
         if not self._loop.is_running():
             self._loop.close()
+
+
+class StreamFunction:
+    """A streaming model: called with a list of ONE input, it returns an iterator over
+    that input's pieces (an async generator is stepped on an event loop of its own).
+
+    The worker calls it once per input of a batch and steps the iterators in turn, one
+    piece each (see clipper.worker.streaming); `streaming` tells it apart."""
+
+    streaming = True
+
+    def __init__(self, func: Callable[[list[Any]], Any]) -> None:
+        self._func = func
+        self._loop: asyncio.AbstractEventLoop | None = None
+        if inspect.isasyncgenfunction(func):
+            self._loop = asyncio.new_event_loop()
+
+    def __call__(self, inputs: list[Any]) -> Iterator[Any]:
+        """The pieces of `inputs[0]`, in order."""
+        if self._loop is None:
+            return iter(self._func(inputs))
+        return _stepped(self._loop, self._func(inputs))
+
+    def __del__(self) -> None:
+        if self._loop is not None and not self._loop.is_running():
+            self._loop.close()
+
+
+def _stepped(loop: asyncio.AbstractEventLoop, pieces: AsyncIterator[Any]) -> Iterator[Any]:
+    """An async generator's pieces, each awaited on `loop`; closing this closes it."""
+    try:
+        while True:
+            try:
+                yield loop.run_until_complete(pieces.__anext__())
+            except StopAsyncIteration:
+                return
+    finally:
+        aclose = getattr(pieces, "aclose", None)
+        if aclose is not None:
+            loop.run_until_complete(aclose())
 
 
 def stack_inputs(inputs: list[Any]) -> Any:

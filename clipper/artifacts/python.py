@@ -120,9 +120,12 @@ def directory_artifact(
 
 def model_object_function(model: Any, data_path: Path | None) -> PredictFunction:
     """The batch function of a model class or instance: instantiate a class with no
-    arguments, call `load(data_path)` once if it has one, then `predict` per batch."""
+    arguments, call `load(data_path)` once if it has one, then `predict` per batch (its
+    `stream` generator instead, when it has one: a streaming model)."""
     instance = model() if isinstance(model, type) else model
-    predict = getattr(instance, "predict", None)
+    predict = getattr(instance, "stream", None)
+    if not callable(predict):
+        predict = getattr(instance, "predict", None)
     if not callable(predict):
         raise ModelLoadError(f"{type(instance).__name__} has no predict(self, inputs) method")
     load = getattr(instance, "load", None)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Collection, Coroutine, Iterator, Mapping
 from functools import partial
 from typing import Any
 
+from clipper.batching.queue import PendingQuery
 from clipper.core.exceptions import ModelNotFound, Overloaded, UnknownApplication, UnknownVersion
 from clipper.core.outputs import parse_output_string
 from clipper.core.records import AppRecord, ModelVersionRecord, RegistrySnapshot
@@ -39,6 +40,7 @@ from clipper.dataplane.query_log import QueryLog
 from clipper.dataplane.rollout_path import RolloutPath, SplitRoute
 from clipper.dataplane.rollout_split import RolloutSplit
 from clipper.dataplane.routes import AppRoute, build_routes, transient_route
+from clipper.dataplane.streams import PieceStream
 from clipper.metrics.server_metrics import PolicySample, ServerMetrics
 from clipper.rpc.protocol import Register
 from clipper.rpc.server import WorkerChannel
@@ -51,6 +53,7 @@ __all__ = [
     "DataPlane",
     "FeedbackRequest",
     "ModelRef",
+    "PieceStream",
     "Prediction",
     "slo_missed",
 ]
@@ -391,6 +394,30 @@ class DataPlane:
         if serving is None:
             return [self._default(target, NO_MODELS) for _ in buffers]  # type: ignore[arg-type]
         return self._start_on(serving, use_cache, target, show_errors, buffers, deadline, then)  # type: ignore[arg-type]
+
+    def stream(
+        self, app_name: str, buffer: InputBuffer, version: str | None, deadline: float
+    ) -> PieceStream | Prediction | None:
+        """One input of an app as a stream of pieces (see clipper.dataplane.streams), by
+        the direct path: a Prediction when answered at once (no model, refused), None for
+        an app whose queries take a route (a policy, a pipeline, a rollout: ask `predict`)."""
+        app = self._snapshot.apps.get(app_name)
+        if app is None:
+            raise UnknownApplication(f"No application named {app_name!r}")
+        if version is None and (app_name in self._routes or app_name in self._split_apps):
+            return None
+        serving = self.resolve_model(app, version)
+        if serving is None:
+            return self._default(app_name, NO_MODELS)
+        queued = len(serving.queue)
+        if not serving.admission.admits(queued, deadline):
+            return self._refused(serving, app_name, queued)[0]
+        query_id = next(self._query_ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        answer = partial(self._answer, app_name, serving, app.show_model_errors, query_id, future)
+        stream = PieceStream(serving, query_id, deadline, future, answer, self._clock)
+        serving.submit_one(PendingQuery(query_id, buffer, deadline, future))
+        return stream
 
     def _model_serving(self, model_name: str, version: str | None) -> ModelServing:
         """The serving of a model version asked by name (None: the current version)."""

@@ -36,6 +36,8 @@ log = logging.getLogger("clipper.dataplane")
 Clock = Callable[[], float]
 BatchHook = Callable[[ModelId, int, list[PendingQuery], "asyncio.Future[BatchOutcome]"], None]
 """Told of each batch sent: (version, replica, its queries, its outcome); clipper.tracing's."""
+StreamDispatched = Callable[[WorkerChannel, int, int], None]
+"""Told where a streamed query went: (its replica's channel, the batch id, its index)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +131,9 @@ class ModelServing:
         self.on_batch: BatchHook | None = None
         """Set by clipper.tracing while tracing is on: told of each batch before its
         outcome's own callback is added, so it sees the reply before the queries settle."""
+        self.streams: dict[int, StreamDispatched] = {}
+        """Streamed queries queued or in flight, by query id (clipper.dataplane.streams):
+        each is told where its batch went, so that its pieces reach it."""
         self._refresh_admission()
         if metrics is not None:
             metrics.max_queued.set(-1 if policy.max_queued == 0 else policy.max_queued)
@@ -339,9 +344,19 @@ class ModelServing:
         handle.in_flight += 1
         self.admission.free_slots -= 1
         outcome = channel.send_batch(batch_id, frame)
+        if self.streams:  # a streamed query waits: one check per batch, none per query
+            self._tell_streams(channel, batch_id, batch)
         if self.on_batch is not None:  # tracing on: one check per batch, none per query
             self.on_batch(self.model_id, handle.replica_id, batch, outcome)
         outcome.add_done_callback(partial(self._on_outcome, handle, batch, started))
+
+    def _tell_streams(
+        self, channel: WorkerChannel, batch_id: int, batch: list[PendingQuery]
+    ) -> None:
+        for index, query in enumerate(batch):
+            dispatched = self.streams.get(query.query_id)
+            if dispatched is not None:
+                dispatched(channel, batch_id, index)
 
     def _on_outcome(
         self,

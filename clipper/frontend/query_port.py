@@ -15,9 +15,10 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from clipper.frontend.clipper_api.query_api import ClipperQueryApi
+from clipper.frontend.clipper_api.streaming import wants_stream
 from clipper.frontend.oip.rest import V2RestApi
 from clipper.http.cors import CorsPolicy
-from clipper.http.reply import Headers, send_reply
+from clipper.http.reply import Headers, StreamedReply, send_reply, send_streamed
 from clipper.http.routes import DirectReply, RouteTable
 
 if TYPE_CHECKING:
@@ -63,7 +64,11 @@ class QueryPort:
             send = await self._cors.intercept(scope, send)
             if send is None:  # a preflight, answered
                 return
-        await send_reply(send, await self.routes.dispatch(scope, receive))
+        reply = await self.routes.dispatch(scope, receive)
+        if isinstance(reply, StreamedReply):
+            await send_streamed(send, receive, reply)
+        else:
+            await send_reply(send, reply)
 
     def respond(
         self,
@@ -76,8 +81,8 @@ class QueryPort:
         """The lean server's direct path (see clipper.http.http11.DirectRespond): True when
         a route's direct form took the request (it calls `done(reply)` exactly once); False
         (and `done` never called) sends it through the ASGI app."""
-        if method != b"POST" or self._cors is not None:
-            return False
+        if method != b"POST" or self._cors is not None or wants_stream(headers, body):
+            return False  # a streamed reply is sent through the ASGI app
         direct = self._direct_targets.get(url)
         if direct is None:
             direct = self._direct_for(url)

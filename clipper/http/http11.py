@@ -5,7 +5,10 @@ more than the rest of a query (measured in benchmarks/frontend.py), so the query
 speaks HTTP/1.1 here directly: parse with httptools, call the handler with the full body,
 write one response. The handler has the ASGI signature `(scope, receive, send)` so the same
 app also runs on uvicorn (and in tests); only `http.response.start` and one
-`http.response.body` message are expected from it.
+`http.response.body` message are expected from it, except for a streamed reply: one whose
+start has `transfer-encoding: chunked` (Server-Sent Events, clipper.http.reply.SSE_HEADERS)
+is written as it is sent, each body message one chunk. After the body, the handler's
+`receive` waits for the client to go away and then answers `http.disconnect` (as ASGI says).
 
 Invariants: requests on one connection are answered in order, one at a time (reading
 pauses while a request is handled, so a pipelining client cannot queue unbounded work);
@@ -191,6 +194,7 @@ class Http11Protocol(asyncio.BufferedProtocol):
         self._client: tuple[str, int] | None = None
         # what to answer once the queued requests are: the parser refused what followed them
         self._rejection: tuple[int, bytes] | None = None
+        self._lost: asyncio.Future[None] | None = None  # set by a handler that waits for it
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -208,6 +212,8 @@ class Http11Protocol(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """Forget the connection; a handler still running finishes and writes nowhere."""
         self._closing = True
+        if self._lost is not None and not self._lost.done():
+            self._lost.set_result(None)
         self._connections.gate.release(self)
         self._connections.discard(self)
         if self._reserved:  # the bodies go first, so that their memory is free to give back
@@ -456,18 +462,43 @@ class Http11Protocol(asyncio.BufferedProtocol):
             "headers": request.headers,
             "client": self._client,
         }
-        response = _Response()
+        response = _Response(write=self._write_streamed)
+        given = False
 
         async def receive() -> dict[str, Any]:
-            return {"type": "http.request", "body": body, "more_body": False}
+            nonlocal given
+            if not given:
+                given = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            await self._disconnected()
+            return {"type": "http.disconnect"}
 
         try:
             await self._app(scope, receive, response.send)
         except Exception:
             log.exception("unhandled error answering %s %s", scope["method"], path)
+            if response.streamed:  # its head is out: all that can be done is to close
+                self._close()
+                return
             response = _Response.internal_error()
+        if response.streamed:
+            self._answered(keep_alive and not response.unfinished)
+            return
         self._write(response, keep_alive)
         self._answered(keep_alive)
+
+    async def _disconnected(self) -> None:
+        """Return once the connection is lost."""
+        if self._lost is None:
+            self._lost = asyncio.get_running_loop().create_future()
+        if self._closing:
+            return
+        await asyncio.shield(self._lost)
+
+    def _write_streamed(self, data: bytes) -> None:
+        """A streamed reply's bytes (its head, a chunk), written at once."""
+        if self._transport is not None and not self._closing:
+            self._transport.write(data)
 
     def _answered(self, keep_alive: bool) -> None:
         """The current request's response is written: close, or go on with the next."""
@@ -527,29 +558,63 @@ class Http11Protocol(asyncio.BufferedProtocol):
             self._ready.clear()
 
 
+def _drop(data: bytes) -> None:
+    """Where a response that cannot stream would write: nowhere (it never streams)."""
+
+
 class _Response:
     """The ASGI response messages of one request, collected."""
 
-    __slots__ = ("body", "headers", "rest", "status")
+    __slots__ = (
+        "body", "can_stream", "headers", "rest", "status", "streamed", "unfinished", "write",
+    )  # fmt: skip
 
     def __init__(
-        self, status: int = 500, headers: list[tuple[bytes, bytes]] | None = None, body: bytes = b""
+        self,
+        status: int = 500,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        body: bytes = b"",
+        write: Callable[[bytes], None] | None = None,
     ) -> None:
         self.status = status
         self.headers = headers if headers is not None else []
         self.body = body
         self.rest: list[bytes] = []  # body messages after the first, e.g. binary tensors
+        self.can_stream = write is not None
+        self.write = write if write is not None else _drop  # a streamed reply's destination
+        self.streamed = False  # its head is written: body messages are chunks
+        self.unfinished = False  # streamed, and its last chunk not yet sent
 
     async def send(self, message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
+        if self.streamed:
+            self._send_chunk(message)
+        elif message["type"] == "http.response.start":
             self.status = message["status"]
             self.headers = list(message.get("headers", ()))
+            if self.can_stream and (b"transfer-encoding", b"chunked") in self.headers:
+                self._start_streamed()
         elif message["type"] == "http.response.body":
             chunk = message.get("body", b"")
             if self.body and chunk:
                 self.rest.append(chunk)
             else:
                 self.body = self.body or chunk
+
+    def _start_streamed(self) -> None:
+        self.streamed = self.unfinished = True
+        head = [_status_line(self.status)]
+        head.extend(name + b": " + value + b"\r\n" for name, value in self.headers)
+        head.append(b"\r\n")
+        self.write(b"".join(head))
+
+    def _send_chunk(self, message: dict[str, Any]) -> None:
+        """One body message of a streamed reply, as a chunk; the last one ends it."""
+        chunk = message.get("body", b"")
+        if chunk and self.unfinished:
+            self.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        if not message.get("more_body", False) and self.unfinished:
+            self.unfinished = False
+            self.write(b"0\r\n\r\n")
 
     @classmethod
     def internal_error(cls) -> _Response:

@@ -1,4 +1,4 @@
-"""The worker RPC protocol, version 2: frames <-> messages, no I/O.
+"""The worker RPC protocol, version 3: frames <-> messages, no I/O.
 
 A frame is `>II` (header length, body length), a msgpack header (a map with key "t" naming
 the message type), then a body of raw bytes. Batch requests carry the inputs in the body,
@@ -25,6 +25,20 @@ Messages (direction, "t", fields):
     worker -> server  "error"     id, error_type, message, traceback
     worker -> server  "heartbeat"
     server -> worker  "shutdown"
+    worker -> server  "piece"     id, index, piece                      (version 3)
+    worker -> server  "end"       id, count, expired                    (version 3)
+    server -> worker  "cancel"    id, index                             (version 3)
+
+Streaming (version 3; the messages above are unchanged from version 2): a worker whose model
+streams (its predict, or its `stream` method, is a generator or an async generator) answers a
+batch with `piece` messages as the model yields them, `index` naming the batch input a piece
+belongs to (a JSON-compatible value), then one `end` (`count` the batch's inputs, `expired`
+those skipped because their deadline passed), or an `error` that ends the batch (the pieces
+sent before it stand). The server may send `cancel` for an input of a batch still streaming:
+the worker stops iterating that input's generator before its next step (`index` -1: every
+input of the batch). A cancel for a batch already answered is ignored. The server turns a
+streamed batch into a `reply` of its own whose outputs are each input's pieces joined
+(`join_pieces`), so a non-streaming query to a streaming model gets one output.
 
 A connection's first message must be a register carrying the cluster's worker secret
 (`clipper.rpc.secret`); the server refuses and closes any other. Until then it reads frames
@@ -54,17 +68,21 @@ __all__ = [
     "FRAME_PREFIX",
     "PROTOCOL_VERSION",
     "RECEIVE_CHUNK_BYTES",
+    "SUPPORTED_PROTOCOLS",
     "UNSERIALISABLE_OUTPUT",
     "WORKER_ERROR_TYPES",
     "Batch",
     "BatchError",
     "BatchReply",
+    "Cancel",
     "FrameDecoder",
     "Heartbeat",
     "Message",
     "Refused",
     "Register",
     "Shutdown",
+    "StreamEnd",
+    "StreamPiece",
     "Welcome",
     "decode_inputs",
     "decode_tensor_row",
@@ -72,9 +90,12 @@ __all__ = [
     "encode_message",
     "encode_reply_parts",
     "encode_tensor_row",
+    "join_pieces",
 ]
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
+SUPPORTED_PROTOCOLS = frozenset({2, 3})
+"""What a server admits: a version-2 worker never streams, and needs nothing else."""
 FRAME_PREFIX = struct.Struct(">II")
 MAX_FRAME_BYTES = 1 << 31
 RECEIVE_CHUNK_BYTES = 256 * 1024  # both ends read small frames through a reused chunk
@@ -153,7 +174,43 @@ class Shutdown:
     """The worker should exit."""
 
 
-Message = Register | Welcome | Refused | Batch | BatchReply | BatchError | Heartbeat | Shutdown
+@dataclass(frozen=True, slots=True)
+class StreamPiece:
+    """One piece a streaming model yielded for input `index` of batch `id`."""
+
+    id: int
+    index: int
+    piece: Any
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
+    """Every input of a streamed batch of `count` inputs is done (or `expired`)."""
+
+    id: int
+    count: int
+    expired: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """Stop streaming input `index` of batch `id` (-1: all of its inputs)."""
+
+    id: int
+    index: int = -1
+
+
+def join_pieces(pieces: list[Any]) -> Any:
+    """One input's streamed pieces as one output: strings concatenated, else the list."""
+    if pieces and all(isinstance(piece, str) for piece in pieces):
+        return "".join(pieces)
+    return pieces
+
+
+Message = (
+    Register | Welcome | Refused | Batch | BatchReply | BatchError | Heartbeat | Shutdown
+    | StreamPiece | StreamEnd | Cancel
+)  # fmt: skip
 
 _TYPE_NAMES: dict[type[Any], str] = {
     Register: "register",
@@ -164,6 +221,9 @@ _TYPE_NAMES: dict[type[Any], str] = {
     BatchError: "error",
     Heartbeat: "heartbeat",
     Shutdown: "shutdown",
+    StreamPiece: "piece",
+    StreamEnd: "end",
+    Cancel: "cancel",
 }
 _TYPES_BY_NAME = {name: cls for cls, name in _TYPE_NAMES.items()}
 _packer_options = {"use_bin_type": True}

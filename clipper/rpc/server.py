@@ -30,20 +30,26 @@ from clipper.rpc.protocol import (
     MAX_FRAME_BYTES,
     PROTOCOL_VERSION,
     RECEIVE_CHUNK_BYTES,
+    SUPPORTED_PROTOCOLS,
     BatchError,
     BatchReply,
+    Cancel,
     FrameDecoder,
     Heartbeat,
     Message,
     Refused,
     Register,
     Shutdown,
+    StreamEnd,
+    StreamPiece,
     Welcome,
     encode_message,
+    join_pieces,
 )
 
 __all__ = [
     "BatchOutcome",
+    "PieceSink",
     "RegisterHandler",
     "WorkerChannel",
     "start_rpc_listener",
@@ -54,6 +60,8 @@ log = logging.getLogger("clipper.rpc")
 outsider_log = RateLimitedLog(log)  # lines any client can cause, rate-limited
 
 BatchOutcome = BatchReply | BatchError
+PieceSink = Callable[[Any], None]
+"""Told of each piece a streaming model yields for one input of a batch, as it arrives."""
 # Called with a registration; returns None to accept it or a reason to refuse it.
 RegisterHandler = Callable[["WorkerChannel", Register], str | None]
 Authenticator = Callable[[Register], str | None]
@@ -108,6 +116,9 @@ class WorkerChannel(asyncio.BufferedProtocol):
         self._transport: asyncio.Transport | None = None
         self._pending: dict[int, asyncio.Future[BatchOutcome]] = {}
         self._batch_ids = itertools.count(1)
+        # Streamed batches: batch id -> {input index: its sink}, and -> {index: pieces so far}
+        self._sinks: dict[int, dict[int, PieceSink]] = {}
+        self._pieces: dict[int, dict[int, list[Any]]] = {}
         self.registration: Register | None = None
         self.last_seen = time.monotonic()
         self.closed = False
@@ -183,8 +194,15 @@ class WorkerChannel(asyncio.BufferedProtocol):
             raise RpcError(f"{type(message).__name__} before registering")
         if isinstance(message, (BatchReply, BatchError)):
             future = self._pending.pop(message.id, None)
+            if self._sinks or self._pieces:  # a streamed batch's end, or its error
+                self._sinks.pop(message.id, None)
+                self._pieces.pop(message.id, None)
             if future is not None and not future.done():
                 future.set_result(message)
+        elif isinstance(message, StreamPiece):
+            self._piece(message)
+        elif isinstance(message, StreamEnd):
+            self._stream_end(message)
         elif isinstance(message, Register):
             self._register(message)
         elif not isinstance(message, Heartbeat):
@@ -200,7 +218,7 @@ class WorkerChannel(asyncio.BufferedProtocol):
                                  f"{message.model}:{message.version}:{message.replica}",
                                  self._peer(), refusal)  # fmt: skip
             reason = refusal
-        elif message.protocol != PROTOCOL_VERSION:
+        elif message.protocol not in SUPPORTED_PROTOCOLS:
             reason = f"protocol {message.protocol} unsupported; server speaks {PROTOCOL_VERSION}"
         else:
             self.registration = message
@@ -233,6 +251,38 @@ class WorkerChannel(asyncio.BufferedProtocol):
         self._write(frame)
         return future
 
+    def listen(self, batch_id: int, index: int, sink: PieceSink) -> None:
+        """Have `sink` told of each piece of input `index` of a batch sent (streaming)."""
+        self._sinks.setdefault(batch_id, {})[index] = sink
+
+    def cancel(self, batch_id: int, index: int = -1) -> None:
+        """Ask the worker to stop streaming an input of a batch in flight (-1: all)."""
+        sinks = self._sinks.get(batch_id, {})
+        if index == -1:
+            sinks.clear()
+        sinks.pop(index, None)
+        if batch_id in self._pending:
+            self._write(encode_message(Cancel(batch_id, index)))
+
+    def _piece(self, message: StreamPiece) -> None:
+        """Keep a streamed piece for the batch's reply; hand it to its sink, if any."""
+        if message.id not in self._pending:
+            return  # a piece of a batch answered already (cancelled, or a broken worker)
+        self._pieces.setdefault(message.id, {}).setdefault(message.index, []).append(message.piece)
+        sink = self._sinks.get(message.id, {}).get(message.index)
+        if sink is not None:
+            sink(message.piece)
+
+    def _stream_end(self, message: StreamEnd) -> None:
+        """A streamed batch is done: answer it as a reply of each input's pieces joined."""
+        pieces = self._pieces.get(message.id, {})
+        expired = set(message.expired)
+        outputs = [
+            join_pieces(pieces.get(index, [])) for index in range(message.count)
+            if index not in expired
+        ]  # fmt: skip
+        self._route(BatchReply(message.id, outputs, sorted(expired)))
+
     @property
     def name(self) -> str:
         """`model:version:replica`, or `unregistered`."""
@@ -261,6 +311,8 @@ class WorkerChannel(asyncio.BufferedProtocol):
         if self._register_timer is not None:
             self._register_timer.cancel()
         pending, self._pending = self._pending, {}
+        self._sinks.clear()
+        self._pieces.clear()
         for future in pending.values():
             if not future.done():
                 future.set_exception(

@@ -138,6 +138,25 @@ class WorkerConnection:
                 self._ready.extend(decoder.received(size))
         return self._ready.pop(0)
 
+    def poll(self) -> Message | None:
+        """The next message if one is already here, else None at once (never blocks; a
+        closed connection reads as None too, and the next `receive` sees it)."""
+        if self._ready:
+            return self._ready.pop(0)
+        frame = self._decoder.receive_view()
+        target = self._chunk if frame is None else frame
+        try:
+            size = self._sock.recv_into(target, 0, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError, ConnectionError):
+            return None
+        if not size:
+            return None
+        if frame is None:
+            self._ready.extend(self._decoder.feed(self._chunk[:size]))
+        else:
+            self._ready.extend(self._decoder.received(size))
+        return self._ready.pop(0) if self._ready else None
+
     def _receive_spinning(self, target: memoryview) -> int | None:
         """Poll for up to `spin_s` before blocking; None when nothing came in that time."""
         deadline = time.perf_counter() + self.spin_s

@@ -23,6 +23,7 @@ from clipper.rpc.protocol import (
     BatchError,
     BatchReply,
     Heartbeat,
+    Message,
     Refused,
     Register,
     Shutdown,
@@ -34,6 +35,7 @@ from clipper.rpc.protocol import (
 from clipper.worker.batch import WrongNumberOfOutputs, checked_outputs, wire_outputs
 from clipper.worker.connection import WorkerConnection
 from clipper.worker.rlimits import MEMORY_LIMIT_EXCEEDED, MEMORY_LIMIT_EXIT_CODE
+from clipper.worker.streaming import StreamRun, is_streaming
 
 __all__ = ["ReplicaSpec", "serve"]
 
@@ -133,9 +135,19 @@ def serve(
         return 3
     last_beat = time.monotonic()
     connection.spin_s = spin_s
+    streaming = is_streaming(predict)
+    deferred: list[Message] = []  # batches that came while a batch streamed
     while True:
-        message = connection.receive(timeout_s=heartbeat_interval_s)
-        if isinstance(message, Batch):
+        if deferred:
+            message: Message | None = deferred.pop(0)
+        else:
+            message = connection.receive(timeout_s=heartbeat_interval_s)
+        if isinstance(message, Batch) and streaming:
+            run = StreamRun(connection, heartbeat_interval_s, deferred)
+            run.run(predict, spec.input_type, message)
+            if run.shutdown:
+                return 0
+        elif isinstance(message, Batch):
             reply = _run_batch(predict, spec.input_type, message)
             connection.send_parts(_encode_reply(reply))
             if spec.memory_limited and _out_of_memory(reply):

@@ -1,7 +1,9 @@
 """Clipper's query API on the query port: its routes, and the direct form of predict that
 the lean HTTP server calls without ASGI messages or a task (see clipper.http.routes).
 
-    POST /{app}/predict   a prediction (Clipper's body: `input` or `input_batch`)
+    POST /{app}/predict   a prediction (Clipper's body: `input` or `input_batch`); with
+                          `"stream": true` or `Accept: text/event-stream`, Server-Sent
+                          Events (clipper.frontend.clipper_api.streaming)
     POST /{app}/update    feedback for the app's selection policy
     GET  /{app}/ready     the app's readiness (200, or 503)
     GET  /healthz         liveness;  GET /readyz  readiness of every app
@@ -23,6 +25,7 @@ from clipper.core.outputs import dumps_outputs
 from clipper.dataplane.answers import observe_answers
 from clipper.dataplane.dataplane import SLO_MISSED, Answers, DataPlane, Prediction, slo_missed
 from clipper.frontend.clipper_api.feedback import decode_update_request, logged_feedback
+from clipper.frontend.clipper_api.streaming import streamed_reply, wants_stream
 from clipper.frontend.error_replies import clipper_error_reply, error_headers
 from clipper.http.errors import error_body, error_row
 from clipper.http.reply import Headers, Reply
@@ -118,6 +121,10 @@ class ClipperQueryApi:
         started = time.monotonic()
         predict, budget_us = self._decode(app_name, body, request.headers)
         deadline = started + budget_us / 1e6
+        if wants_stream(request.headers, body):
+            whole = partial(self._predict_body, app_name, predict, started=started,
+                            budget_us=budget_us)  # fmt: skip
+            return streamed_reply(self._dataplane, app_name, predict, deadline, whole)
         predictions = await self._dataplane.predict(
             app_name, predict.buffers, predict.version, deadline, predict.uid
         )

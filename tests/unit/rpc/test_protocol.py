@@ -269,3 +269,13 @@ def test_a_large_frame_received_straight_into_its_buffer_decodes_like_a_fed_one(
     np.testing.assert_array_equal(reply.outputs[0], body)
     assert decoder.receive_view() is None
     assert decoder.feed(encode_message(Heartbeat())) == [Heartbeat()]
+
+
+def test_stream_messages_round_trip() -> None:
+    from clipper.rpc.protocol import Cancel, StreamEnd, StreamPiece, join_pieces
+
+    messages: list[Any] = [StreamPiece(3, 0, "hel"), StreamEnd(3, 2, [1]), Cancel(3, 0), Cancel(4)]
+    decoder = FrameDecoder()
+    assert decoder.feed(b"".join(encode_message(m) for m in messages)) == messages
+    assert join_pieces(["a", "b"]) == "ab"
+    assert join_pieces([1, 2]) == [1, 2]

@@ -1,0 +1,94 @@
+"""Streamed predictions of Clipper's REST API: Server-Sent Events.
+
+`POST /{app}/predict` with `"stream": true` in its body, or an `Accept` header naming
+`text/event-stream`, is answered with Server-Sent Events: one `data:` event per piece the
+model yields (the piece as JSON), as it arrives, then one `event: end` whose data is the
+usual reply (`query_id`, `output`: the pieces joined, `default`, `models`, ...). The SLO
+bounds the time to the first piece: when none came by then the stream's only event is the
+`end` event with the default output (`default: true`). A model that does not stream, an
+`input_batch`, or an app whose queries take a route (a policy, a pipeline, a rollout) is
+answered the same way with one `end` event holding the whole reply.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+
+import orjson
+
+from clipper.core.inputs import PredictRequest
+from clipper.core.outputs import dumps_outputs
+from clipper.dataplane.dataplane import DataPlane, PieceStream, Prediction
+from clipper.http.reply import Headers, StreamedReply
+
+__all__ = ["event", "streamed_reply", "wants_stream"]
+
+_EVENT_STREAM = b"text/event-stream"
+_STREAM_KEY = b'"stream"'
+
+WholeReply = Callable[[list[Prediction]], bytes]
+"""The JSON reply of a request's answers (Clipper's body), for the `end` event."""
+
+
+def wants_stream(headers: Headers, body: bytes) -> bool:
+    """Whether a predict request asks for Server-Sent Events (see the module's docstring)."""
+    for name, value in headers:
+        if name == b"accept" and _EVENT_STREAM in value:
+            return True
+    if _STREAM_KEY not in body:
+        return False
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return False  # the plain path answers the malformed body
+    return isinstance(parsed, dict) and parsed.get("stream") is True
+
+
+def event(data: bytes, name: str = "") -> bytes:
+    """One Server-Sent Event (`data` is one line of JSON)."""
+    head = f"event: {name}\n".encode() if name else b""
+    return b"%sdata: %s\n\n" % (head, data)
+
+
+def streamed_reply(
+    dataplane: DataPlane,
+    app_name: str,
+    request: PredictRequest,
+    deadline: float,
+    whole_reply: WholeReply,
+) -> StreamedReply:
+    """The SSE reply of a streamed predict request."""
+    stream: PieceStream | Prediction | None = None
+    if not request.is_batch:
+        stream = dataplane.stream(app_name, request.buffers[0], request.version, deadline)
+    if isinstance(stream, PieceStream):
+        return StreamedReply(_events(stream, whole_reply), stream.cancel)
+    answered = [stream] if isinstance(stream, Prediction) else None
+    return StreamedReply(_whole(dataplane, app_name, request, deadline, answered, whole_reply),
+                         _nothing)  # fmt: skip
+
+
+async def _events(stream: PieceStream, whole_reply: WholeReply) -> AsyncIterator[bytes]:
+    async for piece in stream.pieces():
+        yield event(dumps_outputs(piece))
+    yield event(whole_reply([stream.answer()]), "end")
+
+
+async def _whole(
+    dataplane: DataPlane,
+    app_name: str,
+    request: PredictRequest,
+    deadline: float,
+    answered: list[Prediction] | None,
+    whole_reply: WholeReply,
+) -> AsyncIterator[bytes]:
+    """One `end` event: the request answered as a plain predict would be."""
+    if answered is None:
+        answered = await dataplane.predict(
+            app_name, request.buffers, request.version, deadline, request.uid
+        )
+    yield event(whole_reply(answered), "end")
+
+
+def _nothing() -> None:
+    """Nothing to stop when a whole reply's client goes away."""
