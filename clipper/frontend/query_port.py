@@ -15,7 +15,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from clipper.frontend.clipper_api.query_api import ClipperQueryApi
-from clipper.frontend.clipper_api.streaming import wants_stream
+from clipper.frontend.clipper_api.streaming import asks_stream
 from clipper.frontend.oip.rest import V2RestApi
 from clipper.http.cors import CorsPolicy
 from clipper.http.reply import Headers, StreamedReply, send_reply, send_streamed
@@ -81,8 +81,9 @@ class QueryPort:
         """The lean server's direct path (see clipper.http.http11.DirectRespond): True when
         a route's direct form took the request (it calls `done(reply)` exactly once); False
         (and `done` never called) sends it through the ASGI app."""
-        if method != b"POST" or self._cors is not None or wants_stream(headers, body):
-            return False  # a streamed reply is sent through the ASGI app
+        if method != b"POST" or self._cors is not None or asks_stream(body):
+            return False  # a streamed reply is sent through the ASGI app (the lean server
+            # sends one asked for by `Accept: text/event-stream` there by itself)
         direct = self._direct_targets.get(url)
         if direct is None:
             direct = self._direct_for(url)

@@ -132,6 +132,7 @@ def _status_line(status: int) -> bytes:
     return line if line is not None else f"HTTP/1.1 {status} Status\r\n".encode()
 
 
+_EVENT_STREAM = b"text/event-stream"
 LARGE_BODY_BYTES = 1 << 18
 SCRATCH_BYTES = 1 << 18
 
@@ -139,13 +140,14 @@ SCRATCH_BYTES = 1 << 18
 class _Request:
     """What the parser collected for one request."""
 
-    __slots__ = ("body", "headers", "keep_alive", "method", "too_large", "url")
+    __slots__ = ("body", "event_stream", "headers", "keep_alive", "method", "too_large", "url")
 
     def __init__(self) -> None:
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.body: list[Body] = []
         self.too_large = False
+        self.event_stream = False  # `Accept: text/event-stream`: the reply is streamed
         self.method = b""
         self.keep_alive = True
 
@@ -350,6 +352,8 @@ class Http11Protocol(asyncio.BufferedProtocol):
                 self._body_limit = min(LARGE_BODY_BYTES, self._max_body_bytes)
             elif name == b"expect":
                 expects_continue |= value.lower() == b"100-continue"
+            elif name == b"accept" and _EVENT_STREAM in value:
+                request.event_stream = True
         if request.too_large:  # refused before its body is read
             raise _Rejected(413, _ERROR_BODY_413)
         if expects_continue and self._transport is not None:
@@ -427,7 +431,8 @@ class Http11Protocol(asyncio.BufferedProtocol):
         self._keep_alive = keep_alive = request.keep_alive
         body = request.body[0] if len(request.body) == 1 else b"".join(request.body)
         respond = self._respond
-        if respond is not None:  # the app's direct path (see `DirectRespond`)
+        if respond is not None and not request.event_stream:  # the app's direct path (see
+            # `DirectRespond`: a whole body at once, so never for a client asking for events)
             try:
                 if respond(request.method, request.url, request.headers, body, self._answer):
                     return

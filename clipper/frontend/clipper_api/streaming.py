@@ -21,7 +21,7 @@ from clipper.core.outputs import dumps_outputs
 from clipper.dataplane.dataplane import DataPlane, PieceStream, Prediction
 from clipper.http.reply import Headers, StreamedReply
 
-__all__ = ["event", "streamed_reply", "wants_stream"]
+__all__ = ["asks_stream", "event", "streamed_reply", "wants_stream"]
 
 _EVENT_STREAM = b"text/event-stream"
 _STREAM_KEY = b'"stream"'
@@ -35,6 +35,11 @@ def wants_stream(headers: Headers, body: bytes) -> bool:
     for name, value in headers:
         if name == b"accept" and _EVENT_STREAM in value:
             return True
+    return asks_stream(body)
+
+
+def asks_stream(body: bytes) -> bool:
+    """Whether a predict request's body asks for Server-Sent Events (`"stream": true`)."""
     if _STREAM_KEY not in body:
         return False
     try:
