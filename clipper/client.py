@@ -542,6 +542,15 @@ class AdminClient(_HttpClient):
         """Skip the rest of the model's running rollout: its new version becomes current."""
         return _as_dict(self._post("promote_rollout", {"model_name": model_name}))
 
+    def pause_rollout(self, model_name: str) -> dict[str, Any]:
+        """Hold the model's running rollout: its split stays, no step advances or is
+        judged, its step's time left is kept (Conflict if paused already)."""
+        return _as_dict(self._post("pause_rollout", {"model_name": model_name}))
+
+    def resume_rollout(self, model_name: str) -> dict[str, Any]:
+        """Go on with the model's paused rollout (Conflict if it is not paused)."""
+        return _as_dict(self._post("resume_rollout", {"model_name": model_name}))
+
     def abort_rollout(self, model_name: str) -> dict[str, Any]:
         """Stop the model's running rollout: all traffic goes back to the current version."""
         return _as_dict(self._post("abort_rollout", {"model_name": model_name}))

@@ -25,7 +25,7 @@ from clipper.control.autoscaling_loop import AutoscalerLoop
 from clipper.control.log_rotation import rotate_logs
 from clipper.control.policies import run_policy_flusher
 from clipper.control.reconciler import Reconciler
-from clipper.control.rollouts import RolloutLoop, resume_rollouts
+from clipper.control.rollouts import RolloutLoop, resume_rollouts, rollout_samples
 from clipper.control.service import ClusterService
 from clipper.control.store import Registry
 from clipper.core.config import Settings
@@ -272,6 +272,8 @@ class ClipperServer:
             rpc_address, environments=self.environments,
         )  # fmt: skip
         self.service.snapshot_listeners.append(self.payloads.apply)
+        service = self.service
+        self.metrics.watch_rollouts(lambda: rollout_samples(service))
         inference = InferenceService(
             self.dataplane, lambda: self.service.snapshot, self.metrics, self.payloads.taps
         )

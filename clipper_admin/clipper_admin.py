@@ -414,6 +414,14 @@ class ClipperConnection:
         """Make the version under rollout current now."""
         return self._admin_api().promote_rollout(lookup_name(name))
 
+    def pause_rollout(self, name: str) -> dict[str, Any]:
+        """Hold the model's rollout where it is (its step's time left kept)."""
+        return self._admin_api().pause_rollout(lookup_name(name))
+
+    def resume_rollout(self, name: str) -> dict[str, Any]:
+        """Go on with the model's paused rollout."""
+        return self._admin_api().resume_rollout(lookup_name(name))
+
     def abort_rollout(self, name: str) -> dict[str, Any]:
         """Stop the model's rollout: all traffic back to the current version."""
         return self._admin_api().abort_rollout(lookup_name(name))

@@ -382,6 +382,7 @@ _HANDLERS: dict[str, Handler] = {
         query_tokens.revoke_query_token, query_tokens.set_app_query_auth,
         rollout_handlers.start_rollout, rollout_handlers.get_rollout,
         rollout_handlers.promote_rollout, rollout_handlers.abort_rollout,
+        rollout_handlers.pause_rollout, rollout_handlers.resume_rollout,
     )
 }  # fmt: skip
 

@@ -26,6 +26,7 @@ from starlette.staticfiles import StaticFiles
 from clipper.admin.dashboard import STATIC_DIR
 from clipper.admin.dashboard.history import SummaryHistory
 from clipper.admin.dashboard.summary import metrics_summary
+from clipper.control import rollouts
 from clipper.control.service import ClusterService
 from clipper.metrics.server_metrics import ServerMetrics
 
@@ -64,8 +65,13 @@ def dashboard_routes(
             "log": await asyncio.to_thread(log_problems, server_log),  # file I/O off the loop
         })  # fmt: skip
 
+    async def running_rollouts(request: Request) -> Response:
+        return _json([rollouts.rollout_status(service, record.model)
+                      for record in service.registry.running_rollouts()])  # fmt: skip
+
     return [
         Route("/", index, methods=["GET"]),
+        Route("/admin/running_rollouts", running_rollouts, methods=["GET", "POST"]),
         Route("/admin/metrics_summary", summary, methods=["GET", "POST"]),
         Route("/admin/metrics_history", summary_history, methods=["GET", "POST"]),
         Route("/admin/recent_errors", recent_errors, methods=["GET", "POST"]),

@@ -152,6 +152,15 @@ OPERATIONS: dict[str, Schema] = {
         "Stop a model's running rollout: all traffic goes back to the current version.",
         {"model_name": _STR}, ["model_name"], _OBJECT_OR_NULL, (409,),
     ),
+    "pause_rollout": _op(
+        "Hold a model's running rollout: its traffic split stays, no step advances or is "
+        "judged, its step's time left is kept (across a restart too).",
+        {"model_name": _STR}, ["model_name"], _OBJECT_OR_NULL, (409,),
+    ),
+    "resume_rollout": _op(
+        "Go on with a paused rollout, with fresh windows and the time its step had left.",
+        {"model_name": _STR}, ["model_name"], _OBJECT_OR_NULL, (409,),
+    ),
     "set_model_version": _op(
         "Make a registered version current once its replicas are ready.",
         {**_MODEL, "ready_timeout_s": _NUM}, _MODEL_REQUIRED, _OBJECT_OR_NULL, (409, 500),

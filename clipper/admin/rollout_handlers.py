@@ -16,7 +16,9 @@ __all__ = [
     "abort_rollout",
     "get_rollout",
     "parse_rollout_field",
+    "pause_rollout",
     "promote_rollout",
+    "resume_rollout",
     "start_rollout",
 ]
 
@@ -58,6 +60,14 @@ async def get_rollout(service: ClusterService, body: Body) -> Any:
 
 async def promote_rollout(service: ClusterService, body: Body) -> Any:
     return await rollouts.promote_rollout(service, required(body, "model_name", str))
+
+
+async def pause_rollout(service: ClusterService, body: Body) -> Any:
+    return await rollouts.pause_rollout(service, required(body, "model_name", str))
+
+
+async def resume_rollout(service: ClusterService, body: Body) -> Any:
+    return await rollouts.resume_rollout(service, required(body, "model_name", str))
 
 
 async def abort_rollout(service: ClusterService, body: Body) -> Any:

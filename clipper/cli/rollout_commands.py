@@ -1,4 +1,4 @@
-"""`clipper rollout start|status|promote|abort MODEL`: canary rollouts
+"""`clipper rollout start|status|promote|abort|pause|resume MODEL`: canary rollouts
 (README.md#canary-rollouts). Each prints what the server reports and raises ClipperError
 on failure (the CLI prints it as one `error: ...` line, exit 1)."""
 
@@ -15,14 +15,14 @@ from clipper.core.exceptions import InvalidRequest
 
 __all__ = ["add_rollout_command", "describe_rollout", "parse_plan", "rollout"]
 
-ACTIONS = ("start", "status", "promote", "abort")
+ACTIONS = ("start", "status", "promote", "abort", "pause", "resume")
 
 
 def add_rollout_command(add: Callable[[str, str], argparse.ArgumentParser]) -> None:
     """The `rollout` command's arguments."""
     command = add("rollout", "roll a new version out step by step, judged on the live "
                   "traffic (README: Canary rollouts)")  # fmt: skip
-    command.add_argument("action", choices=ACTIONS, help="start, status, promote or abort")
+    command.add_argument("action", choices=ACTIONS, help=", ".join(ACTIONS))
     command.add_argument("model", help="the model")
     command.add_argument("version", nargs="?", help="the registered version to roll out (start)")
     command.add_argument(
@@ -48,7 +48,7 @@ def parse_plan(text: str | None) -> dict[str, Any] | None:
 
 
 def rollout(args: argparse.Namespace, settings: Settings) -> None:
-    """Start, show, promote or abort a model's rollout."""
+    """Start, show, promote, abort, pause or resume a model's rollout."""
     with admin_client(settings) as admin:
         if args.action == "start":
             if args.version is None:
@@ -58,6 +58,10 @@ def rollout(args: argparse.Namespace, settings: Settings) -> None:
             status = admin.promote_rollout(args.model)
         elif args.action == "abort":
             status = admin.abort_rollout(args.model)
+        elif args.action == "pause":
+            status = admin.pause_rollout(args.model)
+        elif args.action == "resume":
+            status = admin.resume_rollout(args.model)
         else:
             found = admin.get_rollout(args.model)
             if found is None:
@@ -73,7 +77,10 @@ def describe_rollout(status: Mapping[str, Any]) -> str:
     if status["state"] != "running":
         return f"{head}: {status.get('reason', '')}"
     share = "shadow" if status["step_kind"] == "shadow" else f"{status['share'] * 100:g}%"
-    lines = [f"{head}, step {status['step']} of {status['steps']} ({share})"]
+    lines = [
+        f"{head}{', paused' if status.get('paused') else ''}, "
+        f"step {status['step']} of {status['steps']} ({share})"
+    ]
     if "time_left_s" in status:
         lines[0] += f", {status['time_left_s']:.1f} s left"
     if "waiting_for" in status:

@@ -14,7 +14,7 @@ from enum import Enum
 from clipper.control.rollout_plan import Check, RolloutPlan, Step
 from clipper.dataplane.rollout_split import VersionWindow
 
-__all__ = ["CheckResult", "Decision", "Figures", "Verdict", "decide", "judge"]
+__all__ = ["CheckResult", "CheckState", "Decision", "Figures", "Verdict", "decide", "judge"]
 
 
 @dataclass(frozen=True, slots=True)

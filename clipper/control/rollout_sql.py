@@ -12,13 +12,13 @@ from clipper.control import registry_sql as q
 from clipper.core.exceptions import Conflict
 from clipper.core.records import RolloutRecord
 
-__all__ = ["END_STATES", "end", "insert", "latest", "running", "set_step"]
+__all__ = ["END_STATES", "end", "insert", "latest", "pause", "resume", "running", "set_step"]
 
 END_STATES = ("promoted", "rolled_back", "aborted")
 
 _COLUMNS = (
     "id, model_name, version, baseline, plan, step, state, reason, started_at, "
-    "step_started_at, ended_at"
+    "step_started_at, ended_at, paused_at"
 )
 
 
@@ -72,6 +72,27 @@ def set_step(conn: sqlite3.Connection, rollout_id: int, step: int, now: float) -
     return cursor.rowcount == 1
 
 
+def pause(conn: sqlite3.Connection, rollout_id: int, now: float) -> bool:
+    """Pause a running rollout that is not paused; False if it was not."""
+    cursor = conn.execute(
+        "UPDATE rollouts SET paused_at = ? "
+        "WHERE id = ? AND state = 'running' AND paused_at IS NULL",
+        (now, rollout_id),
+    )
+    return cursor.rowcount == 1
+
+
+def resume(conn: sqlite3.Connection, rollout_id: int, now: float) -> bool:
+    """Resume a paused rollout: its step began later by the time it was paused (so its
+    time left is what it had when paused); False if it was not paused."""
+    cursor = conn.execute(
+        "UPDATE rollouts SET step_started_at = step_started_at + MAX(0, ? - paused_at), "
+        "paused_at = NULL WHERE id = ? AND state = 'running' AND paused_at IS NOT NULL",
+        (now, rollout_id),
+    )
+    return cursor.rowcount == 1
+
+
 def end(conn: sqlite3.Connection, rollout_id: int, state: str, reason: str, now: float) -> bool:
     """End a running rollout as `state`; False if it was no longer running."""
     if state not in END_STATES:
@@ -88,4 +109,5 @@ def _record(row: tuple[Any, ...]) -> RolloutRecord:
     plan: Mapping[str, Any] = json.loads(row[4])
     return RolloutRecord(int(row[0]), str(row[1]), str(row[2]), str(row[3]), plan,
                          int(row[5]), str(row[6]), str(row[7]), float(row[8]), float(row[9]),
-                         None if row[10] is None else float(row[10]))  # fmt: skip
+                         None if row[10] is None else float(row[10]),
+                         None if row[11] is None else float(row[11]))  # fmt: skip

@@ -8,6 +8,9 @@ began. `RolloutLoop` (a supervised background task of the server) judges every r
 rollout each `interval_s` with clipper.control.rollout_analysis: a failed check rolls it
 back at once; a step whose time is up with every check passed advances, and the last one
 makes the new version current. Each change is one registry transaction with its event.
+
+A paused rollout (`paused_at` set) keeps its split where it is and is not judged; resuming
+it moves its step's start on by the pause, so the step's time left is what it was.
 """
 
 from __future__ import annotations
@@ -18,7 +21,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from clipper.control.rollout_analysis import Decision, Figures, Verdict, decide, judge
+from clipper.control.rollout_analysis import (
+    CheckState,
+    Decision,
+    Figures,
+    Verdict,
+    decide,
+    judge,
+)
 from clipper.control.rollout_plan import RolloutPlan, Step
 from clipper.control.service import READY_TIMEOUT_S, ClusterService
 from clipper.core.exceptions import ClipperError, Conflict, InvalidRequest, ModelNotFound
@@ -26,13 +36,17 @@ from clipper.core.records import RolloutRecord
 from clipper.core.types import ModelId, validate_version
 from clipper.dataplane.model_serving import ModelServing
 from clipper.dataplane.rollout_split import RolloutSplit
+from clipper.metrics.rollout_metrics import CheckSample, RolloutSample
 
 __all__ = [
     "RolloutLoop",
     "abort_rollout",
     "check_can_start",
+    "pause_rollout",
     "promote_rollout",
+    "resume_rollout",
     "resume_rollouts",
+    "rollout_samples",
     "rollout_status",
     "start_rollout",
 ]
@@ -100,13 +114,39 @@ async def abort_rollout(service: ClusterService, model: str) -> dict[str, Any]:
     return rollout_status(service, model) or {}
 
 
+async def pause_rollout(service: ClusterService, model: str) -> dict[str, Any]:
+    """Hold the model's running rollout: its split stays, no step advances or is judged,
+    and its step's time left is kept (in the registry, so across a restart too)."""
+    record = _running(service, model)
+    if not service.registry.pause_rollout(record):
+        raise Conflict(f"the rollout of {model}:{record.version} is paused already")
+    log.info("rollout of %s:%s paused at step %d", model, record.version, record.step + 1)
+    return rollout_status(service, model) or {}
+
+
+async def resume_rollout(service: ClusterService, model: str) -> dict[str, Any]:
+    """Go on with the model's paused rollout, with fresh windows (what the versions did
+    while it was paused is not judged) and the time its step had left."""
+    record = _running(service, model)
+    if not service.registry.resume_rollout(record):
+        raise Conflict(f"the rollout of {model}:{record.version} is not paused")
+    split = service.dataplane.split_of(model)
+    if split is not None:
+        split.reset_windows()
+    log.info("rollout of %s:%s resumed at step %d", model, record.version, record.step + 1)
+    return rollout_status(service, model) or {}
+
+
 async def resume_rollouts(service: ClusterService) -> None:
     """At start: each running rollout resumes at its step with fresh windows once both
-    versions have ready replicas, or is aborted when its plan says `on_restart: abort`."""
+    versions have ready replicas, or is aborted when its plan says `on_restart: abort`.
+    A paused one stays paused, its step's time left as it was."""
     for record in service.registry.running_rollouts():
         plan = RolloutPlan.parse(record.plan)
         if plan.on_restart == "abort":
             await _end(service, record, "aborted", "the server restarted (on_restart: abort)")
+            continue
+        if record.paused_at is not None:
             continue
         service.registry.set_rollout_step(record.rollout_id, record.step)
         service.registry.record_event("rollout_resumed", _detail(record, record.step))
@@ -133,6 +173,8 @@ def rollout_status(service: ClusterService, model: str) -> dict[str, Any] | None
         "share": step.share,
         "started_at": record.started_at,
         "ended_at": record.ended_at,
+        "paused": record.paused_at is not None,
+        "paused_at": record.paused_at,
         "plan": plan.to_dict(),
     }
     split = service.dataplane.split_of(model)
@@ -141,7 +183,7 @@ def rollout_status(service: ClusterService, model: str) -> dict[str, Any] | None
     if split is None:
         status["waiting_for"] = "ready replicas of both versions"
         return status
-    elapsed_s = time.time() - record.step_started_at
+    elapsed_s = _elapsed_s(record)
     new, current = _figures(split)
     status.update(
         time_left_s=max(0.0, step.duration_s - elapsed_s),
@@ -151,6 +193,33 @@ def rollout_status(service: ClusterService, model: str) -> dict[str, Any] | None
         checks=[result.to_dict() for result in judge(plan, step, new, current).results],
     )
     return status
+
+
+def rollout_samples(service: ClusterService) -> list[RolloutSample]:
+    """Each running rollout's step, share and checks, for the metrics at scrape time."""
+    samples = []
+    for record in service.registry.running_rollouts():
+        plan = RolloutPlan.parse(record.plan)
+        step = plan.steps[min(record.step, len(plan.steps) - 1)]
+        split = service.dataplane.split_of(record.model)
+        paused = record.paused_at is not None
+        sample = RolloutSample(record.model, record.version, record.step + 1, step.share, paused)
+        if split is not None:
+            new, current = _figures(split)
+            checks = tuple(
+                CheckSample(
+                    r.check.name,
+                    r.new,
+                    r.current,
+                    r.limit,
+                    None if r.state is CheckState.WAITING else r.state is CheckState.PASSED,
+                )
+                for r in judge(plan, step, new, current).results
+            )
+            sample = RolloutSample(record.model, record.version, record.step + 1, step.share,
+                                   paused, new.queries, current.queries, checks)  # fmt: skip
+        samples.append(sample)
+    return samples
 
 
 class RolloutLoop:
@@ -180,8 +249,11 @@ class RolloutLoop:
         split = service.dataplane.split_of(record.model)
         if split is None:  # just restarted: resume once both versions can answer
             if _ready(service, record):
-                service.registry.set_rollout_step(record.rollout_id, record.step)
+                if record.paused_at is None:  # a paused one keeps its step's time
+                    service.registry.set_rollout_step(record.rollout_id, record.step)
                 _enter(service, record, plan, record.step)
+            return
+        if record.paused_at is not None:
             return
         step = plan.steps[record.step]
         elapsed_s = time.time() - record.step_started_at
@@ -266,6 +338,12 @@ def _enter(service: ClusterService, record: RolloutRecord, plan: RolloutPlan, in
         service.dataplane.start_split(split)
     else:
         split.enter_step(step.share, step.shadow)
+
+
+def _elapsed_s(record: RolloutRecord) -> float:
+    """How long the rollout's step has run (a paused one's clock stopped when paused)."""
+    now = time.time() if record.paused_at is None else record.paused_at
+    return max(0.0, now - record.step_started_at)
 
 
 def _ready(service: ClusterService, record: RolloutRecord) -> bool:

@@ -166,7 +166,13 @@ _V8 = (
     "CREATE UNIQUE INDEX one_running_rollout ON rollouts (model_name) WHERE state = 'running'",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+_V9 = (
+    # Issue 23: a paused rollout (`paused_at`, NULL: not paused) keeps its split and its
+    # step's time left; resuming moves `step_started_at` on by the time it was paused.
+    "ALTER TABLE rollouts ADD COLUMN paused_at REAL",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

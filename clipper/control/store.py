@@ -507,6 +507,32 @@ class Registry:
         with self._write() as conn:
             return rollout_sql.set_step(conn, rollout_id, step, self._clock())
 
+    def pause_rollout(self, record: RolloutRecord) -> bool:
+        """Pause a running rollout with its `rollout_paused` event; False (and nothing
+        changed) if it was paused already or no longer running."""
+        return self._pause_or_resume(record, rollout_sql.pause, "rollout_paused")
+
+    def resume_rollout(self, record: RolloutRecord) -> bool:
+        """Resume a paused rollout with its `rollout_resumed` event (its step's time left
+        kept); False (and nothing changed) if it was not paused."""
+        return self._pause_or_resume(record, rollout_sql.resume, "rollout_resumed")
+
+    def _pause_or_resume(
+        self,
+        record: RolloutRecord,
+        change: Callable[[sqlite3.Connection, int, float], bool],
+        kind: str,
+    ) -> bool:
+        encoded = _encode_json({"model": record.model, "version": record.version,
+                                "baseline": record.baseline, "step": record.step + 1,
+                                "by": "operator"}, "Rollout event")  # fmt: skip
+        with self._write() as conn:
+            if not change(conn, record.rollout_id, self._clock()):
+                return False
+            conn.execute("INSERT INTO events (ts, kind, detail) VALUES (?, ?, ?)",
+                         (self._clock(), kind, encoded))  # fmt: skip
+        return True
+
     def end_rollout(
         self, record: RolloutRecord, state: str, reason: str, detail: Mapping[str, object]
     ) -> bool:

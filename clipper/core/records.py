@@ -106,7 +106,8 @@ class RolloutRecord:
     started). `plan` is its canonical JSON form (clipper.control.rollout_plan); `step`
     indexes its steps; `state` is `running`, `promoted`, `rolled_back` or `aborted`, and
     `reason` says why it ended. Times are wall-clock seconds; `step_started_at` is when
-    the step began (again, with fresh windows, after a restart)."""
+    the step began (again, with fresh windows, after a restart); `paused_at` when an
+    operator paused it (None: not paused; a paused rollout is still `running`)."""
 
     rollout_id: int
     model: str
@@ -119,3 +120,4 @@ class RolloutRecord:
     started_at: float
     step_started_at: float
     ended_at: float | None = None
+    paused_at: float | None = None

@@ -12,6 +12,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from clipper.core.gpu_devices import GpuSample
 from clipper.metrics.families import CounterCell, CounterFamily, HistogramFamily, MetricFamilies
+from clipper.metrics.rollout_metrics import RolloutCollector, RolloutSample
 
 __all__ = ["CONTENT_TYPE_LATEST", "AppMetrics", "ModelMetrics", "PolicySample", "ServerMetrics"]
 
@@ -249,6 +250,12 @@ class ServerMetrics:
         """Export what selection policies hold (weights, posteriors) as the gauge
         `clipper_policy_state{app, model, stat}`, read from `samples` at each scrape."""
         self.registry.register(_PolicyCollector(samples))
+
+    def watch_rollouts(self, samples: Callable[[], Iterable[RolloutSample]]) -> None:
+        """Export each running canary rollout (clipper.metrics.rollout_metrics:
+        `clipper_rollout_step`, `_share`, `_check_value{check, side}`, ...), read from
+        `samples` at each scrape."""
+        self.registry.register(RolloutCollector(samples))
 
     def watch_payload_buffers(self, depths: Callable[[], Iterable[tuple[str, int]]]) -> None:
         """Export each app's payload records waiting for their sink as the gauge

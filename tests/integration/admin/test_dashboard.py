@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from clipper.artifacts.python import closure_artifact
 from clipper.security import read_admin_token
 from tests.integration.browser import browser_for_test, new_page
 from tests.integration.cluster import ServerFactory, ServerHandle, deploy, wait_until
@@ -95,6 +96,48 @@ def test_rollback_clicked_on_the_dashboard_changes_the_current_version(
     )
     assert server.admin.get_current_model_version("hello") == "1"
     server.admin.set_model_version("hello", "2")
+
+
+@pytest.fixture
+def rollout_server(configured_server: ServerFactory) -> ServerHandle:
+    """A server of its own (the module's serves charts that count its apps)."""
+    return configured_server("dash-rollout")
+
+
+def test_a_rollout_shows_on_its_model_row_and_is_paused_and_aborted_by_its_buttons(
+    request: pytest.FixtureRequest, rollout_server: ServerHandle
+) -> None:
+    server = rollout_server
+    deploy(server, "canary", lambda xs: [1.0 for _ in xs])
+    server.admin.upload_artifact("canary", "2", closure_artifact(lambda xs: [2.0 for _ in xs]))
+    steps = [{"share": 0.5, "duration_s": 60}, 1.0]
+    server.admin.add_model("canary", "2", "doubles", num_replicas=1,
+                           rollout={"shadow_s": 0, "steps": steps})  # fmt: skip
+    with browser_for_test(request) as browser:
+        dashboard = new_page(browser)
+        token = read_admin_token(server.state_dir) or ""
+        dashboard.goto(f"{server.admin_url}/?refresh=0.5&window=60#token={token}")
+        dashboard.wait_for_selector("#connection.ok")
+        _click_pause_and_abort(dashboard, server)
+
+
+def _click_pause_and_abort(dashboard: Any, server: ServerHandle) -> None:
+    cell = dashboard.locator("#models tr[data-model=canary] td.rollout")
+    cell.locator(".rollout-step:has-text('1 → 2: step 1 of 2 (50%)')").wait_for()
+    cell.locator("[data-check=max_error_rate]").wait_for()
+    cell.locator("button.rollout-pause").click()
+    dashboard.wait_for_selector("#message:has-text('canary: rollout paused')")
+    cell.locator(".rollout-step:has-text('paused')").wait_for()
+    assert (server.admin.get_rollout("canary") or {})["paused"] is True
+    cell.locator("button.rollout-abort").click()
+    dashboard.wait_for_selector("#message:has-text('canary: rollout aborted')")
+    dashboard.wait_for_function(
+        "document.querySelector('#models tr[data-model=canary] td.rollout').textContent === '-'"
+    )
+    status = server.admin.get_rollout("canary") or {}
+    assert (status["state"], status["reason"]) == ("aborted", "aborted by an operator")
+    assert server.admin.get_current_model_version("canary") == "1"
+    assert dashboard.problems == []
 
 
 def test_static_files_are_public_and_the_summary_counts_queries(server: ServerHandle) -> None:

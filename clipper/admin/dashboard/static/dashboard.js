@@ -1,6 +1,7 @@
 "use strict";
 // The Clipper dashboard: polls the admin API, draws tables and live charts, and runs the
-// common operations (set version, roll back, scale) through the same API.
+// common operations (set version, roll back, scale; a canary rollout's promote, abort,
+// pause and resume) through the same API.
 //
 // Authentication: the admin token comes from the URL fragment (#token=..., as printed by
 // `clipper dashboard`; it is moved to sessionStorage and removed from the address bar) or
@@ -21,6 +22,7 @@ let WINDOW_S = Math.max(10, WINDOW_PARAM_S || 180);
 const state = {
   snapshots: [],       // metrics summaries, oldest first, within the chart window
   models: [],          // get_all_models(verbose)
+  rollouts: [],        // running_rollouts: each running rollout's status
   historyLoaded: false, // the server's history is in `snapshots`
   busy: false,         // an operation is running: tables are not redrawn under the cursor
   timer: null,
@@ -61,7 +63,7 @@ function errorText(value) {
 
 async function refresh() {
   try {
-    const [status, apps, models, replicas, summary, errors, events, history] =
+    const [status, apps, models, replicas, summary, errors, events, rollouts, history] =
       await Promise.all([
       api("status"),
       api("get_all_applications", { verbose: true }),
@@ -70,10 +72,12 @@ async function refresh() {
       api("metrics_summary"),
       api("recent_errors"),
       api("get_events", { limit: 15 }),
+      api("running_rollouts"),
       state.historyLoaded ? null : api("metrics_history"),
     ]);
     setConnection(true);
     state.models = models;
+    state.rollouts = rollouts;
     if (history) loadHistory(history);
     addSnapshot(summary);
     renderHeader(status);
@@ -200,7 +204,7 @@ function renderModels(models, replicas) {
   }
   const rows = [...byName.entries()].map(([name, versions]) =>
     modelRow(name, versions, replicas.filter((replica) => replica.model_name === name)));
-  fillTable("models", rows, 6);
+  fillTable("models", rows, 7);
 }
 
 function modelRow(name, versions, replicas) {
@@ -225,6 +229,7 @@ function modelRow(name, versions, replicas) {
     }, info.model_version))),
     el("td", { className: "replica-counts" }, replicaCounts(name, versions, current)),
     el("td", {}, states.length ? states : el("span", { className: "muted" }, "none")),
+    el("td", { className: "rollout" }, rolloutCell(name)),
     el("td", {}, el("div", { className: "actions" },
       select,
       el("button", { type: "button", className: "set-version",
@@ -238,6 +243,47 @@ function modelRow(name, versions, replicas) {
         onclick: () => scale(name, current.model_version, Number(count.value)) }, "Scale"),
     )),
   );
+}
+
+// A running rollout of the model: versions, step, share, time left, each check's state
+// (its figures in the tooltip), and its buttons; "-" when none runs.
+function rolloutCell(name) {
+  const rollout = state.rollouts.find((entry) => entry.model_name === name);
+  if (!rollout) return el("span", { className: "muted" }, "-");
+  const share = rollout.step_kind === "shadow" ? "shadow" : `${rollout.share * 100}%`;
+  const left = rollout.time_left_s === undefined ? "" : `, ${rollout.time_left_s.toFixed(0)} s left`;
+  const checks = (rollout.checks || []).map((check) => el("span", {
+    className: `pill check-${check.state}`, dataset: { check: check.name },
+    title: `new ${figure(check.new)} · current ${figure(check.current)} · ` +
+      `limit ${figure(check.limit)}` +
+      (check.queries_needed ? ` · ${check.queries_needed} more queries` : ""),
+  }, `${check.name} ${check.state}`));
+  const button = (action, text) => el("button", {
+    type: "button", className: `rollout-${action}`,
+    onclick: () => rolloutAction(name, action),
+  }, text);
+  return [
+    el("div", { className: "rollout-step" },
+      `${rollout.baseline_version} → ${rollout.model_version}: step ${rollout.step} of ` +
+      `${rollout.steps} (${share})${left}${rollout.paused ? " · paused" : ""}`),
+    rollout.waiting_for ? el("div", { className: "muted" }, `waiting for ${rollout.waiting_for}`)
+      : el("div", {}, checks),
+    el("div", { className: "actions" },
+      button("promote", "Promote"), button("abort", "Abort"),
+      rollout.paused ? button("resume", "Resume") : button("pause", "Pause")),
+  ];
+}
+
+function figure(value) {
+  return value === null || value === undefined ? "-" : Number(value).toPrecision(3);
+}
+
+function rolloutAction(name, action) {
+  const past = { promote: "promoted", abort: "aborted", pause: "paused", resume: "resumed" };
+  return operate(`${action} the rollout of ${name}`, async () => {
+    const status = await api(`${action}_rollout`, { model_name: name });
+    return `${name}: rollout ${past[action]} (${status.state})`;
+  });
 }
 
 // One line per version that has replicas (wanted or ready) or is cold, the current version

@@ -1,0 +1,162 @@
+"""Canary rollouts under steady load (issue 23): four new versions, one run.
+
+Run: `.venv/bin/python -m benchmarks.rollout [--step-s 3] [--clients 8]`.
+One app and model (version 1 answers 1.0 in about 5 ms) takes steady load from `--clients`
+closed-loop clients, each input new (no cache hits), for the whole run. Four new versions
+are rolled out against the current one, one after the other: good (the same answers),
+errors (raises on a tenth of its inputs), slow (3x the latency) and disagreeing (answers
+2.0). Each plan: a shadow step and the default shares (5%, 25%, 50%, 100%), `--step-s`
+each. For each it prints the decision, the seconds from start to decision, the queries the
+new version answered (its batch sizes' sum on /metrics: shadow copies and retried ones
+included) and the client-visible failures in that time (an error status or a default
+answer; goal 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from benchmarks.harness import BenchServer, bench_server
+from benchmarks.table import print_table
+from clipper.artifacts.python import closure_artifact
+
+__all__ = ["main"]
+
+APP = "canary"
+
+
+def answers(value: float, sleep_s: float) -> Callable[[list[Any]], list[float]]:
+    def predict(inputs: list[Any]) -> list[float]:
+        import time as clock
+
+        clock.sleep(sleep_s)
+        return [value] * len(inputs)
+
+    return predict
+
+
+def errors_on_tenth(value: float, sleep_s: float) -> Callable[[list[Any]], list[float]]:
+    def predict(inputs: list[Any]) -> list[float]:
+        import time as clock
+
+        clock.sleep(sleep_s)
+        if any(int(x[0]) % 10 == 0 for x in inputs):
+            raise ValueError("a bad input")
+        return [value] * len(inputs)
+
+    return predict
+
+
+class Load:
+    """Closed-loop clients with distinct inputs; `failures` counts what a client saw fail."""
+
+    def __init__(self, server: BenchServer, clients: int) -> None:
+        self._url = f"http://127.0.0.1:{server.query_port}/{APP}/predict"
+        self._inputs = itertools.count(1)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self.failures = 0
+        self.answered = 0
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(15)
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=10) as client:
+            while not self._stop.is_set():
+                value = float(next(self._inputs))
+                try:
+                    response = client.post(self._url, json={"input": [value]})
+                    ok = response.status_code == 200 and not response.json().get("default")
+                except (httpx.HTTPError, ValueError):
+                    ok = False
+                with self._lock:
+                    self.answered += 1
+                    self.failures += not ok
+
+
+def served(server: BenchServer, version: str) -> float:
+    """The queries `version` answered so far (its batch sizes' sum on /metrics)."""
+    text = httpx.get(f"http://127.0.0.1:{server.query_port}/metrics", timeout=10).text
+    for line in text.splitlines():
+        if (line.startswith("clipper_model_batch_size_sum{") and f'model="{APP}"' in line
+                and f'version="{version}"' in line):  # fmt: skip
+            return float(line.rpartition(" ")[2])
+    return 0.0
+
+
+def roll_out(
+    server: BenchServer, load: Load, version: str, func: Any, plan: dict[str, Any]
+) -> list[str]:
+    """Roll `func` out as `version`; the row: decision, seconds, served, failures."""
+    url = f"http://127.0.0.1:{server.admin_port}/admin/artifacts/{APP}/{version}"
+    httpx.put(url, content=closure_artifact(func), headers=server.admin_headers,
+              timeout=60).raise_for_status()  # fmt: skip
+    failures_before = load.failures
+    server.admin("add_model", {"model_name": APP, "model_version": version,
+                               "input_type": "doubles", "num_replicas": 1,
+                               "rollout": plan})  # fmt: skip
+    while server.admin("get_rollout", {"model_name": APP}).get("model_version") != version:
+        time.sleep(0.05)  # add_model returns once the rollout has started
+    started = time.monotonic()
+    deadline = started + 20 * plan["step_s"] + 60
+    status: dict[str, Any] = {}
+    while time.monotonic() < deadline:  # bounded
+        status = server.admin("get_rollout", {"model_name": APP})
+        if status["state"] != "running":
+            break
+        time.sleep(0.1)
+    seconds = time.monotonic() - started
+    reason = status.get("reason", "")
+    check = reason.split(":")[1].strip() if status.get("state") == "rolled_back" else ""
+    decision = status.get("state", "?") + (f" ({check})" if check else "")
+    return [decision, f"{seconds:.1f}", f"{served(server, version):.0f}",
+            str(load.failures - failures_before)]  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--step-s", type=float, default=3.0, help="each step's seconds")
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--min-queries", type=int, default=30)
+    args = parser.parse_args()
+    plan = {"shadow_s": args.step_s, "step_s": args.step_s, "min_queries": args.min_queries}
+    sleep_s = 0.005
+    cases = [
+        ("good", answers(1.0, sleep_s)),
+        ("10% errors", errors_on_tenth(1.0, sleep_s)),
+        ("3x slower", answers(1.0, 3 * sleep_s)),
+        ("disagrees", answers(2.0, sleep_s)),
+    ]
+    rows = []
+    with bench_server() as server:
+        server.deploy(APP, answers(1.0, sleep_s), slo_us=100_000)
+        load = Load(server, args.clients)
+        load.start()
+        try:
+            for index, (name, func) in enumerate(cases):
+                rows.append([name, *roll_out(server, load, str(index + 2), func, plan)])
+        finally:
+            load.stop()
+    print(f"\n## Canary rollouts under load: {args.clients} clients, steps of {args.step_s:g} s "
+          f"(shadow, 5%, 25%, 50%, 100%), {load.answered} queries in all\n")  # fmt: skip
+    print_table(["version", "decision", "s to decision", "new version served",
+                 "client failures"], rows)  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
