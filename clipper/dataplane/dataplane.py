@@ -143,6 +143,9 @@ class DataPlane:
                 )
             elif existing.policy != policy:
                 existing.set_policy(policy)
+            serving_metrics = self._serving[model_id].metrics
+            if serving_metrics is not None:
+                serving_metrics.latency_slo.set(policy.slo_s)
         self._routes = build_routes(snapshot, self._serving, self._routes, self._metrics)
         if self._metrics is not None:
             for name, app in snapshot.apps.items():

@@ -67,6 +67,7 @@ class ModelMetrics:
         self.cache_misses = server.cache_misses.labels(*labels)
         self.dropped_expired = server.dropped_expired.labels(*labels)
         self.replicas_ready = server.replicas_ready.labels(*labels)
+        self.latency_slo = server.model_latency_slo.labels(*labels)
         self.max_queued = server.max_queued.labels(*labels)
         self._server = server
         self._labels = labels
@@ -149,6 +150,12 @@ class ServerMetrics:
         self.replicas_ready = Gauge(
             "clipper_model_replicas_ready", "Connected replicas.", model, registry=registry
         )
+        self.model_latency_slo = Gauge(
+            "clipper_model_latency_slo_seconds",
+            "The shortest latency SLO of the apps using the version (its batching's target): "
+            "divide the mean queue delay by it for the delay against the SLO.",
+            model, registry=registry,
+        )  # fmt: skip
         self.replica_batches = CounterFamily(
             "clipper_replica_batches", "Batches served per replica.", [*model, "replica"]
         )

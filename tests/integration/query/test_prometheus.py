@@ -108,6 +108,12 @@ def by_app(prometheus: str, query: str) -> dict[str, float]:
     return {r["metric"]["app"]: float(r["value"][1]) for r in reply["data"]["result"]}
 
 
+def by_model(prometheus: str, query: str) -> dict[str, float]:
+    reply = httpx.get(f"{prometheus}/api/v1/query", params={"query": query}, timeout=5).json()
+    assert reply["status"] == "success", reply
+    return {r["metric"]["model"]: float(r["value"][1]) for r in reply["data"]["result"]}
+
+
 def test_prometheus_sees_each_apps_rate_and_slo_attainment(
     server: ServerHandle, prometheus: str
 ) -> None:
@@ -132,6 +138,10 @@ def test_prometheus_sees_each_apps_rate_and_slo_attainment(
     assert rates["slow"] > 1, rates
     slo = by_app(prometheus, "clipper_app_latency_slo_seconds")
     assert slo == {"fast": 1.0, "slow": 0.05}
+    delay = by_model(prometheus, dashboard_query("Queue delay against the SLO"))
+    assert delay.keys() == {"fast", "slow"}, delay
+    assert 0 <= delay["fast"] < 0.1, delay  # a fast model's queries barely wait
+    assert 0 <= delay["slow"] < 1, delay  # admission control keeps hopeless ones out
 
 
 def test_metrics_pass_promtool(server: ServerHandle) -> None:
