@@ -87,8 +87,9 @@ class DataPlane:
         self._routes: dict[str, AppRoute] = {}
         # Apps without a route, resolved once per snapshot: the current version (None
         # without a linked model), and whether its queries use the cache.
-        # app -> (current version, whether it uses the cache, app.show_model_errors)
-        self._direct: dict[str, tuple[ModelServing | None, bool, bool]] = {}
+        # app -> (current version, whether it uses the cache, app.show_model_errors,
+        # app.priority)
+        self._direct: dict[str, tuple[ModelServing | None, bool, bool, int]] = {}
         self._rejecting: frozenset[str] = frozenset()  # apps whose refused queries raise
         # Models under a canary rollout, and the apps (without a route) whose first linked
         # model is one of them: those take the rollout path, not the direct one.
@@ -159,7 +160,7 @@ class DataPlane:
                 continue
             current = self.resolve_model(app, None)
             cached = current is not None and self._cache_on(app.cache_enabled, current)
-            self._direct[name] = (current, cached, app.show_model_errors)
+            self._direct[name] = (current, cached, app.show_model_errors, app.priority)
 
     def _split_route(self, app: AppRecord) -> SplitRoute | None:
         """The rollout path of an app whose first linked model is under rollout (None
@@ -337,10 +338,11 @@ class DataPlane:
         version: str | None,
         deadline: float,
         uid: int | None = None,
+        priority: int | None = None,
     ) -> list[Prediction]:
         """`predict_then` awaited: one prediction per input, by the deadline."""
         answers = answers_or_future(
-            partial(self.predict_then, target, buffers, version, deadline, uid)
+            partial(self.predict_then, target, buffers, version, deadline, uid, priority=priority)
         )
         return answers if isinstance(answers, list) else await answers
 
@@ -352,6 +354,7 @@ class DataPlane:
         deadline: float,
         uid: int | None,
         then: AnswersCallback,
+        priority: int | None = None,
     ) -> list[Prediction] | None:
         """Answer each input by its deadline, with a model output or the default: the one
         entry point of every query surface, with no future, task or coroutine of its own.
@@ -362,6 +365,10 @@ class DataPlane:
         answers at once when none has to wait (cache hits, defaults); else None, and `then`
         is called once with the answers by the deadline at the latest (or with the exception
         a routed query raised).
+
+        `priority` (None: the app's class) may lower a query's priority below its app's
+        class, never raise it above (`_ranked`); the queries of a routed app, a pipeline or a
+        rollout run at their app's class.
         """
         direct = self._direct.get(target) if version is None else None  # type: ignore[arg-type]
         if direct is None:  # a version asked, a routed app, a model, or an unknown one
@@ -370,9 +377,11 @@ class DataPlane:
                 use_model_cache = target.use_cache
                 if use_model_cache is None:
                     use_model_cache = self._cache_on(True, model)
+                ranked = _ranked(priority, target.priority)
                 return self._start_on(
-                    model, use_model_cache, None, target.show_errors, buffers, deadline, then
-                )
+                    model, use_model_cache, None, target.show_errors, buffers, deadline, then,
+                    ranked,
+                )  # fmt: skip
             app = self._snapshot.apps.get(target)
             if app is None:
                 raise UnknownApplication(f"No application named {target!r}")
@@ -386,11 +395,15 @@ class DataPlane:
                 return None
             asked = self.resolve_model(app, version)
             use_cache = asked is not None and self._cache_on(app.cache_enabled, asked)
-            direct = (asked, use_cache, app.show_model_errors)
-        serving, use_cache, show_errors = direct
+            direct = (asked, use_cache, app.show_model_errors, app.priority)
+        serving, use_cache, show_errors, app_priority = direct
         if serving is None:
             return [self._default(target, NO_MODELS) for _ in buffers]  # type: ignore[arg-type]
-        return self._start_on(serving, use_cache, target, show_errors, buffers, deadline, then)  # type: ignore[arg-type]
+        if priority is not None and priority < app_priority:
+            app_priority = priority
+        return self._start_on(
+            serving, use_cache, target, show_errors, buffers, deadline, then, app_priority  # type: ignore[arg-type]
+        )
 
     def _model_serving(self, model_name: str, version: str | None) -> ModelServing:
         """The serving of a model version asked by name (None: the current version)."""
@@ -430,21 +443,33 @@ class DataPlane:
         buffers: list[InputBuffer],
         deadline: float,
         then: AnswersCallback,
+        priority: int = 0,
     ) -> list[Prediction] | None:
         if not use_cache and len(buffers) == 1:  # the common query: a computation of its own
-            queued = len(serving.queue)
-            if not serving.admission.admits(queued, deadline):
-                return self._refused(serving, app_name, queued)
+            queue = serving.queue
+            if priority > queue.lowest:  # above some queued: judged on its class and above
+                refused_at = serving.admit_ranked(priority, 1, deadline)
+                if refused_at is not None:
+                    return self._refused(serving, app_name, refused_at, priority)
+            elif not serving.admission.admits(queued := len(queue), deadline):
+                return self._refused(serving, app_name, queued, priority)
             query_id = next(self._query_ids)
 
             def finish_alone() -> None:  # called in a later loop iteration: `alone` is set
-                then([self._answer(app_name, serving, show_errors, query_id, alone)])
+                try:
+                    answer = self._answer(app_name, serving, show_errors, query_id, alone)
+                except Overloaded as exc:  # displaced from the queue, of an app that rejects
+                    then(exc)
+                    return
+                then([answer])
 
-            alone = self._table.start_alone(serving, buffers[0], query_id, deadline, finish_alone)
+            alone = self._table.start_alone(
+                serving, buffers[0], query_id, deadline, finish_alone, priority
+            )
             return None
         query_ids = list(itertools.islice(self._query_ids, len(buffers)))
         computations = self._table.start(
-            serving, use_cache, buffers, query_ids, deadline, app_name or ""
+            serving, use_cache, buffers, query_ids, deadline, app_name or "", priority
         )
         pending = list(itertools.filterfalse(_is_done, computations))
         if not pending:
@@ -493,11 +518,11 @@ class DataPlane:
         return self._default(app_name, reason, query_id)
 
     def _refused(
-        self, serving: ModelServing, app_name: str | None, queued: int
+        self, serving: ModelServing, app_name: str | None, queued: int, priority: int
     ) -> list[Prediction]:
         """A query admission control turned away, answered at once: the app's default
         output, or Overloaded raised for an app whose `overload` is `reject`."""
-        error = serving.refuse(app_name or "", queued)
+        error = serving.refuse(app_name or "", queued, priority)
         if app_name in self._rejecting:
             raise error
         return [self._default(app_name, str(error))]
@@ -565,6 +590,11 @@ class DataPlane:
 
 
 _is_done = asyncio.Future.done  # computations are asyncio futures: their own (C) `done`
+
+
+def _ranked(asked: int | None, cap: int) -> int:
+    """A query's priority: the one it asked for, at most its app's class (`cap`)."""
+    return cap if asked is None or asked > cap else asked
 
 
 def _labels(model_id: ModelId) -> tuple[str, str]:
