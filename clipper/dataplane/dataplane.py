@@ -403,7 +403,7 @@ class DataPlane:
             app_priority = priority
         return self._start_on(
             serving, use_cache, target, show_errors, buffers, deadline, then, app_priority  # type: ignore[arg-type]
-        )
+        )  # fmt: skip
 
     def _model_serving(self, model_name: str, version: str | None) -> ModelServing:
         """The serving of a model version asked by name (None: the current version)."""
