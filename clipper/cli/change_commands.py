@@ -22,7 +22,7 @@ def update_app(args: argparse.Namespace, settings: Settings) -> None:
     """Change an app's latency SLO, default output and priority (those not given stay)."""
     if args.slo_micros is None and args.default_output is None and args.priority is None:
         raise InvalidRequest(
-            "update-app changes nothing: give --slo-micros, --default-output or --priority"
+            "update-app changes nothing: give --slo-micros or --default-output (or --priority)"
         )
     with admin_client(settings) as admin:
         info = admin.update_app(
@@ -31,9 +31,10 @@ def update_app(args: argparse.Namespace, settings: Settings) -> None:
             default_output=args.default_output,
             priority=args.priority,
         )
+    ranked = "" if args.priority is None else f", priority {info.get('priority')}"
     print(
         f"App {args.name!r}: latency SLO {info.get('latency_slo_micros')} us, "
-        f"default output {info.get('default_output')!r}, priority {info.get('priority')}"
+        f"default output {info.get('default_output')!r}{ranked}"
     )
 
 
