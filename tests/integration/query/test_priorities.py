@@ -17,11 +17,14 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 import httpx
 import orjson
 import pytest
 
 from clipper.artifacts.python import closure_artifact
+from clipper.frontend.oip.grpc import grpc_predict_v2_pb2 as pb
+from clipper.frontend.oip.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
 from tests.integration.cluster import ServerFactory, ServerHandle, metric
 
 MODEL = "shared"
@@ -211,3 +214,27 @@ def test_v2_takes_the_priority_parameter(server: ServerHandle) -> None:
     assert (bad.status_code, bad.json()["code"]) == (400, "InvalidInput")
     assert "the priority parameter must be an integer" in bad.json()["error"]
     assert (header.status_code, header.json()["default"]) == (200, False)
+
+
+def test_grpc_takes_the_priority_parameter(server: ServerHandle) -> None:
+    tensor = pb.ModelInferRequest.InferInputTensor(
+        name="input",
+        datatype="FP64",
+        shape=[1, 1],
+        contents=pb.InferTensorContents(fp64_contents=[4.0]),
+    )
+
+    def infer(priority: pb.InferParameter) -> pb.ModelInferResponse:
+        request = pb.ModelInferRequest(model_name=GOLD, inputs=[tensor])
+        request.parameters["priority"].CopyFrom(priority)
+        return stub.ModelInfer(request, timeout=10)
+
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        stub = pb_grpc.GRPCInferenceServiceStub(channel)
+        answered = infer(pb.InferParameter(int64_param=0))
+        with pytest.raises(grpc.RpcError) as refused:
+            infer(pb.InferParameter(string_param="x"))
+
+    assert answered.model_name == GOLD
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "the priority parameter must be an integer from 0 to 9" in str(refused.value.details())
