@@ -216,11 +216,11 @@ class ModelServing:
         at once, see `_displace`) to make room. None when admitted, else the `queued` count
         to `refuse` them with."""
         queue, admission = self.queue, self.admission
-        ahead = queue.ahead_of(priority) + count - 1
-        if not admission.admits(ahead, deadline):
-            return ahead
+        same_or_higher = queue.ahead_of(priority)
+        if not admission.admits(same_or_higher + count - 1, deadline):
+            return same_or_higher + count - 1
         excess = len(queue) + count - admission.max_queued
-        if excess > len(queue) - queue.ahead_of(priority):  # too few of lower priorities
+        if excess > len(queue) - same_or_higher:  # too few of lower priorities to displace
             return len(queue) + count - 1
         for _ in range(excess):
             victim = queue.displace(priority)
