@@ -172,12 +172,14 @@ class AdminClient(_HttpClient):
         show_model_errors: bool = False,
         overload: str = "default",
         payload_log: Mapping[str, Any] | None = None,
+        priority: int = 0,
     ) -> dict[str, Any]:
         """Register an application, optionally under a selection policy (clipper.selection).
         `show_model_errors` sends a model's exception text to its clients (development).
         `overload` is what its queries refused by admission control get: the default output
         (`default`) or an `Overloaded` error (`reject`: 429 with Retry-After).
-        `payload_log` records its queries (see `set_payload_log`)."""
+        `payload_log` records its queries (see `set_payload_log`). `priority` is its class,
+        0 (default) to 9: under contention higher classes are served first and shed last."""
         body: dict[str, Any] = {
             "name": name,
             "input_type": input_type,
@@ -194,6 +196,8 @@ class AdminClient(_HttpClient):
             body["overload"] = overload
         if payload_log is not None:
             body["payload_log"] = dict(payload_log)
+        if priority:
+            body["priority"] = priority
         return _as_dict(self._post("add_app", body))
 
     def update_app(
@@ -202,14 +206,17 @@ class AdminClient(_HttpClient):
         *,
         latency_slo_micros: int | None = None,
         default_output: str | None = None,
+        priority: int | None = None,
     ) -> dict[str, Any]:
-        """Change an app's latency SLO and default output (one left None stays), in effect
-        for its next query; returns the app's info."""
+        """Change an app's latency SLO, default output and priority class (one left None
+        stays), in effect for its next query; returns the app's info."""
         body: dict[str, Any] = {"name": name}
         if latency_slo_micros is not None:
             body["latency_slo_micros"] = latency_slo_micros
         if default_output is not None:
             body["default_output"] = default_output
+        if priority is not None:
+            body["priority"] = priority
         return _as_dict(self._post("update_app", body))
 
     def set_app_policy(

@@ -135,6 +135,7 @@ class ClipperConnection:
         policy_params: Mapping[str, Any] | None = None,
         show_model_errors: bool = False,
         overload: str = "default",
+        priority: int = 0,
     ) -> None:
         """Register an app, served at `/<name>/predict`; error if it exists.
 
@@ -144,6 +145,8 @@ class ClipperConnection:
         default answer (for development; by default they get its type and a query id).
         `overload` is what a query refused by admission control gets: the default output
         (`default`, Clipper's way) or an error (`reject`: 429 with Retry-After).
+        `priority` is its class, 0 (default) to 9: under contention higher classes are
+        served first and shed last.
         """
         admin = self._admin_api()
         input_type = parse_input_type(input_type).value
@@ -156,16 +159,24 @@ class ClipperConnection:
             policy_params,
             show_model_errors,
             overload,
+            priority=priority,
         )
 
     def update_application(
-        self, name: str, slo_micros: int | None = None, default_output: str | None = None
+        self,
+        name: str,
+        slo_micros: int | None = None,
+        default_output: str | None = None,
+        priority: int | None = None,
     ) -> None:
-        """Change a registered app's latency SLO and default output (an extension: Clipper
-        0.4.1 cannot change an app short of unregistering it). One left None stays; the
-        app's next query uses the new ones, and they outlast a restart."""
+        """Change a registered app's latency SLO, default output and priority class (an
+        extension: Clipper 0.4.1 cannot change an app short of unregistering it). One left
+        None stays; the app's next query uses the new ones, and they outlast a restart."""
         self._admin_api().update_app(
-            lookup_name(name), latency_slo_micros=slo_micros, default_output=default_output
+            lookup_name(name),
+            latency_slo_micros=slo_micros,
+            default_output=default_output,
+            priority=priority,
         )
 
     def set_app_policy(self, app_name: str, policy: str, **params: Any) -> None:

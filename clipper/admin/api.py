@@ -101,6 +101,7 @@ async def add_app(service: ClusterService, body: Body) -> Any:
         optional(body, "show_model_errors", bool, False),
         optional(body, "overload", str, "default"),
         optional(body, "payload_log", dict, None),
+        optional(body, "priority", int, 0),
     )
     if optional(body, "require_query_token", bool, False):
         service.registry.set_app_query_auth(name, True)
@@ -113,6 +114,7 @@ async def update_app(service: ClusterService, body: Body) -> Any:
         required(body, "name", str),
         optional(body, "latency_slo_micros", int, None),
         None if default_output is None else str(default_output),
+        optional(body, "priority", int, None),
     )
 
 

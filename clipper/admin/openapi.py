@@ -50,6 +50,7 @@ def _op(
 
 
 _OVERLOAD: Schema = {"type": "string", "enum": ["default", "reject"]}
+_PRIORITY: Schema = {"type": "integer", "minimum": 0, "maximum": 9}
 _PAYLOAD_LOG: Schema = {
     "type": "object",
     "nullable": True,
@@ -69,15 +70,15 @@ OPERATIONS: dict[str, Schema] = {
             "default_output": {"oneOf": [_STR, {"type": "number"}]},
             "latency_slo_micros": {"type": "integer"}, "policy": {**_STR, "nullable": True},
             "policy_params": _OBJ, "require_query_token": _BOOL, "show_model_errors": _BOOL,
-            "overload": _OVERLOAD, "payload_log": _PAYLOAD_LOG,
+            "overload": _OVERLOAD, "payload_log": _PAYLOAD_LOG, "priority": _PRIORITY,
         },
         ["name", "input_type", "default_output", "latency_slo_micros"],
         errors=(409,),
     ),
     "update_app": _op(
-        "Change an app's latency SLO and default output (the ones left out stay).",
+        "Change an app's latency SLO, default output and priority (those left out stay).",
         {
-            "name": _STR, "latency_slo_micros": _INT,
+            "name": _STR, "latency_slo_micros": _INT, "priority": _PRIORITY,
             "default_output": {"oneOf": [_STR, {"type": "number"}], "nullable": True},
         },
         ["name"], _OBJECT_OR_NULL,

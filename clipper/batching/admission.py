@@ -28,6 +28,10 @@ class Admission:
     (the batches in flight are counted as a whole batch latency still to go: the estimate
     errs late, so the queries it admits make their deadline).
 
+    Under priorities `queued` counts only the inputs of the query's priority or higher (those
+    served before it; see `BatchQueue.ahead_of`), and the bound `max_queued` holds for the
+    whole queue (a full one gives up a lower-priority query: `ModelServing.admit_ranked`).
+
     Invariants: the check is a few attribute reads and comparisons, no allocation. A query
     that would be dispatched at once (a free slot and fewer than `per_round` queued ahead)
     is always admitted: the estimate is refreshed only by batches, so a stale one must never

@@ -19,16 +19,22 @@ __all__ = ["COMMANDS", "batching_summary"]
 
 
 def update_app(args: argparse.Namespace, settings: Settings) -> None:
-    """Change an app's latency SLO and default output (those not given stay)."""
-    if args.slo_micros is None and args.default_output is None:
-        raise InvalidRequest("update-app changes nothing: give --slo-micros or --default-output")
+    """Change an app's latency SLO, default output and priority (those not given stay)."""
+    if args.slo_micros is None and args.default_output is None and args.priority is None:
+        raise InvalidRequest(
+            "update-app changes nothing: give --slo-micros or --default-output (or --priority)"
+        )
     with admin_client(settings) as admin:
         info = admin.update_app(
-            args.name, latency_slo_micros=args.slo_micros, default_output=args.default_output
+            args.name,
+            latency_slo_micros=args.slo_micros,
+            default_output=args.default_output,
+            priority=args.priority,
         )
+    ranked = "" if args.priority is None else f", priority {info.get('priority')}"
     print(
         f"App {args.name!r}: latency SLO {info.get('latency_slo_micros')} us, "
-        f"default output {info.get('default_output')!r}"
+        f"default output {info.get('default_output')!r}{ranked}"
     )
 
 

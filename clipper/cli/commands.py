@@ -206,7 +206,7 @@ def register_app(args: argparse.Namespace, settings: Settings) -> None:
         admin.add_app(args.name, args.input_type, args.default_output, args.slo_micros,
                       args.policy, policy_params(args.param),
                       show_model_errors=args.show_model_errors,
-                      overload=args.overload)  # fmt: skip
+                      overload=args.overload, priority=args.priority)  # fmt: skip
     print(f"Registered app {args.name!r}: POST /{args.name}/predict")
 
 

@@ -210,6 +210,9 @@ def _add_app_commands(add: _Adder) -> None:
     register.add_argument("--overload", choices=("default", "reject"), default="default",
                           help="what a query refused by admission control gets: the default "
                           "output, or 429 / RESOURCE_EXHAUSTED")  # fmt: skip
+    register.add_argument("--priority", type=int, default=0,
+                          help="priority class, 0 (default) to 9: under contention higher "
+                          "classes are served first and shed last")  # fmt: skip
     register.add_argument("--show-model-errors", action="store_true",
                           help="send models' exception text to clients (development)")  # fmt: skip
     _policy_param_flag(register)
@@ -286,11 +289,13 @@ def _add_model_commands(add: _Adder) -> None:
 
 
 def _add_change_commands(add: _Adder) -> None:
-    update = add("update-app", "change an app's latency SLO and default output (an extension: "
+    update = add("update-app", "change an app's latency SLO, default output and priority (an "
+                 "extension: "
                  "Clipper has no such operation); what is not given stays")  # fmt: skip
     update.add_argument("name", help="the application")
     update.add_argument("--slo-micros", type=int, help="new latency objective (microseconds)")
     update.add_argument("--default-output", help="new answer when no prediction is in time")
+    update.add_argument("--priority", type=int, help="new priority class, 0 to 9")
     cache = add("set-cache", "turn the prediction cache of an app or of a model on or off "
                 "(a query uses it only where both its app and its model have it on)")  # fmt: skip
     cache.add_argument("state", choices=["on", "off"], help="on or off")

@@ -42,7 +42,7 @@ __all__ = [
 
 _APP_COLUMNS = (
     "name, input_type, default_output, latency_slo_us, policy, cache_enabled, policy_params, "
-    "pipeline, show_model_errors, overload, payload_log"
+    "pipeline, show_model_errors, overload, payload_log, priority"
 )
 _VERSION_COLUMNS = (
     "name, version, input_type, labels, container_name, model_data_path, "
@@ -65,6 +65,7 @@ def insert_app(conn: sqlite3.Connection, record: AppRecord) -> None:
         int(record.show_model_errors),
         record.overload,
         encode_payload_log(record.payload_log),
+        record.priority,
     )
     placeholders = ", ".join("?" * len(values))
     conn.execute(f"INSERT INTO apps ({_APP_COLUMNS}) VALUES ({placeholders})", values)
@@ -217,7 +218,7 @@ def read_snapshot(conn: sqlite3.Connection) -> RegistrySnapshot:
 
 def _app_from_row(row: tuple[Any, ...]) -> AppRecord:
     (name, input_type, default_output, latency_slo_us, policy, cache_enabled, params, pipeline,
-     show_model_errors, overload, payload_log) = row  # fmt: skip
+     show_model_errors, overload, payload_log, priority) = row  # fmt: skip
     return AppRecord(
         name,
         parse_input_type(input_type),
@@ -230,6 +231,7 @@ def _app_from_row(row: tuple[Any, ...]) -> AppRecord:
         bool(show_model_errors),
         overload,
         parse_payload_log(None if payload_log is None else json.loads(payload_log)),
+        int(priority),
     )
 
 

@@ -172,7 +172,13 @@ _V9 = (
     "ALTER TABLE rollouts ADD COLUMN paused_at REAL",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
+_V10 = (
+    # Issue 22: priorities. An app's priority class (clipper.core.records.PRIORITIES):
+    # under contention its queries are served before, and shed after, lower classes'.
+    "ALTER TABLE apps ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -25,7 +25,7 @@ from clipper.control.autoscaler import Decision
 from clipper.control.autoscaling_config import AutoscalingConfig
 from clipper.control.environment_deploy import environment_info, prepare_environment
 from clipper.control.reconciler import Reconciler, ReplicaState, ReplicaStatus
-from clipper.control.store import Registry, check_overload
+from clipper.control.store import Registry, check_overload, check_priority
 from clipper.core.config import Settings
 from clipper.core.exceptions import (
     ApplicationNotFound,
@@ -144,15 +144,18 @@ class ClusterService:
         show_model_errors: bool = False,
         overload: str = "default",
         payload_log: Mapping[str, Any] | None = None,
+        priority: int = 0,
     ) -> None:
         """Register an application (with a selection policy, `single` by default).
         `overload` is what its queries refused by admission control get; `payload_log`
-        where a record of its queries goes (clipper.core.payload_config; None: nowhere)."""
+        where a record of its queries goes (clipper.core.payload_config; None: nowhere);
+        `priority` its class (clipper.core.records.PRIORITIES, higher served first)."""
         validate_name(name, "application name")
         _check_app_answer(latency_slo_us, default_output)
         params = dict(policy_params or {})
         configure(policy, params)
         check_overload(overload)
+        check_priority(priority)
         payloads = parse_payload_log(payload_log)
         check_sink_available(payloads)
         added = self.registry.add_app(
@@ -167,6 +170,7 @@ class ClusterService:
                 show_model_errors=show_model_errors,
                 overload=overload,
                 payload_log=payloads,
+                priority=priority,
             )
         )
         if not added:
@@ -175,15 +179,26 @@ class ClusterService:
         await self.refresh()
 
     async def update_app(
-        self, name: str, latency_slo_us: int | None = None, default_output: str | None = None
+        self,
+        name: str,
+        latency_slo_us: int | None = None,
+        default_output: str | None = None,
+        priority: int | None = None,
     ) -> dict[str, Any]:
-        """Change an app's latency SLO and default output (None: keep it), checked as
-        `add_app` checks them; its queries use them from the refresh on. The app's info."""
-        if latency_slo_us is None and default_output is None:
-            raise InvalidRequest("give latency_slo_micros or default_output (or both)")
+        """Change an app's latency SLO, default output and priority class (None: keep it),
+        checked as `add_app` checks them; its queries use them from the refresh on. The
+        app's info."""
+        if latency_slo_us is None and default_output is None and priority is None:
+            raise InvalidRequest("give latency_slo_micros, default_output or priority")
         _check_app_answer(latency_slo_us, default_output)
-        self.registry.update_app(name, latency_slo_us, default_output)
-        asked = {"latency_slo_micros": latency_slo_us, "default_output": default_output}
+        if priority is not None:
+            check_priority(priority)
+        self.registry.update_app(name, latency_slo_us, default_output, priority)
+        asked = {
+            "latency_slo_micros": latency_slo_us,
+            "default_output": default_output,
+            "priority": priority,
+        }
         changed = [key for key, value in asked.items() if value is not None]
         self.registry.record_event("update_app", {"name": name, "changed": changed})
         await self.refresh()
@@ -225,6 +240,7 @@ class ClusterService:
             "pipeline": list(app.pipeline),
             "show_model_errors": app.show_model_errors,
             "overload": app.overload,
+            "priority": app.priority,
             "payload_log": None if app.payload_log is None else app.payload_log.to_dict(),
             "policy_state": self.dataplane.policy_view(name),
         }

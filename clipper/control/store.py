@@ -34,6 +34,7 @@ from clipper.core.exceptions import (
 from clipper.core.payload_config import PayloadLogConfig
 from clipper.core.records import (
     OVERLOAD_MODES,
+    PRIORITIES,
     AppRecord,
     ModelVersionRecord,
     RegistrySnapshot,
@@ -41,7 +42,7 @@ from clipper.core.records import (
 )
 from clipper.core.types import parse_input_type, validate_name, validate_version
 
-__all__ = ["Clock", "Registry", "check_overload"]
+__all__ = ["Clock", "Registry", "check_overload", "check_priority"]
 
 Clock = Callable[[], float]
 
@@ -399,11 +400,20 @@ class Registry:
             q.require_app(conn, name)
             conn.execute("UPDATE apps SET cache_enabled = ? WHERE name = ?", (int(enabled), name))
 
-    def update_app(self, name: str, latency_slo_us: int | None, default_output: str | None) -> None:
-        """Change an app's latency SLO and default output (None: keep it), in one
-        transaction; ApplicationNotFound if unknown."""
+    def update_app(
+        self,
+        name: str,
+        latency_slo_us: int | None,
+        default_output: str | None,
+        priority: int | None = None,
+    ) -> None:
+        """Change an app's latency SLO, default output and priority class (None: keep it),
+        in one transaction; ApplicationNotFound if unknown."""
         with self._write() as conn:
             q.require_app(conn, name)
+            if priority is not None:
+                check_priority(priority)
+                conn.execute("UPDATE apps SET priority = ? WHERE name = ?", (priority, name))
             if latency_slo_us is not None:
                 conn.execute(
                     "UPDATE apps SET latency_slo_us = ? WHERE name = ?", (latency_slo_us, name)
@@ -680,6 +690,15 @@ def check_overload(overload: str) -> None:
         raise InvalidRequest(f"overload must be {modes}, got {overload!r}")
 
 
+def check_priority(priority: object) -> None:
+    """Raise InvalidRequest unless `priority` is an integer class of `PRIORITIES`."""
+    if isinstance(priority, bool) or not isinstance(priority, int) or priority not in PRIORITIES:
+        raise InvalidRequest(
+            f"priority must be an integer from {PRIORITIES[0]} to {PRIORITIES[-1]}, "
+            f"got {priority!r}"
+        )
+
+
 def _check_batch_policy(batch_size: int, wait_timeout_us: int, max_in_flight: int) -> None:
     if batch_size == 0 or batch_size < -1:
         raise InvalidRequest("batch_size must be -1 (adaptive) or a positive integer")
@@ -723,6 +742,8 @@ def _app_differences(existing: AppRecord, asked: AppRecord) -> list[str]:
         pairs.append(("show_model_errors", existing.show_model_errors, True))
     if asked.overload != "default":
         pairs.append(("overload", existing.overload, asked.overload))
+    if asked.priority != 0:
+        pairs.append(("priority", existing.priority, asked.priority))
     if asked.policy != "single" or asked.policy_params:
         pairs.append(("policy", existing.policy, asked.policy))
         pairs.append(("policy_params", dict(existing.policy_params), dict(asked.policy_params)))

@@ -18,9 +18,16 @@ import orjson
 from clipper.core.dtypes import NUMERIC_DTYPES
 from clipper.core.exceptions import InvalidInput
 from clipper.core.input_limits import InputLimits, check_nesting, json_error
+from clipper.core.records import PRIORITIES
 from clipper.core.types import InputBuffer, InputType
 
-__all__ = ["PredictRequest", "decode_predict_request", "encode_input", "optional_uid"]
+__all__ = [
+    "PredictRequest",
+    "decode_predict_request",
+    "encode_input",
+    "optional_uid",
+    "parse_priority",
+]
 
 # numpy dtype kinds accepted for each numeric input type (JSON ints are fine for floats).
 _ACCEPTED_KINDS = {
@@ -28,7 +35,9 @@ _ACCEPTED_KINDS = {
     InputType.FLOATS: "iuf",
     InputType.DOUBLES: "iuf",
 }
-_KNOWN_KEYS = frozenset(("input", "input_batch", "version", "latency_slo_micros", "uid"))
+_KNOWN_KEYS = frozenset(
+    ("input", "input_batch", "version", "latency_slo_micros", "uid", "priority")
+)
 DEFAULT_LIMITS = InputLimits()
 _NATIVE_IS_LITTLE_ENDIAN = sys.byteorder == "little"  # the RPC's doubles are little-endian
 
@@ -42,6 +51,7 @@ class PredictRequest(NamedTuple):
     version: str | None
     latency_slo_us: int | None
     uid: int | None = None
+    priority: int | None = None
 
 
 def encode_input(value: Any, input_type: InputType, limits: InputLimits = DEFAULT_LIMITS) -> bytes:
@@ -132,6 +142,17 @@ def optional_uid(body: dict[str, Any]) -> int | None:
     return uid
 
 
+def parse_priority(value: object, where: str) -> int:
+    """A query's priority as given (`where` names where, for the error): an integer class
+    of `PRIORITIES`; InvalidInput (400) otherwise."""
+    if isinstance(value, bool) or not isinstance(value, int) or value not in PRIORITIES:
+        lowest, highest = PRIORITIES[0], PRIORITIES[-1]
+        raise InvalidInput(
+            f"{where} must be an integer from {lowest} to {highest}, got {value!r:.40}"
+        )
+    return value
+
+
 def decode_predict_request(
     raw: bytes, input_type: InputType, limits: InputLimits = DEFAULT_LIMITS
 ) -> PredictRequest:
@@ -153,16 +174,19 @@ def decode_predict_request(
         version = str(version)
     slo_us = _optional_int(body, "latency_slo_micros")
     uid = optional_uid(body)
+    priority = body.get("priority")
+    if priority is not None:
+        priority = parse_priority(priority, "priority")
     if "input" in body:
         if "input_batch" in body:
             raise InvalidInput("give either 'input' or 'input_batch', not both")
         buffers: list[InputBuffer] = [encode_input(body["input"], input_type, limits)]
-        return PredictRequest(buffers, False, version, slo_us, uid)
+        return PredictRequest(buffers, False, version, slo_us, uid, priority)
     if "input_batch" in body:
         batch = body["input_batch"]
         if not isinstance(batch, list) or not batch:
             raise InvalidInput("input_batch must be a non-empty list of inputs")
         limits.check_batch(len(batch))
         buffers = [encode_input(item, input_type, limits) for item in batch]
-        return PredictRequest(buffers, True, version, slo_us, uid)
+        return PredictRequest(buffers, True, version, slo_us, uid, priority)
     raise InvalidInput("the request must have an 'input' or an 'input_batch' key")

@@ -12,6 +12,7 @@ from clipper.core.types import InputType, ModelId
 
 __all__ = [
     "OVERLOAD_MODES",
+    "PRIORITIES",
     "AppRecord",
     "ModelVersionRecord",
     "RegistrySnapshot",
@@ -20,6 +21,9 @@ __all__ = [
 
 OVERLOAD_MODES = ("default", "reject")
 """What an app's queries refused by admission control get (see `AppRecord.overload`)."""
+
+PRIORITIES = range(10)
+"""The priority classes of apps and queries: 0 (the default, lowest) to 9 (highest)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +38,8 @@ class AppRecord:
     refused by admission control gets (`OVERLOAD_MODES`): the default output (`default`,
     Clipper's way) or an error (`reject`: 429 with Retry-After, gRPC RESOURCE_EXHAUSTED).
     `payload_log` is where a record of its queries goes (clipper.payloads), or None.
+    `priority` is its class (`PRIORITIES`, higher first): under contention its queries are
+    served before, and shed after, those of lower classes; a query may lower its own.
     """
 
     name: str
@@ -47,6 +53,7 @@ class AppRecord:
     show_model_errors: bool = False
     overload: str = "default"
     payload_log: PayloadLogConfig | None = None
+    priority: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,10 +78,11 @@ class ComputationTable:
         query_ids: list[int],
         deadline: float,
         app: str = "",
+        priority: int = 0,
     ) -> list[asyncio.Future[Any]]:
-        """One future per input: a cached answer, a shared in-flight one, or a new one.
-        New ones that admission control refuses are failed at once with `Overloaded`
-        (counted for `app`)."""
+        """One future per input: a cached answer, a shared in-flight one, or a new one
+        queued at `priority`. New ones that admission control refuses are failed at once
+        with `Overloaded` (counted for `app`)."""
         loop = asyncio.get_running_loop()
         metrics = serving.metrics
         futures: list[asyncio.Future[Any]] = []
@@ -111,14 +112,14 @@ class ComputationTable:
                 self._in_flight[key] = future
             else:
                 future = loop.create_future()
-            fresh.append(PendingQuery(query_id, buffer, deadline, future))
+            fresh.append(PendingQuery(query_id, buffer, deadline, future, priority))
             futures.append(future)
         if fresh:
-            queued = len(serving.queue) + len(fresh) - 1
-            if serving.admission.admits(queued, deadline):
+            refused_at = _admit(serving, len(fresh), deadline, priority)
+            if refused_at is None:
                 serving.submit(fresh)
             else:
-                error = serving.refuse(app, queued)
+                error = serving.refuse(app, refused_at, priority)
                 for query in fresh:
                     query.future.set_exception(error)
         return futures
@@ -130,12 +131,13 @@ class ComputationTable:
         query_id: int,
         deadline: float,
         callback: Callable[[], None],
+        priority: int = 0,
     ) -> asyncio.Future[Any]:
         """One uncached input as a computation of its own, and `when_all` on it in one: the
-        common query. The dispatcher that settles it calls the waiter straight away (no
-        done callback, no loop iteration in between)."""
+        common query (admitted by the caller). The dispatcher that settles it calls the
+        waiter straight away (no done callback, no loop iteration in between)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        query = PendingQuery(query_id, buffer, deadline, future)
+        query = PendingQuery(query_id, buffer, deadline, future, priority)
         waiter = Waiter([future], callback, watch=False)
         query.on_settled = waiter.settled
         serving.submit_one(query)
@@ -157,6 +159,15 @@ class ComputationTable:
         """Call `callback` once, when every future is done or the deadline passes,
         whichever comes first: no task and no timer of its own (see `DeadlineTimer`)."""
         self._deadlines.add(deadline, Waiter(futures, callback))
+
+
+def _admit(serving: ModelServing, count: int, deadline: float, priority: int) -> int | None:
+    """None when `count` new inputs of `priority` are admitted, else the `queued` count to
+    refuse them with (see `ModelServing.admit_ranked`)."""
+    if priority > serving.queue.lowest:
+        return serving.admit_ranked(priority, count, deadline)
+    queued = len(serving.queue) + count - 1
+    return None if serving.admission.admits(queued, deadline) else queued
 
 
 def failure_reason(

@@ -90,8 +90,9 @@ class DataPlane:
         self._routes: dict[str, AppRoute] = {}
         # Apps without a route, resolved once per snapshot: the current version (None
         # without a linked model), and whether its queries use the cache.
-        # app -> (current version, whether it uses the cache, app.show_model_errors)
-        self._direct: dict[str, tuple[ModelServing | None, bool, bool]] = {}
+        # app -> (current version, whether it uses the cache, app.show_model_errors,
+        # app.priority)
+        self._direct: dict[str, tuple[ModelServing | None, bool, bool, int]] = {}
         self._rejecting: frozenset[str] = frozenset()  # apps whose refused queries raise
         # Models under a canary rollout, and the apps (without a route) whose first linked
         # model is one of them: those take the rollout path, not the direct one.
@@ -165,7 +166,7 @@ class DataPlane:
                 continue
             current = self.resolve_model(app, None)
             cached = current is not None and self._cache_on(app.cache_enabled, current)
-            self._direct[name] = (current, cached, app.show_model_errors)
+            self._direct[name] = (current, cached, app.show_model_errors, app.priority)
 
     def _split_route(self, app: AppRecord) -> SplitRoute | None:
         """The rollout path of an app whose first linked model is under rollout (None
@@ -180,7 +181,7 @@ class DataPlane:
             return None
         cached = partial(self._cache_on, app.cache_enabled)
         return SplitRoute(app.name, split, baseline, canary, cached(baseline), cached(canary),
-                          app.show_model_errors)  # fmt: skip
+                          app.show_model_errors, app.priority)  # fmt: skip
 
     # -- canary rollouts ----------------------------------------------------------------
 
@@ -343,10 +344,11 @@ class DataPlane:
         version: str | None,
         deadline: float,
         uid: int | None = None,
+        priority: int | None = None,
     ) -> list[Prediction]:
         """`predict_then` awaited: one prediction per input, by the deadline."""
         answers = answers_or_future(
-            partial(self.predict_then, target, buffers, version, deadline, uid)
+            partial(self.predict_then, target, buffers, version, deadline, uid, priority=priority)
         )
         return answers if isinstance(answers, list) else await answers
 
@@ -358,6 +360,7 @@ class DataPlane:
         deadline: float,
         uid: int | None,
         then: AnswersCallback,
+        priority: int | None = None,
     ) -> list[Prediction] | None:
         """Answer each input by its deadline, with a model output or the default: the one
         entry point of every query surface, with no future, task or coroutine of its own.
@@ -368,6 +371,10 @@ class DataPlane:
         answers at once when none has to wait (cache hits, defaults); else None, and `then`
         is called once with the answers by the deadline at the latest (or with the exception
         a routed query raised).
+
+        `priority` (None: the app's class) may lower a query's priority below its app's
+        class, never raise it above (`_ranked`); the queries of a routed app, a pipeline or a
+        rollout run at their app's class.
         """
         direct = self._direct.get(target) if version is None else None  # type: ignore[arg-type]
         if direct is None:  # a version asked, a routed app, a model, or an unknown one
@@ -376,9 +383,11 @@ class DataPlane:
                 use_model_cache = target.use_cache
                 if use_model_cache is None:
                     use_model_cache = self._cache_on(True, model)
+                ranked = _ranked(priority, target.priority)
                 return self._start_on(
-                    model, use_model_cache, None, target.show_errors, buffers, deadline, then
-                )
+                    model, use_model_cache, None, target.show_errors, buffers, deadline, then,
+                    ranked,
+                )  # fmt: skip
             app = self._snapshot.apps.get(target)
             if app is None:
                 raise UnknownApplication(f"No application named {target!r}")
@@ -392,11 +401,15 @@ class DataPlane:
                 return None
             asked = self.resolve_model(app, version)
             use_cache = asked is not None and self._cache_on(app.cache_enabled, asked)
-            direct = (asked, use_cache, app.show_model_errors)
-        serving, use_cache, show_errors = direct
+            direct = (asked, use_cache, app.show_model_errors, app.priority)
+        serving, use_cache, show_errors, app_priority = direct
         if serving is None:
             return [self._default(target, NO_MODELS) for _ in buffers]  # type: ignore[arg-type]
-        return self._start_on(serving, use_cache, target, show_errors, buffers, deadline, then)  # type: ignore[arg-type]
+        if priority is not None and priority < app_priority:
+            app_priority = priority
+        return self._start_on(
+            serving, use_cache, target, show_errors, buffers, deadline, then, app_priority  # type: ignore[arg-type]
+        )  # fmt: skip
 
     def stream(
         self, app_name: str, buffer: InputBuffer, version: str | None, deadline: float
@@ -412,14 +425,19 @@ class DataPlane:
         serving = self.resolve_model(app, version)
         if serving is None:
             return self._default(app_name, NO_MODELS)
-        queued = len(serving.queue)
-        if not serving.admission.admits(queued, deadline):
-            return self._refused(serving, app_name, queued)[0]
+        priority = app.priority  # a stream runs at its app's class
+        queue = serving.queue
+        if priority > queue.lowest:  # above some queued: judged on its class and above
+            refused_at = serving.admit_ranked(priority, 1, deadline)
+            if refused_at is not None:
+                return self._refused(serving, app_name, refused_at, priority)[0]
+        elif not serving.admission.admits(queued := len(queue), deadline):
+            return self._refused(serving, app_name, queued, priority)[0]
         query_id = next(self._query_ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         answer = partial(self._answer, app_name, serving, app.show_model_errors, query_id, future)
         stream = PieceStream(serving, query_id, deadline, future, answer, self._clock)
-        serving.submit_one(PendingQuery(query_id, buffer, deadline, future))
+        serving.submit_one(PendingQuery(query_id, buffer, deadline, future, priority))
         return stream
 
     def _model_serving(self, model_name: str, version: str | None) -> ModelServing:
@@ -460,21 +478,33 @@ class DataPlane:
         buffers: list[InputBuffer],
         deadline: float,
         then: AnswersCallback,
+        priority: int = 0,
     ) -> list[Prediction] | None:
         if not use_cache and len(buffers) == 1:  # the common query: a computation of its own
-            queued = len(serving.queue)
-            if not serving.admission.admits(queued, deadline):
-                return self._refused(serving, app_name, queued)
+            queue = serving.queue
+            if priority > queue.lowest:  # above some queued: judged on its class and above
+                refused_at = serving.admit_ranked(priority, 1, deadline)
+                if refused_at is not None:
+                    return self._refused(serving, app_name, refused_at, priority)
+            elif not serving.admission.admits(queued := len(queue), deadline):
+                return self._refused(serving, app_name, queued, priority)
             query_id = next(self._query_ids)
 
             def finish_alone() -> None:  # called in a later loop iteration: `alone` is set
-                then([self._answer(app_name, serving, show_errors, query_id, alone)])
+                try:
+                    answer = self._answer(app_name, serving, show_errors, query_id, alone)
+                except Overloaded as exc:  # displaced from the queue, of an app that rejects
+                    then(exc)
+                    return
+                then([answer])
 
-            alone = self._table.start_alone(serving, buffers[0], query_id, deadline, finish_alone)
+            alone = self._table.start_alone(
+                serving, buffers[0], query_id, deadline, finish_alone, priority
+            )
             return None
         query_ids = list(itertools.islice(self._query_ids, len(buffers)))
         computations = self._table.start(
-            serving, use_cache, buffers, query_ids, deadline, app_name or ""
+            serving, use_cache, buffers, query_ids, deadline, app_name or "", priority
         )
         pending = list(itertools.filterfalse(_is_done, computations))
         if not pending:
@@ -523,11 +553,11 @@ class DataPlane:
         return self._default(app_name, reason, query_id)
 
     def _refused(
-        self, serving: ModelServing, app_name: str | None, queued: int
+        self, serving: ModelServing, app_name: str | None, queued: int, priority: int
     ) -> list[Prediction]:
         """A query admission control turned away, answered at once: the app's default
         output, or Overloaded raised for an app whose `overload` is `reject`."""
-        error = serving.refuse(app_name or "", queued)
+        error = serving.refuse(app_name or "", queued, priority)
         if app_name in self._rejecting:
             raise error
         return [self._default(app_name, str(error))]
@@ -595,6 +625,11 @@ class DataPlane:
 
 
 _is_done = asyncio.Future.done  # computations are asyncio futures: their own (C) `done`
+
+
+def _ranked(asked: int | None, cap: int) -> int:
+    """A query's priority: the one it asked for, at most its app's class (`cap`)."""
+    return cap if asked is None or asked > cap else asked
 
 
 def _labels(model_id: ModelId) -> tuple[str, str]:

@@ -93,8 +93,10 @@ class ModelServing:
     `waking` then stays True until a replica attaches. The queries wait in the queue.
 
     Admission control: callers ask `admission.admits(len(queue) + n - 1, deadline)` before
-    queueing n inputs, and `refuse` those it turns away. `admission` is refreshed from the
-    replicas after each batch and each change of replicas or policy, never per query.
+    queueing n inputs of a priority at or below `queue.lowest` (the common case: one
+    priority queued), `admit_ranked` for one above it, and `refuse` those turned away.
+    `admission` is refreshed from the replicas after each batch and each change of replicas
+    or policy, never per query.
     """
 
     def __init__(
@@ -212,12 +214,44 @@ class ModelServing:
 
     # -- admission --------------------------------------------------------------------
 
-    def refuse(self, app: str, queued: int) -> Overloaded:
+    def admit_ranked(self, priority: int, count: int, deadline: float) -> int | None:
+        """Admit `count` inputs of `priority`, above the lowest priority queued: judged on
+        the queued inputs of `priority` or higher only (the others wait behind them), and
+        where the queue is at its bound, queries of lower priorities are displaced (refused
+        at once, see `_displace`) to make room. None when admitted, else the `queued` count
+        to `refuse` them with."""
+        queue, admission = self.queue, self.admission
+        same_or_higher = queue.ahead_of(priority)
+        if not admission.admits(same_or_higher + count - 1, deadline):
+            return same_or_higher + count - 1
+        excess = len(queue) + count - admission.max_queued
+        if excess > len(queue) - same_or_higher:  # too few of lower priorities to displace
+            return len(queue) + count - 1
+        for _ in range(excess):
+            victim = queue.displace(priority)
+            if victim is not None:
+                self._displace(victim)
+        return None
+
+    def _displace(self, query: PendingQuery) -> None:
+        """Answer a query put out of the queue by a higher-priority one: refused, at once."""
+        if self._metrics is not None:
+            self._metrics.refused_by_priority(query.priority, "displaced").inc()
+        error = Overloaded(
+            f"{OVERLOADED}: the queue of {self.model_id} is full "
+            f"({self.admission.max_queued} queued) and a query of a higher priority took "
+            "this one's place; query refused",
+            max(1.0, self.admission.retry_after_s(len(self.queue))),
+        )
+        _fail(query, error)
+
+    def refuse(self, app: str, queued: int, priority: int = 0) -> Overloaded:
         """The error of a query refused at once (`queued` inputs ahead of it), counted."""
         full = self.admission.full(queued)
         reason = "queue_full" if full else "deadline"
         if self._metrics is not None:
             self._metrics.admission_refused(app, reason).inc()
+            self._metrics.refused_by_priority(priority, reason).inc()
         why = (
             f"the queue of {self.model_id} is full ({self.admission.max_queued} queued)"
             if full

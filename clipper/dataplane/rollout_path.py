@@ -48,6 +48,8 @@ class SplitRoute:
     baseline_cached: bool
     canary_cached: bool
     show_errors: bool
+    priority: int = 0
+    """The app's class: both versions' queries queue at it."""
 
 
 @dataclass(slots=True)
@@ -161,7 +163,9 @@ class RolloutPath:
         deadline: float,
     ) -> _Attempt:
         query_ids = list(itertools.islice(self._query_ids, len(buffers)))
-        futures = self._table.start(serving, use_cache, buffers, query_ids, deadline, route.app)
+        futures = self._table.start(
+            serving, use_cache, buffers, query_ids, deadline, route.app, route.priority
+        )
         attempt = _Attempt(serving, query_ids, futures, [None] * len(futures))
         for index, future in enumerate(futures):
             if future.done():

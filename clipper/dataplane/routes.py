@@ -59,7 +59,9 @@ class AppRoute:
     def version_of(self, name: str) -> tuple[ModelRef, str]:
         """How to ask the route's current version of model `name` (with its cache choice)."""
         model_id = self.servings[name].model_id
-        ref = ModelRef(model_id.name, self.use_cache[name], self.app.show_model_errors)
+        ref = ModelRef(
+            model_id.name, self.use_cache[name], self.app.show_model_errors, self.app.priority
+        )
         return ref, model_id.version
 
     def learn(self, uid: int | None, learn: Callable[[PolicyState], PolicyState]) -> None:

@@ -8,10 +8,12 @@ from typing import Any
 
 from clipper.core.exceptions import PayloadTooLarge
 
-__all__ = ["TIMEOUT_HEADER", "read_body"]
+__all__ = ["PRIORITY_HEADER", "TIMEOUT_HEADER", "read_body"]
 
 TIMEOUT_HEADER = b"clipper-timeout-us"
 """`Clipper-Timeout-Us: n`: a budget in microseconds shorter than the app's SLO."""
+PRIORITY_HEADER = b"clipper-priority"
+"""`Clipper-Priority: n`: the query's priority class, at most its app's (0 to 9)."""
 
 
 async def read_body(

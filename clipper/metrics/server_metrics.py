@@ -73,6 +73,7 @@ class ModelMetrics:
         self._labels = labels
         self._replica_batches: dict[int, CounterCell] = {}
         self._refused: dict[tuple[str, str], CounterCell] = {}
+        self._refused_by_priority: dict[tuple[int, str], CounterCell] = {}
 
     def admission_refused(self, app: str, reason: str) -> CounterCell:
         """Queries of `app` refused at once by admission control, for `reason`."""
@@ -81,6 +82,16 @@ class ModelMetrics:
             model = f"{self._labels[0]}:{self._labels[1]}"
             counter = self._server.admission_refused.labels(app, model, reason)
             self._refused[app, reason] = counter
+        return counter
+
+    def refused_by_priority(self, priority: int, reason: str) -> CounterCell:
+        """Queries of `priority` refused at once (or displaced from the queue), for `reason`."""
+        counter = self._refused_by_priority.get((priority, reason))
+        if counter is None:
+            model = f"{self._labels[0]}:{self._labels[1]}"
+            family = self._server.admission_refused_by_priority
+            counter = family.labels(model, str(priority), reason)
+            self._refused_by_priority[priority, reason] = counter
         return counter
 
     def replica_batches(self, replica: int) -> CounterCell:
@@ -166,6 +177,13 @@ class ServerMetrics:
             "queue_full (the version's max_queued).",
             ["app", "model", "reason"],
         )
+        self.admission_refused_by_priority = CounterFamily(
+            "clipper_admission_refused_by_priority",
+            "Queries refused at once by admission control, per model version, query "
+            "priority and reason: deadline, queue_full, or displaced (queued, then put out "
+            "of a full queue by a query of a higher priority).",
+            ["model", "priority", "reason"],
+        )
         self.max_queued = Gauge(
             "clipper_model_max_queued",
             "The bound of a model version's batch queue (-1: none yet, before its first "
@@ -186,7 +204,8 @@ class ServerMetrics:
         registry.register(MetricFamilies([
             self.requests, self.latency, self.answers, self.answers_within_slo, self.queue_delay,
             self.batch_size, self.batch_latency, self.cache_hits, self.cache_misses,
-            self.replica_batches, self.admission_refused, self.payload_records,
+            self.replica_batches, self.admission_refused, self.admission_refused_by_priority,
+            self.payload_records,
             self.payload_dropped,
         ]))  # fmt: skip
         self.replica_errors = Counter(

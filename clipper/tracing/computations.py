@@ -169,14 +169,15 @@ class TracedComputations(ComputationTable):
         query_ids: list[int],
         deadline: float,
         app: str = "",
+        priority: int = 0,
     ) -> list[asyncio.Future[Any]]:
         request = CURRENT.get()
         if request is None:
-            return super().start(serving, use_cache, buffers, query_ids, deadline, app)
+            return super().start(serving, use_cache, buffers, query_ids, deadline, app, priority)
         model_id = serving.model_id
         shared = [use_cache and self._in_flight.get((model_id, _data(b))) for b in buffers]
         now_ns = time.time_ns()
-        futures = super().start(serving, use_cache, buffers, query_ids, deadline, app)
+        futures = super().start(serving, use_cache, buffers, query_ids, deadline, app, priority)
         for query_id, future, was_shared in zip(query_ids, futures, shared, strict=True):
             if not use_cache:
                 cache = "off"
@@ -194,12 +195,13 @@ class TracedComputations(ComputationTable):
         query_id: int,
         deadline: float,
         callback: Any,
+        priority: int = 0,
     ) -> asyncio.Future[Any]:
         request = CURRENT.get()
         if request is None:
-            return super().start_alone(serving, buffer, query_id, deadline, callback)
+            return super().start_alone(serving, buffer, query_id, deadline, callback, priority)
         now_ns = time.time_ns()
-        future = super().start_alone(serving, buffer, query_id, deadline, callback)
+        future = super().start_alone(serving, buffer, query_id, deadline, callback, priority)
         self._follow(request, serving, future, query_id, "off", now_ns)
         return future
 

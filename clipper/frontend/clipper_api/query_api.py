@@ -20,7 +20,7 @@ from typing import Any
 
 from clipper.core.exceptions import ClipperError, InternalError, InvalidInput, UnknownApplication
 from clipper.core.input_limits import InputLimits
-from clipper.core.inputs import PredictRequest, decode_predict_request
+from clipper.core.inputs import PredictRequest, decode_predict_request, parse_priority
 from clipper.core.outputs import dumps_outputs
 from clipper.dataplane.answers import observe_answers
 from clipper.dataplane.dataplane import SLO_MISSED, Answers, DataPlane, Prediction, slo_missed
@@ -29,7 +29,7 @@ from clipper.frontend.clipper_api.streaming import streamed_reply, wants_stream
 from clipper.frontend.error_replies import clipper_error_reply, error_headers
 from clipper.http.errors import error_body, error_row
 from clipper.http.reply import Headers, Reply
-from clipper.http.request_body import TIMEOUT_HEADER, read_body
+from clipper.http.request_body import PRIORITY_HEADER, TIMEOUT_HEADER, read_body
 from clipper.http.routes import DirectReply, Request, Route, RouteGroup
 from clipper.metrics.server_metrics import CONTENT_TYPE_LATEST, ServerMetrics
 from clipper.payloads.tap import AppTap
@@ -126,7 +126,7 @@ class ClipperQueryApi:
                             budget_us=budget_us)  # fmt: skip
             return streamed_reply(self._dataplane, app_name, predict, deadline, whole)
         predictions = await self._dataplane.predict(
-            app_name, predict.buffers, predict.version, deadline, predict.uid
+            app_name, predict.buffers, predict.version, deadline, predict.uid, predict.priority
         )
         return Reply(200, self._predict_body(app_name, predict, predictions, started, budget_us))
 
@@ -152,7 +152,10 @@ class ClipperQueryApi:
         if app is None:
             raise UnknownApplication(f"No application named {app_name!r}")
         request = decode_predict_request(body, app.input_type, self._limits)
-        return request, _budget_us(app.latency_slo_us, request.latency_slo_us, headers)
+        budget_us, priority = _terms(app.latency_slo_us, request.latency_slo_us, headers)
+        if priority is not None and request.priority is None:  # the body's wins
+            request = request._replace(priority=priority)
+        return request, budget_us
 
     def _predict_body(
         self,
@@ -193,8 +196,9 @@ class ClipperQueryApi:
             deadline = started + budget_us / 1e6
             then = partial(self._finish, done, app_name, request, started, budget_us)
             answers = self._dataplane.predict_then(
-                app_name, request.buffers, request.version, deadline, request.uid, then
-            )
+                app_name, request.buffers, request.version, deadline, request.uid, then,
+                request.priority,
+            )  # fmt: skip
         except ClipperError as exc:
             done(_direct_error(exc))
             return
@@ -242,14 +246,19 @@ def _direct_error(exc: ClipperError) -> DirectReply:
     return error_row(exc).http_status, error_headers(exc), error_body(exc)
 
 
-def _budget_us(app_slo_us: int, body_slo_us: int | None, headers: Headers) -> int:
-    """The query's budget: the app's SLO, or a shorter one from the body or header."""
+def _terms(app_slo_us: int, body_slo_us: int | None, headers: Headers) -> tuple[int, int | None]:
+    """The query's budget (the app's SLO, or a shorter one from the body or header) and the
+    priority its `Clipper-Priority` header asks (None without one), in one pass."""
     budget = app_slo_us
     if body_slo_us is not None:
         budget = min(budget, body_slo_us)
+    priority = None
     for name, value in headers:
         if name == TIMEOUT_HEADER:
             if not value.isdigit() or int(value) <= 0:
                 raise InvalidInput("Clipper-Timeout-Us must be a positive integer")
             budget = min(budget, int(value))
-    return budget
+        elif name == PRIORITY_HEADER:
+            asked = int(value) if value.isdigit() else value.decode(errors="replace")
+            priority = parse_priority(asked, "Clipper-Priority")
+    return budget, priority

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from clipper.core.exceptions import InvalidInput
+from clipper.core.inputs import parse_priority
 
 __all__ = [
     "BYTES",
@@ -87,6 +88,12 @@ class InferRequest:
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise InvalidInput("the timeout parameter must be a positive integer (microseconds)")
         return value
+
+    @property
+    def priority(self) -> int | None:
+        """The request's `priority` parameter (0 to 9, at most its app's class), if any."""
+        value = self.parameters.get("priority")
+        return None if value is None else parse_priority(value, "the priority parameter")
 
 
 @dataclass(frozen=True, slots=True)

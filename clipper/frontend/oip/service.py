@@ -171,7 +171,9 @@ class InferenceService:
         budget_s = self._budget_s(target, request, transport_budget_s)
         deadline = started + budget_s
         if target.app is not None:
-            predictions = await self._dataplane.predict(target.app, buffers, version, deadline)
+            predictions = await self._dataplane.predict(
+                target.app, buffers, version, deadline, priority=request.priority
+            )
             latency_s = time.monotonic() - started
             if self._metrics is not None:
                 observe_answers(self._metrics, target.app, predictions, latency_s)
@@ -180,7 +182,9 @@ class InferenceService:
                 tap.offer(buffers, predictions, latency_s)
         else:
             model = ModelRef(record.name)
-            predictions = await self._dataplane.predict(model, buffers, record.version, deadline)
+            predictions = await self._dataplane.predict(
+                model, buffers, record.version, deadline, priority=request.priority
+            )
         answers = _answers(predictions, round(budget_s * 1e6), round(self._slo_s(target) * 1e6))
         outputs = output_tensors(signature, record.input_type, answers)
         chosen = [tensor for tensor in outputs if tensor.name in requested]

@@ -98,6 +98,19 @@ def test_update_app_keeps_what_it_is_not_given(shared: ServerHandle) -> None:
     assert shared.predict("kept", {"input": [1.0]}).json()["output"] == 0.5  # no model: default
 
 
+def test_register_app_and_update_app_set_the_priority_class(shared: ServerHandle) -> None:
+    clipper(shared, "register-app", "ranked", "--input-type", "doubles", "--priority", "4")
+    assert shared.admin.get_application("ranked")["priority"] == 4  # type: ignore[index]
+
+    clipper(shared, "update-app", "ranked", "--priority", "1")
+
+    info = shared.admin.get_application("ranked")
+    assert info is not None
+    assert (info["priority"], info["latency_slo_micros"]) == (1, 100_000)
+    refused = one_line_error(clipper(shared, "update-app", "ranked", "--priority", "12", ok=False))
+    assert "priority must be an integer from 0 to 9, got 12" in refused
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
