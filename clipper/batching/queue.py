@@ -92,12 +92,13 @@ class BatchQueue:
     def put(self, query: PendingQuery) -> None:
         """Enqueue one query (a group of one)."""
         query.enqueued_at = time.monotonic()
-        queued = self._by_priority.get(query.priority) or self._add_class(query.priority)
+        priority = query.priority
+        queued = self._by_priority.get(priority) or self._add_class(priority)
         heapq.heappush(queued.heap, (query.deadline, next(self._order), [query]))
         queued.size += 1
         self._size += 1
-        if query.priority < self.lowest:
-            self.lowest = query.priority
+        if priority < self.lowest:
+            self.lowest = priority
 
     def put_group(self, queries: Sequence[PendingQuery]) -> None:
         """Enqueue queries that should travel in one batch where they fit."""
@@ -136,7 +137,13 @@ class BatchQueue:
         """
         batch: list[PendingQuery] = []
         expired: list[PendingQuery] = []
-        for queued in self._classes:
+        classes = self._classes
+        if len(classes) == 1:  # one priority ever queued: the common queue
+            self._take_from(classes[0], max_items, now, batch, expired)
+            if not self._size:
+                self.lowest = _NONE_QUEUED
+            return batch, expired
+        for queued in classes:
             if queued.size and self._take_from(queued, max_items, now, batch, expired):
                 break
             if len(batch) >= max_items:

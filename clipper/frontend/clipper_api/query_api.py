@@ -254,11 +254,16 @@ def _terms(app_slo_us: int, body_slo_us: int | None, headers: Headers) -> tuple[
         budget = min(budget, body_slo_us)
     priority = None
     for name, value in headers:
+        if name not in _TERMS_HEADERS:  # one test for the headers that say nothing of these
+            continue
         if name == TIMEOUT_HEADER:
             if not value.isdigit() or int(value) <= 0:
                 raise InvalidInput("Clipper-Timeout-Us must be a positive integer")
             budget = min(budget, int(value))
-        elif name == PRIORITY_HEADER:
+        else:
             asked = int(value) if value.isdigit() else value.decode(errors="replace")
             priority = parse_priority(asked, "Clipper-Priority")
     return budget, priority
+
+
+_TERMS_HEADERS = frozenset({TIMEOUT_HEADER, PRIORITY_HEADER})
