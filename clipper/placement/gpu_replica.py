@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from clipper.core.gpu_devices import GpuSample
 from clipper.placement.base import ReplicaLaunch, ReplicaPlacement, RunningReplica
+from clipper.placement.deferred import DeferredReplica
 from clipper.placement.gpu_discovery import GpuProbe
 from clipper.placement.gpus import VISIBLE_DEVICES_ENV, GpuAllocator, GpuGrant
 
@@ -71,8 +72,10 @@ def with_environment(launch: ReplicaLaunch, env: dict[str, str]) -> ReplicaLaunc
     return dataclasses.replace(launch, environment=tuple(sorted(merged.items())))
 
 
-class GpuReplica:
+class GpuReplica(DeferredReplica):
     """A replica that holds (or waits for) GPUs, then runs its worker with them."""
+
+    _shield_wait = True  # the task gives the GPUs back, also when a waiter is cancelled
 
     def __init__(
         self, pool: GpuPool, launch: ReplicaLaunch, start: Start, grant: GpuGrant | None
@@ -80,7 +83,7 @@ class GpuReplica:
         self._pool = pool
         self._launch = launch
         self._grant = grant
-        self._worker: RunningReplica | None = None
+        super().__init__()
         self._task = asyncio.get_running_loop().create_task(self._run(start))
 
     async def _run(self, start: Start) -> int:
@@ -100,11 +103,6 @@ class GpuReplica:
                 self._pool.release(self._grant)
 
     @property
-    def pid(self) -> int | None:
-        """The worker's pid once it started."""
-        return self._worker.pid if self._worker is not None else None
-
-    @property
     def devices(self) -> tuple[int, ...]:
         """The GPUs it holds (none while it waits)."""
         return self._grant.devices if self._grant is not None else ()
@@ -115,26 +113,3 @@ class GpuReplica:
             return ReplicaPlacement()
         num_gpus = self._launch.resources.num_gpus or 0
         return ReplicaPlacement(unschedulable=self._pool.allocator.why_not(num_gpus))
-
-    async def wait(self) -> int:
-        """Wait for the devices and the worker; the exit code (-15: stopped while waiting)."""
-        try:
-            return await asyncio.shield(self._task)
-        except asyncio.CancelledError:
-            if self._task.cancelled():
-                return -15
-            raise
-
-    def terminate(self) -> None:
-        """SIGTERM the worker, or stop waiting for devices."""
-        if self._worker is not None:
-            self._worker.terminate()
-        else:
-            self._task.cancel()
-
-    def kill(self) -> None:
-        """SIGKILL the worker, or stop waiting for devices."""
-        if self._worker is not None:
-            self._worker.kill()
-        else:
-            self._task.cancel()

@@ -24,6 +24,7 @@ from clipper.core.processes import process_alive
 from clipper.environments.manager import EnvironmentManager
 from clipper.environments.spec import Environment
 from clipper.placement.base import ReplicaLaunch, RunningReplica
+from clipper.placement.deferred import DeferredReplica
 from clipper.placement.gpu_discovery import GpuProbe
 from clipper.placement.gpu_replica import GpuPool, GpuReplica
 from clipper.rpc.secret import SECRET_ENV
@@ -73,7 +74,7 @@ def _signal_group(leader: int, signum: int) -> None:
         os.killpg(leader, signum)
 
 
-class PendingReplica:
+class PendingReplica(DeferredReplica):
     """A replica whose environment is still being built: its worker starts once the build
     is done. A failed build ends it like a worker that exits with BUILD_FAILED_EXIT_CODE,
     the build's error appended to its log (so the reconciler reports it); stopping it
@@ -86,7 +87,7 @@ class PendingReplica:
         launch: ReplicaLaunch,
         env: Environment,
     ) -> None:
-        self._worker: LocalReplica | None = None
+        super().__init__()
         run = self._run(environments, placement, launch, env)
         self._task = asyncio.get_running_loop().create_task(run)
 
@@ -104,34 +105,6 @@ class PendingReplica:
             return BUILD_FAILED_EXIT_CODE
         self._worker = await placement.spawn(launch, python)
         return await self._worker.wait()
-
-    @property
-    def pid(self) -> int | None:
-        """The worker's pid once it started."""
-        return self._worker.pid if self._worker is not None else None
-
-    async def wait(self) -> int:
-        """Wait for the build and the worker; return the exit code."""
-        try:
-            return await self._task
-        except asyncio.CancelledError:
-            if self._task.cancelled():
-                return -15
-            raise
-
-    def terminate(self) -> None:
-        """SIGTERM the worker, or stop waiting for the build."""
-        if self._worker is not None:
-            self._worker.terminate()
-        else:
-            self._task.cancel()
-
-    def kill(self) -> None:
-        """SIGKILL the worker, or stop waiting for the build."""
-        if self._worker is not None:
-            self._worker.kill()
-        else:
-            self._task.cancel()
 
 
 class LocalPlacement:

@@ -7,12 +7,13 @@ from __future__ import annotations
 import resource
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.cluster import ServerFactory, ServerHandle, deploy
+from tests.integration.cluster import ServerFactory, ServerHandle, deploy, wait_until
 
 LINE = "x" * 1023 + "\n"
 
@@ -29,7 +30,9 @@ def test_logs_come_a_page_at_a_time_and_whole_to_every_client(
     deploy(server, "chatty", print_3_mib)
     assert server.predict("chatty", {"input": [1.0]}).json()["default"] is False
     on_disk = server.state_dir / "logs" / "chatty-1-0.log"
-    assert on_disk.stat().st_size >= 3 << 20
+    # The worker's output reaches its log a moment after the answer: wait for all of it.
+    wait_until(lambda: on_disk.stat().st_size >= 3 << 20, 30, "the 3 MiB of output on disk")
+    wait_until(lambda: _steady_size(on_disk), 30, "the log to stop growing")
 
     page = server.admin_http("get_logs", {})
     assert page.status_code == 200
@@ -100,3 +103,9 @@ def test_a_huge_default_output_is_refused(server: ServerHandle) -> None:
     })  # fmt: skip
 
     assert (response.status_code, response.json()["code"]) == (400, "InvalidRequest")
+
+
+def _steady_size(path: Path) -> bool:
+    size = path.stat().st_size
+    time.sleep(0.2)
+    return path.stat().st_size == size
