@@ -15,8 +15,6 @@ answer; goal 0).
 from __future__ import annotations
 
 import argparse
-import itertools
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +22,7 @@ from typing import Any
 import httpx
 
 from benchmarks.harness import BenchServer, bench_server
+from benchmarks.steady_load import SteadyLoad
 from benchmarks.table import print_table
 from clipper.artifacts.python import closure_artifact
 
@@ -54,41 +53,6 @@ def errors_on_tenth(value: float, sleep_s: float) -> Callable[[list[Any]], list[
     return predict
 
 
-class Load:
-    """Closed-loop clients with distinct inputs; `failures` counts what a client saw fail."""
-
-    def __init__(self, server: BenchServer, clients: int) -> None:
-        self._url = f"http://127.0.0.1:{server.query_port}/{APP}/predict"
-        self._inputs = itertools.count(1)
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self.failures = 0
-        self.answered = 0
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
-
-    def start(self) -> None:
-        for thread in self._threads:
-            thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(15)
-
-    def _run(self) -> None:
-        with httpx.Client(timeout=10) as client:
-            while not self._stop.is_set():
-                value = float(next(self._inputs))
-                try:
-                    response = client.post(self._url, json={"input": [value]})
-                    ok = response.status_code == 200 and not response.json().get("default")
-                except (httpx.HTTPError, ValueError):
-                    ok = False
-                with self._lock:
-                    self.answered += 1
-                    self.failures += not ok
-
-
 def served(server: BenchServer, version: str) -> float:
     """The queries `version` answered so far (its batch sizes' sum on /metrics)."""
     text = httpx.get(f"http://127.0.0.1:{server.query_port}/metrics", timeout=10).text
@@ -100,13 +64,13 @@ def served(server: BenchServer, version: str) -> float:
 
 
 def roll_out(
-    server: BenchServer, load: Load, version: str, func: Any, plan: dict[str, Any]
+    server: BenchServer, load: SteadyLoad, version: str, func: Any, plan: dict[str, Any]
 ) -> list[str]:
     """Roll `func` out as `version`; the row: decision, seconds, served, failures."""
     url = f"http://127.0.0.1:{server.admin_port}/admin/artifacts/{APP}/{version}"
     httpx.put(url, content=closure_artifact(func), headers=server.admin_headers,
               timeout=60).raise_for_status()  # fmt: skip
-    failures_before = load.failures
+    failures_before = len(load.failures)
     server.admin("add_model", {"model_name": APP, "model_version": version,
                                "input_type": "doubles", "num_replicas": 1,
                                "rollout": plan})  # fmt: skip
@@ -125,7 +89,7 @@ def roll_out(
     check = reason.split(":")[1].strip() if status.get("state") == "rolled_back" else ""
     decision = status.get("state", "?") + (f" ({check})" if check else "")
     return [decision, f"{seconds:.1f}", f"{served(server, version):.0f}",
-            str(load.failures - failures_before)]  # fmt: skip
+            str(len(load.failures) - failures_before)]  # fmt: skip
 
 
 def main() -> None:
@@ -145,15 +109,12 @@ def main() -> None:
     rows = []
     with bench_server() as server:
         server.deploy(APP, answers(1.0, sleep_s), slo_us=100_000)
-        load = Load(server, args.clients)
-        load.start()
-        try:
+        with SteadyLoad(f"http://127.0.0.1:{server.query_port}", APP, args.clients) as load:
             for index, (name, func) in enumerate(cases):
                 rows.append([name, *roll_out(server, load, str(index + 2), func, plan)])
-        finally:
-            load.stop()
+    queries = load.answered + len(load.failures)
     print(f"\n## Canary rollouts under load: {args.clients} clients, steps of {args.step_s:g} s "
-          f"(shadow, 5%, 25%, 50%, 100%), {load.answered} queries in all\n")  # fmt: skip
+          f"(shadow, 5%, 25%, 50%, 100%), {queries} queries in all\n")  # fmt: skip
     print_table(["version", "decision", "s to decision", "new version served",
                  "client failures"], rows)  # fmt: skip
 

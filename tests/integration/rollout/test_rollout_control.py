@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
+from benchmarks.steady_load import SteadyLoad
 from clipper.core.exceptions import Conflict
 from tests.integration.cluster import ServerHandle, deploy, metric, wait_until
-from tests.integration.rollout.load import SteadyLoad
 from tests.integration.rollout.test_rollouts import answers, cli, ended, start
 
 pytestmark = pytest.mark.integration
@@ -35,7 +35,7 @@ def status_of(server: ServerHandle, model: str) -> dict[str, Any]:
 
 def test_a_paused_rollout_holds_its_step_and_resume_goes_on(server: ServerHandle) -> None:
     deploy(server, "held", answers(1.0))
-    with SteadyLoad(server, "held", threads=4) as load:
+    with SteadyLoad(server.query_url, "held", threads=4) as load:
         start(server, "held", "2", answers(2.0), **plan(2.0))
         paused = server.admin.pause_rollout("held")
         assert (paused["state"], paused["paused"], paused["step"]) == ("running", True, 1)
@@ -71,7 +71,7 @@ def test_a_paused_rollout_stays_paused_across_a_restart(configured_server: Any) 
     time_left = server.admin.pause_rollout("kept")["time_left_s"]
     server.kill()
     again = configured_server.restart(server)
-    with SteadyLoad(again, "kept", threads=4) as load:
+    with SteadyLoad(again.query_url, "kept", threads=4) as load:
         wait_until(lambda: "new" in status_of(again, "kept"), 15, "the split after the restart")
         wait_until(lambda: status_of(again, "kept")["new"]["queries"] > 0, 10, "canary queries")
         time.sleep(2.5)  # past the step's 2 s
@@ -88,7 +88,7 @@ def test_a_paused_rollout_stays_paused_across_a_restart(configured_server: Any) 
 def test_a_running_rollout_is_on_metrics(server: ServerHandle) -> None:
     deploy(server, "watched", answers(1.0))
     labels = {"model": "watched", "version": "2"}
-    with SteadyLoad(server, "watched", threads=4):
+    with SteadyLoad(server.query_url, "watched", threads=4):
         start(server, "watched", "2", answers(1.0), **plan(15.0))  # 3 s of warm-up
         error_rate = {**labels, "check": "max_error_rate"}
         wait_until(lambda: metric(server, "clipper_rollout_check_passed", **error_rate) == 1,

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
+from benchmarks.steady_load import SteadyLoad
 from clipper.artifacts.python import closure_artifact
 from clipper.core.exceptions import Conflict
 from tests.integration.cluster import ServerHandle, deploy, wait_until
-from tests.integration.rollout.load import SteadyLoad
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +73,7 @@ def at_step(server: ServerHandle, model: str, step: int, timeout_s: float) -> No
 
 def test_a_good_version_is_promoted_through_every_step(server: ServerHandle) -> None:
     deploy(server, "good", answers(1.0), batch_size=1)
-    with SteadyLoad(server, "good") as load:
+    with SteadyLoad(server.query_url, "good") as load:
         start(server, "good", "2", answers(1.0), **FAST)
         status = ended(server, "good", 15)
     assert status["state"] == "promoted", status
@@ -89,7 +89,7 @@ def test_a_version_failing_a_tenth_of_its_queries_is_rolled_back_unseen(
     server: ServerHandle,
 ) -> None:
     deploy(server, "flaky", answers(1.0))
-    with SteadyLoad(server, "flaky") as load:
+    with SteadyLoad(server.query_url, "flaky") as load:
         start(server, "flaky", "2", raises_on_tenth(2.0), shadow_s=0, step_s=5, min_queries=15)
         status = ended(server, "flaky", 10)
         answered_then = load.answered
@@ -108,7 +108,7 @@ def test_a_version_three_times_slower_is_rolled_back_on_p99(server: ServerHandle
     deploy(server, "slow", answers(1.0, 0.01))
     plan = {"shadow_s": 0, "steps": [0.5, 1.0], "step_s": 8, "latency_slack_s": 0.002,
             "checks": {"max_p50_ratio": None, "max_p99_ratio": 1.2}}  # fmt: skip
-    with SteadyLoad(server, "slow", threads=4, pause_s=0.02) as load:
+    with SteadyLoad(server.query_url, "slow", threads=4, pause_s=0.02) as load:
         start(server, "slow", "2", answers(1.0, 0.03), **plan)
         status = ended(server, "slow", 12)
     assert status["state"] == "rolled_back", status
@@ -121,7 +121,7 @@ def test_a_version_whose_answers_differ_is_stopped_in_the_shadow_step(
     server: ServerHandle,
 ) -> None:
     deploy(server, "shadowed", answers(1.0))
-    with SteadyLoad(server, "shadowed") as load:
+    with SteadyLoad(server.query_url, "shadowed") as load:
         start(server, "shadowed", "2", answers(2.0), shadow_s=5, step_s=5, min_queries=15)
         status = ended(server, "shadowed", 10)
     assert status["state"] == "rolled_back", status
@@ -139,7 +139,7 @@ def test_abort_and_promote_mid_rollout(server: ServerHandle) -> None:
         "checks": {"min_agreement": None, "max_p50_ratio": None, "max_p99_ratio": None},
     }  # answers differ on purpose; latency:
     # a fresh replica's first queries are slow, what a half-second step cannot amortise
-    with SteadyLoad(server, "manual") as load:
+    with SteadyLoad(server.query_url, "manual") as load:
         start(server, "manual", "2", answers(2.0), **slow_plan)
         at_step(server, "manual", 2, 10)
         wait_until(lambda: load.outputs[2.0] > 0, 10, "the new version's first answers")
@@ -176,7 +176,7 @@ def test_abort_and_promote_mid_rollout(server: ServerHandle) -> None:
 def test_a_rollout_resumes_at_its_step_after_a_restart(configured_server: Any) -> None:
     server = configured_server("resume")
     deploy(server, "resume", answers(1.0))
-    with SteadyLoad(server, "resume"):
+    with SteadyLoad(server.query_url, "resume"):
         steps = [0.05, {"share": 0.5, "duration_s": 60}, 1.0]
         start(server, "resume", "2", answers(1.0), shadow_s=0, steps=steps, step_s=1,
               min_queries=15)  # fmt: skip
@@ -188,7 +188,7 @@ def test_a_rollout_resumes_at_its_step_after_a_restart(configured_server: Any) -
     assert (status["state"], status["step"]) == ("running", 2)
     kinds = [event["kind"] for event in again.admin.get_events(limit=20)]
     assert "rollout_resumed" in kinds
-    with SteadyLoad(again, "resume") as load:
+    with SteadyLoad(again.query_url, "resume") as load:
         wait_until(lambda: resumed_queries(again) > 0, 15, "the resumed split's first queries")
         again.admin.promote_rollout("resume")
     assert again.admin.get_current_model_version("resume") == "2"

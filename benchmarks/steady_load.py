@@ -1,5 +1,6 @@
-"""Steady client load for the rollout tests: threads sending distinct inputs (so the
-prediction cache never answers), counting every answer that is not a model's."""
+"""Steady client load (for benchmarks.rollout and the rollout tests): threads sending
+distinct inputs (so the prediction cache never answers), counting every answer that is not
+a model's."""
 
 from __future__ import annotations
 
@@ -11,21 +12,17 @@ from typing import Any
 
 import httpx
 
-from tests.integration.cluster import ServerHandle
-
 __all__ = ["SteadyLoad"]
 
 
 class SteadyLoad:
-    """`threads` clients querying `app` until the block ends; `failures` holds every
+    """`threads` clients querying `app` at `query_url` until the block ends; `failures` holds every
     client-visible failure (an error status, or a default answer), `outputs` counts the
     outputs seen."""
 
-    def __init__(
-        self, server: ServerHandle, app: str, threads: int = 6, pause_s: float = 0.0
-    ) -> None:
+    def __init__(self, query_url: str, app: str, threads: int = 6, pause_s: float = 0.0) -> None:
         """`pause_s` between a client's answer and its next query (0: none)."""
-        self._url = f"{server.query_url}/{app}/predict"
+        self._url = f"{query_url}/{app}/predict"
         self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
         self._stop = threading.Event()
         self._pause_s = pause_s
