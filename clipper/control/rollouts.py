@@ -379,6 +379,8 @@ def _figures_dict(figures: Figures) -> dict[str, Any]:
         "p99_s": figures.p99_s,
         "agreement": figures.agreement,
         "compared": figures.compared,
+        "reward": figures.reward,
+        "rewarded": figures.rewarded,
     }
 
 

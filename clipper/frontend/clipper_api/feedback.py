@@ -6,7 +6,8 @@ number in [0, 1] (1 best); JSON has no NaN or infinity, so labels are finite too
 
 For an app that logs payloads (clipper.payloads), accepted feedback is also recorded, joined
 to its query by `query_id`; an app with the `single` policy and no pipeline, which remembers
-no answers and learns nothing, then accepts feedback on any `query_id`, only to record it.
+no answers and learns nothing, then accepts feedback on any `query_id`, only to record it
+(unless it remembers the answer: one given under a canary rollout, whose checks judge it).
 """
 
 from __future__ import annotations
@@ -52,7 +53,12 @@ async def logged_feedback(
     dataplane: DataPlane, app: AppRecord, request: FeedbackRequest
 ) -> dict[str, Any]:
     """The reply to feedback on an app that logs payloads (see the module docstring)."""
-    if request.query_id is not None and app.policy == "single" and not app.pipeline:
+    single = app.policy == "single" and not app.pipeline
+    if (
+        request.query_id is not None
+        and single
+        and dataplane.query_log.get(request.query_id) is None
+    ):
         return {"query_id": request.query_id, "policy": "single", "rewards": {}}
     return await dataplane.update(app.name, request)
 
