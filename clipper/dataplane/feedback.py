@@ -90,7 +90,12 @@ class FeedbackPath:
         self._split_of = split_of
 
     async def update(self, route: AppRoute, request: FeedbackRequest) -> dict[str, Any]:
-        """Apply one feedback; the JSON reply names each judged model and its reward."""
+        """Apply one feedback; the JSON reply names each judged model and its reward. A
+        plain app (policy `single`, no pipeline) learns nothing: feedback on an answer it
+        does not remember (one given outside a canary rollout) is accepted and judges none."""
+        plain = route.config.name == "single" and not route.is_pipeline
+        if plain and request.query_id is not None and self._log.get(request.query_id) is None:
+            return {"query_id": request.query_id, "policy": "single", "rewards": {}}
         if request.query_id is not None:
             judged = self._judge_answer(route, request)
         else:

@@ -18,12 +18,10 @@ import orjson
 
 from clipper.core.exceptions import InvalidInput
 from clipper.core.inputs import encode_input, optional_uid
-from clipper.core.records import AppRecord
 from clipper.core.types import InputType
-from clipper.dataplane.dataplane import DataPlane
 from clipper.dataplane.feedback import FeedbackRequest
 
-__all__ = ["decode_update_request", "logged_feedback"]
+__all__ = ["decode_update_request"]
 
 
 def decode_update_request(raw: bytes, input_type: InputType) -> FeedbackRequest:
@@ -47,20 +45,6 @@ def decode_update_request(raw: bytes, input_type: InputType) -> FeedbackRequest:
         raise InvalidInput("feedback needs a 'query_id', or an 'input' and a 'label'")
     buffer = encode_input(body["input"], input_type)
     return FeedbackRequest(None, uid, buffer, body["label"], True, None)
-
-
-async def logged_feedback(
-    dataplane: DataPlane, app: AppRecord, request: FeedbackRequest
-) -> dict[str, Any]:
-    """The reply to feedback on an app that logs payloads (see the module docstring)."""
-    single = app.policy == "single" and not app.pipeline
-    if (
-        request.query_id is not None
-        and single
-        and dataplane.query_log.get(request.query_id) is None
-    ):
-        return {"query_id": request.query_id, "policy": "single", "rewards": {}}
-    return await dataplane.update(app.name, request)
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:

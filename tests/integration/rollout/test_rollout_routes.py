@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from benchmarks.steady_load import SteadyLoad
+from clipper.artifacts.python import closure_artifact
 from tests.integration.cluster import ServerHandle, deploy
 from tests.integration.rollout.test_rollouts import answers, ended, raises_on_tenth, start
 
@@ -72,16 +73,16 @@ def test_a_model_of_an_ab_app_is_promoted_and_rolled_back_within_its_share(
 def test_a_pipeline_step_is_promoted_then_rolled_back_on_the_reward_of_the_answers(
     server: ServerHandle,
 ) -> None:
-    deploy(server, "pre", plus(0.0), link=False)
+    deploy(server, "pre", plus(0.0), link=False, output_type="doubles")
     deploy(server, "post", first_value(), link=False)
     server.admin.add_app("piped", "doubles", default_output="-1", latency_slo_micros=1_000_000)
     server.admin.set_app_pipeline("piped", ["pre", "post"])
     plan = {"shadow_s": 0, "steps": [0.5, 1.0], "step_s": 1.5, "min_queries": 10,
             "checks": NO_LATENCY}  # fmt: skip
     with SteadyLoad(server.query_url, "piped", threads=4, reward=capped) as load:
-        start(server, "pre", "2", plus(1.0), **plan)
+        start_step(server, "2", plus(1.0), plan)
         promoted = ended(server, "pre", 15)
-        start(server, "pre", "3", plus(-0.8), **{**plan, "step_s": 8, "checks": REWARD})
+        start_step(server, "3", plus(-0.8), {**plan, "step_s": 8, "checks": REWARD})
         rolled_back = ended(server, "pre", 15)
     assert promoted["state"] == "promoted", promoted
     assert rolled_back["state"] == "rolled_back", rolled_back
@@ -90,6 +91,13 @@ def test_a_pipeline_step_is_promoted_then_rolled_back_on_the_reward_of_the_answe
     assert load.feedback_failures == []
     assert server.admin.get_current_model_version("pre") == "2"
     assert {1.0, 2.0} <= set(load.outputs), load.outputs  # both of pre's versions answered
+
+
+def start_step(server: ServerHandle, version: str, func: Any, plan: dict[str, Any]) -> None:
+    """Upload `func` as a new version of the pipeline's first step and roll it out."""
+    server.admin.upload_artifact("pre", version, closure_artifact(func))
+    server.admin.add_model("pre", version, "doubles", num_replicas=1, output_type="doubles",
+                           rollout=plan)  # fmt: skip
 
 
 def plus(offset: float) -> Any:
