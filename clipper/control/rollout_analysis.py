@@ -2,8 +2,9 @@
 the same window of live traffic, check by check. Pure: no I/O, no clock.
 
 A check judges once the window holds its minimum of queries (for a relative check, both
-versions' windows; for agreement, inputs both answered). A failed check rolls the rollout
-back at once; the step advances when its time is up and every check passed.
+versions' windows; for agreement, inputs both answered; for reward, feedback given). A
+failed check rolls the rollout back at once; the step advances when its time is up and
+every check passed.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class Figures:
     p99_s: float | None = None
     agreement: float | None = None
     compared: int = 0
+    reward: float | None = None
+    rewarded: int = 0
 
     @classmethod
     def of(cls, window: VersionWindow | None) -> Figures:
@@ -43,6 +46,8 @@ class Figures:
             window.quantile(0.99),
             window.agreed / window.compared if window.compared else None,
             window.compared,
+            window.mean_reward,
+            window.rewarded,
         )
 
     def metric(self, name: str) -> float | None:
@@ -52,7 +57,9 @@ class Figures:
 
     def count_for(self, metric: str) -> int:
         """How many observations the figure `metric` stands on."""
-        return self.compared if metric == "agreement" else self.queries
+        if metric == "agreement":
+            return self.compared
+        return self.rewarded if metric == "reward" else self.queries
 
 
 class CheckState(Enum):
@@ -78,8 +85,10 @@ class CheckResult:
         """Why it failed (or stands), with both figures and the threshold."""
         kind = self.check.kind
         relation = "over" if kind.upper else "under"
-        threshold = f"{self.check.threshold:g}" + (" x the current version's" if kind.relative
-                                                   else "")  # fmt: skip
+        threshold = f"{self.check.threshold:g}"
+        if kind.relative:
+            threshold += " below the current version's" if kind.drop else (
+                " x the current version's")  # fmt: skip
         return (
             f"{self.check.name}: new version {kind.metric} {_show(self.new)} vs current "
             f"{_show(self.current)}, {relation} the limit {_show(self.limit)} "
@@ -154,12 +163,21 @@ def _judge_one(check: Check, new: Figures, current: Figures, slack_s: float) -> 
         needed = max(needed, check.needs - current.count_for(kind.metric))
     limit: float | None = check.threshold
     if kind.relative:
-        limit = None if theirs is None else theirs * check.threshold + slack_s
+        limit = None if theirs is None else _relative_limit(check, theirs, slack_s)
     if needed or ours is None or limit is None:
         return CheckResult(check, CheckState.WAITING, ours, theirs, limit, max(needed, 1))
     within = ours <= limit if kind.upper else ours >= limit
     state = CheckState.PASSED if within else CheckState.FAILED
     return CheckResult(check, state, ours, theirs, limit)
+
+
+def _relative_limit(check: Check, theirs: float, slack_s: float) -> float:
+    """The current version's figure moved by the threshold: less it (a drop), or times
+    it, plus the latency slack for a latency."""
+    kind = check.kind
+    if kind.drop:
+        return theirs - check.threshold
+    return theirs * check.threshold + (slack_s if kind.metric.endswith("_s") else 0.0)
 
 
 def _show(value: float | None) -> str:

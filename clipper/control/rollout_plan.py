@@ -6,7 +6,8 @@ A plan is given as JSON (every field optional; README.md#canary-rollouts):
      "steps": [0.05, 0.25, 0.5, 1.0],     # shares, or {"share": 0.05, "duration_s": 30}
      "step_s": 60,                        # the duration of a step given as a share
      "checks": {"max_p99_ratio": 1.2,     # over the defaults; null turns one off
-                "max_error_rate": {"threshold": 0.01, "min_queries": 200}},
+                "max_error_rate": {"threshold": 0.01, "min_queries": 200},
+                "max_reward_drop": {"threshold": 0.1, "min_queries": 30}},  # feedback
      "min_queries": 50,                   # before a check may judge (default of each)
      "latency_slack_s": 0.005,            # added to a latency ratio's limit
      "on_restart": "resume"}              # or "abort", after a server restart
@@ -46,13 +47,16 @@ MAX_WARMUP_S = 5.0
 @dataclass(frozen=True, slots=True)
 class CheckKind:
     """What a check compares: a figure of the new version (`metric`) against an absolute
-    bound, or against the current version's figure times the threshold (`relative`)."""
+    bound, or against the current version's figure (`relative`): times the threshold, or,
+    for a `drop` check, less the threshold."""
 
-    metric: str  # error_rate, default_rate, p50_s, p99_s, agreement
+    metric: str  # error_rate, default_rate, p50_s, p99_s, agreement, reward
     upper: bool  # the figure must stay at or below the limit (else at or above)
     relative: bool
     shadow_only: bool = False
     min_samples: int = 0  # a 99th percentile of fewer than 100 latencies is their maximum
+    drop: bool = False
+    traffic_only: bool = False  # reward: in a shadow step no client sees the new answers
 
 
 CHECKS: dict[str, CheckKind] = {
@@ -63,8 +67,12 @@ CHECKS: dict[str, CheckKind] = {
     "max_p50_ratio": CheckKind("p50_s", True, True),
     "max_p99_ratio": CheckKind("p99_s", True, True, min_samples=100),
     "min_agreement": CheckKind("agreement", False, False, shadow_only=True),
+    "min_reward_ratio": CheckKind("reward", False, True, traffic_only=True),
+    "max_reward_drop": CheckKind("reward", False, True, drop=True, traffic_only=True),
 }
-"""Every check a plan may name."""
+"""Every check a plan may name. The reward checks (off unless a plan names them: an app
+without feedback would never reach their minimum) compare the mean feedback reward of each
+version's answers; their `min_queries` counts feedback, not queries."""
 
 DEFAULT_CHECKS: dict[str, float] = {
     "max_error_rate": 0.01,
@@ -115,8 +123,11 @@ class Check:
         return max(self.min_queries, self.kind.min_samples)
 
     def applies_to(self, step: Step) -> bool:
-        """Whether it judges `step` (agreement is measured in a shadow step only)."""
-        return step.shadow or not self.kind.shadow_only
+        """Whether it judges `step` (agreement is measured in a shadow step only, reward
+        in traffic steps only)."""
+        if step.shadow:
+            return not self.kind.traffic_only
+        return not self.kind.shadow_only
 
 
 @dataclass(frozen=True, slots=True)

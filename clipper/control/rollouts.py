@@ -217,7 +217,8 @@ def rollout_samples(service: ClusterService) -> list[RolloutSample]:
                 for r in judge(plan, step, new, current).results
             )
             sample = RolloutSample(record.model, record.version, record.step + 1, step.share,
-                                   paused, new.queries, current.queries, checks)  # fmt: skip
+                                   paused, new.queries, current.queries, checks,
+                                   new.rewarded, current.rewarded)  # fmt: skip
         samples.append(sample)
     return samples
 
@@ -379,6 +380,8 @@ def _figures_dict(figures: Figures) -> dict[str, Any]:
         "p99_s": figures.p99_s,
         "agreement": figures.agreement,
         "compared": figures.compared,
+        "reward": figures.reward,
+        "rewarded": figures.rewarded,
     }
 
 

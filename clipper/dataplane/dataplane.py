@@ -102,8 +102,12 @@ class DataPlane:
         ask = self.predict_then  # the paths of routed apps ask their models through it too
         self._policies = PolicyPath(ask, self.query_log, self._default, metrics, clock)
         self._pipelines = PipelinePath(ask, self.query_log, self._default)
-        self._feedback = FeedbackPath(ask, self.query_log, self._pipelines, metrics, clock)
-        self._rollouts = RolloutPath(self._table, self._query_ids, self._answer, clock)
+        self._feedback = FeedbackPath(
+            ask, self.query_log, self._pipelines, metrics, clock, self._splits.get
+        )
+        self._rollouts = RolloutPath(
+            self._table, self._query_ids, self._answer, clock, self.query_log
+        )
         self._routed: set[asyncio.Future[list[Prediction]]] = set()
         self.cold_starts = ColdStarts()
         """The versions scaled to zero that queries asked for (the autoscaler takes them)."""
@@ -182,6 +186,22 @@ class DataPlane:
         cached = partial(self._cache_on, app.cache_enabled)
         return SplitRoute(app.name, split, baseline, canary, cached(baseline), cached(canary),
                           app.show_model_errors, app.priority)  # fmt: skip
+
+    def _model_split_route(self, ref: ModelRef, version: str | None) -> SplitRoute | None:
+        """The rollout path of a policy's or pipeline's query for the current version of a
+        model under rollout (None otherwise: it asks the version itself)."""
+        split = self._splits.get(ref.model_name) if ref.follow_rollout else None
+        if split is None or version != split.baseline:
+            return None
+        baseline = self._serving.get(ModelId(split.model, split.baseline))
+        canary = self._serving.get(ModelId(split.model, split.canary))
+        if baseline is None or canary is None:
+            return None
+        cached = ref.use_cache is not False
+        baseline_cached = cached and self._cache_on(True, baseline)
+        canary_cached = cached and self._cache_on(True, canary)
+        return SplitRoute(None, split, baseline, canary, baseline_cached, canary_cached,
+                          ref.show_errors, ref.priority)  # fmt: skip
 
     # -- canary rollouts ----------------------------------------------------------------
 
@@ -379,6 +399,10 @@ class DataPlane:
         direct = self._direct.get(target) if version is None else None  # type: ignore[arg-type]
         if direct is None:  # a version asked, a routed app, a model, or an unknown one
             if isinstance(target, ModelRef):
+                split_route = self._model_split_route(target, version)
+                if split_route is not None:  # a route's query for a model under rollout
+                    self._run(self._rollouts.predict(split_route, buffers, deadline), then)
+                    return None
                 model = self._model_serving(target.model_name, version)
                 use_model_cache = target.use_cache
                 if use_model_cache is None:

@@ -71,21 +71,21 @@ class PipelinePath:
         alive = list(range(len(buffers)))
         current = list(buffers)
         outputs: list[Any] = [None] * len(buffers)
+        labels: list[list[str]] = [[] for _ in buffers]  # per input, each step's version
         for step, serving in enumerate(route.pipeline):
             following = route.pipeline[step + 1] if step + 1 < len(route.pipeline) else None
             alive = await self._step(route, serving, following, alive, current, query_ids,
-                                     deadline, outputs, reasons)  # fmt: skip
+                                     deadline, outputs, reasons, labels)  # fmt: skip
             if not alive:
                 break
-        labels = tuple(str(serving.model_id) for serving in route.pipeline)
         predictions = [
             self._default(app, reasons[index], query_id)
             if index in reasons
-            else Prediction(query_id, outputs[index], models=labels)
+            else Prediction(query_id, outputs[index], models=tuple(labels[index]))
             for index, query_id in enumerate(query_ids)
         ]
         if remember:
-            self._remember(route, labels, uid, predictions)
+            self._remember(route, uid, predictions)
         return predictions
 
     async def _step(
@@ -99,8 +99,11 @@ class PipelinePath:
         deadline: float,
         outputs: list[Any],
         reasons: dict[int, str],
+        labels: list[list[str]],
     ) -> list[int]:
-        """Ask one step for the live inputs; return the inputs still live after it."""
+        """Ask one step for the live inputs; return the inputs still live after it (each
+        one's `labels` gain the version that answered it: under a canary rollout of the
+        step's model, the current one or the new one)."""
         name = serving.model_id.name
         counter = route.counters.get(name)
         if counter is not None:
@@ -117,6 +120,9 @@ class PipelinePath:
                 reasons[index] = reason
                 continue
             outputs[index] = prediction.output
+            labels[index].append(
+                prediction.models[0] if prediction.models else str(serving.model_id)
+            )
             survivors.append(index)
         return survivors
 
@@ -131,14 +137,13 @@ class PipelinePath:
             return f"Pipeline error: a step's output is not a valid input of {target}: {exc}"
         return None
 
-    def _remember(
-        self, route: AppRoute, labels: tuple[str, ...], uid: int | None, replies: list[Prediction]
-    ) -> None:
+    def _remember(self, route: AppRoute, uid: int | None, replies: list[Prediction]) -> None:
+        """Each answer, as the last step's, with every step's version (`steps`)."""
         last = route.app.pipeline[-1]
         for prediction in replies:
             if not prediction.is_default:
                 answers = {last: prediction.output}
-                record = QueryRecord(
-                    route.app.name, uid, route.arms, (last,), answers, (last,), {last: labels[-1]}
-                )
+                labels = {last: prediction.models[-1]}
+                record = QueryRecord(route.app.name, uid, route.arms, (last,), answers, (last,),
+                                     labels, prediction.models)  # fmt: skip
                 self._log.remember(prediction.query_id, record)

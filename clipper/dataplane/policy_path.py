@@ -109,15 +109,18 @@ class PolicyPath:
     ) -> Prediction:
         """One input's answer from the selected models that answered it in time."""
         answers: dict[str, Any] = {}
+        labels: dict[str, str] = {}
         reason: str | None = None
         for arm in selection.models:
             prediction = answers_of[arm][index]
+            # the version that answered (under a canary rollout, not always the current one)
+            labels[arm] = prediction.models[0] if prediction.models else route.labels[arm]
             if not prediction.is_default:
                 answers[arm] = prediction.output
             elif reason is None:
                 reason = prediction.explanation
         record = QueryRecord(route.app.name, uid, route.arms, selection.models, answers, (),
-                             {arm: route.labels[arm] for arm in selection.models})  # fmt: skip
+                             labels)  # fmt: skip
         self._log.remember(query_id, record)
         if not answers:
             return self._default(route.app.name, reason or NO_MODELS, query_id)
@@ -126,7 +129,7 @@ class PolicyPath:
         partial_answer = len(answers) < len(selection.models)
         if partial_answer and self._metrics is not None:
             self._metrics.partial_answers.labels(route.app.name).inc()
-        models = tuple(route.labels[arm] for arm in combined.models)
+        models = tuple(labels[arm] for arm in combined.models)
         return Prediction(query_id, combined.output, models=models, partial=partial_answer)
 
     def _mirror(
@@ -161,16 +164,23 @@ class PolicyPath:
                 if self._metrics is not None:
                     self._metrics.shadow_answers.labels(route.app.name, arm, "failed").inc()
             else:
-                self._shadow_answer(route, arm, query_id, prediction.output, latency_s)
+                label = prediction.models[0] if prediction.models else route.labels[arm]
+                self._shadow_answer(route, arm, query_id, prediction.output, latency_s, label)
 
     def _shadow_answer(
-        self, route: AppRoute, arm: str, query_id: int, output: Any, latency_s: float
+        self,
+        route: AppRoute,
+        arm: str,
+        query_id: int,
+        output: Any,
+        latency_s: float,
+        label: str,
     ) -> None:
         app = route.app.name
         record = self._log.get(query_id)
         primary = record.answers.get(record.selected[0]) if record and record.selected else None
         agreed = bool(record and record.returned) and vote_key(output) == vote_key(primary)
-        self._log.add_answer(query_id, arm, output, route.labels[arm])
+        self._log.add_answer(query_id, arm, output, label)
         policy = route.config.policy
         if isinstance(policy, ShadowPolicy):
             route.learn(None, lambda state: policy.record_shadow(state, arm, agreed, latency_s))

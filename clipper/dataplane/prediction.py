@@ -34,9 +34,12 @@ class ModelRef(NamedTuple):
     `use_cache` None follows the version's own setting; an app's selection and pipeline
     paths pass their route's (the app's and the version's settings together), and the
     app's `show_model_errors` as `show_errors`, and the app's priority class as `priority`
-    (the highest a query for it may ask; 0 for a model asked directly)."""
+    (the highest a query for it may ask; 0 for a model asked directly). Those paths set
+    `follow_rollout`: asked for the current version of a model under a canary rollout,
+    the query goes the way the rollout's split says (a model asked directly does not)."""
 
     model_name: str
     use_cache: bool | None = None
     show_errors: bool = False
     priority: int = 0
+    follow_rollout: bool = False

@@ -32,7 +32,8 @@ class QueryRecord:
     `arms` were the candidate models then; `answers` maps each model (arm) that answered
     to its output, shadows included as their answers arrive; `labels` names their
     versions; `returned` are the models whose answers made the reply; `selected` is what
-    the policy selected; `judged` is set once feedback on it was counted (it counts once).
+    the policy selected; `judged` is set once feedback on it was counted (it counts once);
+    `steps` names, for a pipeline's answer, the version of every step that made it.
     """
 
     __slots__ = (
@@ -44,6 +45,7 @@ class QueryRecord:
         "returned",
         "selected",
         "size_bytes",
+        "steps",
         "uid",
     )
 
@@ -56,6 +58,7 @@ class QueryRecord:
         answers: dict[str, Any],
         returned: tuple[str, ...],
         labels: dict[str, str],
+        steps: tuple[str, ...] = (),
     ) -> None:
         self.app = app
         self.uid = uid
@@ -64,6 +67,7 @@ class QueryRecord:
         self.answers = answers
         self.returned = returned
         self.labels = labels
+        self.steps = steps
         self.judged = False
         self.size_bytes = _RECORD_OVERHEAD_BYTES + sum(map(_output_bytes, answers.values()))
 

@@ -7,6 +7,12 @@ window. Nobody pays for a bad canary: the canary gets `CANARY_BUDGET_SHARE` of t
 time, and an input it fails (raised, crashed, missed, refused) is asked of the baseline
 with the rest of the deadline. In a shadow step the baseline answers and the canary's
 answers, compared with the baseline's, are never returned nor waited for.
+
+The same path answers a plain app (its `SplitRoute` names it, and each answer is
+remembered in the query log with the version that gave it, so feedback by `query_id`
+reaches that version's window) and, with no app (`app` None), the rolled model's share of
+a selection policy's or a pipeline step's queries (their own paths remember the answers,
+labelled by each Prediction's `models`).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from clipper.core.types import InputBuffer
 from clipper.dataplane.computations import ComputationTable
 from clipper.dataplane.model_serving import Clock, ModelServing
 from clipper.dataplane.prediction import Prediction
+from clipper.dataplane.query_log import QueryLog, QueryRecord
 from clipper.dataplane.rollout_split import Outcome, RolloutSplit, VersionWindow
 from clipper.selection.losses import vote_key
 
@@ -32,16 +39,17 @@ CANARY_BUDGET_SHARE = 0.5
 """The share of a query's time (deadline minus arrival) the canary may take: an answer
 later than that counts as missed, and the baseline is asked with the time left."""
 
-AnswerOf = Callable[[str, ModelServing, bool, int, "asyncio.Future[Any]"], Prediction]
+AnswerOf = Callable[[str | None, ModelServing, bool, int, "asyncio.Future[Any]"], Prediction]
 """(app, serving, show errors, query id, computation) -> the input's answer (the data
 plane's own, which may raise Overloaded for an app whose `overload` is `reject`)."""
 
 
 @dataclass(frozen=True, slots=True)
 class SplitRoute:
-    """An app's query path under a rollout: the split and both versions' servings."""
+    """An app's query path under a rollout: the split and both versions' servings
+    (`app` None: a model's queries asked by a policy or pipeline route)."""
 
-    app: str
+    app: str | None
     split: RolloutSplit
     baseline: ModelServing
     canary: ModelServing
@@ -85,17 +93,40 @@ class RolloutPath:
     """Queries of apps whose model is under rollout."""
 
     def __init__(
-        self, table: ComputationTable, query_ids: Iterator[int], answer: AnswerOf, clock: Clock
+        self,
+        table: ComputationTable,
+        query_ids: Iterator[int],
+        answer: AnswerOf,
+        clock: Clock,
+        query_log: QueryLog,
     ) -> None:
         self._table = table
         self._query_ids = query_ids
         self._answer = answer
         self._clock = clock
+        self._log = query_log
 
     async def predict(
         self, route: SplitRoute, buffers: list[InputBuffer], deadline: float
     ) -> list[Prediction]:
-        """Answer each input by its deadline, from the version the split chooses."""
+        """Answer each input by its deadline, from the version the split chooses; a plain
+        app's answers are remembered for feedback."""
+        predictions = await self._predict(route, buffers, deadline)
+        if route.app is not None:
+            self._remember(route.app, route.split.model, predictions)
+        return predictions
+
+    def _remember(self, app: str, model: str, predictions: list[Prediction]) -> None:
+        for prediction in predictions:
+            if not prediction.is_default and prediction.models:
+                answers = {model: prediction.output}
+                labels = {model: prediction.models[0]}
+                record = QueryRecord(app, None, (model,), (model,), answers, (model,), labels)
+                self._log.remember(prediction.query_id, record)
+
+    async def _predict(
+        self, route: SplitRoute, buffers: list[InputBuffer], deadline: float
+    ) -> list[Prediction]:
         split = route.split
         started = self._clock()
         if split.shadow:
@@ -164,7 +195,7 @@ class RolloutPath:
     ) -> _Attempt:
         query_ids = list(itertools.islice(self._query_ids, len(buffers)))
         futures = self._table.start(
-            serving, use_cache, buffers, query_ids, deadline, route.app, route.priority
+            serving, use_cache, buffers, query_ids, deadline, route.app or "", route.priority
         )
         attempt = _Attempt(serving, query_ids, futures, [None] * len(futures))
         for index, future in enumerate(futures):

@@ -40,7 +40,9 @@ class VersionWindow:
 
     Invariants: `errors <= defaults <= queries` (every error is also an input without a
     model answer); `agreed <= compared`; `latencies_s` is sorted, and holds every latency
-    observed while there were at most `MAX_LATENCY_SAMPLES`, a uniform sample after.
+    observed while there were at most `MAX_LATENCY_SAMPLES`, a uniform sample after;
+    `reward_sum` is the sum of the `rewarded` feedback rewards given to this version's
+    answers (feedback arrives later than its query: it counts in the window it lands in).
     """
 
     queries: int = 0
@@ -48,6 +50,8 @@ class VersionWindow:
     defaults: int = 0
     compared: int = 0
     agreed: int = 0
+    rewarded: int = 0
+    reward_sum: float = 0.0
     latencies_s: list[float] = field(default_factory=list)
     _timed: int = 0
     _rng: random.Random = field(default_factory=lambda: random.Random(0))
@@ -66,6 +70,16 @@ class VersionWindow:
         """Count one input both versions answered, and whether their answers agreed."""
         self.compared += 1
         self.agreed += agreed
+
+    def reward(self, reward: float) -> None:
+        """Count one feedback reward given to an answer of this version."""
+        self.rewarded += 1
+        self.reward_sum += reward
+
+    @property
+    def mean_reward(self) -> float | None:
+        """The mean feedback reward; None without any."""
+        return self.reward_sum / self.rewarded if self.rewarded else None
 
     def quantile(self, q: float) -> float | None:
         """The `q` quantile (0..1) of the latencies, nearest rank; None without any."""
@@ -119,6 +133,12 @@ class RolloutSplit:
     def reset_windows(self) -> None:
         """Start both windows afresh (the step's warm-up: what came before is dropped)."""
         self.baseline_window, self.canary_window = VersionWindow(), VersionWindow()
+
+    def window_of(self, version: str) -> VersionWindow | None:
+        """The window of `version` (the baseline's or the canary's), else None."""
+        if version == self.canary:
+            return self.canary_window
+        return self.baseline_window if version == self.baseline else None
 
     def to_canary(self) -> bool:
         """Whether this query goes to the canary (traffic steps)."""

@@ -57,11 +57,12 @@ class AppRoute:
         return bool(self.app.pipeline)
 
     def version_of(self, name: str) -> tuple[ModelRef, str]:
-        """How to ask the route's current version of model `name` (with its cache choice)."""
+        """How to ask the route's current version of model `name` (with its cache choice;
+        under a canary rollout, its split decides which version answers)."""
         model_id = self.servings[name].model_id
-        ref = ModelRef(
-            model_id.name, self.use_cache[name], self.app.show_model_errors, self.app.priority
-        )
+        app = self.app
+        ref = ModelRef(model_id.name, self.use_cache[name], app.show_model_errors, app.priority,
+                       follow_rollout=True)  # fmt: skip
         return ref, model_id.version
 
     def learn(self, uid: int | None, learn: Callable[[PolicyState], PolicyState]) -> None:

@@ -26,8 +26,8 @@ class CheckSample:
 @dataclass(frozen=True, slots=True)
 class RolloutSample:
     """A running rollout of `model:version`: its step (1-based), the new version's share
-    (0 in a shadow step), whether it is paused, each version's queries in the step's
-    window, and its checks."""
+    (0 in a shadow step), whether it is paused, each version's queries and feedback
+    rewards in the step's window, and its checks."""
 
     model: str
     version: str
@@ -37,6 +37,8 @@ class RolloutSample:
     queries_new: int = 0
     queries_current: int = 0
     checks: tuple[CheckSample, ...] = ()
+    feedback_new: int = 0
+    feedback_current: int = 0
 
 
 _FAMILIES: dict[str, tuple[str, list[str]]] = {
@@ -45,6 +47,11 @@ _FAMILIES: dict[str, tuple[str, list[str]]] = {
     "paused": ("1 while an operator holds the rollout (pause_rollout).", []),
     "window_queries": (
         "Queries each version (side: new, current) answered in the step's window.",
+        ["side"],
+    ),
+    "window_feedback": (
+        "Feedback rewards given to each version's answers (side: new, current) in the "
+        "step's window.",
         ["side"],
     ),
     "check_value": (
@@ -77,6 +84,8 @@ class RolloutCollector:
             families["paused"].add_metric(key, float(sample.paused))
             families["window_queries"].add_metric([*key, "new"], sample.queries_new)
             families["window_queries"].add_metric([*key, "current"], sample.queries_current)
+            families["window_feedback"].add_metric([*key, "new"], sample.feedback_new)
+            families["window_feedback"].add_metric([*key, "current"], sample.feedback_current)
             for check in sample.checks:
                 for side, value in (("new", check.new), ("current", check.current)):
                     if value is not None:

@@ -6,7 +6,8 @@ number in [0, 1] (1 best); JSON has no NaN or infinity, so labels are finite too
 
 For an app that logs payloads (clipper.payloads), accepted feedback is also recorded, joined
 to its query by `query_id`; an app with the `single` policy and no pipeline, which remembers
-no answers and learns nothing, then accepts feedback on any `query_id`, only to record it.
+no answers and learns nothing, then accepts feedback on any `query_id`, only to record it
+(unless it remembers the answer: one given under a canary rollout, whose checks judge it).
 """
 
 from __future__ import annotations
@@ -17,12 +18,10 @@ import orjson
 
 from clipper.core.exceptions import InvalidInput
 from clipper.core.inputs import encode_input, optional_uid
-from clipper.core.records import AppRecord
 from clipper.core.types import InputType
-from clipper.dataplane.dataplane import DataPlane
 from clipper.dataplane.feedback import FeedbackRequest
 
-__all__ = ["decode_update_request", "logged_feedback"]
+__all__ = ["decode_update_request"]
 
 
 def decode_update_request(raw: bytes, input_type: InputType) -> FeedbackRequest:
@@ -46,15 +45,6 @@ def decode_update_request(raw: bytes, input_type: InputType) -> FeedbackRequest:
         raise InvalidInput("feedback needs a 'query_id', or an 'input' and a 'label'")
     buffer = encode_input(body["input"], input_type)
     return FeedbackRequest(None, uid, buffer, body["label"], True, None)
-
-
-async def logged_feedback(
-    dataplane: DataPlane, app: AppRecord, request: FeedbackRequest
-) -> dict[str, Any]:
-    """The reply to feedback on an app that logs payloads (see the module docstring)."""
-    if request.query_id is not None and app.policy == "single" and not app.pipeline:
-        return {"query_id": request.query_id, "policy": "single", "rewards": {}}
-    return await dataplane.update(app.name, request)
 
 
 def _json_object(raw: bytes) -> dict[str, Any]:

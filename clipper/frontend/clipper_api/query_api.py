@@ -24,7 +24,7 @@ from clipper.core.inputs import PredictRequest, decode_predict_request, parse_pr
 from clipper.core.outputs import dumps_outputs
 from clipper.dataplane.answers import observe_answers
 from clipper.dataplane.dataplane import SLO_MISSED, Answers, DataPlane, Prediction, slo_missed
-from clipper.frontend.clipper_api.feedback import decode_update_request, logged_feedback
+from clipper.frontend.clipper_api.feedback import decode_update_request
 from clipper.frontend.clipper_api.streaming import streamed_reply, wants_stream
 from clipper.frontend.error_replies import clipper_error_reply, error_headers
 from clipper.http.errors import error_body, error_row
@@ -139,11 +139,10 @@ class ClipperQueryApi:
         if app is None:
             raise UnknownApplication(f"No application named {app_name!r}")
         update = decode_update_request(body, app.input_type)
+        reply = await self._dataplane.update(app_name, update)
         tap = self._payloads.get(app_name)
-        if tap is None:
-            return Reply(200, dumps_outputs(await self._dataplane.update(app_name, update)))
-        reply = await logged_feedback(self._dataplane, app, update)
-        tap.offer_feedback(update, reply)
+        if tap is not None:
+            tap.offer_feedback(update, reply)
         return Reply(200, dumps_outputs(reply))
 
     def _decode(self, app_name: str, body: bytes, headers: Headers) -> tuple[PredictRequest, int]:

@@ -25,12 +25,14 @@ from typing import Any
 import httpx
 import pytest
 
+from benchmarks.steady_load import SteadyLoad
 from clipper.artifacts.python import closure_artifact
 from clipper_admin import ClipperConnection, ClipperException, RayContainerManager
 from clipper_admin.deployers import python as python_deployer
 from tests.integration.clipper_admin_cluster import stop_admin_cluster
 from tests.integration.cluster import free_port, wait_until
 from tests.integration.placement.ray_cluster import LocalRayCluster, local_ray_cluster
+from tests.integration.rollout.test_rollouts import answers, raises_on_tenth
 
 pytestmark = [
     pytest.mark.integration,
@@ -130,6 +132,44 @@ def test_replicas_on_both_nodes_answer_queries(ray_clipper: RayClipper, whoami: 
     info = ray_clipper.conn.get_model_info(whoami, 1)
     assert info is not None
     assert info["resources"] == {"num_cpus": 0.5, "resources": SLOT}
+
+
+def test_a_rollout_on_ray_is_promoted_and_a_bad_one_rolled_back(ray_clipper: RayClipper) -> None:
+    admin = ray_clipper.conn._admin_api()
+    cpu = {"num_cpus": 0.1}  # beside whoami's half CPU on each node
+    admin.add_app("canary", "doubles", default_output="-1", latency_slo_micros=2_000_000)
+    admin.upload_artifact("canary", "1", closure_artifact(answers(1.0)))
+    admin.add_model("canary", "1", "doubles", num_replicas=1, resources=cpu)
+    admin.add_model_links("canary", ["canary"])
+    admin.wait_model_ready("canary", "1")
+    plan = {"shadow_s": 0, "steps": [0.5, 1.0], "step_s": 1.5, "min_queries": 10,
+            "checks": {"max_p50_ratio": None, "max_p99_ratio": None}}  # fmt: skip
+
+    def roll_out(version: str, func: Any, step_s: float) -> dict[str, Any]:
+        admin.upload_artifact("canary", version, closure_artifact(func))
+        admin.add_model("canary", version, "doubles", num_replicas=1, resources=cpu,
+                        rollout={**plan, "step_s": step_s})  # fmt: skip
+        placed = {info["node"] for info in ray_clipper.replicas("canary")
+                  if info["model_version"] == version}  # fmt: skip
+        assert placed, ray_clipper.replicas("canary")
+        assert placed <= {HEAD_IP, NODE_IP}, placed  # on a node of the Ray cluster
+        return wait_until(lambda: ended(ray_clipper, "canary"), 20, f"version {version}'s end")
+
+    with SteadyLoad(ray_clipper.query_url, "canary", threads=4) as load:
+        promoted = roll_out("2", answers(2.0), 1.5)
+        rolled_back = roll_out("3", raises_on_tenth(3.0), 5.0)
+    assert promoted["state"] == "promoted", promoted
+    assert rolled_back["state"] == "rolled_back", rolled_back
+    assert "max_error_rate: new version error_rate" in rolled_back["reason"]
+    assert load.failures == []
+    assert min(load.outputs[2.0], load.outputs[3.0]) > 0, load.outputs
+    assert ray_clipper.conn.get_current_model_version("canary") == "2"
+
+
+def ended(ray_clipper: RayClipper, model: str) -> dict[str, Any] | None:
+    """The model's latest rollout once it ended (None while it runs)."""
+    status = ray_clipper.conn.get_rollout(model)
+    return status if status is not None and status["state"] != "running" else None
 
 
 @dataclass

@@ -88,8 +88,11 @@ def test_a_paused_rollout_stays_paused_across_a_restart(configured_server: Any) 
 def test_a_running_rollout_is_on_metrics(server: ServerHandle) -> None:
     deploy(server, "watched", answers(1.0))
     labels = {"model": "watched", "version": "2"}
-    with SteadyLoad(server.query_url, "watched", threads=4):
+    with SteadyLoad(server.query_url, "watched", threads=4, reward=lambda output: 1.0):
         start(server, "watched", "2", answers(1.0), **plan(15.0))  # 3 s of warm-up
+        # until it ends, each round of the loop starts the windows afresh
+        wait_until(lambda: status_of(server, "watched").get("time_left_s", 15) < 11.5, 10,
+                   "the step's warm-up to end")  # fmt: skip
         error_rate = {**labels, "check": "max_error_rate"}
         wait_until(lambda: metric(server, "clipper_rollout_check_passed", **error_rate) == 1,
                    10, "the error-rate check judged on /metrics")  # fmt: skip
@@ -98,6 +101,9 @@ def test_a_running_rollout_is_on_metrics(server: ServerHandle) -> None:
         assert metric(server, "clipper_rollout_paused", **labels) == 0
         assert metric(server, "clipper_rollout_window_queries", **labels, side="new") >= 10
         assert metric(server, "clipper_rollout_check_limit", **error_rate) == 0.01
+        feedback = {**labels, "side": "new"}
+        wait_until(lambda: metric(server, "clipper_rollout_window_feedback", **feedback) > 0,
+                   10, "feedback on the new version's answers on /metrics")  # fmt: skip
         page = httpx.get(f"{server.query_url}/metrics", timeout=10).text
         for side in ("new", "current"):  # an error rate of 0 is there, not absent
             key = f'check="max_error_rate",model="watched",side="{side}",version="2"'

@@ -127,3 +127,48 @@ def test_a_split_keeps_the_last_baseline_window_for_the_full_share_step() -> Non
     assert split.previous_baseline is kept
     assert split.baseline_window.queries == 0
     assert split.to_canary()
+
+
+def rewarded(rewards: list[float], queries: int = 100) -> VersionWindow:
+    result = window(queries)
+    for reward in rewards:
+        result.reward(reward)
+    return result
+
+
+def test_reward_checks_are_off_unless_named_and_judge_traffic_steps_on_feedback() -> None:
+    assert "min_reward_ratio" not in [check.name for check in RolloutPlan.parse(None).checks]
+    plan = RolloutPlan.parse({"checks": {"min_reward_ratio": {"threshold": 0.9,
+                                                              "min_queries": 40}}})  # fmt: skip
+    waiting = judge(plan, TRAFFIC, Figures.of(rewarded([0.5] * 39)),
+                    Figures.of(rewarded([1.0] * 50)))  # fmt: skip
+    reward = next(r for r in waiting.results if r.check.name == "min_reward_ratio")
+    assert (reward.state, reward.queries_needed) == (CheckState.WAITING, 1)
+    worse = judge(plan, TRAFFIC, Figures.of(rewarded([0.5] * 40)), Figures.of(rewarded([1.0] * 50)))
+    assert worse.failed is not None
+    assert worse.failed.reason() == (
+        "min_reward_ratio: new version reward 0.5 vs current 1, under the limit 0.9 "
+        "(threshold 0.9 x the current version's)"
+    )
+    in_shadow = judge(plan, SHADOW, Figures.of(rewarded([0.5] * 40)),
+                      Figures.of(rewarded([1.0] * 50)))  # fmt: skip
+    assert "min_reward_ratio" not in [r.check.name for r in in_shadow.results]
+
+
+def test_a_reward_drop_check_allows_the_threshold_below_the_current_reward() -> None:
+    plan = RolloutPlan.parse({"min_queries": 10, "checks": {"max_reward_drop": 0.1}})
+    current = Figures.of(rewarded([0.8] * 20))
+    near = judge(plan, TRAFFIC, Figures.of(rewarded([0.75] * 20)), current)
+    assert near.passed
+    far = judge(plan, TRAFFIC, Figures.of(rewarded([0.6] * 20)), current)
+    assert far.failed is not None
+    assert far.failed.limit == pytest.approx(0.7)
+    assert "(threshold 0.1 below the current version's)" in far.failed.reason()
+    assert RolloutPlan.parse(plan.to_dict()) == plan
+
+
+def test_a_split_gives_each_version_its_window_for_feedback() -> None:
+    split = RolloutSplit("model", "1", "2")
+    assert split.window_of("1") is split.baseline_window
+    assert split.window_of("2") is split.canary_window
+    assert split.window_of("3") is None
