@@ -25,7 +25,7 @@ from clipper.core.outputs import dumps_outputs
 from clipper.dataplane.answers import observe_answers
 from clipper.dataplane.dataplane import SLO_MISSED, Answers, DataPlane, Prediction, slo_missed
 from clipper.frontend.clipper_api.feedback import decode_update_request, logged_feedback
-from clipper.frontend.clipper_api.streaming import streamed_reply, wants_stream
+from clipper.frontend.clipper_api.streaming import stream_limits, streamed_reply, wants_stream
 from clipper.frontend.error_replies import clipper_error_reply, error_headers
 from clipper.http.errors import error_body, error_row
 from clipper.http.reply import Headers, Reply
@@ -124,7 +124,8 @@ class ClipperQueryApi:
         if wants_stream(request.headers, body):
             whole = partial(self._predict_body, app_name, predict, started=started,
                             budget_us=budget_us)  # fmt: skip
-            return streamed_reply(self._dataplane, app_name, predict, deadline, whole)
+            limits = stream_limits(body)
+            return streamed_reply(self._dataplane, app_name, predict, deadline, whole, limits)
         predictions = await self._dataplane.predict(
             app_name, predict.buffers, predict.version, deadline, predict.uid, predict.priority
         )

@@ -8,6 +8,14 @@ bounds the time to the first piece: when none came by then the stream's only eve
 `end` event with the default output (`default: true`). A model that does not stream, an
 `input_batch`, or an app whose queries take a route (a policy, a pipeline, a rollout) is
 answered the same way with one `end` event holding the whole reply.
+
+Two optional body fields bound the whole stream (`clipper.dataplane.streams.StreamLimits`):
+`stream_timeout_s` (seconds from the request) and `max_pieces`. Past the first, the stream's
+last event is `event: error`; reaching the second, the `end` event's `finish_reason` is
+`"length"` (else `"stop"`) and its `output` the pieces sent. A model that raises, or a
+replica that dies, mid-stream also ends it with `event: error`, whose data is Clipper's
+error body (`error`, `cause`, `code`: `DeadlineExceeded`, `ModelError`, `ReplicaCrashed`)
+and the `query_id`.
 """
 
 from __future__ import annotations
@@ -18,10 +26,13 @@ import orjson
 
 from clipper.core.inputs import PredictRequest
 from clipper.core.outputs import dumps_outputs
-from clipper.dataplane.dataplane import DataPlane, PieceStream, Prediction
-from clipper.http.reply import Headers, StreamedReply
+from clipper.dataplane.dataplane import DataPlane, PieceStream, Prediction, StreamLimits
+from clipper.http.errors import error_row
+from clipper.http.reply import Headers, StreamedReply, sse_event
 
-__all__ = ["asks_stream", "event", "streamed_reply", "wants_stream"]
+__all__ = [
+    "asks_stream", "error_event_data", "event", "stream_limits", "streamed_reply", "wants_stream",
+]  # fmt: skip
 
 _EVENT_STREAM = b"text/event-stream"
 _STREAM_KEY = b'"stream"'
@@ -49,10 +60,22 @@ def asks_stream(body: bytes) -> bool:
     return isinstance(parsed, dict) and parsed.get("stream") is True
 
 
-def event(data: bytes, name: str = "") -> bytes:
-    """One Server-Sent Event (`data` is one line of JSON)."""
-    head = f"event: {name}\n".encode() if name else b""
-    return b"%sdata: %s\n\n" % (head, data)
+def stream_limits(body: bytes) -> StreamLimits:
+    """The limits a streamed predict request's body asks for (InvalidInput if malformed)."""
+    parsed = orjson.loads(body)
+    return StreamLimits.parse(parsed.get("stream_timeout_s"), parsed.get("max_pieces"))
+
+
+def error_event_data(stream: PieceStream, error: BaseException) -> bytes:
+    """The data of a stream's `error` event: Clipper's error body and the `query_id`."""
+    row = error_row(error)
+    return orjson.dumps(
+        {"error": row.error, "cause": str(error), "code": row.code, "query_id": stream.query_id}
+    )
+
+
+event = sse_event
+"""One Server-Sent Event (`data` is one line of JSON)."""
 
 
 def streamed_reply(
@@ -61,11 +84,12 @@ def streamed_reply(
     request: PredictRequest,
     deadline: float,
     whole_reply: WholeReply,
+    limits: StreamLimits,
 ) -> StreamedReply:
     """The SSE reply of a streamed predict request."""
     stream: PieceStream | Prediction | None = None
     if not request.is_batch:
-        stream = dataplane.stream(app_name, request.buffers[0], request.version, deadline)
+        stream = dataplane.stream(app_name, request.buffers[0], request.version, deadline, limits)
     if isinstance(stream, PieceStream):
         return StreamedReply(_events(stream, whole_reply), stream.cancel)
     answered = [stream] if isinstance(stream, Prediction) else None
@@ -76,7 +100,13 @@ def streamed_reply(
 async def _events(stream: PieceStream, whole_reply: WholeReply) -> AsyncIterator[bytes]:
     async for piece in stream.pieces():
         yield event(dumps_outputs(piece))
-    yield event(whole_reply([stream.answer()]), "end")
+    error = stream.error()
+    if error is not None:
+        yield event(error_event_data(stream, error), "error")
+        return
+    reply = orjson.loads(whole_reply([stream.answer()]))
+    reply["finish_reason"] = stream.finish_reason
+    yield event(orjson.dumps(reply), "end")
 
 
 async def _whole(
