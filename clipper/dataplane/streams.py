@@ -10,8 +10,9 @@ told to stop). After the first piece the stream runs until the model is done, or
 `finish_reason` "length" and the pieces so far as its answer. A model that raises, or a
 replica that dies, mid-stream ends it with that error (`ModelError`, `ReplicaCrashed`).
 `cancel` (a client that went away, or asked to stop) asks the worker to stop that input's
-generator before its next step. A stream that has had a piece is never retried on another
-replica (its pieces would repeat).
+generator before its next step; the stream then ends with `finish_reason` "cancelled" and
+the pieces so far as its answer (a stream that has ended already is left as it is). A
+stream that has had a piece is never retried on another replica (its pieces would repeat).
 """
 
 from __future__ import annotations
@@ -97,7 +98,8 @@ class PieceStream:
         self._pieces: list[Any] = []
         self._limit_error: ClipperError | None = None
         self.first_piece_missed = False
-        self.finish_reason = "stop"  # "length": max_pieces reached
+        self.finish_reason = "stop"  # "length": max_pieces reached; "cancelled"
+        self._ended = False
         serving.streams[query.query_id] = self.dispatched
         query.future.add_done_callback(self._done)
 
@@ -112,6 +114,7 @@ class PieceStream:
         channel.listen(batch_id, index, self._events.put_nowait)
 
     def _done(self, future: asyncio.Future[Any]) -> None:
+        self._ended = True
         self._serving.streams.pop(self.query_id, None)
         self._events.put_nowait(_END)
 
@@ -128,6 +131,7 @@ class PieceStream:
                 self._timed_out(first)
                 return
             if event is _END:
+                self._ended = True
                 return
             if first:
                 self._query.attempts = 1  # never retried: its pieces would repeat
@@ -135,7 +139,7 @@ class PieceStream:
             yield event
             if self._limits.max_pieces is not None and len(self._pieces) >= self._limits.max_pieces:
                 self.finish_reason = "length"
-                self.cancel()
+                self._stop()
                 return
 
     def _timed_out(self, first: bool) -> None:
@@ -145,7 +149,7 @@ class PieceStream:
             self._limit_error = DeadlineExceeded(
                 f"the stream ran past its stream_timeout_s of {self._limits.timeout_s:g} s"
             )
-        self.cancel()
+        self._stop()
 
     def error(self) -> ClipperError | None:
         """Why the stream ended early: a limit, the model's error, its replica's crash (in
@@ -163,14 +167,21 @@ class PieceStream:
         return ModelError(reason) if isinstance(error, ModelError) else ReplicaCrashed(reason)
 
     def answer(self) -> Prediction:
-        """The query's answer: its pieces joined (all of them, or those up to `max_pieces`),
-        or the default (no piece by the deadline, an error, a cancelled stream)."""
-        if self.finish_reason == "length":
+        """The query's answer: its pieces joined (all of them, those up to `max_pieces`, or
+        those before it was cancelled), or the default (no piece by the deadline, an error)."""
+        if self.finish_reason != "stop":
             return Prediction(self.query_id, join_pieces(self._pieces), models=self.models)
         return self._answer()
 
     def cancel(self) -> None:
-        """Stop the stream: the worker stops the generator before its next step."""
+        """The client stops the stream: the worker stops the generator before its next
+        step; nothing once the stream has ended."""
+        if not self._ended:
+            self.finish_reason = "cancelled"
+            self._stop()
+
+    def _stop(self) -> None:
+        self._ended = True
         self._serving.streams.pop(self.query_id, None)
         if self._where is not None and not self._query.future.done():
             channel, batch_id, index = self._where

@@ -21,6 +21,7 @@ and the `query_id`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 import orjson
 
@@ -31,12 +32,21 @@ from clipper.http.errors import error_row
 from clipper.http.reply import Headers, StreamedReply, sse_event
 
 __all__ = [
-    "asks_stream", "error_event_data", "event", "stream_limits", "streamed_reply", "wants_stream",
-]  # fmt: skip
+    "QueryEvents",
+    "StreamEvent",
+    "asks_stream",
+    "error_event_data",
+    "query_events",
+    "stream_limits",
+    "streamed_reply",
+    "wants_stream",
+]
 
 _EVENT_STREAM = b"text/event-stream"
 _STREAM_KEY = b'"stream"'
 
+StreamEvent = tuple[str, bytes]
+"""One event of a streamed query: its name ("" a piece, "end", "error") and its JSON data."""
 WholeReply = Callable[[list[Prediction]], bytes]
 """The JSON reply of a request's answers (Clipper's body), for the `end` event."""
 
@@ -74,39 +84,54 @@ def error_event_data(stream: PieceStream, error: BaseException) -> bytes:
     )
 
 
-event = sse_event
-"""One Server-Sent Event (`data` is one line of JSON)."""
+@dataclass(frozen=True, slots=True)
+class QueryEvents:
+    """A streamed query's events, whatever carries them (SSE, a WebSocket): each
+    `(name, data)`, name "" for a piece, then one "end" or "error"; `cancel` stops it."""
+
+    events: AsyncIterator[StreamEvent]
+    cancel: Callable[[], None]
 
 
-def streamed_reply(
+def query_events(
     dataplane: DataPlane,
     app_name: str,
     request: PredictRequest,
     deadline: float,
     whole_reply: WholeReply,
     limits: StreamLimits,
-) -> StreamedReply:
-    """The SSE reply of a streamed predict request."""
+) -> QueryEvents:
+    """The events of a streamed predict request (see the module's docstring)."""
     stream: PieceStream | Prediction | None = None
     if not request.is_batch:
         stream = dataplane.stream(app_name, request.buffers[0], request.version, deadline, limits)
     if isinstance(stream, PieceStream):
-        return StreamedReply(_events(stream, whole_reply), stream.cancel)
+        return QueryEvents(_events(stream, whole_reply), stream.cancel)
     answered = [stream] if isinstance(stream, Prediction) else None
-    return StreamedReply(_whole(dataplane, app_name, request, deadline, answered, whole_reply),
-                         _nothing)  # fmt: skip
+    return QueryEvents(_whole(dataplane, app_name, request, deadline, answered, whole_reply),
+                       _nothing)  # fmt: skip
 
 
-async def _events(stream: PieceStream, whole_reply: WholeReply) -> AsyncIterator[bytes]:
+def streamed_reply(events: QueryEvents) -> StreamedReply:
+    """The SSE reply of a streamed predict request's events."""
+    return StreamedReply(_as_sse(events.events), events.cancel)
+
+
+async def _as_sse(events: AsyncIterator[StreamEvent]) -> AsyncIterator[bytes]:
+    async for name, data in events:
+        yield sse_event(data, name)
+
+
+async def _events(stream: PieceStream, whole_reply: WholeReply) -> AsyncIterator[StreamEvent]:
     async for piece in stream.pieces():
-        yield event(dumps_outputs(piece))
+        yield "", dumps_outputs(piece)
     error = stream.error()
     if error is not None:
-        yield event(error_event_data(stream, error), "error")
+        yield "error", error_event_data(stream, error)
         return
     reply = orjson.loads(whole_reply([stream.answer()]))
     reply["finish_reason"] = stream.finish_reason
-    yield event(orjson.dumps(reply), "end")
+    yield "end", orjson.dumps(reply)
 
 
 async def _whole(
@@ -116,13 +141,13 @@ async def _whole(
     deadline: float,
     answered: list[Prediction] | None,
     whole_reply: WholeReply,
-) -> AsyncIterator[bytes]:
+) -> AsyncIterator[StreamEvent]:
     """One `end` event: the request answered as a plain predict would be."""
     if answered is None:
         answered = await dataplane.predict(
             app_name, request.buffers, request.version, deadline, request.uid
         )
-    yield event(whole_reply(answered), "end")
+    yield "end", whole_reply(answered)
 
 
 def _nothing() -> None:
