@@ -91,12 +91,16 @@ async def _stream(
     send: Send,
 ) -> asyncio.Future[dict[str, Any]] | None:
     """Send one query's events while reading what the client sends meanwhile; the pending
-    receive to go on with, or None once the client went away."""
-    pump = asyncio.ensure_future(_pump(events, send))
+    receive to go on with (a message that came once the last event was on its way is the
+    next query's), or None once the client went away."""
+    ending = asyncio.Event()  # set before the last event is sent
+    pump = asyncio.ensure_future(_pump(events, send, ending))
     try:
         while not pump.done():  # `incoming` is the one pending receive (owned here)
             waiting: set[asyncio.Future[Any]] = {pump, incoming}
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if ending.is_set():
+                break  # what came (or comes) now is the next query's
             if not incoming.done():
                 continue
             message = incoming.result()
@@ -121,11 +125,12 @@ async def _stream(
                 await pump
 
 
-async def _pump(events: QueryEvents, send: Send) -> None:
+async def _pump(events: QueryEvents, send: Send, ending: asyncio.Event) -> None:
     async for name, data in events.events:
         if name == "":
             await _send_json(send, b'{"type":"piece","piece":%s}' % data)
         else:
+            ending.set()
             await _send_json(send, b'{"type":"%s",%s' % (name.encode(), data[1:]))
 
 
