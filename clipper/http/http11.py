@@ -588,8 +588,11 @@ class Http11Protocol(asyncio.BufferedProtocol):
             self._transport.close()
 
     def shutdown(self) -> None:
-        """Close the connection once the current request (if any) is answered."""
-        if not self._busy:
+        """Close the connection once the current request (if any) is answered; a WebSocket
+        at once, telling its peer the server is going away (1001)."""
+        if self._websocket is not None:
+            self._websocket.going_away()
+        elif not self._busy:
             self._close()
         else:
             self._ready.clear()

@@ -139,6 +139,16 @@ class WebSocketSession:
             self._inbox.put_nowait({"type": "websocket.disconnect", "code": GOING_AWAY})
         self._transport = None
 
+    def going_away(self) -> None:
+        """The server stops: close with 1001; the app's next `receive` answers disconnect."""
+        if not self._closed:
+            if self._accepted:
+                self._close(GOING_AWAY, "server shutting down")
+            self._closed = True
+            self._inbox.put_nowait({"type": "websocket.disconnect", "code": GOING_AWAY})
+        if self._transport is not None:
+            self._transport.close()
+
     def _on_event(self, event: Event) -> None:
         if isinstance(event, Request):
             self._inbox.put_nowait({"type": "websocket.connect"})
