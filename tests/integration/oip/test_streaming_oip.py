@@ -9,6 +9,7 @@ from __future__ import annotations
 import queue
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +19,8 @@ import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 
-from tests.integration.cluster import ServerFactory, ServerHandle, deploy
+from tests.integration.cluster import ServerFactory, ServerHandle, deploy, wait_until
+from tests.integration.query.test_streaming import PIECES, counting_stream, steps
 
 STEP_S = 0.08
 WORDS = "one two three four"
@@ -44,8 +46,14 @@ def shout(inputs: list[str]) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def server(module_server: ServerFactory) -> ServerHandle:
+def counter(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("oip-stream") / "steps"
+
+
+@pytest.fixture(scope="module")
+def server(module_server: ServerFactory, counter: Path) -> ServerHandle:
     handle = module_server("oip-stream")
+    deploy(handle, "counting", counting_stream(str(counter)), input_type="strings")
     deploy(handle, "words", words, input_type="strings", slo_us=2_000_000)
     deploy(handle, "breaks", breaks, input_type="strings", slo_us=2_000_000)
     deploy(handle, "plain", shout, input_type="strings")
@@ -207,3 +215,25 @@ def test_stream_infer_errors_are_error_messages(server: ServerHandle) -> None:
     [(_, _, unknown)] = stream_results(server, "nope", ["x"])
     assert unknown is not None
     assert "ModelNotFound" in unknown.message()
+
+
+def test_a_cancelled_grpc_stream_stops_the_model_within_one_step(
+    server: ServerHandle, counter: Path
+) -> None:
+    wait_until(lambda: steps(counter) % PIECES == 0, 5, "earlier streams done")
+    before = steps(counter)
+    client = grpcclient.InferenceServerClient(f"127.0.0.1:{server.grpc_port}")
+    arrived: queue.Queue[Any] = queue.Queue()
+    client.start_stream(lambda result, error: arrived.put((result, error)))
+    tensor = grpcclient.InferInput("input", [1], "BYTES")
+    tensor.set_data_from_numpy(np.array([b"x"], dtype=np.object_))
+    client.async_stream_infer("counting", [tensor])
+    try:
+        for _ in range(2):
+            _, error = arrived.get(timeout=10)
+            assert error is None
+    finally:
+        client.stop_stream(cancel_requests=True)
+        client.close()
+    time.sleep(PIECES * 0.05 + 0.3)  # time for the rest of the model's steps, if it ran on
+    assert steps(counter) - before <= 3
