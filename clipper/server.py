@@ -464,7 +464,8 @@ class ClipperServer:
         """The query API on the configured HTTP server."""
         if self.settings.query_http == "uvicorn":
             gate = self._gate(self.connections.query)
-            server = EmbeddedServer(app, sock, tls, gate, self.settings.header_timeout_s)
+            server = EmbeddedServer(app, sock, tls, gate, self.settings.header_timeout_s,
+                                    websockets=True)  # fmt: skip
             serving = asyncio.ensure_future(server.run_on_socket())
             await stop.wait()
             server.should_exit = True

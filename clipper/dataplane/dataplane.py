@@ -40,7 +40,7 @@ from clipper.dataplane.query_log import QueryLog
 from clipper.dataplane.rollout_path import RolloutPath, SplitRoute
 from clipper.dataplane.rollout_split import RolloutSplit
 from clipper.dataplane.routes import AppRoute, build_routes, transient_route
-from clipper.dataplane.streams import PieceStream
+from clipper.dataplane.streams import NO_LIMITS, PieceStream, StreamLimits
 from clipper.metrics.server_metrics import PolicySample, ServerMetrics
 from clipper.rpc.protocol import Register
 from clipper.rpc.server import WorkerChannel
@@ -55,6 +55,7 @@ __all__ = [
     "ModelRef",
     "PieceStream",
     "Prediction",
+    "StreamLimits",
     "slo_missed",
 ]
 
@@ -436,21 +437,32 @@ class DataPlane:
         )  # fmt: skip
 
     def stream(
-        self, app_name: str, buffer: InputBuffer, version: str | None, deadline: float
+        self,
+        target: str | ModelRef,
+        buffer: InputBuffer,
+        version: str | None,
+        deadline: float,
+        limits: StreamLimits = NO_LIMITS,
     ) -> PieceStream | Prediction | None:
-        """One input of an app as a stream of pieces (see clipper.dataplane.streams), by
-        the direct path: a Prediction when answered at once (no model, refused), None for
-        an app whose queries take a route (a policy, a pipeline, a rollout: ask `predict`)."""
-        app = self._snapshot.apps.get(app_name)
-        if app is None:
-            raise UnknownApplication(f"No application named {app_name!r}")
-        if version is None and (app_name in self._routes or app_name in self._split_apps):
-            return None
-        serving = self.resolve_model(app, version)
+        """One input of an app (or, by a `ModelRef`, of a model version) as a stream of
+        pieces (see clipper.dataplane.streams), by the direct path: a Prediction when
+        answered at once (no model, refused), None for an app whose queries take a route
+        (a policy, a pipeline, a rollout: ask `predict`)."""
+        if isinstance(target, ModelRef):
+            serving: ModelServing | None = self._model_serving(target.model_name, version)
+            app_name, show_errors = None, target.show_errors
+            priority = target.priority
+        else:
+            app = self._snapshot.apps.get(target)
+            if app is None:
+                raise UnknownApplication(f"No application named {target!r}")
+            if version is None and (target in self._routes or target in self._split_apps):
+                return None
+            serving = self.resolve_model(app, version)
+            app_name, show_errors, priority = target, app.show_model_errors, app.priority
         if serving is None:
             return self._default(app_name, NO_MODELS)
-        priority = app.priority  # a stream runs at its app's class
-        queue = serving.queue
+        queue = serving.queue  # a stream runs at its app's class
         if priority > queue.lowest:  # above some queued: judged on its class and above
             refused_at = serving.admit_ranked(priority, 1, deadline)
             if refused_at is not None:
@@ -459,9 +471,10 @@ class DataPlane:
             return self._refused(serving, app_name, queued, priority)[0]
         query_id = next(self._query_ids)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        answer = partial(self._answer, app_name, serving, app.show_model_errors, query_id, future)
-        stream = PieceStream(serving, query_id, deadline, future, answer, self._clock)
-        serving.submit_one(PendingQuery(query_id, buffer, deadline, future, priority))
+        query = PendingQuery(query_id, buffer, deadline, future, priority)
+        answer = partial(self._answer, app_name, serving, show_errors, query_id, future)
+        stream = PieceStream(serving, query, show_errors, answer, limits, self._clock)
+        serving.submit_one(query)
         return stream
 
     def _model_serving(self, model_name: str, version: str | None) -> ModelServing:

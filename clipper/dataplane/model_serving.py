@@ -159,6 +159,15 @@ class ModelServing:
         self._refresh_admission()
         self._schedule_pump()
 
+    @property
+    def yields_pieces(self) -> bool:
+        """Whether the version streams: a connected replica said so when it registered."""
+        for handle in self.replicas.values():
+            registration = handle.channel.registration
+            if registration is not None and registration.streams:
+                return True
+        return False
+
     def attach(self, replica_id: int, channel: WorkerChannel) -> None:
         """Start dispatching to a newly registered replica."""
         sizer = make_sizer(*_sizing(self.policy))

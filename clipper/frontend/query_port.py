@@ -2,7 +2,9 @@
 side by side in one route table (clipper.http.routes), compiled once; no framework on the
 hot path.
 
-A request goes through CORS (when configured), then the table, which answers it from its
+A WebSocket (an ASGI `websocket` scope, from the lean server or uvicorn) goes to
+clipper.frontend.clipper_api.websocket (`/{app}/stream`). A request goes through CORS (when
+configured), then the table, which answers it from its
 route or with its frontend's 404 or 405. The lean server also calls `respond` with each
 request whose body is in: a route with a direct form (Clipper's predict) answers it there,
 without ASGI messages or a task.
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from clipper.frontend.clipper_api.query_api import ClipperQueryApi
 from clipper.frontend.clipper_api.streaming import asks_stream
+from clipper.frontend.clipper_api.websocket import StreamSocket
 from clipper.frontend.oip.rest import V2RestApi
 from clipper.http.cors import CorsPolicy
 from clipper.http.reply import Headers, StreamedReply, send_reply, send_streamed
@@ -50,6 +53,7 @@ class QueryPort:
         if tracing is not None:  # wrapped once here: tracing off adds nothing per request
             groups = [tracing.wrap_group(group) for group in groups]
         self.routes = RouteTable(groups)
+        self._socket = StreamSocket(clipper_api)  # WebSockets: `/{app}/stream`
         self._cors = cors  # None: CORS off, nothing on the hot path
         self._direct_targets: dict[bytes, DirectCall] = {}  # request target -> its handler
 
@@ -57,6 +61,9 @@ class QueryPort:
         """ASGI entry point."""
         if scope["type"] == "lifespan":
             await _lifespan(receive, send)
+            return
+        if scope["type"] == "websocket":
+            await self._socket(scope, receive, send)
             return
         if scope["type"] != "http":
             return

@@ -9,6 +9,8 @@ app also runs on uvicorn (and in tests); only `http.response.start` and one
 start has `transfer-encoding: chunked` (Server-Sent Events, clipper.http.reply.SSE_HEADERS)
 is written as it is sent, each body message one chunk. After the body, the handler's
 `receive` waits for the client to go away and then answers `http.disconnect` (as ASGI says).
+A `GET` asking `Upgrade: websocket` (the only request in flight on its connection) leaves
+HTTP: the app runs with an ASGI `websocket` scope over wsproto (clipper.http.websocket).
 
 Invariants: requests on one connection are answered in order, one at a time (reading
 pauses while a request is handled, so a pipelining client cannot queue unbounded work);
@@ -64,6 +66,7 @@ from clipper.core.input_limits import HttpLimits
 from clipper.http.body_budget import BodyBudget, default_body_budget_bytes
 from clipper.http.connection_gate import ConnectionGate
 from clipper.http.errors import error_body
+from clipper.http.websocket import WebSocketSession, asks_upgrade
 
 __all__ = ["Http11Protocol", "serve_http11"]
 
@@ -197,6 +200,8 @@ class Http11Protocol(asyncio.BufferedProtocol):
         # what to answer once the queued requests are: the parser refused what followed them
         self._rejection: tuple[int, bytes] | None = None
         self._lost: asyncio.Future[None] | None = None  # set by a handler that waits for it
+        self._websocket: WebSocketSession | None = None  # the connection was upgraded
+        self._websocket_task: asyncio.Task[None] | None = None  # its app, held till done
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -214,6 +219,8 @@ class Http11Protocol(asyncio.BufferedProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """Forget the connection; a handler still running finishes and writes nowhere."""
         self._closing = True
+        if self._websocket is not None:
+            self._websocket.lost()
         if self._lost is not None and not self._lost.done():
             self._lost.set_result(None)
         self._connections.gate.release(self)
@@ -265,6 +272,9 @@ class Http11Protocol(asyncio.BufferedProtocol):
     def data_received(self, data: bytes | memoryview) -> None:
         """Feed the parser; complete requests are queued and handled in order."""
         self._on_read()
+        if self._websocket is not None:  # upgraded: every byte is the session's
+            self._websocket.feed(bytes(data))
+            return
         if self._stage < _BODY:
             self._header_bytes += len(data)
         if self._rejection is not None:
@@ -278,13 +288,35 @@ class Http11Protocol(asyncio.BufferedProtocol):
             else:
                 self._reject(400, _ERROR_BODY_400)
             return
-        except httptools.HttpParserUpgrade:
-            self._reject(400, _ERROR_BODY_400)
+        except httptools.HttpParserUpgrade as upgrade:
+            self._upgrade(bytes(data[upgrade.args[0] :]) if upgrade.args else b"")
             return
         if self._stage == _HEADERS and self._header_bytes > self._limits.max_header_bytes:
             self._reject(431, _ERROR_BODY_431_SIZE)
             return
         self._next()
+
+    def _upgrade(self, rest: bytes) -> None:
+        """The parser stopped at an upgrade: a WebSocket's (the only request on the
+        connection) leaves HTTP for a `WebSocketSession`; any other is refused."""
+        request = self._ready[-1] if self._ready else None
+        if (
+            request is None or len(self._ready) > 1 or self._busy
+            or request.method != b"GET" or not asks_upgrade(request.headers)
+            or self._transport is None
+        ):  # fmt: skip
+            self._reject(400, _ERROR_BODY_400)
+            return
+        self._ready.clear()
+        self._busy = True
+        self._stage = _ANSWERING  # never idle, never swept: the session runs to its end
+        self.deadline = math.inf
+        session = WebSocketSession(self._transport, self._max_body_bytes, self._client)
+        self._websocket = session
+        scope = session.scope(request.url, request.headers)
+        session.start(request.url, request.headers, rest)
+        self._websocket_task = asyncio.get_running_loop().create_task(session.run(self._app, scope))
+        self._websocket_task.add_done_callback(_log_failure)
 
     def _reject(self, status: int, body: bytes) -> None:
         """The bytes after the complete requests are refused: answer those requests (sent
@@ -556,8 +588,11 @@ class Http11Protocol(asyncio.BufferedProtocol):
             self._transport.close()
 
     def shutdown(self) -> None:
-        """Close the connection once the current request (if any) is answered."""
-        if not self._busy:
+        """Close the connection once the current request (if any) is answered; a WebSocket
+        at once, telling its peer the server is going away (1001)."""
+        if self._websocket is not None:
+            self._websocket.going_away()
+        elif not self._busy:
             self._close()
         else:
             self._ready.clear()

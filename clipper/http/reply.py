@@ -22,6 +22,7 @@ __all__ = [
     "json_reply",
     "send_reply",
     "send_streamed",
+    "sse_event",
 ]
 
 Headers = list[tuple[bytes, bytes]]
@@ -52,6 +53,12 @@ SSE_HEADERS: Headers = [
 ]
 """A Server-Sent Events reply's: chunked, so each event goes out as it is sent (the lean
 server and uvicorn both write a reply with this header as it comes, not buffered)."""
+
+
+def sse_event(data: bytes, name: str = "") -> bytes:
+    """One Server-Sent Event (`data` is one line, e.g. of JSON; `name` its `event:`)."""
+    head = b"event: %s\n" % name.encode() if name else b""
+    return b"%sdata: %s\n\n" % (head, data)
 
 
 class StreamedReply(Reply):

@@ -134,6 +134,7 @@ class EmbeddedServer(uvicorn.Server):
         ssl_context: ssl.SSLContext | None = None,
         gate: ConnectionGate | None = None,
         header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S,
+        websockets: bool = False,
     ) -> None:
         self.gate = gate if gate is not None else ConnectionGate(256)
         config = uvicorn.Config(
@@ -142,7 +143,8 @@ class EmbeddedServer(uvicorn.Server):
             log_level="warning",
             access_log=False,
             http=guarded_protocol(self.gate, header_timeout_s),
-            ws="none",  # no app served here has a WebSocket route; loading one costs ~45 ms
+            # only the query port has a WebSocket route (/{app}/stream); loading one costs ~45 ms
+            ws="wsproto" if websockets else "none",
             loop="none",
             timeout_graceful_shutdown=5,
         )

@@ -17,7 +17,8 @@ read-only numpy arrays: views of the body when it holds one array, copies otherw
 cached output never pins a whole batch). Byte-string outputs travel as msgpack bin.
 
 Messages (direction, "t", fields):
-    worker -> server  "register"  protocol, model, version, replica, input_type, pid, secret
+    worker -> server  "register"  protocol, model, version, replica, input_type, pid, secret,
+                                  streams (version 3; absent: False)
     server -> worker  "welcome"   protocol
     server -> worker  "refused"   reason (the worker exits)
     server -> worker  "batch"     id, input_type, budget_us, lens  (+ body)
@@ -30,7 +31,8 @@ Messages (direction, "t", fields):
     server -> worker  "cancel"    id, index                             (version 3)
 
 Streaming (version 3; the messages above are unchanged from version 2): a worker whose model
-streams (its predict, or its `stream` method, is a generator or an async generator) answers a
+streams (its predict, or its `stream` method, is a generator or an async generator) says so
+in its register (`streams`: the Open Inference Protocol calls such a model decoupled) and answers a
 batch with `piece` messages as the model yields them, `index` naming the batch input a piece
 belongs to (a JSON-compatible value), then one `end` (`count` the batch's inputs, `expired`
 those skipped because their deadline passed), or an `error` that ends the batch (the pieces
@@ -112,6 +114,7 @@ class Register:
     pid: int
     protocol: int = PROTOCOL_VERSION
     secret: str = field(default="", repr=False)  # never printed nor logged
+    streams: bool = False  # the model streams (version 3)
 
 
 @dataclass(frozen=True, slots=True)

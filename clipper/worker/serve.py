@@ -126,6 +126,7 @@ def serve(
             spec.input_type.value,
             os.getpid(),
             secret=spec.secret,
+            streams=is_streaming(predict),
         )
     )
     answer = connection.receive()

@@ -25,7 +25,13 @@ from clipper.core.outputs import dumps_outputs
 from clipper.dataplane.answers import observe_answers
 from clipper.dataplane.dataplane import SLO_MISSED, Answers, DataPlane, Prediction, slo_missed
 from clipper.frontend.clipper_api.feedback import decode_update_request
-from clipper.frontend.clipper_api.streaming import streamed_reply, wants_stream
+from clipper.frontend.clipper_api.streaming import (
+    QueryEvents,
+    query_events,
+    stream_limits,
+    streamed_reply,
+    wants_stream,
+)
 from clipper.frontend.error_replies import clipper_error_reply, error_headers
 from clipper.http.errors import error_body, error_row
 from clipper.http.reply import Headers, Reply
@@ -118,17 +124,27 @@ class ClipperQueryApi:
         app_name = request.params["app"]
         self._guard.require(app_name, request.headers)
         body = await read_body(request.headers, request.receive, self._max_body_bytes)
+        if wants_stream(request.headers, body):
+            return streamed_reply(self.query_events(app_name, body, request.headers))
         started = time.monotonic()
         predict, budget_us = self._decode(app_name, body, request.headers)
         deadline = started + budget_us / 1e6
-        if wants_stream(request.headers, body):
-            whole = partial(self._predict_body, app_name, predict, started=started,
-                            budget_us=budget_us)  # fmt: skip
-            return streamed_reply(self._dataplane, app_name, predict, deadline, whole)
         predictions = await self._dataplane.predict(
             app_name, predict.buffers, predict.version, deadline, predict.uid, predict.priority
         )
         return Reply(200, self._predict_body(app_name, predict, predictions, started, budget_us))
+
+    def query_events(self, app_name: str, body: bytes, headers: Headers) -> QueryEvents:
+        """A streamed predict request's events (Server-Sent Events' or a WebSocket's), once
+        its query token is checked (see clipper.frontend.clipper_api.streaming)."""
+        self._guard.require(app_name, headers)
+        started = time.monotonic()
+        predict, budget_us = self._decode(app_name, body, headers)
+        deadline = started + budget_us / 1e6
+        whole = partial(self._predict_body, app_name, predict, started=started,
+                        budget_us=budget_us)  # fmt: skip
+        return query_events(self._dataplane, app_name, predict, deadline, whole,
+                            stream_limits(body))  # fmt: skip
 
     async def _update_route(self, request: Request) -> Reply:
         """Feedback for the app's selection policy (see clipper.frontend.clipper_api.feedback)."""

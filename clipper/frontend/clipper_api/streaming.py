@@ -8,24 +8,45 @@ bounds the time to the first piece: when none came by then the stream's only eve
 `end` event with the default output (`default: true`). A model that does not stream, an
 `input_batch`, or an app whose queries take a route (a policy, a pipeline, a rollout) is
 answered the same way with one `end` event holding the whole reply.
+
+Two optional body fields bound the whole stream (`clipper.dataplane.streams.StreamLimits`):
+`stream_timeout_s` (seconds from the request) and `max_pieces`. Past the first, the stream's
+last event is `event: error`; reaching the second, the `end` event's `finish_reason` is
+`"length"` (else `"stop"`) and its `output` the pieces sent. A model that raises, or a
+replica that dies, mid-stream also ends it with `event: error`, whose data is Clipper's
+error body (`error`, `cause`, `code`: `DeadlineExceeded`, `ModelError`, `ReplicaCrashed`)
+and the `query_id`.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 
 import orjson
 
 from clipper.core.inputs import PredictRequest
 from clipper.core.outputs import dumps_outputs
-from clipper.dataplane.dataplane import DataPlane, PieceStream, Prediction
-from clipper.http.reply import Headers, StreamedReply
+from clipper.dataplane.dataplane import DataPlane, PieceStream, Prediction, StreamLimits
+from clipper.http.errors import error_row
+from clipper.http.reply import Headers, StreamedReply, sse_event
 
-__all__ = ["asks_stream", "event", "streamed_reply", "wants_stream"]
+__all__ = [
+    "QueryEvents",
+    "StreamEvent",
+    "asks_stream",
+    "error_event_data",
+    "query_events",
+    "stream_limits",
+    "streamed_reply",
+    "wants_stream",
+]
 
 _EVENT_STREAM = b"text/event-stream"
 _STREAM_KEY = b'"stream"'
 
+StreamEvent = tuple[str, bytes]
+"""One event of a streamed query: its name ("" a piece, "end", "error") and its JSON data."""
 WholeReply = Callable[[list[Prediction]], bytes]
 """The JSON reply of a request's answers (Clipper's body), for the `end` event."""
 
@@ -49,34 +70,68 @@ def asks_stream(body: bytes) -> bool:
     return isinstance(parsed, dict) and parsed.get("stream") is True
 
 
-def event(data: bytes, name: str = "") -> bytes:
-    """One Server-Sent Event (`data` is one line of JSON)."""
-    head = f"event: {name}\n".encode() if name else b""
-    return b"%sdata: %s\n\n" % (head, data)
+def stream_limits(body: bytes) -> StreamLimits:
+    """The limits a streamed predict request's body asks for (InvalidInput if malformed)."""
+    parsed = orjson.loads(body)
+    return StreamLimits.parse(parsed.get("stream_timeout_s"), parsed.get("max_pieces"))
 
 
-def streamed_reply(
+def error_event_data(stream: PieceStream, error: BaseException) -> bytes:
+    """The data of a stream's `error` event: Clipper's error body and the `query_id`."""
+    row = error_row(error)
+    return orjson.dumps(
+        {"error": row.error, "cause": str(error), "code": row.code, "query_id": stream.query_id}
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class QueryEvents:
+    """A streamed query's events, whatever carries them (SSE, a WebSocket): each
+    `(name, data)`, name "" for a piece, then one "end" or "error"; `cancel` stops it."""
+
+    events: AsyncIterator[StreamEvent]
+    cancel: Callable[[], None]
+
+
+def query_events(
     dataplane: DataPlane,
     app_name: str,
     request: PredictRequest,
     deadline: float,
     whole_reply: WholeReply,
-) -> StreamedReply:
-    """The SSE reply of a streamed predict request."""
+    limits: StreamLimits,
+) -> QueryEvents:
+    """The events of a streamed predict request (see the module's docstring)."""
     stream: PieceStream | Prediction | None = None
     if not request.is_batch:
-        stream = dataplane.stream(app_name, request.buffers[0], request.version, deadline)
+        stream = dataplane.stream(app_name, request.buffers[0], request.version, deadline, limits)
     if isinstance(stream, PieceStream):
-        return StreamedReply(_events(stream, whole_reply), stream.cancel)
+        return QueryEvents(_events(stream, whole_reply), stream.cancel)
     answered = [stream] if isinstance(stream, Prediction) else None
-    return StreamedReply(_whole(dataplane, app_name, request, deadline, answered, whole_reply),
-                         _nothing)  # fmt: skip
+    return QueryEvents(_whole(dataplane, app_name, request, deadline, answered, whole_reply),
+                       _nothing)  # fmt: skip
 
 
-async def _events(stream: PieceStream, whole_reply: WholeReply) -> AsyncIterator[bytes]:
+def streamed_reply(events: QueryEvents) -> StreamedReply:
+    """The SSE reply of a streamed predict request's events."""
+    return StreamedReply(_as_sse(events.events), events.cancel)
+
+
+async def _as_sse(events: AsyncIterator[StreamEvent]) -> AsyncIterator[bytes]:
+    async for name, data in events:
+        yield sse_event(data, name)
+
+
+async def _events(stream: PieceStream, whole_reply: WholeReply) -> AsyncIterator[StreamEvent]:
     async for piece in stream.pieces():
-        yield event(dumps_outputs(piece))
-    yield event(whole_reply([stream.answer()]), "end")
+        yield "", dumps_outputs(piece)
+    error = stream.error()
+    if error is not None:
+        yield "error", error_event_data(stream, error)
+        return
+    reply = orjson.loads(whole_reply([stream.answer()]))
+    reply["finish_reason"] = stream.finish_reason
+    yield "end", orjson.dumps(reply)
 
 
 async def _whole(
@@ -86,13 +141,13 @@ async def _whole(
     deadline: float,
     answered: list[Prediction] | None,
     whole_reply: WholeReply,
-) -> AsyncIterator[bytes]:
+) -> AsyncIterator[StreamEvent]:
     """One `end` event: the request answered as a plain predict would be."""
     if answered is None:
         answered = await dataplane.predict(
             app_name, request.buffers, request.version, deadline, request.uid
         )
-    yield event(whole_reply(answered), "end")
+    yield "end", whole_reply(answered)
 
 
 def _nothing() -> None:

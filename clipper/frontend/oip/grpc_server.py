@@ -5,7 +5,9 @@ InferenceService. Inputs come as `raw_input_contents` (numpy arrays over the rec
 bytes; a one-row tensor reaches the worker without a copy) or typed `contents`; outputs
 always go back as `raw_output_contents`, as Triton does. ModelInfer checks the same query
 tokens as REST (`authorization: Bearer <token>` call metadata); with the TLS settings the
-port serves TLS with the query API's certificate.
+port serves TLS with the query API's certificate. ModelStreamInfer (Triton's stream, for
+decoupled models: clipper.frontend.oip.grpc_stream) and ModelConfig (Triton's, its
+`model_transaction_policy.decoupled` true for a model that streams) sit beside them.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from clipper.frontend.oip.datatypes import (
 )
 from clipper.frontend.oip.grpc import grpc_predict_v2_pb2 as pb
 from clipper.frontend.oip.grpc import grpc_predict_v2_pb2_grpc as pb_grpc
+from clipper.frontend.oip.grpc_stream import StreamInfer
 from clipper.frontend.oip.rest_codec import binary_data, check_shape
 from clipper.frontend.oip.service import InferenceService
 from clipper.http.errors import error_row
@@ -64,7 +67,8 @@ _CONTENTS_FIELDS = {
 
 
 class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
-    """The six RPCs of the protocol over an InferenceService."""
+    """The six RPCs of the protocol, and Triton's ModelStreamInfer and ModelConfig, over an
+    InferenceService."""
 
     def __init__(
         self,
@@ -129,6 +133,38 @@ class InferenceServicer(pb_grpc.GRPCInferenceServiceServicer):
                 seconds = max(1, math.ceil(exc.retry_after_s))
                 context.set_trailing_metadata((("retry-after", str(seconds)),))
             await context.abort(_grpc_status(exc), str(exc))
+
+    async def ModelStreamInfer(self, requests: Any, context: Context) -> None:
+        """Inference over a stream: each piece of a streaming model as a response."""
+        run = StreamInfer(self._service, self._limits, decode_infer_request, encode_infer_response,
+                          context)  # fmt: skip
+        await run.run(requests, lambda request: self._check_token(request, context))
+
+    def _check_token(self, request: Any, context: Context) -> None:
+        if request.model_name in self._guard.v2_names:  # the one lookup open names pay
+            self._guard.require_v2(request.model_name, _metadata(context))
+
+    async def ModelConfig(self, request: Any, context: Context) -> Any:
+        """The model's configuration (Triton's), `decoupled` for a model that streams."""
+        try:
+            config = self._service.model_config(request.name, request.version or None)
+        except ClipperError as exc:
+            await context.abort(_grpc_status(exc), str(exc))
+        decoupled = config["model_transaction_policy"]["decoupled"]
+        return pb.ModelConfigResponse(
+            config=pb.ModelConfig(
+                name=config["name"],
+                platform=config["platform"],
+                backend=config["backend"],
+                input=[pb.ModelInput(**_config_tensor(spec)) for spec in config["input"]],
+                output=[pb.ModelOutput(**_config_tensor(spec)) for spec in config["output"]],
+                model_transaction_policy=pb.ModelTransactionPolicy(decoupled=decoupled),
+            )
+        )
+
+
+def _config_tensor(spec: dict[str, Any]) -> dict[str, Any]:
+    return {"name": spec["name"], "data_type": spec["data_type"], "dims": spec["dims"]}
 
 
 def _metadata(context: Context) -> list[tuple[bytes, bytes]]:

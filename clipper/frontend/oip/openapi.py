@@ -78,6 +78,35 @@ def _model_paths(prefix: str, parameters: list[dict[str, Any]]) -> dict[str, Any
                               **_errors(404)},
             },
         },
+        f"{prefix}/config": {
+            "parameters": parameters,
+            "get": {
+                "summary": "Model configuration (Triton's shape)",
+                "description": "model_transaction_policy.decoupled is true for a model "
+                "that streams its answers.",
+                "responses": {"200": _response("Configuration", "model_config_response"),
+                              **_errors(404)},
+            },
+        },
+        **{
+            f"{prefix}/{operation}": {
+                "parameters": [*parameters, _TIMEOUT],
+                "post": {
+                    "summary": summary,
+                    "requestBody": {"required": True,
+                                    "content": _json_content(_ref("generate_request"))},
+                    "responses": {"200": answer, **_errors(400, 404, 413, 500, 503, 504)},
+                },
+            }
+            for operation, summary, answer in (
+                ("generate", "Generate (Triton's extension): the pieces joined",
+                 _response("The answer", "generate_response")),
+                ("generate_stream", "Generate (Triton's extension): one event per piece",
+                 {"description": "Server-Sent Events, each `data:` a generate response, or "
+                  "an error object (the last event)",
+                  "content": {"text/event-stream": {"schema": {"type": "string"}}}}),
+            )
+        },
         f"{prefix}/infer": {
             "parameters": [*parameters, _TIMEOUT],
             "post": {
@@ -126,6 +155,38 @@ _BINARY_OUTPUT = {
 }
 
 _SCHEMAS: dict[str, Any] = {
+    "generate_request": {
+        "type": "object",
+        "description": "The input under the model's input name, or text_input.",
+        "properties": {
+            "text_input": {},
+            "id": {"type": "string"},
+            "parameters": {"type": "object", "properties": {
+                "timeout": {"type": "integer", "minimum": 0},
+                "stream_timeout_s": {"type": "number", "exclusiveMinimum": 0},
+                "max_pieces": {"type": "integer", "minimum": 1},
+            }},
+        },
+    },
+    "generate_response": {
+        "type": "object",
+        "required": ["model_name", "model_version"],
+        "description": "The output under text_output (for a text_input) or its name.",
+        "properties": {"id": {"type": "string"}, "model_name": {"type": "string"},
+                       "model_version": {"type": "string"}},
+    },
+    "model_config_response": {
+        "type": "object",
+        "required": ["name", "platform", "input", "output", "model_transaction_policy"],
+        "properties": {
+            "name": {"type": "string"},
+            "platform": {"type": "string"},
+            "input": {"type": "array", "items": {"type": "object"}},
+            "output": {"type": "array", "items": {"type": "object"}},
+            "model_transaction_policy": {
+                "type": "object", "properties": {"decoupled": {"type": "boolean"}}},
+        },
+    },
     "error": error_schema("the message (the protocol's own key)"),
     "clipper_error": error_schema(),
     "parameters": _PARAMETERS,
@@ -289,7 +350,8 @@ def openapi_document() -> dict[str, Any]:
             "title": "Clipper query API",
             "version": "2",
             "description": "Clipper's query routes and the Open Inference Protocol (KServe "
-            "V2) with the binary tensor data extension. A V2 model name is a model, or an "
+            "V2) with the binary tensor data extension, and Triton's generate and model "
+            "configuration extensions. A V2 model name is a model, or an "
             "application (then its linked model, through the app). A V2 path asked with "
             "another method answers 405 with the error object.",
         },

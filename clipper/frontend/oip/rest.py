@@ -4,7 +4,13 @@
     GET  /v2/health/live | /v2/health/ready      health (200 true, 400 false)
     GET  /v2/models/{name}[/versions/{v}]        model metadata
     GET  /v2/models/{name}[/versions/{v}]/ready  model readiness
+    GET  /v2/models/{name}[/versions/{v}]/config model configuration, Triton's shape
+                                                 (`model_transaction_policy.decoupled`:
+                                                 the model streams)
     POST /v2/models/{name}[/versions/{v}]/infer  inference (JSON, or JSON + binary data)
+    POST /v2/models/{name}[/versions/{v}]/generate[_stream]
+                                                 Triton's generate extension
+                                                 (clipper.frontend.oip.generate)
 
 Errors are `{"error": "<message>", "cause": "<message>", "code": "<code>"}` with the status
 of `clipper.http.errors.ERROR_TABLE`.
@@ -20,9 +26,16 @@ from clipper.core.exceptions import InvalidInput, PayloadTooLarge
 from clipper.core.input_limits import InputLimits
 from clipper.frontend.error_replies import oip_error_reply
 from clipper.frontend.oip.datatypes import InferResponse
+from clipper.frontend.oip.generate import (
+    GenerateRequest,
+    collect,
+    decode_generate_request,
+    generate_reply,
+    generate_stream_reply,
+)
 from clipper.frontend.oip.openapi import openapi_json
 from clipper.frontend.oip.rest_codec import decode_infer_request, encode_infer_response
-from clipper.frontend.oip.service import InferenceService
+from clipper.frontend.oip.service import InferenceService, ModelTarget
 from clipper.http.reply import Headers, Reply, json_reply
 from clipper.http.request_body import TIMEOUT_HEADER, read_body
 from clipper.http.routes import Request, Route, RouteGroup
@@ -65,7 +78,10 @@ class V2RestApi:
                     for route in (
                         Route("GET", model, self._model_metadata),
                         Route("GET", f"{model}/ready", self._model_ready),
+                        Route("GET", f"{model}/config", self._model_config),
                         Route("POST", f"{model}/infer", self._infer),
+                        Route("POST", f"{model}/generate", self._generate),
+                        Route("POST", f"{model}/generate_stream", self._generate_stream),
                     )
                 ),
             ],
@@ -94,6 +110,32 @@ class V2RestApi:
         name = request.params["name"]
         ready = self._service.model_ready(name, request.params.get("version"))
         return json_reply(200 if ready else 400, {"name": name, "ready": ready})
+
+    async def _model_config(self, request: Request) -> Reply:
+        params = request.params
+        return json_reply(200, self._service.model_config(params["name"], params.get("version")))
+
+    async def _generate(self, request: Request) -> Reply:
+        target, generate, budget_s = await self._generate_request(request)
+        output = await collect(self._service, target, generate, budget_s)
+        return generate_reply(target, generate, output)
+
+    async def _generate_stream(self, request: Request) -> Reply:
+        target, generate, budget_s = await self._generate_request(request)
+        return await generate_stream_reply(self._service, target, generate, budget_s)
+
+    async def _generate_request(
+        self, request: Request
+    ) -> tuple[ModelTarget, GenerateRequest, float | None]:
+        """A generate request's target, its decoded body and the transport's budget."""
+        name, version = request.params["name"], request.params.get("version")
+        self._guard.require_v2(name, request.headers)
+        headers = dict(request.headers)
+        body = await self._read_body(headers, request.receive)
+        target = self._service.resolve(name, version)
+        timeout_us = _int_header(headers, TIMEOUT_HEADER)
+        budget_s = timeout_us / 1e6 if timeout_us is not None else None
+        return target, decode_generate_request(body, target, self._limits), budget_s
 
     async def _infer(self, request: Request) -> Reply:
         name, version = request.params["name"], request.params.get("version")

@@ -28,9 +28,17 @@ from clipper.core.exceptions import (
     UnknownVersion,
 )
 from clipper.core.records import ModelVersionRecord, RegistrySnapshot
-from clipper.core.types import ModelId
+from clipper.core.types import InputBuffer, ModelId
 from clipper.dataplane.answers import observe_answers
-from clipper.dataplane.dataplane import NO_MODELS, SLO_MISSED, DataPlane, Prediction, slo_missed
+from clipper.dataplane.dataplane import (
+    NO_MODELS,
+    SLO_MISSED,
+    DataPlane,
+    PieceStream,
+    Prediction,
+    StreamLimits,
+    slo_missed,
+)
 from clipper.dataplane.model_serving import OVERLOADED
 from clipper.dataplane.prediction import ModelRef
 from clipper.frontend.oip.datatypes import InferRequest, InferResponse
@@ -43,7 +51,7 @@ __all__ = ["EXTENSIONS", "PLATFORM", "SERVER_NAME", "InferenceService", "ModelTa
 
 SERVER_NAME = "clipper"
 PLATFORM = "clipper"
-EXTENSIONS = ("binary_tensor_data",)
+EXTENSIONS = ("binary_tensor_data", "generate", "model_configuration")
 DEFAULT_BUDGET_S = 0.1
 
 
@@ -100,6 +108,27 @@ class InferenceService:
         serving = self._dataplane.serving(target.record.model_id)
         return serving is not None and serving.ready_replicas > 0
 
+    def model_config(self, name: str, version: str | None) -> dict[str, Any]:
+        """The model's configuration in the shape of Triton's (`GET .../config`): its name,
+        platform, inputs and outputs, and `model_transaction_policy.decoupled` true for a
+        streaming model (one whose replicas stream: they say so when they register)."""
+        target = self.resolve(name, version)
+        signature = target.signature
+        return {
+            "name": target.name,
+            "platform": PLATFORM,
+            "backend": PLATFORM,
+            "version_policy": {"specific": {"versions": list(target.versions)}},
+            "input": [_config_tensor(spec.to_dict()) for spec in signature.inputs],
+            "output": [_config_tensor(spec.to_dict()) for spec in signature.outputs],
+            "model_transaction_policy": {"decoupled": self.decoupled(target)},
+        }
+
+    def decoupled(self, target: ModelTarget) -> bool:
+        """Whether the target's model version streams its answers."""
+        serving = self._dataplane.serving(target.record.model_id)
+        return serving is not None and serving.yields_pieces
+
     def model_metadata(self, name: str, version: str | None) -> dict[str, Any]:
         """The protocol's `$metadata_model_response`."""
         target = self.resolve(name, version)
@@ -152,6 +181,39 @@ class InferenceService:
         return record
 
     # -- inference ---------------------------------------------------------------------------
+
+    def open_stream(
+        self,
+        target: ModelTarget,
+        buffer: InputBuffer,
+        timeout_us: int | None,
+        transport_budget_s: float | None,
+        limits: StreamLimits,
+    ) -> tuple[PieceStream, float]:
+        """One input of a target as a stream of pieces (a model that does not stream gives
+        none, and its answer) and its budget (seconds to the first piece); raises what
+        `infer` would for a query answered at once."""
+        budget_s = self._slo_s(target)
+        for asked_s in (None if timeout_us is None else timeout_us / 1e6, transport_budget_s):
+            if asked_s is not None:
+                budget_s = min(budget_s, asked_s)
+        deadline = time.monotonic() + budget_s
+        record = target.record
+        if target.app is not None:
+            stream = self._dataplane.stream(target.app, buffer, None, deadline, limits)
+        else:
+            model = ModelRef(record.name)
+            stream = self._dataplane.stream(model, buffer, record.version, deadline, limits)
+        if stream is None:  # a routed app: its policy or pipeline cannot stream
+            raise InvalidInput(f"application '{target.app}' takes a route and cannot stream")
+        if isinstance(stream, Prediction):
+            raise self.failure(stream, target, budget_s)
+        return stream, budget_s
+
+    def failure(self, prediction: Prediction, target: ModelTarget, budget_s: float) -> Exception:
+        """The error of an input that got no answer (the protocol has no default output)."""
+        slo_us = round(self._slo_s(target) * 1e6)
+        return _failure(prediction.explanation or "no answer", round(budget_s * 1e6), slo_us)
 
     async def infer(
         self,
@@ -226,6 +288,12 @@ class InferenceService:
                 return app.latency_slo_us / 1e6
         serving = self._dataplane.serving(target.record.model_id)
         return serving.policy.slo_s if serving is not None else DEFAULT_BUDGET_S
+
+
+def _config_tensor(spec: dict[str, Any]) -> dict[str, Any]:
+    """A signature tensor as a config's (Triton's `TYPE_` datatypes, `dims`)."""
+    datatype = "TYPE_STRING" if spec["datatype"] == "BYTES" else f"TYPE_{spec['datatype']}"
+    return {"name": spec["name"], "data_type": datatype, "dims": spec["shape"]}
 
 
 def _binary(requested: bool | None, default: bool) -> bool:

@@ -279,3 +279,13 @@ def test_stream_messages_round_trip() -> None:
     assert decoder.feed(b"".join(encode_message(m) for m in messages)) == messages
     assert join_pieces(["a", "b"]) == "ab"
     assert join_pieces([1, 2]) == [1, 2]
+
+
+def test_a_register_says_whether_its_model_streams() -> None:
+    streaming = Register("m", "1", 0, "strings", pid=1, streams=True)
+    assert decode_one(encode_message(streaming)) == streaming
+    version_2 = raw_frame({"t": "register", "model": "m", "version": "1", "replica": 0,
+                           "input_type": "strings", "pid": 1, "protocol": 2})  # fmt: skip
+    decoded = decode_one(version_2)
+    assert isinstance(decoded, Register)
+    assert decoded.streams is False  # a version-2 worker never streams

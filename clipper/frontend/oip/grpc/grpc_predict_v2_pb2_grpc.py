@@ -64,6 +64,16 @@ class GRPCInferenceServiceStub:
                 request_serializer=clipper_dot_frontend_dot_oip_dot_grpc_dot_grpc__predict__v2__pb2.ModelInferRequest.SerializeToString,
                 response_deserializer=clipper_dot_frontend_dot_oip_dot_grpc_dot_grpc__predict__v2__pb2.ModelInferResponse.FromString,
                 _registered_method=True)
+        self.ModelStreamInfer = channel.stream_stream(
+                '/inference.GRPCInferenceService/ModelStreamInfer',
+                request_serializer=clipper_dot_frontend_dot_oip_dot_grpc_dot_grpc__predict__v2__pb2.ModelInferRequest.SerializeToString,
+                response_deserializer=clipper_dot_frontend_dot_oip_dot_grpc_dot_grpc__predict__v2__pb2.ModelStreamInferResponse.FromString,
+                _registered_method=True)
+        self.ModelConfig = channel.unary_unary(
+                '/inference.GRPCInferenceService/ModelConfig',
+                request_serializer=clipper_dot_frontend_dot_oip_dot_grpc_dot_grpc__predict__v2__pb2.ModelConfigRequest.SerializeToString,
+                response_deserializer=clipper_dot_frontend_dot_oip_dot_grpc_dot_grpc__predict__v2__pb2.ModelConfigResponse.FromString,
+                _registered_method=True)
 
 
 class GRPCInferenceServiceServicer:
@@ -111,6 +121,21 @@ class GRPCInferenceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ModelStreamInfer(self, request_iterator, context):
+        """Inference over a bidirectional stream (Triton's): for a decoupled (streaming) model,
+        one response per piece, then one flagged `triton_final_response` when asked for.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ModelConfig(self, request, context):
+        """One model's configuration (Triton's), `model_transaction_policy.decoupled` among it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GRPCInferenceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -143,6 +168,16 @@ def add_GRPCInferenceServiceServicer_to_server(servicer, server):
                     servicer.ModelInfer,
                     request_deserializer=clipper_dot_frontend_dot_oip_dot_grpc_dot_grpc__predict__v2__pb2.ModelInferRequest.FromString,
                     response_serializer=clipper_dot_frontend_dot_oip_dot_grpc_dot_grpc__predict__v2__pb2.ModelInferResponse.SerializeToString,
+            ),
+            'ModelStreamInfer': grpc.stream_stream_rpc_method_handler(
+                    servicer.ModelStreamInfer,
+                    request_deserializer=clipper_dot_frontend_dot_oip_dot_grpc_dot_grpc__predict__v2__pb2.ModelInferRequest.FromString,
+                    response_serializer=clipper_dot_frontend_dot_oip_dot_grpc_dot_grpc__predict__v2__pb2.ModelStreamInferResponse.SerializeToString,
+            ),
+            'ModelConfig': grpc.unary_unary_rpc_method_handler(
+                    servicer.ModelConfig,
+                    request_deserializer=clipper_dot_frontend_dot_oip_dot_grpc_dot_grpc__predict__v2__pb2.ModelConfigRequest.FromString,
+                    response_serializer=clipper_dot_frontend_dot_oip_dot_grpc_dot_grpc__predict__v2__pb2.ModelConfigResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -307,6 +342,60 @@ class GRPCInferenceService:
             '/inference.GRPCInferenceService/ModelInfer',
             clipper_dot_frontend_dot_oip_dot_grpc_dot_grpc__predict__v2__pb2.ModelInferRequest.SerializeToString,
             clipper_dot_frontend_dot_oip_dot_grpc_dot_grpc__predict__v2__pb2.ModelInferResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ModelStreamInfer(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/inference.GRPCInferenceService/ModelStreamInfer',
+            clipper_dot_frontend_dot_oip_dot_grpc_dot_grpc__predict__v2__pb2.ModelInferRequest.SerializeToString,
+            clipper_dot_frontend_dot_oip_dot_grpc_dot_grpc__predict__v2__pb2.ModelStreamInferResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ModelConfig(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/inference.GRPCInferenceService/ModelConfig',
+            clipper_dot_frontend_dot_oip_dot_grpc_dot_grpc__predict__v2__pb2.ModelConfigRequest.SerializeToString,
+            clipper_dot_frontend_dot_oip_dot_grpc_dot_grpc__predict__v2__pb2.ModelConfigResponse.FromString,
             options,
             channel_credentials,
             insecure,
