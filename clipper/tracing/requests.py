@@ -33,16 +33,19 @@ class RequestTrace:
 
     Invariant: `first_asked_ns` is the moment of the first model asked (0 until then) and
     `answered_ns` the latest moment a model answered; `finish` ends the request's span once.
+    `phases`: whether it draws decode and reply children (a prediction; not feedback).
     """
 
     __slots__ = (
-        "answered_ns", "context", "first_asked_ns", "models", "span", "started_ns", "tracer",
+        "answered_ns", "context", "first_asked_ns", "models", "phases", "span", "started_ns",
+        "tracer",
     )  # fmt: skip
 
-    def __init__(self, tracer: Tracer, span: Span, started_ns: int) -> None:
+    def __init__(self, tracer: Tracer, span: Span, started_ns: int, phases: bool = True) -> None:
         self.tracer = tracer
         self.span = span
         self.started_ns = started_ns
+        self.phases = phases
         self.context: Context = trace.set_span_in_context(span)
         self.first_asked_ns = 0
         self.answered_ns = 0
@@ -64,9 +67,10 @@ class RequestTrace:
         """End the request: its `decode` child (the request's start to the first model
         asked), its `reply` child (the last answer to now) and its own span."""
         now_ns = time.time_ns()
-        decoded_ns = self.first_asked_ns or now_ns
-        self.child("clipper.decode", self.started_ns).end(decoded_ns)
-        self.child("clipper.reply", max(self.answered_ns, decoded_ns)).end(now_ns)
+        if self.phases:
+            decoded_ns = self.first_asked_ns or now_ns
+            self.child("clipper.decode", self.started_ns).end(decoded_ns)
+            self.child("clipper.reply", max(self.answered_ns, decoded_ns)).end(now_ns)
         span = self.span
         if len(self.models) == 1 or len(set(self.models)) == 1:
             name, _, version = self.models[0].rpartition(":")

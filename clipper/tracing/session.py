@@ -37,8 +37,12 @@ from clipper.tracing.requests import CURRENT, RequestTrace, traceparent
 
 __all__ = ["GRPC_SERVICE", "TRACED_ROUTES", "QueryTracing"]
 
-TRACED_ROUTES = ("/predict", "/infer")
-"""POST routes whose pattern ends so are traced: Clipper's predict, the OIP's infer."""
+TRACED_ROUTES = ("/predict", "/infer", "/update")
+"""POST routes whose pattern ends so are traced: Clipper's predict and feedback, the OIP's
+infer."""
+FEEDBACK_ROUTE = "/update"
+"""A feedback request's span has no decode or reply child (its children are the models a
+feedback naming an input asks), and no `clipper.default`."""
 GRPC_SERVICE = "inference.GRPCInferenceService"
 _TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
@@ -83,12 +87,17 @@ class QueryTracing:
         return Context()
 
     def start(
-        self, parent: Context, name: str, kind: SpanKind, attributes: dict[str, Any]
+        self,
+        parent: Context,
+        name: str,
+        kind: SpanKind,
+        attributes: dict[str, Any],
+        phases: bool = True,
     ) -> RequestTrace:
-        """A traced request's span, started now."""
+        """A traced request's span, started now (`phases`: with decode and reply children)."""
         now_ns = time.time_ns()
         span = self.tracer.start_span(name, parent, kind, attributes, start_time=now_ns)
-        return RequestTrace(self.tracer, span, now_ns)
+        return RequestTrace(self.tracer, span, now_ns, phases)
 
     def _http_parent(self, headers: Headers) -> Context | None:
         parent_header = state = None
@@ -136,7 +145,9 @@ class QueryTracing:
             return await handler(request)
         path = request.scope.get("path", route.pattern)
         attributes = self._http_attributes(route, request.params, path)
-        traced = self.start(parent, f"{route.method} {route.pattern}", SpanKind.SERVER, attributes)
+        predicts = not route.pattern.endswith(FEEDBACK_ROUTE)
+        name = f"{route.method} {route.pattern}"
+        traced = self.start(parent, name, SpanKind.SERVER, attributes, phases=predicts)
         token = CURRENT.set(traced)
         try:
             reply = await handler(request)
@@ -146,7 +157,7 @@ class QueryTracing:
         finally:
             CURRENT.reset(token)
         reply.headers = [*reply.headers, (b"traceparent", traceparent(traced.span).encode())]
-        _finish_http(traced, reply.status, reply.body, None)
+        _finish_http(traced, reply.status, reply.body if predicts else None, None)
         return reply
 
     def _direct(
