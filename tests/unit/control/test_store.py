@@ -358,7 +358,8 @@ def test_a_versions_payload_log_is_stored_and_changed(registry: Registry) -> Non
     registry.add_model_version(version(payload_log=config))
     registry.add_model_version(version(version="2"))
     stored = registry.get_model_version("model", "1")
-    assert stored is not None and stored.payload_log == config
+    assert stored is not None
+    assert stored.payload_log == config
     assert registry.snapshot().versions[ModelId("model", "2")].payload_log is None
     registry.set_version_payload_log("model", "2", config)
     registry.set_version_payload_log("model", "1", None)
