@@ -42,6 +42,7 @@ class SpanRecord:
     end_ns: int
     attributes: dict[str, Any]
     links: list[tuple[str, str]] = field(default_factory=list)
+    trace_state: str = ""
 
 
 def _value(any_value: Any) -> Any:
@@ -93,6 +94,7 @@ class Receiver:
                 span.end_time_unix_nano,
                 {a.key: _value(a.value) for a in span.attributes},
                 [(link.trace_id.hex(), link.span_id.hex()) for link in span.links],
+                span.trace_state,
             )
             for resource in request.resource_spans
             for scope in resource.scope_spans
@@ -273,6 +275,7 @@ def test_a_v2_rest_query_is_traced_too(server: ServerHandle, receiver: Receiver)
     spans = receiver.wait_for(trace_id, "POST", "batch", "model")
     request = one(spans, "POST /v2/models/{name}/infer")
     assert request.parent_id == span_id
+    assert {s.trace_state for s in spans} == {"vendor=1"}  # the caller's, on every span
     assert request.attributes["url.path"] == "/v2/models/sum/infer"
     check_model_subtree(spans, request, "sum")
 
