@@ -6,8 +6,10 @@ carrying `clipper.cache` (hit, shared, miss, off) and ended when the computation
 `BatchTracer` is each version's `on_batch` hook: for a batch that carries traced queries it
 draws each one's `clipper.queue_wait` (enqueued to sent) and one `batch` span, a child of
 the first traced query's model span and LINKED to every traced query's model span, with
-`clipper.batch_size`; its `compute` child is the round trip to the worker (sent to reply),
-so it lies inside the batch, which ends after the batch's queries are settled.
+`clipper.batch_size`; its `compute` child is the round trip to the worker (sent to reply).
+Both end when the reply comes, before the batch's queries are settled, so compute lies in
+the batch and the batch in each model span. Every span is a draft (clipper.tracing.spans)
+handed to the exporter when it ends.
 """
 
 from __future__ import annotations
