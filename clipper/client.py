@@ -252,6 +252,23 @@ class AdminClient(_HttpClient):
         body = {"name": app_name, "payload_log": None if payload_log is None else dict(payload_log)}
         return _as_dict(self._post("set_payload_log", body))
 
+    def set_model_payload_log(
+        self,
+        model_name: str,
+        payload_log: Mapping[str, Any] | None,
+        model_version: Version | None = None,
+    ) -> dict[str, Any]:
+        """Record each query a model version (default: the current one) answered, whichever
+        app asked, and each query of the version itself (`payload_log` as `set_payload_log`;
+        None turns it off). Returns the version's info dict."""
+        body: dict[str, Any] = {
+            "model_name": model_name,
+            "payload_log": None if payload_log is None else dict(payload_log),
+        }
+        if model_version is not None:
+            body["model_version"] = str(model_version)
+        return _as_dict(self._post("set_model_payload_log", body))
+
     def set_cache(
         self, enabled: bool, *, app_name: str | None = None, model_name: str | None = None
     ) -> dict[str, Any]:
@@ -316,6 +333,7 @@ class AdminClient(_HttpClient):
         resources: Mapping[str, Any] | None = None,
         autoscaling: Mapping[str, Any] | None = None,
         rollout: bool | Mapping[str, Any] | None = None,
+        payload_log: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Register a model version; the server starts its replicas and makes it current
         once they are all ready (DeployFailed, with the worker's error, if they are not
@@ -329,7 +347,9 @@ class AdminClient(_HttpClient):
         (`{"min_replicas", "max_replicas", ...}`, README.md#autoscaling) lets the server
         scale it against its SLO. `rollout` (True, or a plan: README.md#canary-rollouts)
         starts a canary rollout of it against the current version once its replicas are
-        ready, instead of making it current (see `get_rollout`). Returns its info dict."""
+        ready, instead of making it current (see `get_rollout`). `payload_log` records each
+        query it answers (see `set_model_payload_log`; None: as the current version does).
+        Returns its info dict."""
         body: dict[str, Any] = {
             **_model_key(model_name, model_version),
             "input_type": input_type,
@@ -356,6 +376,8 @@ class AdminClient(_HttpClient):
             body["autoscaling"] = dict(autoscaling)
         if rollout:
             body["rollout"] = rollout if rollout is True else dict(rollout)
+        if payload_log is not None:
+            body["payload_log"] = dict(payload_log)
         return _as_dict(self._post("add_model", body, timeout_s=ready_timeout_s + self._timeout_s))
 
     def set_model_version(
@@ -431,11 +453,12 @@ class AdminClient(_HttpClient):
         resources: Mapping[str, Any] | None = None,
         autoscaling: Mapping[str, Any] | None = None,
         rollout: bool | Mapping[str, Any] | None = None,
+        payload_log: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Upload `artifact`, prepare its environment (building a venv if the server's
         interpreter does not satisfy it, reporting each step to `progress`), register the
-        version and wait until its replicas are ready (`num_replicas` None and `rollout`:
-        as `add_model`).
+        version and wait until its replicas are ready (`num_replicas` None, `rollout` and
+        `payload_log`: as `add_model`).
 
         Returns the version's model info dict; raises DeployFailed if the environment cannot
         be built or the replicas do not start.
@@ -463,6 +486,7 @@ class AdminClient(_HttpClient):
             resources=resources,
             autoscaling=autoscaling,
             rollout=rollout,
+            payload_log=payload_log,
         )
         return info
 

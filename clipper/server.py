@@ -274,9 +274,11 @@ class ClipperServer:
         self.service.snapshot_listeners.append(self.payloads.apply)
         service = self.service
         self.metrics.watch_rollouts(lambda: rollout_samples(service))
+        payloads = self.payloads
         inference = InferenceService(
-            self.dataplane, lambda: self.service.snapshot, self.metrics, self.payloads.taps
-        )
+            self.dataplane, lambda: self.service.snapshot, self.metrics, payloads.taps,
+            payloads.version_taps,
+        )  # fmt: skip
         tasks = await stack.enter_async_context(asyncio.TaskGroup())
         self.service.roll_back_unfinished_deploys()  # a deploy the server died during
         await self.service.refresh()
@@ -394,7 +396,13 @@ class ClipperServer:
         cors = CorsPolicy(settings.cors_allowed_origins) if settings.cors_allowed_origins else None
         query_api = QueryPort(
             ClipperQueryApi(
-                self.dataplane, self.metrics, body_limit, guard, limits, self.payloads.taps
+                self.dataplane,
+                self.metrics,
+                body_limit,
+                guard,
+                limits,
+                self.payloads.taps,
+                self.payloads.version_taps,
             ),
             V2RestApi(inference, body_limit, limits, guard),
             cors,

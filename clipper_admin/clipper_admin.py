@@ -207,6 +207,15 @@ class ClipperConnection:
         "fields": [...]}`; None turns it off."""
         self._admin_api().set_payload_log(lookup_name(app_name), payload_log)
 
+    def set_model_payload_log(
+        self, name: str, payload_log: Mapping[str, Any] | None, version: Version | None = None
+    ) -> None:
+        """Record each query a model version (default: current) answered, whichever app
+        asked (ours); `payload_log` as `set_payload_log`, None turns it off."""
+        self._admin_api().set_model_payload_log(
+            validate_name(name), payload_log, None if version is None else validate_version(version)
+        )
+
     def unregister_application(self, name: str) -> None:
         """Remove an app; its models stay."""
         self._admin_api().delete_app(lookup_name(name))
@@ -292,6 +301,7 @@ class ClipperConnection:
         output_type: str | None = None,
         resources: Mapping[str, Any] | None = None,
         autoscaling: Mapping[str, Any] | None = None,
+        payload_log: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Upload an artifact archive, prepare its environment, register the version, wait
         for its replicas (ours). Environment builds are reported line by line to `progress`
@@ -301,7 +311,8 @@ class ClipperConnection:
         `output_type` the type of its outputs as the next step's input in a pipeline;
         `resources` what each replica asks of its node (Ray placement); `autoscaling`
         (`{"min_replicas", "max_replicas", ...}`) scales it against its SLO (see
-        `set_autoscaling`)."""
+        `set_autoscaling`); `payload_log` records each query it answers (see
+        `set_model_payload_log`; None: as the current version does)."""
         admin = self._admin_api()
         return admin.deploy_artifact(
             validate_name(name),
@@ -318,6 +329,7 @@ class ClipperConnection:
             progress=progress,
             resources=resources,
             autoscaling=autoscaling,
+            payload_log=payload_log,
         )
 
     def build_model(

@@ -33,6 +33,7 @@ from clipper.core.exceptions import (
     PayloadTooLarge,
     RequestRejected,
 )
+from clipper.core.payload_config import parse_payload_log
 from clipper.core.records import ModelVersionRecord
 from clipper.core.resources import ResourceRequest
 from clipper.core.types import InputType, ModelId, ReplicaId, parse_input_type, validate_version
@@ -149,6 +150,17 @@ async def set_payload_log(service: ClusterService, body: Body) -> Any:
     return {"name": name, "payload_log": stored}
 
 
+async def set_model_payload_log(service: ClusterService, body: Body) -> Any:
+    name = required(body, "model_name", str)
+    version = optional(body, "model_version", (str, int), None)
+    if "payload_log" not in body:
+        raise InvalidRequest("missing field 'payload_log' (null turns payload logging off)")
+    record = await service.set_model_payload_log(
+        name, None if version is None else str(version), optional(body, "payload_log", dict, None)
+    )
+    return service.model_info(record)
+
+
 async def set_app_pipeline(service: ClusterService, body: Body) -> Any:
     models = string_list(body, "model_names", default=[])
     return await policies.set_app_pipeline(service, required(body, "app_name", str), models)
@@ -195,6 +207,7 @@ async def add_model(service: ClusterService, body: Body) -> Any:
         signature=validate_signature(body.get("signature"), input_type),
         output_type=_output_type(body),
         resources=ResourceRequest.parse(body.get("resources")),
+        payload_log=parse_payload_log(optional(body, "payload_log", dict, None)),
     )
     given = num_replicas is not None
     plan = rollout_handlers.parse_rollout_field(body)
@@ -202,7 +215,7 @@ async def add_model(service: ClusterService, body: Body) -> Any:
         rollouts.check_can_start(service, model_id.name, model_id.version)
     await service.add_model(
         record, _ready_timeout_s(body), replicas_given=given, autoscaling=_autoscaling(body),
-        make_current=plan is None,
+        make_current=plan is None, payload_log_given="payload_log" in body,
     )  # fmt: skip
     if plan is not None:
         await rollouts.start_rollout(service, model_id.name, model_id.version, plan)
@@ -379,7 +392,7 @@ _HANDLERS: dict[str, Handler] = {
         set_autoscaling, set_batch_policy, set_cache, get_logs, prepare_environment,
         get_environments,
         get_events, set_app_policy, set_app_pipeline, set_app_model_errors,
-        set_app_overload, set_payload_log,
+        set_app_overload, set_payload_log, set_model_payload_log,
         query_tokens.create_query_token, query_tokens.get_query_tokens,
         query_tokens.revoke_query_token, query_tokens.set_app_query_auth,
         rollout_handlers.start_rollout, rollout_handlers.get_rollout,

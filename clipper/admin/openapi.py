@@ -107,6 +107,13 @@ OPERATIONS: dict[str, Schema] = {
         {"name": _STR, "payload_log": _PAYLOAD_LOG}, ["name"],
         {"type": "object", "properties": {"name": _STR, "payload_log": _PAYLOAD_LOG}},
     ),
+    "set_model_payload_log": _op(
+        "Where a record of each query a model version (default: current) answered goes, "
+        "whichever app asked (and queries of the version itself); null: off.",
+        {"model_name": _STR, "model_version": {**_VERSION, "nullable": True},
+         "payload_log": _PAYLOAD_LOG},
+        ["model_name"], _OBJECT_OR_NULL,
+    ),
     "set_app_query_auth": _op(
         "Make an app's queries require a query token scoped to it (or not).",
         {"app_name": _STR, "require_query_token": {"type": "boolean"}},
@@ -129,7 +136,7 @@ OPERATIONS: dict[str, Schema] = {
             "batch_wait_timeout_micros": _INT, "max_in_flight": _INT, "num_replicas": _INT,
             "max_queued": _INT, "containerless": _BOOL, "signature": _ANY,
             "output_type": {**_STR, "nullable": True}, "resources": _OBJ, "ready_timeout_s": _NUM,
-            "autoscaling": _OBJ, "rollout": _ANY,
+            "autoscaling": _OBJ, "rollout": _ANY, "payload_log": _PAYLOAD_LOG,
         },
         [*_MODEL_REQUIRED, "input_type"], _OBJECT_OR_NULL, (409, 500),
     ),

@@ -75,18 +75,26 @@ def batching_summary(info: Mapping[str, Any]) -> str:
 
 
 def set_payload_log(args: argparse.Namespace, settings: Settings) -> None:
-    """Record an app's sampled queries in a sink, or stop (`--off`)."""
+    """Record an app's sampled queries (or a model version's) in a sink, or stop (`--off`)."""
+    if (args.app is None) == (args.model is None):
+        raise SystemExit("set-payload-log: name an app or give --model, not both")
     payload_log: dict[str, Any] | None = None
     if not args.off:
         payload_log = {"sink": args.sink, "sample": args.sample}
         if args.fields:
             payload_log["fields"] = args.fields
     with admin_client(settings) as admin:
-        stored = admin.set_payload_log(args.app, payload_log).get("payload_log")
+        if args.model is None:
+            what = f"App {args.app!r}"
+            stored = admin.set_payload_log(args.app, payload_log).get("payload_log")
+        else:
+            info = admin.set_model_payload_log(args.model, payload_log, args.version)
+            what = f"Model {args.model}:{info['model_version']}"
+            stored = info.get("payload_log")
     if stored is None:
-        print(f"App {args.app!r}: payload log off")
+        print(f"{what}: payload log off")
     else:
-        print(f"App {args.app!r}: payload log to {stored['sink']}, sample {stored['sample']}, "
+        print(f"{what}: payload log to {stored['sink']}, sample {stored['sample']}, "
               f"fields {' '.join(stored['fields'])}")  # fmt: skip
 
 

@@ -316,8 +316,11 @@ def _add_change_commands(add: _Adder) -> None:
     batching.add_argument("--max-in-flight", type=int,
                           help="how many batches one replica may hold at once")  # fmt: skip
     payloads = add("set-payload-log", "record each sampled query of an app and its feedback "
-                   "in a sink (README's \"Payload logging\"), or stop (--off)")  # fmt: skip
-    payloads.add_argument("app", help="the application")
+                   "(or each query a model version answered: --model) in a sink (README's "
+                   "\"Payload logging\"), or stop (--off)")  # fmt: skip
+    payloads.add_argument("app", nargs="?", help="the application (or give --model)")
+    payloads.add_argument("--model", help="a model: log the queries its version answered")
+    payloads.add_argument("--version", help="with --model: the version (default: current)")
     payloads.add_argument("--sink", default="jsonl", help="jsonl (<state_dir>/payloads/APP.jsonl, "
                           "the default), cloudevents:URL, or redis://HOST:PORT/STREAM")  # fmt: skip
     payloads.add_argument("--sample", type=float, default=1.0,
@@ -326,7 +329,7 @@ def _add_change_commands(add: _Adder) -> None:
                           help="keep only these fields (kind and query_id always stay): time "
                           "app models input output latency_ms default explanation "
                           "feedback")  # fmt: skip
-    payloads.add_argument("--off", action="store_true", help="stop recording the app's queries")
+    payloads.add_argument("--off", action="store_true", help="stop recording its queries")
     delete = add("delete-version", "stop a model version's replicas (drained first) and "
                  "unregister it")  # fmt: skip
     delete.add_argument("model", help="the model")

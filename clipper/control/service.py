@@ -34,7 +34,7 @@ from clipper.core.exceptions import (
     InvalidRequest,
     ModelNotFound,
 )
-from clipper.core.payload_config import parse_payload_log
+from clipper.core.payload_config import PayloadLogConfig, parse_payload_log
 from clipper.core.records import AppRecord, ModelVersionRecord, RegistrySnapshot
 from clipper.core.resources import DefaultMemoryLimit
 from clipper.core.types import InputType, ModelId, ReplicaId, validate_name, validate_version
@@ -288,6 +288,7 @@ class ClusterService:
         replicas_given: bool = True,
         autoscaling: AutoscalingConfig | None = None,
         make_current: bool = True,
+        payload_log_given: bool = True,
     ) -> None:
         """Register a version, start its replicas and, once they are all ready, make it
         current (roll forward): traffic never moves to a version that cannot answer. If
@@ -300,10 +301,14 @@ class ClusterService:
         `replicas_given`, the version is autoscaled as the current version is, if it is;
         an autoscaled version starts within its bounds. Without `make_current` the deploy
         ends once the replicas are ready and the version stays non-current (a canary
-        rollout, clipper.control.rollouts, takes it from there).
+        rollout, clipper.control.rollouts, takes it from there). Without
+        `payload_log_given`, the version logs its queries as the current version does.
         """
         if record.containerless and autoscaling is not None:
             raise InvalidRequest("a containerless model cannot be autoscaled")
+        if not payload_log_given:
+            record = dataclasses.replace(record, payload_log=self._current_payload_log(record.name))
+        check_sink_available(record.payload_log)
         if not record.containerless:
             if not replicas_given:
                 autoscaling = autoscaling or self._current_autoscaling(record.name)
@@ -452,6 +457,11 @@ class ClusterService:
         record = self.registry.get_model_version(name, current) if current else None
         return record.num_replicas if record is not None else 0
 
+    def _current_payload_log(self, name: str) -> PayloadLogConfig | None:
+        current = self.registry.get_current_version(name)
+        record = self.registry.get_model_version(name, current) if current else None
+        return record.payload_log if record is not None else None
+
     def resolve_version(self, name: str, version: str | None) -> str:
         """`version`, or the model's current version."""
         if version is not None:
@@ -561,6 +571,21 @@ class ClusterService:
         await self.refresh()
         return shown
 
+    async def set_model_payload_log(
+        self, name: str, version: str | None, payload_log: Mapping[str, Any] | None
+    ) -> ModelVersionRecord:
+        """Where a record of each query a version (default: current) answered goes, whichever
+        app asked (None: logging off); the version as stored."""
+        config = parse_payload_log(payload_log)
+        check_sink_available(config)
+        resolved = self.resolve_version(name, version)
+        self.registry.set_version_payload_log(name, resolved, config)
+        shown = None if config is None else config.to_dict()
+        detail = {"model": f"{name}:{resolved}", "payload_log": shown}
+        self.registry.record_event("set_model_payload_log", detail)
+        await self.refresh()
+        return self.snapshot.versions[ModelId(name, resolved)]
+
     def model_info(self, record: ModelVersionRecord) -> dict[str, Any]:
         """Clipper's model info dict."""
         current = self.snapshot.current_versions.get(record.name)
@@ -576,6 +601,7 @@ class ClusterService:
             "batch_wait_timeout_micros": record.batch_wait_timeout_us,
             "max_in_flight": record.max_in_flight,
             "max_queued": record.max_queued,
+            "payload_log": None if record.payload_log is None else record.payload_log.to_dict(),
             "cache_enabled": record.cache_enabled,
             "num_replicas": record.num_replicas,
             "ready_replicas": self._ready_count(record.model_id),

@@ -385,6 +385,17 @@ class Registry:
                 (batch_size, batch_wait_timeout_us, max_in_flight, name, version),
             )
 
+    def set_version_payload_log(
+        self, name: str, version: str, config: PayloadLogConfig | None
+    ) -> None:
+        """Where a record of each query a version answered goes (clipper.payloads), or None."""
+        with self._write() as conn:
+            q.require_version(conn, name, version)
+            conn.execute(
+                "UPDATE model_versions SET payload_log = ? WHERE name = ? AND version = ?",
+                (q.encode_payload_log(config), name, version),
+            )
+
     def set_model_cache(self, name: str, enabled: bool) -> None:
         """Turn the prediction cache on or off for every version of a model."""
         with self._write() as conn:

@@ -1,6 +1,6 @@
-"""An app's payload-log setting (`payload_log`): where its query records go, how many of its
-queries are recorded, and which fields a record keeps. A plain value, validated here; the
-sinks themselves live in clipper.payloads.
+"""A payload-log setting (`payload_log`, of an app or of a model version): where its query
+records go, how many of its queries are recorded, and which fields a record keeps. A plain
+value, validated here; the sinks themselves live in clipper.payloads.
 
     {"sink": "jsonl" | "cloudevents:http://HOST:PORT/PATH" | "redis://HOST:PORT/STREAM",
      "sample": 0.1, "fields": ["input", "output", ...]}
@@ -23,8 +23,10 @@ PAYLOAD_FIELDS = (
     "models",
     "input",
     "output",
+    "outputs",
     "latency_ms",
     "default",
+    "partial",
     "explanation",
     "feedback",
 )

@@ -130,7 +130,11 @@ class PolicyPath:
         if partial_answer and self._metrics is not None:
             self._metrics.partial_answers.labels(route.app.name).inc()
         models = tuple(labels[arm] for arm in combined.models)
-        return Prediction(query_id, combined.output, models=models, partial=partial_answer)
+        outputs = None
+        if len(combined.models) > 1:  # an ensemble: each model's own output too
+            outputs = {labels[a]: answers[a] for a in combined.models if a in answers}
+        return Prediction(query_id, combined.output, models=models, partial=partial_answer,
+                          outputs=outputs)  # fmt: skip
 
     def _mirror(
         self,

@@ -3,6 +3,7 @@ application: a model version by name (the Open Inference Protocol's `/v2/models/
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 __all__ = ["ModelRef", "Prediction"]
@@ -15,7 +16,8 @@ class Prediction(NamedTuple):
 
     `models` names the versions that produced the output (`"name:version"`; empty for a
     default answer). `partial` marks an ensemble answer built from only the models that
-    finished by the deadline.
+    finished by the deadline. `outputs` holds each model's own output (`"name:version"` ->
+    output) where an ensemble combined several, else None.
     """
 
     query_id: int
@@ -24,6 +26,7 @@ class Prediction(NamedTuple):
     explanation: str | None = None
     models: tuple[str, ...] = ()
     partial: bool = False
+    outputs: Mapping[str, Any] | None = None
 
 
 class ModelRef(NamedTuple):

@@ -192,14 +192,16 @@ class ServerMetrics:
         )  # fmt: skip
         self.payload_records = CounterFamily(
             "clipper_payload_log_records",
-            "Payload records written per app and sink kind (jsonl, cloudevents, redis).",
-            ["app", "sink"],
+            "Payload records written per log (an app's: app; a model version's: model, "
+            "name:version) and sink kind (jsonl, cloudevents, redis).",
+            ["app", "model", "sink"],
         )
         self.payload_dropped = CounterFamily(
             "clipper_payload_log_dropped",
-            "Payload records dropped per app and reason: buffer_full (the sink is behind; "
-            "the query did not wait), sink_error, sink_timeout, or encode_error.",
-            ["app", "reason"],
+            "Payload records dropped per log (app, or model) and reason: buffer_full (the "
+            "sink is behind; the query did not wait), sink_error, sink_timeout, or "
+            "encode_error.",
+            ["app", "model", "reason"],
         )
         registry.register(MetricFamilies([
             self.requests, self.latency, self.answers, self.answers_within_slo, self.queue_delay,
@@ -283,14 +285,16 @@ class ServerMetrics:
         `samples` at each scrape."""
         self.registry.register(RolloutCollector(samples))
 
-    def watch_payload_buffers(self, depths: Callable[[], Iterable[tuple[str, int]]]) -> None:
-        """Export each app's payload records waiting for their sink as the gauge
-        `clipper_payload_log_buffered{app}`, read from `depths` at each scrape."""
+    def watch_payload_buffers(
+        self, depths: Callable[[], Iterable[tuple[tuple[str, str], int]]]
+    ) -> None:
+        """Export each payload log's records waiting for their sink as the gauge
+        `clipper_payload_log_buffered{app, model}`, read from `depths` at each scrape."""
         self.registry.register(_GaugeCollector(
             "clipper_payload_log_buffered",
-            "Payload records of an app waiting for its sink (back-pressure: a full buffer "
-            "drops new records).",
-            "app", depths,
+            "Payload records of a log (an app's, or a model version's) waiting for its sink "
+            "(back-pressure: a full buffer drops new records).",
+            ("app", "model"), depths,
         ))  # fmt: skip
 
     def watch_gpus(self, samples: Callable[[], Iterable[GpuSample]]) -> None:
@@ -332,13 +336,13 @@ class ServerMetrics:
 
 
 class _GaugeCollector:
-    """A gauge with one label, read at scrape time: nothing is updated on the query path."""
+    """A gauge read at scrape time: nothing is updated on the query path."""
 
     def __init__(
-        self, name: str, documentation: str, label: str,
-        samples: Callable[[], Iterable[tuple[str, int]]],
+        self, name: str, documentation: str, labels: tuple[str, ...],
+        samples: Callable[[], Iterable[tuple[tuple[str, ...], int]]],
     ) -> None:  # fmt: skip
-        self._name, self._documentation, self._label = name, documentation, label
+        self._name, self._documentation, self._labels = name, documentation, labels
         self._samples = samples
 
     def describe(self) -> list[Metric]:
@@ -346,12 +350,12 @@ class _GaugeCollector:
 
     def collect(self) -> Iterator[Metric]:
         family = self._family()
-        for value_label, value in self._samples():
-            family.add_metric([value_label], value)
+        for label_values, value in self._samples():
+            family.add_metric(list(label_values), value)
         yield family
 
     def _family(self) -> GaugeMetricFamily:
-        return GaugeMetricFamily(self._name, self._documentation, labels=[self._label])
+        return GaugeMetricFamily(self._name, self._documentation, labels=list(self._labels))
 
 
 class _PolicyCollector:

@@ -6,7 +6,8 @@ A query record is two events with the same `ce-id` (the query id): its input as
 the rest of the record as `org.kubeflow.serving.inference.response`. Feedback is one
 `org.clipper.serving.inference.feedback` event. Each is one POST whose headers carry the
 context attributes (`ce-specversion: 1.0`, `ce-id`, `ce-type`, `ce-source`, `ce-time`, and
-KServe's extensions `ce-inferenceservicename` (the app), `ce-namespace` (the cluster),
+KServe's extensions `ce-inferenceservicename` (the app; empty for a
+query of a model version itself), `ce-namespace` (the cluster),
 `ce-component: predictor`, `ce-endpoint: default`), and whose body is the JSON data.
 """
 
@@ -38,7 +39,7 @@ def events_of(record: dict[str, Any], source: str, namespace: str) -> list[Event
         "ce-id": str(record.get("query_id")),
         "ce-source": source,
         "content-type": "application/json",
-        "ce-inferenceservicename": str(record.get("app", "")),
+        "ce-inferenceservicename": str(record.get("app") or ""),
         "ce-namespace": namespace,
         "ce-component": "predictor",
         "ce-endpoint": "default",
@@ -67,12 +68,12 @@ class CloudEventsSink:
         self._client = httpx.AsyncClient(timeout=settings.timeout_s)
         self._slots = asyncio.Semaphore(MAX_CONCURRENT_POSTS)
 
-    async def write(self, app: str, records: list[dict[str, Any]]) -> None:
+    async def write(self, log: str, records: list[dict[str, Any]]) -> None:
         """Send every event; raise if any was refused (a non-2xx answer) or not delivered."""
         events = [
             event
             for record in records
-            for event in events_of(record, f"{self._source}/{app}/predict", self._namespace)
+            for event in events_of(record, f"{self._source}/{log}/predict", self._namespace)
         ]
         await asyncio.gather(*(self._post(headers, body) for headers, body in events))
 

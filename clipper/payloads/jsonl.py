@@ -1,4 +1,5 @@
-"""The embedded default sink: one JSON record a line in `<state_dir>/payloads/<app>.jsonl`,
+"""The embedded default sink: one JSON record a line in `<state_dir>/payloads/<app>.jsonl`
+(a model version's log: `<state_dir>/payloads/models/<name>/<version>.jsonl`),
 rotated by size as the server's logs are: past `payload_log_max_bytes` the file becomes
 `<app>.jsonl.1` (the older copies shift up, `payload_log_backups` kept) and a new one starts.
 """
@@ -18,7 +19,7 @@ __all__ = ["JsonlSink", "rotate_file"]
 
 
 class JsonlSink:
-    """Appends records to per-app JSONL files; the file work runs in a thread, one at a
+    """Appends records to per-log JSONL files; the file work runs in a thread, one at a
     time (a lock: a write abandoned by its timeout may still be running)."""
 
     kind = "jsonl"
@@ -29,10 +30,10 @@ class JsonlSink:
         self._backups = settings.backups
         self._lock = threading.Lock()
 
-    async def write(self, app: str, records: list[dict[str, Any]]) -> None:
-        """Encode the records (here) and append them to the app's file (in a thread)."""
+    async def write(self, log: str, records: list[dict[str, Any]]) -> None:
+        """Encode the records (here) and append them to the log's file (in a thread)."""
         data = b"".join(dumps_outputs(record) + b"\n" for record in records)
-        await asyncio.to_thread(self._append, self._dir / f"{app}.jsonl", data)
+        await asyncio.to_thread(self._append, self._dir / f"{log}.jsonl", data)
 
     async def aclose(self) -> None:
         """Nothing stays open between writes."""

@@ -4,8 +4,14 @@ plain tuples, cheap to make), and the records the writer renders from them, off 
 A query record, one per input (a batch request gives one per input, each with its id):
 
     {"kind": "query", "query_id": 12, "time": "2026-05-01T12:00:00.123456Z", "app": "a",
-     "models": ["m:1"], "input": [1.0, 2.0], "output": 0.3, "latency_ms": 1.25,
-     "default": false, "explanation": null}
+     "models": ["m:1"], "input": [1.0, 2.0], "output": 0.3, "outputs": null,
+     "latency_ms": 1.25, "default": false, "partial": false, "explanation": null}
+
+`models` names every version whose answer made the output (an ensemble's several; empty
+for a default answer); where an ensemble combined several, `outputs` holds each one's own
+output (`{"m:1": 0.3, "n:2": 0.5}`), else null; `partial` is true when an ensemble answered
+without the models that missed the deadline. `app` is null in a model version's log for a
+query of the version itself (`/v2/models/NAME/infer` where NAME is not an app).
 
 A feedback record (`POST /<app>/update`), joined to its query by `query_id`:
 
@@ -38,10 +44,11 @@ __all__ = [
     "rfc3339",
 ]
 
-QueryEntry = tuple[float, Sequence[InputBuffer], Sequence[Prediction], float]
-"""(wall time, the request's inputs, their answers, the request's latency in seconds)."""
-FeedbackEntry = tuple[float, FeedbackRequest, dict[str, Any]]
-"""(wall time, the decoded update, the data plane's reply to it)."""
+QueryEntry = tuple[float, str | None, Sequence[InputBuffer], Sequence[Prediction], float]
+"""(wall time, the app asked (None: a version itself), the request's inputs, their answers,
+the request's latency in seconds)."""
+FeedbackEntry = tuple[float, str, FeedbackRequest, dict[str, Any]]
+"""(wall time, the app, the decoded update, the data plane's reply to it)."""
 
 
 def rfc3339(wall_time: float) -> str:
@@ -61,12 +68,12 @@ def input_json(buffer: InputBuffer, input_type: InputType) -> Any:
 
 
 def render_entry(
-    app: str, input_type: InputType, fields: frozenset[str], entry: QueryEntry | FeedbackEntry
+    input_type: InputType, fields: frozenset[str], entry: QueryEntry | FeedbackEntry
 ) -> list[dict[str, Any]]:
     """The records of one buffered entry (one per input of a query), keeping `fields`."""
-    if len(entry) == 3:
-        return [_select(_feedback(app, input_type, entry), fields)]
-    wall_time, buffers, predictions, latency_s = entry
+    if len(entry) == 4:
+        return [_select(_feedback(input_type, entry), fields)]
+    wall_time, app, buffers, predictions, latency_s = entry
     time_text, latency_ms = rfc3339(wall_time), round(latency_s * 1000, 3)
 
     def inputs(buffer: InputBuffer) -> Any:
@@ -79,8 +86,9 @@ def render_entry(
 
 
 def _query(
-    app: str, time_text: str, latency_ms: float, prediction: Prediction, input_value: Any
+    app: str | None, time_text: str, latency_ms: float, prediction: Prediction, input_value: Any
 ) -> dict[str, Any]:
+    outputs = prediction.outputs
     return {
         "kind": "query",
         "query_id": prediction.query_id,
@@ -89,14 +97,16 @@ def _query(
         "models": list(prediction.models),
         "input": input_value,
         "output": prediction.output,
+        "outputs": None if outputs is None else dict(outputs),
         "latency_ms": latency_ms,
         "default": prediction.is_default,
+        "partial": prediction.partial,
         "explanation": prediction.explanation,
     }
 
 
-def _feedback(app: str, input_type: InputType, entry: FeedbackEntry) -> dict[str, Any]:
-    wall_time, request, reply = entry
+def _feedback(input_type: InputType, entry: FeedbackEntry) -> dict[str, Any]:
+    wall_time, app, request, reply = entry
     feedback: dict[str, Any] = {
         "label": request.label if request.has_label else None,
         "reward": request.reward,

@@ -44,7 +44,7 @@ class RedisStreamSink:
             socket_connect_timeout=settings.timeout_s,
         )
 
-    async def write(self, app: str, records: list[dict[str, Any]]) -> None:
+    async def write(self, log: str, records: list[dict[str, Any]]) -> None:
         """XADD every record, trimming the stream to about `maxlen` entries."""
         async with self._client.pipeline(transaction=False) as pipe:
             for record in records:

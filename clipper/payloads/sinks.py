@@ -1,6 +1,6 @@
 """Where payload records go: the sink protocol, and opening a sink by its `payload_log.sink`.
 
-A sink writes one app's batch of rendered records (clipper.payloads.records) and raises when
+A sink writes one log's batch of rendered records (clipper.payloads.records) and raises when
 it could not; the writer (clipper.payloads.writer) bounds each write by
 `payload_log_timeout_s` and counts what a failed write carried as dropped. Three kinds:
 `jsonl` (clipper.payloads.jsonl), `cloudevents:URL` (clipper.payloads.cloudevents) and
@@ -25,8 +25,9 @@ class PayloadSink(Protocol):
 
     kind: str
 
-    async def write(self, app: str, records: list[dict[str, Any]]) -> None:
-        """Write one app's records, oldest first; raise if they were not all written."""
+    async def write(self, log: str, records: list[dict[str, Any]]) -> None:
+        """Write one log's records (`log`: an app's name, or `models/NAME/VERSION`), oldest
+        first; raise if they were not all written."""
 
     async def aclose(self) -> None:
         """Release the sink's files or connections."""

@@ -8,7 +8,8 @@ loads it, and its query path pays nothing (the wrappers are not installed at all
     session.py       QueryTracing: sampling, the surfaces' wrappers, the exporter's life
     requests.py      RequestTrace: one sampled request's span and its decode/reply children
     computations.py  the traced computation table and batch hook: model, queue, batch spans
-    provider.py      the TracerProvider, BatchSpanProcessor and OTLP exporter (imports otel)
+    spans.py         SpanDraft, SpanOutput: spans as plain drafts, handed to the SDK when ended
+    provider.py      the BatchSpanProcessor and OTLP exporter (imports otel)
 """
 
 from __future__ import annotations
@@ -31,10 +32,10 @@ def open_tracing(settings: Settings, dataplane: DataPlane) -> QueryTracing | Non
     from now on); None, with nothing imported, when no endpoint is set."""
     if not settings.otel_endpoint:
         return None
-    from clipper.tracing.provider import open_provider
+    from clipper.tracing.provider import open_output
     from clipper.tracing.session import QueryTracing
 
-    provider = open_provider(
+    output = open_output(
         settings.otel_endpoint,
         settings.otel_protocol,
         settings.otel_service_name,
@@ -42,4 +43,4 @@ def open_tracing(settings: Settings, dataplane: DataPlane) -> QueryTracing | Non
         settings.otel_export_delay_s,
     )
     ratio = settings.otel_sample_ratio
-    return QueryTracing(provider, DEFAULT_SAMPLE_RATIO if ratio is None else ratio, dataplane)
+    return QueryTracing(output, DEFAULT_SAMPLE_RATIO if ratio is None else ratio, dataplane)

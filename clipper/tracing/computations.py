@@ -6,8 +6,10 @@ carrying `clipper.cache` (hit, shared, miss, off) and ended when the computation
 `BatchTracer` is each version's `on_batch` hook: for a batch that carries traced queries it
 draws each one's `clipper.queue_wait` (enqueued to sent) and one `batch` span, a child of
 the first traced query's model span and LINKED to every traced query's model span, with
-`clipper.batch_size`; its `compute` child is the round trip to the worker (sent to reply),
-so it lies inside the batch, which ends after the batch's queries are settled.
+`clipper.batch_size`; its `compute` child is the round trip to the worker (sent to reply).
+Both end when the reply comes, before the batch's queries are settled, so compute lies in
+the batch and the batch in each model span. Every span is a draft (clipper.tracing.spans)
+handed to the exporter when it ends.
 """
 
 from __future__ import annotations
@@ -18,8 +20,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
-from opentelemetry import trace
-from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from clipper.batching.queue import PendingQuery
 from clipper.core.types import InputBuffer, ModelId
@@ -29,6 +30,7 @@ from clipper.dataplane.model_serving import Clock, ModelServing
 from clipper.rpc.protocol import BatchError
 from clipper.rpc.server import BatchOutcome
 from clipper.tracing.requests import CURRENT, RequestTrace
+from clipper.tracing.spans import SpanDraft, SpanOutput
 
 __all__ = ["BatchTracer", "Rider", "TracedComputations"]
 
@@ -38,7 +40,7 @@ class Rider:
 
     __slots__ = ("enqueued_ns", "replied_ns", "request", "span")
 
-    def __init__(self, request: RequestTrace, span: Span, enqueued_ns: int) -> None:
+    def __init__(self, request: RequestTrace, span: SpanDraft, enqueued_ns: int) -> None:
         self.request = request
         self.span = span
         self.enqueued_ns = enqueued_ns
@@ -51,8 +53,8 @@ class BatchTracer:
     Invariant: a computation's riders are forgotten when it settles, so the map holds only
     computations in flight."""
 
-    def __init__(self, tracer: Tracer) -> None:
-        self.tracer = tracer
+    def __init__(self, output: SpanOutput) -> None:
+        self.output = output
         self.riders: dict[asyncio.Future[Any], list[Rider]] = {}
 
     def ride(self, future: asyncio.Future[Any], rider: Rider) -> None:
@@ -78,41 +80,30 @@ class BatchTracer:
         riders = [rider for query in batch for rider in self.riders.get(query.future, ())]
         if not riders:
             return
-        sent_ns = time.time_ns()
+        sent_ns, output, size = time.time_ns(), self.output, len(batch)
         for rider in riders:
-            rider.span.set_attribute("clipper.batch_size", len(batch))
-            waited = self.tracer.start_span(
-                "clipper.queue_wait",
-                trace.set_span_in_context(rider.span),
-                start_time=min(rider.enqueued_ns, sent_ns),
-            )
-            waited.end(sent_ns)
+            rider.span.attributes["clipper.batch_size"] = size
+            output.emit("clipper.queue_wait", rider.span.context, rider.enqueued_ns, sent_ns)
         attributes: dict[str, Any] = {
             "clipper.model": model_id.name,
             "clipper.version": model_id.version,
-            "clipper.batch_size": len(batch),
+            "clipper.batch_size": size,
             "clipper.replica": replica,
         }
-        batch_span = self.tracer.start_span(
-            f"batch {model_id}",
-            trace.set_span_in_context(riders[0].span),
-            SpanKind.INTERNAL,
-            attributes,
-            [Link(rider.span.get_span_context()) for rider in riders],
-            start_time=sent_ns,
-        )
-        compute = self.tracer.start_span(
-            "clipper.compute",
-            trace.set_span_in_context(batch_span),
-            SpanKind.CLIENT,
-            {"clipper.replica": replica},
-            start_time=sent_ns,
-        )
-        outcome.add_done_callback(partial(_replied, riders, batch_span, compute))
+        links = [Link(rider.span.context) for rider in riders]
+        batch_span = output.start(f"batch {model_id}", riders[0].span.context,
+                                  SpanKind.INTERNAL, sent_ns, attributes, links)  # fmt: skip
+        compute = output.start("clipper.compute", batch_span.context, SpanKind.CLIENT, sent_ns,
+                               {"clipper.replica": replica})  # fmt: skip
+        outcome.add_done_callback(partial(_replied, output, riders, batch_span, compute))
 
 
 def _replied(
-    riders: list[Rider], batch_span: Span, compute: Span, outcome: asyncio.Future[BatchOutcome]
+    output: SpanOutput,
+    riders: list[Rider],
+    batch_span: SpanDraft,
+    compute: SpanDraft,
+    outcome: asyncio.Future[BatchOutcome],
 ) -> None:
     """The worker answered (or went away): end `compute`, then the batch, and date the
     riders' answers. This runs before the dispatcher's callback (added after it) settles
@@ -122,9 +113,9 @@ def _replied(
         compute.set_status(Status(StatusCode.ERROR, "no reply from the replica"))
     elif isinstance(outcome.result(), BatchError):
         compute.set_status(Status(StatusCode.ERROR, "the model raised"))
-    compute.end()
-    batch_span.end()
     replied_ns = time.time_ns()
+    output.end(compute, replied_ns)
+    output.end(batch_span, replied_ns)
     for rider in riders:
         rider.replied_ns = replied_ns
         rider.request.answered_ns = max(rider.request.answered_ns, replied_ns)
@@ -136,7 +127,7 @@ def _settled(forget: Any, rider: Rider, future: asyncio.Future[Any]) -> None:
 
 
 def _end_model_span(
-    request: RequestTrace, span: Span, future: asyncio.Future[Any], end_ns: int | None = None
+    request: RequestTrace, span: SpanDraft, future: asyncio.Future[Any], end_ns: int | None = None
 ) -> None:
     now_ns = end_ns or time.time_ns()
     if future.cancelled():
@@ -144,7 +135,7 @@ def _end_model_span(
     elif (error := future.exception()) is not None:
         span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
     request.answered_ns = max(request.answered_ns, now_ns)
-    span.end(now_ns)
+    request.output.end(span, now_ns)
 
 
 class TracedComputations(ComputationTable):

@@ -1,33 +1,40 @@
-"""The OpenTelemetry SDK's side: a TracerProvider exporting over OTLP from a background
-thread (BatchSpanProcessor), so finishing a span never waits on the network."""
+"""The OpenTelemetry SDK's side: a BatchSpanProcessor exporting over OTLP from a background
+thread, so finishing a span never waits on the network, and the resource every span names."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
-__all__ = ["EXPORT_TIMEOUT_S", "open_provider"]
+from clipper.tracing.spans import SpanOutput
+
+__all__ = ["EXPORT_BATCH", "EXPORT_TIMEOUT_S", "MAX_QUEUED_SPANS", "open_output"]
 
 EXPORT_TIMEOUT_S = 5.0
 """The longest one export may take (a stalled collector delays only the exporter thread)."""
+MAX_QUEUED_SPANS = 16384
+"""Finished spans the processor holds before it drops new ones (the SDK's default, 2048, is
+under a second of 100% sampling: about 6 spans a query)."""
+EXPORT_BATCH = 1024
+"""Spans per export: the exporter wakes when this many wait, or after the export delay."""
 
 
-def open_provider(
+def open_output(
     endpoint: str, protocol: str, service_name: str, cluster: str, delay_s: float
-) -> TracerProvider:
-    """A provider whose spans go to `endpoint`. Its sampler keeps every span it is asked
-    for: the query surfaces decide (clipper.tracing.session) before any span exists."""
+) -> SpanOutput:
+    """Where the spans go: `endpoint`, through the SDK's batch processor and OTLP exporter.
+    The query surfaces decide which requests are traced (clipper.tracing.session) before any
+    span exists, so nothing here samples."""
     resource = Resource.create({"service.name": service_name, "clipper.cluster": cluster})
-    provider = TracerProvider(sampler=ALWAYS_ON, resource=resource, shutdown_on_exit=False)
     processor = BatchSpanProcessor(
-        _exporter(endpoint, protocol), schedule_delay_millis=delay_s * 1000
+        _exporter(endpoint, protocol),
+        max_queue_size=MAX_QUEUED_SPANS,
+        schedule_delay_millis=delay_s * 1000,
+        max_export_batch_size=EXPORT_BATCH,
     )
-    provider.add_span_processor(processor)
-    return provider
+    return SpanOutput(processor, resource)
 
 
 def _exporter(endpoint: str, protocol: str) -> SpanExporter:

@@ -13,18 +13,18 @@ import time
 from contextvars import ContextVar
 from typing import Any
 
-from opentelemetry import trace
-from opentelemetry.context import Context
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from clipper.tracing.spans import SpanDraft, SpanOutput
 
 __all__ = ["CURRENT", "RequestTrace", "traceparent"]
 
 CURRENT: ContextVar[RequestTrace | None] = ContextVar("clipper_request_trace", default=None)
 
 
-def traceparent(span: Span) -> str:
+def traceparent(span: SpanDraft) -> str:
     """The W3C `traceparent` naming `span` (what a reply carries back)."""
-    context = span.get_span_context()
+    context = span.context
     return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
 
 
@@ -33,26 +33,27 @@ class RequestTrace:
 
     Invariant: `first_asked_ns` is the moment of the first model asked (0 until then) and
     `answered_ns` the latest moment a model answered; `finish` ends the request's span once.
+    `phases`: whether it draws decode and reply children (a prediction; not feedback).
     """
 
     __slots__ = (
-        "answered_ns", "context", "first_asked_ns", "models", "span", "started_ns", "tracer",
+        "answered_ns", "first_asked_ns", "models", "output", "phases", "span", "started_ns",
     )  # fmt: skip
 
-    def __init__(self, tracer: Tracer, span: Span, started_ns: int) -> None:
-        self.tracer = tracer
+    def __init__(
+        self, output: SpanOutput, span: SpanDraft, started_ns: int, phases: bool = True
+    ) -> None:
+        self.output = output
         self.span = span
         self.started_ns = started_ns
-        self.context: Context = trace.set_span_in_context(span)
+        self.phases = phases
         self.first_asked_ns = 0
         self.answered_ns = 0
         self.models: list[str] = []  # "name:version" of each model asked, in order
 
-    def child(self, name: str, start_ns: int, attributes: dict[str, Any] | None = None) -> Span:
-        """A child span of the request, started at `start_ns`."""
-        return self.tracer.start_span(
-            name, self.context, SpanKind.INTERNAL, attributes, start_time=start_ns
-        )
+    def child(self, name: str, start_ns: int, attributes: dict[str, Any]) -> SpanDraft:
+        """A child span of the request, started at `start_ns` (ended by `output.end`)."""
+        return self.output.start(name, self.span.context, SpanKind.INTERNAL, start_ns, attributes)
 
     def asked(self, model: str, now_ns: int) -> None:
         """A model was asked for this request (the end of its decoding and routing)."""
@@ -64,18 +65,21 @@ class RequestTrace:
         """End the request: its `decode` child (the request's start to the first model
         asked), its `reply` child (the last answer to now) and its own span."""
         now_ns = time.time_ns()
-        decoded_ns = self.first_asked_ns or now_ns
-        self.child("clipper.decode", self.started_ns).end(decoded_ns)
-        self.child("clipper.reply", max(self.answered_ns, decoded_ns)).end(now_ns)
-        span = self.span
-        if len(self.models) == 1 or len(set(self.models)) == 1:
-            name, _, version = self.models[0].rpartition(":")
-            span.set_attribute("clipper.model", name)
-            span.set_attribute("clipper.version", version)
-        if self.models:
-            span.set_attribute("clipper.models", sorted(set(self.models)))
+        output, span = self.output, self.span
+        if self.phases:
+            decoded_ns = self.first_asked_ns or now_ns
+            output.emit("clipper.decode", span.context, self.started_ns, decoded_ns)
+            output.emit("clipper.reply", span.context, max(self.answered_ns, decoded_ns), now_ns)
+        attributes = span.attributes
+        models = self.models
+        if models:
+            if len(models) == 1 or len(set(models)) == 1:
+                name, _, version = models[0].rpartition(":")
+                attributes["clipper.model"] = name
+                attributes["clipper.version"] = version
+            attributes["clipper.models"] = sorted(set(models))
         if default is not None:
-            span.set_attribute("clipper.default", default)
+            attributes["clipper.default"] = default
         if error is not None:
             span.set_status(Status(StatusCode.ERROR, error))
-        span.end(now_ns)
+        output.end(span, now_ns)

@@ -19,10 +19,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from functools import partial
 from typing import Any
 
-from opentelemetry.context import Context
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.trace import SpanKind
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanContext, SpanKind, TraceFlags, TraceState
 
 from clipper.core.exceptions import ClipperError
 from clipper.core.types import ModelId
@@ -34,63 +31,74 @@ from clipper.http.reply import Headers, Reply
 from clipper.http.routes import DirectDone, DirectReply, Handler, Request, Route, RouteGroup
 from clipper.tracing.computations import BatchTracer, TracedComputations
 from clipper.tracing.requests import CURRENT, RequestTrace, traceparent
+from clipper.tracing.spans import SpanOutput
 
 __all__ = ["GRPC_SERVICE", "TRACED_ROUTES", "QueryTracing"]
 
-TRACED_ROUTES = ("/predict", "/infer")
-"""POST routes whose pattern ends so are traced: Clipper's predict, the OIP's infer."""
+TRACED_ROUTES = ("/predict", "/infer", "/update")
+"""POST routes whose pattern ends so are traced: Clipper's predict and feedback, the OIP's
+infer."""
+FEEDBACK_ROUTE = "/update"
+"""A feedback request's span has no decode or reply child (its children are the models a
+feedback naming an input asks), and no `clipper.default`."""
 GRPC_SERVICE = "inference.GRPCInferenceService"
 _TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
 _ZERO_TRACE, _ZERO_SPAN = "0" * 32, "0" * 16
+NEW_TRACE = INVALID_SPAN_CONTEXT
+"""`QueryTracing.parent` of a request traced without a caller's trace: a new trace's root."""
 GrpcHandler = Callable[[Any, Any], Coroutine[Any, Any, Any]]
 
 
 class QueryTracing:
-    """Traces of the query path, exported by `provider` (see the module's docstring)."""
+    """Traces of the query path, exported through `output` (see the module's docstring)."""
 
     def __init__(
         self,
-        provider: TracerProvider,
+        output: SpanOutput,
         sample_ratio: float,
         dataplane: DataPlane,
         draw: Callable[[], float] = random.random,
     ) -> None:
-        self.provider = provider
+        self.output = output
         self.sample_ratio = sample_ratio
-        self.tracer = provider.get_tracer("clipper")
         self._dataplane = dataplane
         self._draw = draw
-        self._propagator = TraceContextTextMapPropagator()
-        batches = BatchTracer(self.tracer)
+        batches = BatchTracer(output)
         dataplane.trace_computations(partial(_traced_table, batches=batches))
 
     # -- which requests are traced ------------------------------------------------------
 
-    def parent(self, traceparent: str | None, tracestate: str | None) -> Context | None:
-        """The context a request's span starts in (empty for a new trace), or None when
-        the request is not traced."""
+    def parent(self, traceparent: str | None, tracestate: str | None) -> SpanContext | None:
+        """The caller's span a request's span is a child of (`NEW_TRACE`: none, the root of
+        a new trace), or None when the request is not traced."""
         if traceparent is not None:
             found = _TRACEPARENT.fullmatch(traceparent.strip().lower())
             if found and found[1] != _ZERO_TRACE and found[2] != _ZERO_SPAN:
-                if not int(found[3], 16) & 1:
+                flags = int(found[3], 16)
+                if not flags & 1:
                     return None  # the caller did not sample it
-                carrier = {"traceparent": traceparent.strip().lower()}
-                if tracestate:
-                    carrier["tracestate"] = tracestate
-                return self._propagator.extract(carrier)
+                state = TraceState.from_header([tracestate]) if tracestate else None
+                trace_id, span_id = int(found[1], 16), int(found[2], 16)
+                return SpanContext(trace_id, span_id, True, TraceFlags(flags), state)
         if self.sample_ratio <= 0.0 or self._draw() >= self.sample_ratio:
             return None
-        return Context()
+        return NEW_TRACE
 
     def start(
-        self, parent: Context, name: str, kind: SpanKind, attributes: dict[str, Any]
+        self,
+        parent: SpanContext,
+        name: str,
+        kind: SpanKind,
+        attributes: dict[str, Any],
+        phases: bool = True,
     ) -> RequestTrace:
-        """A traced request's span, started now."""
+        """A traced request's span, started now (`phases`: with decode and reply children)."""
         now_ns = time.time_ns()
-        span = self.tracer.start_span(name, parent, kind, attributes, start_time=now_ns)
-        return RequestTrace(self.tracer, span, now_ns)
+        caller = None if parent is NEW_TRACE else parent
+        span = self.output.start(name, caller, kind, now_ns, attributes)
+        return RequestTrace(self.output, span, now_ns, phases)
 
-    def _http_parent(self, headers: Headers) -> Context | None:
+    def _http_parent(self, headers: Headers) -> SpanContext | None:
         parent_header = state = None
         for key, value in headers:
             if key == b"traceparent":
@@ -136,7 +144,9 @@ class QueryTracing:
             return await handler(request)
         path = request.scope.get("path", route.pattern)
         attributes = self._http_attributes(route, request.params, path)
-        traced = self.start(parent, f"{route.method} {route.pattern}", SpanKind.SERVER, attributes)
+        predicts = not route.pattern.endswith(FEEDBACK_ROUTE)
+        name = f"{route.method} {route.pattern}"
+        traced = self.start(parent, name, SpanKind.SERVER, attributes, phases=predicts)
         token = CURRENT.set(traced)
         try:
             reply = await handler(request)
@@ -146,7 +156,7 @@ class QueryTracing:
         finally:
             CURRENT.reset(token)
         reply.headers = [*reply.headers, (b"traceparent", traceparent(traced.span).encode())]
-        _finish_http(traced, reply.status, reply.body, None)
+        _finish_http(traced, reply.status, reply.body if predicts else None, None)
         return reply
 
     def _direct(
@@ -189,7 +199,7 @@ class QueryTracing:
         return traced_call
 
     async def _grpc_call(
-        self, parent: Context, method: str, handler: GrpcHandler, request: Any, context: Any
+        self, parent: SpanContext, method: str, handler: GrpcHandler, request: Any, context: Any
     ) -> Any:
         attributes: dict[str, Any] = {
             "rpc.system": "grpc",
@@ -206,12 +216,12 @@ class QueryTracing:
             response = await handler(request, context)
         except BaseException as exc:
             code = _grpc_code(context, exc)
-            traced.span.set_attribute("rpc.grpc.status_code", code)
+            traced.span.attributes["rpc.grpc.status_code"] = code
             traced.finish(repr(exc) if code else None, None)
             raise
         finally:
             CURRENT.reset(token)
-        traced.span.set_attribute("rpc.grpc.status_code", 0)
+        traced.span.attributes["rpc.grpc.status_code"] = 0
         traced.finish(None, False)
         return response
 
@@ -219,7 +229,7 @@ class QueryTracing:
 
     async def aclose(self) -> None:
         """Export what is buffered and stop the exporter's thread (bounded by its timeout)."""
-        await asyncio.to_thread(self.provider.shutdown)
+        await asyncio.to_thread(self.output.shutdown)
 
 
 def _traced_table(
@@ -244,7 +254,7 @@ def _direct_done(traced: RequestTrace, done: DirectDone, reply: DirectReply) -> 
 
 def _finish_http(traced: RequestTrace, status: int, body: bytes | None, error: str | None) -> None:
     """End an HTTP request's span: its status, and whether a Clipper reply was a default."""
-    traced.span.set_attribute("http.response.status_code", status)
+    traced.span.attributes["http.response.status_code"] = status
     default = None
     if body is not None and status == 200:  # (an OIP reply never holds a default)
         default = b'"default":true' in body

@@ -38,7 +38,7 @@ from clipper.http.reply import Headers, Reply
 from clipper.http.request_body import PRIORITY_HEADER, TIMEOUT_HEADER, read_body
 from clipper.http.routes import DirectReply, Request, Route, RouteGroup
 from clipper.metrics.server_metrics import CONTENT_TYPE_LATEST, ServerMetrics
-from clipper.payloads.tap import AppTap
+from clipper.payloads.tap import PayloadTap, offer_to_versions
 from clipper.security.auth import QueryTokenGuard
 
 __all__ = ["ClipperQueryApi"]
@@ -79,11 +79,14 @@ class ClipperQueryApi:
         max_body_bytes: int,
         guard: QueryTokenGuard | None = None,
         limits: InputLimits | None = None,
-        payloads: Mapping[str, AppTap] | None = None,
+        payloads: Mapping[str, PayloadTap] | None = None,
+        version_payloads: Mapping[str, PayloadTap] | None = None,
     ) -> None:
         self._dataplane = dataplane
-        # app -> its payload tap, kept current in place by clipper.payloads.PayloadLog
+        # app -> its payload tap, "name:version" -> a version's; kept current in place by
+        # clipper.payloads.PayloadLog
         self._payloads = payloads if payloads is not None else {}
+        self._version_payloads = version_payloads if version_payloads is not None else {}
         self._limits = limits if limits is not None else InputLimits()
         self._guard = guard if guard is not None else QueryTokenGuard()  # query tokens
         self._metrics = metrics
@@ -158,7 +161,7 @@ class ClipperQueryApi:
         reply = await self._dataplane.update(app_name, update)
         tap = self._payloads.get(app_name)
         if tap is not None:
-            tap.offer_feedback(update, reply)
+            tap.offer_feedback(app_name, update, reply)
         return Reply(200, dumps_outputs(reply))
 
     def _decode(self, app_name: str, body: bytes, headers: Headers) -> tuple[PredictRequest, int]:
@@ -184,7 +187,11 @@ class ClipperQueryApi:
         observe_answers(self._metrics, app_name, predictions, latency_s)
         tap = self._payloads.get(app_name)
         if tap is not None:
-            tap.offer(request.buffers, predictions, latency_s)
+            tap.offer(app_name, request.buffers, predictions, latency_s)
+        if self._version_payloads:
+            offer_to_versions(
+                self._version_payloads, app_name, request.buffers, predictions, latency_s
+            )
         if request.is_batch:
             predictions = self._with_slo_stated(app_name, predictions, budget_us)
             return dumps_outputs({"batch_predictions": [_reply_dict(p) for p in predictions]})

@@ -45,7 +45,7 @@ from clipper.frontend.oip.datatypes import InferRequest, InferResponse
 from clipper.frontend.oip.rows import input_buffers, output_tensors
 from clipper.frontend.oip.signature import Signature, signature_for
 from clipper.metrics.server_metrics import ServerMetrics
-from clipper.payloads.tap import AppTap
+from clipper.payloads.tap import PayloadTap, offer_to_versions
 
 __all__ = ["EXTENSIONS", "PLATFORM", "SERVER_NAME", "InferenceService", "ModelTarget"]
 
@@ -78,13 +78,15 @@ class InferenceService:
         dataplane: DataPlane,
         snapshot: Callable[[], RegistrySnapshot],
         metrics: ServerMetrics | None = None,
-        payloads: Mapping[str, AppTap] | None = None,
+        payloads: Mapping[str, PayloadTap] | None = None,
+        version_payloads: Mapping[str, PayloadTap] | None = None,
     ) -> None:
         self._dataplane = dataplane
         self._snapshot = snapshot
         self._metrics = metrics
         # app -> its payload tap, kept current in place by clipper.payloads.PayloadLog
         self._payloads = payloads if payloads is not None else {}
+        self._version_payloads = version_payloads if version_payloads is not None else {}
         self._indexed: RegistrySnapshot | None = None
         self._versions: dict[str, tuple[str, ...]] = {}
         try:
@@ -241,12 +243,15 @@ class InferenceService:
                 observe_answers(self._metrics, target.app, predictions, latency_s)
             tap = self._payloads.get(target.app)
             if tap is not None:
-                tap.offer(buffers, predictions, latency_s)
+                tap.offer(target.app, buffers, predictions, latency_s)
         else:
             model = ModelRef(record.name)
             predictions = await self._dataplane.predict(
                 model, buffers, record.version, deadline, priority=request.priority
             )
+            latency_s = time.monotonic() - started
+        if self._version_payloads:
+            offer_to_versions(self._version_payloads, target.app, buffers, predictions, latency_s)
         answers = _answers(predictions, round(budget_s * 1e6), round(self._slo_s(target) * 1e6))
         outputs = output_tensors(signature, record.input_type, answers)
         chosen = [tensor for tensor in outputs if tensor.name in requested]

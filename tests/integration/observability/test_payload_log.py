@@ -23,6 +23,7 @@ import httpx
 import pytest
 import redis
 
+from clipper.artifacts.python import closure_artifact
 from clipper.core.exceptions import InvalidRequest
 from tests.integration.cluster import (
     ServerFactory,
@@ -62,10 +63,11 @@ def add_app(server: ServerHandle, name: str, payload_log: dict[str, Any] | None)
 
 
 def records(server: ServerHandle, app: str) -> list[dict[str, Any]]:
-    path = server.state_dir / "payloads" / f"{app}.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines()]
+    """The app's records, oldest first, from its rotated copies too."""
+    directory = server.state_dir / "payloads"
+    paths = [directory / f"{app}.jsonl.{i}" for i in range(BACKUPS, 0, -1)]
+    return [json.loads(line) for path in [*paths, directory / f"{app}.jsonl"] if path.exists()
+            for line in path.read_text().splitlines()]  # fmt: skip
 
 
 def test_jsonl_records_each_query_with_its_feedback_joined_by_query_id(
@@ -159,6 +161,70 @@ def test_payload_log_set_later_shown_validated_and_turned_off(server: ServerHand
     assert result.returncode == 0, result.stderr
     assert "payload log off" in result.stdout
     assert server.admin.get_application("later")["payload_log"] is None
+
+
+def feature_max(xs: list[Any]) -> list[float]:
+    return [float(max(x)) for x in xs]
+
+
+def model_records(server: ServerHandle, name: str, version: str) -> list[dict[str, Any]]:
+    path = server.state_dir / "payloads" / "models" / name / f"{version}.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_a_versions_log_records_every_query_it_answered_and_an_ensemble_each_output(
+    server: ServerHandle,
+) -> None:
+    admin = server.admin
+    admin.upload_artifact("maxer", "1", closure_artifact(feature_max))
+    admin.add_model("maxer", "1", "doubles", num_replicas=1, payload_log={"sink": "jsonl"})
+    admin.wait_model_ready("maxer", "1")
+    assert admin.get_model("maxer", "1")["payload_log"]["sink"] == "jsonl"  # type: ignore[index]
+    admin.add_app("ens", "doubles", "-1", 1_000_000, policy="exp4", payload_log={"sink": "jsonl"})
+    admin.add_model_links("ens", ["sum", "maxer"])
+    add_app(server, "unasked", None)  # answered by `sum` only: not in maxer's log
+    admin.add_app("solo", "doubles", "-1", 1_000_000)
+    admin.add_model_links("solo", ["maxer"])
+
+    both = server.predict("ens", {"input": [1.0, 5.0]}).json()
+    solo = server.predict("solo", {"input": [2.0, 3.0]}).json()
+    server.predict("unasked", {"input": [7.0]})
+    v2 = {"inputs": [{"name": "input", "datatype": "FP64", "shape": [1, 2], "data": [4.0, 1.0]}]}
+    direct = httpx.post(f"{server.query_url}/v2/models/maxer/infer", json=v2, timeout=10)
+    assert direct.status_code == 200, direct.text
+
+    logged = wait_until(lambda: len(model_records(server, "maxer", "1")) >= 3
+                        and model_records(server, "maxer", "1"), 10, "maxer's records")  # fmt: skip
+    assert [(r["app"], r["input"]) for r in logged] == [
+        ("ens", [1.0, 5.0]), ("solo", [2.0, 3.0]), (None, [4.0, 1.0]),
+    ]  # fmt: skip
+    ensemble, alone, itself = logged
+    assert ensemble["query_id"] == both["query_id"]
+    assert sorted(ensemble["models"]) == ["maxer:1", "sum:1"]
+    assert ensemble["outputs"] == {"sum:1": 6.0, "maxer:1": 5.0}
+    assert ensemble["output"] == both["output"]
+    assert (alone["query_id"], alone["models"], alone["outputs"]) == (
+        solo["query_id"], ["maxer:1"], None,
+    )  # fmt: skip
+    assert (itself["output"], itself["models"]) == (4.0, ["maxer:1"])
+    [app_record] = wait_until(lambda: records(server, "ens"), 10, "ens's record")
+    assert app_record["outputs"] == ensemble["outputs"]
+    assert app_record["partial"] is False
+    assert metric(server, "clipper_payload_log_records_total", model="maxer:1", sink="jsonl") == 3
+
+    # A version deployed without payload_log logs as the current one did; --off stops it.
+    admin.add_model("maxer", "2", "doubles", containerless=True)
+    assert admin.get_model("maxer", "2")["payload_log"]["sink"] == "jsonl"  # type: ignore[index]
+    command = [sys.executable, "-m", "clipper.cli", "set-payload-log", "--model", "maxer",
+               "--off", *server.cli_flags()]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "Model maxer:2: payload log off" in result.stdout
+    assert admin.get_model("maxer", "2")["payload_log"] is None  # type: ignore[index]
+    stored = admin.set_model_payload_log("maxer", {"sample": 0}, model_version=1)
+    assert stored["payload_log"]["sample"] == 0.0
 
 
 class _Receiver(BaseHTTPRequestHandler):

@@ -1,7 +1,8 @@
 """OpenTelemetry traces of the query path (issue 25, items 1 and 2): a server exporting over
 OTLP/HTTP to a receiver started here (decoded with opentelemetry-proto), queried with the
-caller's W3C `traceparent` over Clipper's REST API, the V2 REST API and gRPC; the trees
-are checked span by span. A server without an endpoint never imports OpenTelemetry."""
+caller's W3C `traceparent` over Clipper's REST API (predict and feedback), the V2 REST API
+and gRPC; the trees are checked span by span. A server without an endpoint never imports
+OpenTelemetry."""
 
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ class SpanRecord:
     end_ns: int
     attributes: dict[str, Any]
     links: list[tuple[str, str]] = field(default_factory=list)
+    trace_state: str = ""
 
 
 def _value(any_value: Any) -> Any:
@@ -92,6 +94,7 @@ class Receiver:
                 span.end_time_unix_nano,
                 {a.key: _value(a.value) for a in span.attributes},
                 [(link.trace_id.hex(), link.span_id.hex()) for link in span.links],
+                span.trace_state,
             )
             for resource in request.resource_spans
             for scope in resource.scope_spans
@@ -226,6 +229,38 @@ def test_a_cache_hit_is_a_model_span_without_a_batch(
     assert not by_name(spans, "batch")
 
 
+def test_feedback_joins_the_callers_trace(server: ServerHandle, receiver: Receiver) -> None:
+    server.admin.add_app("learns", "doubles", default_output="-1",
+                         latency_slo_micros=1_000_000, policy="exp4")  # fmt: skip
+    server.admin.add_model_links("learns", ["sum"])
+    answer = server.predict("learns", {"input": fresh_input()}).json()
+    by_id, by_input = caller(), caller()
+
+    replies = [
+        httpx.post(f"{server.query_url}/learns/update", headers={"traceparent": parent},
+                   json=body, timeout=10)
+        for (_, _, parent), body in (
+            (by_id, {"query_id": answer["query_id"], "label": 1.0}),
+            (by_input, {"input": fresh_input(), "label": 1.0}),  # the models are asked
+        )
+    ]  # fmt: skip
+
+    for (trace_id, span_id, _), reply in zip((by_id, by_input), replies, strict=True):
+        assert reply.status_code == 200, reply.text
+        assert reply.headers["traceparent"].split("-")[1] == trace_id
+        spans = receiver.wait_for(trace_id, "POST /{app}/update")
+        update = one(spans, "POST /{app}/update")
+        assert update.parent_id == span_id
+        assert reply.headers["traceparent"].split("-")[2] == update.span_id
+        assert update.attributes["clipper.app"] == "learns"
+        assert update.attributes["http.route"] == "/{app}/update"
+        assert update.attributes["http.response.status_code"] == 200
+        assert "clipper.default" not in update.attributes
+        assert not by_name(spans, "clipper.decode")
+    spans = receiver.wait_for(by_input[0], "POST /{app}/update", "model sum", "batch sum")
+    check_model_subtree(spans, one(spans, "POST /{app}/update"), "sum")
+
+
 def test_a_v2_rest_query_is_traced_too(server: ServerHandle, receiver: Receiver) -> None:
     trace_id, span_id, parent = caller()
     body = {"inputs": [{"name": "input", "datatype": "FP64", "shape": [1, 2],
@@ -240,6 +275,7 @@ def test_a_v2_rest_query_is_traced_too(server: ServerHandle, receiver: Receiver)
     spans = receiver.wait_for(trace_id, "POST", "batch", "model")
     request = one(spans, "POST /v2/models/{name}/infer")
     assert request.parent_id == span_id
+    assert {s.trace_state for s in spans} == {"vendor=1"}  # the caller's, on every span
     assert request.attributes["url.path"] == "/v2/models/sum/infer"
     check_model_subtree(spans, request, "sum")
 

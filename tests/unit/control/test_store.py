@@ -21,6 +21,7 @@ from clipper.core.exceptions import (
     ModelNotFound,
     NotFound,
 )
+from clipper.core.payload_config import parse_payload_log
 from clipper.core.records import AppRecord, ModelVersionRecord
 from clipper.core.types import InputType, ModelId
 
@@ -350,6 +351,23 @@ def test_set_num_replicas_rejects_negative_and_unknown(registry: Registry) -> No
         registry.set_num_replicas("model", "1", -1)
     with pytest.raises(ModelNotFound):
         registry.set_num_replicas("model", "2", 1)
+
+
+def test_a_versions_payload_log_is_stored_and_changed(registry: Registry) -> None:
+    config = parse_payload_log({"sink": "jsonl", "sample": 0.5, "fields": ["output"]})
+    registry.add_model_version(version(payload_log=config))
+    registry.add_model_version(version(version="2"))
+    stored = registry.get_model_version("model", "1")
+    assert stored is not None
+    assert stored.payload_log == config
+    assert registry.snapshot().versions[ModelId("model", "2")].payload_log is None
+    registry.set_version_payload_log("model", "2", config)
+    registry.set_version_payload_log("model", "1", None)
+    versions = registry.snapshot().versions
+    assert versions[ModelId("model", "1")].payload_log is None
+    assert versions[ModelId("model", "2")].payload_log == config
+    with pytest.raises(ModelNotFound):
+        registry.set_version_payload_log("model", "3", None)
 
 
 # -- links ----------------------------------------------------------------------------

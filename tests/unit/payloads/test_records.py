@@ -30,26 +30,37 @@ def test_inputs_in_their_json_form() -> None:
 
 def test_a_batch_gives_one_record_per_input() -> None:
     answers = [Prediction(7, 1.0, models=("m:1",)), Prediction(8, -1, True, "SLO missed")]
-    entry = (0.0, [struct.pack("<d", 1.0), struct.pack("<d", 2.0)], answers, 0.0015)
-    first, second = render_entry("a", InputType.DOUBLES, ALL, entry)
+    entry = (0.0, "a", [struct.pack("<d", 1.0), struct.pack("<d", 2.0)], answers, 0.0015)
+    first, second = render_entry(InputType.DOUBLES, ALL, entry)
     assert first == {
         "kind": "query", "query_id": 7, "time": "1970-01-01T00:00:00.000000Z", "app": "a",
-        "models": ["m:1"], "input": [1.0], "output": 1.0, "latency_ms": 1.5,
-        "default": False, "explanation": None,
+        "models": ["m:1"], "input": [1.0], "output": 1.0, "outputs": None, "latency_ms": 1.5,
+        "default": False, "partial": False, "explanation": None,
     }  # fmt: skip
     assert second["default"] is True
     assert second["explanation"] == "SLO missed"
 
 
+def test_an_ensemble_record_names_each_version_and_its_output() -> None:
+    combined = Prediction(7, 1.5, models=("m:1", "n:2"), partial=True,
+                          outputs={"m:1": 1.0, "n:2": 2.0})  # fmt: skip
+    [record] = render_entry(InputType.DOUBLES, ALL, (0.0, None, [struct.pack("<d", 1.0)],
+                                                      [combined], 0.0))  # fmt: skip
+    assert record["models"] == ["m:1", "n:2"]
+    assert record["outputs"] == {"m:1": 1.0, "n:2": 2.0}
+    assert (record["output"], record["partial"], record["app"]) == (1.5, True, None)
+
+
 def test_fields_select_but_kind_and_query_id_stay() -> None:
-    entry = (0.0, [struct.pack("<d", 1.0)], [Prediction(7, 1.0)], 0.0)
-    [record] = render_entry("a", InputType.DOUBLES, frozenset({"output"}), entry)
+    entry = (0.0, "a", [struct.pack("<d", 1.0)], [Prediction(7, 1.0)], 0.0)
+    [record] = render_entry(InputType.DOUBLES, frozenset({"output"}), entry)
     assert record == {"kind": "query", "query_id": 7, "output": 1.0}
 
 
 def test_feedback_records_carry_the_query_id() -> None:
     request = FeedbackRequest(query_id=7, label=2.0, has_label=True)
-    [record] = render_entry("a", InputType.DOUBLES, ALL, (0.0, request, {"rewards": {"m:1": 1}}))
+    entry = (0.0, "a", request, {"rewards": {"m:1": 1}})
+    [record] = render_entry(InputType.DOUBLES, ALL, entry)
     assert record["kind"] == "feedback"
     assert record["query_id"] == 7
     assert record["feedback"] == {"label": 2.0, "reward": None, "uid": None, "rewards": {"m:1": 1}}

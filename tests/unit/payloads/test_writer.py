@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from clipper.core.payload_config import PayloadLogConfig
-from clipper.core.records import AppRecord, RegistrySnapshot
+from clipper.core.records import AppRecord, ModelVersionRecord, RegistrySnapshot
 from clipper.core.types import InputType
 from clipper.dataplane.prediction import Prediction
 from clipper.metrics.server_metrics import ServerMetrics
@@ -42,10 +42,35 @@ def test_taps_follow_the_registry_in_place(tmp_path: Path) -> None:
     assert taps == {}
 
 
+def test_a_version_logs_to_its_own_file_beside_the_apps(tmp_path: Path) -> None:
+    payloads = PayloadLog(SinkSettings(tmp_path), 10, ServerMetrics())
+    logged = ModelVersionRecord("m", "1", InputType.DOUBLES, payload_log=JSONL)
+    plain = ModelVersionRecord("m", "2", InputType.DOUBLES)
+    versions = {record.model_id: record for record in (logged, plain)}
+    payloads.apply(RegistrySnapshot(apps=snapshot(m=JSONL).apps, versions=versions))
+    assert list(payloads.taps) == ["m"]
+    assert list(payloads.version_taps) == ["m:1"]
+    tap = payloads.version_taps["m:1"]
+    assert (tap.log, tap.labels) == ("models/m/1", ("", "m:1"))
+    assert sorted(payloads.depths()) == [(("", "m:1"), 0), (("m", ""), 0)]
+
+    async def write_one() -> None:
+        tap.offer("a", [b"\0" * 8], [Prediction(1, 1.0, models=("m:1",))], 0.0)
+        channel = SinkChannel(JSONL, SinkSettings(tmp_path), ServerMetrics())
+        channel.taps[tap.log] = tap
+        await channel.flush(JsonlSink(SinkSettings(tmp_path)))
+
+    asyncio.run(write_one())
+    [line] = (tmp_path / "models" / "m" / "1.jsonl").read_text().splitlines()
+    assert json.loads(line)["app"] == "a"
+    payloads.apply(RegistrySnapshot(apps=snapshot(m=JSONL).apps, versions={}))
+    assert payloads.version_taps == {}
+
+
 class StalledSink:
     kind = "stalled"
 
-    async def write(self, app: str, records: list[dict[str, Any]]) -> None:
+    async def write(self, log: str, records: list[dict[str, Any]]) -> None:
         await asyncio.sleep(3600)
 
     async def aclose(self) -> None:
@@ -60,11 +85,11 @@ async def test_a_stalled_sink_times_out_and_the_tap_stays_bounded(tmp_path: Path
     channel = SinkChannel(JSONL, SinkSettings(tmp_path, timeout_s=0.05), metrics)
     channel.taps["a"] = tap
     for index in range(5):
-        tap.offer([b"\0" * 8], [Prediction(index, 1.0)], 0.0)
+        tap.offer("a", [b"\0" * 8], [Prediction(index, 1.0)], 0.0)
     assert len(tap.entries) == 3
-    assert metrics.payload_dropped.labels("a", "buffer_full").value == 2
+    assert metrics.payload_dropped.labels("a", "", "buffer_full").value == 2
     await channel.flush(StalledSink())
-    assert metrics.payload_dropped.labels("a", "sink_timeout").value == 3
+    assert metrics.payload_dropped.labels("a", "", "sink_timeout").value == 3
     assert tap.entries == []
 
 
