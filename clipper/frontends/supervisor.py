@@ -1,8 +1,10 @@
 """The control process's side of several frontends: start them, restart one that exits
 at once, list them, merge their metrics.
 
-A frontend that exits (a crash, a SIGKILL) is started again at once on the same ports and
-sockets; only the queries in flight on it are lost (their clients see the connection
+A frontend that exits (a crash, a SIGKILL) is replaced at once on the same ports and
+sockets by the spare: one more frontend process, started ahead with its modules imported,
+waiting for its index (`python -m clipper.frontends`); a new spare starts behind it. So
+the replacement serves within the time it takes to bind its sockets and read the registry; only the queries in flight on it are lost (their clients see the connection
 close), the kernel sends new connections to the survivors meanwhile, and no replica
 restarts: each worker redials the new frontend's socket (`clipper.worker.fanout`). One
 that exits within `FAST_EXIT_S` of its start waits `RESTART_BACKOFF_S` first, so a
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import sys
@@ -57,28 +60,45 @@ class FrontendSupervisor:
         self._stopping = False
         self._watchers: list[asyncio.Task[None]] = []
         self._peer: asyncio.Server | None = None
+        self._spare: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
         """Start every frontend and wait until each answers on its peer socket; then
         watch them."""
         self._peer = await serve_peer(frontend_peer_path(self._state_dir, None), self._answer)
         for frontend in self._frontends:
-            await self._spawn(frontend)
+            self._assign(frontend, await self._start_process())
+        self._spare = await self._start_process()
         await asyncio.gather(*(self._wait_ready(frontend) for frontend in self._frontends))
         loop = asyncio.get_running_loop()
         self._watchers = [loop.create_task(self._watch(f)) for f in self._frontends]
 
-    async def _spawn(self, frontend: _Frontend) -> None:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "clipper.frontends", "--index", str(frontend.index),
+    async def _start_process(self) -> asyncio.subprocess.Process:
+        """A frontend process, importing its modules, then waiting for its index."""
+        return await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "clipper.frontends",
             "--count", str(len(self._frontends)), "--parent-pid", str(os.getpid()),
             stdin=asyncio.subprocess.PIPE,
         )  # fmt: skip
-        assert process.stdin is not None  # noqa: S101 - PIPE above
-        process.stdin.write(self._settings.model_dump_json().encode())
+
+    def _assign(self, frontend: _Frontend, process: asyncio.subprocess.Process) -> None:
+        """Make `process` frontend `frontend.index` (its settings and index on stdin)."""
+        assert process.stdin is not None  # noqa: S101 - PIPE in _start_process
+        settings = json.loads(self._settings.model_dump_json())
+        line = json.dumps({"index": frontend.index, "settings": settings}) + "\n"
+        process.stdin.write(line.encode())
         process.stdin.close()
         frontend.process, frontend.started_at = process, time.monotonic()
         log.info("frontend %d started (pid %d)", frontend.index, process.pid)
+
+    async def _replace(self, frontend: _Frontend) -> None:
+        """The spare becomes the frontend (a fresh process if the spare is gone); a new
+        spare starts."""
+        spare, self._spare = self._spare, None
+        if spare is None or spare.returncode is not None:
+            spare = await self._start_process()
+        self._assign(frontend, spare)
+        self._spare = await self._start_process()
 
     async def _wait_ready(self, frontend: _Frontend) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -110,7 +130,7 @@ class FrontendSupervisor:
             if time.monotonic() - frontend.started_at < FAST_EXIT_S:
                 await asyncio.sleep(RESTART_BACKOFF_S)
             frontend.restarts += 1
-            await self._spawn(frontend)
+            await self._replace(frontend)
 
     async def aclose(self) -> None:
         """Stop watching, SIGTERM every frontend, wait (SIGKILL past the grace)."""
@@ -120,6 +140,8 @@ class FrontendSupervisor:
         if self._peer is not None:
             self._peer.close()
         processes = [f.process for f in self._frontends if f.process is not None]
+        if self._spare is not None:
+            processes.append(self._spare)
         for process in processes:
             if process.returncode is None:
                 process.terminate()
