@@ -37,12 +37,12 @@ from clipper.core.supervision import supervised
 from clipper.core.types import ModelId, ReplicaId
 from clipper.dataplane.dataplane import DataPlane
 from clipper.environments.manager import EnvironmentManager
-from clipper.frontends.supervisor import FrontendSupervisor
 from clipper.frontend.clipper_api.query_api import ClipperQueryApi
 from clipper.frontend.oip.grpc_server import GrpcConnectionLimits, start_grpc
 from clipper.frontend.oip.rest import V2RestApi
 from clipper.frontend.oip.service import InferenceService
 from clipper.frontend.query_port import QueryPort
+from clipper.frontends.supervisor import FrontendSupervisor
 from clipper.http.connection_gate import ConnectionGate
 from clipper.http.cors import CorsPolicy
 from clipper.http.http11 import serve_http11
@@ -53,6 +53,7 @@ from clipper.payloads import PayloadLog, SinkSettings
 from clipper.placement.gpu_discovery import GpuProbe, discover_gpus
 from clipper.placement.local import LocalPlacement, reap_leftovers
 from clipper.rpc.credentials import ReplicaCredentials
+from clipper.rpc.fanout import TICKET_SEPARATOR, frontend_rpc_address, frontend_ticket
 from clipper.rpc.protocol import Register
 from clipper.rpc.secret import load_or_create_secret
 from clipper.rpc.server import (
@@ -61,7 +62,6 @@ from clipper.rpc.server import (
     start_rpc_listener,
     start_unix_rpc_listener,
 )
-from clipper.rpc.fanout import TICKET_SEPARATOR, frontend_rpc_address, frontend_ticket
 from clipper.security import (
     AdminTokenFile,
     QueryTokenGuard,

@@ -102,8 +102,8 @@ class ClusterService:
             self.registry.record_event("policy_state_reset", {"app": app, "reason": why})
         self.reconciler.set_desired(self._desired_launches())
         await asyncio.gather(*(serving.close() for serving in removed))
-        for listener in self.refresh_listeners:
-            await listener()
+        for caught_up in self.refresh_listeners:
+            await caught_up()
 
     def _load_autoscaling(self) -> None:
         self.autoscaling, self.autoscaling_decisions = {}, {}

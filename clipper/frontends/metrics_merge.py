@@ -60,5 +60,5 @@ def merge_expositions(texts: Iterable[bytes | str]) -> bytes:
     for text in texts:
         merged.add(text.decode() if isinstance(text, bytes) else text)
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(merged)  # type: ignore[arg-type]
+    registry.register(merged)
     return generate_latest(registry)

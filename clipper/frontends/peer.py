@@ -38,9 +38,7 @@ class PeerUnreachable(Exception):
 
 async def serve_peer(path: Path, handle: PeerHandler) -> asyncio.Server:
     """Answer peer requests on the Unix socket at `path` (a stale one replaced)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
+    _clear(path)
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -82,6 +80,13 @@ async def ask_peer(
         kind = error_class(str(reply["code"])) or InternalError
         raise kind(str(reply["error"]))
     return reply
+
+
+def _clear(path: Path) -> None:
+    """Make the socket's directory; remove a stale socket of an earlier process."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
 
 
 def _jsonable(value: Any) -> Any:

@@ -167,7 +167,9 @@ class FrontendServer:
             value for key, value in self.metrics.snapshot().items()
             if key.startswith("clipper_app_requests_total")
         )  # fmt: skip
-        versions = sorted(f"{model_id.name}:{model_id.version}" for model_id in self.snapshot.versions)
+        versions = sorted(
+            f"{model_id.name}:{model_id.version}" for model_id in self.snapshot.versions
+        )
         return {"pid": os.getpid(), "index": self.index, "requests": requests,
                 "apps": sorted(self.snapshot.apps), "versions": versions}  # fmt: skip
 
@@ -245,8 +247,15 @@ class FrontendServer:
         body_limit, guard = settings.max_body_bytes, self.query_guard
         cors = CorsPolicy(settings.cors_allowed_origins) if settings.cors_allowed_origins else None
         app = QueryPort(
-            ClipperQueryApi(self.dataplane, self.metrics, body_limit, guard,
-                            input_limits(settings), {}, self._metrics_page),  # fmt: skip
+            ClipperQueryApi(
+                self.dataplane,
+                self.metrics,
+                body_limit,
+                guard,
+                input_limits(settings),
+                {},
+                self._metrics_page,
+            ),
             V2RestApi(inference, body_limit, input_limits(settings), guard),
             cors,
             None,

@@ -23,8 +23,8 @@ from clipper.rpc.secret import secret_matches
 
 __all__ = [
     "FRONTENDS_DIR",
-    "TicketCheck",
     "TICKET_SEPARATOR",
+    "TicketCheck",
     "frontend_peer_path",
     "frontend_rpc_address",
     "frontend_rpc_path",

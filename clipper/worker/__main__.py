@@ -15,11 +15,11 @@ from clipper.artifacts.loader import load_model
 from clipper.core.process_memory import freeze_startup_objects
 from clipper.core.resources import ReplicaLimits
 from clipper.core.types import parse_input_type
-from clipper.rpc.secret import SECRET_ENV
 from clipper.rpc.fanout import TICKET_SEPARATOR
+from clipper.rpc.secret import SECRET_ENV
 from clipper.worker.connection import RpcConnection, WorkerConnection
-from clipper.worker.fanout import FrontendLinks
 from clipper.worker.credential_handover import CREDENTIAL_FD_FLAG, read_credential
+from clipper.worker.fanout import FrontendLinks
 from clipper.worker.output_log import capture_output
 from clipper.worker.rlimits import MEMORY_LIMIT_EXCEEDED, MEMORY_LIMIT_EXIT_CODE, apply_limits
 from clipper.worker.serve import ReplicaSpec, serve

@@ -113,8 +113,11 @@ def test_feedback_reaches_the_frontend_that_answered(server: ServerHandle) -> No
     wait_until(lambda: fresh_predict(server, "judged", 1.0).status_code == 200, 5, "judged")
     query_ids = [fresh_predict(server, "judged", 1.0).json()["query_id"] for _ in range(30)]
     updates = [
-        httpx.post(f"{server.query_url}/judged/update",
-                   json={"query_id": query_id, "label": 2.0}, timeout=10)  # fmt: skip
+        httpx.post(
+            f"{server.query_url}/judged/update",
+            json={"query_id": query_id, "label": 2.0},
+            timeout=10,
+        )
         for query_id in query_ids
     ]
 
