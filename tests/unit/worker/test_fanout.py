@@ -127,8 +127,10 @@ def test_a_reply_goes_back_on_the_link_its_batch_came_from(
     links.send_parts([encode_message(BatchReply(9, [2.0]))])
     links.send(Heartbeat())
 
-    assert isinstance(from_frontend, Batch) and from_frontend.id == 5
-    assert isinstance(from_home, Batch) and from_home.id == 9
+    assert isinstance(from_frontend, Batch)
+    assert from_frontend.id == 5
+    assert isinstance(from_home, Batch)
+    assert from_home.id == 9
     assert peer.read() == BatchReply(5, [1.0])
     assert server.read() == BatchReply(9, [2.0])
     assert server.read() == Heartbeat()  # heartbeats go home only
