@@ -161,17 +161,23 @@ class FrontendServer:
         raise InvalidInput(f"unknown peer request {op!r}")
 
     def stats(self) -> dict[str, Any]:
-        """This frontend's pid, index, predict requests so far, and the apps and model
-        versions of the registry state it serves."""
-        requests = sum(
-            value for key, value in self.metrics.snapshot().items()
-            if key.startswith("clipper_app_requests_total")
-        )  # fmt: skip
+        """This frontend's pid, index, predict requests of apps and inputs queued for a
+        model so far (any query surface), and the apps and model versions of the registry
+        state it serves."""
+        samples = self.metrics.snapshot()
+
+        def total(prefix: str) -> float:
+            return sum(value for key, value in samples.items() if key.startswith(prefix))
+
         versions = sorted(
             f"{model_id.name}:{model_id.version}" for model_id in self.snapshot.versions
         )
-        return {"pid": os.getpid(), "index": self.index, "requests": requests,
-                "apps": sorted(self.snapshot.apps), "versions": versions}  # fmt: skip
+        return {
+            "pid": os.getpid(), "index": self.index,
+            "requests": total("clipper_app_requests_total"),
+            "inputs_queued": total("clipper_model_queue_delay_seconds_count"),
+            "apps": sorted(self.snapshot.apps), "versions": versions,
+        }  # fmt: skip
 
     async def _metrics_page(self) -> bytes:
         """Every process's metrics merged by the control process; ours alone without it."""

@@ -16,7 +16,9 @@ import time
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
 
 from clipper.control.store import Registry
 from clipper.core.records import AppRecord
@@ -64,6 +66,23 @@ def test_both_frontends_answer_and_status_lists_them(server: ServerHandle) -> No
     listed = server.admin.status()["frontends"]
     assert sorted(row["pid"] for row in listed) == sorted(row["pid"] for row in rows)
     assert len({row["pid"] for row in rows} | {server.process.pid}) == 3  # type: ignore[union-attr]
+
+
+def test_grpc_is_served_by_both_frontends(server: ServerHandle) -> None:
+    before = {row["index"]: row["inputs_queued"] for row in frontends(server)}
+    outputs = []
+    for i in range(QUERIES // 2):
+        client = grpcclient.InferenceServerClient(  # its own connection, not gRPC's shared one
+            f"127.0.0.1:{server.grpc_port}", channel_args=[("grpc.use_local_subchannel_pool", 1)]
+        )
+        tensor = grpcclient.InferInput("input", [1, 2], "FP64")
+        tensor.set_data_from_numpy(np.array([[float(i), 2.0]]))  # each new: no cache hit
+        outputs.append(client.infer("sum", [tensor]).as_numpy("output").tolist())
+        client.close()  # the next one opens a new connection: the kernel picks again
+
+    assert outputs == [[i + 2.0] for i in range(QUERIES // 2)]
+    rows = frontends(server)
+    assert all(row["inputs_queued"] > before[row["index"]] for row in rows), rows
 
 
 def test_metrics_sum_every_frontend(server: ServerHandle) -> None:
