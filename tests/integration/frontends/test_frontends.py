@@ -13,6 +13,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -83,6 +84,26 @@ def test_grpc_is_served_by_both_frontends(server: ServerHandle) -> None:
     assert outputs == [[i + 2.0] for i in range(QUERIES // 2)]
     rows = frontends(server)
     assert all(row["inputs_queued"] > before[row["index"]] for row in rows), rows
+
+
+def pieces(inputs: list[Any]) -> Iterator[str]:
+    """A streaming model: 3 pieces."""
+    for index in range(3):
+        time.sleep(0.01)
+        yield f"p{index} "
+
+
+def test_a_streaming_model_streams_through_both_frontends(server: ServerHandle) -> None:
+    deploy(server, "pieces", pieces)
+    before = {row["index"]: row["inputs_queued"] for row in frontends(server)}
+    streams = []
+    for i in range(16):  # new connections: both frontends, each a stream on the one worker
+        with httpx.stream("POST", f"{server.query_url}/pieces/predict", timeout=10,
+                          json={"input": [float(i)], "stream": True}) as response:  # fmt: skip
+            streams.append([line for line in response.iter_lines() if line.startswith("data")])
+
+    assert all(len(lines) == 4 for lines in streams), streams  # 3 pieces and the end
+    assert all(row["inputs_queued"] > before[row["index"]] for row in frontends(server))
 
 
 def test_metrics_sum_every_frontend(server: ServerHandle) -> None:
