@@ -106,7 +106,9 @@ def launched_server(
             "--admin-port", str(admin_port), "--rpc-port", str(_free_port()),
         ]  # fmt: skip
         log = open(Path(state_dir) / "bench-server.out", "wb")  # noqa: SIM115
-        env = {**os.environ, **(extra_env or {})}
+        # One query frontend unless asked (comparable across machines; benchmarks.frontends
+        # sets CLIPPER_FRONTENDS itself).
+        env = {"CLIPPER_FRONTENDS": "1", **os.environ, **(extra_env or {})}
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
         try:
             yield BenchServer(process, query_port, admin_port, Path(state_dir))

@@ -42,6 +42,7 @@ from clipper.frontend.oip.grpc_server import GrpcConnectionLimits, start_grpc
 from clipper.frontend.oip.rest import V2RestApi
 from clipper.frontend.oip.service import InferenceService
 from clipper.frontend.query_port import QueryPort
+from clipper.frontends.supervisor import FrontendSupervisor
 from clipper.http.connection_gate import ConnectionGate
 from clipper.http.cors import CorsPolicy
 from clipper.http.http11 import serve_http11
@@ -52,6 +53,7 @@ from clipper.payloads import PayloadLog, SinkSettings
 from clipper.placement.gpu_discovery import GpuProbe, discover_gpus
 from clipper.placement.local import LocalPlacement, reap_leftovers
 from clipper.rpc.credentials import ReplicaCredentials
+from clipper.rpc.fanout import TICKET_SEPARATOR, frontend_rpc_address, frontend_ticket
 from clipper.rpc.protocol import Register
 from clipper.rpc.secret import load_or_create_secret
 from clipper.rpc.server import (
@@ -138,6 +140,10 @@ class ClipperServer:
         self.grpc_server: grpc.aio.Server | None = None
         self.tracing: QueryTracing | None = None  # set at start when otel_endpoint is
         self.query_guard = QueryTokenGuard()
+        # Several query frontends (clipper.frontends): this process is then the control
+        # process, and serves no queries itself.
+        self.frontend_count = settings.resolved_frontends()
+        self.frontends: FrontendSupervisor | None = None
         interval_s = settings.dashboard_sample_interval_s
         self.summary_history = SummaryHistory(
             history_capacity(settings.dashboard_history_s, interval_s), interval_s
@@ -146,7 +152,12 @@ class ClipperServer:
     # -- worker connections ---------------------------------------------------------
 
     def _issue_credential(self, replica: ReplicaId) -> str:
-        return self.credentials.issue(replica.model.name, replica.model.version, replica.replica)
+        model, version = replica.model.name, replica.model.version
+        credential = self.credentials.issue(model, version, replica.replica)
+        if self.frontend_count == 1:
+            return credential
+        ticket = frontend_ticket(self.worker_secret, model, version, replica.replica)
+        return f"{credential}{TICKET_SEPARATOR}{ticket}"  # the frontends' (clipper.rpc.fanout)
 
     def _is_external(self, model: str, version: str) -> bool:
         """Whether a version's workers are started by someone else (containerless)."""
@@ -227,6 +238,7 @@ class ClipperServer:
             "cold": self.service.cold_versions(),
             "tracing": self.tracing is not None,
             "opentelemetry_loaded": "opentelemetry" in sys.modules,
+            **({} if self.frontends is None else {"frontends": self.frontends.status()}),
         }
 
     # -- life cycle -----------------------------------------------------------------
@@ -256,7 +268,12 @@ class ClipperServer:
         if self.ray_placement is None:
             reap_leftovers(self.state_dir)  # an earlier server's, after a kill -9
         sweep_cgroups()  # of workers gone with their server, after a kill -9
-        query_sock = stack.enter_context(bind_socket(settings.host, settings.query_port))
+        multi = self.frontend_count > 1
+        if multi and self.ray_placement is not None:
+            raise ClipperError("several query frontends (frontends > 1) need placement=local")
+        query_sock = (
+            None if multi else stack.enter_context(bind_socket(settings.host, settings.query_port))
+        )
         admin_sock = stack.enter_context(bind_socket(settings.host, settings.admin_port))
         self.tracing = open_tracing(settings, self.dataplane)  # None: nothing imported
         if self.tracing is not None:
@@ -272,6 +289,10 @@ class ClipperServer:
             rpc_address, environments=self.environments,
         )  # fmt: skip
         self.service.snapshot_listeners.append(self.payloads.apply)
+        if multi:  # every replica serves every frontend (clipper.rpc.fanout)
+            self.service.frontend_addresses = tuple(
+                frontend_rpc_address(self.state_dir, index) for index in range(self.frontend_count)
+            )
         service = self.service
         self.metrics.watch_rollouts(lambda: rollout_samples(service))
         payloads = self.payloads
@@ -286,11 +307,21 @@ class ClipperServer:
         reload_guard(self.query_guard, self.service)
         self._start_background(stack, tasks, registry)
         limits = input_limits(settings)
-        await self._start_grpc(stack, inference, limits, tls)
+        if query_sock is None:
+            await self._start_frontends(stack)
+        else:
+            await self._start_grpc(stack, inference, limits, tls)
         self._start_http(stack, tasks, inference, limits, query_sock, admin_sock, tls, token_file)
         self.dataplane.ready = True
         if demo:
             tasks.create_task(self._deploy_demo())
+
+    async def _start_frontends(self, stack: contextlib.AsyncExitStack) -> None:
+        """The query frontends (clipper.frontends), stopped before the replicas are."""
+        self.frontends = FrontendSupervisor(self.settings, self.frontend_count, self.metrics.render)
+        stack.push_async_callback(self.frontends.aclose)
+        await self.frontends.start()
+        self.service.refresh_listeners.append(self.frontends.sync)
 
     def _connection_budget(self) -> ConnectionBudget:
         """Each port's connection cap under the open-files limit (raised first; logged)."""
@@ -384,7 +415,7 @@ class ClipperServer:
         tasks: asyncio.TaskGroup,
         inference: InferenceService,
         limits: InputLimits,
-        query_sock: socket.socket,
+        query_sock: socket.socket | None,
         admin_sock: socket.socket,
         tls: ssl.SSLContext | None,
         token_file: AdminTokenFile | None,
@@ -417,10 +448,11 @@ class ClipperServer:
             admin_app, admin_sock, tls, admin_gate, settings.header_timeout_s
         )
         query_stop = asyncio.Event()
-        http_tasks = [
-            tasks.create_task(self._serve_queries(query_api, query_sock, query_stop, tls)),
-            tasks.create_task(admin_server.run_on_socket()),
-        ]
+        http_tasks = [tasks.create_task(admin_server.run_on_socket())]
+        if query_sock is not None:  # else the frontends serve queries (clipper.frontends)
+            http_tasks.append(
+                tasks.create_task(self._serve_queries(query_api, query_sock, query_stop, tls))
+            )
 
         async def stop_http() -> None:
             query_stop.set()

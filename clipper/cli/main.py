@@ -29,7 +29,9 @@ _Adder = Callable[[str, str], argparse.ArgumentParser]
 _SETTINGS_FLAGS = (
     "cluster_name", "host", "query_port", "admin_port", "rpc_port", "grpc_port", "state_dir",
 )  # fmt: skip
-_START_FLAGS = ("placement", "ray_address", "rpc_host", "rpc_advertise_host", "log_level")
+_START_FLAGS = (
+    "placement", "ray_address", "rpc_host", "rpc_advertise_host", "log_level", "frontends",
+)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -172,6 +174,11 @@ def _add_server_commands(add: _Adder) -> None:
     start.add_argument(
         "--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"], type=str.upper,
         help="the server's log level (CLIPPER_LOG_LEVEL)",
+    )  # fmt: skip
+    start.add_argument(
+        "--frontends", type=int, metavar="N",
+        help="query-frontend processes sharing the query ports (CLIPPER_FRONTENDS; default: "
+        "1 on up to 2 cores, else one per 4 cores, at most 8)",
     )  # fmt: skip
     placement = start.add_argument_group("placement (default: CLIPPER_<FIELD> or local)")
     placement.add_argument("--placement", choices=["local", "ray"], help="where replicas run")

@@ -15,7 +15,7 @@ import shutil
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +77,14 @@ class ClusterService:
         self.autoscaling: dict[ModelId, AutoscalingConfig] = {}
         """The autoscaled versions' settings, as of the last `refresh()`."""
         self.autoscaling_decisions: dict[ModelId, dict[str, Any]] = {}
+        self.frontend_addresses: tuple[str, ...] = ()
+        """The query frontends' RPC addresses every replica serves (none with one frontend:
+        the server's own data plane answers queries)."""
         self.snapshot_listeners: list[Callable[[RegistrySnapshot], None]] = []
         """Told each new snapshot after the data plane (the payload log, clipper.payloads)."""
+        self.refresh_listeners: list[Callable[[], Awaitable[None]]] = []
+        """Awaited at the end of each `refresh()`: the query frontends reading the new
+        state (clipper.frontends), so an admin call returns once every frontend serves it."""
 
     # -- the one path from registry to the running world ---------------------------
 
@@ -96,6 +102,8 @@ class ClusterService:
             self.registry.record_event("policy_state_reset", {"app": app, "reason": why})
         self.reconciler.set_desired(self._desired_launches())
         await asyncio.gather(*(serving.close() for serving in removed))
+        for caught_up in self.refresh_listeners:
+            await caught_up()
 
     def _load_autoscaling(self) -> None:
         self.autoscaling, self.autoscaling_decisions = {}, {}
@@ -129,6 +137,7 @@ class ClusterService:
             log_max_bytes=self.settings.log_max_bytes,
             log_backups=self.settings.log_backups,
             default_memory_limit=DefaultMemoryLimit.parse(self.settings.replica_memory_limit),
+            frontends=self.frontend_addresses,
         )
 
     # -- applications -------------------------------------------------------------------

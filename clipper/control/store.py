@@ -612,6 +612,13 @@ class Registry:
             row = conn.execute("SELECT MAX(seq) FROM events").fetchone()
         return int(row[0] or 0)
 
+    def data_version(self) -> int:
+        """SQLite's `PRAGMA data_version`: it changes whenever another connection (another
+        process's) commits a change, so a follower polls it to see when to reload; its own
+        writes do not change it."""
+        with self._read() as conn:
+            return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
     def snapshot(self) -> RegistrySnapshot:
         """Apps, versions, current versions and links, all read in one transaction.
 

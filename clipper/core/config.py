@@ -16,6 +16,7 @@ from clipper.core.resources import DefaultMemoryLimit
 __all__ = [
     "CONFIG_FILE_ENV",
     "Settings",
+    "default_frontends",
     "default_state_dir",
     "environment_config_file",
     "fields_in_environment",
@@ -31,6 +32,16 @@ _COMMA_SEPARATED = frozenset({"cors_allowed_origins"})
 def default_state_dir(cluster_name: str) -> Path:
     """`~/.clipper/<cluster>`: where a cluster keeps its registry, artifacts and logs."""
     return Path.home() / ".clipper" / cluster_name
+
+
+def default_frontends(cores: int | None = None) -> int:
+    """The default number of query frontends for a machine of `cores` (this one's usable
+    cores when None): 1 up to 2 cores (a second frontend only takes CPU from the workers
+    and measures slower there), else one per 4 cores, at most 8: each frontend busies
+    about one core at its peak, and the rest is left to the workers and the kernel."""
+    if cores is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    return 1 if cores <= 2 else max(1, min(8, cores // 4))
 
 
 class Settings(BaseSettings):
@@ -62,6 +73,15 @@ class Settings(BaseSettings):
         "clipper",
         description="HTTP server of the query API: 'clipper' (lean HTTP/1.1 on httptools) "
         "or 'uvicorn'.",
+    )
+    frontends: int | None = Field(
+        None,
+        ge=1,
+        le=64,
+        description="Query-frontend processes sharing the query and gRPC ports (SO_REUSEPORT) "
+        "and every replica, beside one control process (admin API, dashboard, reconciler); "
+        "1 keeps the single-process server. Default (None): 1 on a machine of up to 2 cores, "
+        "else one per 4 cores, at most 8 (see `default_frontends`).",
     )
     malloc_keep_bytes: int = Field(
         256 * 1024 * 1024,
@@ -350,6 +370,10 @@ class Settings(BaseSettings):
         if self.state_dir is not None:
             return self.state_dir
         return default_state_dir(self.cluster_name)
+
+    def resolved_frontends(self) -> int:
+        """How many query frontends to run: `frontends`, else `default_frontends()`."""
+        return self.frontends if self.frontends is not None else default_frontends()
 
     def resolved_env_cache_dir(self) -> Path:
         """The model-environment cache, defaulting to <state_dir>/envs."""

@@ -79,13 +79,16 @@ class DataPlane:
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         clock: Clock = time.monotonic,
         query_log: QueryLog | None = None,
+        query_ids: Iterator[int] | None = None,
     ) -> None:
+        """`query_ids` numbers the answers (default 1, 2, ...; several query frontends
+        each take every Nth, so a query id says which frontend answered)."""
         self._clock = clock
         self._metrics = metrics
         self._snapshot = RegistrySnapshot()
         self._serving: dict[ModelId, ModelServing] = {}
         self._defaults: dict[str, Any] = {}
-        self._query_ids = itertools.count(1)
+        self._query_ids = query_ids if query_ids is not None else itertools.count(1)
         self.cache = PredictionCache(cache_bytes)
         self._table = ComputationTable(self.cache, self._serving, clock)
         self._routes: dict[str, AppRoute] = {}

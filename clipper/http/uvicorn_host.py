@@ -29,11 +29,15 @@ __all__ = ["EmbeddedServer", "bind_socket"]
 DEFAULT_HEADER_TIMEOUT_S = 10.0
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """Bind a listening TCP socket; raises OSError with the address when taken."""
+def bind_socket(host: str, port: int, reuse_port: bool = False) -> socket.socket:
+    """Bind a listening TCP socket; raises OSError with the address when taken. With
+    `reuse_port` (SO_REUSEPORT), processes of the same user may bind the same port, and
+    the kernel spreads new connections over their sockets (several query frontends)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:

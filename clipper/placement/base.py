@@ -39,6 +39,9 @@ class ReplicaLaunch:
     over a pipe; empty: the cluster's secret, in its environment (in-process uses only)."""
     default_memory_limit: DefaultMemoryLimit = field(default_factory=DefaultMemoryLimit)
     """The memory limit where `resources` sets none (the cluster's `replica_memory_limit`)."""
+    frontends: tuple[str, ...] = ()
+    """The query frontends' RPC addresses the worker serves too (clipper.rpc.fanout); empty
+    with one frontend, the server itself."""
     environment: tuple[tuple[str, str], ...] = ()
     """Added to the worker's environment by the local placement (its GPUs: CUDA_VISIBLE_DEVICES)."""
 

@@ -170,6 +170,8 @@ class LocalPlacement:
             "--log-backups", str(launch.log_backups),
             *launch.limit_args(),
         ]  # fmt: skip
+        for address in launch.frontends:  # several query frontends (clipper.rpc.fanout)
+            args += ["--frontend", address]
         launch.log_path.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", **self._owner, **dict(launch.environment)}
         env.pop(SECRET_ENV, None)

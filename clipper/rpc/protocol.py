@@ -47,6 +47,13 @@ A connection's first message must be a register carrying the cluster's worker se
 of at most `FrameDecoder.UNREGISTERED_MAX_FRAME_BYTES`, so an unauthenticated peer cannot
 make it buffer a large frame.
 
+Several query frontends (`Settings.frontends` > 1, `clipper.rpc.fanout`): a worker keeps
+one connection to the control process (register, welcome, heartbeat, shutdown, as above)
+and one more to each frontend, on which it sends the same `register` (its secret the
+frontend ticket) and then answers that frontend's batches; the frontends send no
+`shutdown` of a replica (a frontend that stops just closes). No message is added or
+changed, so the version stays 3.
+
 `budget_us` is the time left until the batch's earliest deadline when it was sent; a worker
 turns it into a deadline on its own clock, so clocks never need to agree across hosts.
 """

@@ -15,9 +15,11 @@ from clipper.artifacts.loader import load_model
 from clipper.core.process_memory import freeze_startup_objects
 from clipper.core.resources import ReplicaLimits
 from clipper.core.types import parse_input_type
+from clipper.rpc.fanout import TICKET_SEPARATOR
 from clipper.rpc.secret import SECRET_ENV
-from clipper.worker.connection import WorkerConnection
+from clipper.worker.connection import RpcConnection, WorkerConnection
 from clipper.worker.credential_handover import CREDENTIAL_FD_FLAG, read_credential
+from clipper.worker.fanout import FrontendLinks
 from clipper.worker.output_log import capture_output
 from clipper.worker.rlimits import MEMORY_LIMIT_EXCEEDED, MEMORY_LIMIT_EXIT_CODE, apply_limits
 from clipper.worker.serve import ReplicaSpec, serve
@@ -62,6 +64,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--log-file", type=Path, default=None, help="see worker.output_log")
     parser.add_argument("--log-max-bytes", type=int, default=10 * 1024 * 1024)
     parser.add_argument("--log-backups", type=int, default=3)
+    parser.add_argument(
+        "--frontend", action="append", default=[], metavar="ADDRESS",
+        help="a query frontend to serve too (repeated; clipper.rpc.fanout)",
+    )  # fmt: skip
     parser.add_argument(CREDENTIAL_FD_FLAG, type=int, default=None, dest="credential_fd",
                         help="a pipe holding the registration credential")  # fmt: skip
     return parser.parse_args(argv)
@@ -88,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     _die_with_parent(args.parent_pid)
     log = logging.getLogger("clipper.worker")
     limits = ReplicaLimits(args.memory_limit_bytes, args.cpu_share, args.max_open_files)
-    secret = _take_credential(args.credential_fd)
+    secret, _, ticket = _take_credential(args.credential_fd).partition(TICKET_SEPARATOR)
     for applied in apply_limits(limits, args.memory_limit_mode, args.default_memory_limit):
         log.info("limit: %s", applied)
     spec = ReplicaSpec(
@@ -111,7 +117,10 @@ def main(argv: list[str] | None = None) -> int:
         # The last line of the log is what a failed deploy reports first.
         log.error("%s%s: %s", LOAD_FAILED_PREFIX, type(exc).__name__, exc)
         return 2
-    connection = WorkerConnection.dial(args.connect, args.connect_timeout_s)
+    home = WorkerConnection.dial(args.connect, args.connect_timeout_s)
+    connection: RpcConnection = home
+    if args.frontend:
+        connection = FrontendLinks(home, args.frontend, ticket)
     freeze_startup_objects()  # the model is loaded: keep the collector off its objects
     log.info("loaded; serving as pid %d", os.getpid())
     try:

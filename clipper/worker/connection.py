@@ -21,6 +21,7 @@ import socket
 import struct
 import threading
 import time
+from typing import Protocol
 
 from clipper.core.exceptions import RpcError
 from clipper.rpc.protocol import (
@@ -31,7 +32,7 @@ from clipper.rpc.protocol import (
     encode_message,
 )
 
-__all__ = ["WorkerConnection", "parse_address"]
+__all__ = ["RpcConnection", "WorkerConnection", "parse_address"]
 
 _IOV_MAX = 1024  # buffers per sendmsg (Linux's UIO_MAXIOV)
 DENSE_TRAFFIC_SPINS = 4
@@ -46,6 +47,19 @@ def parse_address(address: str) -> tuple[str, str | tuple[str, int]]:
     if not host or not port.isdigit():
         raise RpcError(f"invalid RPC address {address!r}; expected tcp://host:port or unix://path")
     return "tcp", (host, int(port))
+
+
+class RpcConnection(Protocol):
+    """What the serve loop needs of its connection: one socket (`WorkerConnection`) or the
+    fan-out to several query frontends (`clipper.worker.fanout.FrontendLinks`)."""
+
+    spin_s: float
+
+    def send(self, payload: bytes | Message) -> None: ...
+    def send_parts(self, parts: list[bytes | memoryview]) -> None: ...
+    def receive(self, timeout_s: float | None = None) -> Message | Heartbeat | None: ...
+    def poll(self) -> Message | None: ...
+    def close(self) -> None: ...
 
 
 class WorkerConnection:
@@ -80,6 +94,21 @@ class WorkerConnection:
             if family == "tcp":
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             return cls(sock)
+
+    @classmethod
+    def connect_once(cls, address: str) -> WorkerConnection | None:
+        """Connect once; None when nobody listens there (yet)."""
+        family, target = parse_address(address)
+        sock = socket.socket(socket.AF_UNIX if family == "unix" else socket.AF_INET)
+        sock.settimeout(1.0)
+        try:
+            sock.connect(target)
+        except OSError:
+            sock.close()
+            return None
+        if family == "tcp":
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return cls(sock)
 
     def send(self, payload: bytes | Message) -> None:
         """Send one encoded frame (or a message to encode)."""
@@ -155,6 +184,33 @@ class WorkerConnection:
             self._ready.extend(self._decoder.feed(self._chunk[:size]))
         else:
             self._ready.extend(self._decoder.received(size))
+        return self._ready.pop(0) if self._ready else None
+
+    def fileno(self) -> int:
+        """The socket's file descriptor (to wait on several connections at once)."""
+        return self._sock.fileno()
+
+    def pump(self) -> bool:
+        """Read what has arrived, without blocking, into the messages `take` returns;
+        False when the peer closed the connection."""
+        frame = self._decoder.receive_view()
+        target = self._chunk if frame is None else frame
+        try:
+            size = self._sock.recv_into(target, 0, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError:
+            return False
+        if not size:
+            return False
+        if frame is None:
+            self._ready.extend(self._decoder.feed(self._chunk[:size]))
+        else:
+            self._ready.extend(self._decoder.received(size))
+        return True
+
+    def take(self) -> Message | None:
+        """The next message already read (`pump`), else None."""
         return self._ready.pop(0) if self._ready else None
 
     def _receive_spinning(self, target: memoryview) -> int | None:

@@ -33,7 +33,7 @@ from clipper.rpc.protocol import (
     encode_reply_parts,
 )
 from clipper.worker.batch import WrongNumberOfOutputs, checked_outputs, wire_outputs
-from clipper.worker.connection import WorkerConnection
+from clipper.worker.connection import RpcConnection
 from clipper.worker.rlimits import MEMORY_LIMIT_EXCEEDED, MEMORY_LIMIT_EXIT_CODE
 from clipper.worker.streaming import StreamRun, is_streaming
 
@@ -109,7 +109,7 @@ def _encode_reply(reply: BatchReply | BatchError) -> list[bytes | memoryview]:
 
 
 def serve(
-    connection: WorkerConnection,
+    connection: RpcConnection,
     spec: ReplicaSpec,
     predict: PredictFunction,
     heartbeat_interval_s: float,

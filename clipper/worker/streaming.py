@@ -30,7 +30,7 @@ from clipper.rpc.protocol import (
     decode_inputs,
     encode_message,
 )
-from clipper.worker.connection import WorkerConnection
+from clipper.worker.connection import RpcConnection
 
 __all__ = ["StreamRun", "is_streaming"]
 
@@ -47,7 +47,7 @@ class StreamRun:
 
     def __init__(
         self,
-        connection: WorkerConnection,
+        connection: RpcConnection,
         heartbeat_interval_s: float,
         deferred: list[Message],
     ) -> None:

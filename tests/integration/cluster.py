@@ -162,7 +162,9 @@ class ServerHandle:
             [sys.executable, "-m", "clipper.cli", "start", *self.cli_flags()],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, **self.env},
+            # One query frontend unless the test or the environment asks for more (the
+            # default depends on the machine's cores: see Settings.frontends).
+            env={"CLIPPER_FRONTENDS": "1", **os.environ, **self.env},
             preexec_fn=None if self.open_files is None else self._limit_open_files,
         )
         log.close()

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -81,8 +81,11 @@ class ClipperQueryApi:
         limits: InputLimits | None = None,
         payloads: Mapping[str, PayloadTap] | None = None,
         version_payloads: Mapping[str, PayloadTap] | None = None,
+        metrics_page: Callable[[], Awaitable[bytes]] | None = None,
     ) -> None:
         self._dataplane = dataplane
+        # /metrics of several frontends: every process's, merged (clipper.frontends)
+        self._metrics_page = metrics_page
         # app -> its payload tap, "name:version" -> a version's; kept current in place by
         # clipper.payloads.PayloadLog
         self._payloads = payloads if payloads is not None else {}
@@ -121,7 +124,8 @@ class ClipperQueryApi:
         return Reply(503, _NOT_READY)
 
     async def _metrics_route(self, request: Request) -> Reply:
-        return Reply(200, self._metrics.render(), [(b"content-type", CONTENT_TYPE_LATEST.encode())])
+        page = self._metrics.render() if self._metrics_page is None else await self._metrics_page()
+        return Reply(200, page, [(b"content-type", CONTENT_TYPE_LATEST.encode())])
 
     async def _predict_route(self, request: Request) -> Reply:
         app_name = request.params["app"]

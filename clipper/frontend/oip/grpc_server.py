@@ -289,15 +289,17 @@ async def start_grpc(
     tls: tuple[Path, Path] | None = None,
     connections: GrpcConnectionLimits | None = None,
     tracing: QueryTracing | None = None,
+    reuse_port: bool = False,
 ) -> grpc.aio.Server | None:
     """Serve gRPC on `host:port`, over TLS with `tls` = (certificate, key) files, its
-    ModelInfer traced by `tracing` when given; None (logged) when the port cannot be bound."""
+    ModelInfer traced by `tracing` when given; None (logged) when the port cannot be bound.
+    `reuse_port`: share the port with other processes (SO_REUSEPORT, several frontends)."""
     connections = connections if connections is not None else GrpcConnectionLimits()
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", -1),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", int(reuse_port)),
             *connections.options(),
         ]
     )

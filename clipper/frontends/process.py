@@ -1,0 +1,289 @@
+"""One query-frontend process (`python -m clipper.frontends`): the query and gRPC ports
+(SO_REUSEPORT, shared with the other frontends), its own data plane following the
+registry, an RPC listener every replica dials (`clipper.rpc.fanout`) and a peer socket
+(`peer.py`). It writes nothing to the registry but policy states, and only frontend 0
+does (the state a restart resumes from is frontend 0's; see docs/frontends.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import socket
+import ssl
+from dataclasses import replace
+from typing import Any
+
+from clipper.control.policies import run_policy_flusher
+from clipper.control.store import Registry
+from clipper.core.config import Settings
+from clipper.core.exceptions import ClipperError, InvalidInput
+from clipper.core.input_limits import http_limits, input_limits
+from clipper.core.open_files import connection_budget, raise_open_files_limit
+from clipper.core.records import RegistrySnapshot
+from clipper.core.supervision import supervised
+from clipper.core.types import ModelId
+from clipper.dataplane.dataplane import DataPlane
+from clipper.dataplane.feedback import FeedbackRequest
+from clipper.dataplane.model_serving import ModelServing
+from clipper.frontend.clipper_api.query_api import ClipperQueryApi
+from clipper.frontend.oip.grpc_server import GrpcConnectionLimits, start_grpc
+from clipper.frontend.oip.rest import V2RestApi
+from clipper.frontend.oip.service import InferenceService
+from clipper.frontend.query_port import QueryPort
+from clipper.frontends.follower import RegistryFollower
+from clipper.frontends.peer import PeerUnreachable, ask_peer, serve_peer
+from clipper.http.connection_gate import ConnectionGate
+from clipper.http.cors import CorsPolicy
+from clipper.http.http11 import serve_http11
+from clipper.http.loop_polling import LoopPoller
+from clipper.http.uvicorn_host import EmbeddedServer, bind_socket
+from clipper.metrics.server_metrics import ServerMetrics
+from clipper.rpc.fanout import TicketCheck, frontend_peer_path, frontend_rpc_path
+from clipper.rpc.protocol import Register
+from clipper.rpc.secret import load_or_create_secret
+from clipper.rpc.server import DEFAULT_MAX_UNREGISTERED, WorkerChannel, start_unix_rpc_listener
+from clipper.security import QueryTokenGuard, server_ssl_context, tls_files
+
+__all__ = ["FrontendDataPlane", "FrontendServer", "answering_frontend"]
+
+log = logging.getLogger("clipper.frontends")
+SHUTDOWN_GRACE_S = 10.0
+
+
+def answering_frontend(query_id: int, count: int) -> int:
+    """The frontend that answered `query_id` (frontend i of `count` numbers i+1, i+1+count...)."""
+    return (query_id - 1) % count
+
+
+class FrontendDataPlane(DataPlane):
+    """A frontend's data plane: its answers numbered so their query ids name it, and
+    feedback on another frontend's answer handed to that frontend (its query log and
+    policy learned from it)."""
+
+    def __init__(self, metrics: ServerMetrics, cache_bytes: int, index: int, count: int,
+                 settings: Settings) -> None:  # fmt: skip
+        super().__init__(metrics, cache_bytes, query_ids=itertools.count(index + 1, count))
+        self.index, self.count = index, count
+        self._state_dir = settings.resolved_state_dir()
+
+    async def update(self, app_name: str, request: FeedbackRequest) -> dict[str, Any]:
+        if request.query_id is None:
+            return await super().update(app_name, request)
+        owner = answering_frontend(request.query_id, self.count)
+        if owner == self.index:
+            return await super().update(app_name, request)
+        fields = {"app": app_name, "query_id": request.query_id, "uid": request.uid,
+                  "label": request.label, "has_label": request.has_label,
+                  "reward": request.reward}  # fmt: skip
+        try:
+            reply = await ask_peer(frontend_peer_path(self._state_dir, owner),
+                                   {"op": "feedback", **fields})  # fmt: skip
+        except PeerUnreachable as exc:
+            raise InvalidInput(
+                f"query_id {request.query_id} was answered by frontend {owner}, which is "
+                f"restarting: its recent answers are gone ({exc})"
+            ) from exc
+        return dict(reply["reply"])
+
+    async def update_here(self, app_name: str, request: FeedbackRequest) -> dict[str, Any]:
+        """Feedback another frontend handed over: applied here, never forwarded."""
+        return await DataPlane.update(self, app_name, request)
+
+
+class FrontendServer:
+    """Frontend `index` of `count` (see the module's docstring)."""
+
+    def __init__(self, settings: Settings, index: int, count: int) -> None:
+        self.settings, self.index, self.count = settings, index, count
+        self.state_dir = settings.resolved_state_dir()
+        self.metrics = ServerMetrics()
+        self.dataplane = FrontendDataPlane(
+            self.metrics, settings.cache_bytes, index, count, settings
+        )
+        self.poller = LoopPoller(settings.server_spin_us / 1e6)
+        self.query_guard = QueryTokenGuard()
+        self.snapshot = RegistrySnapshot()
+        self.stopping = asyncio.Event()
+        self._closing: set[asyncio.Task[None]] = set()
+        self._registry: Registry | None = None
+        self._follower: RegistryFollower | None = None
+
+    # -- the registry -------------------------------------------------------------------
+
+    def _apply(self, snapshot: RegistrySnapshot) -> None:
+        self.snapshot = snapshot
+        removed = self.dataplane.apply(snapshot)
+        registry = self._registry
+        if registry is not None:
+            self.query_guard.load(
+                registry.query_auth_apps(), registry.query_token_scopes(), snapshot.links
+            )
+        for serving in removed:
+            self._close_later(serving)
+
+    def _close_later(self, serving: ModelServing) -> None:
+        task = asyncio.get_running_loop().create_task(serving.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    # -- replicas -----------------------------------------------------------------------
+
+    def _on_register(self, channel: WorkerChannel, message: Register) -> str | None:
+        model_id = ModelId(message.model, message.version)
+        if self.dataplane.serving(model_id) is None and self._follower is not None:
+            self._follower.refresh()  # a version newer than our last read
+        return self.dataplane.attach(channel, message)
+
+    def _on_lost(self, channel: WorkerChannel) -> None:
+        self.dataplane.detach(channel, logged_elsewhere=True)
+
+    # -- peer requests --------------------------------------------------------------------
+
+    async def _peer(self, request: dict[str, Any]) -> dict[str, Any]:
+        op = request.get("op")
+        if op == "stats":
+            return self.stats()
+        if op == "refresh" and self._follower is not None:  # the control process changed it
+            self._follower.refresh()
+            return {}
+        if op == "metrics":
+            return {"text": self.metrics.render().decode()}
+        if op == "feedback":
+            feedback = FeedbackRequest(
+                request["query_id"], request.get("uid"), None, request.get("label"),
+                bool(request.get("has_label")), request.get("reward"),
+            )  # fmt: skip
+            return {"reply": await self.dataplane.update_here(str(request["app"]), feedback)}
+        raise InvalidInput(f"unknown peer request {op!r}")
+
+    def stats(self) -> dict[str, Any]:
+        """This frontend's pid, index, predict requests of apps and inputs queued for a
+        model so far (any query surface), and the apps and model versions of the registry
+        state it serves."""
+        samples = self.metrics.snapshot()
+
+        def total(prefix: str) -> float:
+            return sum(value for key, value in samples.items() if key.startswith(prefix))
+
+        versions = sorted(
+            f"{model_id.name}:{model_id.version}" for model_id in self.snapshot.versions
+        )
+        return {
+            "pid": os.getpid(), "index": self.index,
+            "requests": total("clipper_app_requests_total"),
+            "inputs_queued": total("clipper_model_queue_delay_seconds_count"),
+            "apps": sorted(self.snapshot.apps), "versions": versions,
+        }  # fmt: skip
+
+    async def _metrics_page(self) -> bytes:
+        """Every process's metrics merged by the control process; ours alone without it."""
+        try:
+            reply = await ask_peer(frontend_peer_path(self.state_dir, None), {"op": "metrics"})
+        except PeerUnreachable:
+            return self.metrics.render()
+        return str(reply["text"]).encode()
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve until `stopping` is set; release everything in reverse order."""
+        async with contextlib.AsyncExitStack() as stack:
+            await self._start(stack)
+            log.info("frontend %d of %d serving as pid %d", self.index, self.count, os.getpid())
+            await self.stopping.wait()
+
+    async def _start(self, stack: contextlib.AsyncExitStack) -> None:
+        settings = self.settings
+        tls = server_ssl_context(settings)
+        registry = self._registry = Registry.open(self.state_dir)
+        stack.callback(registry.close)
+        self._follower = RegistryFollower(registry, self._apply)
+        self._follower.refresh()
+        secret = load_or_create_secret(self.state_dir)
+        rpc = await start_unix_rpc_listener(
+            frontend_rpc_path(self.state_dir, self.index), self._on_register, self._on_lost,
+            TicketCheck(secret), self.poller.touch, DEFAULT_MAX_UNREGISTERED,
+        )  # fmt: skip
+        if rpc is None:
+            raise ClipperError(f"the state directory {self.state_dir} is too long a path for "
+                               "the frontends' Unix sockets")  # fmt: skip
+        stack.callback(rpc.close)
+        budget = connection_budget(
+            raise_open_files_limit(), settings.max_connections, 1,
+            settings.grpc_max_connections, DEFAULT_MAX_UNREGISTERED,
+        )  # fmt: skip
+        query_sock = stack.enter_context(
+            bind_socket(settings.host, settings.query_port, reuse_port=True)
+        )
+        tasks = await stack.enter_async_context(asyncio.TaskGroup())
+        inference = InferenceService(self.dataplane, lambda: self.snapshot, self.metrics, {})
+        limits = input_limits(settings)
+        grpc_server = await start_grpc(
+            inference, settings.host, settings.grpc_port, settings.max_body_bytes, limits,
+            self.query_guard, tls_files(settings),
+            GrpcConnectionLimits(budget.grpc, settings.header_timeout_s), None, reuse_port=True,
+        )  # fmt: skip
+        if grpc_server is not None:
+            stack.push_async_callback(grpc_server.stop, SHUTDOWN_GRACE_S)
+        self._start_query_port(stack, tasks, inference, query_sock, tls, budget.query)
+        peer = await serve_peer(frontend_peer_path(self.state_dir, self.index), self._peer)
+        stack.callback(peer.close)
+        background = [tasks.create_task(supervised("registry follower", self._follower.run))]
+        if self.index == 0:  # one writer of the policy states (see the module's docstring)
+            background.append(tasks.create_task(supervised(
+                "policy flusher", lambda: run_policy_flusher(registry, self.dataplane)
+            )))  # fmt: skip
+        stack.callback(lambda: [task.cancel() for task in background])
+        self.dataplane.ready = True
+
+    def _start_query_port(
+        self,
+        stack: contextlib.AsyncExitStack,
+        tasks: asyncio.TaskGroup,
+        inference: InferenceService,
+        sock: socket.socket,
+        tls: ssl.SSLContext | None,
+        max_connections: int,
+    ) -> None:
+        settings = self.settings
+        body_limit, guard = settings.max_body_bytes, self.query_guard
+        cors = CorsPolicy(settings.cors_allowed_origins) if settings.cors_allowed_origins else None
+        app = QueryPort(
+            ClipperQueryApi(
+                self.dataplane,
+                self.metrics,
+                body_limit,
+                guard,
+                input_limits(settings),
+                metrics_page=self._metrics_page,
+            ),
+            V2RestApi(inference, body_limit, input_limits(settings), guard),
+            cors,
+            None,
+        )
+        stop = asyncio.Event()
+        if settings.query_http == "uvicorn":
+            gate = ConnectionGate(max_connections, settings.max_connections_per_client)
+            server = EmbeddedServer(app, sock, tls, gate, settings.header_timeout_s)
+            serving = tasks.create_task(server.run_on_socket())
+
+            async def stop_uvicorn() -> None:
+                server.should_exit = True
+                await asyncio.wait([serving], timeout=SHUTDOWN_GRACE_S)
+
+            stack.push_async_callback(stop_uvicorn)
+            return
+        limits = replace(http_limits(settings), max_connections=max_connections)
+        serving = tasks.create_task(serve_http11(
+            app, sock, body_limit, stop, tls, limits, self.poller.touch
+        ))  # fmt: skip
+
+        async def stop_http() -> None:
+            stop.set()
+            await asyncio.wait([serving], timeout=SHUTDOWN_GRACE_S)
+
+        stack.push_async_callback(stop_http)

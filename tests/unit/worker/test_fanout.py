@@ -1,0 +1,154 @@
+"""A worker's fan-out to several query frontends, over real sockets (clipper.worker.fanout)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from clipper.rpc.protocol import (
+    Batch,
+    BatchReply,
+    FrameDecoder,
+    Heartbeat,
+    Message,
+    Register,
+    Welcome,
+    encode_message,
+)
+from clipper.worker.connection import WorkerConnection
+from clipper.worker.fanout import FrontendLinks
+
+REGISTER = Register("m", "1", 0, "doubles", 1234, secret="one-time")
+
+
+OPEN: list[socket.socket | FrontendLinks] = []
+"""What a test opened, closed after it (see `closed_after`)."""
+
+
+@pytest.fixture(autouse=True)
+def closed_after() -> Iterator[None]:
+    yield
+    while OPEN:
+        OPEN.pop().close()
+
+
+class Peer:
+    """The server's end of one connection: sends messages, reads what the worker sent."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        OPEN.append(sock)
+        sock.settimeout(2.0)
+        self.sock = sock
+        self.decoder = FrameDecoder()
+        self.ready: list[Message] = []
+
+    def send(self, message: Message) -> None:
+        self.sock.sendall(encode_message(message))
+
+    def read(self) -> Message:
+        while not self.ready:
+            self.ready.extend(self.decoder.feed(self.sock.recv(65536)))
+        return self.ready.pop(0)
+
+
+class Frontend:
+    """A listening Unix socket standing in for a frontend's RPC listener."""
+
+    def __init__(self, path: Path) -> None:
+        path.unlink(missing_ok=True)
+        self.listener = socket.socket(socket.AF_UNIX)
+        OPEN.append(self.listener)
+        self.listener.bind(str(path))
+        self.listener.listen()
+        self.listener.settimeout(0.01)
+
+    def accept(self, links: FrontendLinks) -> Peer:
+        """Accept the worker's link, turning the worker's loop meanwhile (it dials there)."""
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline:
+            assert isinstance(links.receive(timeout_s=0.02), Heartbeat)
+            try:
+                return Peer(self.listener.accept()[0])
+            except TimeoutError:
+                continue
+        raise TimeoutError("the worker never dialled")
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def home() -> tuple[WorkerConnection, Peer]:
+    worker_end, server_end = socket.socketpair()
+    return WorkerConnection(worker_end), Peer(server_end)
+
+
+def welcomed(home: tuple[WorkerConnection, Peer], path: Path) -> tuple[FrontendLinks, Peer]:
+    connection, server = home
+    links = FrontendLinks(connection, [f"unix://{path}"], "ticket")
+    OPEN.insert(0, links)  # closed last: it closes the worker's ends
+    links.send(REGISTER)
+    assert server.read() == REGISTER  # home gets the one-time credential
+    server.send(Welcome())
+    assert isinstance(links.receive(timeout_s=1.0), Welcome)
+    return links, server
+
+
+def test_the_worker_registers_at_home_then_at_each_frontend_with_its_ticket(
+    home: tuple[WorkerConnection, Peer], tmp_path: Path
+) -> None:
+    frontend = Frontend(tmp_path / "0.sock")
+    links, _ = welcomed(home, tmp_path / "0.sock")
+
+    registration = frontend.accept(links).read()
+
+    assert isinstance(registration, Register)
+    assert (registration.model, registration.replica, registration.secret) == ("m", 0, "ticket")
+
+
+def test_a_reply_goes_back_on_the_link_its_batch_came_from(
+    home: tuple[WorkerConnection, Peer], tmp_path: Path
+) -> None:
+    frontend = Frontend(tmp_path / "0.sock")
+    links, server = welcomed(home, tmp_path / "0.sock")
+    peer = frontend.accept(links)
+    peer.read()
+    peer.send(Welcome())
+    peer.send(Batch(5, "doubles", 10**6, [], b""))
+
+    from_frontend = links.receive(timeout_s=1.0)
+    links.send_parts([encode_message(BatchReply(5, [1.0]))])
+    server.send(Batch(9, "doubles", 10**6, [], b""))
+    from_home = links.receive(timeout_s=1.0)
+    links.send_parts([encode_message(BatchReply(9, [2.0]))])
+    links.send(Heartbeat())
+
+    assert isinstance(from_frontend, Batch)
+    assert from_frontend.id == 5
+    assert isinstance(from_home, Batch)
+    assert from_home.id == 9
+    assert peer.read() == BatchReply(5, [1.0])
+    assert server.read() == BatchReply(9, [2.0])
+    assert server.read() == Heartbeat()  # heartbeats go home only
+
+
+def test_a_frontend_that_goes_away_is_redialled_and_home_closing_ends_the_worker(
+    home: tuple[WorkerConnection, Peer], tmp_path: Path
+) -> None:
+    path = tmp_path / "0.sock"
+    frontend = Frontend(path)
+    links, server = welcomed(home, path)
+    first = frontend.accept(links)
+    first.read()
+    first.sock.close()
+    frontend.close()
+
+    assert isinstance(links.receive(timeout_s=0.1), Heartbeat)  # the worker serves on
+    again = Frontend(path).accept(links)  # the restarted frontend, same socket path
+    assert isinstance(again.read(), Register)
+    server.sock.close()
+    assert links.receive(timeout_s=1.0) is None
