@@ -316,6 +316,7 @@ class AdminClient(_HttpClient):
         resources: Mapping[str, Any] | None = None,
         autoscaling: Mapping[str, Any] | None = None,
         rollout: bool | Mapping[str, Any] | None = None,
+        task: str | None = None,
     ) -> dict[str, Any]:
         """Register a model version; the server starts its replicas and makes it current
         once they are all ready (DeployFailed, with the worker's error, if they are not
@@ -329,7 +330,9 @@ class AdminClient(_HttpClient):
         (`{"min_replicas", "max_replicas", ...}`, README.md#autoscaling) lets the server
         scale it against its SLO. `rollout` (True, or a plan: README.md#canary-rollouts)
         starts a canary rollout of it against the current version once its replicas are
-        ready, instead of making it current (see `get_rollout`). Returns its info dict."""
+        ready, instead of making it current (see `get_rollout`). `task` (`text-generation`,
+        `chat` or `embedding`, for a `strings` model) serves it through the OpenAI-compatible
+        API (clipper.core.generation). Returns its info dict."""
         body: dict[str, Any] = {
             **_model_key(model_name, model_version),
             "input_type": input_type,
@@ -350,6 +353,8 @@ class AdminClient(_HttpClient):
             body["signature"] = signature
         if output_type is not None:
             body["output_type"] = output_type
+        if task is not None:
+            body["task"] = task
         if resources:
             body["resources"] = dict(resources)
         if autoscaling is not None:
@@ -431,11 +436,12 @@ class AdminClient(_HttpClient):
         resources: Mapping[str, Any] | None = None,
         autoscaling: Mapping[str, Any] | None = None,
         rollout: bool | Mapping[str, Any] | None = None,
+        task: str | None = None,
     ) -> dict[str, Any]:
         """Upload `artifact`, prepare its environment (building a venv if the server's
         interpreter does not satisfy it, reporting each step to `progress`), register the
-        version and wait until its replicas are ready (`num_replicas` None and `rollout`:
-        as `add_model`).
+        version and wait until its replicas are ready (`num_replicas` None, `rollout` and
+        `task`: as `add_model`).
 
         Returns the version's model info dict; raises DeployFailed if the environment cannot
         be built or the replicas do not start.
@@ -463,6 +469,7 @@ class AdminClient(_HttpClient):
             resources=resources,
             autoscaling=autoscaling,
             rollout=rollout,
+            task=task,
         )
         return info
 

@@ -292,6 +292,7 @@ class ClipperConnection:
         output_type: str | None = None,
         resources: Mapping[str, Any] | None = None,
         autoscaling: Mapping[str, Any] | None = None,
+        task: str | None = None,
     ) -> dict[str, Any]:
         """Upload an artifact archive, prepare its environment, register the version, wait
         for its replicas (ours). Environment builds are reported line by line to `progress`
@@ -301,7 +302,8 @@ class ClipperConnection:
         `output_type` the type of its outputs as the next step's input in a pipeline;
         `resources` what each replica asks of its node (Ray placement); `autoscaling`
         (`{"min_replicas", "max_replicas", ...}`) scales it against its SLO (see
-        `set_autoscaling`)."""
+        `set_autoscaling`); `task` serves it through the OpenAI-compatible API
+        (`text-generation`, `chat`, `embedding`: clipper.core.generation)."""
         admin = self._admin_api()
         return admin.deploy_artifact(
             validate_name(name),
@@ -318,6 +320,7 @@ class ClipperConnection:
             progress=progress,
             resources=resources,
             autoscaling=autoscaling,
+            task=task,
         )
 
     def build_model(

@@ -33,6 +33,7 @@ from clipper.core.exceptions import (
     PayloadTooLarge,
     RequestRejected,
 )
+from clipper.core.generation import parse_task
 from clipper.core.records import ModelVersionRecord
 from clipper.core.resources import ResourceRequest
 from clipper.core.types import InputType, ModelId, ReplicaId, parse_input_type, validate_version
@@ -195,6 +196,7 @@ async def add_model(service: ClusterService, body: Body) -> Any:
         signature=validate_signature(body.get("signature"), input_type),
         output_type=_output_type(body),
         resources=ResourceRequest.parse(body.get("resources")),
+        task=_task(body, input_type),
     )
     given = num_replicas is not None
     plan = rollout_handlers.parse_rollout_field(body)
@@ -228,6 +230,13 @@ async def set_autoscaling(service: ClusterService, body: Body) -> Any:
 def _output_type(body: Body) -> InputType | None:
     output_type = optional(body, "output_type", str, None)
     return None if output_type is None else parse_input_type(output_type)
+
+
+def _task(body: Body, input_type: InputType) -> str | None:
+    task = parse_task(body.get("task"))
+    if task is not None and input_type is not InputType.STRINGS:
+        raise InvalidRequest(f"a model with task {task!r} takes strings, not {input_type.value}")
+    return task
 
 
 def _ready_timeout_s(body: Body) -> float:

@@ -47,7 +47,7 @@ _APP_COLUMNS = (
 _VERSION_COLUMNS = (
     "name, version, input_type, labels, container_name, model_data_path, "
     "batch_size, num_replicas, containerless, created_at, batch_wait_timeout_us, "
-    "max_in_flight, cache_enabled, signature, output_type, resources, max_queued"
+    "max_in_flight, cache_enabled, signature, output_type, resources, max_queued, task"
 )
 
 
@@ -111,6 +111,7 @@ def insert_version(conn: sqlite3.Connection, record: ModelVersionRecord) -> None
         None if record.output_type is None else parse_input_type(record.output_type).value,
         json.dumps(record.resources.to_dict()),
         record.max_queued,
+        record.task,
     )
     placeholders = ", ".join("?" * len(values))
     conn.execute(f"INSERT INTO model_versions ({_VERSION_COLUMNS}) VALUES ({placeholders})", values)
@@ -243,7 +244,7 @@ def encode_payload_log(config: PayloadLogConfig | None) -> str | None:
 def _version_from_row(row: tuple[Any, ...]) -> ModelVersionRecord:
     (name, version, input_type, labels, container, data_path, batch, replicas, bare, created,
      wait_us, in_flight, cache_enabled, signature, output_type, resources,
-     max_queued) = row  # fmt: skip
+     max_queued, task) = row  # fmt: skip
     return ModelVersionRecord(
         name=name,
         version=version,
@@ -262,6 +263,7 @@ def _version_from_row(row: tuple[Any, ...]) -> ModelVersionRecord:
         output_type=None if output_type is None else parse_input_type(output_type),
         resources=ResourceRequest.parse(json.loads(resources)),
         max_queued=max_queued,
+        task=task,
     )
 
 

@@ -69,7 +69,8 @@ class ModelVersionRecord:
     outputs as another model's input (for pipelines), or None. `resources` is what each
     replica asks of the node it runs on (honoured by the Ray placement). `max_queued`
     bounds its batch queue (0: derived from what its replicas can finish within the longest
-    SLO of the apps using it).
+    SLO of the apps using it). `task` is what a generative version does
+    (clipper.core.generation.TASKS), which the OpenAI-compatible API serves; None: not one.
     """
 
     name: str
@@ -89,6 +90,7 @@ class ModelVersionRecord:
     output_type: InputType | None = None
     resources: ResourceRequest = field(default_factory=ResourceRequest)
     max_queued: int = 0
+    task: str | None = None
 
     @property
     def model_id(self) -> ModelId:
