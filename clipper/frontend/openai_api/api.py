@@ -43,7 +43,7 @@ from clipper.core.types import InputBuffer, InputType, ModelId
 from clipper.dataplane.answers import observe_answers
 from clipper.dataplane.dataplane import DataPlane
 from clipper.frontend.openai_api import replies
-from clipper.frontend.openai_api.errors import FieldError, openai_error_reply
+from clipper.frontend.openai_api.errors import field_error, openai_error_reply
 from clipper.frontend.openai_api.requests import (
     Asked,
     as_prompts,
@@ -92,6 +92,7 @@ class OpenAIApi:
                 Route("POST", "/v1/embeddings", self._embeddings),
             ],
             openai_error_reply,
+            "/v1/",
         )
 
     # -- models --------------------------------------------------------------------------
@@ -132,7 +133,7 @@ class OpenAIApi:
         for listed in self._listed(request.headers):
             if listed[0] == name:
                 return Reply(200, orjson.dumps(replies.model_list([listed])["data"][0]))
-        raise FieldError("model", UnknownApplication(f"The model '{name}' does not exist"))
+        raise field_error("model", UnknownApplication(f"The model '{name}' does not exist"))
 
     def _target(self, name: str, headers: Headers, tasks: tuple[str, ...]) -> Target:
         """The app a request names, once its token is checked and its task fits."""
@@ -140,11 +141,11 @@ class OpenAIApi:
         snapshot = self._now()
         app = snapshot.apps.get(name)
         if app is None:
-            raise FieldError("model", UnknownApplication(f"The model '{name}' does not exist"))
+            raise field_error("model", UnknownApplication(f"The model '{name}' does not exist"))
         task = self.task_of(snapshot, app)
         if task not in tasks or app.input_type is not InputType.STRINGS:
             what = f"a {task} model" if task else "not a generative model (no task)"
-            raise FieldError(
+            raise field_error(
                 "model", InvalidInput(f"'{name}' is {what}; this endpoint serves {tasks[0]}")
             )
         return Target(app, task, _budget_us(app, headers))

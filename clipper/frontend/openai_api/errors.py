@@ -15,17 +15,18 @@ from clipper.frontend.error_replies import error_headers
 from clipper.http.errors import error_row
 from clipper.http.reply import Reply
 
-__all__ = ["FieldError", "error_type", "openai_error", "openai_error_body", "openai_error_reply"]
+__all__ = ["error_type", "field_error", "openai_error", "openai_error_body", "openai_error_reply"]
 
 
-class FieldError(Exception):
-    """An error about one request field: answered as its `error` (an `InvalidInput` of
-    the message given as text), naming `param`."""
+_PARAM = "openai_param"  # the attribute naming the field an error is about
 
-    def __init__(self, param: str, error: str | ClipperError) -> None:
-        super().__init__(str(error))
-        self.param = param
-        self.error = InvalidInput(error) if isinstance(error, str) else error
+
+def field_error(param: str, error: str | ClipperError) -> ClipperError:
+    """`error` (an `InvalidInput` of a text) about the request field `param` (its error
+    object names it): still the one tree's class, answered by its row."""
+    exc = InvalidInput(error) if isinstance(error, str) else error
+    setattr(exc, _PARAM, param)
+    return exc
 
 
 def error_type(status: int) -> str:
@@ -41,9 +42,7 @@ def error_type(status: int) -> str:
 
 def openai_error(exc: BaseException) -> dict[str, object]:
     """The `error` object of `exc` (a cause that is not Clipper's is not shown)."""
-    param = exc.param if isinstance(exc, FieldError) else None
-    if isinstance(exc, FieldError):
-        exc = exc.error
+    param = getattr(exc, _PARAM, None)
     row = error_row(exc)
     message = str(exc) if isinstance(exc, ClipperError) else "unexpected server error"
     return {"message": message, "type": error_type(row.http_status), "param": param,
@@ -57,5 +56,4 @@ def openai_error_body(exc: BaseException) -> bytes:
 
 def openai_error_reply(exc: BaseException) -> Reply:
     """The reply to `exc`: the table's status, OpenAI's shape, the table's headers."""
-    error = exc.error if isinstance(exc, FieldError) else exc
-    return Reply(error_row(error).http_status, openai_error_body(exc), error_headers(error))
+    return Reply(error_row(exc).http_status, openai_error_body(exc), error_headers(exc))

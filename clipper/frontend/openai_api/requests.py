@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 
 from clipper.core.generation import DEFAULT_MAX_TOKENS, GenerationRequest
-from clipper.frontend.openai_api.errors import FieldError
+from clipper.frontend.openai_api.errors import field_error
 
 __all__ = [
     "Asked",
@@ -61,16 +61,16 @@ def _body(raw: bytes) -> dict[str, Any]:
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise FieldError("body", f"the body is not valid JSON: {exc}") from exc
+        raise field_error("body", f"the body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
-        raise FieldError("body", "the body must be a JSON object")
+        raise field_error("body", "the body must be a JSON object")
     return body
 
 
 def _model(body: Mapping[str, Any]) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model:
-        raise FieldError("model", "'model' (an application's name) is required")
+        raise field_error("model", "'model' (an application's name) is required")
     return model
 
 
@@ -79,7 +79,7 @@ def _int(body: Mapping[str, Any], name: str, default: int, low: int, high: int) 
     if value is None:
         return default
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise FieldError(name, f"'{name}' must be an integer from {low} to {high}")
+        raise field_error(name, f"'{name}' must be an integer from {low} to {high}")
     return value
 
 
@@ -88,7 +88,7 @@ def _temperature(body: Mapping[str, Any]) -> float:
     if value is None:
         return DEFAULT_TEMPERATURE
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 2:
-        raise FieldError("temperature", "'temperature' must be a number from 0 to 2")
+        raise field_error("temperature", "'temperature' must be a number from 0 to 2")
     return float(value)
 
 
@@ -102,7 +102,7 @@ def _stop(body: Mapping[str, Any]) -> tuple[str, ...]:
         or len(stops) > MAX_STOPS
         or not all(isinstance(s, str) for s in stops)
     ):
-        raise FieldError("stop", f"'stop' must be a string or a list of up to {MAX_STOPS}")
+        raise field_error("stop", f"'stop' must be a string or a list of up to {MAX_STOPS}")
     return tuple(stops)
 
 
@@ -119,11 +119,11 @@ def _asked(body: Mapping[str, Any], prompts: list[GenerationRequest]) -> Asked:
     n = _int(body, "n", 1, 1, MAX_N)
     stream, include_usage = _stream(body)
     if stream and (n > 1 or len(prompts) > 1):
-        raise FieldError("n", "a streamed request asks for one prompt and one choice (n: 1)")
+        raise field_error("n", "a streamed request asks for one prompt and one choice (n: 1)")
     temperature = _temperature(body)
     seed = body.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise FieldError("seed", "'seed' must be an integer")
+        raise field_error("seed", "'seed' must be an integer")
     limit = body.get("max_tokens", body.get("max_completion_tokens"))
     max_tokens = _int({"max_tokens": limit}, "max_tokens", DEFAULT_MAX_TOKENS, 1, 1 << 20)
     stop = _stop(body)
@@ -146,7 +146,7 @@ def read_completion(raw: bytes) -> Asked:
     prompt = body.get("prompt")
     prompts = [prompt] if isinstance(prompt, str) else prompt
     if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
-        raise FieldError("prompt", "'prompt' must be a string or a list of strings")
+        raise field_error("prompt", "'prompt' must be a string or a list of strings")
     return _asked(body, [GenerationRequest(prompt=p) for p in prompts])
 
 
@@ -155,7 +155,7 @@ def read_chat(raw: bytes) -> Asked:
     body = _body(raw)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
-        raise FieldError("messages", "'messages' must be a non-empty list")
+        raise field_error("messages", "'messages' must be a non-empty list")
     read = tuple(_message(index, message) for index, message in enumerate(messages))
     return _asked(body, [GenerationRequest(messages=read)])
 
@@ -171,12 +171,12 @@ def as_prompts(asked: Asked) -> Asked:
 
 def _message(index: int, message: Any) -> dict[str, str]:
     if not isinstance(message, dict) or not isinstance(message.get("role"), str):
-        raise FieldError(f"messages[{index}]", "each message has a 'role' and a 'content'")
+        raise field_error(f"messages[{index}]", "each message has a 'role' and a 'content'")
     content = message.get("content")
     if isinstance(content, list):  # content parts: their text
         content = "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
     if not isinstance(content, str):
-        raise FieldError(f"messages[{index}].content", "a message's content must be text")
+        raise field_error(f"messages[{index}].content", "a message's content must be text")
     return {"role": message["role"], "content": content}
 
 
@@ -186,8 +186,8 @@ def read_embeddings(raw: bytes) -> EmbeddingsAsked:
     value = body.get("input")
     texts = [value] if isinstance(value, str) else value
     if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
-        raise FieldError("input", "'input' must be a string or a list of strings")
+        raise field_error("input", "'input' must be a string or a list of strings")
     encoding = body.get("encoding_format", "float")
     if encoding not in ("float", "base64"):
-        raise FieldError("encoding_format", "'encoding_format' must be 'float' or 'base64'")
+        raise field_error("encoding_format", "'encoding_format' must be 'float' or 'base64'")
     return EmbeddingsAsked(_model(body), tuple(texts), encoding == "base64")
