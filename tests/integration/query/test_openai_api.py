@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -49,16 +50,24 @@ def server(module_server: ServerFactory, counter: Path) -> ServerHandle:
     handle = module_server("openai")
     admin = handle.admin
     model = tiny_char_lm(SEED)
-    for name, func, task in [("lm", stream, "text-generation"), ("chatlm", stream, "chat"),
-                             ("emb", embed, "embedding")]:  # fmt: skip
+
+    def deploy_lm(name: str, func: Any, task: str) -> None:
         admin.add_app(name, "strings", "-", 5_000_000)
         admin.deploy_artifact(name, 1, "strings", pytorch_artifact(model, func), task=task)
         admin.add_model_links(name, [name])
+
+    with ThreadPoolExecutor(3) as deploys:  # the workers start side by side
+        started = [deploys.submit(deploy_lm, "lm", stream, "text-generation"),
+                   deploys.submit(deploy_lm, "chatlm", stream, "chat"),
+                   deploys.submit(deploy_lm, "emb", embed, "embedding")]  # fmt: skip
+        deploy(handle, "endless", endless(str(counter)), input_type="strings",
+               task="text-generation")  # fmt: skip
+        deploy(handle, "plain", lambda xs: [1.0 for _ in xs], input_type="strings")
+        for each in started:
+            each.result()
     admin.add_app("locked", "strings", "-", 5_000_000)
     admin.add_model_links("locked", ["lm"])
     handle.admin_http("set_app_query_auth", {"app_name": "locked", "require_query_token": True})
-    deploy(handle, "endless", endless(str(counter)), input_type="strings", task="text-generation")
-    deploy(handle, "plain", lambda xs: [1.0 for _ in xs], input_type="strings")
     return handle
 
 
