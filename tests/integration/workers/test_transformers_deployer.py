@@ -6,6 +6,7 @@ answer greedy completions as `model.generate` does here, streamed and not, and e
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -63,10 +64,17 @@ def client(
     from clipper_admin.deployers.transformers import deploy_transformers_model
 
     with admin_cluster(tmp_path_factory.mktemp("hf") / "state", "hf") as conn:
-        for name, task in [("gpt", "text-generation"), ("gpt-embed", "embedding")]:
+
+        def deploy(name: str, task: str) -> None:
             register(conn, name)
             deploy_transformers_model(conn, name, 1, saved[0], task=task, device="cpu")
             conn.link_model_to_app(name, name)
+
+        with ThreadPoolExecutor(2) as deploys:  # the two workers start side by side
+            started = [deploys.submit(deploy, "gpt", "text-generation"),
+                       deploys.submit(deploy, "gpt-embed", "embedding")]  # fmt: skip
+            for each in started:
+                each.result()
         url = f"http://{conn.get_query_addr()}/v1"
         with openai.OpenAI(base_url=url, api_key="-", max_retries=0, timeout=30) as made:
             yield made
