@@ -38,7 +38,7 @@ from clipper.core.generation import (
 )
 from clipper.core.input_limits import InputLimits
 from clipper.core.inputs import encode_input
-from clipper.core.records import AppRecord, RegistrySnapshot
+from clipper.core.records import AppRecord, ModelVersionRecord, RegistrySnapshot
 from clipper.core.types import InputBuffer, InputType, ModelId
 from clipper.dataplane.answers import observe_answers
 from clipper.dataplane.dataplane import DataPlane
@@ -97,31 +97,19 @@ class OpenAIApi:
 
     # -- models --------------------------------------------------------------------------
 
-    def _now(self) -> RegistrySnapshot:
-        return self._snapshot()
-
-    def task_of(self, snapshot: RegistrySnapshot, app: AppRecord) -> str | None:
-        """The app's task: its first linked model's current version's (None: none)."""
-        linked = snapshot.links.get(app.name, ())
-        current = snapshot.current_versions.get(linked[0]) if linked else None
-        record = snapshot.versions.get(ModelId(linked[0], current)) if current else None
-        return None if record is None else record.task
-
     def _listed(self, headers: Headers) -> list[tuple[str, str, float]]:
         """(app, task, created) of each generative app the request may query."""
-        snapshot = self._now()
+        snapshot = self._snapshot()
         listed = []
         for name, app in sorted(snapshot.apps.items()):
-            task = self.task_of(snapshot, app)
-            if task is None or app.input_type is not InputType.STRINGS:
+            record = generative_version(snapshot, app)
+            if record is None or record.task is None:
                 continue
             try:
                 self._guard.require(name, headers)
             except ClipperError:
                 continue  # an app its token does not open is not shown
-            linked = snapshot.links[name][0]
-            record = snapshot.versions[ModelId(linked, snapshot.current_versions[linked])]
-            listed.append((name, task, record.created_at))
+            listed.append((name, record.task, record.created_at))
         return listed
 
     async def _models(self, request: Request) -> Reply:
@@ -138,12 +126,13 @@ class OpenAIApi:
     def _target(self, name: str, headers: Headers, tasks: tuple[str, ...]) -> Target:
         """The app a request names, once its token is checked and its task fits."""
         self._guard.require(name, headers)
-        snapshot = self._now()
+        snapshot = self._snapshot()
         app = snapshot.apps.get(name)
         if app is None:
             raise field_error("model", UnknownApplication(f"The model '{name}' does not exist"))
-        task = self.task_of(snapshot, app)
-        if task not in tasks or app.input_type is not InputType.STRINGS:
+        record = generative_version(snapshot, app)
+        task = None if record is None else record.task
+        if task is None or task not in tasks:
             what = f"a {task} model" if task else "not a generative model (no task)"
             raise field_error(
                 "model", InvalidInput(f"'{name}' is {what}; this endpoint serves {tasks[0]}")
@@ -206,6 +195,16 @@ class OpenAIApi:
         observe_answers(self._metrics, name, predictions, time.monotonic() - started)
         answers = [embedded(prediction, target) for prediction in predictions]
         return Reply(200, orjson.dumps(replies.embeddings(name, answers, asked.base64)))
+
+
+def generative_version(snapshot: RegistrySnapshot, app: AppRecord) -> ModelVersionRecord | None:
+    """The version that says what an app does (its task): its first linked model's current
+    one; None for an app without one, or not of `strings`."""
+    linked = snapshot.links.get(app.name, ())
+    current = snapshot.current_versions.get(linked[0]) if linked else None
+    if current is None or app.input_type is not InputType.STRINGS:
+        return None
+    return snapshot.versions.get(ModelId(linked[0], current))
 
 
 def _budget_us(app: AppRecord, headers: Headers) -> int:

@@ -40,6 +40,12 @@ def endless(counter: str) -> Any:
     return pieces
 
 
+def broken(inputs: list[Any]) -> Iterator[str]:
+    """A streaming model that fails after its first piece."""
+    yield "fine so far"
+    raise RuntimeError("broken mid-stream")
+
+
 @pytest.fixture(scope="module")
 def counter(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("openai") / "steps"
@@ -63,6 +69,7 @@ def server(module_server: ServerFactory, counter: Path) -> ServerHandle:
         deploy(handle, "endless", endless(str(counter)), input_type="strings",
                task="text-generation")  # fmt: skip
         deploy(handle, "plain", lambda xs: [1.0 for _ in xs], input_type="strings")
+        deploy(handle, "broken", broken, input_type="strings", task="text-generation")
         for each in started:
             each.result()
     admin.add_app("locked", "strings", "-", 5_000_000)
@@ -88,7 +95,7 @@ def expected(prompt: str, **fields: Any) -> str:
 
 def test_models_lists_the_generative_apps_the_key_opens(client: openai.OpenAI) -> None:
     listed = {model.id for model in client.models.list()}
-    assert listed == {"lm", "chatlm", "emb", "endless"}  # not plain (no task), nor locked
+    assert listed == {"lm", "chatlm", "emb", "endless", "broken"}  # not plain (no task), nor locked
     assert client.models.retrieve("emb").owned_by == "clipper"
 
 
@@ -192,6 +199,9 @@ def test_errors_have_openais_shape_and_status(client: openai.OpenAI, server: Ser
     with pytest.raises(openai.BadRequestError) as wrong_task:
         client.embeddings.create(model="lm", input="x")
     assert wrong_task.value.body["param"] == "model"  # type: ignore[index]
+    with pytest.raises(openai.BadRequestError) as no_task:
+        client.completions.create(model="plain", prompt="x")
+    assert "not a generative model" in no_task.value.message
     with pytest.raises(openai.BadRequestError) as bad_field:
         client.completions.create(model="lm", prompt="x", temperature=5)
     assert bad_field.value.body["param"] == "temperature"  # type: ignore[index]
@@ -212,3 +222,12 @@ def test_query_tokens_are_bearer_keys(server: ServerHandle) -> None:
         reply = keyed.completions.create(model="locked", prompt="x", max_tokens=2)
         assert reply.usage is not None
         assert reply.usage.completion_tokens == 2
+
+
+def test_an_error_mid_stream_ends_it_with_an_error_event(client: openai.OpenAI) -> None:
+    chunks = client.completions.create(model="broken", prompt="x", stream=True)
+    texts: list[str] = []
+    with pytest.raises(openai.APIError) as raised:
+        texts.extend(chunk.choices[0].text for chunk in chunks)
+    assert texts == ["fine so far"]
+    assert "RuntimeError" in raised.value.message
