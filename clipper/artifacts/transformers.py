@@ -11,7 +11,7 @@ string; a chat request goes through the tokenizer's chat template when it has on
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +84,7 @@ def _prompt_ids(tokenizer: Any, request: GenerationRequest) -> list[int]:
     if request.prompt is None and getattr(tokenizer, "chat_template", None):
         messages = [dict(message) for message in request.messages]
         ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        return list(ids)
+        return list(ids["input_ids"] if isinstance(ids, Mapping) else ids)
     text = request.prompt if request.prompt is not None else chat_prompt(request.messages)
     ids = list(tokenizer(text)["input_ids"])
     return ids or [tokenizer.eos_token_id or 0]
@@ -122,8 +122,16 @@ def _generate(torch: Any, model: Any, tokenizer: Any, request: GenerationRequest
             return
         yield piece if len(piece) > 1 else piece["text"]
         with torch.inference_mode():
-            out = model(input_ids=torch.tensor([[token]], device=device),
-                        past_key_values=out.past_key_values, use_cache=True)  # fmt: skip
+            out = model(input_ids=torch.tensor([[token]], device=device), use_cache=True,
+                        **_cache_of(out))  # fmt: skip
+
+
+def _cache_of(out: Any) -> dict[str, Any]:
+    """The KV cache of a step's output, as the next step passes it: `cache` since
+    transformers 5 (which deprecates the older `past_key_values`)."""
+    if "cache" in out:
+        return {"cache": out["cache"]}
+    return {"past_key_values": out["past_key_values"]}
 
 
 def _pick(torch: Any, logits: Any, temperature: float, sampler: Any) -> int:

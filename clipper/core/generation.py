@@ -31,6 +31,7 @@ from clipper.core.exceptions import InvalidRequest
 
 __all__ = [
     "CHAT",
+    "DEFAULT_MAX_TOKENS",
     "EMBEDDING",
     "TASKS",
     "TEXT_GENERATION",

@@ -113,3 +113,34 @@ def test_the_encoder_embeds(client: openai.OpenAI, saved: tuple[Path, Any, Any])
         wanted = model.transformer(input_ids=ids).last_hidden_state[0].mean(dim=0).tolist()
     reply = client.embeddings.create(model="gpt-embed", input="a dog", encoding_format="float")
     assert reply.data[0].embedding == pytest.approx(wanted, abs=1e-5)
+
+
+def test_a_chat_goes_through_the_tokenizers_template(
+    saved: tuple[Path, Any, Any], tmp_path: Path
+) -> None:
+    """The worker's side, in this process: a `chat` model with a chat template."""
+    import io
+    import shutil
+    import tarfile
+
+    from clipper.artifacts.loader import load_model
+    from clipper.artifacts.transformers import transformers_artifact
+    from clipper.core.generation import GenerationRequest, read_generated
+
+    folder, model, tokenizer = saved
+    templated = tmp_path / "templated"
+    shutil.copytree(folder, templated)
+    chatty = transformers.AutoTokenizer.from_pretrained(folder)
+    chatty.chat_template = "{% for m in messages %}{{ m['content'] }} {% endfor %}the"
+    chatty.save_pretrained(templated)
+    artifact = transformers_artifact(templated, task="chat", device="cpu")
+    with tarfile.open(fileobj=io.BytesIO(artifact)) as archive:
+        archive.extractall(tmp_path / "unpacked", filter="data")
+    predict = load_model(tmp_path / "unpacked")
+
+    messages = ({"role": "user", "content": "a dog"},)
+    request = GenerationRequest(messages=messages, max_tokens=6, temperature=0)
+    result = read_generated(list(predict([request.to_json().decode()])))
+
+    assert result.text == greedy_here(model, tokenizer, "a dog the", 6)
+    assert result.prompt_tokens == len(tokenizer("a dog the")["input_ids"])
