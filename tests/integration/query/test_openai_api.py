@@ -46,6 +46,12 @@ def broken(inputs: list[Any]) -> Iterator[str]:
     raise RuntimeError("broken mid-stream")
 
 
+def late(inputs: list[Any]) -> Iterator[str]:
+    """A streaming model whose first piece comes after 600 ms."""
+    time.sleep(0.6)
+    yield "late"
+
+
 @pytest.fixture(scope="module")
 def counter(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("openai") / "steps"
@@ -70,6 +76,8 @@ def server(module_server: ServerFactory, counter: Path) -> ServerHandle:
                task="text-generation")  # fmt: skip
         deploy(handle, "plain", lambda xs: [1.0 for _ in xs], input_type="strings")
         deploy(handle, "broken", broken, input_type="strings", task="text-generation")
+        deploy(handle, "late", late, input_type="strings", task="text-generation",
+               slo_us=150_000)  # fmt: skip
         for each in started:
             each.result()
     admin.add_app("locked", "strings", "-", 5_000_000)
@@ -95,7 +103,14 @@ def expected(prompt: str, **fields: Any) -> str:
 
 def test_models_lists_the_generative_apps_the_key_opens(client: openai.OpenAI) -> None:
     listed = {model.id for model in client.models.list()}
-    assert listed == {"lm", "chatlm", "emb", "endless", "broken"}  # not plain (no task), nor locked
+    assert listed == {
+        "lm",
+        "chatlm",
+        "emb",
+        "endless",
+        "broken",
+        "late",
+    }  # not plain (no task), nor locked
     assert client.models.retrieve("emb").owned_by == "clipper"
 
 
@@ -231,3 +246,12 @@ def test_an_error_mid_stream_ends_it_with_an_error_event(client: openai.OpenAI) 
         texts.extend(chunk.choices[0].text for chunk in chunks)
     assert texts == ["fine so far"]
     assert "RuntimeError" in raised.value.message
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_missed_slo_is_a_504_before_any_chunk(client: openai.OpenAI, stream: bool) -> None:
+    with pytest.raises(openai.InternalServerError) as missed:
+        client.completions.create(model="late", prompt="x", stream=stream)
+    assert missed.value.status_code == 504
+    assert missed.value.body["code"] == "DeadlineExceeded"  # type: ignore[index]
+    assert "latency SLO" in missed.value.message
