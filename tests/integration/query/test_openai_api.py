@@ -7,6 +7,7 @@ stopping the model.
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -255,3 +256,17 @@ def test_a_missed_slo_is_a_504_before_any_chunk(client: openai.OpenAI, stream: b
     assert missed.value.status_code == 504
     assert missed.value.body["code"] == "DeadlineExceeded"  # type: ignore[index]
     assert "latency SLO" in missed.value.message
+
+
+def test_the_example_trains_serves_and_completes(server: ServerHandle) -> None:
+    """examples/openai/serve_char_lm.py against this server (examples are no package)."""
+    path = Path(__file__).resolve().parents[3] / "examples" / "openai" / "serve_char_lm.py"
+    spec = importlib.util.spec_from_file_location("serve_char_lm", path)
+    assert spec is not None
+    assert spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    example.deploy(server.admin, budget_s=5.0)
+    text = example.complete(f"{server.query_url}/v1", "the dog ")
+    assert text
+    assert "." not in text  # its stop string
