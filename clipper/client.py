@@ -334,6 +334,7 @@ class AdminClient(_HttpClient):
         autoscaling: Mapping[str, Any] | None = None,
         rollout: bool | Mapping[str, Any] | None = None,
         payload_log: Mapping[str, Any] | None = None,
+        task: str | None = None,
     ) -> dict[str, Any]:
         """Register a model version; the server starts its replicas and makes it current
         once they are all ready (DeployFailed, with the worker's error, if they are not
@@ -349,7 +350,8 @@ class AdminClient(_HttpClient):
         starts a canary rollout of it against the current version once its replicas are
         ready, instead of making it current (see `get_rollout`). `payload_log` records each
         query it answers (see `set_model_payload_log`; None: as the current version does).
-        Returns its info dict."""
+        `task` (`text-generation`, `chat` or `embedding`, for a `strings` model) serves it
+        through the OpenAI-compatible API (clipper.core.generation). Returns its info dict."""
         body: dict[str, Any] = {
             **_model_key(model_name, model_version),
             "input_type": input_type,
@@ -370,6 +372,8 @@ class AdminClient(_HttpClient):
             body["signature"] = signature
         if output_type is not None:
             body["output_type"] = output_type
+        if task is not None:
+            body["task"] = task
         if resources:
             body["resources"] = dict(resources)
         if autoscaling is not None:
@@ -454,11 +458,12 @@ class AdminClient(_HttpClient):
         autoscaling: Mapping[str, Any] | None = None,
         rollout: bool | Mapping[str, Any] | None = None,
         payload_log: Mapping[str, Any] | None = None,
+        task: str | None = None,
     ) -> dict[str, Any]:
         """Upload `artifact`, prepare its environment (building a venv if the server's
         interpreter does not satisfy it, reporting each step to `progress`), register the
         version and wait until its replicas are ready (`num_replicas` None, `rollout` and
-        `payload_log`: as `add_model`).
+        `payload_log`, `task`: as `add_model`).
 
         Returns the version's model info dict; raises DeployFailed if the environment cannot
         be built or the replicas do not start.
@@ -487,6 +492,7 @@ class AdminClient(_HttpClient):
             autoscaling=autoscaling,
             rollout=rollout,
             payload_log=payload_log,
+            task=task,
         )
         return info
 

@@ -41,6 +41,7 @@ from clipper.frontend.clipper_api.query_api import ClipperQueryApi
 from clipper.frontend.oip.grpc_server import GrpcConnectionLimits, start_grpc
 from clipper.frontend.oip.rest import V2RestApi
 from clipper.frontend.oip.service import InferenceService
+from clipper.frontend.openai_api.api import OpenAIApi
 from clipper.frontend.query_port import QueryPort
 from clipper.frontends.supervisor import FrontendSupervisor
 from clipper.http.connection_gate import ConnectionGate
@@ -438,7 +439,11 @@ class ClipperServer:
             V2RestApi(inference, body_limit, limits, guard),
             cors,
             self.tracing,
-        )
+            OpenAIApi(
+                self.dataplane, lambda: self.service.snapshot, self.metrics, body_limit, guard,
+                limits,
+            ),
+        )  # fmt: skip
         admin_app = build_admin_app(
             self.service, self.metrics, self.status, self.stopping.set, settings.max_body_bytes,
             token_file=token_file, query_guard=self.query_guard, history=self.summary_history,

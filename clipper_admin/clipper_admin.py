@@ -302,6 +302,7 @@ class ClipperConnection:
         resources: Mapping[str, Any] | None = None,
         autoscaling: Mapping[str, Any] | None = None,
         payload_log: Mapping[str, Any] | None = None,
+        task: str | None = None,
     ) -> dict[str, Any]:
         """Upload an artifact archive, prepare its environment, register the version, wait
         for its replicas (ours). Environment builds are reported line by line to `progress`
@@ -312,7 +313,9 @@ class ClipperConnection:
         `resources` what each replica asks of its node (Ray placement); `autoscaling`
         (`{"min_replicas", "max_replicas", ...}`) scales it against its SLO (see
         `set_autoscaling`); `payload_log` records each query it answers (see
-        `set_model_payload_log`; None: as the current version does)."""
+        `set_model_payload_log`; None: as the current version does); `task` serves it
+        through the OpenAI-compatible API (`text-generation`, `chat`, `embedding`:
+        clipper.core.generation)."""
         admin = self._admin_api()
         return admin.deploy_artifact(
             validate_name(name),
@@ -330,6 +333,7 @@ class ClipperConnection:
             resources=resources,
             autoscaling=autoscaling,
             payload_log=payload_log,
+            task=task,
         )
 
     def build_model(

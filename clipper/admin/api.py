@@ -33,6 +33,7 @@ from clipper.core.exceptions import (
     PayloadTooLarge,
     RequestRejected,
 )
+from clipper.core.generation import parse_task
 from clipper.core.payload_config import parse_payload_log
 from clipper.core.records import ModelVersionRecord
 from clipper.core.resources import ResourceRequest
@@ -208,6 +209,7 @@ async def add_model(service: ClusterService, body: Body) -> Any:
         output_type=_output_type(body),
         resources=ResourceRequest.parse(body.get("resources")),
         payload_log=parse_payload_log(optional(body, "payload_log", dict, None)),
+        task=_task(body, input_type),
     )
     given = num_replicas is not None
     plan = rollout_handlers.parse_rollout_field(body)
@@ -241,6 +243,13 @@ async def set_autoscaling(service: ClusterService, body: Body) -> Any:
 def _output_type(body: Body) -> InputType | None:
     output_type = optional(body, "output_type", str, None)
     return None if output_type is None else parse_input_type(output_type)
+
+
+def _task(body: Body, input_type: InputType) -> str | None:
+    task = parse_task(body.get("task"))
+    if task is not None and input_type is not InputType.STRINGS:
+        raise InvalidRequest(f"a model with task {task!r} takes strings, not {input_type.value}")
+    return task
 
 
 def _ready_timeout_s(body: Body) -> float:

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from clipper.core.generation import TASKS
 from clipper.http.errors import error_schema
 
 __all__ = ["OPERATIONS", "admin_openapi", "admin_openapi_json"]
@@ -135,6 +136,7 @@ OPERATIONS: dict[str, Schema] = {
             "model_data_path": {**_STR, "nullable": True}, "batch_size": _INT,
             "batch_wait_timeout_micros": _INT, "max_in_flight": _INT, "num_replicas": _INT,
             "max_queued": _INT, "containerless": _BOOL, "signature": _ANY,
+            "task": {**_STR, "nullable": True, "enum": [*TASKS, None]},
             "output_type": {**_STR, "nullable": True}, "resources": _OBJ, "ready_timeout_s": _NUM,
             "autoscaling": _OBJ, "rollout": _ANY, "payload_log": _PAYLOAD_LOG,
         },

@@ -25,6 +25,7 @@ _LOADERS: dict[str, tuple[str, str]] = {
     "onnx": ("clipper.artifacts.onnx", "load_onnx"),
     "xgboost": ("clipper.artifacts.xgboost", "load_xgboost"),
     "lightgbm": ("clipper.artifacts.lightgbm", "load_lightgbm"),
+    "transformers": ("clipper.artifacts.transformers", "load_transformers"),
 }
 """Each artifact kind's loader: (module, function)."""
 

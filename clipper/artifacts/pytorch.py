@@ -4,15 +4,18 @@ without weights) and its state dict (`torch.save`), plus Clipper's `func(model, 
 from __future__ import annotations
 
 import copy
+import inspect
 import io
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from clipper.artifacts._framework import framework_environment
 from clipper.artifacts._loading import (
     PredictFunction,
+    StreamFunction,
     artifact_file,
     output_rows,
     read_pickle,
@@ -38,7 +41,8 @@ def pytorch_artifact(
     """A `pytorch` artifact. The worker rebuilds the module on `device` (`auto`: CUDA when
     available, else CPU), loads the weights, puts it in eval mode and calls
     `func(model, inputs)` per batch under `torch.inference_mode()`; without `func`, the
-    stacked numeric inputs go through the model and each input gets its output row."""
+    stacked numeric inputs go through the model and each input gets its output row. A
+    generator `func` streams: called with one input, it yields that input's pieces."""
     import torch
 
     skeleton_bytes, modules = capture_pickle(copy.deepcopy(model).to("meta"))
@@ -85,11 +89,32 @@ def load_pytorch(path: Path, metadata: dict[str, Any]) -> PredictFunction:
     func_file = metadata.get("func_file")
     func = read_pickle(path / str(func_file), metadata) if func_file else _torch_default
 
+    if inspect.isgeneratorfunction(func):
+        return StreamFunction(partial(_stepped_in_inference, torch, func, model))
+
     def predict(inputs: list[Any]) -> Any:
         with torch.inference_mode():
             return func(model, inputs)
 
     return predict
+
+
+def _stepped_in_inference(
+    torch: Any, func: Callable[[Any, list[Any]], Generator[Any]], model: Any, inputs: list[Any]
+) -> Iterator[Any]:
+    """A streaming `func(model, inputs)`'s pieces, each step under `torch.inference_mode()`
+    (a mode entered per step: the worker interleaves the generators of a batch)."""
+    pieces = func(model, inputs)
+    try:
+        while True:
+            with torch.inference_mode():
+                try:
+                    piece = next(pieces)
+                except StopIteration:
+                    return
+            yield piece
+    finally:
+        pieces.close()
 
 
 def choose_device(wanted: str, cuda_available: bool) -> str:

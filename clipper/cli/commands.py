@@ -252,7 +252,7 @@ def deploy(args: argparse.Namespace, settings: Settings) -> None:
     """Deploy a new model version: a function from a Python file, or a model directory."""
     options: dict[str, Any] = {
         "batch_size": args.batch_size, "ready_timeout_s": args.timeout,
-        "output_type": args.output_type,
+        "output_type": args.output_type, "task": args.task,
         "resources": _json_object(args.resources, "--resources"),
     }  # fmt: skip
     if args.rollout is not None:

@@ -22,6 +22,7 @@ from clipper.cli.rollout_commands import add_rollout_command
 from clipper.cli.serve import add_serve_command
 from clipper.core.config import Settings
 from clipper.core.exceptions import ClipperError, ServerUnreachable, Unauthorized
+from clipper.core.generation import TASKS
 
 __all__ = ["build_parser", "main", "settings_from_args"]
 
@@ -265,6 +266,8 @@ def _add_model_commands(add: _Adder) -> None:
     deploy.add_argument("--batch-size", type=int, default=-1, help="-1: adaptive batching")
     deploy.add_argument("--output-type", help="type of the outputs, as the next pipeline step's "
                         "input (bytes|ints|floats|doubles|strings)")  # fmt: skip
+    deploy.add_argument("--task", choices=TASKS, help="serve it through the OpenAI-compatible "
+                        "API (/v1/...; a strings model)")  # fmt: skip
     deploy.add_argument("--resources", metavar="JSON", help='what each replica asks of its Ray '
                         'node, e.g. \'{"num_cpus": 1, "num_gpus": 0.5}\'')  # fmt: skip
     deploy.add_argument("--rollout", nargs="?", const="{}", metavar="JSON",

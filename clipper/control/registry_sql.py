@@ -47,7 +47,8 @@ _APP_COLUMNS = (
 _VERSION_COLUMNS = (
     "name, version, input_type, labels, container_name, model_data_path, "
     "batch_size, num_replicas, containerless, created_at, batch_wait_timeout_us, "
-    "max_in_flight, cache_enabled, signature, output_type, resources, max_queued, payload_log"
+    "max_in_flight, cache_enabled, signature, output_type, resources, max_queued, payload_log, "
+    "task"
 )
 
 
@@ -112,6 +113,7 @@ def insert_version(conn: sqlite3.Connection, record: ModelVersionRecord) -> None
         json.dumps(record.resources.to_dict()),
         record.max_queued,
         encode_payload_log(record.payload_log),
+        record.task,
     )
     placeholders = ", ".join("?" * len(values))
     conn.execute(f"INSERT INTO model_versions ({_VERSION_COLUMNS}) VALUES ({placeholders})", values)
@@ -244,7 +246,7 @@ def encode_payload_log(config: PayloadLogConfig | None) -> str | None:
 def _version_from_row(row: tuple[Any, ...]) -> ModelVersionRecord:
     (name, version, input_type, labels, container, data_path, batch, replicas, bare, created,
      wait_us, in_flight, cache_enabled, signature, output_type, resources,
-     max_queued, payload_log) = row  # fmt: skip
+     max_queued, payload_log, task) = row  # fmt: skip
     return ModelVersionRecord(
         name=name,
         version=version,
@@ -264,6 +266,7 @@ def _version_from_row(row: tuple[Any, ...]) -> ModelVersionRecord:
         resources=ResourceRequest.parse(json.loads(resources)),
         max_queued=max_queued,
         payload_log=parse_payload_log(None if payload_log is None else json.loads(payload_log)),
+        task=task,
     )
 
 

@@ -184,8 +184,14 @@ _V11 = (
     "ALTER TABLE model_versions ADD COLUMN payload_log TEXT",
 )
 
+_V12 = (
+    # Issue 24: a generative version's task (clipper.core.generation.TASKS: text-generation,
+    # chat, embedding), which the OpenAI-compatible API serves; NULL: not generative.
+    "ALTER TABLE model_versions ADD COLUMN task TEXT",
+)
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    _V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11,
+    _V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9, _V10, _V11, _V12,
 )  # fmt: skip
 SCHEMA_VERSION = len(MIGRATIONS)
 

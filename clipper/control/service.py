@@ -617,6 +617,7 @@ class ClusterService:
             "containerless": record.containerless,
             "output_type": record.output_type.value if record.output_type else None,
             "signature": orjson.loads(record.signature) if record.signature else None,
+            "task": record.task,
             "resources": record.resources.to_dict(),
             "autoscaling": self._autoscaling_info(record.model_id),
             "autoscaling_last_decision": self.autoscaling_decisions.get(record.model_id),

@@ -70,7 +70,9 @@ class ModelVersionRecord:
     replica asks of the node it runs on (honoured by the Ray placement). `max_queued`
     bounds its batch queue (0: derived from what its replicas can finish within the longest
     SLO of the apps using it). `payload_log` is where a record of each query it answered goes
-    (clipper.payloads; whichever app asked, or none), or None.
+    (clipper.payloads; whichever app asked, or none), or None. `task` is what a generative
+    version does (clipper.core.generation.TASKS), which the OpenAI-compatible API serves;
+    None: not one.
     """
 
     name: str
@@ -91,6 +93,7 @@ class ModelVersionRecord:
     resources: ResourceRequest = field(default_factory=ResourceRequest)
     max_queued: int = 0
     payload_log: PayloadLogConfig | None = None
+    task: str | None = None
 
     @property
     def model_id(self) -> ModelId:

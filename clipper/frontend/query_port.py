@@ -1,6 +1,6 @@
-"""The query port as one lean ASGI app: Clipper's routes and the Open Inference Protocol's
-side by side in one route table (clipper.http.routes), compiled once; no framework on the
-hot path.
+"""The query port as one lean ASGI app: Clipper's routes, the Open Inference Protocol's and
+the OpenAI-compatible API's side by side in one route table (clipper.http.routes),
+compiled once; no framework on the hot path.
 
 A WebSocket (an ASGI `websocket` scope, from the lean server or uvicorn) goes to
 clipper.frontend.clipper_api.websocket (`/{app}/stream`). A request goes through CORS (when
@@ -20,6 +20,7 @@ from clipper.frontend.clipper_api.query_api import ClipperQueryApi
 from clipper.frontend.clipper_api.streaming import asks_stream
 from clipper.frontend.clipper_api.websocket import StreamSocket
 from clipper.frontend.oip.rest import V2RestApi
+from clipper.frontend.openai_api.api import OpenAIApi
 from clipper.http.cors import CorsPolicy
 from clipper.http.reply import Headers, StreamedReply, send_reply, send_streamed
 from clipper.http.routes import DirectReply, RouteTable
@@ -38,7 +39,8 @@ more than the lookup); past this many it starts afresh."""
 
 
 class QueryPort:
-    """The ASGI app of the query port over Clipper's API and, when given, the OIP's REST."""
+    """The ASGI app of the query port over Clipper's API and, when given, the OIP's REST
+    and the OpenAI-compatible API."""
 
     def __init__(
         self,
@@ -46,10 +48,13 @@ class QueryPort:
         oip_rest: V2RestApi | None = None,
         cors: CorsPolicy | None = None,
         tracing: QueryTracing | None = None,
+        openai: OpenAIApi | None = None,
     ) -> None:
         groups = [clipper_api.routes()]
         if oip_rest is not None:
             groups.append(oip_rest.routes())
+        if openai is not None:
+            groups.append(openai.routes())
         if tracing is not None:  # wrapped once here: tracing off adds nothing per request
             groups = [tracing.wrap_group(group) for group in groups]
         self.routes = RouteTable(groups)

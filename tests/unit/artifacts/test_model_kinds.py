@@ -223,6 +223,23 @@ def test_pytorch(tmp_path: Path, with_func: bool) -> None:
     )
 
 
+def torch_pieces(model: Any, inputs: list[Any]) -> Any:
+    import torch
+
+    for _ in range(3):
+        yield torch.is_inference_mode_enabled()
+
+
+def test_a_pytorch_generator_func_streams_each_step_in_inference_mode(tmp_path: Path) -> None:
+    from clipper.artifacts.pytorch import pytorch_artifact
+    from clipper.worker.streaming import is_streaming
+
+    predict = load_model(unpack(pytorch_artifact(torch_module(), torch_pieces), tmp_path))
+
+    assert is_streaming(predict)
+    assert list(predict([ROWS[0]])) == [True, True, True]
+
+
 def test_onnx_exported_from_pytorch(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     from clipper.artifacts.onnx import export_pytorch, onnx_artifact
