@@ -437,7 +437,9 @@ class DataPlane:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         answer = partial(self._answer, app_name, serving, app.show_model_errors, query_id, future)
         stream = PieceStream(serving, query_id, deadline, future, answer, self._clock)
-        serving.submit_one(PendingQuery(query_id, buffer, deadline, future, priority))
+        query = PendingQuery(query_id, buffer, deadline, future, priority)
+        query.attempts = 1  # never retried: its pieces may be out (a lost replica ends it)
+        serving.submit_one(query)
         return stream
 
     def _model_serving(self, model_name: str, version: str | None) -> ModelServing:
