@@ -23,8 +23,9 @@ STEP_S = 0.03
 
 
 class LoggedSteps:
-    """A step model: input [label, pieces, crash_at]; each step logs the labels it ran, and
-    the process exits at a sequence's step `crash_at` (-1: never)."""
+    """A step model: input [label, pieces, crash_at, raise_at]; each step logs the labels it
+    ran; the process exits at a sequence's step `crash_at`, the step raises at its step
+    `raise_at` (-1 or absent: never)."""
 
     max_sequences = 16
 
@@ -32,8 +33,9 @@ class LoggedSteps:
         self.log = log
 
     def start(self, value: Any) -> dict[str, int]:
-        crash_at = int(value[2]) if len(value) > 2 else -1
-        return {"label": int(value[0]), "pieces": int(value[1]), "crash_at": crash_at, "n": 0}
+        crash_at, raise_at = (int(at) for at in [*value[2:], -1, -1][:2])
+        state = {"label": int(value[0]), "pieces": int(value[1]), "n": 0}
+        return {**state, "crash_at": crash_at, "raise_at": raise_at}
 
     def step(self, states: list[dict[str, int]]) -> list[tuple[str, bool]]:
         time.sleep(STEP_S)
@@ -43,6 +45,8 @@ class LoggedSteps:
         for state in states:
             if state["n"] == state["crash_at"]:
                 os._exit(17)  # a crash mid-step
+            if state["n"] == state["raise_at"]:
+                raise ValueError(f"sequence {state['label']} failed")
             state["n"] += 1
             results.append((f"{state['label']}.{state['n']} ", state["n"] >= state["pieces"]))
         return results
@@ -105,6 +109,14 @@ def in_threads(server: ServerHandle, app: str, values: list[list[float]]) -> lis
     return results
 
 
+def in_background(server: ServerHandle, app: str, value: list[float]) -> tuple[Any, list[Any]]:
+    """Start streaming `value` on a thread: (the thread, started; the list its events fill)."""
+    received: list[Any] = []
+    thread = threading.Thread(target=lambda: received.extend(stream_all(server, app, value)))
+    thread.start()
+    return thread, received
+
+
 def pieces_of(stream: list[tuple[float, str, Any]]) -> list[str]:
     return [data for _, name, data in stream if name == ""]
 
@@ -113,17 +125,17 @@ def test_a_later_query_joins_and_finishes_before_an_earlier_long_one(
     server: ServerHandle, logs: Path
 ) -> None:
     later: list[Any] = []
-    thread = threading.Thread(target=lambda: later.extend(stream_all(server, "steps", [2, 3])))
     with httpx.Client(timeout=20) as client, open_stream(client, server, "steps", [1, 30]) as reply:
         earlier = []
         for item in events(reply):
             earlier.append(item)
-            if len(earlier) == 2:
-                thread.start()  # the long sequence is running: the short one joins it
+            if len(earlier) == 2:  # the long sequence is running: the short one joins it
+                thread, later = in_background(server, "steps", [2, 3])
     thread.join(timeout=20)
     assert pieces_of(earlier) == [f"1.{n} " for n in range(1, 31)]
     assert pieces_of(later) == ["2.1 ", "2.2 ", "2.3 "]
-    assert later[-1][1] == "end" and later[-1][2]["output"] == "2.1 2.2 2.3 "
+    assert later[-1][1] == "end"
+    assert later[-1][2]["output"] == "2.1 2.2 2.3 "
     last_long_piece = earlier[-2][0]
     assert later[0][0] < last_long_piece  # its first piece came while the long one ran
     assert later[-1][0] < last_long_piece  # and it was done before the long one
@@ -159,12 +171,10 @@ def test_a_plain_query_gets_the_pieces_joined(server: ServerHandle) -> None:
 def test_a_cancelled_sequence_leaves_within_a_step_and_its_neighbour_runs_on(
     server: ServerHandle, logs: Path
 ) -> None:
-    neighbour: list[Any] = []
-    thread = threading.Thread(target=lambda: neighbour.extend(stream_all(server, "steps", [31, 20])))
-    thread.start()
+    thread, neighbour = in_background(server, "steps", [31, 20])
     received = 0
-    with httpx.Client(timeout=20) as client, open_stream(client, server, "steps", [30, 40]) as reply:
-        for _, name, _ in events(reply):
+    with httpx.Client(timeout=20) as client, open_stream(client, server, "steps", [30, 40]) as r:
+        for _, name, _ in events(r):
             received += name == ""
             if received == 2:
                 break  # leaving the block closes the connection mid-stream
@@ -177,14 +187,12 @@ def test_a_cancelled_sequence_leaves_within_a_step_and_its_neighbour_runs_on(
 def test_a_crash_mid_step_ends_every_stream_of_the_batch_and_the_replica_restarts(
     server: ServerHandle, logs: Path
 ) -> None:
-    survivor: list[Any] = []
-    thread = threading.Thread(target=lambda: survivor.extend(stream_all(server, "crashy", [41, 40])))
-    thread.start()
+    thread, survivor = in_background(server, "crashy", [41, 40])
     wait_until(lambda: step_lines(logs / "crashy", {41}) if (logs / "crashy").exists() else [],
                10, "the first sequence running")  # fmt: skip
     crashed = stream_all(server, "crashy", [40, 40, 3])
     thread.join(timeout=20)
-    for stream, label in ((crashed, 40), (survivor, 41)):
+    for stream in (crashed, survivor):
         assert len(pieces_of(stream)) < 40
         (_, name, final) = stream[-1]
         assert name == "end"
@@ -194,7 +202,24 @@ def test_a_crash_mid_step_ends_every_stream_of_the_batch_and_the_replica_restart
     assert any(step == {40, 41} for step in steps)  # they were in one running batch
 
     def answered() -> bool:
-        reply = httpx.post(f"{server.query_url}/crashy/predict", json={"input": [42, 2]}, timeout=10)
-        return reply.json().get("output") == "42.1 42.2 "
+        body = {"input": [42, 2]}
+        reply = httpx.post(f"{server.query_url}/crashy/predict", json=body, timeout=10)
+        return bool(reply.json().get("output") == "42.1 42.2 ")
 
     wait_until(answered, 60, "the restarted replica's answer", interval_s=0.25)
+
+
+def test_a_step_that_raises_ends_the_streams_in_it_and_the_worker_serves_on(
+    server: ServerHandle, logs: Path
+) -> None:
+    thread, neighbour = in_background(server, "steps", [51, 30])
+    wait_until(lambda: step_lines(logs / "steps", {51}), 10, "the first sequence running")
+    failed = stream_all(server, "steps", [50, 30, -1, 2])
+    thread.join(timeout=20)
+    assert pieces_of(failed) == ["50.1 ", "50.2 "]
+    for stream in (failed, neighbour):
+        (_, name, final) = stream[-1]
+        assert (name, final["default"]) == ("end", True)
+        assert len(pieces_of(stream)) < 30
+    reply = httpx.post(f"{server.query_url}/steps/predict", json={"input": [52, 2]}, timeout=10)
+    assert reply.json()["output"] == "52.1 52.2 "

@@ -279,3 +279,16 @@ def test_stream_messages_round_trip() -> None:
     assert decoder.feed(b"".join(encode_message(m) for m in messages)) == messages
     assert join_pieces(["a", "b"]) == "ab"
     assert join_pieces([1, 2]) == [1, 2]
+
+
+def test_continuous_batching_messages_round_trip() -> None:
+    from clipper.rpc.protocol import Register, Stepped
+
+    messages: list[Any] = [
+        Register("m", "1", 0, "strings", 7, max_sequences=32),
+        Stepped(2, 1500, [[3, 0, "a"], [4, 0, {"token": 5}]]),
+        Stepped(1, 20),
+    ]
+    decoder = FrameDecoder()
+    assert decoder.feed(b"".join(encode_message(m) for m in messages)) == messages
+    assert Register("m", "1", 0, "strings", 7).max_sequences == 0  # a plain worker's
