@@ -1,0 +1,94 @@
+"""A tiny byte-level language model with the step interface (clipper.artifacts.stepping).
+
+A GRU cell over bytes with fixed random weights (seed 0: no download, no training), greedy
+decoding restricted to printable ASCII, so the same prompt gives the same text everywhere.
+An input is JSON text `{"prompt": str, "max_tokens": int}`; each step yields one character.
+The benchmark (benchmarks/streaming.py) serves it in Clipper and in LitServe; only torch is
+needed to import it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+__all__ = ["RequestLevelLM", "TinyLM", "request_text"]
+
+EMBEDDING = 64
+HIDDEN = 512
+PRINTABLE = (32, 127)  # the bytes it may generate: [32, 127)
+
+
+def request_text(prompt: str, max_tokens: int) -> str:
+    """The model's input for a prompt and a number of pieces to generate."""
+    return json.dumps({"prompt": prompt, "max_tokens": max_tokens})
+
+
+@dataclass(slots=True)
+class Sequence:
+    """One sequence being generated: its hidden state, its next input byte, pieces left."""
+
+    hidden: torch.Tensor  # (HIDDEN,)
+    byte: int
+    left: int
+
+
+class TinyLM:
+    """The step model: `start` runs the prompt through the cell (the prefill), `step` runs
+    one cell step for every sequence at once and picks each one's likeliest next byte."""
+
+    max_sequences = 256
+
+    def __init__(self) -> None:
+        torch.set_num_threads(1)  # one core per server: 2-core machines, fair comparisons
+        generator = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            self.embedding = torch.randn(256, EMBEDDING, generator=generator)
+            self.cell = torch.nn.GRUCell(EMBEDDING, HIDDEN)
+            for parameter in self.cell.parameters():
+                parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.2)
+            self.out = torch.randn(HIDDEN, 256, generator=generator) * 0.2
+        self.mask = torch.full((256,), float("-inf"))
+        self.mask[PRINTABLE[0] : PRINTABLE[1]] = 0.0
+
+    def start(self, value: Any) -> Sequence:
+        """Prefill: the prompt's bytes through the cell, one at a time."""
+        request = json.loads(value)
+        prompt = request["prompt"].encode() or b" "
+        hidden = torch.zeros(1, HIDDEN)
+        with torch.no_grad():
+            for byte in prompt[:-1]:
+                hidden = self.cell(self.embedding[byte : byte + 1], hidden)
+        return Sequence(hidden[0], prompt[-1], max(1, int(request["max_tokens"])))
+
+    def step(self, states: list[Sequence]) -> list[tuple[str, bool]]:
+        """One byte more for every sequence, in one batched cell step."""
+        with torch.no_grad():
+            inputs = self.embedding[torch.tensor([state.byte for state in states])]
+            hidden = self.cell(inputs, torch.stack([state.hidden for state in states]))
+            chosen = (hidden @ self.out + self.mask).argmax(dim=1).tolist()
+        results = []
+        for index, (state, byte) in enumerate(zip(states, chosen, strict=True)):
+            state.hidden, state.byte, state.left = hidden[index], byte, state.left - 1
+            results.append((chr(byte), state.left == 0))
+        return results
+
+    def generate(self, value: Any) -> str:
+        """One input's whole text, stepped alone (a reference for checks)."""
+        state = self.start(value)
+        text = []
+        while True:
+            [(piece, done)] = self.step([state])
+            text.append(piece)
+            if done:
+                return "".join(text)
+
+
+class RequestLevelLM(TinyLM):
+    """The same model run request-level: a batch's sequences run to the end of its longest
+    before the next batch starts (for comparison with continuous batching)."""
+
+    continuous = False
