@@ -8,7 +8,11 @@ one character per step, torch on one thread) three ways, one at a time, on this 
   bound on the time to the first piece, which sizes the running batch);
 - `clipper request-level`: the same model with `continuous = False` and a fixed batch size
   of the most streams (its best case: every waiting query joins the next batch; SLO 60 s, so
-  that its long batches are never refused nor answered with the default);
+  that its long batches are never refused nor answered with the default), as a batched
+  generate call runs it: the rows of finished sequences are computed until the batch's
+  longest is done (benchmarks.tiny_lm.PaddedRequestLM);
+- `clipper request-level, early exit`: the same, but a finished sequence leaves the steps
+  that follow (the worker's own request-level mode): less compute, the same waits;
 - `litserve`: LitServe 0.2.19 (its own venv under --venv-root, torch==2.13.0 CPU) serving
   the same model with its own continuous batching loop (`ContinuousBatchingLoop`, max batch
   the most streams; benchmarks/peers/services/litserve_stream.py).
@@ -45,7 +49,7 @@ import httpx
 import orjson
 
 from benchmarks.peers.procs import ProcessTree, free_port
-from benchmarks.tiny_lm import RequestLevelLM, TinyLM, request_text
+from benchmarks.tiny_lm import PaddedRequestLM, RequestLevelLM, TinyLM, request_text
 
 REPO = Path(__file__).resolve().parents[1]
 REQUIREMENTS = REPO / "benchmarks" / "peers" / "requirements"
@@ -54,6 +58,11 @@ LITSERVE_VENV = "litserve-stream"
 REQUEST_LEVEL_SLO_US = 60_000_000
 READY_TIMEOUT_S = 180.0
 CHECK_PROMPT, CHECK_TOKENS = "Clipper streams", 24
+CLIPPER_APPS = (
+    ("clipper continuous", "continuous"),
+    ("clipper request-level", "padded"),
+    ("clipper request-level, early exit", "request"),
+)
 
 
 @dataclass
@@ -168,6 +177,7 @@ def clipper_server(scratch: Path, slo_us: int, batch_size: int) -> Any:
             _wait(up, tree, "the Clipper server")
             for app, model, slo, size in (
                 ("continuous", TinyLM, slo_us, -1),
+                ("padded", PaddedRequestLM, REQUEST_LEVEL_SLO_US, batch_size),
                 ("request", RequestLevelLM, REQUEST_LEVEL_SLO_US, batch_size),
             ):
                 admin.add_app(app, "strings", "", slo)
@@ -177,8 +187,7 @@ def clipper_server(scratch: Path, slo_us: int, batch_size: int) -> Any:
         base = f"http://127.0.0.1:{settings.query_port}"
         yield [
             Target(name, f"{base}/{app}/predict", clipper_body, clipper_pieces)
-            for name, app in (("clipper continuous", "continuous"),
-                              ("clipper request-level", "request"))
+            for name, app in CLIPPER_APPS
         ]  # fmt: skip
     finally:
         tree.stop()
@@ -326,7 +335,7 @@ def report(results: list[Outcome], slo_ms: float) -> str:
         base = by.get(("clipper continuous", streams))
         if base is None:
             continue
-        for other in ("clipper request-level", "litserve"):
+        for other in [name for name, _ in CLIPPER_APPS[1:]] + ["litserve"]:
             against = by.get((other, streams))
             if against is not None and against.pieces:
                 ratio = base.pieces / against.pieces

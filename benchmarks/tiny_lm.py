@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["RequestLevelLM", "TinyLM", "request_text"]
+__all__ = ["PaddedRequestLM", "RequestLevelLM", "TinyLM", "request_text"]
 
 EMBEDDING = 64
 HIDDEN = 512
@@ -66,12 +66,18 @@ class TinyLM:
 
     def step(self, states: list[Sequence]) -> list[tuple[str, bool]]:
         """One byte more for every sequence, in one batched cell step."""
+        return self._advance(states, 0)
+
+    def _advance(self, states: list[Sequence], padding: int) -> list[tuple[str, bool]]:
+        """Step `states`, with `padding` more rows computed and thrown away."""
+        rows = [*states, *[states[-1]] * padding]
         with torch.no_grad():
-            inputs = self.embedding[torch.tensor([state.byte for state in states])]
-            hidden = self.cell(inputs, torch.stack([state.hidden for state in states]))
+            inputs = self.embedding[torch.tensor([state.byte for state in rows])]
+            hidden = self.cell(inputs, torch.stack([state.hidden for state in rows]))
             chosen = (hidden @ self.out + self.mask).argmax(dim=1).tolist()
         results = []
-        for index, (state, byte) in enumerate(zip(states, chosen, strict=True)):
+        for index, state in enumerate(states):
+            byte = chosen[index]
             state.hidden, state.byte, state.left = hidden[index], byte, state.left - 1
             results.append((chr(byte), state.left == 0))
         return results
@@ -89,6 +95,23 @@ class TinyLM:
 
 class RequestLevelLM(TinyLM):
     """The same model run request-level: a batch's sequences run to the end of its longest
-    before the next batch starts (for comparison with continuous batching)."""
+    before the next batch starts (for comparison with continuous batching); the worker
+    drops a finished sequence from the steps that follow (early exit)."""
 
     continuous = False
+
+
+class PaddedRequestLM(RequestLevelLM):
+    """Request-level as a batched generate call runs it: the rows of a batch's finished
+    sequences are still computed, until its longest sequence is done."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._batch: set[int] = set()  # the ids of the running batch's sequences
+        self._width = 0
+
+    def step(self, states: list[Sequence]) -> list[tuple[str, bool]]:
+        ids = {id(state) for state in states}
+        if not ids <= self._batch:  # a new batch (request-level: none joins a running one)
+            self._batch, self._width = ids, len(states)
+        return self._advance(states, self._width - len(states))
