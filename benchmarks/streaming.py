@@ -23,7 +23,8 @@ at most 256: a long tail, as generation lengths have), the same sequence for eve
 streamed over HTTP (Server-Sent Events from Clipper, JSON lines from LitServe). Measured over
 --duration seconds after a warm-up: the time to the first piece (p50, p99, of the requests
 sent in the window), pieces per second received in the window, and the requests answered
-with the default (Clipper: a first piece that missed the SLO) or failed. Every system's text
+with the default (Clipper: a first piece that missed the SLO, counted as a time to the
+first piece past the SLO) or failed. Every system's text
 is first checked against the model run here. Run it alone: it uses both cores.
 """
 
@@ -49,6 +50,7 @@ import httpx
 import orjson
 
 from benchmarks.peers.procs import ProcessTree, free_port
+from benchmarks.stream_client import HttpStatusError, StreamConnection
 from benchmarks.tiny_lm import PaddedRequestLM, RequestLevelLM, TinyLM, request_text
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,14 +79,18 @@ class Outcome:
     requests: int = 0
     defaults: int = 0
     errors: int = 0
+    mean_batch: float | None = None  # Clipper's: inputs per step (per batch, request-level)
+    mean_queued_s: float | None = None  # Clipper's: time in the queue before dispatch
 
     def row(self, slo_s: float) -> list[str]:
         ttfp = sorted(self.ttfp_s)
         inside = sum(value <= slo_s for value in ttfp) / len(ttfp) if ttfp else 0.0
+        batch = "-" if self.mean_batch is None else f"{self.mean_batch:.1f}"
         return [
             self.system, str(self.streams), str(self.requests),
             f"{self.pieces / self.duration_s:,.0f}", _ms(_quantile(ttfp, 0.5)),
             _ms(_quantile(ttfp, 0.99)), f"{inside:.1%}", str(self.defaults + self.errors),
+            batch, _ms(self.mean_queued_s),
         ]  # fmt: skip
 
 
@@ -95,7 +101,9 @@ def _quantile(values: list[float], q: float) -> float | None:
 
 
 def _ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1e3:.1f}"
+    if seconds is None:
+        return "-"
+    return "missed" if seconds == float("inf") else f"{seconds * 1e3:.1f}"
 
 
 def workload(client: int) -> Callable[[], tuple[str, int]]:
@@ -119,22 +127,30 @@ class Target:
     """Where a system streams from and how its stream reads."""
 
     name: str
-    url: str
+    port: int
+    path: str
     body: Callable[[str, int], dict[str, Any]]
-    pieces: Callable[[httpx.Response], AsyncIterator[str | None]]  # None: a default answer
+    pieces: Callable[[AsyncIterator[bytes]], AsyncIterator[str | None]]  # None: a default
+    metrics_url: str = ""  # Clipper's /metrics
+    model: str = ""  # its model's name there
+
+    async def stream(self, connection: StreamConnection, prompt: str, tokens: int) -> Any:
+        """The pieces of one request (None for a default answer)."""
+        lines = connection.post_lines(self.path, orjson.dumps(self.body(prompt, tokens)))
+        return self.pieces(lines)
 
 
 def clipper_body(prompt: str, tokens: int) -> dict[str, Any]:
     return {"input": request_text(prompt, tokens), "stream": True}
 
 
-async def clipper_pieces(response: httpx.Response) -> AsyncIterator[str | None]:
+async def clipper_pieces(lines: AsyncIterator[bytes]) -> AsyncIterator[str | None]:
     """Server-Sent Events: a `data:` line per piece, then `event: end` with the reply."""
     ending = False
-    async for line in response.aiter_lines():
-        if line.startswith("event: end"):
+    async for line in lines:
+        if line.startswith(b"event: end"):
             ending = True
-        elif line.startswith("data: "):
+        elif line.startswith(b"data: "):
             data = orjson.loads(line[6:])
             if not ending:
                 yield data
@@ -146,9 +162,9 @@ def litserve_body(prompt: str, tokens: int) -> dict[str, Any]:
     return {"prompt": prompt, "max_tokens": tokens}
 
 
-async def litserve_pieces(response: httpx.Response) -> AsyncIterator[str | None]:
+async def litserve_pieces(lines: AsyncIterator[bytes]) -> AsyncIterator[str | None]:
     """One JSON line per piece; the last one's piece is empty."""
-    async for line in response.aiter_lines():
+    async for line in lines:
         if line.strip():
             piece = orjson.loads(line)["piece"]
             if piece:
@@ -184,9 +200,10 @@ def clipper_server(scratch: Path, slo_us: int, batch_size: int) -> Any:
                 admin.deploy_artifact(app, 1, "strings", closure_artifact(model), batch_size=size)
                 admin.add_model_links(app, [app])
                 admin.set_cache(False, app_name=app)
-        base = f"http://127.0.0.1:{settings.query_port}"
+        metrics = f"http://127.0.0.1:{settings.query_port}/metrics"
         yield [
-            Target(name, f"{base}/{app}/predict", clipper_body, clipper_pieces)
+            Target(name, settings.query_port, f"/{app}/predict", clipper_body, clipper_pieces,
+                   metrics, app)
             for name, app in CLIPPER_APPS
         ]  # fmt: skip
     finally:
@@ -217,8 +234,7 @@ def litserve_server(scratch: Path, python: Path, batch_size: int) -> Any:
     argv = [str(python), str(LITSERVE_SERVICE), str(port), str(batch_size)]
     tree = ProcessTree(argv, scratch, env, scratch / "litserve.log")
     try:
-        url = f"http://127.0.0.1:{port}/predict"
-        yield [Target("litserve", url, litserve_body, litserve_pieces)], tree
+        yield [Target("litserve", port, "/predict", litserve_body, litserve_pieces)], tree
     finally:
         tree.stop()
 
@@ -238,26 +254,21 @@ def _wait(ready: Callable[[], bool], tree: ProcessTree, what: str) -> None:
 # -- the load -------------------------------------------------------------------------------
 
 
-async def text_of(client: httpx.AsyncClient, target: Target, prompt: str, tokens: int) -> str:
-    body = target.body(prompt, tokens)
-    async with client.stream("POST", target.url, json=body) as response:
-        response.raise_for_status()
-        return "".join([piece async for piece in target.pieces(response) if piece is not None])
-
-
 async def check(target: Target, ready_timeout_s: float = READY_TIMEOUT_S) -> None:
     """The system is up and streams the model's text for a prompt."""
     expected = TinyLM().generate(request_text(CHECK_PROMPT, CHECK_TOKENS))
     deadline = time.monotonic() + ready_timeout_s
-    async with httpx.AsyncClient(timeout=60) as client:
-        while True:
-            try:
-                text = await text_of(client, target, CHECK_PROMPT, CHECK_TOKENS)
-                break
-            except (httpx.HTTPError, OSError):
-                if time.monotonic() > deadline:
-                    raise
-                await asyncio.sleep(0.5)
+    connection = StreamConnection(target.port)
+    while True:
+        try:
+            pieces = await target.stream(connection, CHECK_PROMPT, CHECK_TOKENS)
+            text = "".join([piece async for piece in pieces if piece is not None])
+            break
+        except (HttpStatusError, OSError, asyncio.IncompleteReadError):
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.5)
+    await connection.close()
     if text != expected:
         raise RuntimeError(f"{target.name} streamed {text!r}, the model gives {expected!r}")
 
@@ -267,21 +278,21 @@ async def measure(target: Target, streams: int, warmup_s: float, duration_s: flo
     outcome = Outcome(target.name, streams, duration_s)
     start = time.monotonic() + warmup_s
     stop = start + duration_s
-    limits = httpx.Limits(max_connections=streams + 4, max_keepalive_connections=streams + 4)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as client:
 
-        async def one_client(index: int) -> None:
-            next_request = workload(index)
-            while time.monotonic() < stop:
-                await one_request(client, target, next_request(), outcome, start, stop)
+    async def one_client(index: int) -> None:
+        next_request = workload(index)
+        connection = StreamConnection(target.port)
+        while time.monotonic() < stop:
+            await one_request(connection, target, next_request(), outcome, start, stop)
+        await connection.close()
 
-        async with asyncio.timeout(warmup_s + duration_s + 120):
-            await asyncio.gather(*(one_client(index) for index in range(streams)))
+    async with asyncio.timeout(warmup_s + duration_s + 120):
+        await asyncio.gather(*(one_client(index) for index in range(streams)))
     return outcome
 
 
 async def one_request(
-    client: httpx.AsyncClient,
+    connection: StreamConnection,
     target: Target,
     request: tuple[str, int],
     outcome: Outcome,
@@ -292,23 +303,22 @@ async def one_request(
     counted = start <= sent < stop
     first = True
     try:
-        async with client.stream("POST", target.url, json=target.body(*request)) as response:
-            if response.status_code != 200:
-                outcome.errors += counted
-                await response.aread()
-                await asyncio.sleep(0.05)
-                return
-            async for piece in target.pieces(response):
-                now = time.monotonic()
-                if piece is None:
-                    outcome.defaults += counted
-                    continue
+        async for piece in await target.stream(connection, *request):
+            now = time.monotonic()
+            if piece is None:  # the first piece missed the SLO: the default answer
+                outcome.defaults += counted
                 if first and counted:
-                    outcome.ttfp_s.append(now - sent)
-                first = False
-                outcome.pieces += start <= now < stop
-    except httpx.HTTPError:
+                    outcome.ttfp_s.append(float("inf"))
+                continue
+            if first and counted:
+                outcome.ttfp_s.append(now - sent)
+            first = False
+            outcome.pieces += start <= now < stop
+    except (HttpStatusError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
         outcome.errors += counted
+        if os.environ.get("STREAMING_DEBUG"):
+            print(f"[streaming] {target.name}: {exc!r}", flush=True)
+        await asyncio.sleep(0.05)
         return
     outcome.requests += counted
 
@@ -316,18 +326,44 @@ async def one_request(
 # -- the run --------------------------------------------------------------------------------
 
 
+def model_sums(target: Target) -> dict[str, float]:
+    """The model's batch size and queue delay histograms' sums and counts, now."""
+    if not target.metrics_url:
+        return {}
+    sums: dict[str, float] = {}
+    for line in httpx.get(target.metrics_url, timeout=10).text.splitlines():
+        name, _, value = line.rpartition(" ")
+        if f'model="{target.model}"' in name and name.split("{")[0].endswith(("_sum", "_count")):
+            key = name.split("{")[0]
+            sums[key] = sums.get(key, 0.0) + float(value)
+    return sums
+
+
+def mean_of(before: dict[str, float], after: dict[str, float], family: str) -> float | None:
+    count = after.get(f"{family}_count", 0.0) - before.get(f"{family}_count", 0.0)
+    total = after.get(f"{family}_sum", 0.0) - before.get(f"{family}_sum", 0.0)
+    return total / count if count else None
+
+
 def run_targets(targets: list[Target], args: argparse.Namespace, results: list[Outcome]) -> None:
     for target in targets:
         asyncio.run(check(target))
         for streams in args.streams:
+            before = model_sums(target)
             outcome = asyncio.run(measure(target, streams, args.warmup, args.duration))
+            after = model_sums(target)
+            if after:  # over the warm-up too
+                outcome.mean_batch = mean_of(before, after, "clipper_model_batch_size")
+                queued = "clipper_model_queue_delay_seconds"
+                outcome.mean_queued_s = mean_of(before, after, queued)
             print(f"[streaming] {' | '.join(outcome.row(args.slo_ms / 1e3))}", flush=True)
             results.append(outcome)
 
 
 def report(results: list[Outcome], slo_ms: float) -> str:
     head = ["system", "streams", "requests", "pieces/s", "TTFP p50 ms", "TTFP p99 ms",
-            f"TTFP <= {slo_ms:g} ms", "defaults+errors"]  # fmt: skip
+            f"TTFP <= {slo_ms:g} ms", "defaults+errors", "mean batch",
+            "mean queued ms"]  # fmt: skip
     rows = [head, ["---"] * len(head), *(outcome.row(slo_ms / 1e3) for outcome in results)]
     lines = ["| " + " | ".join(row) + " |" for row in rows]
     by = {(outcome.system, outcome.streams): outcome for outcome in results}
