@@ -22,6 +22,7 @@ from clipper.artifacts._loading import (
 )
 from clipper.artifacts.format import artifact_metadata, build_artifact, directory_files
 from clipper.artifacts.source_names import SOURCES_FIELD, record_sources, restore_sources
+from clipper.artifacts.stepping import StepFunction, is_step_model
 from clipper.core.exceptions import InvalidRequest
 from clipper.environments.capture import capture_pickle, imports_of_directory
 from clipper.environments.declare import EnvironmentArg, declare_environment
@@ -121,27 +122,35 @@ def directory_artifact(
 def model_object_function(model: Any, data_path: Path | None) -> PredictFunction:
     """The batch function of a model class or instance: instantiate a class with no
     arguments, call `load(data_path)` once if it has one, then `predict` per batch (its
-    `stream` generator instead, when it has one: a streaming model)."""
+    `stream` generator instead, when it has one: a streaming model; its `start` and `step`
+    when it has both: a step model, see clipper.artifacts.stepping)."""
     instance = model() if isinstance(model, type) else model
+    if is_step_model(instance):
+        _load_data(instance, data_path)
+        return StepFunction(instance)
     predict = getattr(instance, "stream", None)
     if not callable(predict):
         predict = getattr(instance, "predict", None)
     if not callable(predict):
         raise ModelLoadError(f"{type(instance).__name__} has no predict(self, inputs) method")
+    _load_data(instance, data_path)
+    return as_batch_function(predict)
+
+
+def _load_data(instance: Any, data_path: Path | None) -> None:
     load = getattr(instance, "load", None)
     if callable(load):
         load(str(data_path) if data_path is not None else None)
-    return as_batch_function(predict)
 
 
 def load_closure(path: Path, metadata: dict[str, Any]) -> PredictFunction:
     """`python_closure`: `func.pkl` holds the callable."""
     func = read_pickle(artifact_file(path, metadata, "file", CLOSURE_FILE), metadata)
     restore_sources(func, metadata.get(SOURCES_FIELD))
+    if (isinstance(func, type) and hasattr(func, "predict")) or is_step_model(func):
+        return model_object_function(func, None)
     if not callable(func):
         raise ModelLoadError(f"func.pkl holds a {type(func).__name__}, not a callable")
-    if isinstance(func, type) and hasattr(func, "predict"):
-        return model_object_function(func, None)
     return as_batch_function(func)
 
 

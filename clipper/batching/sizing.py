@@ -45,6 +45,8 @@ class AimdBatchSizer:
     Invariant: 1 <= size <= max_size. A full batch whose latency stays below
     slo_s * (1 - headroom) grows the size by `increase`; a batch over that target shrinks
     it by `decrease`. A batch smaller than the current size says nothing about larger ones.
+    With `slow_start` (as TCP's) a full batch under the target doubles the size instead,
+    until the first batch over it: `growing` is True until then.
     """
 
     def __init__(
@@ -54,12 +56,19 @@ class AimdBatchSizer:
         increase: int = 1,
         decrease: float = 0.9,
         headroom: float = 0.1,
+        slow_start: bool = False,
     ) -> None:
         self._target_s = slo_s * (1.0 - headroom)
         self._max_size = max_size
         self._increase = increase
         self._decrease = decrease
         self._size = 1.0
+        self.growing = slow_start
+
+    @property
+    def max_size(self) -> int:
+        """The largest size it may reach."""
+        return self._max_size
 
     @property
     def size(self) -> int:
@@ -70,8 +79,10 @@ class AimdBatchSizer:
         """Grow after a full batch under the target, shrink after any batch over it."""
         if latency_s > self._target_s:
             self._size = max(1.0, self._size * self._decrease)
+            self.growing = False
         elif batch_size >= self.size:
-            self._size = min(float(self._max_size), self._size + self._increase)
+            grown = self._size * 2 if self.growing else self._size + self._increase
+            self._size = min(float(self._max_size), grown)
 
     def set_slo(self, slo_s: float, headroom: float = 0.1) -> None:
         """Follow a changed SLO."""

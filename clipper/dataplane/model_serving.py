@@ -12,7 +12,7 @@ from typing import Any
 
 from clipper.batching.admission import UNBOUNDED, Admission, derived_max_queued
 from clipper.batching.queue import BatchQueue, PendingQuery
-from clipper.batching.sizing import BatchSizer, make_sizer
+from clipper.batching.sizing import AimdBatchSizer, BatchSizer, FixedBatchSizer, make_sizer
 from clipper.core.exceptions import (
     DeadlineExceeded,
     ModelError,
@@ -38,6 +38,10 @@ BatchHook = Callable[[ModelId, int, list[PendingQuery], "asyncio.Future[BatchOut
 """Told of each batch sent: (version, replica, its queries, its outcome); clipper.tracing's."""
 StreamDispatched = Callable[[WorkerChannel, int, int], None]
 """Told where a streamed query went: (its replica's channel, the batch id, its index)."""
+STEPS_PER_FIRST_PIECE = 3
+"""A continuous batch's step latency target is the SLO over this: a query that joins waits
+for the step in progress, then runs its own first step; the third share is left for its
+wait in the queue, its start and the transport."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,14 +60,24 @@ class BatchPolicy:
 
 
 class ReplicaHandle:
-    """A connected replica: its channel, batch sizer and batches in flight."""
+    """A connected replica: its channel, batch sizer and batches in flight.
 
-    __slots__ = ("channel", "drained", "draining", "in_flight", "replica_id", "sizer")
+    A continuous-batching replica (`max_sequences` > 0: its worker runs a step model, see
+    clipper.worker.continuous) takes one query per batch, and `in_flight` counts its
+    running sequences; its `sizer` is then the running batch's limit, learnt from the steps
+    the worker reports (`ModelServing.observe_step`)."""
 
-    def __init__(self, replica_id: int, channel: WorkerChannel, sizer: BatchSizer) -> None:
+    __slots__ = (
+        "channel", "drained", "draining", "in_flight", "max_sequences", "replica_id", "sizer",
+    )  # fmt: skip
+
+    def __init__(
+        self, replica_id: int, channel: WorkerChannel, sizer: BatchSizer, max_sequences: int = 0
+    ) -> None:
         self.replica_id = replica_id
         self.channel = channel
         self.sizer = sizer
+        self.max_sequences = max_sequences
         self.in_flight = 0
         self.draining = False
         self.drained: asyncio.Future[None] | None = None  # set by `drain`, resolved at 0
@@ -72,6 +86,23 @@ class ReplicaHandle:
     def accepting(self) -> bool:
         """True while the replica takes new batches."""
         return not self.channel.closed and not self.draining
+
+    @property
+    def continuous(self) -> bool:
+        """Whether new queries join this replica's running batch between its steps."""
+        return self.max_sequences > 0
+
+    def slots(self, max_in_flight: int) -> int:
+        """How many batches it may hold: the running batch's limit, for a continuous one."""
+        return self.sizer.size if self.max_sequences else max_in_flight
+
+    def sequences_expected(self) -> int:
+        """A continuous replica's running batch as admission counts it: its cap while its
+        limit still doubles (no step over the target yet), else its limit."""
+        sizer = self.sizer
+        if isinstance(sizer, AimdBatchSizer) and sizer.growing:
+            return sizer.max_size
+        return sizer.size
 
 
 class ModelServing:
@@ -155,7 +186,7 @@ class ModelServing:
         old, self.policy = self.policy, policy
         if _sizing(old) != _sizing(policy):
             for handle in self.replicas.values():
-                handle.sizer = make_sizer(*_sizing(policy))
+                handle.sizer = _sizer(policy, handle.max_sequences)
         self._refresh_admission()
         self._schedule_pump()
 
@@ -170,8 +201,13 @@ class ModelServing:
 
     def attach(self, replica_id: int, channel: WorkerChannel) -> None:
         """Start dispatching to a newly registered replica."""
-        sizer = make_sizer(*_sizing(self.policy))
-        self.replicas[replica_id] = ReplicaHandle(replica_id, channel, sizer)
+        registration = channel.registration
+        max_sequences = registration.max_sequences if registration is not None else 0
+        sizer = _sizer(self.policy, max_sequences)
+        handle = ReplicaHandle(replica_id, channel, sizer, max_sequences)
+        self.replicas[replica_id] = handle
+        if max_sequences:
+            channel.on_step = partial(self.observe_step, handle)
         self.waking = False
         self._report_replicas()
         self._schedule_pump()
@@ -277,19 +313,25 @@ class ModelServing:
         query). A version without an accepting replica admits (its queries wait for one, as
         before admission control), and so does one with no batch latency measured yet."""
         policy = self.policy
-        sizes = free = 0
+        sizes = free = sequences = 0
         for handle in self.replicas.values():
             if handle.accepting:
+                slots = handle.slots(policy.max_in_flight)
                 sizes += handle.sizer.size
-                free += policy.max_in_flight - handle.in_flight
+                free += slots - handle.in_flight
+                sequences += handle.sequences_expected() if handle.continuous else 0
         admission = self.admission
-        admission.per_round = max(1, sizes * policy.max_in_flight)
         admission.free_slots = free
         # A batch's latency as admission counts it: the mean plus twice its deviation (a
         # late estimate refuses a few queries that would have made it; an early one admits
         # queries that then wait until their deadline).
         latency_s = self.latency_estimate_s + 2 * self.latency_deviation_s
-        admission.batch_latency_s = latency_s if sizes else 0.0
+        if sequences:  # continuous: a queued query starts when a running sequence leaves,
+            admission.per_round = 1  # one every (a sequence's latency / the sequences)
+            admission.batch_latency_s = latency_s / sequences
+        else:
+            admission.per_round = max(1, sizes * policy.max_in_flight)
+            admission.batch_latency_s = latency_s if sizes else 0.0
         bound = policy.max_queued or derived_max_queued(
             admission.per_round, admission.batch_latency_s, policy.longest_slo_s
         )
@@ -316,6 +358,9 @@ class ModelServing:
                 if not self.replicas:
                     self._wake()
                 return
+            if handle.continuous:
+                self._join(handle)
+                continue
             size = handle.sizer.size
             if self._should_wait_for_fill(size):
                 return
@@ -332,10 +377,36 @@ class ModelServing:
             self.waking = True
             self.wake(self.model_id)
 
+    def _join(self, handle: ReplicaHandle) -> None:
+        """Continuous batching: each queued query that fits under the replica's limit goes
+        out as a batch of its own, and joins the running batch at the worker's next step
+        (never waiting for a batch to fill)."""
+        self._cancel_fill_timer()
+        free = handle.sizer.size - handle.in_flight
+        batch, expired = self.queue.take(free, self._clock())
+        if expired:
+            self._expire(expired)
+        for query in batch:
+            self._send(handle, [query])
+
+    def observe_step(self, handle: ReplicaHandle, size: int, latency_s: float) -> None:
+        """A continuous-batching replica ran a step of `size` sequences in `latency_s`: the
+        running batch's limit learns from it (AIMD against the SLO's per-step share)."""
+        before = handle.sizer.size
+        handle.sizer.observe(size, latency_s)
+        self.load.busy_s += latency_s
+        if self._metrics is not None:
+            self._metrics.batch_size.observe(size)
+            self._metrics.batch_latency.observe(latency_s)
+        if handle.sizer.size != before:
+            self._refresh_admission()
+            if handle.sizer.size > before and len(self.queue):
+                self._schedule_pump()
+
     def _least_loaded(self, max_in_flight: int) -> ReplicaHandle | None:
         best: ReplicaHandle | None = None
         for handle in self.replicas.values():
-            free = handle.in_flight < max_in_flight and handle.accepting
+            free = handle.in_flight < handle.slots(max_in_flight) and handle.accepting
             if free and (best is None or handle.in_flight < best.in_flight):
                 best = handle
         return best
@@ -383,7 +454,7 @@ class ModelServing:
         frame = encode_batch(
             batch_id, self.input_type.value, budget_us, [query.buffer for query in batch]
         )
-        self._observe_dispatch(batch)
+        self._observe_dispatch(batch, handle.continuous)
         handle.in_flight += 1
         self.admission.free_slots -= 1
         outcome = channel.send_batch(batch_id, frame)
@@ -447,15 +518,17 @@ class ModelServing:
             return
         outcome = future.result()
         latency_s = self._clock() - started
-        self.load.busy_s += latency_s
-        handle.sizer.observe(len(batch), latency_s)
+        if not handle.continuous:  # a continuous replica's load and sizing are its steps'
+            self.load.busy_s += latency_s
+            handle.sizer.observe(len(batch), latency_s)
         if not self.latency_estimate_s:  # the first measurement is the estimate
             self.latency_estimate_s = latency_s
         deviation_s = abs(latency_s - self.latency_estimate_s)
         self.latency_deviation_s = 0.75 * self.latency_deviation_s + 0.25 * deviation_s
         self.latency_estimate_s = 0.8 * self.latency_estimate_s + 0.2 * latency_s
         if self._metrics is not None:
-            self._metrics.batch_latency.observe(latency_s)
+            if not handle.continuous:
+                self._metrics.batch_latency.observe(latency_s)
             self._metrics.replica_batches(handle.replica_id).inc()
         if isinstance(outcome, BatchError):
             self._count_error(handle)
@@ -509,14 +582,15 @@ class ModelServing:
             log.warning("retrying %d queries of %s after: %s", len(retry), self.model_id, error)
             self.queue.put_group(retry)  # the caller pumps
 
-    def _observe_dispatch(self, batch: list[PendingQuery]) -> None:
+    def _observe_dispatch(self, batch: list[PendingQuery], continuous: bool) -> None:
         wall_now = time.monotonic()
         delays = [wall_now - query.enqueued_at for query in batch]
         self.load.dispatched(len(delays), sum(delays))
         metrics = self._metrics
         if metrics is None:
             return
-        metrics.batch_size.observe(len(batch))
+        if not continuous:  # a continuous replica's batch sizes are its steps'
+            metrics.batch_size.observe(len(batch))
         metrics.queue_delay.observe_each(delays)
 
     def _count_error(self, handle: ReplicaHandle) -> None:
@@ -530,6 +604,20 @@ def _sizing(policy: BatchPolicy) -> tuple[int, float]:
     an equal share of the SLO: adaptive sizing then keeps queue wait plus compute within it.
     """
     return policy.batch_size, policy.slo_s / (1 + policy.max_in_flight)
+
+
+def _sizer(policy: BatchPolicy, max_sequences: int) -> BatchSizer:
+    """A replica's batch sizer; for a continuous one (`max_sequences` > 0) the limit of its
+    running batch: a fixed `batch_size` (at most `max_sequences`), else AIMD over its steps'
+    latencies against the SLO's per-step share (STEPS_PER_FIRST_PIECE), doubling from 1
+    until a step is over it (slow start: a burst of streams is joined within a few steps)."""
+    if not max_sequences:
+        return make_sizer(*_sizing(policy))
+    if policy.batch_size > 0:
+        return FixedBatchSizer(min(policy.batch_size, max_sequences))
+    return AimdBatchSizer(
+        policy.slo_s / STEPS_PER_FIRST_PIECE, max_size=max_sequences, slow_start=True
+    )
 
 
 def _duration(seconds: float) -> str:

@@ -19,6 +19,7 @@ cached output never pins a whole batch). Byte-string outputs travel as msgpack b
 Messages (direction, "t", fields):
     worker -> server  "register"  protocol, model, version, replica, input_type, pid, secret,
                                   streams (version 3; absent: False)
+                                  max_sequences                         (version 3)
     server -> worker  "welcome"   protocol
     server -> worker  "refused"   reason (the worker exits)
     server -> worker  "batch"     id, input_type, budget_us, lens  (+ body)
@@ -29,6 +30,7 @@ Messages (direction, "t", fields):
     worker -> server  "piece"     id, index, piece                      (version 3)
     worker -> server  "end"       id, count, expired                    (version 3)
     server -> worker  "cancel"    id, index                             (version 3)
+    worker -> server  "step"      size, latency_us, pieces              (version 3)
 
 Streaming (version 3; the messages above are unchanged from version 2): a worker whose model
 streams (its predict, or its `stream` method, is a generator or an async generator) says so
@@ -41,6 +43,17 @@ the worker stops iterating that input's generator before its next step (`index` 
 input of the batch). A cancel for a batch already answered is ignored. The server turns a
 streamed batch into a `reply` of its own whose outputs are each input's pieces joined
 (`join_pieces`), so a non-streaming query to a streaming model gets one output.
+
+Continuous batching (version 3): a worker whose model has a step interface registers with
+`max_sequences` > 0, the most sequences it runs at once (0: it does not batch continuously).
+The server may then send it batches while others still stream, up to as many inputs as the
+limit it keeps for that replica (at most `max_sequences`); the worker starts each batch's
+inputs between two steps, so they join the sequences already running. After each step it
+sends one `step` message: `size` the sequences the step advanced, `latency_us` what the step
+took, and `pieces` the pieces it produced, each as [batch id, input index, piece] (in place
+of one `piece` message each). A batch still ends with its own `end` (or `error`) once all
+of its inputs are done or cancelled, whatever its neighbours do; a model error in a step
+ends every batch of that step with an `error`.
 
 A connection's first message must be a register carrying the cluster's worker secret
 (`clipper.rpc.secret`); the server refuses and closes any other. Until then it reads frames
@@ -90,6 +103,7 @@ __all__ = [
     "Refused",
     "Register",
     "Shutdown",
+    "Stepped",
     "StreamEnd",
     "StreamPiece",
     "Welcome",
@@ -122,6 +136,7 @@ class Register:
     protocol: int = PROTOCOL_VERSION
     secret: str = field(default="", repr=False)  # never printed nor logged
     streams: bool = False  # the model streams (version 3)
+    max_sequences: int = 0  # > 0: batches continuously, at most this many sequences
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +225,16 @@ class Cancel:
     index: int = -1
 
 
+@dataclass(frozen=True, slots=True)
+class Stepped:
+    """One step of a continuous batch: `size` sequences advanced in `latency_us`, and the
+    pieces the step produced as (batch id, input index, piece)."""
+
+    size: int
+    latency_us: int
+    pieces: list[Any] = field(default_factory=list)
+
+
 def join_pieces(pieces: list[Any]) -> Any:
     """One input's streamed pieces as one output: strings concatenated, else the list."""
     if pieces and all(isinstance(piece, str) for piece in pieces):
@@ -219,7 +244,7 @@ def join_pieces(pieces: list[Any]) -> Any:
 
 Message = (
     Register | Welcome | Refused | Batch | BatchReply | BatchError | Heartbeat | Shutdown
-    | StreamPiece | StreamEnd | Cancel
+    | StreamPiece | StreamEnd | Cancel | Stepped
 )  # fmt: skip
 
 _TYPE_NAMES: dict[type[Any], str] = {
@@ -234,6 +259,7 @@ _TYPE_NAMES: dict[type[Any], str] = {
     StreamPiece: "piece",
     StreamEnd: "end",
     Cancel: "cancel",
+    Stepped: "step",
 }
 _TYPES_BY_NAME = {name: cls for cls, name in _TYPE_NAMES.items()}
 _packer_options = {"use_bin_type": True}

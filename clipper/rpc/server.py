@@ -40,6 +40,7 @@ from clipper.rpc.protocol import (
     Refused,
     Register,
     Shutdown,
+    Stepped,
     StreamEnd,
     StreamPiece,
     Welcome,
@@ -51,6 +52,7 @@ __all__ = [
     "BatchOutcome",
     "PieceSink",
     "RegisterHandler",
+    "StepObserver",
     "WorkerChannel",
     "start_rpc_listener",
     "start_unix_rpc_listener",
@@ -62,6 +64,8 @@ outsider_log = RateLimitedLog(log)  # lines any client can cause, rate-limited
 BatchOutcome = BatchReply | BatchError
 PieceSink = Callable[[Any], None]
 """Told of each piece a streaming model yields for one input of a batch, as it arrives."""
+StepObserver = Callable[[int, float], None]
+"""Told of each step of a continuous batch: (sequences advanced, seconds it took)."""
 # Called with a registration; returns None to accept it or a reason to refuse it.
 RegisterHandler = Callable[["WorkerChannel", Register], str | None]
 Authenticator = Callable[[Register], str | None]
@@ -120,6 +124,8 @@ class WorkerChannel(asyncio.BufferedProtocol):
         self._sinks: dict[int, dict[int, PieceSink]] = {}
         self._pieces: dict[int, dict[int, list[Any]]] = {}
         self.registration: Register | None = None
+        self.on_step: StepObserver | None = None
+        """Set by the data plane for a continuous-batching replica (`Stepped` messages)."""
         self.last_seen = time.monotonic()
         self.closed = False
         self.asked_to_exit = False
@@ -201,6 +207,8 @@ class WorkerChannel(asyncio.BufferedProtocol):
                 future.set_result(message)
         elif isinstance(message, StreamPiece):
             self._piece(message)
+        elif isinstance(message, Stepped):
+            self._stepped(message)
         elif isinstance(message, StreamEnd):
             self._stream_end(message)
         elif isinstance(message, Register):
@@ -272,6 +280,17 @@ class WorkerChannel(asyncio.BufferedProtocol):
         sink = self._sinks.get(message.id, {}).get(message.index)
         if sink is not None:
             sink(message.piece)
+
+    def _stepped(self, message: Stepped) -> None:
+        """One step of a continuous batch: hand out its pieces, then tell `on_step`."""
+        try:
+            pieces = [StreamPiece(batch, index, piece) for batch, index, piece in message.pieces]
+        except (TypeError, ValueError) as exc:
+            raise RpcError(f"malformed 'step' message: {exc}") from exc
+        for piece in pieces:
+            self._piece(piece)
+        if self.on_step is not None:
+            self.on_step(message.size, message.latency_us / 1e6)
 
     def _stream_end(self, message: StreamEnd) -> None:
         """A streamed batch is done: answer it as a reply of each input's pieces joined."""

@@ -16,6 +16,7 @@ import traceback
 from typing import Any
 
 from clipper.artifacts.loader import PredictFunction
+from clipper.artifacts.stepping import StepFunction
 from clipper.core.types import InputType
 from clipper.rpc.protocol import (
     UNSERIALISABLE_OUTPUT,
@@ -34,6 +35,7 @@ from clipper.rpc.protocol import (
 )
 from clipper.worker.batch import WrongNumberOfOutputs, checked_outputs, wire_outputs
 from clipper.worker.connection import RpcConnection
+from clipper.worker.continuous import ContinuousRun
 from clipper.worker.rlimits import MEMORY_LIMIT_EXCEEDED, MEMORY_LIMIT_EXIT_CODE
 from clipper.worker.streaming import StreamRun, is_streaming
 
@@ -117,7 +119,10 @@ def serve(
 ) -> int:
     """Register and serve until the server says stop or goes away; return an exit code.
 
-    Each read after a batch may spin for up to `spin_s` (see `WorkerConnection`)."""
+    Each read after a batch may spin for up to `spin_s` (see `WorkerConnection`). A step
+    model's batches run in a `ContinuousRun`, a streaming model's in a `StreamRun`."""
+    step_model = predict if isinstance(predict, StepFunction) else None
+    continuous = step_model is not None and step_model.continuous
     connection.send(
         Register(
             spec.model,
@@ -126,7 +131,8 @@ def serve(
             spec.input_type.value,
             os.getpid(),
             secret=spec.secret,
-            streams=is_streaming(predict),
+            streams=step_model is not None or is_streaming(predict),
+            max_sequences=step_model.max_sequences if step_model and continuous else 0,
         )
     )
     answer = connection.receive()
@@ -143,7 +149,14 @@ def serve(
             message: Message | None = deferred.pop(0)
         else:
             message = connection.receive(timeout_s=heartbeat_interval_s)
-        if isinstance(message, Batch) and streaming:
+        if isinstance(message, Batch) and step_model is not None:
+            stepped = ContinuousRun(
+                connection, step_model, spec.input_type, heartbeat_interval_s, deferred
+            )
+            stepped.run(message)
+            if stepped.shutdown:
+                return 0
+        elif isinstance(message, Batch) and streaming:
             run = StreamRun(connection, heartbeat_interval_s, deferred)
             run.run(predict, spec.input_type, message)
             if run.shutdown:

@@ -130,3 +130,15 @@ def test_make_sizer_with_a_positive_size_is_fixed() -> None:
 
     assert isinstance(sizer, FixedBatchSizer)
     assert sizer.size == 9
+
+
+def test_aimd_slow_start_doubles_until_the_first_batch_over_the_target() -> None:
+    sizer = AimdBatchSizer(slo_s=1.0, max_size=64, slow_start=True)
+    for expected in (2, 4, 8, 16):
+        sizer.observe(sizer.size, 0.1)
+        assert sizer.size == expected
+    assert sizer.growing
+    sizer.observe(16, 2.0)
+    assert (sizer.size, sizer.growing) == (14, False)
+    sizer.observe(14, 0.1)
+    assert sizer.size == 15  # additive from then on

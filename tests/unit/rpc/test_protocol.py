@@ -289,3 +289,16 @@ def test_a_register_says_whether_its_model_streams() -> None:
     decoded = decode_one(version_2)
     assert isinstance(decoded, Register)
     assert decoded.streams is False  # a version-2 worker never streams
+
+
+def test_continuous_batching_messages_round_trip() -> None:
+    from clipper.rpc.protocol import Register, Stepped
+
+    messages: list[Any] = [
+        Register("m", "1", 0, "strings", 7, max_sequences=32),
+        Stepped(2, 1500, [[3, 0, "a"], [4, 0, {"token": 5}]]),
+        Stepped(1, 20),
+    ]
+    decoder = FrameDecoder()
+    assert decoder.feed(b"".join(encode_message(m) for m in messages)) == messages
+    assert Register("m", "1", 0, "strings", 7).max_sequences == 0  # a plain worker's
