@@ -42,7 +42,10 @@ def _series(report: Report, metric: str, concurrency: int | None) -> dict[str, l
         for workload in workloads:
             result = report.find(system, workload)
             value: float | None = None
-            if result is not None and concurrency is None:
+            if result is not None and result.ceiling is not None:
+                ceiling = result.ceiling.items_per_s
+                value = ceiling if metric == "throughput" and concurrency else None
+            elif result is not None and concurrency is None:
                 value = result.startup_s if metric == "startup" else result.pss_mb
             elif result is not None and (case := result.case(concurrency or 0)) is not None:
                 value = getattr(case, metric)

@@ -15,6 +15,7 @@ from benchmarks.peers.system import Instance, System, post
 __all__ = ["RunSettings", "run_system"]
 
 _SAMPLES = 5
+_MIN_CEILING_S = 4.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,14 @@ def _run_workload(system: System, workload: str, settings: RunSettings) -> Serve
     with tempfile.TemporaryDirectory(prefix=f"peers-{system.name}-") as scratch:
         instance: Instance | None = None
         try:
+            if workload in system.in_process:
+                seconds = max(settings.duration_s * settings.runs, _MIN_CEILING_S)
+                python = system.python(settings.venv_root)
+                result.ceiling = system.ceiling(workload, Path(scratch), python, seconds)
+                print(f"[peers] {system.name} / {workload}: in-process "
+                      f"{result.ceiling.items_per_s:,.0f} items/s at batch "
+                      f"{result.ceiling.batch_size}", flush=True)  # fmt: skip
+                return result
             instance = system.start(workload, Path(scratch), system.python(settings.venv_root))
             result.startup_s, result.notes = instance.startup_s, instance.notes
             for concurrency in settings.concurrencies:
