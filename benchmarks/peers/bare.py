@@ -24,11 +24,13 @@ _SLACK_S = 120.0
 
 
 def measure_ceiling(workload: str, scratch: Path, python: Path, seconds: float,
-                    device: str = "cpu") -> Ceiling:  # fmt: skip
-    """Run services/bare_ceiling.py in a fresh process of `python` for about `seconds`."""
+                    device: str = "cpu", sizes: tuple[int, ...] = ()) -> Ceiling:  # fmt: skip
+    """Run services/bare_ceiling.py in a fresh process of `python` for about `seconds`, at
+    each of `sizes` (its own list where empty)."""
     directory = service_dir(scratch)
     shutil.copy(SERVICES / "bare_ceiling.py", directory / "bare_ceiling.py")
     argv = [str(python), "bare_ceiling.py", workload, f"{seconds:g}", device]
+    argv += [",".join(str(size) for size in sizes)] if sizes else []
     with open(directory / "server.log", "ab") as log:
         output = subprocess.run(argv, cwd=directory, stdout=subprocess.PIPE, stderr=log,
                                 check=True, timeout=seconds + _SLACK_S).stdout  # fmt: skip
