@@ -27,7 +27,8 @@ class BentoML(System):
 
     name = "bentoml"
     requirements = ("torch", "bentoml")
-    batching = "`@bentoml.api(batchable=True, max_batch_size=32, max_latency_ms=1000)`"
+    batching = "`@bentoml.api(batchable=True, max_batch_size=32, max_latency_ms=1000)` " \
+        "(the CNN: 10000)"  # fmt: skip
 
     def start(self, workload: str, scratch: Path, python: Path) -> Instance:
         directory = service_dir(scratch)
