@@ -16,24 +16,27 @@ from benchmarks.peers.system import Instance, Request, System, service_dir
 __all__ = ["BentoML"]
 
 SERVICES = Path(__file__).parent / "services"
-SERVICE_CLASSES = {"noop": "Noop", "sklearn": "Sklearn", "sklearn-batch": "SklearnBatch"}
+SERVICE_CLASSES = {"noop": "Noop", "sklearn": "Sklearn", "sklearn-batch": "SklearnBatch",
+                   "cnn": "Cnn", "text": "Text"}  # fmt: skip
+BATCHABLE = ("sklearn-batch", "cnn", "text")
+"""Workloads served by a batchable API, which takes (and answers) a batch: here of one."""
 
 
 class BentoML(System):
     """`bentoml serve bentoml_service:<class>` with one worker."""
 
     name = "bentoml"
-    requirements = ("bentoml",)
-    batching = "`@bentoml.api(batchable=True, max_batch_size=32, max_latency_ms=1000)`"
+    requirements = ("torch", "bentoml")
+    batching = "`@bentoml.api(batchable=True, max_batch_size=32, max_latency_ms=1000)` " \
+        "(the CNN: 10000)"  # fmt: skip
 
     def start(self, workload: str, scratch: Path, python: Path) -> Instance:
         directory = service_dir(scratch)
         shutil.copy(SERVICES / "bentoml_service.py", directory / "bentoml_service.py")
         port = free_port()
-        if workload == "noop":
-            data: Any = model.NOOP_INPUT
-        else:  # a batchable API takes a batch: here of one row
-            data = [model.SKLEARN_ROW] if workload == "sklearn-batch" else model.SKLEARN_ROW
+        data = model.workload_input(workload)
+        if workload in BATCHABLE:
+            data = [data]
         request = Request(port, "/predict", orjson.dumps({"input": data}))
         target = f"bentoml_service:{SERVICE_CLASSES[workload]}"
         argv = [str(python.parent / "bentoml"), "serve", target, "--host", "127.0.0.1",
@@ -43,4 +46,4 @@ class BentoML(System):
 
     def decode(self, workload: str, body: bytes) -> Any:
         answer = orjson.loads(body)
-        return answer[0] if workload == "sklearn-batch" else answer["output"]
+        return answer[0] if workload in BATCHABLE else answer["output"]

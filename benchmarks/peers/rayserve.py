@@ -17,7 +17,8 @@ __all__ = ["RayServe", "RayServeDefault"]
 
 SERVICES = Path(__file__).parent / "services"
 SERVE_BATCH = "`@serve.batch(max_batch_size=32, batch_wait_timeout_s=0.002)`"
-"""Its own batching in the sklearn-batch workload (as in services/rayserve_app.py)."""
+"""Its own batching in the batched workloads (as in services/rayserve_app.py); the CNN's
+replica has `num_cpus=2`, so that Ray gives torch both cores."""
 
 
 class RayServe(System):
@@ -25,7 +26,7 @@ class RayServe(System):
     requests in flight on its replica."""
 
     name = "rayserve"
-    requirements = ("rayserve",)
+    requirements = ("torch", "rayserve")
     max_ongoing: int | None = 64
     """The replica's `max_ongoing_requests`; None keeps Ray Serve's default (5)."""
     batching = f"{SERVE_BATCH}, max_ongoing_requests=64"
@@ -34,8 +35,7 @@ class RayServe(System):
         directory = service_dir(scratch)
         shutil.copy(SERVICES / "rayserve_app.py", directory / "rayserve_app.py")
         port = free_port()
-        data = model.NOOP_INPUT if workload == "noop" else model.SKLEARN_ROW
-        request = Request(port, "/", orjson.dumps({"input": data}))
+        request = Request(port, "/", orjson.dumps({"input": model.workload_input(workload)}))
         limit = "default" if self.max_ongoing is None else str(self.max_ongoing)
         argv = [str(python), "rayserve_app.py", str(port), workload, str(directory / "ray"), limit]
         env = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_ADDRESS": ""}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from benchmarks.peers.results import CaseResult, Report, ServedResult
+from benchmarks.peers.results import CaseResult, Ceiling, Report, ServedResult
 from benchmarks.table import markdown_table
 
 __all__ = ["format_ratio", "render_markdown", "startup_rows", "targets", "throughput_rows"]
@@ -16,7 +16,11 @@ WORKLOAD_LABELS = {
     "noop": "no-op (10 floats)",
     "sklearn": "sklearn, batching off",
     "sklearn-batch": "sklearn, own batching",
+    "cnn": "CNN 3x64x64, own batching",
+    "text": "TF-IDF text, own batching",
 }
+BATCHED = ("sklearn-batch", "cnn", "text")
+CNN_CEILING_FACTOR = 0.8
 
 
 def format_ratio(value: float | None, base: float | None) -> str:
@@ -60,6 +64,16 @@ def throughput_rows(report: Report) -> list[list[str]]:
         for concurrency in report.concurrencies:
             for system in _systems(report):
                 result = report.find(system, workload)
+                if result is not None and result.ceiling is not None:
+                    rows.append(
+                        _ceiling_cells(
+                            result.ceiling,
+                            label,
+                            concurrency,
+                            base.case(concurrency) if base else None,
+                        )
+                    )
+                    continue
                 case = result.case(concurrency) if result else None
                 if result is None or (case is None and concurrency != report.concurrencies[0]):
                     continue
@@ -69,6 +83,17 @@ def throughput_rows(report: Report) -> list[list[str]]:
                 base_case = base.case(concurrency) if base else None
                 rows.append([label, str(concurrency), system, *_case_cells(case, base_case)])
     return rows
+
+
+def _ceiling_cells(ceiling: Ceiling, label: str, concurrency: int,
+                   base: CaseResult | None) -> list[str]:  # fmt: skip
+    """A throughput row for the model's in-process batched throughput (the same at every
+    concurrency: no requests, no HTTP)."""
+    rate = ceiling.items_per_s
+    batch_ms = 1000 * ceiling.batch_size / rate if rate else float("nan")
+    return [label, str(concurrency), "bare", f"{rate:,.0f}",
+            format_ratio(rate, base.throughput if base else None), _ms(batch_ms), "-",
+            f"in-process, batch {ceiling.batch_size}", "0", "-"]  # fmt: skip
 
 
 def _startup_cell(result: ServedResult) -> str:
@@ -88,7 +113,7 @@ def startup_rows(report: Report) -> list[list[str]]:
         base = report.find(BASE, workload)
         for system in _systems(report):
             result = report.find(system, workload)
-            if result is None:
+            if result is None or result.ceiling is not None:
                 continue
             pss = "-" if result.pss_mb is None else f"{result.pss_mb:,.0f}"
             rows.append([
@@ -134,8 +159,28 @@ def _peer_ratio_target(report: Report, workload: str, factor: float) -> Target:
     return (name, f"{ratio:.2f}x ({best[0]}: {best[1]:,.0f} req/s)", ratio >= factor)
 
 
+def _ahead_target(report: Report, workload: str) -> Target:
+    name = f"{WORKLOAD_LABELS[workload]} at c=32: ahead of every peer"
+    ours, best = _throughput(report, BASE, workload, 32), _best_peer(report, workload, 32)
+    if ours is None or best is None:
+        return (name, "not measured", None)
+    ratio = ours / best[1] if best[1] else math.inf
+    return (name, f"{ratio:.2f}x ({best[0]}: {best[1]:,.0f} req/s)", ratio > 1)
+
+
+def _ceiling_target(report: Report, workload: str, factor: float) -> Target:
+    name = f"{WORKLOAD_LABELS[workload]} at c=32: ≥ {factor:g}x the bare model in-process"
+    ours, bare = _throughput(report, BASE, workload, 32), report.find("bare", workload)
+    if ours is None or bare is None or bare.ceiling is None or not bare.ceiling.items_per_s:
+        return (name, "not measured", None)
+    ratio = ours / bare.ceiling.items_per_s
+    shown = f"{ratio:.2f}x ({bare.ceiling.items_per_s:,.0f}/s at batch {bare.ceiling.batch_size})"
+    return (name, shown, ratio >= factor)
+
+
 def targets(report: Report) -> list[Target]:
-    """Issue 8's targets for Clipper: (what, measured, met or None when not measured)."""
+    """Issues 8's and 27's targets for Clipper: (what, measured, met or None when not
+    measured)."""
     noop = report.find(BASE, "noop")
     noop_c1 = noop.case(1) if noop else None
     rate_noop = _throughput(report, BASE, "noop", 32)
@@ -160,6 +205,8 @@ def targets(report: Report) -> list[Target]:
                f"{deploy or 0:.2f} s"),
         _check("server + one no-op worker < 150 MB PSS", pss, lambda v: v < 150,
                f"{pss or 0:.0f} MB"),
+        *(_ahead_target(report, workload) for workload in ("noop", *BATCHED)),
+        _ceiling_target(report, "cnn", CNN_CEILING_FACTOR),
     ]  # fmt: skip
 
 
@@ -174,7 +221,9 @@ def render_markdown(report: Report) -> str:
         f"a {report.warmup_s:g} s warm-up; figures are medians over runs. req/s counts only "
         "correct model answers (2xx, not a default output); ⚠ marks a case with errors, "
         "default answers or a wrong sampled answer, which earns no credit in the targets. "
-        "`vs clipper` is system / clipper."
+        "`vs clipper` is system / clipper. `bare` on the CNN and the text model is the "
+        "model alone in-process at its best batch size (items/s; p50 is one batch's time), "
+        "the ceiling, the same figure at each concurrency."
     )
     throughput_header = ["workload", "conc.", "system", "req/s", "vs clipper", "p50 ms",
                          "p99 ms", "per run req/s", "errors", "defaults"]  # fmt: skip
@@ -187,8 +236,8 @@ def render_markdown(report: Report) -> str:
         markdown_table(throughput_header, throughput_rows(report)),
         "## Start-up and memory",
         markdown_table(startup_header, startup_rows(report)),
-        "## Each system's own batching (sklearn, own batching)",
+        "## Each system's own batching (the `own batching` workloads)",
         markdown_table(["system", "configuration"], batching) if batching else "-",
-        "## Issue 8's targets for Clipper",
+        "## Issues 8's and 27's targets for Clipper",
         markdown_table(["", "target", "measured"], target_rows),
     ]) + "\n"  # fmt: skip

@@ -11,7 +11,7 @@ from typing import Any
 
 from benchmarks.peers.load import LoadRun
 
-__all__ = ["CaseResult", "Report", "ServedResult", "load_report", "save_report"]
+__all__ = ["CaseResult", "Ceiling", "Report", "ServedResult", "load_report", "save_report"]
 
 
 @dataclass
@@ -59,6 +59,17 @@ class CaseResult:
         return self.errors == 0 and not any(self.defaults) and self.invalid_samples == 0
 
 
+@dataclass(frozen=True)
+class Ceiling:
+    """The bare model's in-process batched throughput: no HTTP, no serialisation."""
+
+    batch_size: int
+    """The batch size that answered the most items per second."""
+    items_per_s: float
+    per_batch_size: list[list[float]] = field(default_factory=list)
+    """[batch size, items per second] for each size tried."""
+
+
 @dataclass
 class ServedResult:
     """One system serving one workload: start-up, memory and the load cases."""
@@ -70,6 +81,8 @@ class ServedResult:
     notes: dict[str, float] = field(default_factory=dict)
     cases: list[CaseResult] = field(default_factory=list)
     error: str | None = None
+    ceiling: Ceiling | None = None
+    """Set instead of `cases` where the system measures the model in-process (bare)."""
 
     def case(self, concurrency: int) -> CaseResult | None:
         """The case at `concurrency`, if it ran."""
@@ -113,4 +126,6 @@ def _served(raw: dict[str, Any]) -> ServedResult:
         CaseResult(**{**case, "runs": [LoadRun(**run) for run in case["runs"]]})
         for case in raw.pop("cases")
     ]
-    return ServedResult(**raw, cases=cases)
+    ceiling = Ceiling(**raw.pop("ceiling")) if raw.get("ceiling") else None
+    raw.pop("ceiling", None)
+    return ServedResult(**raw, cases=cases, ceiling=ceiling)

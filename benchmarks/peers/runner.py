@@ -12,9 +12,10 @@ from benchmarks.peers.load import drive
 from benchmarks.peers.results import CaseResult, ServedResult
 from benchmarks.peers.system import Instance, System, post
 
-__all__ = ["RunSettings", "run_system"]
+__all__ = ["RunSettings", "run_case", "run_system"]
 
 _SAMPLES = 5
+_MIN_CEILING_S = 4.0
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,18 @@ def _run_workload(system: System, workload: str, settings: RunSettings) -> Serve
     with tempfile.TemporaryDirectory(prefix=f"peers-{system.name}-") as scratch:
         instance: Instance | None = None
         try:
+            if workload in system.in_process:
+                seconds = max(settings.duration_s * settings.runs, _MIN_CEILING_S)
+                python = system.python(settings.venv_root)
+                result.ceiling = system.ceiling(workload, Path(scratch), python, seconds)
+                print(f"[peers] {system.name} / {workload}: in-process "
+                      f"{result.ceiling.items_per_s:,.0f} items/s at batch "
+                      f"{result.ceiling.batch_size}", flush=True)  # fmt: skip
+                return result
             instance = system.start(workload, Path(scratch), system.python(settings.venv_root))
             result.startup_s, result.notes = instance.startup_s, instance.notes
             for concurrency in settings.concurrencies:
-                result.cases.append(_run_case(system, workload, instance, concurrency, settings))
+                result.cases.append(run_case(system, workload, instance, concurrency, settings))
             result.pss_mb = instance.tree.pss_bytes() / 2**20
         except Exception as exc:
             result.error = _reason(exc)
@@ -74,7 +83,7 @@ def _keep_log(source: Path, target: Path, limit_bytes: int = 256 * 1024) -> None
             target.write_bytes(log.read())
 
 
-def _run_case(
+def run_case(
     system: System, workload: str, instance: Instance, concurrency: int, settings: RunSettings
 ) -> CaseResult:
     case = CaseResult(concurrency)

@@ -16,10 +16,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.peers import model
 from benchmarks.peers.procs import ProcessTree
+
+if TYPE_CHECKING:
+    from benchmarks.peers.results import Ceiling
 
 __all__ = [
     "WORKLOADS",
@@ -32,8 +35,9 @@ __all__ = [
     "valid_answer",
 ]
 
-WORKLOADS = ("noop", "sklearn", "sklearn-batch")
-"""No-op on 10 floats; LogisticRegression on one row, batching off; the same, batching on."""
+WORKLOADS = ("noop", "sklearn", "sklearn-batch", "cnn", "text")
+"""No-op on 10 floats; LogisticRegression on one row, batching off; the same, batching on;
+the CNN on one 3x64x64 image and TF-IDF + LogisticRegression on one string, batching on."""
 
 REQUIREMENTS_DIR = Path(__file__).parent / "requirements"
 MODEL_SOURCE = Path(model.__file__)
@@ -80,6 +84,10 @@ def expected_output(workload: str) -> Any:
     """What a correct model answers to the workload's input."""
     if workload == "noop":
         return model.NOOP_INPUT
+    if workload == "cnn":
+        return model.predict_images(model.build_cnn(), [model.CNN_INPUT])[0]
+    if workload == "text":
+        return model.predict_texts(model.train_text_model(), [model.TEXT_INPUT])[0]
     return model.predict_rows(model.train_sklearn_model(), [model.SKLEARN_ROW])[0]
 
 
@@ -106,7 +114,11 @@ class System(ABC):
     environment: str = ""
     """The name of that venv under the venv root; the system's own name where empty."""
     batching: str = ""
-    """How its own batching is configured in the sklearn-batch workload (for the report)."""
+    """How its own batching is configured in the batched workloads (for the report)."""
+    base_python: str = "python3"
+    """The interpreter its venv is made from."""
+    in_process: tuple[str, ...] = ()
+    """Workloads it measures in-process (`ceiling`) instead of serving them."""
 
     def python(self, venv_root: Path) -> Path:
         """The interpreter the system runs on: its own venv's, or this one without any."""
@@ -129,12 +141,16 @@ class System(ABC):
         if marker.exists() and marker.read_text() == digest:
             return
         shutil.rmtree(venv, ignore_errors=True)
-        _run(["python3", "-m", "venv", str(venv)])
+        _run([self.base_python, "-m", "venv", str(venv)])
         pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
         _run([*pip, "--upgrade", "pip"])
         for path in files:
             _run([*pip, "-r", str(path)])
         marker.write_text(digest)
+
+    def ceiling(self, workload: str, scratch: Path, python: Path, seconds: float) -> Ceiling:
+        """The model's in-process batched throughput on one of `in_process`."""
+        raise NotImplementedError(f"{self.name} serves {workload}; it does not measure it")
 
     @abstractmethod
     def start(self, workload: str, scratch: Path, python: Path) -> Instance:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from benchmarks.peers.bare import Bare
 from benchmarks.peers.bentoml import BentoML
 from benchmarks.peers.clipper import Clipper
+from benchmarks.peers.litserve import LitServe
 from benchmarks.peers.mlserver import MLServer
 from benchmarks.peers.rayserve import RayServe, RayServeDefault
 from benchmarks.peers.system import System
 from benchmarks.peers.torchserve import TorchServe
+from benchmarks.peers.triton import Triton
 
 __all__ = ["SYSTEMS"]
 
@@ -20,4 +22,6 @@ SYSTEMS: dict[str, type[System]] = {
     "mlserver": MLServer,
     "bentoml": BentoML,
     "torchserve": TorchServe,
+    "triton": Triton,
+    "litserve": LitServe,
 }

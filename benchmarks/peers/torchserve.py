@@ -20,12 +20,13 @@ __all__ = ["TorchServe"]
 
 SERVICES = Path(__file__).parent / "services"
 BATCH_SIZE, MAX_BATCH_DELAY_MS = 32, 2
+BATCHED = ("sklearn-batch", "cnn", "text")
 _ARCHIVE_TIMEOUT_S = 120
 
 
 def config_properties(workload: str, port: int, store: Path) -> str:
     """config.properties: private ports, no token auth, one worker of the model."""
-    batch = workload == "sklearn-batch"
+    batch = workload in BATCHED
     models = {workload: {"1.0": {
         "defaultVersion": True, "marName": f"{workload}.mar", "minWorkers": 1, "maxWorkers": 1,
         "batchSize": BATCH_SIZE if batch else 1, "maxBatchDelay": MAX_BATCH_DELAY_MS,
@@ -67,8 +68,8 @@ class TorchServe(System):
                        timeout=_ARCHIVE_TIMEOUT_S)  # fmt: skip
         port = free_port()
         (directory / "config.properties").write_text(config_properties(workload, port, store))
-        data = model.NOOP_INPUT if workload == "noop" else model.SKLEARN_ROW
-        request = Request(port, f"/predictions/{workload}", orjson.dumps({"input": data}))
+        body = orjson.dumps({"input": model.workload_input(workload)})
+        request = Request(port, f"/predictions/{workload}", body)
         argv = [str(python.parent / "torchserve"), "--start", "--foreground", "--ncs",
                 "--disable-token-auth", "--model-store", str(store),
                 "--ts-config", "config.properties"]  # fmt: skip

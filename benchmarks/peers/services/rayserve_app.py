@@ -47,7 +47,35 @@ class SklearnBatch:
         return {"output": await self.predict((await request.json())["input"])}
 
 
-DEPLOYMENTS = {"noop": Noop, "sklearn": Sklearn, "sklearn-batch": SklearnBatch}
+# Both cores for the CNN's torch threads (Ray sets OMP_NUM_THREADS to an actor's num_cpus).
+@serve.deployment(ray_actor_options={"num_cpus": 2})
+class Cnn:
+    def __init__(self) -> None:
+        self.network = peer_model.build_cnn()
+
+    @serve.batch(max_batch_size=BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S)
+    async def predict(self, images: list[list[float]]) -> list[int]:
+        return peer_model.predict_images(self.network, images)
+
+    async def __call__(self, request: Any) -> dict[str, Any]:
+        return {"output": await self.predict((await request.json())["input"])}
+
+
+@serve.deployment
+class Text:
+    def __init__(self) -> None:
+        self.model = peer_model.train_text_model()
+
+    @serve.batch(max_batch_size=BATCH_SIZE, batch_wait_timeout_s=BATCH_WAIT_S)
+    async def predict(self, texts: list[str]) -> list[int]:
+        return peer_model.predict_texts(self.model, texts)
+
+    async def __call__(self, request: Any) -> dict[str, Any]:
+        return {"output": await self.predict((await request.json())["input"])}
+
+
+DEPLOYMENTS = {"noop": Noop, "sklearn": Sklearn, "sklearn-batch": SklearnBatch, "cnn": Cnn,
+               "text": Text}  # fmt: skip
 
 
 def main(port: int, workload: str, temp_dir: str, max_ongoing: str = "default") -> None:

@@ -1,5 +1,5 @@
-"""TorchServe: a custom handler (module-level `handle`) for the three workloads; the workload
-comes from the model's name (`noop`, `sklearn`, `sklearn-batch`)."""
+"""TorchServe: a custom handler (module-level `handle`) for every workload; the workload comes
+from the model's name (`noop`, `sklearn`, `sklearn-batch`, `cnn`, `text`)."""
 
 from __future__ import annotations
 
@@ -18,14 +18,25 @@ def _input(item: dict[str, Any]) -> Any:
     return body["input"]  # type: ignore[index]
 
 
+def _load(workload: str) -> Any:
+    """The batch predict function of `workload`."""
+    if workload == "noop":
+        return list
+    if workload == "cnn":
+        network = peer_model.build_cnn()
+        return lambda rows: peer_model.predict_images(network, rows)
+    if workload == "text":
+        model = peer_model.train_text_model()
+        return lambda rows: peer_model.predict_texts(model, rows)
+    trained = peer_model.train_sklearn_model()
+    return lambda rows: peer_model.predict_rows(trained, rows)
+
+
 def handle(data: list[dict[str, Any]] | None, context: Any) -> list[Any] | None:
     """One answer per request of the batch, in order; `data` is None once, at load."""
     global _model
-    noop = context.manifest["model"]["modelName"] == "noop"
-    if data is None:
-        _model = None if noop else peer_model.train_sklearn_model()
-        return None
-    rows = [_input(item) for item in data]
-    if noop:
-        return [{"output": row} for row in rows]
-    return [{"output": label} for label in peer_model.predict_rows(_model, rows)]
+    if data is None or _model is None:
+        _model = _load(context.manifest["model"]["modelName"])
+        if data is None:
+            return None
+    return [{"output": answer} for answer in _model([_input(item) for item in data])]
