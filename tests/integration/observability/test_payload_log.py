@@ -368,7 +368,8 @@ def test_a_stalled_then_stopped_redis_drops_and_counts_records_never_slowing_que
     for phase in ("stalled", "stopped"):
         latencies = phases[phase]
         assert len(latencies) > 50, phase
-        # A query that waited for the sink would take the sink's timeout (1 s) or more.
-        assert max(latencies) < TIMEOUT_S / 2, (phase, max(latencies))
-        assert statistics.median(latencies) < 3 * baseline + 0.01, (phase, baseline)
+        # A query that waited for the sink would take the sink's timeout (1 s) or more; a
+        # loaded 2-core machine can pause any one query for a few hundred milliseconds.
+        assert max(latencies) < 0.9 * TIMEOUT_S, (phase, max(latencies))
+        assert statistics.median(latencies) < 3 * baseline + 0.02, (phase, baseline)
     assert metric(server, "clipper_payload_log_buffered", app="stalled") <= BUFFER
