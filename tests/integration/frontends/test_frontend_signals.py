@@ -136,6 +136,8 @@ def test_scale_down_under_load_through_both_frontends_fails_nothing(
         wait_until(lambda: load.answered > answered_then + 20, 10, "queries after the drain")
     assert load.failures == []
     assert both_served(server, before)
+    log = server.log_path.read_text(errors="replace")  # the frontends' log lines too
+    assert "queries of shrink:1 after" not in log  # no batch was lost with a replica
 
 
 def test_idle_counts_every_frontend_and_a_query_wakes_a_version_at_zero(
