@@ -7,9 +7,10 @@ is its side). A frontend:
 - answers `load` with its versions' cumulative load counters (clipper.dataplane.load),
   which the control process sums;
 - follows the registry's running rollouts: each one's split (share, shadow) applies on
-  its own data plane within the registry follower's delay, with fresh windows when the
-  step changes; `rollout_windows` answers them (reset first when the control process
-  reset its own since: a warm-up, a resume);
+  its own data plane within the registry follower's delay (once both versions have a
+  replica registered here), with fresh windows when the step changes; `rollout_windows`
+  answers them (reset first when the control process reset its own since: a warm-up, a
+  resume);
 - marks the versions that may scale to zero, and hands each cold start (a query queued
   for a version with no replica) to the control process at once (`wake`), retried while
   the control process does not answer; the queries wait in this frontend's queue;
@@ -31,6 +32,7 @@ from typing import Any
 from clipper.control.autoscaling_config import AutoscalingConfig
 from clipper.control.rollout_plan import RolloutPlan
 from clipper.control.store import Registry
+from clipper.core.records import RolloutRecord
 from clipper.core.types import ModelId
 from clipper.dataplane.dataplane import DataPlane
 from clipper.dataplane.model_serving import ModelServing
@@ -50,6 +52,7 @@ class FrontendSignals:
         self._dataplane = dataplane
         self._control_peer = control_peer
         self._steps: dict[str, tuple[int, int]] = {}  # model -> (rollout id, step) applied
+        self._running: dict[str, RolloutRecord] = {}  # the registry's, by model
 
     # -- following the registry -------------------------------------------------------
 
@@ -61,22 +64,37 @@ class FrontendSignals:
             for (name, version), (config, _) in registry.autoscaling().items()
             if AutoscalingConfig.parse(config).scales_to_zero
         ])  # fmt: skip
-        running = {record.model: record for record in registry.running_rollouts()}
+        self._running = {record.model: record for record in registry.running_rollouts()}
+        self.apply_splits()
+
+    def apply_splits(self) -> None:
+        """Each running rollout's split at its step, once both its versions have a replica
+        here (as the control process starts one once they are ready: a canary asked before
+        its replica registered here would miss); the others' splits ended."""
         for model in self._dataplane.split_models():
-            if model not in running:
+            if model not in self._running:
                 self._dataplane.end_split(model)
                 self._steps.pop(model, None)
-        for record in running.values():
+        for record in self._running.values():
             steps = RolloutPlan.parse(record.plan).steps
             step = steps[min(record.step, len(steps) - 1)]
             split = self._dataplane.split_of(record.model)
             if split is None or (split.baseline, split.canary) != (record.baseline, record.version):
+                if not self._ready(record):
+                    continue
                 split = RolloutSplit(record.model, record.baseline, record.version)
                 split.enter_step(step.share, step.shadow)
                 self._dataplane.start_split(split)
             elif self._steps.get(record.model) != (record.rollout_id, record.step):
                 split.enter_step(step.share, step.shadow)
             self._steps[record.model] = (record.rollout_id, record.step)
+
+    def _ready(self, record: RolloutRecord) -> bool:
+        for version in (record.baseline, record.version):
+            serving = self._dataplane.serving(ModelId(record.model, version))
+            if serving is None or not serving.ready_replicas:
+                return False
+        return True
 
     # -- peer requests ------------------------------------------------------------------
 

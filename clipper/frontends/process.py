@@ -139,7 +139,10 @@ class FrontendServer:
         model_id = ModelId(message.model, message.version)
         if self.dataplane.serving(model_id) is None and self._follower is not None:
             self._follower.refresh()  # a version newer than our last read
-        return self.dataplane.attach(channel, message)
+        refused = self.dataplane.attach(channel, message)
+        if refused is None:
+            self.signals.apply_splits()  # a rollout waiting for this replica
+        return refused
 
     def _on_lost(self, channel: WorkerChannel) -> None:
         self.dataplane.detach(channel, logged_elsewhere=True)
