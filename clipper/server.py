@@ -43,6 +43,7 @@ from clipper.frontend.oip.rest import V2RestApi
 from clipper.frontend.oip.service import InferenceService
 from clipper.frontend.openai_api.api import OpenAIApi
 from clipper.frontend.query_port import QueryPort
+from clipper.frontends.control_signals import ControlSignals
 from clipper.frontends.supervisor import FrontendSupervisor
 from clipper.http.connection_gate import ConnectionGate
 from clipper.http.cors import CorsPolicy
@@ -145,6 +146,10 @@ class ClipperServer:
         # process, and serves no queries itself.
         self.frontend_count = settings.resolved_frontends()
         self.frontends: FrontendSupervisor | None = None
+        self.signals = (  # the autoscaler's, cold starts', rollouts', drains' (N > 1)
+            ControlSignals(self.state_dir, self.frontend_count, self.dataplane.cold_starts)
+            if self.frontend_count > 1 else None
+        )  # fmt: skip
         interval_s = settings.dashboard_sample_interval_s
         self.summary_history = SummaryHistory(
             history_capacity(settings.dashboard_history_s, interval_s), interval_s
@@ -202,6 +207,8 @@ class ClipperServer:
                     channel.close()
 
     async def _drain_replica(self, replica_id: ReplicaId) -> None:
+        if self.signals is not None:  # the frontends' batches on it back first
+            await self.signals.drain(replica_id, DRAIN_TIMEOUT_S)
         await self.dataplane.drain_replica(replica_id.model, replica_id.replica, DRAIN_TIMEOUT_S)
 
     async def _rotate_logs(self) -> None:
@@ -321,6 +328,8 @@ class ClipperServer:
         """The query frontends (clipper.frontends), stopped before the replicas are."""
         self.frontends = FrontendSupervisor(self.settings, self.frontend_count, self.metrics.render)
         stack.push_async_callback(self.frontends.aclose)
+        if self.signals is not None:
+            self.frontends.handlers["wake"] = self.signals.wake
         await self.frontends.start()
         self.service.refresh_listeners.append(self.frontends.sync)
 
@@ -370,11 +379,13 @@ class ClipperServer:
     def _start_background(
         self, stack: contextlib.AsyncExitStack, tasks: asyncio.TaskGroup, registry: Registry
     ) -> None:
+        signals = self.signals
         autoscaler = AutoscalerLoop(
             self.service, self.metrics, self.settings.autoscaler_interval_s,
-            local=self.ray_placement is None,
+            local=self.ray_placement is None, loads=None if signals is None else signals.loads,
         )  # fmt: skip
-        rollouts = RolloutLoop(self.service, self.settings.rollout_interval_s)
+        rollouts = RolloutLoop(self.service, self.settings.rollout_interval_s,
+                               None if signals is None else signals.collect_windows)  # fmt: skip
         # Each restarted after a failure (logged): none takes the server down.
         background = [
             tasks.create_task(supervised("autoscaler", autoscaler.run)),

@@ -17,6 +17,10 @@ Cold starts: between intervals it awaits the data plane's `ColdStarts`, and a ve
 autoscaled with `min_replicas` 0 that a query asked for at 0 replicas is scaled to 1 at
 once (`wake`), not at the next interval. Its count is in the registry like any other, so a
 version scaled to zero stays there across a restart until a query comes.
+
+With several query frontends (clipper.frontends) the control process serves no queries:
+`loads` then reads each version's counters summed over the frontends, once per interval,
+and the frontends hand their cold starts to this process's `ColdStarts`.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from clipper.control.autoscaler import (
     Decision,
@@ -52,6 +56,9 @@ __all__ = ["AutoscalerLoop"]
 
 log = logging.getLogger("clipper.control")
 Clock = Callable[[], float]
+LoadSource = Callable[[], Awaitable[Mapping[ModelId, LoadReading]]]
+"""Every version's load counters from elsewhere (the query frontends'); None: the data
+plane's own."""
 
 
 class AutoscalerLoop:
@@ -66,8 +73,10 @@ class AutoscalerLoop:
         local: bool = True,
         cpu_count: Callable[[], int | None] = os.cpu_count,
         clock: Clock = time.monotonic,
+        loads: LoadSource | None = None,
     ) -> None:
-        """`local`: replicas run on this machine, so its `cpu_count()` bounds them."""
+        """`local`: replicas run on this machine, so its `cpu_count()` bounds them;
+        `loads`: where the versions' load counters come from (default: the data plane)."""
         self.service = service
         self.metrics = metrics
         self.interval_s = interval_s
@@ -78,6 +87,8 @@ class AutoscalerLoop:
         self._readings: dict[ModelId, tuple[float, LoadReading]] = {}
         self._capped_at: dict[ModelId, int] = {}  # a capped hold is recorded once per count
         self._starting: set[ModelId] = set()  # replicas were starting at the last reading
+        self._loads = loads
+        self._readings_now: Mapping[ModelId, LoadReading] | None = None  # `loads`, this tick
 
     async def run(self) -> None:
         """Decide every `interval_s`, and start cold versions as queries ask for them,
@@ -119,6 +130,8 @@ class AutoscalerLoop:
     async def tick(self) -> None:
         """One round over the autoscaled versions."""
         configs = self.service.autoscaling
+        if self._loads is not None and configs:
+            self._readings_now = await self._loads()
         for model_id in list(self._histories):
             if model_id not in configs:
                 self._forget(model_id)
@@ -179,7 +192,10 @@ class AutoscalerLoop:
 
     def _observe(self, model_id: ModelId, serving: ModelServing, now: float) -> Observation | None:
         """What the version did since the last reading (None at the first)."""
-        reading = serving.load.reading()
+        if self._readings_now is None:
+            reading = serving.load.reading()
+        else:
+            reading = self._readings_now.get(model_id, LoadReading())
         previous = self._readings.get(model_id)
         self._readings[model_id] = (now, reading)
         if previous is None or now <= previous[0]:

@@ -11,6 +11,11 @@ makes the new version current. Each change is one registry transaction with its 
 
 A paused rollout (`paused_at` set) keeps its split where it is and is not judged; resuming
 it moves its step's start on by the pause, so the step's time left is what it was.
+
+With several query frontends (clipper.frontends) each frontend follows the registry's
+rollouts with a split of its own; `RolloutLoop`'s `collect` then puts their windows,
+merged, in this process's split before each judgement (and once more right after a
+warm-up's reset, which resets theirs).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from clipper.control.rollout_analysis import (
@@ -53,6 +58,8 @@ __all__ = [
 
 log = logging.getLogger("clipper.control")
 Clock = Callable[[], float]
+Collect = Callable[[RolloutRecord, RolloutSplit], Awaitable[None]]
+"""Fills a rollout's split with the windows of the processes that serve its queries."""
 
 PARK_WAIT_S = 5.0
 """How long an ended rollout waits for the version it leaves to answer its queue."""
@@ -226,9 +233,13 @@ def rollout_samples(service: ClusterService) -> list[RolloutSample]:
 class RolloutLoop:
     """Judges every running rollout each `interval_s` and acts on the decision."""
 
-    def __init__(self, service: ClusterService, interval_s: float) -> None:
+    def __init__(
+        self, service: ClusterService, interval_s: float, collect: Collect | None = None
+    ) -> None:
+        """`collect`: where the windows come from (None: the data plane's own split)."""
         self.service = service
         self.interval_s = interval_s
+        self._collect = collect
 
     async def run(self) -> None:
         """Tick until cancelled."""
@@ -260,6 +271,9 @@ class RolloutLoop:
         elapsed_s = time.time() - record.step_started_at
         if elapsed_s < step.warmup_s:
             split.reset_windows()
+        if self._collect is not None:
+            await self._collect(record, split)
+        if elapsed_s < step.warmup_s:
             return
         verdict = judge(plan, step, *_figures(split))
         decision = decide(verdict, elapsed_s, step)

@@ -223,6 +223,10 @@ class DataPlane:
         """The model's rollout split, or None."""
         return self._splits.get(model_name)
 
+    def split_models(self) -> list[str]:
+        """The models under a rollout split."""
+        return list(self._splits)
+
     def _cache_on(self, app_cache_enabled: bool, serving: ModelServing) -> bool:
         """Whether queries to a version use the cache (both the app and version allow it)."""
         record = self._snapshot.versions.get(serving.model_id)
@@ -261,6 +265,10 @@ class DataPlane:
     def serving(self, model_id: ModelId) -> ModelServing | None:
         """The ModelServing of a version, or None."""
         return self._serving.get(model_id)
+
+    def servings(self) -> list[tuple[ModelId, ModelServing]]:
+        """Every registered version's ModelServing."""
+        return list(self._serving.items())
 
     def set_scale_to_zero(self, model_ids: Collection[ModelId]) -> None:
         """The versions that may have no replica (autoscaled with `min_replicas` 0): a query

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import bisect
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import Any
 
 __all__ = ["MAX_LATENCY_SAMPLES", "Outcome", "RolloutSplit", "VersionWindow"]
 
@@ -88,6 +90,40 @@ class VersionWindow:
         rank = min(len(self.latencies_s) - 1, max(0, int(q * len(self.latencies_s) + 0.5) - 1))
         return self.latencies_s[rank]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The window as JSON (for the control process, which merges the frontends')."""
+        return {
+            "queries": self.queries, "errors": self.errors, "defaults": self.defaults,
+            "compared": self.compared, "agreed": self.agreed, "rewarded": self.rewarded,
+            "reward_sum": self.reward_sum, "latencies_s": self.latencies_s, "timed": self._timed,
+        }  # fmt: skip
+
+    @classmethod
+    def merged(cls, windows: Iterable[dict[str, Any]]) -> VersionWindow:
+        """One window of several `to_dict` forms (several frontends' windows of a version):
+        counts summed, latencies pooled; past `MAX_LATENCY_SAMPLES`, each window gives a
+        share of them in proportion to the latencies it observed (so the pool stays a
+        uniform sample of all of them, and its quantiles are the whole traffic's)."""
+        parts = list(windows)
+        out = cls()
+        for part in parts:
+            out.queries += int(part["queries"])
+            out.errors += int(part["errors"])
+            out.defaults += int(part["defaults"])
+            out.compared += int(part["compared"])
+            out.agreed += int(part["agreed"])
+            out.rewarded += int(part["rewarded"])
+            out.reward_sum += float(part["reward_sum"])
+            out._timed += int(part["timed"])
+        room = min(1.0, MAX_LATENCY_SAMPLES / out._timed) if out._timed else 1.0
+        pooled: list[float] = []
+        for part in parts:
+            kept: list[float] = list(part["latencies_s"])
+            share = min(len(kept), round(int(part["timed"]) * room))
+            pooled.extend(kept if share >= len(kept) else out._rng.sample(kept, share))
+        out.latencies_s = sorted(pooled)
+        return out
+
     def _sample(self, latency_s: float) -> None:
         self._timed += 1
         if len(self.latencies_s) < MAX_LATENCY_SAMPLES:
@@ -121,6 +157,9 @@ class RolloutSplit:
     previous_baseline: VersionWindow | None = None
     retried: int = 0
     rng: random.Random = field(default_factory=random.Random)
+    epoch: int = 0
+    """Counts `reset_windows` calls: with several frontends, the control process sends it
+    when it collects their windows, and a frontend resets its own when it changed."""
 
     def enter_step(self, share: float, shadow: bool) -> None:
         """Begin a step: its share (or shadow) and fresh windows; the baseline's window of
@@ -132,6 +171,7 @@ class RolloutSplit:
 
     def reset_windows(self) -> None:
         """Start both windows afresh (the step's warm-up: what came before is dropped)."""
+        self.epoch += 1
         self.baseline_window, self.canary_window = VersionWindow(), VersionWindow()
 
     def window_of(self, version: str) -> VersionWindow | None:

@@ -35,6 +35,7 @@ from clipper.frontend.oip.rest import V2RestApi
 from clipper.frontend.oip.service import InferenceService
 from clipper.frontend.query_port import QueryPort
 from clipper.frontends.follower import RegistryFollower
+from clipper.frontends.frontend_signals import FrontendSignals
 from clipper.frontends.peer import PeerUnreachable, ask_peer, serve_peer
 from clipper.http.connection_gate import ConnectionGate
 from clipper.http.cors import CorsPolicy
@@ -107,6 +108,7 @@ class FrontendServer:
         self.poller = LoopPoller(settings.server_spin_us / 1e6)
         self.query_guard = QueryTokenGuard()
         self.snapshot = RegistrySnapshot()
+        self.signals = FrontendSignals(self.dataplane, frontend_peer_path(self.state_dir, None))
         self.stopping = asyncio.Event()
         self._closing: set[asyncio.Task[None]] = set()
         self._registry: Registry | None = None
@@ -122,6 +124,7 @@ class FrontendServer:
             self.query_guard.load(
                 registry.query_auth_apps(), registry.query_token_scopes(), snapshot.links
             )
+            self.signals.follow(registry)  # rollout splits, scale to zero
         for serving in removed:
             self._close_later(serving)
 
@@ -136,7 +139,10 @@ class FrontendServer:
         model_id = ModelId(message.model, message.version)
         if self.dataplane.serving(model_id) is None and self._follower is not None:
             self._follower.refresh()  # a version newer than our last read
-        return self.dataplane.attach(channel, message)
+        refused = self.dataplane.attach(channel, message)
+        if refused is None:
+            self.signals.apply_splits()  # a rollout waiting for this replica
+        return refused
 
     def _on_lost(self, channel: WorkerChannel) -> None:
         self.dataplane.detach(channel, logged_elsewhere=True)
@@ -152,6 +158,12 @@ class FrontendServer:
             return {}
         if op == "metrics":
             return {"text": self.metrics.render().decode()}
+        if op == "load":
+            return self.signals.load()
+        if op == "rollout_windows":
+            return self.signals.rollout_windows(request)
+        if op == "drain":
+            return await self.signals.drain(request)
         if op == "feedback":
             feedback = FeedbackRequest(
                 request["query_id"], request.get("uid"), None, request.get("label"),
@@ -232,7 +244,10 @@ class FrontendServer:
         self._start_query_port(stack, tasks, inference, query_sock, tls, budget.query)
         peer = await serve_peer(frontend_peer_path(self.state_dir, self.index), self._peer)
         stack.callback(peer.close)
-        background = [tasks.create_task(supervised("registry follower", self._follower.run))]
+        background = [
+            tasks.create_task(supervised("registry follower", self._follower.run)),
+            tasks.create_task(supervised("cold starts", self.signals.forward_cold_starts)),
+        ]
         if self.index == 0:  # one writer of the policy states (see the module's docstring)
             background.append(tasks.create_task(supervised(
                 "policy flusher", lambda: run_policy_flusher(registry, self.dataplane)

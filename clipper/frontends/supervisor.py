@@ -28,7 +28,7 @@ from typing import Any
 from clipper.core.config import Settings
 from clipper.core.exceptions import ClipperError
 from clipper.frontends.metrics_merge import merge_expositions
-from clipper.frontends.peer import PeerUnreachable, ask_peer, serve_peer
+from clipper.frontends.peer import PeerHandler, PeerUnreachable, ask_peer, serve_peer
 from clipper.rpc.fanout import frontend_peer_path
 
 __all__ = ["FrontendSupervisor"]
@@ -62,6 +62,8 @@ class FrontendSupervisor:
         self._watchers: list[asyncio.Task[None]] = []
         self._peer: asyncio.Server | None = None
         self._spare: asyncio.subprocess.Process | None = None
+        self.handlers: dict[str, PeerHandler] = {}
+        """More ops of the control process's peer socket (`wake`: control_signals.py)."""
 
     async def start(self) -> None:
         """Start every frontend and wait until each answers on its peer socket; then
@@ -196,6 +198,9 @@ class FrontendSupervisor:
         return merge_expositions(texts)
 
     async def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
+        handler = self.handlers.get(str(request.get("op")))
+        if handler is not None:
+            return await handler(request)
         if request.get("op") == "metrics":
             return {"text": (await self.metrics_page()).decode()}
         return {"frontends": await self.stats()}
