@@ -338,7 +338,7 @@ class ClipperServer:
     ) -> None:
         autoscaler = AutoscalerLoop(
             self.service, self.metrics, self.settings.autoscaler_interval_s,
-            local=self.ray_placement is None,
+            cluster=self.ray_placement,
         )  # fmt: skip
         rollouts = RolloutLoop(self.service, self.settings.rollout_interval_s)
         # Each restarted after a failure (logged): none takes the server down.

@@ -32,7 +32,13 @@ from clipper.artifacts.format import pack_directory
 from clipper.core.resources import DEFAULT_NUM_CPUS, ResourceRequest
 from clipper.placement.base import ReplicaLaunch, ReplicaPlacement
 from clipper.placement.ray_actor import ReplicaActor
-from clipper.placement.scheduling import NodeView, loopback_blind_nodes, unschedulable_reason
+from clipper.placement.scheduling import (
+    FreeCapacity,
+    NodeView,
+    free_capacity,
+    loopback_blind_nodes,
+    unschedulable_reason,
+)
 
 __all__ = ["RayPlacement", "RayReplica", "worker_args"]
 
@@ -202,6 +208,11 @@ class RayPlacement:
             )
             for node in ray.nodes()
         ]
+
+    def free_capacity(self, request: ResourceRequest) -> FreeCapacity | None:
+        """How many more replicas of `request` the cluster's free resources hold now
+        (blocking: it asks Ray's GCS; None where Ray does not say what is free)."""
+        return free_capacity(request, self.nodes(), self._default_num_cpus)
 
     async def _explain(self, actor: Any, request: ResourceRequest) -> str | None:
         """Why a not yet started actor is not placed, or None while it may just be starting."""
