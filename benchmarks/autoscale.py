@@ -86,7 +86,8 @@ def trace(low_rate: float, scale: float) -> list[Phase]:
 
 def send_times(phases: list[Phase]) -> list[float]:
     """Evenly spaced send times (seconds from the start) at each phase's rate."""
-    times, start = [], 0.0
+    times: list[float] = []
+    start = 0.0
     for phase in phases:
         if phase.rate > 0:
             step = 1.0 / phase.rate
