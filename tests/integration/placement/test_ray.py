@@ -289,12 +289,12 @@ def test_autoscaling_on_ray_is_bounded_by_the_cluster_and_goes_to_zero_and_back(
     ray_clipper: RayClipper,
 ) -> None:
     """16 clients overload one replica (20 ms per batch of 2, 100 ms SLO): it scales up, is
-    capped at the two replicas the cluster's `auto` resource holds, scales to zero once the
-    load stops, and a query starts it again on Ray."""
+    capped at the two replicas the cluster's `auto` resource holds, scales down and then to
+    zero once the load stops, and a query starts it again on Ray."""
     conn = ray_clipper.conn
     ray_clipper.ray.add_node(AUTO_IP, {"auto": 2})
     autoscaling = {"min_replicas": 0, "max_replicas": 4, "upscale_window_s": 1.0,
-                   "downscale_delay_s": 2.0, "scale_to_zero_after_s": 3.0}  # fmt: skip
+                   "downscale_delay_s": 2.0, "scale_to_zero_after_s": 4.0}  # fmt: skip
     conn.register_application("ray-auto", "doubles", "-1", 100_000)
     python_deployer.deploy_python_closure(
         conn, "ray-auto", 1, "doubles", sleep_20ms, num_replicas=1, batch_size=2,
@@ -333,6 +333,10 @@ def test_autoscaling_on_ray_is_bounded_by_the_cluster_and_goes_to_zero_and_back(
 
     wait_until(lambda: not ray_clipper.replicas("ray-auto"), 20, "scaled to zero once idle")
     assert target_replicas(ray_clipper, "ray-auto") == 0
+    *_, down, to_zero = autoscaled(conn, "ray-auto")
+    assert (down["from"], down["to"]) == (2, 1)
+    assert "idle for 2 s" in down["reason"]
+    assert (to_zero["from"], to_zero["to"]) == (1, 0)
     with httpx.Client() as client:
         first = ray_clipper.predict("ray-auto", client)
         assert first["default_explanation"] == (
