@@ -176,7 +176,9 @@ def run_ray_serve(phases: list[Phase], autoscaling: dict[str, Any], target: floa
     run = Run(f"Ray Serve (target {target:g})")
     config = serve_autoscaling(autoscaling, target)
     with (
-        tempfile.TemporaryDirectory(prefix="autoscale-serve-") as scratch,
+        tempfile.TemporaryDirectory(
+            prefix="autoscale-serve-", ignore_cleanup_errors=True
+        ) as scratch,
         ray_serve_autoscaled(config, Path(scratch)) as serve,
     ):
         url = f"http://127.0.0.1:{serve.port}/"
