@@ -14,9 +14,10 @@ which they became ready, its history starts over, so what a starting replica cou
 serve does not count against the count being reached.
 
 Bounded where replicas run: by this machine's CPUs for the local placement, by the
-cluster's free resources (`ClusterCapacity`, asked off the event loop) on Ray, where a
-replica that cannot be placed anyway (another version took what was free) is taken off the
-target with the placement's `unschedulable` reason (rule 2 of clipper.control.autoscaler).
+cluster's free resources (`ClusterCapacity`, asked off the event loop) on Ray. A replica
+the placement cannot place anyway (on Ray, another version took what was free; locally, it
+waits for a GPU) is taken off the target with the placement's `unschedulable` reason (rule 2
+of clipper.control.autoscaler).
 
 Cold starts: between intervals it awaits the data plane's `ColdStarts`, and a version
 autoscaled with `min_replicas` 0 that a query asked for at 0 replicas is scaled to 1 at
