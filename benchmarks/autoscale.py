@@ -1,6 +1,9 @@
 """Autoscaling against fixed replica counts: one traffic trace replayed open-loop (issue 22).
 
-Run: `.venv/bin/python -m benchmarks.autoscale [--low-rate 25] [--scale 1.0]`.
+Run: `.venv/bin/python -m benchmarks.autoscale [--low-rate 25] [--scale 1.0]`; the full
+run (`--scale 1`) takes about 13 minutes (four configurations of 3 minutes each, and their
+start-ups), plus Ray Serve's environment the first time (installed by the peers
+benchmark's machinery into ~/.cache/clipper-peers/rayserve; `--no-ray-serve` leaves it out).
 The model waits 20 ms per batch of at most 4 (time, not CPU, as a GPU- or network-bound
 model does, so replicas add capacity on 2 cores) behind an app with a 100 ms SLO: one
 replica answers about 200 queries/s in time. The trace: `--low-rate` queries/s for 30 s, ten
@@ -8,13 +11,17 @@ times that for 60 s, the low rate again for 60 s, then 30 s idle (durations time
 Requests leave at the trace's times whatever the answers (open loop, as real traffic
 arrives), each with a new input (no cache hits). The same trace runs against, one after the
 other on a fresh server each: a fixed count sized for the low rate, a fixed count sized
-for the peak, and autoscaling between 1 and 4 replicas (short windows; `min_replicas` 0
-with `--to-zero`). It prints, per configuration and 10 s window, the rate sent, the
-replicas, p50/p99 and the share answered by the model within the SLO; then a summary: that
-share over the whole trace and after the step, the seconds after the step until a window is
-back above 99%, the replica-seconds used against an oracle's (at each moment the replicas
-the rate needed, from one replica's measured capacity), and the failed requests. Ray
-Serve's autoscaler is not in this table yet.
+for the peak, autoscaling between 1 and 4 replicas (short windows; `min_replicas` 0
+with `--to-zero`), and Ray Serve's autoscaler on the same model (`@serve.batch` of 4, 20 ms
+a batch) with the same bounds and windows and `target_ongoing_requests`
+`--ray-target-ongoing` (4 by default: a batch running and one waiting per replica, about
+Clipper's target of 20% of the SLO spent waiting). Ray Serve has no default answer: a
+query it answers within the SLO counts as in time. It prints, per configuration and 10 s
+window, the rate sent, the replicas, p50/p99 and the share answered by the model within the
+SLO; then a summary: that share over the whole trace and after the step, the seconds after
+the step until a window is back above 99%, the replica-seconds used against an oracle's (at
+each moment the replicas the rate needed, from one replica's measured capacity), and the
+failed requests.
 """
 
 from __future__ import annotations
@@ -24,12 +31,16 @@ import asyncio
 import itertools
 import math
 import statistics
+import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
 
+from benchmarks.autoscale_rayserve import ray_serve_autoscaled, serve_autoscaling
 from benchmarks.harness import BenchServer, bench_server
 from benchmarks.table import print_table
 
@@ -75,7 +86,8 @@ def trace(low_rate: float, scale: float) -> list[Phase]:
 
 def send_times(phases: list[Phase]) -> list[float]:
     """Evenly spaced send times (seconds from the start) at each phase's rate."""
-    times, start = [], 0.0
+    times: list[float] = []
+    start = 0.0
     for phase in phases:
         if phase.rate > 0:
             step = 1.0 / phase.rate
@@ -84,37 +96,35 @@ def send_times(phases: list[Phase]) -> list[float]:
     return times
 
 
-async def replay(server: BenchServer, phases: list[Phase], run: Run) -> None:
+InTime = Callable[[httpx.Response], bool]
+"""Whether a reply (received within the SLO) is the model's answer."""
+
+
+def clipper_in_time(reply: httpx.Response) -> bool:
+    return reply.status_code == 200 and not reply.json()["default"]
+
+
+def serve_in_time(reply: httpx.Response) -> bool:
+    return reply.status_code == 200 and "output" in reply.json()
+
+
+async def replay(url: str, phases: list[Phase], run: Run, in_time: InTime) -> float:
+    """Send the trace to `url` open-loop; the monotonic time it started."""
     inputs = itertools.count()
-    total_s = sum(phase.seconds for phase in phases)
     limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
-    async with httpx.AsyncClient(
-        base_url=f"http://127.0.0.1:{server.query_port}", timeout=10, limits=limits
-    ) as client:
+    async with httpx.AsyncClient(timeout=10, limits=limits) as client:
         started = time.monotonic()
 
         async def one(at: float) -> None:
             sent = time.monotonic()
             try:
-                reply = await client.post("/bench/predict", json={"input": [float(next(inputs))]})
-                body = reply.json()
+                reply = await client.post(url, json={"input": [float(next(inputs))]})
                 latency = time.monotonic() - sent
-                in_time = reply.status_code == 200 and not body["default"]
-                run.sent.append((at, latency, in_time and latency <= SLO_US / 1e6, False))
-            except (httpx.HTTPError, ValueError):
+                answered = in_time(reply) and latency <= SLO_US / 1e6
+                run.sent.append((at, latency, answered, False))
+            except (httpx.HTTPError, ValueError, KeyError):
                 run.sent.append((at, time.monotonic() - sent, False, True))
 
-        async def watch() -> None:
-            base_url = f"http://127.0.0.1:{server.admin_port}"
-            headers = server.admin_headers
-            async with httpx.AsyncClient(base_url=base_url, headers=headers, timeout=10) as admin:
-                while time.monotonic() - started < total_s:
-                    reply = await admin.post("/admin/get_all_containers", json={"verbose": True})
-                    ready = sum(1 for r in reply.json() if r.get("state") == "ready")
-                    run.replicas.append((time.monotonic() - started, ready))
-                    await asyncio.sleep(1.0)
-
-        watcher = asyncio.create_task(watch())
         tasks = []
         for at in send_times(phases):
             delay = started + at - time.monotonic()
@@ -122,10 +132,31 @@ async def replay(server: BenchServer, phases: list[Phase], run: Run) -> None:
                 await asyncio.sleep(delay)
             tasks.append(asyncio.create_task(one(at)))
         await asyncio.gather(*tasks)
-        rest = started + total_s - time.monotonic()
+        rest = started + sum(phase.seconds for phase in phases) - time.monotonic()
         if rest > 0:
             await asyncio.sleep(rest)
-        await watcher
+        return started
+
+
+async def watch_clipper(server: BenchServer, run: Run, total_s: float) -> None:
+    """Sample the ready replicas once a second for `total_s`."""
+    started = time.monotonic()
+    base_url = f"http://127.0.0.1:{server.admin_port}"
+    async with httpx.AsyncClient(base_url=base_url, headers=server.admin_headers,
+                                 timeout=10) as admin:  # fmt: skip
+        while time.monotonic() - started < total_s:
+            reply = await admin.post("/admin/get_all_containers", json={"verbose": True})
+            ready = sum(1 for r in reply.json() if r.get("state") == "ready")
+            run.replicas.append((time.monotonic() - started, ready))
+            await asyncio.sleep(1.0)
+
+
+async def replay_clipper(server: BenchServer, phases: list[Phase], run: Run) -> None:
+    url = f"http://127.0.0.1:{server.query_port}/bench/predict"
+    total_s = sum(phase.seconds for phase in phases)
+    watcher = asyncio.create_task(watch_clipper(server, run, total_s))
+    await replay(url, phases, run, clipper_in_time)
+    await watcher
 
 
 def run_config(name: str, phases: list[Phase], replicas: int, autoscaling: Any) -> Run:
@@ -135,8 +166,25 @@ def run_config(name: str, phases: list[Phase], replicas: int, autoscaling: Any) 
         if autoscaling is not None:
             server.admin("set_autoscaling", {"model_name": "bench", "autoscaling": autoscaling})
         run = Run(name)
-        asyncio.run(replay(server, phases, run))
+        asyncio.run(replay_clipper(server, phases, run))
         return run
+
+
+def run_ray_serve(phases: list[Phase], autoscaling: dict[str, Any], target: float) -> Run:
+    """The trace against Ray Serve's autoscaler with Clipper's bounds and windows."""
+    total_s = sum(phase.seconds for phase in phases)
+    run = Run(f"Ray Serve (target {target:g})")
+    config = serve_autoscaling(autoscaling, target)
+    with (
+        tempfile.TemporaryDirectory(
+            prefix="autoscale-serve-", ignore_cleanup_errors=True
+        ) as scratch,
+        ray_serve_autoscaled(config, Path(scratch)) as serve,
+    ):
+        url = f"http://127.0.0.1:{serve.port}/"
+        started = asyncio.run(replay(url, phases, run, serve_in_time))
+        run.replicas = serve.replicas(started, started + total_s)
+    return run
 
 
 def oracle_replica_s(phases: list[Phase], minimum: int) -> float:
@@ -184,6 +232,9 @@ def main() -> int:
     parser.add_argument("--low-rate", type=float, default=25.0, help="queries/s outside the step")
     parser.add_argument("--scale", type=float, default=1.0, help="phase durations times this")
     parser.add_argument("--to-zero", action="store_true", help="autoscale with min_replicas 0")
+    parser.add_argument("--ray-target-ongoing", type=float, default=4.0,
+                        help="Ray Serve's target_ongoing_requests")  # fmt: skip
+    parser.add_argument("--no-ray-serve", action="store_true", help="leave Ray Serve out")
     args = parser.parse_args()
     phases = trace(args.low_rate, args.scale)
     total_s = sum(phase.seconds for phase in phases)
@@ -196,6 +247,8 @@ def main() -> int:
         run_config(f"fixed {peak_count} (peak)", phases, peak_count, None),
         run_config("autoscaled", phases, 1, autoscaling),
     ]
+    if not args.no_ray_serve:
+        runs.append(run_ray_serve(phases, autoscaling, args.ray_target_ongoing))
     print(f"\n## One trace, open loop: {args.low_rate:g}/s, {peak:g}/s for "
           f"{phases[1].seconds:g} s, {args.low_rate:g}/s, idle\n")  # fmt: skip
     rows = [row for run in runs for row in window_rows(run, total_s)]

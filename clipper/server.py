@@ -382,7 +382,7 @@ class ClipperServer:
         signals = self.signals
         autoscaler = AutoscalerLoop(
             self.service, self.metrics, self.settings.autoscaler_interval_s,
-            local=self.ray_placement is None, loads=None if signals is None else signals.loads,
+            cluster=self.ray_placement, loads=None if signals is None else signals.loads,
         )  # fmt: skip
         rollouts = RolloutLoop(self.service, self.settings.rollout_interval_s,
                                None if signals is None else signals.collect_windows)  # fmt: skip

@@ -5,7 +5,11 @@ to its `ScalingHistory` and asks `decide` for the replica count it should have, 
 reason in words. The rules, in order:
 
 1. Bounds: a target below `min_replicas` or above `max_replicas` moves to the bound at once.
-2. While a step's replicas are still starting (ready < target) nothing else is decided.
+2. While a step's replicas are still starting (ready < target) nothing else is decided,
+   unless the placement says they cannot be placed (`unschedulable`, on Ray): then the
+   target comes back to the replicas that run (at least `min_replicas` and one), with the
+   placement's reason; and a version whose only replica cannot be placed still goes to
+   zero by rule 3.
 3. To zero: with `min_replicas` 0, when no query reached the version for
    `scale_to_zero_after_s` (`ScalingHistory.last_query_s`): to 0, every replica at once.
    The way back is `wake`: the first query for a version at 0 starts one replica.
@@ -23,8 +27,9 @@ count did, so a step up is followed by the next only after a full `upscale_windo
 step down by the next only after a full `downscale_delay_s`.
 
 Bounded by the machine: `machine_limit` is how many replicas of a version fit beside the
-others on this machine's CPUs; a step up is cut to it and says so, and the limit never
-removes replicas that run already.
+others on this machine's CPUs (`cluster_limit`: on a Ray cluster's free resources, beside
+those that run); a step up is cut to it and says so, and the limit never removes replicas
+that run already.
 """
 
 from __future__ import annotations
@@ -36,12 +41,14 @@ from dataclasses import dataclass
 
 from clipper.control.autoscaling_config import AutoscalingConfig
 from clipper.core.resources import DEFAULT_NUM_CPUS, ResourceRequest
+from clipper.placement.scheduling import FreeCapacity
 
 __all__ = [
     "Decision",
     "MachineLimit",
     "Observation",
     "ScalingHistory",
+    "cluster_limit",
     "decide",
     "machine_limit",
     "mean_queue_delay_ratio",
@@ -71,10 +78,12 @@ class Observation:
 
 @dataclass(frozen=True, slots=True)
 class MachineLimit:
-    """How many replicas of a version this machine's CPUs hold, and why, in words."""
+    """How many replicas of a version `bound` (this machine's CPUs, or a cluster's free
+    resources) holds, and why, in words."""
 
     replicas: int
     detail: str
+    bound: str = "the machine"
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,13 +162,19 @@ def decide(
     ready: int,
     model: str,
     machine: MachineLimit | None = None,
+    unschedulable: str | None = None,
 ) -> Decision:
-    """The replica count `model` (`name:version`) should have now; see the module rules."""
+    """The replica count `model` (`name:version`) should have now; see the module rules.
+    `unschedulable`: why its replicas that are not ready cannot be placed, if they cannot."""
     bounded = _bounds(config, current, model, machine)
     if bounded is not None:
         return bounded
     if ready < current:
-        return Decision(current, current)
+        if unschedulable is None:
+            return Decision(current, current)
+        back = _unplaceable(config, current, ready, model, unschedulable)
+        idle = back or _to_zero(config, history, now_s, current, model)
+        return idle or Decision(current, current)
     idle = _to_zero(config, history, now_s, current, model)
     if idle is not None:
         return idle
@@ -193,6 +208,19 @@ def _to_zero(
         return None
     return Decision(current, 0, f"scaled {model} from {current} to 0: idle for {after_s:g} s "
                                 "(no query; the next one starts a replica)")  # fmt: skip
+
+
+def _unplaceable(
+    config: AutoscalingConfig, current: int, ready: int, model: str, reason: str
+) -> Decision | None:
+    """Back to the replicas that run (at least `min_replicas` and one), as the placement
+    cannot place the others."""
+    back = max(ready, config.min_replicas, 1)
+    if back >= current:
+        return None
+    waiting = current - ready
+    head = f"scaled {model} from {current} to {back}"
+    return Decision(current, back, f"{head}: {waiting} replica(s) unschedulable: {reason}", True)
 
 
 def wake(model: str) -> Decision:
@@ -252,7 +280,7 @@ def _capped(decision: Decision, machine: MachineLimit | None, model: str) -> Dec
     else:
         reason = decision.reason.replace(f"to {decision.desired}:", f"to {desired}:", 1)
     return Decision(decision.current, desired,
-                    f"{reason}; capped by the machine: {machine.detail}", True)  # fmt: skip
+                    f"{reason}; capped by {machine.bound}: {machine.detail}", True)  # fmt: skip
 
 
 def mean_queue_delay_ratio(observations: Iterable[Observation]) -> float:
@@ -285,4 +313,14 @@ def machine_limit(cpu_count: int, per_replica: float, others: float) -> MachineL
         replicas,
         f"{replicas} replicas of {per_replica:g} CPU fit in the {free:g} of {cpu_count} "
         "CPUs other replicas leave",
+    )
+
+
+def cluster_limit(running: int, free: FreeCapacity | None) -> MachineLimit | None:
+    """How many replicas of a version a cluster holds: the `running` ones (their resources
+    are theirs) and those its free resources hold; None when that is unknown."""
+    if free is None:
+        return None
+    return MachineLimit(
+        running + free.replicas, f"{running} running, {free.detail}", "the Ray cluster"
     )

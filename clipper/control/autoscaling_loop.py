@@ -13,6 +13,12 @@ left alone, and while a version's replicas start (ready < target), and for the i
 which they became ready, its history starts over, so what a starting replica could not
 serve does not count against the count being reached.
 
+Bounded where replicas run: by this machine's CPUs for the local placement, by the
+cluster's free resources (`ClusterCapacity`, asked off the event loop) on Ray. A replica
+the placement cannot place anyway (on Ray, another version took what was free; locally, it
+waits for a GPU) is taken off the target with the placement's `unschedulable` reason (rule 2
+of clipper.control.autoscaler).
+
 Cold starts: between intervals it awaits the data plane's `ColdStarts`, and a version
 autoscaled with `min_replicas` 0 that a query asked for at 0 replicas is scaled to 1 at
 once (`wake`), not at the next interval. Its count is in the registry like any other, so a
@@ -31,12 +37,14 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Protocol
 
 from clipper.control.autoscaler import (
     Decision,
     MachineLimit,
     Observation,
     ScalingHistory,
+    cluster_limit,
     decide,
     machine_limit,
     mean_queue_delay_ratio,
@@ -47,18 +55,28 @@ from clipper.control.autoscaling_config import AutoscalingConfig
 from clipper.control.service import ClusterService
 from clipper.core.exceptions import ClipperError
 from clipper.core.records import ModelVersionRecord
+from clipper.core.resources import ResourceRequest
 from clipper.core.types import ModelId
 from clipper.dataplane.load import LoadReading
 from clipper.dataplane.model_serving import ModelServing
 from clipper.metrics.server_metrics import ServerMetrics
+from clipper.placement.scheduling import FreeCapacity
 
-__all__ = ["AutoscalerLoop"]
+__all__ = ["AutoscalerLoop", "ClusterCapacity"]
 
 log = logging.getLogger("clipper.control")
 Clock = Callable[[], float]
 LoadSource = Callable[[], Awaitable[Mapping[ModelId, LoadReading]]]
 """Every version's load counters from elsewhere (the query frontends'); None: the data
 plane's own."""
+
+
+class ClusterCapacity(Protocol):
+    """A placement across machines (Ray's) that says what its free resources hold."""
+
+    def free_capacity(self, request: ResourceRequest) -> FreeCapacity | None:
+        """How many more replicas of `request` fit now (blocking; None: unknown)."""
+        ...
 
 
 class AutoscalerLoop:
@@ -70,17 +88,18 @@ class AutoscalerLoop:
         metrics: ServerMetrics | None,
         interval_s: float,
         *,
-        local: bool = True,
+        cluster: ClusterCapacity | None = None,
         cpu_count: Callable[[], int | None] = os.cpu_count,
         clock: Clock = time.monotonic,
         loads: LoadSource | None = None,
     ) -> None:
-        """`local`: replicas run on this machine, so its `cpu_count()` bounds them;
-        `loads`: where the versions' load counters come from (default: the data plane)."""
+        """Replicas run on `cluster` where given, else on this machine, whose
+        `cpu_count()` bounds them; `loads`: where the versions' load counters come from
+        (default: the data plane)."""
         self.service = service
         self.metrics = metrics
         self.interval_s = interval_s
-        self.local = local
+        self.cluster = cluster
         self._cpu_count = cpu_count
         self._clock = clock
         self._histories: dict[ModelId, ScalingHistory] = {}
@@ -163,9 +182,10 @@ class AutoscalerLoop:
             self._starting.add(model_id)
         else:
             self._starting.discard(model_id)
+        machine = await self._limit(record, serving.ready_replicas)
         decision = decide(
             config, history, now, record.num_replicas, serving.ready_replicas,
-            str(model_id), self._machine(record),
+            str(model_id), machine, self._unschedulable(model_id) if starting else None,
         )  # fmt: skip
         self._export(model_id, decision, history, config, now)
         await self._apply(model_id, decision, history, now)
@@ -211,10 +231,25 @@ class AutoscalerLoop:
         utilization = (reading.busy_s - before.busy_s) / (interval_s * slots)
         return Observation(now, interval_s, ratio, utilization, queries)
 
+    async def _limit(self, record: ModelVersionRecord, running: int) -> MachineLimit | None:
+        """How many replicas of the version the machine, or the cluster, holds (None: no
+        bound known)."""
+        if self.cluster is None:
+            return self._machine(record)
+        free = await asyncio.to_thread(self.cluster.free_capacity, record.resources)
+        return cluster_limit(running, free)
+
+    def _unschedulable(self, model_id: ModelId) -> str | None:
+        """Why the version's replicas that wait cannot be placed, if the placement says."""
+        reasons = [
+            status.placement.unschedulable
+            for status in self.service.reconciler.replicas_of(model_id)
+            if status.placement.unschedulable
+        ]
+        return reasons[0] if reasons else None
+
     def _machine(self, record: ModelVersionRecord) -> MachineLimit | None:
-        """How many replicas of the version this machine holds (None: not bounded here)."""
-        if not self.local:
-            return None
+        """How many replicas of the version this machine's CPUs hold."""
         others = sum(
             replica_cpus(other.resources) * other.num_replicas
             for other in self.service.snapshot.versions.values()

@@ -32,7 +32,13 @@ from clipper.artifacts.format import pack_directory
 from clipper.core.resources import DEFAULT_NUM_CPUS, ResourceRequest
 from clipper.placement.base import ReplicaLaunch, ReplicaPlacement
 from clipper.placement.ray_actor import ReplicaActor
-from clipper.placement.scheduling import NodeView, loopback_blind_nodes, unschedulable_reason
+from clipper.placement.scheduling import (
+    FreeCapacity,
+    NodeView,
+    free_capacity,
+    loopback_blind_nodes,
+    unschedulable_reason,
+)
 
 __all__ = ["RayPlacement", "RayReplica", "worker_args"]
 
@@ -203,23 +209,33 @@ class RayPlacement:
             for node in ray.nodes()
         ]
 
+    def free_capacity(self, request: ResourceRequest) -> FreeCapacity | None:
+        """How many more replicas of `request` the cluster's free resources hold now
+        (blocking: it asks Ray's GCS; None where Ray does not say what is free)."""
+        return free_capacity(request, self.nodes(), self._default_num_cpus)
+
     async def _explain(self, actor: Any, request: ResourceRequest) -> str | None:
         """Why a not yet started actor is not placed, or None while it may just be starting."""
         return await asyncio.to_thread(self._explain_sync, actor, request)
 
     def _explain_sync(self, actor: Any, request: ResourceRequest) -> str | None:
-        if _actor_state(actor) not in (None, "PENDING_CREATION"):
+        if not _waits_for_a_node(actor):
             return None
         return unschedulable_reason(request, self.nodes(), self._default_num_cpus)
 
 
-def _actor_state(actor: Any) -> str | None:
-    """The actor's state in Ray's actor table (None if that developer API fails)."""
+def _waits_for_a_node(actor: Any) -> bool:
+    """Whether Ray's actor table shows the actor not placed yet (True if that developer API
+    fails). An actor pending creation whose worker was leased (it has a pid and address)
+    holds its node's resources and is only starting: it waits for nothing."""
     try:
         info = ray._private.state.actors(actor._actor_id.hex())
     except Exception:
-        return None
-    return str(info.get("State")) if info else None
+        return True
+    if not info:
+        return True
+    leased = bool(info.get("Pid")) or bool((info.get("Address") or {}).get("IPAddress"))
+    return info.get("State") == "PENDING_CREATION" and not leased
 
 
 Explain = Callable[[Any, ResourceRequest], Any]

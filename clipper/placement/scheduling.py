@@ -1,7 +1,8 @@
 """Why a replica cannot be placed on a cluster's nodes now: pure functions, no Ray import.
 
-The Ray placement reports the reason while a replica waits (`unschedulable_reason`) and
-warns when workers on other machines could not dial a loopback RPC address.
+The Ray placement reports the reason while a replica waits (`unschedulable_reason`), tells
+the autoscaler how many more replicas the nodes' free resources hold (`free_capacity`),
+and warns when workers on other machines could not dial a loopback RPC address.
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ from dataclasses import dataclass
 
 from clipper.core.resources import DEFAULT_NUM_CPUS, ResourceRequest
 
-__all__ = ["NodeView", "label_matches", "loopback_blind_nodes", "unschedulable_reason"]
+__all__ = [
+    "FreeCapacity",
+    "NodeView",
+    "free_capacity",
+    "label_matches",
+    "loopback_blind_nodes",
+    "unschedulable_reason",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +64,35 @@ def unschedulable_reason(
     return (
         f"waiting for free resources: it asks for {_describe(wanted)} per replica and every "
         f"node that has that much is using it ({_inventory(known, wanted, 'available')} free)"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class FreeCapacity:
+    """How many more replicas of one request the nodes' free resources hold, and where."""
+
+    replicas: int
+    detail: str
+
+
+def free_capacity(
+    request: ResourceRequest,
+    nodes: Iterable[NodeView],
+    default_num_cpus: float = DEFAULT_NUM_CPUS,
+) -> FreeCapacity | None:
+    """How many more replicas of `request` fit on the alive nodes that may take it, from
+    their free resources now; None when that is unknown (a node's free resources are not
+    reported) or unbounded (the request reserves nothing)."""
+    wanted = request.amounts(default_num_cpus)
+    if not wanted:
+        return None
+    candidates = [n for n in nodes if n.alive and _constraints_hold(request, n)]
+    if any(node.available is None for node in candidates):
+        return None
+    replicas = sum(_fits(node.available or {}, wanted) for node in candidates)
+    free = _inventory(candidates, wanted, "available") if candidates else "no node may take it"
+    return FreeCapacity(
+        replicas, f"{replicas} more of {_describe(wanted)} fit in what is free ({free})"
     )
 
 
@@ -105,6 +142,11 @@ def _constraint_failure(request: ResourceRequest, alive: list[NodeView]) -> str:
 
 def _covers(have: Mapping[str, float], wanted: Mapping[str, float]) -> bool:
     return all(have.get(name, 0.0) + 1e-9 >= amount for name, amount in wanted.items())
+
+
+def _fits(have: Mapping[str, float], wanted: Mapping[str, float]) -> int:
+    """How many times `wanted` fits in `have` (every amount in `wanted` is positive)."""
+    return min(int(have.get(name, 0.0) / amount + 1e-9) for name, amount in wanted.items())
 
 
 def _describe(amounts: Mapping[str, float]) -> str:

@@ -4,6 +4,7 @@ capacity on two cores) behind an app with a 100 ms SLO, driven by 16 client thre
 from __future__ import annotations
 
 import itertools
+import os
 import re
 import threading
 import time
@@ -104,6 +105,36 @@ def test_scales_up_under_load_and_down_when_it_stops(configured_server: Any) -> 
     assert last["to"] == 1
     assert "idle for 2 s" in last["reason"]
     assert all(e["to"] == e["from"] - 1 for e in autoscaled_events(server) if e["to"] < e["from"])
+
+
+def test_a_step_up_stops_at_what_the_machines_cpus_hold(configured_server: Any) -> None:
+    """Each replica asks half of this machine's CPUs: two fit, and under a load that wants
+    more (20 ms per batch of 2) the autoscaler stops at two and says why."""
+    server = configured_server(autoscaler_interval_s=0.25)
+    half = (os.cpu_count() or 1) / 2
+    autoscaling = {"min_replicas": 1, "max_replicas": 4, **FAST}
+    deploy(server, "auto", sleep_20ms, slo_us=100_000, batch_size=2,
+           resources={"num_cpus": half}, autoscaling=autoscaling)  # fmt: skip
+    load = Load(server, "auto")
+    seen: list[tuple[int, int]] = []
+
+    def capped() -> bool:
+        seen.append(replicas(server))
+        return any(event["capped"] for event in autoscaled_events(server))
+
+    try:
+        wait_until(capped, 20, "a step up capped by the machine", interval_s=0.1)
+    finally:
+        load.close()
+    [cap] = [event for event in autoscaled_events(server) if event["capped"]]
+    assert cap["reason"].startswith("auto:1 stays at 2: queue delay")
+    assert cap["reason"].endswith(
+        f"; capped by the machine: 2 replicas of {half:g} CPU fit in the "
+        f"{2 * half:g} of {os.cpu_count()} CPUs other replicas leave"
+    )
+    assert max(target for target, _ in seen) == 2
+    assert max(ready for _, ready in seen) == 2
+    assert all(event["to"] <= 2 for event in autoscaled_events(server))
 
 
 def test_restart_keeps_the_settings_and_the_count_and_null_turns_it_off(

@@ -3,8 +3,9 @@
 One Ray cluster and one Clipper server (`RayContainerManager`) are shared by the module:
 the head node (127.0.0.2) and a worker node (127.0.0.3) each hold one `slot`, and the
 `whoami` model asks for one slot per replica, so its two replicas land one per node. The
-node-loss test then kills 127.0.0.3 and adds 127.0.0.4 in its place. Only the processes
-these tests start are stopped (the nodes' own session, the server, its workers).
+node-loss test then kills 127.0.0.3 and adds 127.0.0.4 in its place; the autoscaling test
+adds 127.0.0.5, which holds two replicas of its model. Only the processes these tests start
+are stopped (the nodes' own session, the server, its workers).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ pytestmark = [
     pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs clipper[ray]"),
 ]
 
-HEAD_IP, NODE_IP, REPLACEMENT_IP = "127.0.0.2", "127.0.0.3", "127.0.0.4"
+HEAD_IP, NODE_IP, REPLACEMENT_IP, AUTO_IP = "127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"
 SLOT = {"slot": 1.0}
 RECOVERY_S = 30.0
 _query_numbers = itertools.count()
@@ -77,6 +78,7 @@ def ray_clipper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayClipper
         for name, value in ray_cluster.env.items():  # the server's Ray client needs them
             env.setenv(name, value)
         env.setenv("CLIPPER_GRPC_PORT", str(free_port()))
+        env.setenv("CLIPPER_AUTOSCALER_INTERVAL_S", "0.25")
         manager = RayContainerManager(
             address=ray_cluster.address,
             cluster_name="ray-test",
@@ -310,3 +312,83 @@ def clipper_cli(conn: ClipperConnection, *args: str) -> str:
         cwd=Path(__file__).resolve().parents[3],
     )
     return result.stdout
+
+
+def sleep_20ms(inputs: list[Any]) -> list[float]:
+    time.sleep(0.02)
+    return [float(x[0]) for x in inputs]
+
+
+def autoscaled(conn: ClipperConnection, model: str) -> list[dict[str, Any]]:
+    events = conn._admin_api().get_events(limit=500)
+    return [e["detail"] for e in events if e["kind"] == "autoscaled"
+            and e["detail"]["model"] == f"{model}:1"]  # fmt: skip
+
+
+def test_autoscaling_on_ray_is_bounded_by_the_cluster_and_goes_to_zero_and_back(
+    ray_clipper: RayClipper,
+) -> None:
+    """16 clients overload one replica (20 ms per batch of 2, 100 ms SLO): it scales up, is
+    capped at the two replicas the cluster's `auto` resource holds, scales down and then to
+    zero once the load stops, and a query starts it again on Ray."""
+    conn = ray_clipper.conn
+    ray_clipper.ray.add_node(AUTO_IP, {"auto": 2})
+    autoscaling = {"min_replicas": 0, "max_replicas": 4, "upscale_window_s": 1.0,
+                   "downscale_delay_s": 2.0, "scale_to_zero_after_s": 4.0}  # fmt: skip
+    conn.register_application("ray-auto", "doubles", "-1", 100_000)
+    python_deployer.deploy_python_closure(
+        conn, "ray-auto", 1, "doubles", sleep_20ms, num_replicas=1, batch_size=2,
+        resources={"num_cpus": 0, "resources": {"auto": 1}}, autoscaling=autoscaling,
+    )  # fmt: skip
+    conn.link_model_to_app("ray-auto", "ray-auto")
+    load = QueryLoad(ray_clipper, "ray-auto")
+    clients = [threading.Thread(target=load.run, args=(time.monotonic() + 40,)) for _ in range(16)]
+    targets: list[int] = []
+    states: set[str] = set()
+
+    def capped() -> bool:
+        targets.append(target_replicas(ray_clipper, "ray-auto"))
+        states.update(info["state"] for info in ray_clipper.replicas("ray-auto"))
+        return any(event["capped"] for event in autoscaled(conn, "ray-auto"))
+
+    for client in clients:
+        client.start()
+    try:
+        wait_until(capped, 25, "a step up capped by the cluster", interval_s=0.2)
+    finally:
+        load.stop.set()
+        for client in clients:
+            client.join(30)
+
+    assert not load.failures
+    up, *_ = autoscaled(conn, "ray-auto")
+    assert (up["from"], up["to"]) == (1, 2)
+    assert "queue delay" in up["reason"]
+    [cap] = [event for event in autoscaled(conn, "ray-auto") if event["capped"]]
+    assert cap["reason"].startswith("ray-auto:1 stays at 2: queue delay")
+    assert "capped by the Ray cluster: 2 running, 0 more of auto 1 fit" in cap["reason"]
+    assert max(targets) == 2
+    assert "unschedulable" not in states
+    assert {info["node"] for info in ray_clipper.replicas("ray-auto")} == {AUTO_IP}
+
+    wait_until(lambda: not ray_clipper.replicas("ray-auto"), 20, "scaled to zero once idle")
+    assert target_replicas(ray_clipper, "ray-auto") == 0
+    *_, down, to_zero = autoscaled(conn, "ray-auto")
+    assert (down["from"], down["to"]) == (2, 1)
+    assert "idle for 2 s" in down["reason"]
+    assert (to_zero["from"], to_zero["to"]) == (1, 0)
+    with httpx.Client() as client:
+        first = ray_clipper.predict("ray-auto", client)
+        assert first["default_explanation"] == (
+            "Model was cold: ray-auto:1 was scaled to zero; a replica is starting"
+        )
+        wait_until(lambda: not ray_clipper.predict("ray-auto", client)["default"], 30,
+                   "an answer from the woken replica on Ray", interval_s=0.2)  # fmt: skip
+    [woke] = [event for event in autoscaled(conn, "ray-auto") if event["from"] == 0]
+    assert woke["reason"] == "scaled ray-auto:1 from 0 to 1: a query arrived while it was cold"
+
+
+def target_replicas(ray_clipper: RayClipper, model: str) -> int:
+    info = ray_clipper.conn._admin_api().get_model(model, "1")
+    assert info is not None
+    return int(info["num_replicas"])

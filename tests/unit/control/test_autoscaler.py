@@ -8,6 +8,7 @@ from clipper.control.autoscaler import (
     Decision,
     Observation,
     ScalingHistory,
+    cluster_limit,
     decide,
     machine_limit,
     replica_cpus,
@@ -16,6 +17,7 @@ from clipper.control.autoscaler import (
 from clipper.control.autoscaling_config import AutoscalingConfig
 from clipper.core.exceptions import InvalidRequest
 from clipper.core.resources import ResourceRequest
+from clipper.placement.scheduling import FreeCapacity
 
 CONFIG = AutoscalingConfig(
     min_replicas=1, max_replicas=8, upscale_window_s=5.0, downscale_delay_s=30.0
@@ -155,6 +157,41 @@ def test_the_machine_never_removes_running_replicas() -> None:
     decision = decide(config, ScalingHistory(10), 0.0, 2, 2, "m:1", machine)
     assert decision.desired == 2
     assert decision.capped
+
+
+def test_a_step_up_is_capped_by_the_ray_clusters_free_resources() -> None:
+    version = Version(current=2)
+    version.run(4, ratio=0.9, utilization=1.0)
+    cluster = cluster_limit(2, FreeCapacity(1, "1 more of slot 1 fit in what is free (...)"))
+    assert cluster is not None
+    decision = decide(CONFIG, version.history, version.now + 1, 2, 2, "m:1", cluster)
+    assert (decision.desired, decision.capped) == (3, True)
+    assert decision.reason.endswith(
+        "; capped by the Ray cluster: 2 running, 1 more of slot 1 fit in what is free (...)"
+    )
+    assert cluster_limit(2, None) is None
+
+
+def test_unschedulable_replicas_come_off_the_target() -> None:
+    version = Version(current=4)
+    reason = "waiting for free resources: it asks for slot 1 per replica"
+    decision = decide(CONFIG, version.history, 0.0, 4, 2, "m:1", unschedulable=reason)
+    assert (decision.desired, decision.capped) == (2, True)
+    assert decision.reason == f"scaled m:1 from 4 to 2: 2 replica(s) unschedulable: {reason}"
+    at_min = AutoscalingConfig(min_replicas=3, max_replicas=8)
+    assert decide(at_min, version.history, 0.0, 4, 2, "m:1", unschedulable=reason).desired == 3
+    assert not decide(at_min, version.history, 0.0, 3, 2, "m:1", unschedulable=reason).changes
+
+
+def test_a_cold_start_that_cannot_be_placed_still_goes_back_to_zero() -> None:
+    config = AutoscalingConfig(min_replicas=0, max_replicas=2, scale_to_zero_after_s=5.0)
+    history = ScalingHistory(10)
+    history.add(Observation(1.0, 1.0, 0.0, 0.0, 0))
+    assert not decide(config, history, 3.0, 1, 0, "m:1", unschedulable="no node").changes
+    assert decide(config, history, 3.0, 1, 0, "m:1").desired == 1  # placeable: it waits
+    decision = decide(config, history, 6.0, 1, 0, "m:1", unschedulable="no node")
+    assert decision.desired == 0
+    assert not decide(config, history, 6.0, 1, 0, "m:1").changes
 
 
 def test_replica_cpus() -> None:

@@ -13,6 +13,7 @@ from clipper.core.resources import ResourceRequest
 from clipper.core.types import InputType
 from clipper.placement.scheduling import (
     NodeView,
+    free_capacity,
     label_matches,
     loopback_blind_nodes,
     unschedulable_reason,
@@ -140,6 +141,30 @@ def test_a_request_some_node_can_take_now_or_may_take_has_no_reason(
     nodes = [node("127.0.0.2", {"CPU": 1, "slot": 1}, available=available)]
 
     assert unschedulable_reason(ResourceRequest.parse({"resources": {"slot": 1}}), nodes) is None
+
+
+def test_free_capacity_counts_the_replicas_each_node_still_holds() -> None:
+    nodes = [
+        node("127.0.0.2", {"CPU": 4, "slot": 3}, available={"CPU": 0.6, "slot": 3}),
+        node("127.0.0.3", {"CPU": 4, "slot": 3}, available={"CPU": 4, "slot": 1}),
+        node("127.0.0.4", {"CPU": 4}, available={"CPU": 4}, labels={"zone": "b"}),
+    ]
+    request = ResourceRequest.parse({"num_cpus": 0.3, "resources": {"slot": 1}})
+
+    free = free_capacity(request, nodes)
+
+    assert free is not None
+    assert free.replicas == 3  # 2 on .2 (CPU 0.6), 1 on .3 (slot 1), none on .4 (no slot)
+    assert free.detail.startswith("3 more of CPU 0.3, slot 1 fit in what is free (127.0.0.2:")
+    labelled = ResourceRequest.parse({"num_cpus": 1, "label_selector": {"zone": "b"}})
+    assert free_capacity(labelled, nodes) == free_capacity(labelled, nodes[2:])
+
+
+def test_free_capacity_is_unknown_without_free_resources_or_a_reservation() -> None:
+    nodes = [node("127.0.0.2", {"CPU": 1})]
+    assert free_capacity(ResourceRequest.parse({"num_cpus": 1}), nodes) is None
+    nothing = ResourceRequest.parse({"num_cpus": 0})
+    assert free_capacity(nothing, [node("127.0.0.2", {}, {})]) is None
 
 
 def test_labels_no_node_has_are_reported() -> None:
