@@ -11,6 +11,7 @@ import socket
 import ssl
 import sys
 import time
+from collections.abc import Awaitable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ import grpc
 
 from clipper.admin.api import build_admin_app
 from clipper.admin.dashboard.history import SummaryHistory, history_capacity, sample_summaries
-from clipper.admin.dashboard.summary import metrics_summary
+from clipper.admin.dashboard.summary import exposition_summary, metrics_summary
 from clipper.admin.query_tokens import reload_guard
 from clipper.control.autoscaling_loop import AutoscalerLoop
 from clipper.control.log_rotation import rotate_logs
@@ -42,6 +43,7 @@ from clipper.frontend.oip.grpc_server import GrpcConnectionLimits, start_grpc
 from clipper.frontend.oip.rest import V2RestApi
 from clipper.frontend.oip.service import InferenceService
 from clipper.frontend.query_port import QueryPort
+from clipper.frontends.policy_sharing import adopt_policy_states
 from clipper.frontends.supervisor import FrontendSupervisor
 from clipper.http.connection_gate import ConnectionGate
 from clipper.http.cors import CorsPolicy
@@ -214,7 +216,17 @@ class ClipperServer:
 
     async def _sample_summaries(self) -> None:
         """The dashboard's history of metrics summaries (in memory, no file I/O)."""
-        await sample_summaries(self.summary_history, lambda: metrics_summary(self.metrics))
+        await sample_summaries(self.summary_history, self._summary)
+
+    def _summary(self) -> dict[str, Any] | Awaitable[dict[str, Any]]:
+        """The dashboard's summary: this process's metrics, or every frontend's merged."""
+        if self.frontends is None:
+            return metrics_summary(self.metrics)
+        return self._frontends_summary()
+
+    async def _frontends_summary(self) -> dict[str, Any]:
+        assert self.frontends is not None
+        return exposition_summary(await self.frontends.metrics_page())
 
     # -- status ---------------------------------------------------------------------
 
@@ -319,6 +331,8 @@ class ClipperServer:
     async def _start_frontends(self, stack: contextlib.AsyncExitStack) -> None:
         """The query frontends (clipper.frontends), stopped before the replicas are."""
         self.frontends = FrontendSupervisor(self.settings, self.frontend_count, self.metrics.render)
+        dataplane = self.dataplane  # its app info shows frontend 0's policy states
+        self.frontends.on_policy_states = lambda states: adopt_policy_states(dataplane, states)
         stack.push_async_callback(self.frontends.aclose)
         await self.frontends.start()
         self.service.refresh_listeners.append(self.frontends.sync)
@@ -442,6 +456,7 @@ class ClipperServer:
         admin_app = build_admin_app(
             self.service, self.metrics, self.status, self.stopping.set, settings.max_body_bytes,
             token_file=token_file, query_guard=self.query_guard, history=self.summary_history,
+            summary_source=None if self.frontends is None else self._frontends_summary,
         )  # fmt: skip
         admin_gate = self._gate(self.connections.admin)
         admin_server = EmbeddedServer(

@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from clipper.admin import query_tokens, rollout_handlers
 from clipper.admin.dashboard.history import SummaryHistory
+from clipper.admin.dashboard.summary import SummarySource
 from clipper.admin.dashboard_api import dashboard_routes
 from clipper.admin.log_pages import DEFAULT_PAGE_BYTES, read_log_pages
 from clipper.admin.openapi import admin_openapi_json
@@ -412,10 +413,12 @@ def build_admin_app(
     token_file: AdminTokenFile | None = None,
     query_guard: QueryTokenGuard | None = None,
     history: SummaryHistory | None = None,
+    summary_source: SummarySource | None = None,
 ) -> Starlette | AdminAuth:
     """The admin ASGI app over a ClusterService: behind the admin token when `token_file`
     is given; `query_guard` is rebuilt after every operation that may change it; `history`
-    is the dashboard's (clipper.admin.dashboard.history), empty when not given."""
+    is the dashboard's (clipper.admin.dashboard.history), empty when not given;
+    `summary_source` its summary when not `metrics`' alone (several frontends)."""
 
     async def read_body(request: Request) -> bytes:
         length = request.headers.get("content-length", "")
@@ -492,7 +495,8 @@ def build_admin_app(
         Route("/admin/shutdown", shutdown, methods=["POST"]),
         Route("/admin/get_rollout", get_rollout, methods=["GET", "POST"]),
         Route("/admin/artifacts/{model_name}/{model_version}", upload_artifact, methods=["PUT"]),
-        *dashboard_routes(service, metrics, history),  # the web dashboard at / (issue 10)
+        # the web dashboard at / (issue 10)
+        *dashboard_routes(service, metrics, history, summary_source),
         Route("/admin/{operation}", dispatch, methods=["POST"]),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})

@@ -56,6 +56,8 @@ class FrontendSupervisor:
         """`own_metrics()` is the control process's exposition text."""
         self._settings = settings
         self._own_metrics = own_metrics
+        self.on_policy_states: Callable[[dict[str, Any]], None] | None = None
+        """Given frontend 0's policy states (clipper.frontends.policy_sharing)."""
         self._state_dir = settings.resolved_state_dir()
         self._frontends = [_Frontend(index) for index in range(count)]
         self._stopping = False
@@ -198,4 +200,8 @@ class FrontendSupervisor:
     async def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
         if request.get("op") == "metrics":
             return {"text": (await self.metrics_page()).decode()}
+        if request.get("op") == "policy_states":
+            if self.on_policy_states is not None:
+                self.on_policy_states(dict(request["states"]))
+            return {}
         return {"frontends": await self.stats()}
