@@ -169,6 +169,15 @@ class ClipperServer:
 
     def _on_register(self, channel: WorkerChannel, message: Register) -> str | None:
         reason = self.dataplane.attach(channel, message)
+        if (
+            reason is None
+            and self.frontends is not None
+            and self._is_external(message.model, message.version)
+        ):
+            log.info("containerless worker %s:%s:%d registered: with %d query frontends it "
+                        "serves queries only by dialling each (`--frontend ADDRESS`, one per "
+                        "frontend `clipper status` lists; docs/frontends.md)", message.model,
+                        message.version, message.replica, self.frontend_count)  # fmt: skip
         if reason is None:
             self._channels.add(channel)
             model_id = ModelId(message.model, message.version)

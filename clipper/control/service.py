@@ -102,6 +102,11 @@ class ClusterService:
             self.registry.record_event("policy_state_reset", {"app": app, "reason": why})
         self.reconciler.set_desired(self._desired_launches())
         await asyncio.gather(*(serving.close() for serving in removed))
+        await self.announce()
+
+    async def announce(self) -> None:
+        """Have the query frontends read the registry now (a change outside the snapshot,
+        such as a query token, included): returns once every running one serves it."""
         for caught_up in self.refresh_listeners:
             await caught_up()
 

@@ -29,7 +29,7 @@ from clipper.core.config import Settings
 from clipper.core.exceptions import ClipperError
 from clipper.frontends.metrics_merge import merge_expositions
 from clipper.frontends.peer import PeerUnreachable, ask_peer, serve_peer
-from clipper.rpc.fanout import frontend_peer_path
+from clipper.rpc.fanout import frontend_peer_path, frontend_rpc_address
 
 __all__ = ["FrontendSupervisor"]
 
@@ -167,10 +167,12 @@ class FrontendSupervisor:
         await asyncio.gather(*(one(frontend) for frontend in self._frontends))
 
     def status(self) -> list[dict[str, Any]]:
-        """Each frontend's index, pid, whether it runs, and its restarts so far."""
+        """Each frontend's index, pid, whether it runs, its restarts so far, and the
+        address its workers dial (a containerless worker's `--frontend`)."""
         return [
             {
                 "index": f.index,
+                "rpc_address": frontend_rpc_address(self._state_dir, f.index),
                 "pid": f.process.pid if f.process is not None else None,
                 "alive": f.process is not None and f.process.returncode is None,
                 "restarts": f.restarts,
