@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Awaitable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +44,7 @@ from clipper.frontend.oip.grpc_server import GrpcConnectionLimits, start_grpc
 from clipper.frontend.oip.rest import V2RestApi
 from clipper.frontend.oip.service import InferenceService
 from clipper.frontend.query_port import QueryPort
-from clipper.frontends.policy_sharing import adopt_policy_states
+from clipper.frontends.policy_sharing import adopt_policy_states, pull_policy_states
 from clipper.frontends.supervisor import FrontendSupervisor
 from clipper.http.connection_gate import ConnectionGate
 from clipper.http.cors import CorsPolicy
@@ -342,6 +343,9 @@ class ClipperServer:
         self.frontends = FrontendSupervisor(self.settings, self.frontend_count, self.metrics.render)
         dataplane = self.dataplane  # its app info shows frontend 0's policy states
         self.frontends.on_policy_states = lambda states: adopt_policy_states(dataplane, states)
+        self.service.policy_catch_up = partial(
+            pull_policy_states, self.state_dir, self.frontend_count, dataplane
+        )
         stack.push_async_callback(self.frontends.aclose)
         await self.frontends.start()
         self.service.refresh_listeners.append(self.frontends.sync)

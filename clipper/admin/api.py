@@ -267,11 +267,15 @@ async def delete_versioned_model(service: ClusterService, body: Body) -> Any:
 
 
 async def get_all_applications(service: ClusterService, body: Body) -> Any:
+    if service.policy_catch_up is not None:
+        await service.policy_catch_up()
     apps = service.all_apps(optional(body, "verbose", bool, False))
     return query_tokens.with_query_auth(service, apps)
 
 
 async def get_application(service: ClusterService, body: Body) -> Any:
+    if service.policy_catch_up is not None:  # several frontends: what they learned
+        await service.policy_catch_up()
     return query_tokens.with_query_auth(service, service.app_info(required(body, "name", str)))
 
 

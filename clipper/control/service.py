@@ -85,6 +85,9 @@ class ClusterService:
         self.refresh_listeners: list[Callable[[], Awaitable[None]]] = []
         """Awaited at the end of each `refresh()`: the query frontends reading the new
         state (clipper.frontends), so an admin call returns once every frontend serves it."""
+        self.policy_catch_up: Callable[[], Awaitable[None]] | None = None
+        """Awaited before apps' info is read: the policy states the query frontends learned
+        (clipper.frontends.policy_sharing), so it shows every feedback answered so far."""
 
     # -- the one path from registry to the running world ---------------------------
 

@@ -31,7 +31,14 @@ from clipper.frontends.peer import PeerUnreachable, ask_peer
 from clipper.rpc.fanout import frontend_peer_path
 from clipper.selection.base import Feedback, PolicyState
 
-__all__ = ["OWNER", "SHARE_INTERVAL_S", "PolicySharing", "adopt_policy_states"]
+__all__ = [
+    "OWNER",
+    "SHARE_INTERVAL_S",
+    "PolicySharing",
+    "adopt_policy_states",
+    "policy_states",
+    "pull_policy_states",
+]
 
 log = logging.getLogger("clipper.frontends")
 OWNER = 0
@@ -53,6 +60,7 @@ class PolicySharing:
         self._pending: list[dict[str, Any]] = []  # a non-owner's, for frontend 0
         self._changed: dict[str, set[int]] = {}  # the owner's: app -> users that learned
         self._wake = asyncio.Event()
+        self._sending = asyncio.Lock()
         self._unreachable = False  # logged once per outage
         dataplane.watch_learning(self._learned)
 
@@ -114,6 +122,12 @@ class PolicySharing:
             else:
                 await self._forward()
 
+    async def flush(self) -> None:
+        """A non-owner sends what it learned now (the control process is about to read
+        the owner's state)."""
+        if not self.owner:
+            await self._forward()
+
     async def _catch_up(self) -> None:
         with contextlib.suppress(PeerUnreachable):
             reply = await ask_peer(self._peer(OWNER), {"op": "policy_states_all"},
@@ -121,7 +135,12 @@ class PolicySharing:
             adopt_policy_states(self._dataplane, reply["states"])
 
     async def _forward(self) -> None:
-        pending, self._pending = self._pending, []
+        async with self._sending:  # one at a time, in order: a flush waits for the last
+            pending, self._pending = self._pending, []
+            if pending:
+                await self._send_pending(pending)
+
+    async def _send_pending(self, pending: list[dict[str, Any]]) -> None:
         try:
             await ask_peer(self._peer(OWNER), {"op": "observe", "observations": pending},
                            timeout_s=SEND_TIMEOUT_S)  # fmt: skip
@@ -149,6 +168,21 @@ class PolicySharing:
 
     def _peer(self, index: int | None) -> Path:
         return frontend_peer_path(self._state_dir, index)
+
+
+async def pull_policy_states(state_dir: Path, count: int, dataplane: DataPlane) -> None:
+    """The control process adopts the owner's states once every frontend has sent it what
+    it learned: an admin read shows every feedback answered so far. A frontend that does
+    not answer is skipped (its feedback arrives with the next states)."""
+    for index in range(count):
+        if index != OWNER:
+            with contextlib.suppress(PeerUnreachable):
+                await ask_peer(frontend_peer_path(state_dir, index), {"op": "policy_flush"},
+                               timeout_s=SEND_TIMEOUT_S)  # fmt: skip
+    with contextlib.suppress(PeerUnreachable):
+        reply = await ask_peer(frontend_peer_path(state_dir, OWNER),
+                               {"op": "policy_states_all"}, timeout_s=SEND_TIMEOUT_S)  # fmt: skip
+        adopt_policy_states(dataplane, reply["states"])
 
 
 def policy_states(dataplane: DataPlane, changed: dict[str, set[int]] | None) -> dict[str, Any]:

@@ -185,6 +185,9 @@ class FrontendServer:
             return {}
         if op == "policy_states_all":
             return self.policies.states()
+        if op == "policy_flush":  # the control process reads the state next
+            await self.policies.flush()
+            return {}
         raise InvalidInput(f"unknown peer request {op!r}")
 
     def stats(self) -> dict[str, Any]:
