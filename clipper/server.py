@@ -11,7 +11,9 @@ import socket
 import ssl
 import sys
 import time
+from collections.abc import Awaitable
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +21,7 @@ import grpc
 
 from clipper.admin.api import build_admin_app
 from clipper.admin.dashboard.history import SummaryHistory, history_capacity, sample_summaries
-from clipper.admin.dashboard.summary import metrics_summary
+from clipper.admin.dashboard.summary import exposition_summary, metrics_summary
 from clipper.admin.query_tokens import reload_guard
 from clipper.control.autoscaling_loop import AutoscalerLoop
 from clipper.control.log_rotation import rotate_logs
@@ -44,6 +46,7 @@ from clipper.frontend.oip.service import InferenceService
 from clipper.frontend.openai_api.api import OpenAIApi
 from clipper.frontend.query_port import QueryPort
 from clipper.frontends.control_signals import ControlSignals
+from clipper.frontends.policy_sharing import adopt_policy_states, pull_policy_states
 from clipper.frontends.supervisor import FrontendSupervisor
 from clipper.http.connection_gate import ConnectionGate
 from clipper.http.cors import CorsPolicy
@@ -173,6 +176,15 @@ class ClipperServer:
 
     def _on_register(self, channel: WorkerChannel, message: Register) -> str | None:
         reason = self.dataplane.attach(channel, message)
+        if (
+            reason is None
+            and self.frontends is not None
+            and self._is_external(message.model, message.version)
+        ):
+            log.info("containerless worker %s:%s:%d registered: with %d query frontends it "
+                        "serves queries only by dialling each (`--frontend ADDRESS`, one per "
+                        "frontend `clipper status` lists; docs/frontends.md)", message.model,
+                        message.version, message.replica, self.frontend_count)  # fmt: skip
         if reason is None:
             self._channels.add(channel)
             model_id = ModelId(message.model, message.version)
@@ -222,7 +234,17 @@ class ClipperServer:
 
     async def _sample_summaries(self) -> None:
         """The dashboard's history of metrics summaries (in memory, no file I/O)."""
-        await sample_summaries(self.summary_history, lambda: metrics_summary(self.metrics))
+        await sample_summaries(self.summary_history, self._summary)
+
+    def _summary(self) -> dict[str, Any] | Awaitable[dict[str, Any]]:
+        """The dashboard's summary: this process's metrics, or every frontend's merged."""
+        if self.frontends is None:
+            return metrics_summary(self.metrics)
+        return self._frontends_summary()
+
+    async def _frontends_summary(self) -> dict[str, Any]:
+        assert self.frontends is not None
+        return exposition_summary(await self.frontends.metrics_page())
 
     # -- status ---------------------------------------------------------------------
 
@@ -327,6 +349,11 @@ class ClipperServer:
     async def _start_frontends(self, stack: contextlib.AsyncExitStack) -> None:
         """The query frontends (clipper.frontends), stopped before the replicas are."""
         self.frontends = FrontendSupervisor(self.settings, self.frontend_count, self.metrics.render)
+        dataplane = self.dataplane  # its app info shows frontend 0's policy states
+        self.frontends.on_policy_states = lambda states: adopt_policy_states(dataplane, states)
+        self.service.policy_catch_up = partial(
+            pull_policy_states, self.state_dir, self.frontend_count, dataplane
+        )
         stack.push_async_callback(self.frontends.aclose)
         if self.signals is not None:
             self.frontends.handlers["wake"] = self.signals.wake
@@ -458,6 +485,7 @@ class ClipperServer:
         admin_app = build_admin_app(
             self.service, self.metrics, self.status, self.stopping.set, settings.max_body_bytes,
             token_file=token_file, query_guard=self.query_guard, history=self.summary_history,
+            summary_source=None if self.frontends is None else self._frontends_summary,
         )  # fmt: skip
         admin_gate = self._gate(self.connections.admin)
         admin_server = EmbeddedServer(

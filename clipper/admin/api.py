@@ -16,6 +16,7 @@ from starlette.routing import Route
 
 from clipper.admin import query_tokens, rollout_handlers
 from clipper.admin.dashboard.history import SummaryHistory
+from clipper.admin.dashboard.summary import SummarySource
 from clipper.admin.dashboard_api import dashboard_routes
 from clipper.admin.log_pages import DEFAULT_PAGE_BYTES, read_log_pages
 from clipper.admin.openapi import admin_openapi_json
@@ -107,6 +108,7 @@ async def add_app(service: ClusterService, body: Body) -> Any:
     )
     if optional(body, "require_query_token", bool, False):
         service.registry.set_app_query_auth(name, True)
+        await service.announce()  # every query frontend locks it before the answer
     return {"name": name}
 
 
@@ -274,11 +276,15 @@ async def delete_versioned_model(service: ClusterService, body: Body) -> Any:
 
 
 async def get_all_applications(service: ClusterService, body: Body) -> Any:
+    if service.policy_catch_up is not None:
+        await service.policy_catch_up()
     apps = service.all_apps(optional(body, "verbose", bool, False))
     return query_tokens.with_query_auth(service, apps)
 
 
 async def get_application(service: ClusterService, body: Body) -> Any:
+    if service.policy_catch_up is not None:  # several frontends: what they learned
+        await service.policy_catch_up()
     return query_tokens.with_query_auth(service, service.app_info(required(body, "name", str)))
 
 
@@ -421,10 +427,12 @@ def build_admin_app(
     token_file: AdminTokenFile | None = None,
     query_guard: QueryTokenGuard | None = None,
     history: SummaryHistory | None = None,
+    summary_source: SummarySource | None = None,
 ) -> Starlette | AdminAuth:
     """The admin ASGI app over a ClusterService: behind the admin token when `token_file`
     is given; `query_guard` is rebuilt after every operation that may change it; `history`
-    is the dashboard's (clipper.admin.dashboard.history), empty when not given."""
+    is the dashboard's (clipper.admin.dashboard.history), empty when not given;
+    `summary_source` its summary when not `metrics`' alone (several frontends)."""
 
     async def read_body(request: Request) -> bytes:
         length = request.headers.get("content-length", "")
@@ -501,7 +509,8 @@ def build_admin_app(
         Route("/admin/shutdown", shutdown, methods=["POST"]),
         Route("/admin/get_rollout", get_rollout, methods=["GET", "POST"]),
         Route("/admin/artifacts/{model_name}/{model_version}", upload_artifact, methods=["PUT"]),
-        *dashboard_routes(service, metrics, history),  # the web dashboard at / (issue 10)
+        # the web dashboard at / (issue 10)
+        *dashboard_routes(service, metrics, history, summary_source),
         Route("/admin/{operation}", dispatch, methods=["POST"]),
     ]
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})

@@ -25,7 +25,7 @@ from starlette.staticfiles import StaticFiles
 
 from clipper.admin.dashboard import STATIC_DIR
 from clipper.admin.dashboard.history import SummaryHistory
-from clipper.admin.dashboard.summary import metrics_summary
+from clipper.admin.dashboard.summary import SummarySource, metrics_summary
 from clipper.control import rollouts
 from clipper.control.service import ClusterService
 from clipper.metrics.server_metrics import ServerMetrics
@@ -43,9 +43,13 @@ _LOG_RECORD = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ([A-Z]+) ")
 
 
 def dashboard_routes(
-    service: ClusterService, metrics: ServerMetrics, history: SummaryHistory | None = None
+    service: ClusterService,
+    metrics: ServerMetrics,
+    history: SummaryHistory | None = None,
+    summary_source: SummarySource | None = None,
 ) -> list[BaseRoute]:
-    """The routes to add to the admin app (`history`: an empty one when not given)."""
+    """The routes to add to the admin app (`history`: an empty one when not given;
+    `summary_source`: the summary when it is not `metrics`' alone, several frontends')."""
     if history is None:  # not `or`: an empty history is falsy
         history = SummaryHistory(1, 1.0)
 
@@ -53,6 +57,8 @@ def dashboard_routes(
         return FileResponse(STATIC_DIR / "index.html", headers=_NO_CACHE)
 
     async def summary(request: Request) -> Response:
+        if summary_source is not None:
+            return _json(await summary_source())
         return _json(metrics_summary(metrics))
 
     async def summary_history(request: Request) -> Response:

@@ -1,7 +1,8 @@
 """Admin operations on query tokens and on the apps that require them.
 
 A query token is shown once, in the answer that creates it; the registry keeps only its
-SHA-256. After any change the server's `QueryTokenGuard` is rebuilt (`reload_guard`).
+SHA-256. After any change the server's `QueryTokenGuard` is rebuilt (`reload_guard`), and
+every query frontend's before the answer (`ClusterService.announce`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ async def create_query_token(service: ClusterService, body: Body) -> Any:
         raise InvalidRequest(f"field 'label' is longer than {MAX_LABEL_CHARS} characters")
     token = new_token()
     token_id = service.registry.create_query_token(hash_token(token), apps, label)
+    await service.announce()  # every query frontend takes it before the answer
     return {"id": token_id, "token": token, "apps": sorted(set(apps))}
 
 
@@ -47,6 +49,7 @@ async def revoke_query_token(service: ClusterService, body: Body) -> Any:
     """`{"id": n}`: the token stops working at once."""
     token_id = required(body, "id", int)
     service.registry.revoke_query_token(token_id)
+    await service.announce()
     return {"id": token_id}
 
 
@@ -55,6 +58,7 @@ async def set_app_query_auth(service: ClusterService, body: Body) -> Any:
     app = required(body, "app_name", str)
     flag = required(body, "require_query_token", bool)
     service.registry.set_app_query_auth(app, flag)
+    await service.announce()
     return {"app_name": app, "require_query_token": flag}
 
 

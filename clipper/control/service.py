@@ -85,6 +85,9 @@ class ClusterService:
         self.refresh_listeners: list[Callable[[], Awaitable[None]]] = []
         """Awaited at the end of each `refresh()`: the query frontends reading the new
         state (clipper.frontends), so an admin call returns once every frontend serves it."""
+        self.policy_catch_up: Callable[[], Awaitable[None]] | None = None
+        """Awaited before apps' info is read: the policy states the query frontends learned
+        (clipper.frontends.policy_sharing), so it shows every feedback answered so far."""
 
     # -- the one path from registry to the running world ---------------------------
 
@@ -102,6 +105,11 @@ class ClusterService:
             self.registry.record_event("policy_state_reset", {"app": app, "reason": why})
         self.reconciler.set_desired(self._desired_launches())
         await asyncio.gather(*(serving.close() for serving in removed))
+        await self.announce()
+
+    async def announce(self) -> None:
+        """Have the query frontends read the registry now (a change outside the snapshot,
+        such as a query token, included): returns once every running one serves it."""
         for caught_up in self.refresh_listeners:
             await caught_up()
 

@@ -31,7 +31,7 @@ from clipper.dataplane.computations import (
     failure_reason,
     slo_missed,
 )
-from clipper.dataplane.feedback import FeedbackPath, FeedbackRequest
+from clipper.dataplane.feedback import FeedbackPath, FeedbackRequest, LearnHook
 from clipper.dataplane.model_serving import BatchPolicy, Clock, ModelServing
 from clipper.dataplane.pipeline import PipelinePath
 from clipper.dataplane.policy_path import PolicyPath
@@ -44,6 +44,8 @@ from clipper.dataplane.streams import NO_LIMITS, PieceStream, StreamLimits
 from clipper.metrics.server_metrics import PolicySample, ServerMetrics
 from clipper.rpc.protocol import Register
 from clipper.rpc.server import WorkerChannel
+from clipper.selection.base import Feedback
+from clipper.selection.book import StateBook
 
 __all__ = [
     "NO_MODELS",
@@ -655,6 +657,29 @@ class DataPlane:
         route = self._routes.get(app_name)
         if route is not None:
             route.dirty = True
+
+    def watch_learning(self, hook: LearnHook | None) -> None:
+        """Have `hook` told each feedback a policy learns from here (clipper.frontends)."""
+        self._feedback.on_learn = hook
+
+    def learn(self, app_name: str, policy: str, feedback: Feedback) -> bool:
+        """Apply feedback judged elsewhere to the app's policy, if it still runs `policy`
+        (no hook is told); whether it did."""
+        route = self._routes.get(app_name)
+        if route is None or route.config.name != policy:
+            return False
+        observe = route.config.policy.observe
+        route.learn(feedback.uid, lambda state: observe(state, feedback))
+        return True
+
+    def policy_apps(self) -> list[str]:
+        """The apps with a policy route (a policy other than `single`, or a pipeline)."""
+        return list(self._routes)
+
+    def policy_book(self, app_name: str) -> tuple[str, StateBook] | None:
+        """The app's policy name and its in-memory state book; None without a route."""
+        route = self._routes.get(app_name)
+        return None if route is None else (route.config.name, route.book)
 
     def policy_view(self, app_name: str) -> dict[str, dict[str, float]] | None:
         """What the app's policy believes per linked model (weights, posteriors), from

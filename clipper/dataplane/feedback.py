@@ -31,7 +31,7 @@ from clipper.dataplane.routes import AppRoute
 from clipper.metrics.server_metrics import ServerMetrics
 from clipper.selection.base import Feedback
 
-__all__ = ["FeedbackPath", "FeedbackRequest"]
+__all__ = ["FeedbackPath", "FeedbackRequest", "LearnHook"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +49,8 @@ class FeedbackRequest:
 
 SplitOf = Callable[[str], RolloutSplit | None]
 """A model's canary rollout split, or None."""
+LearnHook = Callable[[str, str, Feedback], None]
+"""(app, policy name, feedback) of each update a policy learned from."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +90,8 @@ class FeedbackPath:
         self._pipelines = pipelines
         self._metrics = metrics
         self._split_of = split_of
+        self.on_learn: LearnHook | None = None
+        """Told each feedback a policy learned from (several frontends share it)."""
 
     async def update(self, route: AppRoute, request: FeedbackRequest) -> dict[str, Any]:
         """Apply one feedback; the JSON reply names each judged model and its reward. A
@@ -105,6 +109,8 @@ class FeedbackPath:
         if rewards and route.config.name != "single":
             feedback = Feedback(rewards, judged.arms, judged.selected, uid)
             route.learn(uid, lambda state: policy.observe(state, feedback))
+            if self.on_learn is not None:
+                self.on_learn(route.app.name, route.config.name, feedback)
         self._to_rollouts(judged)
         self._count(route.app.name, rewards)
         return {

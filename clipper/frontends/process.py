@@ -2,7 +2,9 @@
 (SO_REUSEPORT, shared with the other frontends), its own data plane following the
 registry, an RPC listener every replica dials (`clipper.rpc.fanout`) and a peer socket
 (`peer.py`). It writes nothing to the registry but policy states, and only frontend 0
-does (the state a restart resumes from is frontend 0's; see docs/frontends.md).
+does: it owns every app's policy state (`policy_sharing.py`). Its payload log writes its own
+JSONL files (`<state_dir>/payloads/frontend-<i>/`) and its tracing names it in each span's
+resource (`clipper.frontend.index`, `process.pid`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import os
 import socket
 import ssl
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from clipper.control.policies import run_policy_flusher
 from clipper.control.store import Registry
@@ -37,17 +39,23 @@ from clipper.frontend.query_port import QueryPort
 from clipper.frontends.follower import RegistryFollower
 from clipper.frontends.frontend_signals import FrontendSignals
 from clipper.frontends.peer import PeerUnreachable, ask_peer, serve_peer
+from clipper.frontends.policy_sharing import PolicySharing, adopt_policy_states
 from clipper.http.connection_gate import ConnectionGate
 from clipper.http.cors import CorsPolicy
 from clipper.http.http11 import serve_http11
 from clipper.http.loop_polling import LoopPoller
 from clipper.http.uvicorn_host import EmbeddedServer, bind_socket
 from clipper.metrics.server_metrics import ServerMetrics
+from clipper.payloads import PayloadLog, SinkSettings
 from clipper.rpc.fanout import TicketCheck, frontend_peer_path, frontend_rpc_path
 from clipper.rpc.protocol import Register
 from clipper.rpc.secret import load_or_create_secret
 from clipper.rpc.server import DEFAULT_MAX_UNREGISTERED, WorkerChannel, start_unix_rpc_listener
 from clipper.security import QueryTokenGuard, server_ssl_context, tls_files
+from clipper.tracing import open_tracing
+
+if TYPE_CHECKING:
+    from clipper.tracing.session import QueryTracing
 
 __all__ = ["FrontendDataPlane", "FrontendServer", "answering_frontend"]
 
@@ -105,8 +113,19 @@ class FrontendServer:
         self.dataplane = FrontendDataPlane(
             self.metrics, settings.cache_bytes, index, count, settings
         )
+        self.policies = PolicySharing(self.dataplane, self.state_dir, index, count)
         self.poller = LoopPoller(settings.server_spin_us / 1e6)
         self.query_guard = QueryTokenGuard()
+        self.payloads = PayloadLog(
+            SinkSettings(
+                self.state_dir / "payloads" / f"frontend-{index}",
+                settings.payload_log_max_bytes, settings.payload_log_backups,
+                settings.payload_log_timeout_s,
+                f"http://{settings.host}:{settings.query_port}", settings.cluster_name,
+            ),
+            settings.payload_log_buffer, self.metrics,
+        )  # fmt: skip
+        self.tracing: QueryTracing | None = None
         self.snapshot = RegistrySnapshot()
         self.signals = FrontendSignals(self.dataplane, frontend_peer_path(self.state_dir, None))
         self.stopping = asyncio.Event()
@@ -119,6 +138,7 @@ class FrontendServer:
     def _apply(self, snapshot: RegistrySnapshot) -> None:
         self.snapshot = snapshot
         removed = self.dataplane.apply(snapshot)
+        self.payloads.apply(snapshot)
         registry = self._registry
         if registry is not None:
             self.query_guard.load(
@@ -170,6 +190,16 @@ class FrontendServer:
                 bool(request.get("has_label")), request.get("reward"),
             )  # fmt: skip
             return {"reply": await self.dataplane.update_here(str(request["app"]), feedback)}
+        if op == "observe":  # what another frontend's policies learned (we own the state)
+            return self.policies.observe(list(request["observations"]))
+        if op == "policy_states":  # the owner's state
+            adopt_policy_states(self.dataplane, dict(request["states"]))
+            return {}
+        if op == "policy_states_all":
+            return self.policies.states()
+        if op == "policy_flush":  # the control process reads the state next
+            await self.policies.flush()
+            return {}
         raise InvalidInput(f"unknown peer request {op!r}")
 
     def stats(self) -> dict[str, Any]:
@@ -211,6 +241,10 @@ class FrontendServer:
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:
         settings = self.settings
         tls = server_ssl_context(settings)
+        named = {"clipper.frontend.index": self.index, "process.pid": os.getpid()}
+        self.tracing = open_tracing(settings, self.dataplane, named)  # None: nothing imported
+        if self.tracing is not None:
+            stack.push_async_callback(self.tracing.aclose)  # the last spans exported
         registry = self._registry = Registry.open(self.state_dir)
         stack.callback(registry.close)
         self._follower = RegistryFollower(registry, self._apply)
@@ -232,12 +266,15 @@ class FrontendServer:
             bind_socket(settings.host, settings.query_port, reuse_port=True)
         )
         tasks = await stack.enter_async_context(asyncio.TaskGroup())
-        inference = InferenceService(self.dataplane, lambda: self.snapshot, self.metrics, {})
+        payloads = self.payloads
+        inference = InferenceService(self.dataplane, lambda: self.snapshot, self.metrics,
+                                     payloads.taps, payloads.version_taps)  # fmt: skip
         limits = input_limits(settings)
         grpc_server = await start_grpc(
             inference, settings.host, settings.grpc_port, settings.max_body_bytes, limits,
             self.query_guard, tls_files(settings),
-            GrpcConnectionLimits(budget.grpc, settings.header_timeout_s), None, reuse_port=True,
+            GrpcConnectionLimits(budget.grpc, settings.header_timeout_s), self.tracing,
+            reuse_port=True,
         )  # fmt: skip
         if grpc_server is not None:
             stack.push_async_callback(grpc_server.stop, SHUTDOWN_GRACE_S)
@@ -247,6 +284,9 @@ class FrontendServer:
         background = [
             tasks.create_task(supervised("registry follower", self._follower.run)),
             tasks.create_task(supervised("cold starts", self.signals.forward_cold_starts)),
+            # payload records, written behind; a last bounded flush runs when cancelled
+            tasks.create_task(supervised("payload log", self.payloads.run)),
+            tasks.create_task(supervised("policy sharing", self.policies.run)),
         ]
         if self.index == 0:  # one writer of the policy states (see the module's docstring)
             background.append(tasks.create_task(supervised(
@@ -274,11 +314,13 @@ class FrontendServer:
                 body_limit,
                 guard,
                 input_limits(settings),
+                self.payloads.taps,
+                self.payloads.version_taps,
                 metrics_page=self._metrics_page,
             ),
             V2RestApi(inference, body_limit, input_limits(settings), guard),
             cors,
-            None,
+            self.tracing,
         )
         stop = asyncio.Event()
         if settings.query_http == "uvicorn":

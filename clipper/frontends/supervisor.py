@@ -29,7 +29,7 @@ from clipper.core.config import Settings
 from clipper.core.exceptions import ClipperError
 from clipper.frontends.metrics_merge import merge_expositions
 from clipper.frontends.peer import PeerHandler, PeerUnreachable, ask_peer, serve_peer
-from clipper.rpc.fanout import frontend_peer_path
+from clipper.rpc.fanout import frontend_peer_path, frontend_rpc_address
 
 __all__ = ["FrontendSupervisor"]
 
@@ -56,6 +56,8 @@ class FrontendSupervisor:
         """`own_metrics()` is the control process's exposition text."""
         self._settings = settings
         self._own_metrics = own_metrics
+        self.on_policy_states: Callable[[dict[str, Any]], None] | None = None
+        """Given frontend 0's policy states (clipper.frontends.policy_sharing)."""
         self._state_dir = settings.resolved_state_dir()
         self._frontends = [_Frontend(index) for index in range(count)]
         self._stopping = False
@@ -167,10 +169,12 @@ class FrontendSupervisor:
         await asyncio.gather(*(one(frontend) for frontend in self._frontends))
 
     def status(self) -> list[dict[str, Any]]:
-        """Each frontend's index, pid, whether it runs, and its restarts so far."""
+        """Each frontend's index, pid, whether it runs, its restarts so far, and the
+        address its workers dial (a containerless worker's `--frontend`)."""
         return [
             {
                 "index": f.index,
+                "rpc_address": frontend_rpc_address(self._state_dir, f.index),
                 "pid": f.process.pid if f.process is not None else None,
                 "alive": f.process is not None and f.process.returncode is None,
                 "restarts": f.restarts,
@@ -203,4 +207,8 @@ class FrontendSupervisor:
             return await handler(request)
         if request.get("op") == "metrics":
             return {"text": (await self.metrics_page()).decode()}
+        if request.get("op") == "policy_states":
+            if self.on_policy_states is not None:
+                self.on_policy_states(dict(request["states"]))
+            return {}
         return {"frontends": await self.stats()}

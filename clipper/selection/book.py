@@ -54,6 +54,17 @@ class StateBook:
         while len(self.users) > self.max_users:
             self.users.popitem(last=False)
 
+    def adopt(self, global_state: PolicyState, users: dict[int, PolicyState]) -> None:
+        """Take another copy's states: the global one, and these users' (the newest)."""
+        self.global_state = global_state
+        if not self.per_user:
+            return
+        for uid, state in users.items():
+            self.users.pop(uid, None)
+            self.users[uid] = state
+        while len(self.users) > self.max_users:
+            self.users.popitem(last=False)
+
     def to_bytes(self, policy_name: str) -> bytes:
         """The JSON persisted in the registry, tagged with the policy that wrote it."""
         return orjson.dumps({

@@ -14,6 +14,7 @@ loads it, and its query path pays nothing (the wrappers are not installed at all
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -27,9 +28,12 @@ DEFAULT_SAMPLE_RATIO = 0.01
 """The share of queries traced when an endpoint is set and `otel_sample_ratio` is not."""
 
 
-def open_tracing(settings: Settings, dataplane: DataPlane) -> QueryTracing | None:
+def open_tracing(
+    settings: Settings, dataplane: DataPlane, process: Mapping[str, str | int] | None = None
+) -> QueryTracing | None:
     """The server's tracing, exporting to `settings.otel_endpoint` (its computations traced
-    from now on); None, with nothing imported, when no endpoint is set."""
+    from now on); None, with nothing imported, when no endpoint is set. `process`: resource
+    attributes naming this process among several (a query frontend's index and pid)."""
     if not settings.otel_endpoint:
         return None
     from clipper.tracing.provider import open_output
@@ -41,6 +45,7 @@ def open_tracing(settings: Settings, dataplane: DataPlane) -> QueryTracing | Non
         settings.otel_service_name,
         settings.cluster_name,
         settings.otel_export_delay_s,
+        process or {},
     )
     ratio = settings.otel_sample_ratio
     return QueryTracing(output, DEFAULT_SAMPLE_RATIO if ratio is None else ratio, dataplane)

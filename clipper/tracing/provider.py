@@ -3,6 +3,7 @@ thread, so finishing a span never waits on the network, and the resource every s
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
@@ -22,12 +23,20 @@ EXPORT_BATCH = 1024
 
 
 def open_output(
-    endpoint: str, protocol: str, service_name: str, cluster: str, delay_s: float
+    endpoint: str,
+    protocol: str,
+    service_name: str,
+    cluster: str,
+    delay_s: float,
+    process: Mapping[str, str | int] | None = None,
 ) -> SpanOutput:
     """Where the spans go: `endpoint`, through the SDK's batch processor and OTLP exporter.
     The query surfaces decide which requests are traced (clipper.tracing.session) before any
-    span exists, so nothing here samples."""
-    resource = Resource.create({"service.name": service_name, "clipper.cluster": cluster})
+    span exists, so nothing here samples. `process` adds resource attributes (which query
+    frontend, its pid)."""
+    resource = Resource.create(
+        {"service.name": service_name, "clipper.cluster": cluster, **(process or {})}
+    )
     processor = BatchSpanProcessor(
         _exporter(endpoint, protocol),
         max_queue_size=MAX_QUEUED_SPANS,

@@ -15,7 +15,7 @@ from clipper.artifacts.loader import load_model
 from clipper.core.process_memory import freeze_startup_objects
 from clipper.core.resources import ReplicaLimits
 from clipper.core.types import parse_input_type
-from clipper.rpc.fanout import TICKET_SEPARATOR
+from clipper.rpc.fanout import TICKET_SEPARATOR, frontend_ticket
 from clipper.rpc.secret import SECRET_ENV
 from clipper.worker.connection import RpcConnection, WorkerConnection
 from clipper.worker.credential_handover import CREDENTIAL_FD_FLAG, read_credential
@@ -120,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     home = WorkerConnection.dial(args.connect, args.connect_timeout_s)
     connection: RpcConnection = home
     if args.frontend:
+        # started by hand (containerless) with the cluster's secret: it makes its ticket
+        ticket = ticket or frontend_ticket(secret, args.model, args.version, args.replica)
         connection = FrontendLinks(home, args.frontend, ticket)
     freeze_startup_objects()  # the model is loaded: keep the collector off its objects
     log.info("loaded; serving as pid %d", os.getpid())

@@ -12,9 +12,10 @@ Prometheus registry in memory: no file I/O, nothing added to the query path.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import math
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import orjson
@@ -70,13 +71,17 @@ class SummaryHistory:
         return head[:-1] + b',"samples":[' + samples + b"]}"
 
 
-async def sample_summaries(history: SummaryHistory, take: Callable[[], dict[str, Any]]) -> None:
-    """Add `take()` to `history` now and every `history.interval_s` after, until cancelled.
-    The schedule is absolute (monotonic), so a slow sample does not shift the next ones."""
+async def sample_summaries(
+    history: SummaryHistory, take: Callable[[], dict[str, Any] | Awaitable[dict[str, Any]]]
+) -> None:
+    """Add `take()` (awaited, when it is a coroutine: several frontends' merged metrics) to
+    `history` now and every `history.interval_s` after, until cancelled. The schedule is
+    absolute (monotonic), so a slow sample does not shift the next ones."""
     loop = asyncio.get_running_loop()
     next_at = loop.time()
     while True:
-        history.add(take())
+        summary = take()
+        history.add(await summary if inspect.isawaitable(summary) else summary)
         next_at += history.interval_s
         if next_at < loop.time():  # late (a paused loop): the next slot from now
             next_at = loop.time() + history.interval_s

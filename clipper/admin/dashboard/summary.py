@@ -10,12 +10,25 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
+
+from prometheus_client.core import Metric
+from prometheus_client.parser import text_string_to_metric_families
 
 from clipper.metrics.server_metrics import ServerMetrics
 
-__all__ = ["SUMMARY_METRICS", "histogram_quantile", "metrics_summary"]
+__all__ = [
+    "SUMMARY_METRICS",
+    "SummarySource",
+    "exposition_summary",
+    "histogram_quantile",
+    "metrics_summary",
+]
+
+SummarySource = Callable[[], Awaitable[dict[str, Any]]]
+"""Where a server's summary comes from when it is not one registry's (several frontends:
+their merged metrics page, `exposition_summary`)."""
 
 Buckets = list[list[float]]
 """Cumulative histogram buckets `[[upper_bound, count], ...]`, the last bound +inf (null
@@ -49,9 +62,19 @@ def histogram_quantile(quantile: float, buckets: Sequence[Sequence[float]]) -> f
 
 def metrics_summary(metrics: ServerMetrics) -> dict[str, Any]:
     """`{"time", "apps": {app: {...}}, "models": {"name:version": {...}}}` (see module doc)."""
+    return families_summary(metrics.registry.collect())
+
+
+def exposition_summary(text: bytes) -> dict[str, Any]:
+    """`metrics_summary` of a Prometheus text exposition (several processes' merged)."""
+    return families_summary(text_string_to_metric_families(text.decode()))
+
+
+def families_summary(families: Iterable[Metric]) -> dict[str, Any]:
+    """`metrics_summary` of these metric families."""
     apps: dict[str, dict[str, Any]] = {}
     models: dict[str, dict[str, Any]] = {}
-    for family in metrics.registry.collect():
+    for family in families:
         reader = _READERS.get(family.name)
         if reader is None:
             continue

@@ -9,6 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
+from clipper.frontends.peer import ask_peer
+from clipper.rpc.fanout import frontend_peer_path
 from tests.integration.cluster import ServerFactory, ServerHandle, deploy, metric, wait_until
 
 ENSEMBLE_SLO_US = 200_000
@@ -198,6 +200,32 @@ def test_update_accepts_a_query_id_or_clipper_uid_input_and_label(server: Server
 
 
 def test_a_bandit_learns_from_feedback_over_http(server: ServerHandle) -> None:
+    bandit_learns(server, keep_alive=True)
+
+
+def test_a_bandit_learns_as_fast_with_two_frontends(configured_server: ServerFactory) -> None:
+    """The same test, each query and its feedback on fresh connections, so the two
+    frontends answer and judge in turn (clipper.frontends.policy_sharing); then the state
+    persisted is the one learned, once, from every feedback."""
+    handle = configured_server("frontends", frontends=2)
+    answered = bandit_learns(handle, keep_alive=False)
+
+    assert {query_id % 2 for query_id in answered} == {0, 1}  # frontend 0: odd ids
+
+    def shared() -> bool:  # each selects from every frontend's feedback, not its half
+        first, second = frontend_states(handle, 2)
+        return bool(first) and first == pytest.approx(second)
+
+    assert wait_until(shared, 10, "both frontends to hold one state")
+    learned = app_info(handle, "learner")["policy_state"]
+    again = configured_server.restart(handle)
+    persisted = app_info(again, "learner")["policy_state"]
+    assert persisted == learned  # frontend 0's, shown by the control process, saved once
+
+
+def bandit_learns(server: ServerHandle, keep_alive: bool) -> list[int]:
+    """A thompson bandit of three models, one right, finds it within 100 labelled
+    queries; the query ids answered."""
     deploy(server, "right", echo_first, link=False)
     deploy(server, "wrong-a", answer_one, link=False)
     deploy(server, "wrong-b", answer_two, link=False)
@@ -209,18 +237,39 @@ def test_a_bandit_learns_from_feedback_over_http(server: ServerHandle) -> None:
         policy_params={"seed": 11},
     )
 
-    chosen = []
-    with httpx.Client(base_url=server.query_url, timeout=30) as client:
+    chosen, answered = [], []
+    fresh = {} if keep_alive else {"limits": httpx.Limits(max_keepalive_connections=0)}
+    with httpx.Client(base_url=server.query_url, timeout=30, **fresh) as client:
         for i in range(100):
             label = 10.0 + i
             reply = client.post("/learner/predict", json={"input": [label]}).json()
             client.post("/learner/update", json={"query_id": reply["query_id"], "label": label})
             chosen.append(reply["models"])
+            answered.append(reply["query_id"])
 
     assert chosen[-30:].count(["right:1"]) >= 27
-    state = app_info(server, "learner")["policy_state"]
-    assert state["right"]["mean"] > 0.9 > max(state["wrong-a"]["mean"], state["wrong-b"]["mean"])
+    assert wait_until(lambda: learned_right(server), 10, "the state to show what it learned")
     assert metric(server, "clipper_policy_state", app="learner", model="right", stat="mean") > 0.9
+    return answered
+
+
+def learned_right(server: ServerHandle) -> bool:
+    """Whether the state the admin API shows has learned that `right` is right."""
+    state = app_info(server, "learner")["policy_state"]
+    right = state["right"]["mean"]
+    return bool(right > 0.9 > max(state["wrong-a"]["mean"], state["wrong-b"]["mean"]))
+
+
+def frontend_states(server: ServerHandle, count: int) -> list[dict[str, float]]:
+    """Each frontend's own `clipper_policy_state` samples of `learner`."""
+    states = []
+    for index in range(count):
+        path = frontend_peer_path(server.state_dir, index)
+        text = asyncio.run(ask_peer(path, {"op": "metrics"}))["text"]
+        states.append({head: float(value) for head, _, value in
+                       (line.rpartition(" ") for line in text.splitlines())
+                       if head.startswith('clipper_policy_state{app="learner"')})  # fmt: skip
+    return states
 
 
 # -- shadows and A/B splits --------------------------------------------------------------
