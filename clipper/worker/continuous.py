@@ -1,24 +1,25 @@
 """A step model's running batch in the worker: continuous (iteration-level) batching.
 
 The worker keeps the sequences of every batch it was sent in one running batch and advances
-them all with one `step` call at a time (see clipper.artifacts.stepping). Between two steps it
-reads what the server sent without blocking (every frontend's connection, with several query
-frontends: their batches share the steps, see clipper.worker.fanout): a new `batch` joins at once (its inputs are
-started, and take part in the very next step), a `cancel` drops its sequences before the next
-step (so a cancelled sequence runs at most the step it was in), a `shutdown` ends the run.
-A sequence done leaves the batch after its step; a batch whose sequences have all left is
-answered with its `end`. After each step one `step` message carries the step's size, its
-latency and its pieces (the server sizes the batch from them): one per frontend with
-sequences in the step, holding that frontend's pieces and the whole step's size. The run
-returns to the serve loop once no sequence is left.
+them all with one `step` call at a time (see clipper.artifacts.stepping). Between two steps
+it reads what the server sent without blocking (every frontend's connection, with several
+query frontends: their batches share the steps, see clipper.worker.fanout): a new `batch`
+joins at once (its inputs are started, and take part in the very next step), a `cancel`
+drops its sequences before the next step (so a cancelled sequence runs at most the step it
+was in), a `shutdown` ends the run. A sequence done leaves the batch after its step; a
+batch whose sequences have all left is answered with its `end`. After each step one `step`
+message carries the step's size, its latency and its pieces (the server sizes the batch
+from them): one per frontend with sequences in the step, holding that frontend's pieces and
+the whole step's size. The run returns to the serve loop once no sequence is left.
 
 Invariants: every batch taken is answered exactly once, on the connection it came from
 (`end`, or `error` when its start or a step it was in raised); a batch is known by its
-connection and its id (each frontend numbers its own batches); the running batch holds at most the model's `max_sequences` (a
-batch that does not fit waits, in order, until sequences leave); `finish` is called once for
-every sequence started. A model with `continuous = False` runs request-level: a batch that
-comes while one runs waits for the serve loop (the server, which sends such a replica one
-batch at a time, does not send one then anyway).
+connection and its id (each frontend numbers its own batches); the running batch holds at
+most the model's `max_sequences` (a batch that does not fit waits, in order, until
+sequences leave); `finish` is called once for every sequence started. A model with
+`continuous = False` runs request-level: a batch that comes while one runs waits for the
+serve loop (the server, which sends such a replica one batch at a time, does not send one
+then anyway).
 """
 
 from __future__ import annotations

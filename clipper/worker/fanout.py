@@ -2,16 +2,17 @@
 
 `FrontendLinks` stands in for the one `WorkerConnection` of the serve loop: the control
 process's connection ("home": registration, heartbeats, shutdown) plus one link per
-frontend, dialled once home has welcomed the worker and redialled every
-`REDIAL_INTERVAL_S` while its frontend is down (a frontend restarts on the same socket
-path). The serve loop sees one stream of messages; batches of several frontends are taken
-in turn (round robin over the links with a message waiting), and a reply goes back on the
-link its batch came from (`current`). While a streamed batch runs, `poll` reads only that
-batch's link, so its cancels come from there and later batches of other frontends wait in
-their sockets. A step model's running batch reads every link between two steps
-(`poll_any`; `source` says which link a message came from) and answers each batch on its
-own (`send_to`), so the batches of several frontends share its steps. A link that closes or fails a send is dropped quietly: the batches of a
-frontend that died are lost with it, the worker goes on serving the others.
+frontend, dialled once home has welcomed the worker and redialled every `REDIAL_INTERVAL_S`
+while its frontend is down (a frontend restarts on the same socket path). The serve loop
+sees one stream of messages; batches of several frontends are taken in turn (round robin
+over the links with a message waiting), and a reply goes back on the link its batch came
+from (`current`). While a streamed batch runs, `poll` reads only that batch's link, so its
+cancels come from there and later batches of other frontends wait in their sockets. A step
+model's running batch reads every link between two steps (`poll_any`; `source` says which
+link a message came from) and answers each batch on its own (`send_to`), so the batches of
+several frontends share its steps. A link that closes or fails a send is dropped quietly:
+the batches of a frontend that died are lost with it, the worker goes on serving the
+others.
 """
 
 from __future__ import annotations

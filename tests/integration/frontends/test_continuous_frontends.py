@@ -65,7 +65,9 @@ def test_one_running_batch_serves_both_frontends_each_its_own_pieces(
         if len(set(frontend_of.values())) < 2:
             continue  # the kernel sent every connection to one frontend: again
         steps = [{int(label) for label in line.split()} for line in log.read_text().splitlines()]
-        mixed = [step for step in steps if len({frontend_of.get(label) for label in step} - {None}) == 2]
+        mixed = [
+            step for step in steps if len({frontend_of.get(label) for label in step} - {None}) == 2
+        ]
         assert mixed, "no step held sequences of both frontends"
         return
     pytest.fail("every round's queries went to one frontend")

@@ -289,7 +289,8 @@ def expected_steps(prompt: str, **fields: Any) -> str:
 def test_the_step_form_completes_and_chats_as_the_model_does(client: openai.OpenAI) -> None:
     reply = client.completions.create(model="steplm", prompt="Hi", max_tokens=40, seed=2)
     assert reply.choices[0].text == expected_steps("Hi", max_tokens=40, seed=2, temperature=1.0)
-    assert reply.usage is not None and reply.usage.prompt_tokens == 2
+    assert reply.usage is not None
+    assert reply.usage.prompt_tokens == 2
     chunks = list(client.chat.completions.create(
         model="steplm", messages=[{"role": "user", "content": "Yo"}], max_tokens=30, seed=4,
         stream=True,
