@@ -63,7 +63,7 @@ LITSERVE_SERVICE = REPO / "benchmarks" / "peers" / "services" / "litserve_stream
 LITSERVE_VENV = "litserve-stream"
 REQUEST_LEVEL_SLO_US = 60_000_000
 READY_TIMEOUT_S = 180.0
-CHECK_PROMPT, CHECK_SEED = "Clipper streams", 11
+CHECK_PROMPT, CHECK_SEED = "Clipper streams", 0  # 86 tokens
 CLIPPER_APPS = (
     ("clipper continuous", "continuous"),
     ("clipper request-level", "padded"),
