@@ -1,31 +1,34 @@
 """Streamed generation: continuous batching against request-level batching, and LitServe.
 
 `python -m benchmarks.streaming [--duration S] [--streams 1,8,32] [--slo-ms MS]` serves the
-tiny byte-level language model of benchmarks/tiny_lm.py (a GRU with fixed random weights,
-one character per step, torch on one thread) three ways, one at a time, on this machine:
+issue's small generative model, clipper.models.char_lm (a character-level GRU with fixed
+seeded weights, one token per step, torch on one thread; benchmarks/streaming_model.py),
+four ways, one at a time, on this machine:
 
-- `clipper continuous`: Clipper's continuous batching (the step model, app SLO --slo-ms: the
-  bound on the time to the first piece, which sizes the running batch);
+- `clipper continuous`: Clipper's continuous batching of its step form (`CharLMSteps`, app
+  SLO --slo-ms: the bound on the time to the first piece, which sizes the running batch);
 - `clipper request-level`: the same model with `continuous = False` and a fixed batch size
   of the most streams (its best case: every waiting query joins the next batch; SLO 60 s, so
   that its long batches are never refused nor answered with the default), as a batched
-  generate call runs it: the rows of finished sequences are computed until the batch's
-  longest is done (benchmarks.tiny_lm.PaddedRequestLM);
+  generate call of a server without iteration-level batching runs it: every step computes
+  the rows the batch started with, finished ones too, until its longest sequence is done
+  (benchmarks.streaming_model.PaddedRequestSteps);
 - `clipper request-level, early exit`: the same, but a finished sequence leaves the steps
   that follow (the worker's own request-level mode): less compute, the same waits;
 - `litserve`: LitServe 0.2.19 (its own venv under --venv-root, torch==2.13.0 CPU) serving
-  the same model with its own continuous batching loop (`ContinuousBatchingLoop`, max batch
-  the most streams; benchmarks/peers/services/litserve_stream.py).
+  the same step model with its own continuous batching loop (`ContinuousBatchingLoop`, max
+  batch the most streams; benchmarks/peers/services/litserve_stream.py).
 
 N closed-loop clients (N = each of --streams) each send requests one after another: a short
-prompt and a number of pieces drawn from a seeded distribution (4 + exponential of mean 28,
-at most 256: a long tail, as generation lengths have), the same sequence for every system,
-streamed over HTTP (Server-Sent Events from Clipper, JSON lines from LitServe). Measured over
---duration seconds after a warm-up: the time to the first piece (p50, p99, of the requests
-sent in the window), pieces per second received in the window, and the requests answered
-with the default (Clipper: a first piece that missed the SLO, counted as a time to the
-first piece past the SLO) or failed. Every system's text
-is first checked against the model run here. Run it alone: it uses both cores.
+prompt and a seed, the same sequence for every system, sampled at temperature 1 and capped
+at 128 tokens; a text ends where the model emits its end of text (about 32 tokens on
+average, a long tail: the model's own lengths), streamed over HTTP (Server-Sent Events from
+Clipper, JSON lines from LitServe). Measured over --duration seconds after a warm-up: the
+time to the first piece (p50, p99, of the requests sent in the window), pieces (generated
+tokens) per second received in the window, and the requests answered with the default
+(Clipper: a first piece that missed the SLO, counted as a time to the first piece past the
+SLO) or failed. Every system's text is first checked against the model run here. Run it
+alone: it uses both cores.
 """
 
 from __future__ import annotations
@@ -51,7 +54,8 @@ import orjson
 
 from benchmarks.peers.procs import ProcessTree, free_port
 from benchmarks.stream_client import HttpStatusError, StreamConnection
-from benchmarks.tiny_lm import PaddedRequestLM, RequestLevelLM, TinyLM, request_text
+from benchmarks.streaming_model import PaddedRequestSteps, reference_text, request_text, steps
+from clipper.core.generation import read_piece
 
 REPO = Path(__file__).resolve().parents[1]
 REQUIREMENTS = REPO / "benchmarks" / "peers" / "requirements"
@@ -59,7 +63,7 @@ LITSERVE_SERVICE = REPO / "benchmarks" / "peers" / "services" / "litserve_stream
 LITSERVE_VENV = "litserve-stream"
 REQUEST_LEVEL_SLO_US = 60_000_000
 READY_TIMEOUT_S = 180.0
-CHECK_PROMPT, CHECK_TOKENS = "Clipper streams", 24
+CHECK_PROMPT, CHECK_SEED = "Clipper streams", 0  # 86 tokens
 CLIPPER_APPS = (
     ("clipper continuous", "continuous"),
     ("clipper request-level", "padded"),
@@ -107,14 +111,14 @@ def _ms(seconds: float | None) -> str:
 
 
 def workload(client: int) -> Callable[[], tuple[str, int]]:
-    """Client `client`'s requests, in order: (prompt, pieces), the same for every system."""
+    """Client `client`'s requests, in order: (prompt, seed), the same for every system."""
     rng = random.Random(client)
     count = 0
 
     def next_request() -> tuple[str, int]:
         nonlocal count
         count += 1
-        return f"stream {client}, request {count}: ", min(256, 4 + int(rng.expovariate(1 / 28)))
+        return f"stream {client}, request {count}: ", rng.randrange(2**31)
 
     return next_request
 
@@ -130,21 +134,21 @@ class Target:
     port: int
     path: str
     body: Callable[[str, int], dict[str, Any]]
-    pieces: Callable[[AsyncIterator[bytes]], AsyncIterator[str | None]]  # None: a default
+    pieces: Callable[[AsyncIterator[bytes]], AsyncIterator[Any]]  # None: a default
     metrics_url: str = ""  # Clipper's /metrics
     model: str = ""  # its model's name there
 
-    async def stream(self, connection: StreamConnection, prompt: str, tokens: int) -> Any:
+    async def stream(self, connection: StreamConnection, prompt: str, seed: int) -> Any:
         """The pieces of one request (None for a default answer)."""
-        lines = connection.post_lines(self.path, orjson.dumps(self.body(prompt, tokens)))
+        lines = connection.post_lines(self.path, orjson.dumps(self.body(prompt, seed)))
         return self.pieces(lines)
 
 
-def clipper_body(prompt: str, tokens: int) -> dict[str, Any]:
-    return {"input": request_text(prompt, tokens), "stream": True}
+def clipper_body(prompt: str, seed: int) -> dict[str, Any]:
+    return {"input": request_text(prompt, seed), "stream": True}
 
 
-async def clipper_pieces(lines: AsyncIterator[bytes]) -> AsyncIterator[str | None]:
+async def clipper_pieces(lines: AsyncIterator[bytes]) -> AsyncIterator[Any]:
     """Server-Sent Events: a `data:` line per piece, then `event: end` with the reply."""
     ending = False
     async for line in lines:
@@ -158,11 +162,11 @@ async def clipper_pieces(lines: AsyncIterator[bytes]) -> AsyncIterator[str | Non
                 yield None
 
 
-def litserve_body(prompt: str, tokens: int) -> dict[str, Any]:
-    return {"prompt": prompt, "max_tokens": tokens}
+def litserve_body(prompt: str, seed: int) -> dict[str, Any]:
+    return {"prompt": prompt, "seed": seed}
 
 
-async def litserve_pieces(lines: AsyncIterator[bytes]) -> AsyncIterator[str | None]:
+async def litserve_pieces(lines: AsyncIterator[bytes]) -> AsyncIterator[Any]:
     """One JSON line per piece; the last one's piece is empty."""
     async for line in lines:
         if line.strip():
@@ -192,9 +196,9 @@ def clipper_server(scratch: Path, slo_us: int, batch_size: int) -> Any:
             up = lambda: isinstance(admin.get_all_applications(), list)  # noqa: E731
             _wait(up, tree, "the Clipper server")
             for app, model, slo, size in (
-                ("continuous", TinyLM, slo_us, -1),
-                ("padded", PaddedRequestLM, REQUEST_LEVEL_SLO_US, batch_size),
-                ("request", RequestLevelLM, REQUEST_LEVEL_SLO_US, batch_size),
+                ("continuous", steps(), slo_us, -1),
+                ("padded", PaddedRequestSteps(), REQUEST_LEVEL_SLO_US, batch_size),
+                ("request", steps(continuous=False), REQUEST_LEVEL_SLO_US, batch_size),
             ):
                 admin.add_app(app, "strings", "", slo)
                 admin.deploy_artifact(app, 1, "strings", closure_artifact(model), batch_size=size)
@@ -256,13 +260,13 @@ def _wait(ready: Callable[[], bool], tree: ProcessTree, what: str) -> None:
 
 async def check(target: Target, ready_timeout_s: float = READY_TIMEOUT_S) -> None:
     """The system is up and streams the model's text for a prompt."""
-    expected = TinyLM().generate(request_text(CHECK_PROMPT, CHECK_TOKENS))
+    expected = reference_text(CHECK_PROMPT, CHECK_SEED)
     deadline = time.monotonic() + ready_timeout_s
     connection = StreamConnection(target.port)
     while True:
         try:
-            pieces = await target.stream(connection, CHECK_PROMPT, CHECK_TOKENS)
-            text = "".join([piece async for piece in pieces if piece is not None])
+            pieces = await target.stream(connection, CHECK_PROMPT, CHECK_SEED)
+            text = "".join([read_piece(piece).text async for piece in pieces if piece is not None])
             break
         except (HttpStatusError, OSError, asyncio.IncompleteReadError):
             if time.monotonic() > deadline:
@@ -313,7 +317,8 @@ async def one_request(
             if first and counted:
                 outcome.ttfp_s.append(now - sent)
             first = False
-            outcome.pieces += start <= now < stop
+            if start <= now < stop:
+                outcome.pieces += read_piece(piece).completion_tokens
     except (HttpStatusError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
         outcome.errors += counted
         if os.environ.get("STREAMING_DEBUG"):

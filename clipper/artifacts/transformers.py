@@ -7,6 +7,12 @@ Its `task` (clipper.core.generation) says how the worker serves it: `text-genera
 sampled from the request's seed; ends at the end-of-text token, `max_tokens` or a stop
 string; a chat request goes through the tokenizer's chat template when it has one),
 `embedding` answers each text's mean last hidden state.
+
+Served request-level (a stream per call), not as a step model (clipper.artifacts.stepping):
+batched decoding needs one KV cache whose rows are sequences of different lengths joining
+and leaving between steps (paged or ragged, per-row positions and masks, as vLLM and TGI
+build); transformers' caches are a rectangular tensor per layer for a batch that starts
+together, and stepping without a cache recomputes each whole text every step.
 """
 
 from __future__ import annotations

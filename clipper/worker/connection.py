@@ -51,14 +51,22 @@ def parse_address(address: str) -> tuple[str, str | tuple[str, int]]:
 
 class RpcConnection(Protocol):
     """What the serve loop needs of its connection: one socket (`WorkerConnection`) or the
-    fan-out to several query frontends (`clipper.worker.fanout.FrontendLinks`)."""
+    fan-out to several query frontends (`clipper.worker.fanout.FrontendLinks`).
+
+    `source` names where the last message read came from (`receive`, `poll`, `poll_any`);
+    `send_to` sends a frame back there, whatever was read since (a running batch holding
+    the batches of several frontends answers each on its own connection)."""
 
     spin_s: float
 
+    @property
+    def source(self) -> object: ...
     def send(self, payload: bytes | Message) -> None: ...
+    def send_to(self, source: object, payload: bytes) -> None: ...
     def send_parts(self, parts: list[bytes | memoryview]) -> None: ...
     def receive(self, timeout_s: float | None = None) -> Message | Heartbeat | None: ...
     def poll(self) -> Message | None: ...
+    def poll_any(self) -> Message | None: ...
     def close(self) -> None: ...
 
 
@@ -115,6 +123,15 @@ class WorkerConnection:
         data = payload if isinstance(payload, bytes) else encode_message(payload)
         with self._send_lock:
             self._sock.sendall(data)
+
+    @property
+    def source(self) -> object:
+        """Itself: every message comes from this one socket."""
+        return self
+
+    def send_to(self, source: object, payload: bytes) -> None:
+        """Send one encoded frame (one socket: `source` is this one)."""
+        self.send(payload)
 
     def send_parts(self, parts: list[bytes | memoryview]) -> None:
         """Send one frame given in parts, uncopied (a scatter send, resumed where the
@@ -185,6 +202,10 @@ class WorkerConnection:
         else:
             self._ready.extend(self._decoder.received(size))
         return self._ready.pop(0) if self._ready else None
+
+    def poll_any(self) -> Message | None:
+        """`poll` (one socket: there is no other to read)."""
+        return self.poll()
 
     def fileno(self) -> int:
         """The socket's file descriptor (to wait on several connections at once)."""

@@ -1,21 +1,25 @@
 """A step model's running batch in the worker: continuous (iteration-level) batching.
 
 The worker keeps the sequences of every batch it was sent in one running batch and advances
-them all with one `step` call at a time (see clipper.artifacts.stepping). Between two steps it
-reads what the server sent without blocking: a new `batch` joins at once (its inputs are
-started, and take part in the very next step), a `cancel` drops its sequences before the next
-step (so a cancelled sequence runs at most the step it was in), a `shutdown` ends the run.
-A sequence done leaves the batch after its step; a batch whose sequences have all left is
-answered with its `end`. After each step one `step` message carries the step's size, its
-latency and its pieces (the server sizes the batch from them). The run returns to the serve
-loop once no sequence is left.
+them all with one `step` call at a time (see clipper.artifacts.stepping). Between two steps
+it reads what the server sent without blocking (every frontend's connection, with several
+query frontends: their batches share the steps, see clipper.worker.fanout): a new `batch`
+joins at once (its inputs are started, and take part in the very next step), a `cancel`
+drops its sequences before the next step (so a cancelled sequence runs at most the step it
+was in), a `shutdown` ends the run. A sequence done leaves the batch after its step; a
+batch whose sequences have all left is answered with its `end`. After each step one `step`
+message carries the step's size, its latency and its pieces (the server sizes the batch
+from them): one per frontend with sequences in the step, holding that frontend's pieces and
+the whole step's size. The run returns to the serve loop once no sequence is left.
 
-Invariants: every batch taken is answered exactly once (`end`, or `error` when its start or
-a step it was in raised); the running batch holds at most the model's `max_sequences` (a
-batch that does not fit waits, in order, until sequences leave); `finish` is called once for
-every sequence started. A model with `continuous = False` runs request-level: a batch that
-comes while one runs waits for the serve loop (the server, which sends such a replica one
-batch at a time, does not send one then anyway).
+Invariants: every batch taken is answered exactly once, on the connection it came from
+(`end`, or `error` when its start or a step it was in raised); a batch is known by its
+connection and its id (each frontend numbers its own batches); the running batch holds at
+most the model's `max_sequences` (a batch that does not fit waits, in order, until
+sequences leave); `finish` is called once for every sequence started. A model with
+`continuous = False` runs request-level: a batch that comes while one runs waits for the
+serve loop (the server, which sends such a replica one batch at a time, does not send one
+then anyway).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import logging
 import time
 import traceback
 from collections import deque
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,9 +54,13 @@ __all__ = ["ContinuousRun"]
 log = logging.getLogger("clipper.worker")
 
 
+_Key = tuple[Hashable, int]
+"""A batch in the run: (the connection it came from, its id there)."""
+
+
 @dataclass(slots=True)
 class _Sequence:
-    batch_id: int
+    key: _Key
     index: int
     state: Any
 
@@ -83,13 +92,13 @@ class ContinuousRun:
         self._deferred = deferred
         self._last_beat = time.monotonic()
         self._sequences: list[_Sequence] = []
-        self._open: dict[int, _OpenBatch] = {}
-        self._waiting: deque[Batch] = deque()  # batches that did not fit under the cap
+        self._open: dict[_Key, _OpenBatch] = {}
+        self._waiting: deque[tuple[Hashable, Batch]] = deque()  # did not fit under the cap
         self.shutdown = False
 
     def run(self, first: Batch) -> None:
         """Serve `first` and whatever joins it, step by step, until no sequence is left."""
-        self._join(first)
+        self._join(first, self._connection.source)
         while True:
             self._read_messages()
             if self.shutdown:
@@ -102,55 +111,55 @@ class ContinuousRun:
 
     # -- joining and leaving -------------------------------------------------------------
 
-    def _join(self, batch: Batch) -> None:
+    def _join(self, batch: Batch, source: Hashable) -> None:
         """Queue a batch behind those waiting, and start what fits under the cap."""
-        self._waiting.append(batch)
+        self._waiting.append((source, batch))
         self._admit_waiting()
 
     def _admit_waiting(self) -> None:
         """Start waiting batches in order while they fit (one always, into an empty run)."""
         while self._waiting:
-            batch = self._waiting[0]
+            source, batch = self._waiting[0]
             fits = len(self._sequences) + len(batch.lens) <= self._model.max_sequences
             if self._sequences and not fits:
                 return
             self._waiting.popleft()
-            self._start(batch)
+            self._start((source, batch.id), batch)
 
-    def _start(self, batch: Batch) -> None:
+    def _start(self, key: _Key, batch: Batch) -> None:
         """Start a batch's sequences: they take part in the next step."""
         deadline = time.monotonic() + batch.budget_us / 1e6
         inputs = decode_inputs(self._input_type, batch.lens, memoryview(batch.body))
         if time.monotonic() >= deadline:  # skipped, not computed (as a plain batch)
-            self._send(StreamEnd(batch.id, len(inputs), list(range(len(inputs)))))
+            self._send(key, StreamEnd(batch.id, len(inputs), list(range(len(inputs)))))
             return
         started: list[_Sequence] = []
         try:
             for index, value in enumerate(inputs):
-                started.append(_Sequence(batch.id, index, self._model.start(value)))
+                started.append(_Sequence(key, index, self._model.start(value)))
         except Exception as exc:
             log.error("batch %d: the model's start raised\n%s", batch.id, traceback.format_exc())
             for sequence in started:
                 self._finish(sequence)
-            self._send(_error(batch.id, exc))
+            self._send(key, _error(batch.id, exc))
             return
         self._sequences.extend(started)
-        self._open[batch.id] = _OpenBatch(len(inputs), len(inputs))
+        self._open[key] = _OpenBatch(len(inputs), len(inputs))
 
-    def _leave(self, sequence: _Sequence, ended: list[int]) -> None:
+    def _leave(self, sequence: _Sequence, ended: list[_Key]) -> None:
         """A sequence is done or cancelled: finish it; its batch ends with its last one."""
         self._finish(sequence)
-        opened = self._open.get(sequence.batch_id)
+        opened = self._open.get(sequence.key)
         if opened is None:
             return
         opened.running -= 1
         if opened.running == 0:
-            ended.append(sequence.batch_id)
+            ended.append(sequence.key)
 
-    def _send_ends(self, ended: list[int]) -> None:
-        for batch_id in ended:
-            opened = self._open.pop(batch_id)
-            self._send(StreamEnd(batch_id, opened.count, opened.expired))
+    def _send_ends(self, ended: list[_Key]) -> None:
+        for key in ended:
+            opened = self._open.pop(key)
+            self._send(key, StreamEnd(key[1], opened.count, opened.expired))
 
     def _finish(self, sequence: _Sequence) -> None:
         finish = self._model.finish
@@ -187,7 +196,7 @@ class ContinuousRun:
             self._fail_step(exc)
             return
         latency_us = int((time.perf_counter() - started) * 1e6)
-        ended: list[int] = []
+        ended: list[_Key] = []
         still = []
         for sequence, done in zip(sequences, finished, strict=True):
             if done:
@@ -195,7 +204,9 @@ class ContinuousRun:
             else:
                 still.append(sequence)
         self._sequences = still
-        self._send(Stepped(len(sequences), latency_us, pieces))
+        for source, theirs in pieces.items():
+            self._connection.send_to(source, encode_message(Stepped(len(sequences), latency_us,
+                                                                    theirs)))  # fmt: skip
         self._send_ends(ended)
 
     def _fail_step(self, exc: Exception) -> None:
@@ -204,36 +215,38 @@ class ContinuousRun:
         for sequence in self._sequences:
             self._finish(sequence)
         self._sequences = []
-        for batch_id in list(self._open):
-            del self._open[batch_id]
-            self._send(_error(batch_id, exc))
+        for key in list(self._open):
+            del self._open[key]
+            self._send(key, _error(key[1], exc))
 
     # -- messages -------------------------------------------------------------------------
 
     def _read_messages(self) -> None:
         """Act on what the server sent since the last step (never blocks)."""
-        while (message := self._connection.poll()) is not None:
+        connection = self._connection
+        read = connection.poll_any if self._model.continuous else connection.poll
+        while (message := read()) is not None:
             if isinstance(message, Batch) and self._model.continuous:
-                self._join(message)
+                self._join(message, connection.source)
             elif isinstance(message, Cancel):
-                self._cancel(message)
+                self._cancel((connection.source, message.id), message.index)
             elif isinstance(message, Shutdown):
                 self.shutdown = True
             elif not isinstance(message, Heartbeat):
                 self._deferred.append(message)
         now = time.monotonic()
         if now - self._last_beat >= self._heartbeat_interval_s:
-            self._send(Heartbeat())
+            connection.send(Heartbeat())
             self._last_beat = now
 
-    def _cancel(self, message: Cancel) -> None:
+    def _cancel(self, key: _Key, index: int) -> None:
         """Drop the cancelled sequences before the next step (a batch not open: ignored)."""
-        if message.id not in self._open:
+        if key not in self._open:
             return
-        ended: list[int] = []
+        ended: list[_Key] = []
         still = []
         for sequence in self._sequences:
-            hit = sequence.batch_id == message.id and message.index in (-1, sequence.index)
+            hit = sequence.key == key and index in (-1, sequence.index)
             if hit:
                 self._leave(sequence, ended)
             else:
@@ -241,17 +254,21 @@ class ContinuousRun:
         self._sequences = still
         self._send_ends(ended)
 
-    def _send(self, message: Message) -> None:
-        self._connection.send(encode_message(message))
+    def _send(self, key: _Key, message: Message) -> None:
+        """A message for one batch, on the connection it came from."""
+        self._connection.send_to(key[0], encode_message(message))
 
 
 class _WrongStepResults(Exception):
     """A step returned a result per sequence that is not (piece or None, done)."""
 
 
-def _pieces_of(sequences: list[_Sequence], results: list[Any]) -> tuple[list[Any], list[bool]]:
-    """The step's pieces as [batch id, index, piece] and whether each sequence is done."""
-    pieces: list[Any] = []
+def _pieces_of(
+    sequences: list[_Sequence], results: list[Any]
+) -> tuple[dict[Hashable, list[Any]], list[bool]]:
+    """The step's pieces as [batch id, index, piece] per connection (one entry for every
+    connection with a sequence in the step), and whether each sequence is done."""
+    pieces: dict[Hashable, list[Any]] = {sequence.key[0]: [] for sequence in sequences}
     finished: list[bool] = []
     for sequence, result in zip(sequences, results, strict=True):
         try:
@@ -261,7 +278,7 @@ def _pieces_of(sequences: list[_Sequence], results: list[Any]) -> tuple[list[Any
             raise _WrongStepResults(message) from None
         if piece is not None:
             wire = piece if isinstance(piece, str) else to_json_value(piece)
-            pieces.append([sequence.batch_id, sequence.index, wire])
+            pieces[sequence.key[0]].append([sequence.key[1], sequence.index, wire])
         finished.append(bool(done))
     return pieces, finished
 

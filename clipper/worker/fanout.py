@@ -2,14 +2,17 @@
 
 `FrontendLinks` stands in for the one `WorkerConnection` of the serve loop: the control
 process's connection ("home": registration, heartbeats, shutdown) plus one link per
-frontend, dialled once home has welcomed the worker and redialled every
-`REDIAL_INTERVAL_S` while its frontend is down (a frontend restarts on the same socket
-path). The serve loop sees one stream of messages; batches of several frontends are taken
-in turn (round robin over the links with a message waiting), and a reply goes back on the
-link its batch came from (`current`). While a streamed batch runs, `poll` reads only that
-batch's link, so its cancels come from there and later batches of other frontends wait in
-their sockets. A link that closes or fails a send is dropped quietly: the batches of a
-frontend that died are lost with it, the worker goes on serving the others.
+frontend, dialled once home has welcomed the worker and redialled every `REDIAL_INTERVAL_S`
+while its frontend is down (a frontend restarts on the same socket path). The serve loop
+sees one stream of messages; batches of several frontends are taken in turn (round robin
+over the links with a message waiting), and a reply goes back on the link its batch came
+from (`current`). While a streamed batch runs, `poll` reads only that batch's link, so its
+cancels come from there and later batches of other frontends wait in their sockets. A step
+model's running batch reads every link between two steps (`poll_any`; `source` says which
+link a message came from) and answers each batch on its own (`send_to`), so the batches of
+several frontends share its steps. A link that closes or fails a send is dropped quietly:
+the batches of a frontend that died are lost with it, the worker goes on serving the
+others.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class FrontendLinks:
         self._ticket = ticket
         self._register: Register | None = None  # once home welcomed us: links may dial
         self._current = home
+        self._source = home  # where the last message read came from
         self._turn = 0
         self.spin_s = 0.0  # spinning is for one socket; several are waited on together
 
@@ -67,14 +71,21 @@ class FrontendLinks:
         """A reply, on the link its batch came from."""
         self._to_current(lambda connection: connection.send_parts(parts))
 
+    def send_to(self, source: object, payload: bytes) -> None:
+        """An encoded frame to the connection `source` names (one `source` returned)."""
+        target = source if isinstance(source, WorkerConnection) else self._home
+        self._to(target, lambda connection: connection.send(payload))
+
     def _to_current(self, send: Callable[[WorkerConnection], None]) -> None:
-        current = self._current
+        self._to(self._current, send)
+
+    def _to(self, target: WorkerConnection, send: Callable[[WorkerConnection], None]) -> None:
         try:
-            send(current)
+            send(target)
         except OSError:
-            if current is self._home:
+            if target is self._home:
                 raise
-            self._drop(current, "its frontend went away")
+            self._drop(target, "its frontend went away")
 
     # -- receiving -----------------------------------------------------------------------
 
@@ -93,9 +104,29 @@ class FrontendLinks:
             if not self._wait(deadline, now):
                 return None
 
+    @property
+    def source(self) -> object:
+        """The connection the last message read came from."""
+        return self._source
+
     def poll(self) -> Message | None:
         """A message of the current link if one is here (a streamed batch's cancels)."""
-        return self._current.poll()
+        message = self._current.poll()
+        if message is not None:
+            self._source = self._current
+        return message
+
+    def poll_any(self) -> Message | None:
+        """A message of any connection if one is here, never blocking (a running batch's
+        new batches and cancels, whichever frontend sent them); `source` says whose."""
+        message = self._next_ready()
+        if message is not None:
+            return message
+        for connection in self._connections():
+            if not connection.pump() and connection is not self._home:
+                self._drop(connection, "its frontend closed the connection")
+        self._redial(time.monotonic())
+        return self._next_ready()
 
     def close(self) -> None:
         """Close every connection."""
@@ -117,6 +148,7 @@ class FrontendLinks:
             while (message := connection.take()) is not None:
                 if connection is not self._home and self._link_message(connection, message):
                     continue
+                self._source = connection
                 if isinstance(message, Batch):
                     self._current = connection
                     self._turn = (self._turn + step + 1) % len(connections)

@@ -1,6 +1,7 @@
-"""LitServe serving benchmarks.tiny_lm's step model with LitServe's own continuous batching
-(`ContinuousBatchingLoop`: `add_request`, `step`, `has_capacity`, `has_active_requests`),
-streaming one JSON line per piece. Run in LitServe's venv with the repository on PYTHONPATH:
+"""LitServe serving benchmarks.streaming_model's step model (clipper.models.char_lm) with
+LitServe's own continuous batching (`ContinuousBatchingLoop`: `add_request`, `step`,
+`has_capacity`, `has_active_requests`), streaming one JSON line per piece. Run in
+LitServe's venv with the repository on PYTHONPATH:
 
     python benchmarks/peers/services/litserve_stream.py PORT MAX_BATCH_SIZE
 """
@@ -15,18 +16,18 @@ import litserve as ls
 from litserve.loops.continuous_batching_loop import ContinuousBatchingLoop, Output
 from litserve.utils import LitAPIStatus
 
-from benchmarks.tiny_lm import TinyLM, request_text
+from benchmarks.streaming_model import request_text, steps
 
 
-class TinyLMStream(ls.LitAPI):  # type: ignore[misc]
+class CharLMStream(ls.LitAPI):  # type: ignore[misc]
     """The step model behind LitServe's continuous batching loop."""
 
     def setup(self, device: str) -> None:
-        self.model = TinyLM()
+        self.model = steps()
         self.active: dict[str, Any] = {}  # uid -> the sequence's state
 
     def add_request(self, uid: str, request: Any) -> None:
-        self.active[uid] = self.model.start(request_text(request["prompt"], request["max_tokens"]))
+        self.active[uid] = self.model.start(request_text(request["prompt"], request["seed"]))
 
     def step(self, prev_outputs: Any) -> list[Output]:
         uids = list(self.active)
@@ -51,7 +52,7 @@ class TinyLMStream(ls.LitAPI):  # type: ignore[misc]
 
 def main() -> None:
     port, max_batch_size = int(sys.argv[1]), int(sys.argv[2])
-    api = TinyLMStream(max_batch_size=max_batch_size, stream=True, loop=ContinuousBatchingLoop())
+    api = CharLMStream(max_batch_size=max_batch_size, stream=True, loop=ContinuousBatchingLoop())
     server = ls.LitServer(api, accelerator="cpu", workers_per_device=1, timeout=120)
     print(json.dumps({"port": port}), flush=True)
     server.run(port=port, host="127.0.0.1", generate_client_file=False, num_api_servers=1)

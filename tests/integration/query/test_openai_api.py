@@ -1,8 +1,9 @@
 """The OpenAI-compatible API through a real server and workers, driven by the unmodified
 `openai` client (issue 24): models listed, completions and chats (streamed and not) of
 the tiny character LM (clipper.models.char_lm), embeddings, OpenAI's error shape, query
-tokens as bearer keys, the cache for greedy requests, and a stream cut at `max_tokens`
-stopping the model.
+tokens as bearer keys, the cache for greedy requests, a stream cut at `max_tokens`
+stopping the model, and the LM's step form (`CharLMSteps`) batching concurrent streams
+continuously.
 """
 
 from __future__ import annotations
@@ -18,14 +19,17 @@ import httpx
 import openai
 import pytest
 
+from clipper.artifacts.python import closure_artifact
 from clipper.artifacts.pytorch import pytorch_artifact
 from clipper.core.generation import GenerationRequest
-from clipper.models.char_lm import embed, generate, stream, tiny_char_lm
+from clipper.models.char_lm import CharLMSteps, embed, generate, stream, tiny_char_lm
 from tests.integration.cluster import ServerFactory, ServerHandle, deploy, metric, wait_until
 
 pytestmark = pytest.mark.integration
 
 SEED = 7
+STEP_MODEL = tiny_char_lm(SEED, width=256, mean_tokens=60)
+"""The step form's model: wider (slower steps: concurrent streams overlap), with an end."""
 
 
 def endless(counter: str) -> Any:
@@ -64,15 +68,19 @@ def server(module_server: ServerFactory, counter: Path) -> ServerHandle:
     admin = handle.admin
     model = tiny_char_lm(SEED)
 
-    def deploy_lm(name: str, func: Any, task: str) -> None:
+    def deploy_lm(name: str, artifact: bytes, task: str) -> None:
         admin.add_app(name, "strings", "-", 5_000_000)
-        admin.deploy_artifact(name, 1, "strings", pytorch_artifact(model, func), task=task)
+        admin.deploy_artifact(name, 1, "strings", artifact, task=task)
         admin.add_model_links(name, [name])
 
-    with ThreadPoolExecutor(3) as deploys:  # the workers start side by side
-        started = [deploys.submit(deploy_lm, "lm", stream, "text-generation"),
-                   deploys.submit(deploy_lm, "chatlm", stream, "chat"),
-                   deploys.submit(deploy_lm, "emb", embed, "embedding")]  # fmt: skip
+    with ThreadPoolExecutor(4) as deploys:  # the workers start side by side
+        started = [
+            deploys.submit(deploy_lm, "lm", pytorch_artifact(model, stream), "text-generation"),
+            deploys.submit(deploy_lm, "chatlm", pytorch_artifact(model, stream), "chat"),
+            deploys.submit(deploy_lm, "emb", pytorch_artifact(model, embed), "embedding"),
+            deploys.submit(deploy_lm, "steplm", closure_artifact(CharLMSteps(STEP_MODEL)),
+                           "text-generation"),
+        ]  # fmt: skip
         deploy(handle, "endless", endless(str(counter)), input_type="strings",
                task="text-generation")  # fmt: skip
         deploy(handle, "plain", lambda xs: [1.0 for _ in xs], input_type="strings")
@@ -108,6 +116,7 @@ def test_models_lists_the_generative_apps_the_key_opens(client: openai.OpenAI) -
         "lm",
         "chatlm",
         "emb",
+        "steplm",
         "endless",
         "broken",
         "late",
@@ -270,3 +279,53 @@ def test_the_example_trains_serves_and_completes(server: ServerHandle) -> None:
     text = example.complete(f"{server.query_url}/v1", "the dog ")
     assert text
     assert "." not in text  # its stop string
+
+
+def expected_steps(prompt: str, **fields: Any) -> str:
+    request = GenerationRequest(prompt=prompt, **fields)
+    return "".join(p if isinstance(p, str) else p["text"] for p in generate(STEP_MODEL, request))
+
+
+def test_the_step_form_completes_and_chats_as_the_model_does(client: openai.OpenAI) -> None:
+    reply = client.completions.create(model="steplm", prompt="Hi", max_tokens=40, seed=2)
+    assert reply.choices[0].text == expected_steps("Hi", max_tokens=40, seed=2, temperature=1.0)
+    assert reply.usage is not None
+    assert reply.usage.prompt_tokens == 2
+    chunks = list(client.chat.completions.create(
+        model="steplm", messages=[{"role": "user", "content": "Yo"}], max_tokens=30, seed=4,
+        stream=True,
+    ))  # fmt: skip
+    text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks if chunk.choices)
+    assert text == expected_steps("user: Yo\nassistant:", max_tokens=30, seed=4, temperature=1.0)
+    assert chunks[-1].choices[0].finish_reason in ("stop", "length")
+
+
+def streamed_text(client: openai.OpenAI, seed: int) -> tuple[str, str | None]:
+    chunks = list(client.completions.create(model="steplm", prompt=f"s{seed}", max_tokens=128,
+                                            seed=seed, stream=True))  # fmt: skip
+    text = "".join(chunk.choices[0].text for chunk in chunks if chunk.choices)
+    return text, chunks[-1].choices[0].finish_reason
+
+
+def test_concurrent_streams_share_steps_each_with_its_own_text(
+    client: openai.OpenAI, server: ServerHandle
+) -> None:
+    """Eight streams at once (tried up to three times, for the loaded machine): each is
+    the model's text for its seed, ended by the model or max_tokens, and steps ran more
+    than one sequence."""
+    seeds = list(range(100, 108))
+    wanted = [expected_steps(f"s{seed}", max_tokens=128, seed=seed, temperature=1.0)
+              for seed in seeds]  # fmt: skip
+    assert len({len(text) for text in wanted}) > 3  # lengths of the model's own
+    for _ in range(3):
+        sizes = metric(server, "clipper_model_batch_size_sum", model="steplm")
+        steps = metric(server, "clipper_model_batch_size_count", model="steplm")
+        with ThreadPoolExecutor(len(seeds)) as streams:
+            got = list(streams.map(lambda seed: streamed_text(client, seed), seeds))
+        assert [text for text, _ in got] == wanted
+        assert {reason for _, reason in got} <= {"stop", "length"}
+        sizes = metric(server, "clipper_model_batch_size_sum", model="steplm") - sizes
+        steps = metric(server, "clipper_model_batch_size_count", model="steplm") - steps
+        if sizes / steps >= 1.5:
+            return
+    pytest.fail(f"streams did not share steps: {sizes:.0f} sequences in {steps:.0f} steps")

@@ -49,27 +49,47 @@ class Counting:
         self.finished.append(state[0])
 
 
-class ScriptedConnection:
-    """Hands out, at the n-th poll round (one per step), the messages scripted for it."""
+Scripted = Message | tuple[str, Message]
+"""A message, or (the frontend it comes from, the message); the default frontend is "a"."""
 
-    def __init__(self, script: dict[int, list[Message]]) -> None:
+
+class ScriptedConnection:
+    """Hands out, at the n-th poll round (one per step), the messages scripted for it;
+    records what it was sent, and to which frontend (`sent_to`)."""
+
+    def __init__(self, script: dict[int, list[Scripted]]) -> None:
         self.script = script
         self.round = -1
-        self.pending: list[Message] = []
+        self.pending: list[tuple[str, Message]] = []
         self.decoder = FrameDecoder()
         self.sent: list[Message] = []
+        self.sent_to: list[tuple[str, Message]] = []
+        self.source = "a"
 
     def poll(self) -> Message | None:
+        if not self.pending or self.pending[0][0] != self.source:
+            return None  # `poll` reads only the current frontend
+        return self.pending.pop(0)[1]
+
+    def poll_any(self) -> Message | None:
         if not self.pending:
             return None
-        return self.pending.pop(0)
+        self.source, message = self.pending.pop(0)
+        return message
 
     def next_round(self) -> None:
         self.round += 1
-        self.pending.extend(self.script.get(self.round, []))
+        for each in self.script.get(self.round, []):
+            self.pending.append(each if isinstance(each, tuple) else ("a", each))
 
-    def send(self, frame: bytes) -> None:
-        self.sent.extend(self.decoder.feed(frame))
+    def send(self, frame: bytes | Message) -> None:
+        assert isinstance(frame, bytes)
+        self.send_to("a", frame)
+
+    def send_to(self, source: object, frame: bytes) -> None:
+        messages = self.decoder.feed(frame)
+        self.sent.extend(messages)
+        self.sent_to.extend((str(source), message) for message in messages)
 
 
 def batch(batch_id: int, *pieces: int) -> Batch:
@@ -77,8 +97,13 @@ def batch(batch_id: int, *pieces: int) -> Batch:
     return Batch(batch_id, "doubles", 10_000_000, [len(b) for b in buffers], b"".join(buffers))
 
 
-def run(model: Counting, first: Batch, script: dict[int, list[Message]]) -> list[Message]:
-    connection = ScriptedConnection(script)
+def run(
+    model: Counting,
+    first: Batch,
+    script: dict[int, list[Scripted]],
+    connection: ScriptedConnection | None = None,
+) -> list[Message]:
+    connection = connection or ScriptedConnection(script)
     deferred: list[Message] = []
     runner = ContinuousRun(connection, StepFunction(model), InputType.DOUBLES, 60.0, deferred)  # type: ignore[arg-type]
     real_read = runner._read_messages
@@ -133,3 +158,22 @@ def test_request_level_leaves_a_batch_that_comes_mid_run_to_the_serve_loop() -> 
     assert model.sizes == [1, 1]
     assert ends(sent) == [1]
     assert sent[-1] == ("deferred", late)
+
+
+def test_batches_of_two_frontends_share_steps_and_each_hears_only_its_own() -> None:
+    """Both frontends number their batches from 1: a batch is its frontend and its id."""
+    model = Counting()
+    model.max_sequences = 4
+    connection = ScriptedConnection({0: [("b", batch(1, 2))], 1: [("b", Cancel(1))]})
+    run(model, batch(1, 3), {}, connection)
+    assert model.sizes == [2, 1, 1]  # b's sequence joined the first step, cancelled after it
+    by_frontend: dict[str, list[Message]] = {"a": [], "b": []}
+    for source, message in connection.sent_to:
+        by_frontend[source].append(message)
+    a_steps = [m for m in by_frontend["a"] if isinstance(m, Stepped)]
+    b_steps = [m for m in by_frontend["b"] if isinstance(m, Stepped)]
+    assert [step.pieces for step in a_steps] == [[[1, 0, "1"]]] * 3
+    assert [(step.size, step.pieces) for step in b_steps] == [(2, [[1, 0, "2"]])]
+    assert [m.id for m in by_frontend["a"] if isinstance(m, StreamEnd)] == [1]
+    assert [m.id for m in by_frontend["b"] if isinstance(m, StreamEnd)] == [1]
+    assert sorted(model.finished) == [1, 2]

@@ -12,10 +12,12 @@ import pytest
 from clipper.rpc.protocol import (
     Batch,
     BatchReply,
+    Cancel,
     FrameDecoder,
     Heartbeat,
     Message,
     Register,
+    StreamEnd,
     Welcome,
     encode_message,
 )
@@ -134,6 +136,36 @@ def test_a_reply_goes_back_on_the_link_its_batch_came_from(
     assert peer.read() == BatchReply(5, [1.0])
     assert server.read() == BatchReply(9, [2.0])
     assert server.read() == Heartbeat()  # heartbeats go home only
+
+
+def test_poll_any_reads_every_link_and_send_to_answers_where_a_message_came_from(
+    home: tuple[WorkerConnection, Peer], tmp_path: Path
+) -> None:
+    frontend = Frontend(tmp_path / "0.sock")
+    links, server = welcomed(home, tmp_path / "0.sock")
+    peer = frontend.accept(links)
+    peer.read()
+    peer.send(Welcome())
+    peer.send(Batch(1, "doubles", 10**6, [], b""))
+    assert isinstance(links.receive(timeout_s=1.0), Batch)
+    from_peer = links.source
+    server.send(Batch(1, "doubles", 10**6, [], b""))  # the same id, from home
+    peer.send(Cancel(1))
+
+    read: list[tuple[object, Message]] = []
+    deadline = time.monotonic() + 2.0
+    while len(read) < 2 and time.monotonic() < deadline:
+        if (message := links.poll_any()) is not None:
+            read.append((links.source, message))
+    links.send_to(from_peer, encode_message(StreamEnd(1, 0)))
+    links.send_to(home[0], encode_message(StreamEnd(1, 1)))
+
+    assert sorted((source is from_peer, type(m).__name__) for source, m in read) == [
+        (False, "Batch"),
+        (True, "Cancel"),
+    ]
+    assert peer.read() == StreamEnd(1, 0)
+    assert server.read() == StreamEnd(1, 1)
 
 
 def test_a_frontend_that_goes_away_is_redialled_and_home_closing_ends_the_worker(
