@@ -442,6 +442,7 @@ class ClipperServer:
         admin_app = build_admin_app(
             self.service, self.metrics, self.status, self.stopping.set, settings.max_body_bytes,
             token_file=token_file, query_guard=self.query_guard, history=self.summary_history,
+            restart_frontends=None if self.frontends is None else self.frontends.restart_all,
         )  # fmt: skip
         admin_gate = self._gate(self.connections.admin)
         admin_server = EmbeddedServer(

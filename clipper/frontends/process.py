@@ -3,6 +3,14 @@
 registry, an RPC listener every replica dials (`clipper.rpc.fanout`) and a peer socket
 (`peer.py`). It writes nothing to the registry but policy states, and only frontend 0
 does (the state a restart resumes from is frontend 0's; see docs/frontends.md).
+
+A frontend outlives its control process (a restarted one adopts it, `supervisor.py`).
+Its stop (SIGTERM) is graceful: it stops accepting, answers each keep-alive connection's
+next request with `connection: close` (`serve_http11`'s drain), and lets its replicas go
+only once its HTTP connections are gone. A successor (a rolling restart) is handed its
+predecessor's listening query socket (`listener`, over the peer socket), so connections
+the kernel queued on it are never reset, and serves queries only once told `serve`, after
+the predecessor has exited and the replicas have attached to it.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from clipper.frontend.oip.rest import V2RestApi
 from clipper.frontend.oip.service import InferenceService
 from clipper.frontend.query_port import QueryPort
 from clipper.frontends.follower import RegistryFollower
-from clipper.frontends.peer import PeerUnreachable, ask_peer, serve_peer
+from clipper.frontends.peer import FDS_KEY, PeerUnreachable, ask_peer, serve_peer
 from clipper.http.connection_gate import ConnectionGate
 from clipper.http.cors import CorsPolicy
 from clipper.http.http11 import serve_http11
@@ -52,6 +60,9 @@ __all__ = ["FrontendDataPlane", "FrontendServer", "answering_frontend"]
 
 log = logging.getLogger("clipper.frontends")
 SHUTDOWN_GRACE_S = 10.0
+DRAIN_IDLE_S = 1.0
+"""How long a stopping frontend waits for the next request of an idle keep-alive
+connection (answered `connection: close`) before closing it."""
 
 
 def answering_frontend(query_id: int, count: int) -> int:
@@ -95,10 +106,28 @@ class FrontendDataPlane(DataPlane):
 
 
 class FrontendServer:
-    """Frontend `index` of `count` (see the module's docstring)."""
+    """Frontend `index` of `count` (see the module's docstring). `query_fd`: a listening
+    query socket handed over by a predecessor, else one is bound; `successor`: serve
+    queries only once told `serve`; `digest`: the supervisor's fingerprint of the settings,
+    reported in `stats` (a restarted control process adopts only a frontend of its own)."""
 
-    def __init__(self, settings: Settings, index: int, count: int) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        index: int,
+        count: int,
+        *,
+        query_fd: int | None = None,
+        successor: bool = False,
+        digest: str = "",
+    ) -> None:
         self.settings, self.index, self.count = settings, index, count
+        self._query_fd, self._digest = query_fd, digest
+        self._serve_now = asyncio.Event()
+        if not successor:
+            self._serve_now.set()
+        self._query_sock: socket.socket | None = None
+        self._channels: set[WorkerChannel] = set()
         self.state_dir = settings.resolved_state_dir()
         self.metrics = ServerMetrics()
         self.dataplane = FrontendDataPlane(
@@ -136,9 +165,13 @@ class FrontendServer:
         model_id = ModelId(message.model, message.version)
         if self.dataplane.serving(model_id) is None and self._follower is not None:
             self._follower.refresh()  # a version newer than our last read
-        return self.dataplane.attach(channel, message)
+        reason = self.dataplane.attach(channel, message)
+        if reason is None:
+            self._channels.add(channel)
+        return reason
 
     def _on_lost(self, channel: WorkerChannel) -> None:
+        self._channels.discard(channel)
         self.dataplane.detach(channel, logged_elsewhere=True)
 
     # -- peer requests --------------------------------------------------------------------
@@ -152,6 +185,13 @@ class FrontendServer:
             return {}
         if op == "metrics":
             return {"text": self.metrics.render().decode()}
+        if op == "listener":  # for a successor (a rolling restart): our query socket
+            if self._query_sock is None:
+                raise InvalidInput("this frontend has no query socket yet")
+            return {FDS_KEY: [os.dup(self._query_sock.fileno())]}
+        if op == "serve":  # a successor: the predecessor is gone, the replicas are here
+            self._serve_now.set()
+            return {}
         if op == "feedback":
             feedback = FeedbackRequest(
                 request["query_id"], request.get("uid"), None, request.get("label"),
@@ -173,7 +213,9 @@ class FrontendServer:
             f"{model_id.name}:{model_id.version}" for model_id in self.snapshot.versions
         )
         return {
-            "pid": os.getpid(), "index": self.index,
+            "pid": os.getpid(), "index": self.index, "count": self.count,
+            "digest": self._digest, "replicas": len(self._channels),
+            "serving": self._serve_now.is_set(),
             "requests": total("clipper_app_requests_total"),
             "inputs_queued": total("clipper_model_queue_delay_seconds_count"),
             "apps": sorted(self.snapshot.apps), "versions": versions,
@@ -216,10 +258,14 @@ class FrontendServer:
             raise_open_files_limit(), settings.max_connections, 1,
             settings.grpc_max_connections, DEFAULT_MAX_UNREGISTERED,
         )  # fmt: skip
-        query_sock = stack.enter_context(
-            bind_socket(settings.host, settings.query_port, reuse_port=True)
-        )
+        query_sock = self._query_sock = stack.enter_context(self._listening_socket())
         tasks = await stack.enter_async_context(asyncio.TaskGroup())
+        peer = await serve_peer(frontend_peer_path(self.state_dir, self.index), self._peer)
+        stack.callback(peer.close)
+        background = [tasks.create_task(supervised("registry follower", self._follower.run))]
+        stack.callback(lambda: [task.cancel() for task in background])
+        if not await self._wait_to_serve():
+            return
         inference = InferenceService(self.dataplane, lambda: self.snapshot, self.metrics, {})
         limits = input_limits(settings)
         grpc_server = await start_grpc(
@@ -230,15 +276,30 @@ class FrontendServer:
         if grpc_server is not None:
             stack.push_async_callback(grpc_server.stop, SHUTDOWN_GRACE_S)
         self._start_query_port(stack, tasks, inference, query_sock, tls, budget.query)
-        peer = await serve_peer(frontend_peer_path(self.state_dir, self.index), self._peer)
-        stack.callback(peer.close)
-        background = [tasks.create_task(supervised("registry follower", self._follower.run))]
         if self.index == 0:  # one writer of the policy states (see the module's docstring)
             background.append(tasks.create_task(supervised(
                 "policy flusher", lambda: run_policy_flusher(registry, self.dataplane)
             )))  # fmt: skip
-        stack.callback(lambda: [task.cancel() for task in background])
         self.dataplane.ready = True
+
+    async def _wait_to_serve(self) -> bool:
+        """Until told to serve queries (at once but for a successor); False: stopping."""
+        if self._serve_now.is_set():
+            return True
+        serve = asyncio.ensure_future(self._serve_now.wait())
+        stop = asyncio.ensure_future(self.stopping.wait())
+        await asyncio.wait([serve, stop], return_when=asyncio.FIRST_COMPLETED)
+        serve.cancel()
+        stop.cancel()
+        return self._serve_now.is_set()
+
+    def _listening_socket(self) -> socket.socket:
+        """The query port's listening socket: the predecessor's, else a new one."""
+        if self._query_fd is None:
+            return bind_socket(self.settings.host, self.settings.query_port, reuse_port=True)
+        sock = socket.socket(fileno=self._query_fd)
+        sock.setblocking(False)
+        return sock
 
     def _start_query_port(
         self,
@@ -279,7 +340,7 @@ class FrontendServer:
             return
         limits = replace(http_limits(settings), max_connections=max_connections)
         serving = tasks.create_task(serve_http11(
-            app, sock, body_limit, stop, tls, limits, self.poller.touch
+            app, sock, body_limit, stop, tls, limits, self.poller.touch, DRAIN_IDLE_S
         ))  # fmt: skip
 
         async def stop_http() -> None:
