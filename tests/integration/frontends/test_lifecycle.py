@@ -140,6 +140,7 @@ def test_frontends_and_replicas_outlive_the_control_process(
             server.process.wait(10)
             more_answers(running, 200, "answers with the control process down")
             server.start()  # a new control process, same settings and state directory
+            wait_until(lambda: _admin_answers(server), 60, "the admin API to answer again")
             more_answers(running, 100, "answers after the control process is back")
         status = server.admin.status()
         assert running.failures == [], running.failures[:5]
@@ -149,7 +150,7 @@ def test_frontends_and_replicas_outlive_the_control_process(
         wait_until(lambda: _replica_ready(server), 20, "the adopted replica to be ready")
 
         # Admin works: a change reaches both adopted frontends; a killed one is replaced.
-        server.admin.add_app("second", "doubles", default_output="-1")
+        server.admin.add_app("second", "doubles", "-1", 1_000_000)
         server.admin.add_model_links("second", ["sum"])
         for _ in range(20):
             assert httpx.post(f"{server.query_url}/second/predict", json={"input": [1.0, 2.0]},
@@ -159,7 +160,15 @@ def test_frontends_and_replicas_outlive_the_control_process(
         wait_until(lambda: frontends[0] not in _frontend_pids(server), 10, "a replacement")
         assert server.replica_pids() == replicas
     finally:
+        server.stop()
         kill_leftovers([*frontends, *replicas])
+
+
+def _admin_answers(server: ServerHandle) -> bool:
+    try:
+        return httpx.get(f"{server.admin_url}/admin/ping", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def _frontend_pids(server: ServerHandle) -> list[int]:
@@ -169,4 +178,3 @@ def _frontend_pids(server: ServerHandle) -> list[int]:
 def _replica_ready(server: ServerHandle) -> bool:
     rows = server.admin.get_all_containers(verbose=True)
     return all(row.get("state") == "ready" for row in rows)
-
