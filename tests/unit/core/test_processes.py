@@ -12,12 +12,13 @@ from clipper.core.processes import UNKNOWN_EXIT_CODE, AdoptedProcess
 
 
 async def test_an_adopted_process_is_waited_for_and_signalled() -> None:
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])  # noqa: ASYNC220
     try:
         adopted = AdoptedProcess(child.pid)
         waiting = asyncio.ensure_future(adopted.wait())
         await asyncio.sleep(0.1)
-        assert not waiting.done() and adopted.returncode is None
+        assert not waiting.done()
+        assert adopted.returncode is None
         adopted.terminate()
         await asyncio.to_thread(child.wait, 10)  # reaped by its parent, as init would
         assert await asyncio.wait_for(waiting, 5.0) == UNKNOWN_EXIT_CODE

@@ -255,7 +255,8 @@ async def test_a_draining_stop_answers_a_keep_alive_connection_once_more_then_cl
     second = await asyncio.wait_for(reader.read(), 5.0)  # to EOF: the server closes after it
 
     assert b"connection: close" not in first.lower()
-    assert second.startswith(b"HTTP/1.1 200") and second.endswith(b"POST /b 2")
+    assert second.startswith(b"HTTP/1.1 200")
+    assert second.endswith(b"POST /b 2")
     assert b"connection: close" in second.lower()
     await asyncio.wait_for(task, 5.0)
     writer.close()
