@@ -106,6 +106,7 @@ async def add_app(service: ClusterService, body: Body) -> Any:
     )
     if optional(body, "require_query_token", bool, False):
         service.registry.set_app_query_auth(name, True)
+        await service.announce()  # every query frontend locks it before we answer
     return {"name": name}
 
 

@@ -35,6 +35,7 @@ async def create_query_token(service: ClusterService, body: Body) -> Any:
         raise InvalidRequest(f"field 'label' is longer than {MAX_LABEL_CHARS} characters")
     token = new_token()
     token_id = service.registry.create_query_token(hash_token(token), apps, label)
+    await service.announce()  # every query frontend takes it before we answer
     return {"id": token_id, "token": token, "apps": sorted(set(apps))}
 
 
@@ -47,6 +48,7 @@ async def revoke_query_token(service: ClusterService, body: Body) -> Any:
     """`{"id": n}`: the token stops working at once."""
     token_id = required(body, "id", int)
     service.registry.revoke_query_token(token_id)
+    await service.announce()
     return {"id": token_id}
 
 
@@ -55,6 +57,7 @@ async def set_app_query_auth(service: ClusterService, body: Body) -> Any:
     app = required(body, "app_name", str)
     flag = required(body, "require_query_token", bool)
     service.registry.set_app_query_auth(app, flag)
+    await service.announce()
     return {"app_name": app, "require_query_token": flag}
 
 

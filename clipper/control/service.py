@@ -102,6 +102,11 @@ class ClusterService:
             self.registry.record_event("policy_state_reset", {"app": app, "reason": why})
         self.reconciler.set_desired(self._desired_launches())
         await asyncio.gather(*(serving.close() for serving in removed))
+        await self.announce()
+
+    async def announce(self) -> None:
+        """Wait for the `refresh_listeners` (every frontend reads the registry now): after a
+        write the snapshot does not hold, such as the query tokens."""
         for caught_up in self.refresh_listeners:
             await caught_up()
 

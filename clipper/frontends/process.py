@@ -329,7 +329,9 @@ class FrontendServer:
         stop = asyncio.Event()
         if settings.query_http == "uvicorn":
             gate = ConnectionGate(max_connections, settings.max_connections_per_client)
-            server = EmbeddedServer(app, sock, tls, gate, settings.header_timeout_s)
+            server = EmbeddedServer(
+                app, sock, tls, gate, settings.header_timeout_s, websockets=True
+            )
             serving = tasks.create_task(server.run_on_socket())
 
             async def stop_uvicorn() -> None:

@@ -66,8 +66,11 @@ def count_calls(inputs: list[Any]) -> list[float]:
 def test_identical_concurrent_queries_run_once(server: ServerHandle) -> None:
     deploy(server, "coalesce", count_calls)
     replies = asyncio.run(_predict_many(server, "coalesce", [{"input": [7.0]}] * 20))
-    assert {reply["output"] for reply in replies} == {1.0}
-    assert metric(server, "clipper_model_batch_size_sum", model="coalesce") == 1
+    # Queries coalesce within a frontend: with several (CLIPPER_FRONTENDS), once on each.
+    frontends = len(server.admin.status().get("frontends", [])) or 1
+    computed = metric(server, "clipper_model_batch_size_sum", model="coalesce")
+    assert {reply["output"] for reply in replies} <= {float(n + 1) for n in range(frontends)}
+    assert 1 <= computed <= frontends
 
 
 def sleep_300ms(inputs: list[Any]) -> list[float]:
