@@ -238,10 +238,10 @@ class FrontendSupervisor:
             _, fds = await ask_peer_fds(path, {"op": "listener"})
         except PeerUnreachable as exc:
             raise ClipperError(f"query frontend {frontend.index} is not answering: {exc}") from exc
+        if not fds:
+            raise ClipperError(f"query frontend {frontend.index} handed over no socket")
         try:
-            successor = await self._start_process(pass_fds=tuple(fds))
-            self._assign(frontend, successor, query_fd=fds[0], successor=True)
-            await self._wait_ready(frontend)
+            successor = await self._start_successor(frontend, fds)
             if old is not None and old.returncode is None:
                 old.terminate()
                 await _stop(old)
@@ -251,6 +251,26 @@ class FrontendSupervisor:
             for fd in fds:
                 os.close(fd)
         log.info("frontend %d restarted (pid %d)", frontend.index, successor.pid)
+
+    async def _start_successor(
+        self, frontend: _Frontend, fds: list[int]
+    ) -> asyncio.subprocess.Process:
+        """The successor of `frontend`, answering on its peer socket. On a failure the old
+        process is stopped too (the successor has taken its socket paths), and the
+        watcher replaces it from the spare as after any exit."""
+        old, successor = frontend.process, None
+        try:
+            successor = await self._start_process(pass_fds=tuple(fds))
+            self._assign(frontend, successor, query_fd=fds[0], successor=True)
+            await self._wait_ready(frontend)
+        except (ClipperError, OSError):
+            if successor is not None and successor.returncode is None:
+                successor.kill()
+            frontend.process = old
+            if old is not None:
+                old.terminate()
+            raise
+        return successor
 
     async def _wait_replicas(self, path: Any, count: int) -> None:
         """Until the successor at `path` has `count` replicas attached (bounded)."""
