@@ -177,7 +177,8 @@ class ServerHandle:
 
     def _ready(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
-            raise RuntimeError(f"server exited with {self.process.returncode}")
+            tail = self.log_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"server exited with {self.process.returncode}; its output:\n{tail}")
         try:
             response = httpx.get(f"{self.query_url}/readyz", timeout=1, verify=self.verify)
             return response.status_code == 200
