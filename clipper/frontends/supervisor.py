@@ -46,7 +46,7 @@ from clipper.frontends.metrics_merge import merge_expositions
 from clipper.frontends.peer import PeerUnreachable, ask_peer, ask_peer_fds, serve_peer
 from clipper.rpc.fanout import frontend_peer_path
 
-__all__ = ["FrontendSupervisor"]
+__all__ = ["FrontendSupervisor", "settings_digest"]
 
 log = logging.getLogger("clipper.frontends")
 STARTUP_TIMEOUT_S = 60.0

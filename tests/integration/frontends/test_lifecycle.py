@@ -114,7 +114,6 @@ def test_rolling_restart_fails_no_query(configured_server: ServerFactory) -> Non
         rows = server.admin.restart_frontends()["frontends"]
         took_s = time.monotonic() - started
         more_answers(running, 100, "answers after the restart")
-    print("ANSWERED", running.answered, "took", took_s, "FAILURES", len(running.failures))
 
     assert running.failures == [], running.failures[:5]
     after = {row["index"]: row["pid"] for row in rows}
