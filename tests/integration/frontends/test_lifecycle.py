@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -111,12 +113,16 @@ def test_rolling_restart_fails_no_query(configured_server: ServerFactory) -> Non
 
     with load(server) as running:
         started = time.monotonic()
-        rows = server.admin.restart_frontends()["frontends"]
+        cli = [sys.executable, "-m", "clipper.cli", "restart", "--frontends", *server.cli_flags()]
+        done = subprocess.run(cli, capture_output=True, text=True, timeout=120, check=False)
         took_s = time.monotonic() - started
         more_answers(running, 100, "answers after the restart")
+    rows = server.admin.status()["frontends"]
 
+    assert done.returncode == 0, done.stderr
     assert running.failures == [], running.failures[:5]
     after = {row["index"]: row["pid"] for row in rows}
+    assert str(after[0]) in done.stdout
     assert all(after[i] != before[i] for i in before), (before, after)
     assert all(not pid_alive(pid) for pid in before.values())
     assert [row["pid"] for row in frontend_stats(server)] == [after[0], after[1]]
