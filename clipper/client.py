@@ -668,6 +668,11 @@ class AdminClient(_HttpClient):
         """Ask the server to stop its workers and exit."""
         return _as_dict(self._post("shutdown", {}))
 
+    def restart_frontends(self) -> dict[str, Any]:
+        """Replace the query frontends one at a time (a server of several); returns once
+        done, with `frontends` as `status()` lists them."""
+        return _as_dict(self._post("restart_frontends", {}, max(self._timeout_s, 300.0)))
+
     def _post(self, endpoint: str, body: Mapping[str, Any], timeout_s: float | None = None) -> Any:
         timeout = self._timeout_s if timeout_s is None else timeout_s
         return self._send_json("POST", f"/admin/{endpoint}", json=dict(body), timeout=timeout)

@@ -56,9 +56,14 @@ from clipper.http.uvicorn_host import EmbeddedServer, bind_socket
 from clipper.metrics.server_metrics import ServerMetrics
 from clipper.payloads import PayloadLog, SinkSettings
 from clipper.placement.gpu_discovery import GpuProbe, discover_gpus
-from clipper.placement.local import LocalPlacement, reap_leftovers
+from clipper.placement.local import LocalPlacement, adoptable_workers, reap_leftovers
 from clipper.rpc.credentials import ReplicaCredentials
-from clipper.rpc.fanout import TICKET_SEPARATOR, frontend_rpc_address, frontend_ticket
+from clipper.rpc.fanout import (
+    TICKET_SEPARATOR,
+    TicketCheck,
+    frontend_rpc_address,
+    frontend_ticket,
+)
 from clipper.rpc.protocol import Register
 from clipper.rpc.secret import load_or_create_secret
 from clipper.rpc.server import (
@@ -129,6 +134,12 @@ class ClipperServer:
             settings.worker_python, self.environments, self.worker_secret, self.state_dir, gpus
         )
         self.metrics.watch_gpus(local.gpus.samples)
+        self.local_placement = local
+        # Workers of an earlier server adopted (several frontends): each may register once
+        # with its frontend ticket instead of a one-time credential (see _check_registration).
+        self._rejoining: set[tuple[str, str, int]] = set()
+        self._tickets = TicketCheck(self.worker_secret)
+        local.on_adopt = self._on_adopt
         # Who may register: a one-time credential per replica started, the cluster's secret
         # only for workers of containerless versions (clipper.rpc.credentials).
         self.credentials = ReplicaCredentials(self.worker_secret, self._is_external)
@@ -167,6 +178,18 @@ class ClipperServer:
             return credential
         ticket = frontend_ticket(self.worker_secret, model, version, replica.replica)
         return f"{credential}{TICKET_SEPARATOR}{ticket}"  # the frontends' (clipper.rpc.fanout)
+
+    def _on_adopt(self, replica: ReplicaId) -> None:
+        self._rejoining.add((replica.model.name, replica.model.version, replica.replica))
+
+    def _check_registration(self, message: Register) -> str | None:
+        """An adopted worker registering again (once, with its frontend ticket), else the
+        one-time credentials' check."""
+        key = (message.model, message.version, message.replica)
+        if key in self._rejoining and self._tickets(message) is None:
+            self._rejoining.discard(key)
+            return None
+        return self.credentials.check(message)
 
     def _is_external(self, model: str, version: str) -> bool:
         """Whether a version's workers are started by someone else (containerless)."""
@@ -295,10 +318,12 @@ class ClipperServer:
         settings = self.settings
         tls, token_file = self._prepare_security()
         self.connections = self._connection_budget()
-        if self.ray_placement is None:
-            reap_leftovers(self.state_dir)  # an earlier server's, after a kill -9
-        sweep_cgroups()  # of workers gone with their server, after a kill -9
         multi = self.frontend_count > 1
+        if self.ray_placement is None:  # an earlier server's, after a kill -9: adopted
+            adoptable = adoptable_workers(self.state_dir) if multi else {}  # (frontends)
+            self.local_placement.offer_adoption(adoptable)
+            reap_leftovers(self.state_dir, keep_sessions=adoptable.values())  # or killed
+        sweep_cgroups()  # of workers gone with their server, after a kill -9
         if multi and self.ray_placement is not None:
             raise ClipperError("several query frontends (frontends > 1) need placement=local")
         query_sock = (
@@ -333,6 +358,7 @@ class ClipperServer:
         tasks = await stack.enter_async_context(asyncio.TaskGroup())
         self.service.roll_back_unfinished_deploys()  # a deploy the server died during
         await self.service.refresh()
+        self.local_placement.release_unadopted(self.reconciler.desired_ids())
         await resume_rollouts(self.service)  # a rollout the server stopped during
         reload_guard(self.query_guard, self.service)
         self._start_background(stack, tasks, registry)
@@ -377,7 +403,7 @@ class ClipperServer:
         """The TCP listener workers dial; its port."""
         rpc = await start_rpc_listener(
             self.settings.rpc_host, self.settings.rpc_port, self._on_register, self._on_lost,
-            self.credentials.check, self.poller.touch, self.connections.rpc_unregistered,
+            self._check_registration, self.poller.touch, self.connections.rpc_unregistered,
         )  # fmt: skip
         stack.callback(rpc.close)
         return int(rpc.sockets[0].getsockname()[1])
@@ -394,7 +420,7 @@ class ClipperServer:
             return rpc_address
         socket_path = self.state_dir / RPC_SOCKET_NAME
         local_rpc = await start_unix_rpc_listener(
-            socket_path, self._on_register, self._on_lost, self.credentials.check,
+            socket_path, self._on_register, self._on_lost, self._check_registration,
             self.poller.touch, self.connections.rpc_unregistered,
         )  # fmt: skip
         if local_rpc is None:
@@ -486,6 +512,7 @@ class ClipperServer:
             self.service, self.metrics, self.status, self.stopping.set, settings.max_body_bytes,
             token_file=token_file, query_guard=self.query_guard, history=self.summary_history,
             summary_source=None if self.frontends is None else self._frontends_summary,
+            restart_frontends=None if self.frontends is None else self.frontends.restart_all,
         )  # fmt: skip
         admin_gate = self._gate(self.connections.admin)
         admin_server = EmbeddedServer(

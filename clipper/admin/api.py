@@ -428,11 +428,14 @@ def build_admin_app(
     query_guard: QueryTokenGuard | None = None,
     history: SummaryHistory | None = None,
     summary_source: SummarySource | None = None,
+    restart_frontends: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None,
 ) -> Starlette | AdminAuth:
     """The admin ASGI app over a ClusterService: behind the admin token when `token_file`
     is given; `query_guard` is rebuilt after every operation that may change it; `history`
     is the dashboard's (clipper.admin.dashboard.history), empty when not given;
-    `summary_source` its summary when not `metrics`' alone (several frontends)."""
+    `summary_source` its summary when not `metrics`' alone (several frontends);
+    `restart_frontends` the rolling restart of several query frontends (clipper.frontends),
+    None with one."""
 
     async def read_body(request: Request) -> bytes:
         length = request.headers.get("content-length", "")
@@ -501,12 +504,24 @@ def build_admin_app(
         request_shutdown()
         return _json({"stopping": True})
 
+    async def restart_frontends_op(request: Request) -> Response:
+        if restart_frontends is None:
+            return _error(InvalidRequest(
+                "this server runs one query frontend (frontends=1): nothing to restart; "
+                "restart the server instead"
+            ))  # fmt: skip
+        try:
+            return _json({"frontends": await restart_frontends()})
+        except ClipperError as exc:
+            return _error(exc)
+
     routes = [
         Route("/admin/ping", ping, methods=["GET"]),
         Route("/openapi.json", openapi, methods=["GET"]),
         Route("/admin/metrics", metrics_json, methods=["GET", "POST"]),
         Route("/admin/status", status_json, methods=["GET", "POST"]),
         Route("/admin/shutdown", shutdown, methods=["POST"]),
+        Route("/admin/restart_frontends", restart_frontends_op, methods=["POST"]),
         Route("/admin/get_rollout", get_rollout, methods=["GET", "POST"]),
         Route("/admin/artifacts/{model_name}/{model_version}", upload_artifact, methods=["PUT"]),
         # the web dashboard at / (issue 10)

@@ -336,6 +336,12 @@ def _fixed_paths() -> Schema:
             "post": {"operationId": "shutdown", "summary": "Stop the workers and the server.",
                      "responses": object_answer},
         },
+        "/admin/restart_frontends": {
+            "post": {"operationId": "restart_frontends",
+                     "summary": "Replace the query frontends one at a time, no query failing "
+                                "(several frontends only); the frontends after it.",
+                     "responses": object_answer},
+        },
         "/admin/artifacts/{model_name}/{model_version}": {
             "put": {
                 "operationId": "upload_artifact",

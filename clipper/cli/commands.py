@@ -131,6 +131,14 @@ def status(args: argparse.Namespace, settings: Settings) -> None:
     replicas(args, settings)
 
 
+def restart(args: argparse.Namespace, settings: Settings) -> None:
+    """The rolling restart of the query frontends."""
+    with admin_client(settings) as admin:
+        rows = admin.restart_frontends()["frontends"]
+    table = [(row["index"], row["pid"], row["alive"]) for row in rows]
+    print(format_table(["index", "pid", "alive"], table))
+
+
 def dashboard(args: argparse.Namespace, settings: Settings) -> None:
     """Print the dashboard's address with the admin token in its fragment; --open opens it."""
     from clipper.client import admin_token_source
@@ -453,6 +461,7 @@ COMMANDS: dict[str, Command] = {
     "start": start,
     "stop": stop,
     "status": status,
+    "restart": restart,
     "apps": apps,
     "models": models,
     "replicas": replicas,

@@ -192,6 +192,11 @@ def _add_server_commands(add: _Adder) -> None:
     )
     _timeout(add("stop", "shut the server down"), 30.0, "grace period before SIGKILL")
     add("status", "show the server's status")
+    restart = add("restart", "replace the query frontends one at a time, no query failing")
+    restart.add_argument(
+        "--frontends", action="store_true", required=True,
+        help="the query-frontend processes (a server of several; the only part restartable)",
+    )  # fmt: skip
     dashboard = add("dashboard", "print the web dashboard's address, with the admin token")
     dashboard.add_argument("--open", action="store_true", help="also open it in a web browser")
     logs = add("logs", "show the server's and replicas' logs")

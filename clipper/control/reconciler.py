@@ -111,6 +111,10 @@ class Reconciler:
         self._desired = {launch.replica_id: launch for launch in launches}
         self._wake.set()
 
+    def desired_ids(self) -> frozenset[ReplicaId]:
+        """The replicas wanted now."""
+        return frozenset(self._desired)
+
     def mark_ready(self, replica_id: ReplicaId) -> None:
         """The replica's worker registered."""
         status = self.replicas.get(replica_id)

@@ -8,25 +8,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import json
 import logging
-import os
 import signal
 import sys
 
 from clipper.core.config import Settings
 from clipper.frontends.process import FrontendServer
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """SIGTERM when the control process dies (its replacement starts frontends anew)."""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    if parent_pid and os.getppid() != parent_pid:
-        sys.exit(0)
 
 
 async def _main(server: FrontendServer) -> None:
@@ -40,9 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     """Read the settings, serve until SIGTERM."""
     parser = argparse.ArgumentParser(prog="python -m clipper.frontends", description=__doc__)
     parser.add_argument("--count", type=int, required=True)
-    parser.add_argument("--parent-pid", type=int, default=0)
+    parser.add_argument("--parent-pid", type=int, default=0, help="(for ps; unused)")
     args = parser.parse_args(argv)
-    _die_with_parent(args.parent_pid)
     line = sys.stdin.buffer.readline()
     if not line:  # a spare the control process no longer needs
         return 0
@@ -54,7 +41,11 @@ def main(argv: list[str] | None = None) -> int:
         format=f"%(asctime)s %(levelname)s frontend {index} %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    server = FrontendServer(settings, index, args.count)
+    fd = assignment.get("query_fd")
+    server = FrontendServer(
+        settings, index, args.count, query_fd=None if fd is None else int(fd),
+        successor=bool(assignment.get("successor")), digest=str(assignment.get("digest", "")),
+    )  # fmt: skip
     try:
         import uvloop
     except ImportError:

@@ -5,6 +5,14 @@ registry, an RPC listener every replica dials (`clipper.rpc.fanout`) and a peer 
 does: it owns every app's policy state (`policy_sharing.py`). Its payload log writes its own
 JSONL files (`<state_dir>/payloads/frontend-<i>/`) and its tracing names it in each span's
 resource (`clipper.frontend.index`, `process.pid`).
+
+A frontend outlives its control process (a restarted one adopts it, `supervisor.py`).
+Its stop (SIGTERM) is graceful: it stops accepting, answers each keep-alive connection's
+next request with `connection: close` (`serve_http11`'s drain), and lets its replicas go
+only once its HTTP connections are gone. A successor (a rolling restart) is handed its
+predecessor's listening query socket (`listener`, over the peer socket), so connections
+the kernel queued on it are never reset, and serves queries only once told `serve`, after
+the predecessor has exited and the replicas have attached to it.
 """
 
 from __future__ import annotations
@@ -38,7 +46,7 @@ from clipper.frontend.oip.service import InferenceService
 from clipper.frontend.query_port import QueryPort
 from clipper.frontends.follower import RegistryFollower
 from clipper.frontends.frontend_signals import FrontendSignals
-from clipper.frontends.peer import PeerUnreachable, ask_peer, serve_peer
+from clipper.frontends.peer import FDS_KEY, PeerUnreachable, ask_peer, serve_peer
 from clipper.frontends.policy_sharing import PolicySharing, adopt_policy_states
 from clipper.http.connection_gate import ConnectionGate
 from clipper.http.cors import CorsPolicy
@@ -61,6 +69,9 @@ __all__ = ["FrontendDataPlane", "FrontendServer", "answering_frontend"]
 
 log = logging.getLogger("clipper.frontends")
 SHUTDOWN_GRACE_S = 10.0
+DRAIN_IDLE_S = 1.0
+"""How long a stopping frontend waits for the next request of an idle keep-alive
+connection (answered `connection: close`) before closing it."""
 
 
 def answering_frontend(query_id: int, count: int) -> int:
@@ -104,10 +115,28 @@ class FrontendDataPlane(DataPlane):
 
 
 class FrontendServer:
-    """Frontend `index` of `count` (see the module's docstring)."""
+    """Frontend `index` of `count` (see the module's docstring). `query_fd`: a listening
+    query socket handed over by a predecessor, else one is bound; `successor`: serve
+    queries only once told `serve`; `digest`: the supervisor's fingerprint of the settings,
+    reported in `stats` (a restarted control process adopts only a frontend of its own)."""
 
-    def __init__(self, settings: Settings, index: int, count: int) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        index: int,
+        count: int,
+        *,
+        query_fd: int | None = None,
+        successor: bool = False,
+        digest: str = "",
+    ) -> None:
         self.settings, self.index, self.count = settings, index, count
+        self._query_fd, self._digest = query_fd, digest
+        self._serve_now = asyncio.Event()
+        if not successor:
+            self._serve_now.set()
+        self._query_sock: socket.socket | None = None
+        self._channels: set[WorkerChannel] = set()
         self.state_dir = settings.resolved_state_dir()
         self.metrics = ServerMetrics()
         self.dataplane = FrontendDataPlane(
@@ -161,10 +190,12 @@ class FrontendServer:
             self._follower.refresh()  # a version newer than our last read
         refused = self.dataplane.attach(channel, message)
         if refused is None:
+            self._channels.add(channel)
             self.signals.apply_splits()  # a rollout waiting for this replica
         return refused
 
     def _on_lost(self, channel: WorkerChannel) -> None:
+        self._channels.discard(channel)
         self.dataplane.detach(channel, logged_elsewhere=True)
 
     # -- peer requests --------------------------------------------------------------------
@@ -184,6 +215,13 @@ class FrontendServer:
             return self.signals.rollout_windows(request)
         if op == "drain":
             return await self.signals.drain(request)
+        if op == "listener":  # for a successor (a rolling restart): our query socket
+            if self._query_sock is None:
+                raise InvalidInput("this frontend has no query socket yet")
+            return {FDS_KEY: [os.dup(self._query_sock.fileno())]}
+        if op == "serve":  # a successor: the predecessor is gone, the replicas are here
+            self._serve_now.set()
+            return {}
         if op == "feedback":
             feedback = FeedbackRequest(
                 request["query_id"], request.get("uid"), None, request.get("label"),
@@ -215,7 +253,9 @@ class FrontendServer:
             f"{model_id.name}:{model_id.version}" for model_id in self.snapshot.versions
         )
         return {
-            "pid": os.getpid(), "index": self.index,
+            "pid": os.getpid(), "index": self.index, "count": self.count,
+            "digest": self._digest, "replicas": len(self._channels),
+            "serving": self._serve_now.is_set(),
             "requests": total("clipper_app_requests_total"),
             "inputs_queued": total("clipper_model_queue_delay_seconds_count"),
             "apps": sorted(self.snapshot.apps), "versions": versions,
@@ -262,10 +302,20 @@ class FrontendServer:
             raise_open_files_limit(), settings.max_connections, 1,
             settings.grpc_max_connections, DEFAULT_MAX_UNREGISTERED,
         )  # fmt: skip
-        query_sock = stack.enter_context(
-            bind_socket(settings.host, settings.query_port, reuse_port=True)
-        )
+        query_sock = self._query_sock = stack.enter_context(self._listening_socket())
         tasks = await stack.enter_async_context(asyncio.TaskGroup())
+        peer = await serve_peer(frontend_peer_path(self.state_dir, self.index), self._peer)
+        stack.callback(peer.close)
+        background = [tasks.create_task(supervised("registry follower", self._follower.run))]
+        stack.callback(lambda: [task.cancel() for task in background])
+        if not await self._wait_to_serve():
+            return
+        background += [
+            tasks.create_task(supervised("cold starts", self.signals.forward_cold_starts)),
+            # payload records, written behind; a last bounded flush runs when cancelled
+            tasks.create_task(supervised("payload log", self.payloads.run)),
+            tasks.create_task(supervised("policy sharing", self.policies.run)),
+        ]
         payloads = self.payloads
         inference = InferenceService(self.dataplane, lambda: self.snapshot, self.metrics,
                                      payloads.taps, payloads.version_taps)  # fmt: skip
@@ -279,21 +329,30 @@ class FrontendServer:
         if grpc_server is not None:
             stack.push_async_callback(grpc_server.stop, SHUTDOWN_GRACE_S)
         self._start_query_port(stack, tasks, inference, query_sock, tls, budget.query)
-        peer = await serve_peer(frontend_peer_path(self.state_dir, self.index), self._peer)
-        stack.callback(peer.close)
-        background = [
-            tasks.create_task(supervised("registry follower", self._follower.run)),
-            tasks.create_task(supervised("cold starts", self.signals.forward_cold_starts)),
-            # payload records, written behind; a last bounded flush runs when cancelled
-            tasks.create_task(supervised("payload log", self.payloads.run)),
-            tasks.create_task(supervised("policy sharing", self.policies.run)),
-        ]
         if self.index == 0:  # one writer of the policy states (see the module's docstring)
             background.append(tasks.create_task(supervised(
                 "policy flusher", lambda: run_policy_flusher(registry, self.dataplane)
             )))  # fmt: skip
-        stack.callback(lambda: [task.cancel() for task in background])
         self.dataplane.ready = True
+
+    async def _wait_to_serve(self) -> bool:
+        """Until told to serve queries (at once but for a successor); False: stopping."""
+        if self._serve_now.is_set():
+            return True
+        serve = asyncio.ensure_future(self._serve_now.wait())
+        stop = asyncio.ensure_future(self.stopping.wait())
+        await asyncio.wait([serve, stop], return_when=asyncio.FIRST_COMPLETED)
+        serve.cancel()
+        stop.cancel()
+        return self._serve_now.is_set()
+
+    def _listening_socket(self) -> socket.socket:
+        """The query port's listening socket: the predecessor's, else a new one."""
+        if self._query_fd is None:
+            return bind_socket(self.settings.host, self.settings.query_port, reuse_port=True)
+        sock = socket.socket(fileno=self._query_fd)
+        sock.setblocking(False)
+        return sock
 
     def _start_query_port(
         self,
@@ -325,7 +384,9 @@ class FrontendServer:
         stop = asyncio.Event()
         if settings.query_http == "uvicorn":
             gate = ConnectionGate(max_connections, settings.max_connections_per_client)
-            server = EmbeddedServer(app, sock, tls, gate, settings.header_timeout_s)
+            server = EmbeddedServer(
+                app, sock, tls, gate, settings.header_timeout_s, websockets=True
+            )
             serving = tasks.create_task(server.run_on_socket())
 
             async def stop_uvicorn() -> None:
@@ -336,7 +397,7 @@ class FrontendServer:
             return
         limits = replace(http_limits(settings), max_connections=max_connections)
         serving = tasks.create_task(serve_http11(
-            app, sock, body_limit, stop, tls, limits, self.poller.touch
+            app, sock, body_limit, stop, tls, limits, self.poller.touch, DRAIN_IDLE_S
         ))  # fmt: skip
 
         async def stop_http() -> None:

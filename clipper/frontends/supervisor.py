@@ -10,12 +10,26 @@ clients see the connection close), the kernel sends new connections to the survi
 meanwhile, and no replica restarts: each worker redials the new frontend's socket
 (`clipper.worker.fanout`). One that exits within `FAST_EXIT_S` of its start waits
 `RESTART_BACKOFF_S` first, so a frontend that cannot start does not spin.
+
+Frontends outlive the control process. A control process starting on a state directory
+whose frontends still run (its predecessor was killed) adopts each one that answers on its
+peer socket with the same count and settings (`digest`), watching it through a pidfd
+(`AdoptedProcess`) instead of starting it; one of other settings is stopped first.
+
+`restart_all` is the rolling restart (`clipper restart --frontends`): one frontend at a
+time, a successor process is started holding the old one's listening query socket (handed
+over the peer socket), the old one is stopped gracefully (it drains its keep-alive
+connections; see `process.py`), the replicas attach to the successor, and only then does
+it serve queries (connections the kernel hashes to that socket meanwhile wait in its
+queue, never reset). The spare is replaced last, so every process runs the code installed
+now.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -23,15 +37,22 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from clipper.core.config import Settings
 from clipper.core.exceptions import ClipperError
+from clipper.core.processes import AdoptedProcess
 from clipper.frontends.metrics_merge import merge_expositions
-from clipper.frontends.peer import PeerHandler, PeerUnreachable, ask_peer, serve_peer
+from clipper.frontends.peer import (
+    PeerHandler,
+    PeerUnreachable,
+    ask_peer,
+    ask_peer_fds,
+    serve_peer,
+)
 from clipper.rpc.fanout import frontend_peer_path, frontend_rpc_address
 
-__all__ = ["FrontendSupervisor"]
+__all__ = ["FrontendSupervisor", "settings_digest"]
 
 log = logging.getLogger("clipper.frontends")
 STARTUP_TIMEOUT_S = 60.0
@@ -39,14 +60,35 @@ FAST_EXIT_S = 1.0
 RESTART_BACKOFF_S = 1.0
 STOP_GRACE_S = 15.0
 SYNC_TIMEOUT_S = 1.0
+ATTACH_TIMEOUT_S = 10.0
+"""How long a successor waits for its predecessor's replicas before serving anyway."""
+
+
+class _Process(Protocol):
+    """A frontend process: one we started, or one adopted (`AdoptedProcess`)."""
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def returncode(self) -> int | None: ...
+    async def wait(self) -> int: ...
+    def terminate(self) -> None: ...
+    def kill(self) -> None: ...
 
 
 @dataclass(slots=True)
 class _Frontend:
     index: int
-    process: asyncio.subprocess.Process | None = None
+    process: _Process | None = None
     started_at: float = 0.0
     restarts: int = 0
+    adopted: bool = False
+
+
+def settings_digest(settings: Settings, count: int) -> str:
+    """A fingerprint of the settings frontends are started with (and their count)."""
+    text = json.dumps([json.loads(settings.model_dump_json()), count], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 class FrontendSupervisor:
@@ -66,34 +108,65 @@ class FrontendSupervisor:
         self._spare: asyncio.subprocess.Process | None = None
         self.handlers: dict[str, PeerHandler] = {}
         """More ops of the control process's peer socket (`wake`: control_signals.py)."""
+        self._digest = settings_digest(settings, count)
+        self._restarting = asyncio.Lock()
 
     async def start(self) -> None:
-        """Start every frontend and wait until each answers on its peer socket; then
-        watch them."""
+        """Adopt the frontends an earlier control process left running (same settings),
+        start the others, and wait until each answers on its peer socket; then watch them."""
         self._peer = await serve_peer(frontend_peer_path(self._state_dir, None), self._answer)
+        await self._adopt()
         for frontend in self._frontends:
-            self._assign(frontend, await self._start_process())
+            if frontend.process is None:
+                self._assign(frontend, await self._start_process())
         self._spare = await self._start_process()
         await asyncio.gather(*(self._wait_ready(frontend) for frontend in self._frontends))
         loop = asyncio.get_running_loop()
         self._watchers = [loop.create_task(self._watch(f)) for f in self._frontends]
 
-    async def _start_process(self) -> asyncio.subprocess.Process:
+    async def _adopt(self) -> None:
+        """Take over the running frontends of this state directory that serve our settings;
+        stop (and wait for) those that serve others."""
+        stale: list[AdoptedProcess] = []
+        for frontend in self._frontends:
+            path = frontend_peer_path(self._state_dir, frontend.index)
+            try:
+                stats = await ask_peer(path, {"op": "stats"}, timeout_s=1.0)
+                process = AdoptedProcess(int(stats["pid"]))
+            except (PeerUnreachable, ProcessLookupError, KeyError, ValueError):
+                continue
+            if stats.get("digest") == self._digest and stats.get("count") == len(self._frontends):
+                frontend.process, frontend.started_at = process, time.monotonic()
+                frontend.adopted = True
+                log.info("frontend %d adopted (pid %d)", frontend.index, process.pid)
+            else:
+                log.warning("frontend %d (pid %d) serves other settings; stopping it",
+                            frontend.index, process.pid)  # fmt: skip
+                process.terminate()
+                stale.append(process)
+        for process in stale:
+            await _stop(process)
+
+    async def _start_process(self, pass_fds: tuple[int, ...] = ()) -> asyncio.subprocess.Process:
         """A frontend process, importing its modules, then waiting for its index."""
         return await asyncio.create_subprocess_exec(
             sys.executable, "-m", "clipper.frontends",
             "--count", str(len(self._frontends)), "--parent-pid", str(os.getpid()),
-            stdin=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.PIPE, pass_fds=pass_fds,
         )  # fmt: skip
 
-    def _assign(self, frontend: _Frontend, process: asyncio.subprocess.Process) -> None:
-        """Make `process` frontend `frontend.index` (its settings and index on stdin)."""
+    def _assign(
+        self, frontend: _Frontend, process: asyncio.subprocess.Process, **extra: Any
+    ) -> None:
+        """Make `process` frontend `frontend.index` (its settings and index on stdin;
+        `extra`: `query_fd`, `successor`)."""
         assert process.stdin is not None
         settings = json.loads(self._settings.model_dump_json())
-        line = json.dumps({"index": frontend.index, "settings": settings}) + "\n"
-        process.stdin.write(line.encode())
+        assignment = {"index": frontend.index, "settings": settings, "digest": self._digest}
+        process.stdin.write((json.dumps({**assignment, **extra}) + "\n").encode())
         process.stdin.close()
         frontend.process, frontend.started_at = process, time.monotonic()
+        frontend.adopted = False
         log.info("frontend %d started (pid %d)", frontend.index, process.pid)
 
     async def _replace(self, frontend: _Frontend) -> None:
@@ -105,7 +178,8 @@ class FrontendSupervisor:
         self._assign(frontend, spare)
         self._spare = await self._start_process()
 
-    async def _wait_ready(self, frontend: _Frontend) -> None:
+    async def _wait_ready(self, frontend: _Frontend) -> dict[str, Any]:
+        """Until the frontend's own process answers on its peer socket; its stats."""
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         path = frontend_peer_path(self._state_dir, frontend.index)
         while True:
@@ -116,8 +190,9 @@ class FrontendSupervisor:
                     "while starting (see the server's log)"
                 )
             with contextlib.suppress(PeerUnreachable):
-                await ask_peer(path, {"op": "stats"}, timeout_s=1.0)
-                return
+                stats = await ask_peer(path, {"op": "stats"}, timeout_s=1.0)
+                if process is None or stats.get("pid") == process.pid:  # not a predecessor
+                    return stats
             if time.monotonic() > deadline:
                 raise ClipperError(f"query frontend {frontend.index} did not start in time")
             await asyncio.sleep(0.05)
@@ -130,6 +205,8 @@ class FrontendSupervisor:
             code = await process.wait()
             if self._stopping:
                 return
+            if frontend.process is not process:  # replaced by a rolling restart
+                continue
             log.error("frontend %d (pid %d) exited with code %d; restarting it",
                       frontend.index, process.pid, code)  # fmt: skip
             if time.monotonic() - frontend.started_at < FAST_EXIT_S:
@@ -151,11 +228,77 @@ class FrontendSupervisor:
             if process.returncode is None:
                 process.terminate()
         for process in processes:
-            try:
-                await asyncio.wait_for(process.wait(), STOP_GRACE_S)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+            await _stop(process)
+
+    async def restart_all(self) -> list[dict[str, Any]]:
+        """The rolling restart (see the module's docstring); `status()` after it."""
+        async with self._restarting:
+            for frontend in self._frontends:
+                if not self._stopping:
+                    await self._restart_one(frontend)
+            if not self._stopping:
+                await self._replace_spare()
+        return self.status()
+
+    async def _restart_one(self, frontend: _Frontend) -> None:
+        old = frontend.process
+        path = frontend_peer_path(self._state_dir, frontend.index)
+        try:
+            before = await ask_peer(path, {"op": "stats"})
+            _, fds = await ask_peer_fds(path, {"op": "listener"})
+        except PeerUnreachable as exc:
+            raise ClipperError(f"query frontend {frontend.index} is not answering: {exc}") from exc
+        if not fds:
+            raise ClipperError(f"query frontend {frontend.index} handed over no socket")
+        try:
+            successor = await self._start_successor(frontend, fds)
+            if old is not None and old.returncode is None:
+                old.terminate()
+                await _stop(old)
+            await self._wait_replicas(path, int(before.get("replicas", 0)))
+            await ask_peer(path, {"op": "serve"})
+        finally:
+            for fd in fds:
+                os.close(fd)
+        log.info("frontend %d restarted (pid %d)", frontend.index, successor.pid)
+
+    async def _start_successor(
+        self, frontend: _Frontend, fds: list[int]
+    ) -> asyncio.subprocess.Process:
+        """The successor of `frontend`, answering on its peer socket. On a failure the old
+        process is stopped too (the successor has taken its socket paths), and the
+        watcher replaces it from the spare as after any exit."""
+        old, successor = frontend.process, None
+        try:
+            successor = await self._start_process(pass_fds=tuple(fds))
+            self._assign(frontend, successor, query_fd=fds[0], successor=True)
+            await self._wait_ready(frontend)
+        except (ClipperError, OSError):
+            if successor is not None and successor.returncode is None:
+                successor.kill()
+            frontend.process = old
+            if old is not None:
+                old.terminate()
+            raise
+        return successor
+
+    async def _wait_replicas(self, path: Any, count: int) -> None:
+        """Until the successor at `path` has `count` replicas attached (bounded)."""
+        deadline = time.monotonic() + ATTACH_TIMEOUT_S
+        while time.monotonic() < deadline:
+            with contextlib.suppress(PeerUnreachable):
+                if int((await ask_peer(path, {"op": "stats"}))["replicas"]) >= count:
+                    return
+            await asyncio.sleep(0.02)
+        log.warning("%s: not every replica attached within %.0f s; serving anyway",
+                    path.name, ATTACH_TIMEOUT_S)  # fmt: skip
+
+    async def _replace_spare(self) -> None:
+        """A spare of the code installed now (the old one exits as its stdin closes)."""
+        old, self._spare = self._spare, await self._start_process()
+        if old is not None and old.stdin is not None:
+            old.stdin.close()
+            await _stop(old)
 
     async def sync(self) -> None:
         """Have every running frontend read the registry now (at most `SYNC_TIMEOUT_S`;
@@ -178,6 +321,7 @@ class FrontendSupervisor:
                 "pid": f.process.pid if f.process is not None else None,
                 "alive": f.process is not None and f.process.returncode is None,
                 "restarts": f.restarts,
+                "adopted": f.adopted,
             }
             for f in self._frontends
         ]
@@ -212,3 +356,12 @@ class FrontendSupervisor:
                 self.on_policy_states(dict(request["states"]))
             return {}
         return {"frontends": await self.stats()}
+
+
+async def _stop(process: _Process) -> None:
+    """Wait for `process` to exit (it was asked to); SIGKILL past `STOP_GRACE_S`."""
+    try:
+        await asyncio.wait_for(process.wait(), STOP_GRACE_S)
+    except TimeoutError:
+        process.kill()
+        await process.wait()

@@ -460,7 +460,7 @@ class Http11Protocol(asyncio.BufferedProtocol):
             self._reply_and_close(413, _ERROR_BODY_413)
             return
         self._busy = True
-        self._keep_alive = keep_alive = request.keep_alive
+        self._keep_alive = keep_alive = request.keep_alive and not self._connections.draining
         body = request.body[0] if len(request.body) == 1 else b"".join(request.body)
         respond = self._respond
         if respond is not None and not request.event_stream:  # the app's direct path (see
@@ -518,6 +518,7 @@ class Http11Protocol(asyncio.BufferedProtocol):
                 self._close()
                 return
             response = _Response.internal_error()
+        keep_alive = keep_alive and self._keep_alive  # False once draining (see `drain`)
         if response.streamed:
             self._answered(keep_alive and not response.unfinished)
             return
@@ -586,6 +587,18 @@ class Http11Protocol(asyncio.BufferedProtocol):
         self._closing = True
         if self._transport is not None:
             self._transport.close()
+
+    def drain(self, idle_s: float) -> None:
+        """A graceful stop: the reply being answered, or the next request's if one comes
+        within `idle_s` (then the sweep closes it), says `connection: close` and the
+        connection closes after it, so a keep-alive client never writes a request into a
+        connection being closed; a WebSocket is told the server is going away (1001)."""
+        if self._websocket is not None:
+            self._websocket.going_away()
+            return
+        self._keep_alive = False
+        if self.is_idle():
+            self.deadline = min(self.deadline, _now() + idle_s)
 
     def shutdown(self) -> None:
         """Close the connection once the current request (if any) is answered; a WebSocket
@@ -678,6 +691,7 @@ class _Connections(set[Any]):
         self.bodies = bodies if bodies is not None else BodyBudget(default_body_budget_bytes())
         self.all_closed = asyncio.Event()
         self.all_closed.set()
+        self.draining = False  # every answer now says `connection: close` (see `drain`)
         # The read buffer every connection shares: each read is consumed before the next.
         self.scratch = memoryview(bytearray(SCRATCH_BYTES))
 
@@ -712,10 +726,13 @@ async def serve_http11(
     ssl_context: ssl.SSLContext | None = None,
     limits: HttpLimits | None = None,
     on_read: Callable[[], None] = lambda: None,
+    drain_idle_s: float | None = None,
 ) -> None:
     """Serve `app` on a bound listening socket until `stop` is set, then close connections
     once their current request is answered. With `ssl_context`, connections speak TLS.
-    `on_read` is called on every read of a client connection."""
+    `on_read` is called on every read of a client connection. With `drain_idle_s` the stop
+    is graceful for keep-alive clients (`Http11Protocol.drain`): each connection is
+    answered once more, `connection: close`, if it asks within that time."""
     limits = replace(limits or HttpLimits(), max_body_bytes=max_body_bytes)
     gate = ConnectionGate(limits.max_connections, limits.max_connections_per_client)
     budget = limits.max_buffered_body_bytes or default_body_budget_bytes()
@@ -728,12 +745,18 @@ async def serve_http11(
     try:
         await stop.wait()
     finally:
-        sweeper.cancel()
         server.close()
+        connections.draining = drain_idle_s is not None
         for connection in list(connections):
-            connection.shutdown()
+            if drain_idle_s is None:
+                connection.shutdown()
+            else:
+                connection.drain(drain_idle_s)  # the sweep closes those that stay idle
+        if drain_idle_s is None:
+            sweeper.cancel()
         # Requests still being answered finish before the workers go (bounded).
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(connections.all_closed.wait(), SHUTDOWN_GRACE_S)
+        sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await sweeper

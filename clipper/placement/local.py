@@ -6,6 +6,11 @@ group when the worker exits is killed. Every worker's environment names the stat
 it serves and its server's pid (`OWNER_ENV`, `SERVER_PID_ENV`, inherited by what the model
 starts), so a server starting on a state directory kills what is left of the workers of an
 earlier server of it that is gone (`reap_leftovers`), say after a `kill -9`.
+
+With several query frontends a worker outlives its server (clipper.worker.fanout): a
+server starting then adopts the workers it still wants (`adoptable_workers`,
+`offer_adoption`; `start` returns an `AdoptedReplica` instead of spawning one, and the
+worker registers again by itself) and kills the others (`release_unadopted`).
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
 from clipper.artifacts.format import artifact_environment
 from clipper.core.exceptions import ClipperError
-from clipper.core.processes import process_alive
+from clipper.core.processes import AdoptedProcess, process_alive
+from clipper.core.types import ModelId, ReplicaId
 from clipper.environments.manager import EnvironmentManager
 from clipper.environments.spec import Environment
 from clipper.placement.base import ReplicaLaunch, RunningReplica
@@ -31,7 +38,10 @@ from clipper.rpc.secret import SECRET_ENV
 from clipper.worker.credential_handover import CREDENTIAL_FD_FLAG, credential_pipe
 from clipper.worker.rlimits import reap_cgroup
 
-__all__ = ["LocalPlacement", "LocalReplica", "PendingReplica", "reap_leftovers"]
+__all__ = [
+    "AdoptedReplica", "LocalPlacement", "LocalReplica", "PendingReplica", "adoptable_workers",
+    "reap_leftovers",
+]  # fmt: skip
 
 log = logging.getLogger("clipper.placement")
 
@@ -61,6 +71,32 @@ class LocalReplica:
 
     def terminate(self) -> None:
         """SIGTERM to the worker's process group (what the model forked included)."""
+        _signal_group(self._process.pid, signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL to the worker's process group."""
+        _signal_group(self._process.pid, signal.SIGKILL)
+
+
+class AdoptedReplica:
+    """A worker an earlier server started, adopted (see the module's docstring)."""
+
+    def __init__(self, process: AdoptedProcess) -> None:
+        self._process = process
+
+    @property
+    def pid(self) -> int | None:
+        """The worker's pid."""
+        return self._process.pid
+
+    async def wait(self) -> int:
+        """As `LocalReplica.wait`; the exit code is unknown (not our child)."""
+        code = await self._process.wait()
+        _signal_group(self._process.pid, signal.SIGKILL)
+        return reap_cgroup(self._process.pid, code)
+
+    def terminate(self) -> None:
+        """SIGTERM to the worker's process group."""
         _signal_group(self._process.pid, signal.SIGTERM)
 
     def kill(self) -> None:
@@ -132,13 +168,49 @@ class LocalPlacement:
         self.environments = environments
         self._secret = secret
         self._owner = {OWNER_ENV: str(owner), SERVER_PID_ENV: str(os.getpid())} if owner else {}
+        self._adoptable: dict[ReplicaId, int] = {}
+        self.on_adopt: Callable[[ReplicaId], None] = lambda replica_id: None
+        """Told of each replica `start` adopts (its worker may then register again)."""
+
+    def offer_adoption(self, workers: Mapping[ReplicaId, int]) -> None:
+        """Workers (replica: pid) `start` takes over instead of spawning new ones."""
+        self._adoptable.update(workers)
+
+    def release_unadopted(self, wanted: Collection[ReplicaId]) -> list[int]:
+        """Kill the adoptable workers of replicas not `wanted`; their pids."""
+        unwanted = [replica for replica in self._adoptable if replica not in wanted]
+        pids = [self._adoptable.pop(replica) for replica in unwanted]
+        for pid in pids:
+            _signal_group(pid, signal.SIGKILL)
+        if pids:
+            log.warning("killed %d workers of an earlier server no longer wanted: %s",
+                        len(pids), pids)  # fmt: skip
+        return pids
 
     async def start(self, launch: ReplicaLaunch) -> RunningReplica:
-        """Spawn the worker now if its interpreter (and its GPUs) are ready, else once they
-        are."""
+        """Adopt the replica's running worker if there is one; else spawn the worker now if
+        its interpreter (and its GPUs) are ready, else once they are."""
+        adopted = self._adopt(launch)
+        if adopted is not None:
+            return adopted
         if not launch.resources.num_gpus:
             return await self._start_worker(self.gpus.hidden(launch))
         return GpuReplica(self.gpus, launch, self._start_worker, self.gpus.try_grant(launch))
+
+    def _adopt(self, launch: ReplicaLaunch) -> AdoptedReplica | None:
+        pid = self._adoptable.pop(launch.replica_id, None)
+        if pid is None:
+            return None
+        if launch.resources.num_gpus:  # its devices are not in our pool's books: a fresh one
+            _signal_group(pid, signal.SIGKILL)
+            return None
+        try:
+            process = AdoptedProcess(pid)
+        except ProcessLookupError:
+            return None
+        log.info("adopted replica %s (pid %d) of an earlier server", launch.replica_id, pid)
+        self.on_adopt(launch.replica_id)
+        return AdoptedReplica(process)
 
     async def _start_worker(self, launch: ReplicaLaunch) -> LocalReplica | PendingReplica:
         environments = self.environments
@@ -213,12 +285,61 @@ def _append_log(launch: ReplicaLaunch, text: str) -> None:
         log_file.write(text)
 
 
-def reap_leftovers(owner: Path) -> list[int]:
+def reap_leftovers(owner: Path, keep_sessions: Collection[int] = ()) -> list[int]:
     """SIGKILL this user's processes left by the workers of an earlier server of `owner`
     (its state directory) whose server is gone; their pids. A process of a live server's
-    workers is never touched (its server pid is alive), nor another user's."""
-    marker = f"{OWNER_ENV}={owner}".encode()
+    workers is never touched (its server pid is alive), nor another user's, nor one of the
+    sessions `keep_sessions` (workers to adopt, and what their models started)."""
+    keep = {str(session) for session in keep_sessions}
     killed = []
+    for entry in _leftovers(owner):
+        if keep and set(_stat_fields(entry)[3:4]) & keep:
+            continue
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(int(entry.name), signal.SIGKILL)
+            killed.append(int(entry.name))
+    if killed:
+        log.warning("killed %d processes left by the workers of an earlier server: %s",
+                    len(killed), killed)  # fmt: skip
+    return killed
+
+
+def adoptable_workers(owner: Path) -> dict[ReplicaId, int]:
+    """The workers of an earlier server of `owner` that is gone which serve several
+    frontends (they outlive their server): each replica's worker pid."""
+    found: dict[ReplicaId, int] = {}
+    for entry in _leftovers(owner):
+        fields = _stat_fields(entry)
+        if fields[3:4] != [entry.name]:  # a worker leads its session; a model's process not
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode().split("\0")
+        except (OSError, UnicodeDecodeError):
+            continue
+        replica = _worker_replica(argv)
+        if replica is not None:
+            found[replica] = int(entry.name)
+    return found
+
+
+def _worker_replica(argv: list[str]) -> ReplicaId | None:
+    """The replica a `python -m clipper.worker ... --frontend ...` command line serves."""
+    if "clipper.worker" not in argv or "--frontend" not in argv:
+        return None
+    try:
+        model, version, replica = (
+            argv[argv.index(flag) + 1] for flag in ("--model", "--version", "--replica")
+        )
+        return ReplicaId(ModelId(model, version), int(replica))
+    except (ValueError, IndexError):
+        return None
+
+
+def _leftovers(owner: Path) -> list[Path]:
+    """This user's processes (their /proc entries) of workers of an earlier server of
+    `owner` whose server is gone."""
+    marker = f"{OWNER_ENV}={owner}".encode()
+    found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
@@ -228,15 +349,17 @@ def reap_leftovers(owner: Path) -> list[int]:
             environ = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue  # gone meanwhile, or not ours to read
-        if marker not in environ or _server_alive(environ):
-            continue
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(int(entry.name), signal.SIGKILL)
-            killed.append(int(entry.name))
-    if killed:
-        log.warning("killed %d processes left by the workers of an earlier server: %s",
-                    len(killed), killed)  # fmt: skip
-    return killed
+        if marker in environ and not _server_alive(environ):
+            found.append(entry)
+    return found
+
+
+def _stat_fields(entry: Path) -> list[str]:
+    """/proc/<pid>/stat's fields after the command name: state, ppid, pgrp, session, ..."""
+    try:
+        return (entry / "stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
 
 
 def _server_alive(environ: list[bytes]) -> bool:

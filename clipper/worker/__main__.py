@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         format=f"%(asctime)s {args.model}:{args.version}:{args.replica} %(levelname)s %(message)s",
         stream=sys.stderr,
     )
-    _die_with_parent(args.parent_pid)
+    if not args.frontend:  # with frontends a worker outlives its control process (fanout)
+        _die_with_parent(args.parent_pid)
     log = logging.getLogger("clipper.worker")
     limits = ReplicaLimits(args.memory_limit_bytes, args.cpu_share, args.max_open_files)
     secret, _, ticket = _take_credential(args.credential_fd).partition(TICKET_SEPARATOR)
@@ -122,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.frontend:
         # started by hand (containerless) with the cluster's secret: it makes its ticket
         ticket = ticket or frontend_ticket(secret, args.model, args.version, args.replica)
-        connection = FrontendLinks(home, args.frontend, ticket)
+        connection = FrontendLinks(home, args.frontend, ticket, args.connect)
     freeze_startup_objects()  # the model is loaded: keep the collector off its objects
     log.info("loaded; serving as pid %d", os.getpid())
     try:

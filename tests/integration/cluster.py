@@ -177,7 +177,8 @@ class ServerHandle:
 
     def _ready(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
-            raise RuntimeError(f"server exited with {self.process.returncode}")
+            tail = self.log_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"server exited with {self.process.returncode}; its output:\n{tail}")
         try:
             response = httpx.get(f"{self.query_url}/readyz", timeout=1, verify=self.verify)
             return response.status_code == 200
@@ -196,12 +197,18 @@ class ServerHandle:
         return pids
 
     def kill(self) -> None:
-        """SIGKILL the server (workers notice and exit by themselves)."""
+        """SIGKILL the server (workers notice and exit by themselves). With several query
+        frontends, which outlive their control process, those too: the whole server is
+        gone (its workers, then alone, exit within `ORPHAN_TIMEOUT_S`, or the next
+        server on the state directory adopts them)."""
         assert self.process is not None
+        frontends: list[int] = []
         with contextlib.suppress(ClipperError):
             self.replica_pids()
+            frontends = [row["pid"] for row in self.admin.status().get("frontends", [])]
         self.process.kill()
         self.process.wait(10)
+        kill_leftovers(frontends)
 
     def stop(self) -> None:
         """SIGTERM the server, then make sure every worker it started is gone."""

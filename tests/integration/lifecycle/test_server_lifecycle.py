@@ -27,10 +27,11 @@ class StepFailed(Exception):
 
 
 def _settings(state_dir: Path) -> Settings:
+    """One frontend whatever CLIPPER_FRONTENDS says: the steps are the one process's."""
     return Settings(
         state_dir=state_dir, host="127.0.0.1", rpc_host="127.0.0.1",
         query_port=free_port(), admin_port=free_port(), rpc_port=free_port(),
-        grpc_port=free_port(), admin_auth=False,
+        grpc_port=free_port(), admin_auth=False, frontends=1,
     )  # fmt: skip
 
 

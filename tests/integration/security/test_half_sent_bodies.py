@@ -29,9 +29,9 @@ def feature_sum(xs: list[Any]) -> list[float]:
 
 @pytest.fixture(scope="module")
 def server(module_server: ServerFactory) -> ServerHandle:
-    handle = module_server(
+    handle = module_server(  # one frontend: the budget and the memory are one process's
         "half-sent", max_body_bytes=BODY_BYTES, max_buffered_body_bytes=BUDGET_BYTES,
-        body_timeout_s=60,
+        body_timeout_s=60, frontends=1,
     )  # fmt: skip
     deploy(handle, "m", feature_sum)
     return handle

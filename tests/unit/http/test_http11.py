@@ -240,3 +240,37 @@ async def test_a_closed_connection_is_freed_without_the_cycle_collector(port: in
         gc.enable()
 
     assert alive == []
+
+
+async def test_a_draining_stop_answers_a_keep_alive_connection_once_more_then_closes() -> None:
+    sock = bind_socket("127.0.0.1", 0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve_http11(echo_app, sock, 64, stop, drain_idle_s=5.0))
+    reader, writer = await asyncio.open_connection(*sock.getsockname())
+    writer.write(post("/a", b"1"))
+    first = await reader.readuntil(b"POST /a 1")
+    stop.set()  # the connection is idle, kept alive
+    await asyncio.sleep(0.05)
+    writer.write(post("/b", b"2"))  # the client's next request, into the draining server
+    second = await asyncio.wait_for(reader.read(), 5.0)  # to EOF: the server closes after it
+
+    assert b"connection: close" not in first.lower()
+    assert second.startswith(b"HTTP/1.1 200")
+    assert second.endswith(b"POST /b 2")
+    assert b"connection: close" in second.lower()
+    await asyncio.wait_for(task, 5.0)
+    writer.close()
+
+
+async def test_a_plain_stop_closes_an_idle_keep_alive_connection_at_once() -> None:
+    sock = bind_socket("127.0.0.1", 0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve_http11(echo_app, sock, 64, stop))
+    reader, writer = await asyncio.open_connection(*sock.getsockname())
+    writer.write(post("/a", b"1"))
+    await reader.readuntil(b"POST /a 1")
+    stop.set()
+
+    assert await asyncio.wait_for(reader.read(), 5.0) == b""
+    await asyncio.wait_for(task, 5.0)
+    writer.close()

@@ -16,11 +16,13 @@ from clipper.rpc.protocol import (
     FrameDecoder,
     Heartbeat,
     Message,
+    Refused,
     Register,
     StreamEnd,
     Welcome,
     encode_message,
 )
+from clipper.worker import fanout
 from clipper.worker.connection import WorkerConnection
 from clipper.worker.fanout import FrontendLinks
 
@@ -89,9 +91,14 @@ def home() -> tuple[WorkerConnection, Peer]:
     return WorkerConnection(worker_end), Peer(server_end)
 
 
+def home_path(frontend_path: Path) -> Path:
+    """Where a test's control process listens again (beside the frontend's socket)."""
+    return frontend_path.parent / "home.sock"
+
+
 def welcomed(home: tuple[WorkerConnection, Peer], path: Path) -> tuple[FrontendLinks, Peer]:
     connection, server = home
-    links = FrontendLinks(connection, [f"unix://{path}"], "ticket")
+    links = FrontendLinks(connection, [f"unix://{path}"], "ticket", f"unix://{home_path(path)}")
     OPEN.insert(0, links)  # closed last: it closes the worker's ends
     links.send(REGISTER)
     assert server.read() == REGISTER  # home gets the one-time credential
@@ -168,12 +175,12 @@ def test_poll_any_reads_every_link_and_send_to_answers_where_a_message_came_from
     assert server.read() == StreamEnd(1, 1)
 
 
-def test_a_frontend_that_goes_away_is_redialled_and_home_closing_ends_the_worker(
+def test_a_frontend_that_goes_away_is_redialled(
     home: tuple[WorkerConnection, Peer], tmp_path: Path
 ) -> None:
     path = tmp_path / "0.sock"
     frontend = Frontend(path)
-    links, server = welcomed(home, path)
+    links, _ = welcomed(home, path)
     first = frontend.accept(links)
     first.read()
     first.sock.close()
@@ -182,5 +189,47 @@ def test_a_frontend_that_goes_away_is_redialled_and_home_closing_ends_the_worker
     assert isinstance(links.receive(timeout_s=0.1), Heartbeat)  # the worker serves on
     again = Frontend(path).accept(links)  # the restarted frontend, same socket path
     assert isinstance(again.read(), Register)
+
+
+def test_without_home_the_worker_serves_on_and_registers_again_with_its_ticket(
+    home: tuple[WorkerConnection, Peer], tmp_path: Path
+) -> None:
+    path = tmp_path / "0.sock"
+    frontend = Frontend(path)
+    links, server = welcomed(home, path)
+    peer = frontend.accept(links)
+    peer.read()
+    peer.send(Welcome())
+    server.sock.close()  # the control process is killed
+
+    assert isinstance(links.receive(timeout_s=0.3), Heartbeat)  # not None: serving on
+    links.send(Heartbeat())  # dropped, nobody home
+    peer.send(Batch(7, "doubles", 10**6, [], b""))
+    batch = links.receive(timeout_s=1.0)
+    links.send_parts([encode_message(BatchReply(7, [3.0]))])
+    assert isinstance(batch, Batch)
+    assert peer.read() == BatchReply(7, [3.0])
+
+    new_home = Frontend(home_path(path))  # a new control process
+    first = new_home.accept(links)
+    assert first.read() == Register("m", "1", 0, "doubles", 1234, secret="ticket")
+    first.send(Refused("not adopted yet"))
+    second = new_home.accept(links)  # asked again
+    assert isinstance(second.read(), Register)
+    second.send(Welcome())
+    assert isinstance(links.receive(timeout_s=0.2), Heartbeat)  # the welcome is not the loop's
+    links.send(Heartbeat())
+    assert second.read() == Heartbeat()
+
+
+def test_a_worker_with_neither_home_nor_a_frontend_exits(
+    home: tuple[WorkerConnection, Peer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fanout, "ORPHAN_TIMEOUT_S", 0.2)
+    links, server = welcomed(home, tmp_path / "0.sock")  # no frontend listens there
     server.sock.close()
-    assert links.receive(timeout_s=1.0) is None
+
+    deadline = time.monotonic() + 3.0
+    while (message := links.receive(timeout_s=0.05)) is not None:
+        assert isinstance(message, Heartbeat)
+        assert time.monotonic() < deadline
