@@ -35,7 +35,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from clipper.control.autoscaling_config import AutoscalingConfig
-from clipper.core.resources import DEFAULT_NUM_CPUS, ResourceRequest
+from clipper.core.resources import ResourceRequest
 
 __all__ = [
     "Decision",
@@ -265,13 +265,8 @@ def mean_queue_delay_ratio(observations: Iterable[Observation]) -> float:
 
 
 def replica_cpus(resources: ResourceRequest) -> float:
-    """The CPUs one replica takes on this machine: its `num_cpus`, else its `cpu_share`,
-    else one (a worker busy with its model keeps one CPU busy)."""
-    if resources.num_cpus is not None:
-        return resources.num_cpus
-    if resources.limits.cpu_share is not None:
-        return resources.limits.cpu_share
-    return DEFAULT_NUM_CPUS
+    """The CPUs one replica takes on this machine (`ResourceRequest.cpus`)."""
+    return resources.cpus
 
 
 def machine_limit(cpu_count: int, per_replica: float, others: float) -> MachineLimit | None:
