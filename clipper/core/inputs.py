@@ -97,7 +97,10 @@ def _encode_numeric(value: Any, input_type: InputType, dtype: np.dtype[Any]) -> 
         except (TypeError, OverflowError):
             pass
         else:
-            if not _has_bool(value, doubles):
+            if len(value) < _WHOLE_CHECK_MAX:
+                if bool not in set(map(type, value)):
+                    return doubles.tobytes()
+            elif not _long_has_bool(value, doubles):
                 return doubles.tobytes()
     try:
         numbers = np.asarray(value)
@@ -126,13 +129,10 @@ def _encode_numeric(value: Any, input_type: InputType, dtype: np.dtype[Any]) -> 
     return numbers.astype(dtype, copy=False).tobytes()
 
 
-def _has_bool(value: list[Any], doubles: array[float]) -> bool:
-    """Whether the JSON numbers `value` (converted to `doubles`) hold a bool. A bool became
-    0.0 or 1.0, so in a long input only the elements with those values are looked at (a
-    12,288-float image: a tenth of the time), unless they are many; a short input is looked
-    at whole."""
-    if len(value) < _WHOLE_CHECK_MAX:
-        return bool in set(map(type, value))
+def _long_has_bool(value: list[Any], doubles: array[float]) -> bool:
+    """Whether the JSON numbers `value` (converted to `doubles`, at least _WHOLE_CHECK_MAX)
+    hold a bool. A bool became 0.0 or 1.0, so only the elements with those values are looked
+    at (a 12,288-float image: a tenth of the time), unless they are many."""
     numbers = np.frombuffer(doubles, dtype=np.float64)
     candidates = np.flatnonzero((numbers == 0.0) | (numbers == 1.0))
     if len(candidates) > len(value) // 4:  # mostly zeros and ones: the whole is cheaper

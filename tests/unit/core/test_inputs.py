@@ -185,8 +185,6 @@ def test_a_bool_in_a_long_input_is_refused(values: list[Any]) -> None:
         decode({"input": values})
 
 
-@pytest.mark.parametrize(
-    "values", [LONG, [0.0] * 3000 + [1, 0] * 500, [0.5] * 4095 + [1]]
-)
+@pytest.mark.parametrize("values", [LONG, [0.0] * 3000 + [1, 0] * 500, [0.5] * 4095 + [1]])
 def test_a_long_input_of_numbers_equal_to_bools_is_encoded(values: list[Any]) -> None:
     assert decode({"input": values}).buffers == [raw(values, "<f8")]
