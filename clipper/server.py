@@ -131,8 +131,9 @@ class ClipperServer:
         # The GPUs local replicas share (fake ones from `gpus`, else NVML's, else none).
         gpus = discover_gpus(settings.gpus) if self.ray_placement is None else GpuProbe(())
         local = LocalPlacement(
-            settings.worker_python, self.environments, self.worker_secret, self.state_dir, gpus
-        )
+            settings.worker_python, self.environments, self.worker_secret, self.state_dir, gpus,
+            settings.worker_threads,
+        )  # fmt: skip
         self.metrics.watch_gpus(local.gpus.samples)
         self.local_placement = local
         # Workers of an earlier server adopted (several frontends): each may register once

@@ -3,6 +3,7 @@ without weights) and its state dict (`torch.save`), plus Clipper's `func(model, 
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import inspect
 import io
@@ -71,6 +72,7 @@ def load_pytorch(path: Path, metadata: dict[str, Any]) -> PredictFunction:
     `torch.inference_mode()`, the model in eval mode on a GPU when one exists."""
     import torch
 
+    _match_interop_threads(torch)
     skeleton = read_pickle(artifact_file(path, metadata, "module_file", "module.pkl"), metadata)
     device = torch.device(choose_device(str(metadata.get("device", "auto")),
                                         torch.cuda.is_available()))  # fmt: skip
@@ -124,6 +126,14 @@ def choose_device(wanted: str, cuda_available: bool) -> str:
     if wanted == "auto":
         return "cuda:0" if cuda_available else "cpu"
     return wanted
+
+
+def _match_interop_threads(torch: Any) -> None:
+    """As many inter-op threads as intra-op ones: the replica's share of the CPUs, which
+    the placement gives through OMP_NUM_THREADS (clipper.placement.threads); torch's own
+    default is one per core. Torch refuses once its inter-op pool has started."""
+    with contextlib.suppress(RuntimeError):
+        torch.set_num_interop_threads(torch.get_num_threads())
 
 
 def _cap_gpu_memory(torch: Any, device: Any) -> None:

@@ -40,7 +40,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from clipper.control.autoscaling_config import AutoscalingConfig
-from clipper.core.resources import DEFAULT_NUM_CPUS, ResourceRequest
+from clipper.core.resources import ResourceRequest
 from clipper.placement.scheduling import FreeCapacity
 
 __all__ = [
@@ -293,13 +293,8 @@ def mean_queue_delay_ratio(observations: Iterable[Observation]) -> float:
 
 
 def replica_cpus(resources: ResourceRequest) -> float:
-    """The CPUs one replica takes on this machine: its `num_cpus`, else its `cpu_share`,
-    else one (a worker busy with its model keeps one CPU busy)."""
-    if resources.num_cpus is not None:
-        return resources.num_cpus
-    if resources.limits.cpu_share is not None:
-        return resources.limits.cpu_share
-    return DEFAULT_NUM_CPUS
+    """The CPUs one replica takes on this machine (`ResourceRequest.cpus`)."""
+    return resources.cpus
 
 
 def machine_limit(cpu_count: int, per_replica: float, others: float) -> MachineLimit | None:

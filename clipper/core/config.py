@@ -110,6 +110,13 @@ class Settings(BaseSettings):
         "the server's event loop keeps polling after each before it sleeps (0: never): "
         "the next one is then handled without a wake-up, at the cost of some CPU.",
     )  # fmt: skip
+    worker_threads: int = Field(
+        0, ge=0, le=1024,
+        description="Threads each local replica's numeric libraries (PyTorch, NumPy, "
+        "scikit-learn: OMP_NUM_THREADS and the like) may run; 0: the CPUs the replica takes "
+        "(its `num_cpus`, else `cpu_share`, else 1), rounded up. A thread variable set in "
+        "the server's environment is passed on as it is.",
+    )  # fmt: skip
     restart_backoff_initial_s: float = Field(0.5, description="First restart delay of a replica.")
     restart_backoff_max_s: float = Field(30.0, description="Cap of the restart delay.")
     worker_python: str | None = Field(

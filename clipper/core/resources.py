@@ -194,6 +194,16 @@ class ResourceRequest:
         }
         return {key: value for key, value in fields.items() if value is not None}
 
+    @property
+    def cpus(self) -> float:
+        """The CPUs one replica takes on its machine: its `num_cpus`, else its `cpu_share`,
+        else DEFAULT_NUM_CPUS (a worker busy with its model keeps one CPU busy)."""
+        if self.num_cpus is not None:
+            return self.num_cpus
+        if self.limits.cpu_share is not None:
+            return self.limits.cpu_share
+        return DEFAULT_NUM_CPUS
+
     def amounts(self, default_num_cpus: float = DEFAULT_NUM_CPUS) -> dict[str, float]:
         """Ray resource names and the amounts one replica reserves (zeros left out)."""
         cpus = default_num_cpus if self.num_cpus is None else self.num_cpus

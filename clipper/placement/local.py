@@ -34,6 +34,7 @@ from clipper.placement.base import ReplicaLaunch, RunningReplica
 from clipper.placement.deferred import DeferredReplica
 from clipper.placement.gpu_discovery import GpuProbe
 from clipper.placement.gpu_replica import GpuPool, GpuReplica
+from clipper.placement.threads import replica_threads, thread_environment
 from clipper.rpc.secret import SECRET_ENV
 from clipper.worker.credential_handover import CREDENTIAL_FD_FLAG, credential_pipe
 from clipper.worker.rlimits import reap_cgroup
@@ -152,7 +153,9 @@ class LocalPlacement:
     their environment and the replica's limits as flags. A replica that asks for
     `num_gpus` gets its devices from the machine's GPUs (`gpus`; see
     `clipper.placement.gpu_replica`), waiting while none fit; one that asks for none sees
-    no GPU (CUDA_VISIBLE_DEVICES empty) on a machine that has some.
+    no GPU (CUDA_VISIBLE_DEVICES empty) on a machine that has some. Its numeric libraries
+    run as many threads as the CPUs it takes, or `worker_threads` (see
+    `clipper.placement.threads`).
     """
 
     def __init__(
@@ -162,8 +165,10 @@ class LocalPlacement:
         secret: str = "",
         owner: Path | None = None,
         gpus: GpuProbe | None = None,
+        worker_threads: int = 0,
     ) -> None:
         self._python = python or sys.executable
+        self._worker_threads = worker_threads
         self.gpus = GpuPool(gpus or GpuProbe(()))
         self.environments = environments
         self._secret = secret
@@ -245,7 +250,9 @@ class LocalPlacement:
         for address in launch.frontends:  # several query frontends (clipper.rpc.fanout)
             args += ["--frontend", address]
         launch.log_path.parent.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self._owner, **dict(launch.environment)}
+        threads = replica_threads(launch.resources, self._worker_threads, os.cpu_count() or 1)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **thread_environment(threads, os.environ),
+               **self._owner, **dict(launch.environment)}  # fmt: skip
         env.pop(SECRET_ENV, None)
         handover: tuple[int, ...] = ()
         if launch.credential:  # over a pipe: never in the environment the model can read

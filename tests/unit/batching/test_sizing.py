@@ -125,6 +125,19 @@ def test_make_sizer_adaptive_uses_the_given_slo() -> None:
     assert (tight.size, loose.size) == (1, 2)
 
 
+def test_make_sizer_adaptive_doubles_until_a_batch_is_over_the_target() -> None:
+    sizer = make_sizer(-1, 1.0)
+    sizes = []
+    for _ in range(6):
+        sizer.observe(sizer.size, 0.1)
+        sizes.append(sizer.size)
+    assert sizes == [2, 4, 8, 16, 32, 64]
+    sizer.observe(64, 0.95)  # over the target, 0.9 s
+    assert sizer.size == 57  # the first batch over the target ends the doubling
+    sizer.observe(57, 0.1)
+    assert sizer.size == 58
+
+
 def test_make_sizer_with_a_positive_size_is_fixed() -> None:
     sizer = make_sizer(9, SLO_S)
 

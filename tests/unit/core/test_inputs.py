@@ -167,3 +167,24 @@ def test_malformed_bodies_raise_invalid_input(body: bytes, match: str) -> None:
 def test_a_bool_among_numbers_is_refused(input_type: InputType, values: list[Any]) -> None:
     with pytest.raises(InvalidInput):
         decode({"input": values}, input_type)
+
+
+LONG = [round(0.01 * (i % 201) - 1.0, 2) for i in range(4096)]  # holds 0.0 and 1.0
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [*LONG[:2000], True, *LONG[2000:]],
+        [*LONG, False],
+        [0.0] * 3000 + [True] + [1.0] * 3000,  # mostly zeros and ones: checked whole
+    ],
+)
+def test_a_bool_in_a_long_input_is_refused(values: list[Any]) -> None:
+    with pytest.raises(InvalidInput, match="booleans"):
+        decode({"input": values})
+
+
+@pytest.mark.parametrize("values", [LONG, [0.0] * 3000 + [1, 0] * 500, [0.5] * 4095 + [1]])
+def test_a_long_input_of_numbers_equal_to_bools_is_encoded(values: list[Any]) -> None:
+    assert decode({"input": values}).buffers == [raw(values, "<f8")]
