@@ -340,7 +340,8 @@ def _fixed_paths() -> Schema:
             "post": {"operationId": "restart_frontends",
                      "summary": "Replace the query frontends one at a time, no query failing "
                                 "(several frontends only); the frontends after it.",
-                     "responses": object_answer},
+                     # 400: one frontend (nothing to restart)
+                     "responses": {**object_answer, "400": _error_response(400)}},
         },
         "/admin/artifacts/{model_name}/{model_version}": {
             "put": {
