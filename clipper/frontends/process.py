@@ -59,6 +59,7 @@ from clipper.rpc.fanout import TicketCheck, frontend_peer_path, frontend_rpc_pat
 from clipper.rpc.protocol import Register
 from clipper.rpc.secret import load_or_create_secret
 from clipper.rpc.server import DEFAULT_MAX_UNREGISTERED, WorkerChannel, start_unix_rpc_listener
+from clipper.rpc.socket_dir import make_socket_dir
 from clipper.security import QueryTokenGuard, server_ssl_context, tls_files
 from clipper.tracing import open_tracing
 
@@ -290,13 +291,14 @@ class FrontendServer:
         self._follower = RegistryFollower(registry, self._apply)
         self._follower.refresh()
         secret = load_or_create_secret(self.state_dir)
+        make_socket_dir(self.state_dir)
         rpc = await start_unix_rpc_listener(
             frontend_rpc_path(self.state_dir, self.index), self._on_register, self._on_lost,
             TicketCheck(secret), self.poller.touch, DEFAULT_MAX_UNREGISTERED,
         )  # fmt: skip
         if rpc is None:
-            raise ClipperError(f"the state directory {self.state_dir} is too long a path for "
-                               "the frontends' Unix sockets")  # fmt: skip
+            raise ClipperError(f"{frontend_rpc_path(self.state_dir, self.index)} is too long "
+                               "a path for a Unix socket")  # fmt: skip
         stack.callback(rpc.close)
         budget = connection_budget(
             raise_open_files_limit(), settings.max_connections, 1,

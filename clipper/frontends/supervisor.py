@@ -51,6 +51,7 @@ from clipper.frontends.peer import (
     serve_peer,
 )
 from clipper.rpc.fanout import frontend_peer_path, frontend_rpc_address
+from clipper.rpc.socket_dir import make_socket_dir, remove_socket_dir
 
 __all__ = ["FrontendSupervisor", "settings_digest"]
 
@@ -114,6 +115,7 @@ class FrontendSupervisor:
     async def start(self) -> None:
         """Adopt the frontends an earlier control process left running (same settings),
         start the others, and wait until each answers on its peer socket; then watch them."""
+        make_socket_dir(self._state_dir)
         self._peer = await serve_peer(frontend_peer_path(self._state_dir, None), self._answer)
         await self._adopt()
         for frontend in self._frontends:
@@ -215,7 +217,8 @@ class FrontendSupervisor:
             await self._replace(frontend)
 
     async def aclose(self) -> None:
-        """Stop watching, SIGTERM every frontend, wait (SIGKILL past the grace)."""
+        """Stop watching, SIGTERM every frontend, wait (SIGKILL past the grace); then
+        remove the sockets' private directory, if they have one."""
         self._stopping = True
         for watcher in self._watchers:
             watcher.cancel()
@@ -229,6 +232,7 @@ class FrontendSupervisor:
                 process.terminate()
         for process in processes:
             await _stop(process)
+        remove_socket_dir(self._state_dir)
 
     async def restart_all(self) -> list[dict[str, Any]]:
         """The rolling restart (see the module's docstring); `status()` after it."""

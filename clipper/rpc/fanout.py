@@ -20,6 +20,7 @@ from pathlib import Path
 
 from clipper.rpc.protocol import Register
 from clipper.rpc.secret import secret_matches
+from clipper.rpc.socket_dir import FRONTENDS_DIR, socket_dir
 
 __all__ = [
     "FRONTENDS_DIR",
@@ -31,7 +32,6 @@ __all__ = [
     "frontend_ticket",
 ]
 
-FRONTENDS_DIR = "frontends"
 TICKET_SEPARATOR = "\n"
 """Between the credential and the frontend ticket in the worker's credential pipe."""
 WRONG_TICKET = "missing or wrong frontend ticket"
@@ -39,8 +39,8 @@ WRONG_TICKET = "missing or wrong frontend ticket"
 
 def frontend_rpc_path(state_dir: Path, index: int) -> Path:
     """The Unix socket frontend `index` takes worker connections on (fixed across its
-    restarts, so workers redial the same path)."""
-    return state_dir / FRONTENDS_DIR / f"{index}.rpc.sock"
+    restarts, so workers redial the same path; in `clipper.rpc.socket_dir.socket_dir`)."""
+    return socket_dir(state_dir) / f"{index}.rpc.sock"
 
 
 def frontend_rpc_address(state_dir: Path, index: int) -> str:
@@ -51,7 +51,7 @@ def frontend_rpc_address(state_dir: Path, index: int) -> str:
 def frontend_peer_path(state_dir: Path, index: int | None) -> Path:
     """The Unix socket of a frontend's peer requests (None: the control process's)."""
     name = "control" if index is None else str(index)
-    return state_dir / FRONTENDS_DIR / f"{name}.peer.sock"
+    return socket_dir(state_dir) / f"{name}.peer.sock"
 
 
 def frontend_ticket(secret: str, model: str, version: str, replica: int) -> str:
