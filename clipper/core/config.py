@@ -81,7 +81,7 @@ class Settings(BaseSettings):
         description="Query-frontend processes sharing the query and gRPC ports (SO_REUSEPORT) "
         "and every replica, beside one control process (admin API, dashboard, reconciler); "
         "1 keeps the single-process server. Default (None): 1 on a machine of up to 2 cores, "
-        "else one per 4 cores, at most 8 (see `default_frontends`).",
+        "else one per 4 cores, at most 8 (see `default_frontends`); 1 with placement=ray.",
     )
     malloc_keep_bytes: int = Field(
         256 * 1024 * 1024,
@@ -379,8 +379,11 @@ class Settings(BaseSettings):
         return default_state_dir(self.cluster_name)
 
     def resolved_frontends(self) -> int:
-        """How many query frontends to run: `frontends`, else `default_frontends()`."""
-        return self.frontends if self.frontends is not None else default_frontends()
+        """How many query frontends to run: `frontends`, else `default_frontends()` for the
+        local placement and 1 for Ray's (several frontends need local replicas)."""
+        if self.frontends is not None:
+            return self.frontends
+        return default_frontends() if self.placement == "local" else 1
 
     def resolved_env_cache_dir(self) -> Path:
         """The model-environment cache, defaulting to <state_dir>/envs."""

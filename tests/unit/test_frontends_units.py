@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from clipper.core.config import default_frontends
+from clipper.core.config import Settings, default_frontends
 from clipper.frontends.metrics_merge import merge_expositions
 from clipper.frontends.process import answering_frontend
 from clipper.metrics.server_metrics import ServerMetrics
@@ -17,6 +17,12 @@ def test_the_default_is_one_frontend_up_to_two_cores_then_one_per_four_at_most_e
     counts = {cores: default_frontends(cores) for cores in (1, 2, 4, 8, 16, 32, 128)}
 
     assert counts == {1: 1, 2: 1, 4: 1, 8: 2, 16: 4, 32: 8, 128: 8}
+
+
+def test_the_ray_placement_defaults_to_one_frontend_and_a_given_count_wins() -> None:
+    assert Settings(placement="ray").resolved_frontends() == 1  # its replicas are not local
+    assert Settings(placement="ray", frontends=3).resolved_frontends() == 3  # refused at start
+    assert Settings(frontends=2).resolved_frontends() == 2
 
 
 def test_a_ticket_admits_its_replica_only() -> None:
