@@ -9,8 +9,9 @@ earlier server of it that is gone (`reap_leftovers`), say after a `kill -9`.
 
 With several query frontends a worker outlives its server (clipper.worker.fanout): a
 server starting then adopts the workers it still wants (`adoptable_workers`,
-`offer_adoption`; `start` returns an `AdoptedReplica` instead of spawning one, and the
-worker registers again by itself) and kills the others (`release_unadopted`).
+`offer_adoption`; `start` returns a `LocalReplica` of the adopted process instead of
+spawning one, and the worker registers again by itself) and kills the others
+(`release_unadopted`).
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from clipper.worker.credential_handover import CREDENTIAL_FD_FLAG, credential_pi
 from clipper.worker.rlimits import reap_cgroup
 
 __all__ = [
-    "AdoptedReplica", "LocalPlacement", "LocalReplica", "PendingReplica", "adoptable_workers",
+    "LocalPlacement", "LocalReplica", "PendingReplica", "adoptable_workers",
     "reap_leftovers",
 ]  # fmt: skip
 
@@ -52,9 +53,10 @@ SERVER_PID_ENV = "CLIPPER_WORKER_SERVER_PID"
 
 
 class LocalReplica:
-    """A worker subprocess."""
+    """A worker process on this machine: our subprocess, or one an earlier server started
+    and this one adopted (see the module's docstring; its exit code is then unknown)."""
 
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
+    def __init__(self, process: asyncio.subprocess.Process | AdoptedProcess) -> None:
         self._process = process
 
     @property
@@ -72,32 +74,6 @@ class LocalReplica:
 
     def terminate(self) -> None:
         """SIGTERM to the worker's process group (what the model forked included)."""
-        _signal_group(self._process.pid, signal.SIGTERM)
-
-    def kill(self) -> None:
-        """SIGKILL to the worker's process group."""
-        _signal_group(self._process.pid, signal.SIGKILL)
-
-
-class AdoptedReplica:
-    """A worker an earlier server started, adopted (see the module's docstring)."""
-
-    def __init__(self, process: AdoptedProcess) -> None:
-        self._process = process
-
-    @property
-    def pid(self) -> int | None:
-        """The worker's pid."""
-        return self._process.pid
-
-    async def wait(self) -> int:
-        """As `LocalReplica.wait`; the exit code is unknown (not our child)."""
-        code = await self._process.wait()
-        _signal_group(self._process.pid, signal.SIGKILL)
-        return reap_cgroup(self._process.pid, code)
-
-    def terminate(self) -> None:
-        """SIGTERM to the worker's process group."""
         _signal_group(self._process.pid, signal.SIGTERM)
 
     def kill(self) -> None:
@@ -202,7 +178,7 @@ class LocalPlacement:
             return await self._start_worker(self.gpus.hidden(launch))
         return GpuReplica(self.gpus, launch, self._start_worker, self.gpus.try_grant(launch))
 
-    def _adopt(self, launch: ReplicaLaunch) -> AdoptedReplica | None:
+    def _adopt(self, launch: ReplicaLaunch) -> LocalReplica | None:
         pid = self._adoptable.pop(launch.replica_id, None)
         if pid is None:
             return None
@@ -215,7 +191,7 @@ class LocalPlacement:
             return None
         log.info("adopted replica %s (pid %d) of an earlier server", launch.replica_id, pid)
         self.on_adopt(launch.replica_id)
-        return AdoptedReplica(process)
+        return LocalReplica(process)
 
     async def _start_worker(self, launch: ReplicaLaunch) -> LocalReplica | PendingReplica:
         environments = self.environments

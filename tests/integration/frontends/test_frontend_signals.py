@@ -17,6 +17,7 @@ from clipper.artifacts.python import closure_artifact
 from clipper.frontends.peer import ask_peer
 from clipper.rpc.fanout import frontend_peer_path
 from tests.integration.cluster import ServerFactory, ServerHandle, deploy, wait_until
+from tests.integration.rollout.versions import answers, ended, raises_on_tenth
 
 TO_ZERO = {
     "min_replicas": 0, "max_replicas": 2, "scale_to_zero_after_s": 2.0,
@@ -39,37 +40,6 @@ def requests_by_frontend(server: ServerHandle) -> dict[int, float]:
 def both_served(server: ServerHandle, before: dict[int, float]) -> bool:
     after = requests_by_frontend(server)
     return all(after[index] > count for index, count in before.items())
-
-
-def answers(value: float, sleep_s: float = 0.002) -> Any:
-    def predict(inputs: list[Any]) -> list[float]:
-        import time as clock
-
-        clock.sleep(sleep_s)
-        return [value] * len(inputs)
-
-    return predict
-
-
-def raises_on_tenth(value: float) -> Any:
-    def predict(inputs: list[Any]) -> list[float]:
-        if any(int(x[0]) % 10 == 0 for x in inputs):
-            raise ValueError("a bad input")
-        return [value] * len(inputs)
-
-    return predict
-
-
-def ended(server: ServerHandle, model: str, timeout_s: float) -> dict[str, Any]:
-    def done() -> dict[str, Any] | None:
-        status = server.admin.get_rollout(model)
-        return status if status and status["state"] != "running" else None
-
-    try:
-        status: dict[str, Any] = wait_until(done, timeout_s, f"the rollout of {model} to end")
-    except TimeoutError as exc:
-        raise TimeoutError(f"{exc}; its status: {server.admin.get_rollout(model)}") from None
-    return status
 
 
 def roll_out(server: ServerHandle, app: str, func: Any, **plan: Any) -> None:

@@ -33,7 +33,7 @@ from clipper_admin.deployers import python as python_deployer
 from tests.integration.clipper_admin_cluster import stop_admin_cluster
 from tests.integration.cluster import free_port, wait_until
 from tests.integration.placement.ray_cluster import LocalRayCluster, local_ray_cluster
-from tests.integration.rollout.test_rollouts import answers, raises_on_tenth
+from tests.integration.rollout.versions import answers, raises_on_tenth
 
 pytestmark = [
     pytest.mark.integration,

@@ -9,15 +9,14 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 
 from tests.integration.cluster import ServerFactory, ServerHandle, deploy, wait_until
+from tests.integration.query.test_streaming import read_events
 
 STEP_S = 0.03
 
@@ -72,17 +71,6 @@ def step_lines(log: Path, labels: set[int]) -> list[set[int]]:
     return [step for step in steps if step & labels]
 
 
-def events(response: httpx.Response) -> Iterator[tuple[float, str, Any]]:
-    """(arrival time, event name or "", data) per Server-Sent Event."""
-    name = ""
-    for line in response.iter_lines():
-        if line.startswith("event: "):
-            name = line[len("event: ") :]
-        elif line.startswith("data: "):
-            yield time.monotonic(), name, orjson.loads(line[len("data: ") :])
-            name = ""
-
-
 def open_stream(client: httpx.Client, server: ServerHandle, app: str, value: list[float]) -> Any:
     body = {"input": value, "stream": True}
     return client.stream("POST", f"{server.query_url}/{app}/predict", json=body)
@@ -91,7 +79,7 @@ def open_stream(client: httpx.Client, server: ServerHandle, app: str, value: lis
 def stream_all(server: ServerHandle, app: str, value: list[float]) -> list[tuple[float, str, Any]]:
     with httpx.Client(timeout=20) as client, open_stream(client, server, app, value) as response:
         assert response.status_code == 200
-        return list(events(response))
+        return list(read_events(response))
 
 
 def in_threads(server: ServerHandle, app: str, values: list[list[float]]) -> list[list[Any]]:
@@ -127,7 +115,7 @@ def test_a_later_query_joins_and_finishes_before_an_earlier_long_one(
     later: list[Any] = []
     with httpx.Client(timeout=20) as client, open_stream(client, server, "steps", [1, 30]) as reply:
         earlier = []
-        for item in events(reply):
+        for item in read_events(reply):
             earlier.append(item)
             if len(earlier) == 2:  # the long sequence is running: the short one joins it
                 thread, later = in_background(server, "steps", [2, 3])
@@ -174,7 +162,7 @@ def test_a_cancelled_sequence_leaves_within_a_step_and_its_neighbour_runs_on(
     thread, neighbour = in_background(server, "steps", [31, 20])
     received = 0
     with httpx.Client(timeout=20) as client, open_stream(client, server, "steps", [30, 40]) as r:
-        for _, name, _ in events(r):
+        for _, name, _ in read_events(r):
             received += name == ""
             if received == 2:
                 break  # leaving the block closes the connection mid-stream

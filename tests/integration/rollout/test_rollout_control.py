@@ -13,7 +13,8 @@ import pytest
 from benchmarks.steady_load import SteadyLoad
 from clipper.core.exceptions import Conflict
 from tests.integration.cluster import ServerHandle, deploy, metric, wait_until
-from tests.integration.rollout.test_rollouts import answers, cli, ended, start
+from tests.integration.rollout.test_rollouts import cli, start
+from tests.integration.rollout.versions import answers, ended
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,8 @@ import pytest
 from benchmarks.steady_load import SteadyLoad
 from clipper.artifacts.python import closure_artifact
 from tests.integration.cluster import ServerHandle, deploy
-from tests.integration.rollout.test_rollouts import answers, ended, raises_on_tenth, start
+from tests.integration.rollout.test_rollouts import start
+from tests.integration.rollout.versions import answers, ended, raises_on_tenth
 
 pytestmark = pytest.mark.integration
 

@@ -13,6 +13,7 @@ from benchmarks.steady_load import SteadyLoad
 from clipper.artifacts.python import closure_artifact
 from clipper.core.exceptions import Conflict
 from tests.integration.cluster import ServerHandle, deploy, wait_until
+from tests.integration.rollout.versions import answers, ended, raises_on_tenth
 
 pytestmark = pytest.mark.integration
 
@@ -20,43 +21,10 @@ FAST = {"shadow_s": 1.0, "step_s": 1.0, "min_queries": 15}
 """Every default step, short: a shadow second, then 5%, 25%, 50% and 100% a second each."""
 
 
-def answers(value: float, sleep_s: float = 0.002) -> Any:
-    def predict(inputs: list[Any]) -> list[float]:
-        import time as clock
-
-        clock.sleep(sleep_s)
-        return [value] * len(inputs)
-
-    return predict
-
-
-def raises_on_tenth(value: float) -> Any:
-    def predict(inputs: list[Any]) -> list[float]:
-        if any(int(x[0]) % 10 == 0 for x in inputs):
-            raise ValueError("a bad input")
-        return [value] * len(inputs)
-
-    return predict
-
-
 def start(server: ServerHandle, app: str, version: str, func: Any, **plan: Any) -> None:
     """Upload `func` as a new version of `app`'s model and roll it out with `plan`."""
     server.admin.upload_artifact(app, version, closure_artifact(func))
     server.admin.add_model(app, version, "doubles", num_replicas=1, rollout=plan)
-
-
-def ended(server: ServerHandle, model: str, timeout_s: float) -> dict[str, Any]:
-    """The rollout's status once it ended."""
-
-    def done() -> dict[str, Any] | None:
-        status = server.admin.get_rollout(model)
-        return status if status and status["state"] != "running" else None
-
-    try:
-        status: dict[str, Any] = wait_until(done, timeout_s, f"the rollout of {model} to end")
-    except TimeoutError as exc:
-        raise TimeoutError(f"{exc}; its status: {server.admin.get_rollout(model)}") from None
-    return status
 
 
 def at_step(server: ServerHandle, model: str, step: int, timeout_s: float) -> None:
