@@ -250,7 +250,11 @@ def test_a_containerless_worker_dialling_both_frontends_serves_both(
             replies = [fresh_predict(server, "outside", float(i)) for i in range(QUERIES // 2)]
             return None if any(reply["default"] for reply in replies) else replies
 
-        replies = wait_until(served, 20, "the containerless worker on both frontends")
+        try:
+            replies = wait_until(served, 40, "the containerless worker on both frontends")
+        except TimeoutError as exc:  # it failed once in CI: say what the worker said
+            log = (tmp_path / "worker.log").read_text(errors="replace")[-3000:]
+            raise TimeoutError(f"{exc}; the worker's log:\n{log}") from None
         assert [reply["output"] for reply in replies] == [float(i) for i in range(QUERIES // 2)]
         assert answered_by_both([reply["query_id"] for reply in replies])
     finally:
